@@ -1,0 +1,149 @@
+//! Signing in and out, and who the current user is.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos::form::ActionForm;
+use model::SessionUser;
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use crate::error::AppError;
+    use crate::state::AppState;
+    use engine::pipeline::Actor;
+    use leptos::prelude::*;
+    use tower_sessions::Session;
+
+    const USER_ID: &str = "user_id";
+    const LOGIN_AT: &str = "login_at";
+
+    pub fn state() -> Result<AppState, AppError> {
+        use_context::<AppState>().ok_or_else(|| {
+            tracing::error!("AppState missing from Leptos context");
+            AppError::Internal
+        })
+    }
+
+    pub async fn session() -> Result<Session, AppError> {
+        leptos_axum::extract::<Session>().await.map_err(|e| {
+            tracing::error!(error = %e, "no session layer on this request");
+            AppError::Internal
+        })
+    }
+
+    fn internal(e: impl std::fmt::Display) -> AppError {
+        tracing::error!(error = %e, "session store");
+        AppError::Internal
+    }
+
+    /// Starts an authenticated session under a fresh id (no fixation).
+    pub async fn begin(session: &Session, user_id: i64) -> Result<(), AppError> {
+        session.cycle_id().await.map_err(internal)?;
+        session.insert(USER_ID, user_id).await.map_err(internal)?;
+        session
+            .insert(LOGIN_AT, chrono::Utc::now().timestamp())
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// The signed-in user, read fresh from the database on every call so that
+    /// a role change or a disabled account takes effect at once.
+    pub async fn current_user() -> Result<Option<engine::users::User>, AppError> {
+        let st = state()?;
+        let session = session().await?;
+        let Some(id) = session.get::<i64>(USER_ID).await.map_err(internal)? else {
+            return Ok(None);
+        };
+        let login_at = session.get::<i64>(LOGIN_AT).await.map_err(internal)?.unwrap_or(0);
+        let age = chrono::Utc::now().timestamp() - login_at;
+        if age < 0 || age as u64 > st.session_absolute_timeout.as_secs() {
+            session.flush().await.map_err(internal)?;
+            return Ok(None);
+        }
+        match engine::users::find(st.engine.pool(), id).await? {
+            Some(u) if !u.disabled => Ok(Some(u)),
+            _ => {
+                session.flush().await.map_err(internal)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The signed-in user as an engine actor, or `Unauthenticated`.
+    pub async fn actor() -> Result<Actor, AppError> {
+        current_user()
+            .await?
+            .map(Actor::User)
+            .ok_or(AppError::Unauthenticated)
+    }
+}
+
+#[server]
+pub async fn whoami() -> Result<Option<SessionUser>, AppError> {
+    Ok(ssr::current_user().await?.map(|u| u.to_session_user()))
+}
+
+#[server]
+pub async fn login(username: String, password: String) -> Result<(), AppError> {
+    let st = ssr::state()?;
+    let user = engine::auth::login(st.engine.pool(), username.trim(), &password).await?;
+    let session = ssr::session().await?;
+    ssr::begin(&session, user.id).await?;
+    tracing::info!(user = %user.username, "signed in");
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+#[server]
+pub async fn logout() -> Result<(), AppError> {
+    let session = ssr::session().await?;
+    session.flush().await.map_err(|e| {
+        tracing::error!(error = %e, "session store");
+        AppError::Internal
+    })?;
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let login = ServerAction::<Login>::new();
+    let error = move || match login.value().get() {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    view! {
+        <main class="login">
+            <h1>"Switchyard"</h1>
+            <p class="subtitle">"Blue-green deployments you can trust with production."</p>
+            <ActionForm action=login>
+                <label>
+                    "Username" <input type="text" name="username" autocomplete="username" required/>
+                </label>
+                <label>
+                    "Password"
+                    <input type="password" name="password" autocomplete="current-password" required/>
+                </label>
+                <button type="submit" disabled=move || login.pending().get()>
+                    "Sign in"
+                </button>
+            </ActionForm>
+            {move || error().map(|e| view! { <p class="error" role="alert" data-testid="login-error">{e}</p> })}
+        </main>
+    }
+}
+
+/// The header's user badge and sign-out button.
+#[component]
+pub fn UserBar(user: SessionUser) -> impl IntoView {
+    let logout = ServerAction::<Logout>::new();
+    view! {
+        <div class="userbar">
+            <span data-testid="current-user">{user.username}</span>
+            <span class="role">{user.role.to_string()}</span>
+            <ActionForm action=logout>
+                <button type="submit" class="link">"Sign out"</button>
+            </ActionForm>
+        </div>
+    }
+}

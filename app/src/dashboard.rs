@@ -1,0 +1,309 @@
+//! The dashboard: each environment's slots, the deploy and rollback forms, and
+//! the deployment history. Status and history refresh every two seconds; the
+//! forms sit outside the refreshing parts so typing is never interrupted.
+
+use crate::auth::UserBar;
+use crate::error::AppError;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use model::{DeploymentStatus, DeploymentView, EnvironmentView, Role, SessionUser, SlotView};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[cfg(feature = "ssr")]
+use crate::auth::ssr::{actor, state};
+
+const HISTORY_ROWS: i64 = 50;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub user: SessionUser,
+    pub environments: Vec<String>,
+}
+
+#[server]
+pub async fn load_overview() -> Result<Overview, AppError> {
+    let actor = actor().await?;
+    let engine::pipeline::Actor::User(user) = &actor else {
+        return Err(AppError::Unauthenticated);
+    };
+    let environments = state()?.engine.environment_names(&actor).await?;
+    Ok(Overview {
+        user: user.to_session_user(),
+        environments,
+    })
+}
+
+#[server]
+pub async fn environment_status(name: String) -> Result<EnvironmentView, AppError> {
+    Ok(state()?.engine.environment(&actor().await?, &name).await?)
+}
+
+#[server]
+pub async fn deployment_history(name: String) -> Result<Vec<DeploymentView>, AppError> {
+    Ok(state()?
+        .engine
+        .history(&actor().await?, &name, HISTORY_ROWS)
+        .await?)
+}
+
+#[server]
+pub async fn deploy(environment: String, version: String) -> Result<DeploymentView, AppError> {
+    Ok(state()?
+        .engine
+        .deploy(&actor().await?, &environment, &version)
+        .await?)
+}
+
+#[server]
+pub async fn rollback(environment: String, reason: String) -> Result<DeploymentView, AppError> {
+    Ok(state()?
+        .engine
+        .rollback(&actor().await?, &environment, &reason)
+        .await?)
+}
+
+/// "2026-11-22T02:15:03.123+00:00" → "2026-11-22 02:15:03 UTC".
+fn short_time(rfc3339: &str) -> String {
+    match rfc3339.get(..19) {
+        Some(t) => format!("{} UTC", t.replace('T', " ")),
+        None => rfc3339.to_string(),
+    }
+}
+
+fn duration_text(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) if ms < 1000 => format!("{ms} ms"),
+        Some(ms) => format!("{:.1} s", ms as f64 / 1000.0),
+        None => "—".into(),
+    }
+}
+
+fn outcome_text(d: &DeploymentView) -> String {
+    let msg = d.message.clone().unwrap_or_default();
+    match d.status {
+        DeploymentStatus::Succeeded => format!("{} #{} succeeded: {msg}", d.kind, d.id),
+        DeploymentStatus::Failed => format!("{} #{} failed: {msg}", d.kind, d.id),
+        DeploymentStatus::Running => format!("{} #{} is running", d.kind, d.id),
+    }
+}
+
+#[component]
+pub fn DashboardPage() -> impl IntoView {
+    let overview = Resource::new(|| (), |_| load_overview());
+    view! {
+        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Ok(o) => {
+                        let role = o.user.role;
+                        view! {
+                            <header class="top">
+                                <span class="brand">"Switchyard"</span>
+                                <UserBar user=o.user.clone()/>
+                            </header>
+                            <main>
+                                {o
+                                    .environments
+                                    .into_iter()
+                                    .map(|name| view! { <EnvironmentPanel name role/> })
+                                    .collect_view()}
+                            </main>
+                        }
+                            .into_any()
+                    }
+                    Err(AppError::Unauthenticated) => {
+                        view! {
+                            <p class="notice">
+                                "You are signed out. " <a href="/login">"Sign in"</a>
+                            </p>
+                        }
+                            .into_any()
+                    }
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
+    let deploy = ServerAction::<Deploy>::new();
+    let rollback = ServerAction::<Rollback>::new();
+    let (tick, set_tick) = signal(0u64);
+    // Effects run only in the browser: the server renders one snapshot.
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(
+            move || set_tick.update(|t| *t += 1),
+            Duration::from_secs(2),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let env_name = name.clone();
+    let status = Resource::new(
+        move || (deploy.version().get(), rollback.version().get(), tick.get()),
+        move |_| environment_status(env_name.clone()),
+    );
+    let env_name = name.clone();
+    let history = Resource::new(
+        move || (deploy.version().get(), rollback.version().get(), tick.get()),
+        move |_| deployment_history(env_name.clone()),
+    );
+    let can_operate = matches!(role, Role::Deployer | Role::Admin);
+    view! {
+        <section class="environment" data-environment=name.clone()>
+            <h2>{name.clone()}</h2>
+            <Transition fallback=|| view! { <p class="notice">"Loading slots…"</p> }>
+                {move || Suspend::new(async move {
+                    match status.await {
+                        Ok(env) => view! { <EnvironmentStatus env/> }.into_any(),
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+            {if can_operate {
+                view! { <OperateForms name=name.clone() deploy rollback/> }.into_any()
+            } else {
+                view! { <p class="notice">"Your role can view this environment but not change it."</p> }.into_any()
+            }}
+            <h3>"History"</h3>
+            <Transition fallback=|| view! { <p class="notice">"Loading history…"</p> }>
+                {move || Suspend::new(async move {
+                    match history.await {
+                        Ok(rows) => view! { <History rows/> }.into_any(),
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+fn action_result(r: Option<Result<DeploymentView, AppError>>) -> Option<impl IntoView> {
+    let (class, text) = match r? {
+        Ok(d) if d.status == DeploymentStatus::Succeeded => ("result ok", outcome_text(&d)),
+        Ok(d) => ("result error", outcome_text(&d)),
+        Err(e) => ("result error", e.to_string()),
+    };
+    Some(view! { <p class=class role="status" data-testid="action-result">{text}</p> })
+}
+
+/// Deploy and rollback, shown only to roles that may use them (the server
+/// refuses everyone else anyway).
+#[component]
+fn OperateForms(name: String, deploy: ServerAction<Deploy>, rollback: ServerAction<Rollback>) -> impl IntoView {
+    let deploy_env = name.clone();
+    view! {
+        <div class="actions">
+            <ActionForm action=deploy attr:class="deploy">
+                <input type="hidden" name="environment" value=deploy_env/>
+                <label>"Version" <input type="text" name="version" placeholder="e.g. v2" data-testid="deploy-version"/></label>
+                <button type="submit" disabled=move || deploy.pending().get()>
+                    {move || if deploy.pending().get() { "Deploying…" } else { "Deploy" }}
+                </button>
+            </ActionForm>
+            <ActionForm action=rollback attr:class="rollback">
+                <input type="hidden" name="environment" value=name/>
+                <label>"Reason" <input type="text" name="reason" placeholder="why users go back" data-testid="rollback-reason"/></label>
+                <button type="submit" class="danger" disabled=move || rollback.pending().get()>
+                    "Roll back"
+                </button>
+            </ActionForm>
+        </div>
+        {move || action_result(deploy.value().get())}
+        {move || action_result(rollback.value().get())}
+    }
+}
+
+#[component]
+fn EnvironmentStatus(env: EnvironmentView) -> impl IntoView {
+    view! {
+        <p class="app-url">
+            "Users reach " <a href=env.app_url.clone() data-testid="app-url">{env.app_url.clone()}</a>
+        </p>
+        {env.in_progress.map(|m| view! { <p class="banner" data-testid="in-progress">{m}</p> })}
+        <div class="slots">
+            {env.slots.into_iter().map(|s| view! { <SlotCard view=s/> }).collect_view()}
+        </div>
+    }
+}
+
+#[component]
+fn SlotCard(view: SlotView) -> impl IntoView {
+    let slot = view;
+    let marker = if slot.active { "active" } else if slot.address.is_some() { "standby" } else { "idle" };
+    let health = match (slot.last_health_ok, &slot.last_health_message) {
+        (Some(true), Some(m)) => format!("healthy ({m})"),
+        (Some(false), Some(m)) => format!("failing ({m})"),
+        _ => "not probed yet".to_string(),
+    };
+    let checked = slot.last_health_at.as_deref().map(short_time).unwrap_or_default();
+    view! {
+        <div class=format!("slot {} {}", slot.color, marker) data-slot=slot.color.to_string()>
+            <div class="slot-head">
+                <span class="color">{slot.color.to_string()}</span>
+                <span class="marker" data-testid="slot-marker">{marker}</span>
+            </div>
+            <dl>
+                <dt>"Version"</dt>
+                <dd data-testid="slot-version">{slot.version.unwrap_or_else(|| "—".into())}</dd>
+                <dt>"State"</dt>
+                <dd data-testid="slot-state">{slot.state.to_string()}</dd>
+                <dt>"Health"</dt>
+                <dd title=checked>{health}</dd>
+                <dt>"Address"</dt>
+                <dd>{slot.address.unwrap_or_else(|| "—".into())}</dd>
+            </dl>
+        </div>
+    }
+}
+
+#[component]
+fn History(rows: Vec<DeploymentView>) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <p class="notice">"No deployments yet."</p> }.into_any();
+    }
+    view! {
+        <table class="history" data-testid="history">
+            <thead>
+                <tr>
+                    <th>"#"</th><th>"Kind"</th><th>"Status"</th><th>"From → to"</th>
+                    <th>"Who"</th><th>"When"</th><th>"Duration"</th><th>"Details"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {rows
+                    .into_iter()
+                    .map(|d| {
+                        let versions = format!(
+                            "{} → {}",
+                            d.from_version.clone().unwrap_or_else(|| "—".into()),
+                            d.to_version.clone().unwrap_or_else(|| "—".into()),
+                        );
+                        let details = match (&d.reason, &d.message) {
+                            (Some(r), Some(m)) => format!("{m} — reason: {r}"),
+                            (Some(r), None) => format!("reason: {r}"),
+                            (None, Some(m)) => m.clone(),
+                            (None, None) => String::new(),
+                        };
+                        view! {
+                            <tr class=format!("status-{}", d.status)>
+                                <td>{d.id}</td>
+                                <td>{d.kind.to_string()}</td>
+                                <td>{d.status.to_string()}</td>
+                                <td>{versions}</td>
+                                <td>{d.requested_by.clone()}</td>
+                                <td>{short_time(&d.started_at)}</td>
+                                <td>{duration_text(d.duration_ms)}</td>
+                                <td>{details}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}

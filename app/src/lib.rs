@@ -1,0 +1,50 @@
+//! Switchyard's console UI. Each feature module holds its server functions and
+//! components; server functions are thin: authenticate, authorize in the
+//! engine, call one engine function, map the error.
+
+pub mod auth;
+pub mod dashboard;
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/switchyard.css"/>
+        <Title text="Switchyard"/>
+        <Router>
+            <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
+                <Route path=path!("/login") view=auth::LoginPage/>
+                <Route path=path!("/") view=dashboard::DashboardPage/>
+            </Routes>
+        </Router>
+    }
+}

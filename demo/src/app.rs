@@ -1,0 +1,83 @@
+//! The demo's HTTP routes.
+
+use crate::knobs::Knobs;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub struct DemoState {
+    version: String,
+    knobs: Knobs,
+    /// Non-health requests seen so far; drives the deterministic error rate.
+    requests: AtomicU64,
+}
+
+impl DemoState {
+    pub fn new(version: impl Into<String>, knobs: Knobs) -> Arc<DemoState> {
+        Arc::new(DemoState {
+            version: version.into(),
+            knobs,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    fn version_header(&self) -> HeaderValue {
+        // A version is operator input; never let an odd byte take the route down.
+        HeaderValue::from_str(&self.version).unwrap_or(HeaderValue::from_static("invalid"))
+    }
+}
+
+/// `/health` is the documented probe; every other path answers like `/` so
+/// smoke-test routes configured in the console work against the demo.
+pub fn app(state: Arc<DemoState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .fallback(page)
+        .with_state(state)
+}
+
+async fn page(State(state): State<Arc<DemoState>>) -> Response {
+    let n = state.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    if !state.knobs.latency.is_zero() {
+        tokio::time::sleep(state.knobs.latency).await;
+    }
+    let version = state.version_header();
+    if state.knobs.fails_request(n) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("x-app-version", version)],
+            format!("switchyard-demo {}: injected error\n", state.version),
+        )
+            .into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            ("x-app-version", version),
+            (
+                header::CONTENT_TYPE.as_str(),
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+        ],
+        format!("switchyard-demo {}\n", state.version),
+    )
+        .into_response()
+}
+
+async fn health(State(state): State<Arc<DemoState>>) -> Response {
+    let (status, word) = if state.knobs.fail_health {
+        (StatusCode::SERVICE_UNAVAILABLE, "failing")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    (
+        status,
+        [("x-app-version", state.version_header())],
+        axum::Json(serde_json::json!({ "status": word, "version": state.version })),
+    )
+        .into_response()
+}

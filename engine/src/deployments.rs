@@ -1,0 +1,177 @@
+//! Deployment records: one row per run of the pipeline. A partial unique index
+//! makes the database itself the environment lock: two running rows for one
+//! environment cannot exist.
+
+use crate::error::{Error, Result};
+use crate::store::Pool;
+use chrono::{DateTime, Utc};
+use model::{DeploymentKind, DeploymentStatus, DeploymentView, SlotColor};
+
+pub struct NewDeployment<'a> {
+    pub environment_id: i64,
+    pub kind: DeploymentKind,
+    pub from_version: Option<&'a str>,
+    pub to_version: Option<&'a str>,
+    pub from_slot: Option<SlotColor>,
+    pub to_slot: Option<SlotColor>,
+    /// `None` for the system itself.
+    pub requested_by: Option<i64>,
+    pub reason: Option<&'a str>,
+}
+
+/// Records a running deployment, which takes the environment's lock. A second
+/// one is refused with who holds it and since when.
+pub async fn begin(pool: &Pool, d: &NewDeployment<'_>) -> Result<i64> {
+    let res = sqlx::query(
+        "INSERT INTO deployments (environment_id, kind, status, from_version, to_version, from_slot, to_slot, \
+         requested_by, reason, started_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(d.environment_id)
+    .bind(d.kind.as_str())
+    .bind(d.from_version)
+    .bind(d.to_version)
+    .bind(d.from_slot.map(|c| c.as_str()))
+    .bind(d.to_slot.map(|c| c.as_str()))
+    .bind(d.requested_by)
+    .bind(d.reason)
+    .bind(crate::now())
+    .execute(pool)
+    .await;
+    match res {
+        Ok(r) => Ok(r.last_insert_rowid()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            let (by, since) = in_progress(pool, d.environment_id)
+                .await?
+                .unwrap_or_else(|| ("another worker".into(), crate::now()));
+            Err(Error::DeployInProgress { by, since })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn finish(pool: &Pool, id: i64, status: DeploymentStatus, message: &str) -> Result<()> {
+    let now = crate::now();
+    let started: DateTime<Utc> = sqlx::query_scalar("SELECT started_at FROM deployments WHERE id = ?")
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
+    sqlx::query(
+        "UPDATE deployments SET status = ?, message = ?, finished_at = ?, duration_ms = ? \
+         WHERE id = ? AND status = 'running'",
+    )
+    .bind(status.as_str())
+    .bind(message)
+    .bind(now)
+    .bind((now - started).num_milliseconds())
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Who runs a deployment in `env_id` right now, and since when.
+pub async fn in_progress(pool: &Pool, env_id: i64) -> Result<Option<(String, DateTime<Utc>)>> {
+    Ok(sqlx::query_as(
+        "SELECT COALESCE(u.username, 'system'), d.started_at FROM deployments d \
+         LEFT JOIN users u ON u.id = d.requested_by \
+         WHERE d.environment_id = ? AND d.status = 'running'",
+    )
+    .bind(env_id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Deployments left running by a console that died: (id, environment id, kind, target slot).
+pub async fn unfinished(pool: &Pool) -> Result<Vec<(i64, i64, DeploymentKind, Option<SlotColor>)>> {
+    let rows: Vec<(i64, i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, environment_id, kind, to_slot FROM deployments WHERE status = 'running'",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(id, env, kind, to)| {
+            let kind = kind.parse().map_err(|e| Error::Internal(format!("{e}")))?;
+            let to = to
+                .map(|c| c.parse())
+                .transpose()
+                .map_err(|e| Error::Internal(format!("{e}")))?;
+            Ok((id, env, kind, to))
+        })
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    environment: String,
+    kind: String,
+    status: String,
+    from_version: Option<String>,
+    to_version: Option<String>,
+    from_slot: Option<String>,
+    to_slot: Option<String>,
+    requested_by: String,
+    reason: Option<String>,
+    message: Option<String>,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    duration_ms: Option<i64>,
+}
+
+fn parse<T: std::str::FromStr>(s: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| Error::Internal(e.to_string()))
+}
+
+impl TryFrom<Row> for DeploymentView {
+    type Error = Error;
+    fn try_from(r: Row) -> Result<Self> {
+        Ok(DeploymentView {
+            id: r.id,
+            environment: r.environment,
+            kind: parse(&r.kind)?,
+            status: parse(&r.status)?,
+            from_version: r.from_version,
+            to_version: r.to_version,
+            from_slot: r.from_slot.as_deref().map(parse).transpose()?,
+            to_slot: r.to_slot.as_deref().map(parse).transpose()?,
+            requested_by: r.requested_by,
+            reason: r.reason,
+            message: r.message,
+            started_at: r.started_at.to_rfc3339(),
+            finished_at: r.finished_at.map(|t| t.to_rfc3339()),
+            duration_ms: r.duration_ms,
+        })
+    }
+}
+
+const VIEW_SELECT: &str = "SELECT d.id, e.name AS environment, d.kind, d.status, d.from_version, d.to_version, \
+     d.from_slot, d.to_slot, COALESCE(u.username, 'system') AS requested_by, d.reason, d.message, \
+     d.started_at, d.finished_at, d.duration_ms \
+     FROM deployments d JOIN environments e ON e.id = d.environment_id \
+     LEFT JOIN users u ON u.id = d.requested_by";
+
+pub async fn get(pool: &Pool, id: i64) -> Result<DeploymentView> {
+    sqlx::query_as::<_, Row>(&format!("{VIEW_SELECT} WHERE d.id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("deployment {id}")))?
+        .try_into()
+}
+
+/// Newest first.
+pub async fn history(pool: &Pool, env_id: i64, limit: i64) -> Result<Vec<DeploymentView>> {
+    sqlx::query_as::<_, Row>(&format!(
+        "{VIEW_SELECT} WHERE d.environment_id = ? ORDER BY d.id DESC LIMIT ?"
+    ))
+    .bind(env_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(DeploymentView::try_from)
+    .collect()
+}

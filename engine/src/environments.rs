@@ -1,0 +1,319 @@
+//! Environments and their two slots, as stored.
+
+use crate::error::{Error, Result};
+use crate::store::Pool;
+use chrono::{DateTime, Utc};
+use model::{EnvironmentView, SlotColor, SlotState, SlotView};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub id: i64,
+    pub name: String,
+    pub app_url: String,
+    pub artifact_template: String,
+    pub proxy_admin_url: String,
+    pub proxy_token_file: String,
+    pub health_path: String,
+    pub health_interval: Duration,
+    pub health_deadline: Duration,
+    pub stop_grace: Duration,
+    pub active: Option<SlotColor>,
+    pub routing_generation: u64,
+}
+
+/// Settings for a new environment; the durations fall back to the defaults
+/// teams use by hand (reference/001: poll every 250 ms, give up after 60 s).
+#[derive(Clone, Debug)]
+pub struct NewEnvironment {
+    pub name: String,
+    pub app_url: String,
+    pub artifact_template: String,
+    pub proxy_admin_url: String,
+    pub proxy_token_file: String,
+    pub health_path: String,
+    pub health_interval: Duration,
+    pub health_deadline: Duration,
+    pub stop_grace: Duration,
+}
+
+impl NewEnvironment {
+    pub fn new(name: &str, app_url: &str, artifact_template: &str, proxy_admin_url: &str, proxy_token_file: &str) -> Self {
+        NewEnvironment {
+            name: name.into(),
+            app_url: app_url.into(),
+            artifact_template: artifact_template.into(),
+            proxy_admin_url: proxy_admin_url.into(),
+            proxy_token_file: proxy_token_file.into(),
+            health_path: "/health".into(),
+            health_interval: Duration::from_millis(250),
+            health_deadline: Duration::from_secs(60),
+            stop_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Slot {
+    pub color: SlotColor,
+    pub version: Option<String>,
+    pub state: SlotState,
+    pub handle: Option<String>,
+    pub address: Option<String>,
+    pub last_health_ok: Option<bool>,
+    pub last_health_message: Option<String>,
+    pub last_health_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct EnvRow {
+    id: i64,
+    name: String,
+    app_url: String,
+    artifact_template: String,
+    proxy_admin_url: String,
+    proxy_token_file: String,
+    health_path: String,
+    health_interval_ms: i64,
+    health_deadline_ms: i64,
+    stop_grace_ms: i64,
+    active_color: Option<String>,
+    routing_generation: i64,
+}
+
+fn ms(v: i64) -> Duration {
+    Duration::from_millis(v.max(0) as u64)
+}
+
+fn parse<T: std::str::FromStr>(s: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| Error::Internal(e.to_string()))
+}
+
+impl TryFrom<EnvRow> for Environment {
+    type Error = Error;
+    fn try_from(r: EnvRow) -> Result<Self> {
+        Ok(Environment {
+            id: r.id,
+            name: r.name,
+            app_url: r.app_url,
+            artifact_template: r.artifact_template,
+            proxy_admin_url: r.proxy_admin_url,
+            proxy_token_file: r.proxy_token_file,
+            health_path: r.health_path,
+            health_interval: ms(r.health_interval_ms),
+            health_deadline: ms(r.health_deadline_ms),
+            stop_grace: ms(r.stop_grace_ms),
+            active: r.active_color.as_deref().map(parse).transpose()?,
+            routing_generation: r.routing_generation.max(0) as u64,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SlotRow {
+    color: String,
+    version: Option<String>,
+    state: String,
+    handle: Option<String>,
+    address: Option<String>,
+    last_health_ok: Option<bool>,
+    last_health_message: Option<String>,
+    last_health_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<SlotRow> for Slot {
+    type Error = Error;
+    fn try_from(r: SlotRow) -> Result<Self> {
+        Ok(Slot {
+            color: parse(&r.color)?,
+            version: r.version,
+            state: parse(&r.state)?,
+            handle: r.handle,
+            address: r.address,
+            last_health_ok: r.last_health_ok,
+            last_health_message: r.last_health_message,
+            last_health_at: r.last_health_at,
+        })
+    }
+}
+
+const ENV_COLUMNS: &str = "id, name, app_url, artifact_template, proxy_admin_url, proxy_token_file, \
+     health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation";
+
+pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
+    let valid_name = (1..=40).contains(&new.name.len())
+        && new
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid_name {
+        return Err(Error::InvalidInput(
+            "environment name must be 1-40 characters: a-z, 0-9, '-'".into(),
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    let res = sqlx::query(
+        "INSERT INTO environments (name, app_url, artifact_template, proxy_admin_url, proxy_token_file, \
+         health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&new.name)
+    .bind(&new.app_url)
+    .bind(&new.artifact_template)
+    .bind(&new.proxy_admin_url)
+    .bind(&new.proxy_token_file)
+    .bind(&new.health_path)
+    .bind(new.health_interval.as_millis() as i64)
+    .bind(new.health_deadline.as_millis() as i64)
+    .bind(new.stop_grace.as_millis() as i64)
+    .bind(crate::now())
+    .execute(&mut *tx)
+    .await;
+    let id = match res {
+        Ok(r) => r.last_insert_rowid(),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(Error::AlreadyExists(format!("environment {:?}", new.name)))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for color in SlotColor::ALL {
+        sqlx::query("INSERT INTO slots (environment_id, color, updated_at) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(color.as_str())
+            .bind(crate::now())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    find(pool, &new.name).await
+}
+
+pub async fn find(pool: &Pool, name: &str) -> Result<Environment> {
+    sqlx::query_as::<_, EnvRow>(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE name = ?"))
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("environment {name:?}")))?
+        .try_into()
+}
+
+pub async fn list(pool: &Pool) -> Result<Vec<Environment>> {
+    sqlx::query_as::<_, EnvRow>(&format!("SELECT {ENV_COLUMNS} FROM environments ORDER BY name"))
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(Environment::try_from)
+        .collect()
+}
+
+pub async fn slots(pool: &Pool, env_id: i64) -> Result<Vec<Slot>> {
+    sqlx::query_as::<_, SlotRow>(
+        "SELECT color, version, state, handle, address, last_health_ok, last_health_message, last_health_at \
+         FROM slots WHERE environment_id = ? ORDER BY color",
+    )
+    .bind(env_id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(Slot::try_from)
+    .collect()
+}
+
+pub async fn slot(pool: &Pool, env_id: i64, color: SlotColor) -> Result<Slot> {
+    slots(pool, env_id)
+        .await?
+        .into_iter()
+        .find(|s| s.color == color)
+        .ok_or_else(|| Error::Internal(format!("slot {color} missing for environment {env_id}")))
+}
+
+/// Records what now runs in a slot (or that nothing does: handle and address `None`).
+pub async fn set_slot(
+    pool: &Pool,
+    env_id: i64,
+    color: SlotColor,
+    version: Option<&str>,
+    state: SlotState,
+    handle: Option<&str>,
+    address: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE slots SET version = ?, state = ?, handle = ?, address = ?, updated_at = ? \
+         WHERE environment_id = ? AND color = ?",
+    )
+    .bind(version)
+    .bind(state.as_str())
+    .bind(handle)
+    .bind(address)
+    .bind(crate::now())
+    .bind(env_id)
+    .bind(color.as_str())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_slot_state(pool: &Pool, env_id: i64, color: SlotColor, state: SlotState) -> Result<()> {
+    sqlx::query("UPDATE slots SET state = ?, updated_at = ? WHERE environment_id = ? AND color = ?")
+        .bind(state.as_str())
+        .bind(crate::now())
+        .bind(env_id)
+        .bind(color.as_str())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn record_health(pool: &Pool, env_id: i64, color: SlotColor, ok: bool, message: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE slots SET last_health_ok = ?, last_health_message = ?, last_health_at = ? \
+         WHERE environment_id = ? AND color = ?",
+    )
+    .bind(ok)
+    .bind(message)
+    .bind(crate::now())
+    .bind(env_id)
+    .bind(color.as_str())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_active(pool: &Pool, env_id: i64, color: SlotColor, generation: u64) -> Result<()> {
+    sqlx::query("UPDATE environments SET active_color = ?, routing_generation = ? WHERE id = ?")
+        .bind(color.as_str())
+        .bind(generation as i64)
+        .bind(env_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
+    let slots = slots(pool, env.id).await?;
+    let in_progress = crate::deployments::in_progress(pool, env.id)
+        .await?
+        .map(|(by, since)| format!("deploy in progress by {by} since {}", since.format("%Y-%m-%d %H:%M:%S UTC")));
+    Ok(EnvironmentView {
+        name: env.name.clone(),
+        app_url: env.app_url.clone(),
+        active: env.active,
+        in_progress,
+        slots: slots
+            .into_iter()
+            .map(|s| SlotView {
+                color: s.color,
+                active: env.active == Some(s.color),
+                version: s.version,
+                state: s.state,
+                address: s.address,
+                last_health_ok: s.last_health_ok,
+                last_health_message: s.last_health_message,
+                last_health_at: s.last_health_at.map(|t| t.to_rfc3339()),
+            })
+            .collect(),
+    })
+}

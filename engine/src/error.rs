@@ -1,0 +1,50 @@
+use chrono::{DateTime, Utc};
+
+/// Everything the engine can refuse or fail with. Variants carry what a person
+/// needs to act on; `Internal` is for causes that are logged, not shown.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("wrong username or password")]
+    BadCredentials,
+    #[error("not signed in")]
+    Unauthenticated,
+    #[error("{role} may not {action}")]
+    Forbidden { role: String, action: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("deploy in progress by {by} since {since}")]
+    DeployInProgress { by: String, since: DateTime<Utc> },
+    #[error("no warm standby to roll back to: {0}")]
+    NoStandby(String),
+    #[error("unknown version {version}: {reason}")]
+    UnknownVersion { version: String, reason: String },
+    #[error("deployment failed: {0}")]
+    DeploymentFailed(String),
+    #[error("runtime: {0}")]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error("traffic router: {0}")]
+    Router(#[from] crate::router::RouterError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// True for errors whose message is safe and useful to show to the user;
+    /// the rest become an opaque "internal error" with the cause logged.
+    pub fn is_user_facing(&self) -> bool {
+        !matches!(
+            self,
+            Error::Database(_) | Error::Migration(_) | Error::Internal(_)
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

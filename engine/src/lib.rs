@@ -1,0 +1,26 @@
+//! Switchyard's control plane. Everything that decides or changes something lives
+//! here, reachable by unit tests without a browser: the store, authentication,
+//! authorization, the deploy pipeline and the drivers it uses.
+//!
+//! The engine never imports Leptos; the UI calls into it through thin server
+//! functions that authenticate, authorize and map errors.
+
+pub mod auth;
+pub mod deployments;
+pub mod environments;
+pub mod error;
+pub mod health;
+pub mod pipeline;
+pub mod rbac;
+pub mod router;
+pub mod runtime;
+pub mod store;
+pub mod users;
+
+pub use error::Error;
+pub use pipeline::Engine;
+
+/// Current time as stored in the database (RFC 3339, UTC).
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}

@@ -1,0 +1,459 @@
+//! The deploy and rollback workers.
+//!
+//! The rules from reference/000 are enforced here, not in the UI: the active
+//! slot is never stopped or replaced during a deploy, and a deploy that fails at
+//! any step leaves users on the slot they were on.
+
+use crate::deployments::{self, NewDeployment};
+use crate::environments::{self, Environment, Slot};
+use crate::error::{Error, Result};
+use crate::health::Prober;
+use crate::rbac::{self, Action};
+use crate::router::{BuiltinRouter, TrafficRouter};
+use crate::runtime::{Liveness, Runtime, SlotSpec};
+use crate::store::Pool;
+use crate::users::User;
+use model::{DeploymentKind, DeploymentStatus, DeploymentView, RoutingTable, SlotColor, SlotState, Upstream};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Who asks for a change: a signed-in user, or Switchyard itself (bootstrap,
+/// recovery, automatic rollback).
+#[derive(Clone, Debug)]
+pub enum Actor {
+    User(User),
+    System,
+}
+
+impl Actor {
+    fn user_id(&self) -> Option<i64> {
+        match self {
+            Actor::User(u) => Some(u.id),
+            Actor::System => None,
+        }
+    }
+
+    fn authorize(&self, action: Action) -> Result<()> {
+        match self {
+            Actor::User(u) if u.disabled => Err(Error::Unauthenticated),
+            Actor::User(u) => rbac::authorize(u.role, action),
+            Actor::System => Ok(()),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    runtime: Arc<dyn Runtime>,
+    prober: Prober,
+}
+
+/// Versions name directories and appear in commands: keep them to a safe alphabet.
+pub fn validate_version(version: &str) -> Result<()> {
+    if version.is_empty() {
+        return Err(Error::InvalidInput("version is required".into()));
+    }
+    let ok = version.len() <= 64
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+        && !version.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "version {version:?} may only use letters, digits and . - _ + (at most 64)"
+        )))
+    }
+}
+
+impl Engine {
+    pub fn new(pool: Pool, runtime: Arc<dyn Runtime>) -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                pool,
+                runtime,
+                prober: Prober::default(),
+            }),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    fn router_for(&self, env: &Environment) -> Result<Arc<dyn TrafficRouter>> {
+        let token = std::fs::read_to_string(&env.proxy_token_file).map_err(|e| {
+            Error::Internal(format!(
+                "reading proxy admin token {}: {e}",
+                env.proxy_token_file
+            ))
+        })?;
+        Ok(Arc::new(BuiltinRouter::new(
+            &env.proxy_admin_url,
+            token.trim().to_string(),
+        )))
+    }
+
+    fn spec(env: &Environment, color: SlotColor, version: &str) -> SlotSpec {
+        SlotSpec {
+            environment: env.name.clone(),
+            color,
+            version: version.to_string(),
+            artifact: env.artifact_template.replace("{version}", version),
+        }
+    }
+
+    pub async fn environment(&self, actor: &Actor, name: &str) -> Result<model::EnvironmentView> {
+        actor.authorize(Action::ViewEnvironments)?;
+        let env = environments::find(self.pool(), name).await?;
+        environments::view(self.pool(), &env).await
+    }
+
+    pub async fn environment_names(&self, actor: &Actor) -> Result<Vec<String>> {
+        actor.authorize(Action::ViewEnvironments)?;
+        Ok(environments::list(self.pool())
+            .await?
+            .into_iter()
+            .map(|e| e.name)
+            .collect())
+    }
+
+    pub async fn history(&self, actor: &Actor, env_name: &str, limit: i64) -> Result<Vec<DeploymentView>> {
+        actor.authorize(Action::ViewEnvironments)?;
+        let env = environments::find(self.pool(), env_name).await?;
+        deployments::history(self.pool(), env.id, limit.clamp(1, 500)).await
+    }
+
+    /// Runs `work` as a detached task that owns the deployment row: if the
+    /// caller goes away (browser closed, request cancelled) the deployment still
+    /// finishes and its row is always closed.
+    async fn run_detached<F>(&self, dep_id: i64, work: F) -> Result<DeploymentView>
+    where
+        F: Future<Output = std::result::Result<String, String>> + Send + 'static,
+    {
+        let pool = self.pool().clone();
+        let handle = tokio::spawn(async move {
+            let (status, message) = match work.await {
+                Ok(m) => (DeploymentStatus::Succeeded, m),
+                Err(m) => (DeploymentStatus::Failed, m),
+            };
+            if let Err(e) = deployments::finish(&pool, dep_id, status, &message).await {
+                tracing::error!(dep_id, error = %e, "could not record the end of a deployment");
+            }
+        });
+        handle
+            .await
+            .map_err(|e| Error::Internal(format!("deploy worker panicked: {e}")))?;
+        deployments::get(self.pool(), dep_id).await
+    }
+
+    /// Deploys `version` into the idle slot of `env_name` and switches traffic
+    /// to it once it is healthy. Returns the finished deployment; a failure of
+    /// the pipeline is a `failed` deployment, not an `Err`.
+    pub async fn deploy(&self, actor: &Actor, env_name: &str, version: &str) -> Result<DeploymentView> {
+        actor.authorize(Action::Deploy)?;
+        let version = version.trim();
+        validate_version(version)?;
+        let env = environments::find(self.pool(), env_name).await?;
+        let spec_check = Self::spec(&env, SlotColor::Blue, version);
+        self.inner
+            .runtime
+            .check(&spec_check)
+            .await
+            .map_err(|e| Error::UnknownVersion {
+                version: version.to_string(),
+                reason: e.to_string(),
+            })?;
+        let active = env.active;
+        let idle = active.map(SlotColor::other).unwrap_or(SlotColor::Blue);
+        let from_version = match active {
+            Some(c) => environments::slot(self.pool(), env.id, c).await?.version,
+            None => None,
+        };
+        let dep_id = deployments::begin(
+            self.pool(),
+            &NewDeployment {
+                environment_id: env.id,
+                kind: DeploymentKind::Deploy,
+                from_version: from_version.as_deref(),
+                to_version: Some(version),
+                from_slot: active,
+                to_slot: Some(idle),
+                requested_by: actor.user_id(),
+                reason: None,
+            },
+        )
+        .await?;
+        tracing::info!(env = %env.name, version, slot = %idle, dep_id, "deploy started");
+        let this = self.clone();
+        let version = version.to_string();
+        self.run_detached(dep_id, async move {
+            this.deploy_steps(env, idle, &version)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    async fn deploy_steps(&self, env: Environment, idle: SlotColor, version: &str) -> Result<String> {
+        let pool = self.pool();
+        let rt = &self.inner.runtime;
+        // Preflight: the router must answer before anything is started.
+        let router = self.router_for(&env)?;
+        let routed = router.current().await?;
+        // Re-read under the lock: the active slot may have changed since the request.
+        let env = environments::find(pool, &env.name).await?;
+        if env.active == Some(idle) {
+            return Err(Error::DeploymentFailed(format!(
+                "refusing to touch {idle}: it is the active slot"
+            )));
+        }
+        // Whatever is left in the idle slot is the previous standby; the new
+        // release replaces it. The active slot is not touched.
+        let previous = environments::slot(pool, env.id, idle).await?;
+        if let Some(handle) = &previous.handle {
+            rt.stop(handle, env.stop_grace).await?;
+        }
+        environments::set_slot(pool, env.id, idle, Some(version), SlotState::Starting, None, None).await?;
+
+        let running = match rt.start(&Self::spec(&env, idle, version)).await {
+            Ok(r) => r,
+            Err(e) => {
+                environments::set_slot(pool, env.id, idle, Some(version), SlotState::Stopped, None, None).await?;
+                return Err(Error::DeploymentFailed(format!("start: {e}")));
+            }
+        };
+        environments::set_slot(
+            pool,
+            env.id,
+            idle,
+            Some(version),
+            SlotState::Starting,
+            Some(&running.handle),
+            Some(&running.address),
+        )
+        .await?;
+
+        if let Err(why) = self.wait_healthy(&env, idle, &running.handle, &running.address).await {
+            self.stop_slot(&env, idle, version, &running.handle, SlotState::Unhealthy).await;
+            return Err(Error::DeploymentFailed(format!("health wait: {why}")));
+        }
+        environments::set_slot_state(pool, env.id, idle, SlotState::Healthy).await?;
+
+        let generation = env.routing_generation.max(routed.generation) + 1;
+        let table = RoutingTable {
+            generation,
+            active: Some(Upstream {
+                slot: idle,
+                address: running.address.clone(),
+            }),
+        };
+        if let Err(e) = router.apply(&table).await {
+            // Users are still on the old slot: the switch did not happen.
+            self.stop_slot(&env, idle, version, &running.handle, SlotState::Stopped).await;
+            return Err(Error::DeploymentFailed(format!("switch: {e}")));
+        }
+        environments::set_active(pool, env.id, idle, generation).await?;
+        let standby = match env.active {
+            Some(old) => format!("; {old} kept warm as standby"),
+            None => String::new(),
+        };
+        Ok(format!("{version} is live on {idle}{standby}"))
+    }
+
+    /// Stops a slot this deploy started and records why it is down.
+    async fn stop_slot(&self, env: &Environment, color: SlotColor, version: &str, handle: &str, state: SlotState) {
+        if let Err(e) = self.inner.runtime.stop(handle, env.stop_grace).await {
+            tracing::error!(env = %env.name, slot = %color, error = %e, "could not stop failed slot");
+        }
+        let _ = environments::set_slot(self.pool(), env.id, color, Some(version), state, None, None).await;
+    }
+
+    /// Polls the slot's health URL until it answers 2xx, the process dies, or
+    /// the deadline passes.
+    async fn wait_healthy(&self, env: &Environment, color: SlotColor, handle: &str, address: &str) -> std::result::Result<(), String> {
+        let started = Instant::now();
+        loop {
+            if let Liveness::Exited(status) = self.inner.runtime.liveness(handle).await {
+                return Err(format!("the process exited ({status}) before it became healthy"));
+            }
+            let probe = self.inner.prober.probe(address, &env.health_path).await;
+            let _ = environments::record_health(self.pool(), env.id, color, probe.ok, &probe.message).await;
+            if probe.ok {
+                return Ok(());
+            }
+            if started.elapsed() >= env.health_deadline {
+                return Err(format!(
+                    "not healthy within {:.1} s (last result: {})",
+                    env.health_deadline.as_secs_f64(),
+                    probe.message
+                ));
+            }
+            tokio::time::sleep(env.health_interval).await;
+        }
+    }
+
+    /// Switches users back to the warm standby. No approval needed (it is the
+    /// emergency exit) but a reason is, and nothing is restarted.
+    pub async fn rollback(&self, actor: &Actor, env_name: &str, reason: &str) -> Result<DeploymentView> {
+        actor.authorize(Action::Rollback)?;
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::InvalidInput("a reason is required to roll back".into()));
+        }
+        if reason.len() > 500 {
+            return Err(Error::InvalidInput("reason is too long (at most 500 characters)".into()));
+        }
+        let env = environments::find(self.pool(), env_name).await?;
+        let Some(active) = env.active else {
+            return Err(Error::NoStandby("nothing is live yet".into()));
+        };
+        let standby_color = active.other();
+        let standby = environments::slot(self.pool(), env.id, standby_color).await?;
+        let address = self.usable_standby(&env, &standby).await?;
+        let from_version = environments::slot(self.pool(), env.id, active).await?.version;
+        let dep_id = deployments::begin(
+            self.pool(),
+            &NewDeployment {
+                environment_id: env.id,
+                kind: DeploymentKind::Rollback,
+                from_version: from_version.as_deref(),
+                to_version: standby.version.as_deref(),
+                from_slot: Some(active),
+                to_slot: Some(standby_color),
+                requested_by: actor.user_id(),
+                reason: Some(reason),
+            },
+        )
+        .await?;
+        tracing::info!(env = %env.name, to = %standby_color, dep_id, "rollback started");
+        let this = self.clone();
+        let version = standby.version.clone().unwrap_or_default();
+        self.run_detached(dep_id, async move {
+            let t = Instant::now();
+            this.switch_to(&env, standby_color, &address)
+                .await
+                .map(|()| {
+                    format!(
+                        "switched back to {standby_color} ({version}) in {} ms",
+                        t.elapsed().as_millis()
+                    )
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// The standby's address, if it is running and answers health.
+    async fn usable_standby(&self, env: &Environment, standby: &Slot) -> Result<String> {
+        let color = standby.color;
+        let (Some(handle), Some(address)) = (&standby.handle, &standby.address) else {
+            return Err(Error::NoStandby(format!("the {color} slot is {}", standby.state)));
+        };
+        if let Liveness::Exited(why) = self.inner.runtime.liveness(handle).await {
+            environments::set_slot(self.pool(), env.id, color, standby.version.as_deref(), SlotState::Stopped, None, None).await?;
+            return Err(Error::NoStandby(format!("the {color} slot's process is gone ({why})")));
+        }
+        let probe = self.inner.prober.probe(address, &env.health_path).await;
+        environments::record_health(self.pool(), env.id, color, probe.ok, &probe.message).await?;
+        if !probe.ok {
+            return Err(Error::NoStandby(format!(
+                "the {color} slot fails its health check ({})",
+                probe.message
+            )));
+        }
+        Ok(address.clone())
+    }
+
+    async fn switch_to(&self, env: &Environment, color: SlotColor, address: &str) -> Result<()> {
+        let router = self.router_for(env)?;
+        let routed = router.current().await?;
+        let env = environments::find(self.pool(), &env.name).await?;
+        let generation = env.routing_generation.max(routed.generation) + 1;
+        router
+            .apply(&RoutingTable {
+                generation,
+                active: Some(Upstream {
+                    slot: color,
+                    address: address.to_string(),
+                }),
+            })
+            .await?;
+        environments::set_active(self.pool(), env.id, color, generation).await?;
+        environments::set_slot_state(self.pool(), env.id, color, SlotState::Healthy).await?;
+        Ok(())
+    }
+
+    /// Brings the records in line with reality after a restart: deployments a
+    /// dead console left running are failed, slots whose process is gone are
+    /// marked stopped, and the active slot follows what the router serves.
+    pub async fn reconcile(&self) -> Result<()> {
+        let pool = self.pool();
+        for (dep_id, env_id, kind, to_slot) in deployments::unfinished(pool).await? {
+            let env = environments::list(pool).await?.into_iter().find(|e| e.id == env_id);
+            if let (Some(env), DeploymentKind::Deploy, Some(to)) = (&env, kind, to_slot) {
+                // A slot that was starting for an interrupted deploy never got
+                // traffic unless the router says so; stop it if it is not live.
+                let routed = self.router_for(env)?.current().await.ok();
+                let live = routed
+                    .as_ref()
+                    .and_then(|t| t.active.as_ref())
+                    .map(|u| u.slot);
+                if live != Some(to) {
+                    let slot = environments::slot(pool, env.id, to).await?;
+                    if let Some(h) = &slot.handle {
+                        self.stop_slot(env, to, slot.version.as_deref().unwrap_or(""), h, SlotState::Stopped).await;
+                    }
+                }
+            }
+            deployments::finish(
+                pool,
+                dep_id,
+                DeploymentStatus::Failed,
+                "interrupted: the console stopped while this deployment ran",
+            )
+            .await?;
+        }
+        for env in environments::list(pool).await? {
+            for slot in environments::slots(pool, env.id).await? {
+                if let Some(h) = &slot.handle {
+                    if let Liveness::Exited(why) = self.inner.runtime.liveness(h).await {
+                        tracing::warn!(env = %env.name, slot = %slot.color, %why, "slot process is gone");
+                        environments::set_slot(pool, env.id, slot.color, slot.version.as_deref(), SlotState::Stopped, None, None).await?;
+                    }
+                }
+            }
+            match self.router_for(&env)?.current().await {
+                Ok(table) if table.generation > env.routing_generation => {
+                    if let Some(up) = table.active {
+                        tracing::warn!(env = %env.name, slot = %up.slot, "router is ahead of the records; adopting its active slot");
+                        environments::set_active(pool, env.id, up.slot, table.generation).await?;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(env = %env.name, error = %e, "router unreachable during reconciliation"),
+            }
+        }
+        Ok(())
+    }
+
+    /// One round of health probes over every running slot, for the dashboard.
+    pub async fn probe_slots(&self) -> Result<()> {
+        for env in environments::list(self.pool()).await? {
+            for slot in environments::slots(self.pool(), env.id).await? {
+                if let Some(addr) = &slot.address {
+                    let p = self.inner.prober.probe(addr, &env.health_path).await;
+                    environments::record_health(self.pool(), env.id, slot.color, p.ok, &p.message).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

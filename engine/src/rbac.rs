@@ -1,0 +1,85 @@
+//! Who may do what. One function answers it, and every server function, route
+//! and worker entry calls it with the role read fresh from the database.
+
+use crate::error::{Error, Result};
+use model::Role;
+
+/// Every action a person can ask the console for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    ViewEnvironments,
+    Deploy,
+    Rollback,
+    ManageUsers,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [
+        Action::ViewEnvironments,
+        Action::Deploy,
+        Action::Rollback,
+        Action::ManageUsers,
+    ];
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::ViewEnvironments => "view environments",
+            Action::Deploy => "deploy",
+            Action::Rollback => "roll back",
+            Action::ManageUsers => "manage users",
+        }
+    }
+}
+
+/// Whether `role` may perform `action`. Approvers sign releases but do not push
+/// them (separation of duties); admins can do everything.
+pub fn allows(role: Role, action: Action) -> bool {
+    match action {
+        Action::ViewEnvironments => true,
+        Action::Deploy | Action::Rollback => matches!(role, Role::Deployer | Role::Admin),
+        Action::ManageUsers => role == Role::Admin,
+    }
+}
+
+pub fn authorize(role: Role, action: Action) -> Result<()> {
+    if allows(role, action) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden {
+            role: role.to_string(),
+            action: action.describe().to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_by_role_matrix() {
+        use Action::*;
+        use Role::*;
+        let expected = [
+            (Viewer, [true, false, false, false]),
+            (Deployer, [true, true, true, false]),
+            (Approver, [true, false, false, false]),
+            (Admin, [true, true, true, true]),
+        ];
+        for (role, row) in expected {
+            for (action, allowed) in [ViewEnvironments, Deploy, Rollback, ManageUsers]
+                .into_iter()
+                .zip(row)
+            {
+                assert_eq!(allows(role, action), allowed, "{role} / {action:?}");
+                assert_eq!(authorize(role, action).is_ok(), allowed);
+            }
+        }
+    }
+
+    #[test]
+    fn refusal_names_role_and_action() {
+        let err = authorize(Role::Viewer, Action::Deploy).unwrap_err();
+        assert_eq!(err.to_string(), "viewer may not deploy");
+    }
+}

@@ -1,0 +1,81 @@
+//! Drives switchyard-proxy through its admin API (loopback, bearer secret).
+
+use super::{RouterError, TrafficRouter};
+use async_trait::async_trait;
+use model::RoutingTable;
+use std::time::Duration;
+
+pub struct BuiltinRouter {
+    admin_url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl BuiltinRouter {
+    pub fn new(admin_url: &str, token: String) -> Self {
+        BuiltinRouter {
+            admin_url: admin_url.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .no_proxy()
+                .build()
+                .expect("static reqwest configuration"),
+        }
+    }
+
+    async fn error_body(resp: reqwest::Response) -> String {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        format!("{status}: {}", body.trim())
+    }
+}
+
+// Hand-written so the admin secret cannot reach a log through `{:?}`.
+impl std::fmt::Debug for BuiltinRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinRouter")
+            .field("admin_url", &self.admin_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for BuiltinRouter {
+    async fn current(&self) -> Result<RoutingTable, RouterError> {
+        let resp = self
+            .http
+            .get(format!("{}/admin/routing", self.admin_url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url)))?;
+        if !resp.status().is_success() {
+            return Err(RouterError::Rejected(Self::error_body(resp).await));
+        }
+        resp.json()
+            .await
+            .map_err(|e| RouterError::Rejected(format!("unreadable routing table: {e}")))
+    }
+
+    async fn apply(&self, table: &RoutingTable) -> Result<RoutingTable, RouterError> {
+        let resp = self
+            .http
+            .put(format!("{}/admin/routing", self.admin_url))
+            .bearer_auth(&self.token)
+            .json(table)
+            .send()
+            .await
+            .map_err(|e| RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url)))?;
+        match resp.status() {
+            s if s.is_success() => resp
+                .json()
+                .await
+                .map_err(|e| RouterError::Rejected(format!("unreadable routing table: {e}"))),
+            reqwest::StatusCode::CONFLICT => {
+                Err(RouterError::StaleGeneration(Self::error_body(resp).await))
+            }
+            _ => Err(RouterError::Rejected(Self::error_body(resp).await)),
+        }
+    }
+}

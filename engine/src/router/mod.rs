@@ -1,0 +1,27 @@
+//! Traffic routers decide which slot users reach. The pipeline only sees the
+//! `TrafficRouter` trait; `builtin` drives switchyard-proxy (nginx comes next).
+
+pub mod builtin;
+
+use async_trait::async_trait;
+use model::RoutingTable;
+
+pub use builtin::BuiltinRouter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("refused a stale write: {0}")]
+    StaleGeneration(String),
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+#[async_trait]
+pub trait TrafficRouter: Send + Sync {
+    async fn current(&self) -> Result<RoutingTable, RouterError>;
+    /// Installs `table` atomically. The router refuses it unless its generation
+    /// is newer than the one in force (fencing against stale workers).
+    async fn apply(&self, table: &RoutingTable) -> Result<RoutingTable, RouterError>;
+}

@@ -1,0 +1,61 @@
+//! Runtime drivers start and stop what runs in a slot. The pipeline only sees
+//! the `Runtime` trait; `process` is the embedded default (Docker comes next).
+
+pub mod process;
+
+use async_trait::async_trait;
+use model::SlotColor;
+use std::time::Duration;
+
+pub use process::ProcessRuntime;
+
+/// What to run in a slot.
+#[derive(Clone, Debug)]
+pub struct SlotSpec {
+    pub environment: String,
+    pub color: SlotColor,
+    pub version: String,
+    /// Driver-specific artifact: for the process runtime, a command line.
+    pub artifact: String,
+}
+
+/// A slot that was started: the driver's handle (pid, container id) and the
+/// address its HTTP server will listen on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningSlot {
+    pub handle: String,
+    pub address: String,
+}
+
+/// Whether what runs behind a handle is still alive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Running,
+    /// Gone, with what is known about why (exit status when we saw it).
+    Exited(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("artifact not found: {0}")]
+    ArtifactNotFound(String),
+    #[error("invalid artifact: {0}")]
+    InvalidArtifact(String),
+    #[error("could not start: {0}")]
+    StartFailed(String),
+    #[error("could not stop {handle}: {reason}")]
+    StopFailed { handle: String, reason: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Checks that `spec` could be started (artifact exists) without starting it.
+    async fn check(&self, spec: &SlotSpec) -> Result<(), RuntimeError>;
+    /// Starts `spec`. Returns once it was launched, not once it is healthy.
+    async fn start(&self, spec: &SlotSpec) -> Result<RunningSlot, RuntimeError>;
+    /// Asks it to stop, and forces it after `grace`.
+    async fn stop(&self, handle: &str, grace: Duration) -> Result<(), RuntimeError>;
+    async fn liveness(&self, handle: &str) -> Liveness;
+}

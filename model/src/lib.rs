@@ -1,0 +1,324 @@
+//! Wire types shared by the browser, the console server and switchyard-proxy.
+//!
+//! Everything here is plain data: it must compile to WASM, so no I/O and no
+//! server-only crates. Timestamps travel as RFC 3339 strings for the same reason.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// One of the two slots of an environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotColor {
+    Blue,
+    Green,
+}
+
+impl SlotColor {
+    pub const ALL: [SlotColor; 2] = [SlotColor::Blue, SlotColor::Green];
+
+    pub fn other(self) -> SlotColor {
+        match self {
+            SlotColor::Blue => SlotColor::Green,
+            SlotColor::Green => SlotColor::Blue,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotColor::Blue => "blue",
+            SlotColor::Green => "green",
+        }
+    }
+}
+
+impl fmt::Display for SlotColor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SlotColor {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "blue" => Ok(SlotColor::Blue),
+            "green" => Ok(SlotColor::Green),
+            _ => Err(UnknownVariant::new("slot colour", s)),
+        }
+    }
+}
+
+/// Lifecycle of the process or container behind a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotState {
+    Stopped,
+    Starting,
+    Healthy,
+    Unhealthy,
+    Draining,
+}
+
+impl SlotState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotState::Stopped => "stopped",
+            SlotState::Starting => "starting",
+            SlotState::Healthy => "healthy",
+            SlotState::Unhealthy => "unhealthy",
+            SlotState::Draining => "draining",
+        }
+    }
+}
+
+impl fmt::Display for SlotState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SlotState {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stopped" => Ok(SlotState::Stopped),
+            "starting" => Ok(SlotState::Starting),
+            "healthy" => Ok(SlotState::Healthy),
+            "unhealthy" => Ok(SlotState::Unhealthy),
+            "draining" => Ok(SlotState::Draining),
+            _ => Err(UnknownVariant::new("slot state", s)),
+        }
+    }
+}
+
+/// Who may do what. Ordered: each role can do everything the previous one can,
+/// except that approvers sign and deployers deploy (see `engine::rbac`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Deployer,
+    Approver,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Deployer, Role::Approver, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Deployer => "deployer",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "deployer" => Ok(Role::Deployer),
+            "approver" => Ok(Role::Approver),
+            "admin" => Ok(Role::Admin),
+            _ => Err(UnknownVariant::new("role", s)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentKind {
+    Deploy,
+    Rollback,
+    Switch,
+}
+
+impl DeploymentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentKind::Deploy => "deploy",
+            DeploymentKind::Rollback => "rollback",
+            DeploymentKind::Switch => "switch",
+        }
+    }
+}
+
+impl fmt::Display for DeploymentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeploymentKind {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "deploy" => Ok(DeploymentKind::Deploy),
+            "rollback" => Ok(DeploymentKind::Rollback),
+            "switch" => Ok(DeploymentKind::Switch),
+            _ => Err(UnknownVariant::new("deployment kind", s)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl DeploymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Running => "running",
+            DeploymentStatus::Succeeded => "succeeded",
+            DeploymentStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeploymentStatus {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "running" => Ok(DeploymentStatus::Running),
+            "succeeded" => Ok(DeploymentStatus::Succeeded),
+            "failed" => Ok(DeploymentStatus::Failed),
+            _ => Err(UnknownVariant::new("deployment status", s)),
+        }
+    }
+}
+
+/// A string that names no variant of one of the enums above.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownVariant {
+    pub what: &'static str,
+    pub value: String,
+}
+
+impl UnknownVariant {
+    fn new(what: &'static str, value: &str) -> Self {
+        UnknownVariant {
+            what,
+            value: value.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for UnknownVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown {} {:?}", self.what, self.value)
+    }
+}
+
+impl std::error::Error for UnknownVariant {}
+
+/// The signed-in user as the browser may see it: never a password hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionUser {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+}
+
+/// One slot as shown on the dashboard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlotView {
+    pub color: SlotColor,
+    pub version: Option<String>,
+    pub state: SlotState,
+    pub active: bool,
+    /// Upstream address (host:port) while the slot runs.
+    pub address: Option<String>,
+    /// Result of the last health probe: `None` until one ran.
+    pub last_health_ok: Option<bool>,
+    pub last_health_message: Option<String>,
+    pub last_health_at: Option<String>,
+}
+
+/// An environment with both of its slots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentView {
+    pub name: String,
+    /// The address users reach (switchyard-proxy's public listener).
+    pub app_url: String,
+    pub active: Option<SlotColor>,
+    pub slots: Vec<SlotView>,
+    /// Set while a deployment runs: "deploy in progress by X since T".
+    pub in_progress: Option<String>,
+}
+
+/// One row of the deployment history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentView {
+    pub id: i64,
+    pub environment: String,
+    pub kind: DeploymentKind,
+    pub status: DeploymentStatus,
+    pub from_version: Option<String>,
+    pub to_version: Option<String>,
+    pub from_slot: Option<SlotColor>,
+    pub to_slot: Option<SlotColor>,
+    pub requested_by: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+}
+
+/// Where switchyard-proxy sends user traffic. `generation` fences writers:
+/// the proxy refuses a table whose generation is not newer than its own, so a
+/// stale deploy worker cannot switch traffic back behind a newer one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RoutingTable {
+    pub generation: u64,
+    pub active: Option<Upstream>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    pub slot: SlotColor,
+    /// host:port of the slot.
+    pub address: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_their_names() {
+        for c in SlotColor::ALL {
+            assert_eq!(c.as_str().parse::<SlotColor>().unwrap(), c);
+            assert_ne!(c.other(), c);
+        }
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
+        }
+        assert!("purple".parse::<SlotColor>().is_err());
+        assert_eq!(
+            "root".parse::<Role>().unwrap_err().to_string(),
+            "unknown role \"root\""
+        );
+    }
+}

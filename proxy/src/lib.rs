@@ -1,0 +1,215 @@
+//! switchyard-proxy: the data plane. Users' traffic goes through it to the
+//! active slot; the console switches the slot over the admin API ([`admin`]).
+//! It is its own process so traffic keeps flowing while the console restarts,
+//! and it persists its routing table ([`state_file`]) so it survives its own
+//! restarts too.
+
+pub mod admin;
+pub mod forward;
+pub mod metrics;
+pub mod ready_file;
+pub mod routing;
+pub mod state_file;
+pub mod token;
+
+use crate::admin::AdminState;
+use crate::forward::{ForwardConfig, Forwarder};
+use crate::metrics::SlotMetrics;
+use crate::routing::Routing;
+use crate::state_file::{StateFile, StateFileError};
+use crate::token::AdminToken;
+use model::RoutingTable;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub struct ProxyConfig {
+    /// Public listener for user traffic.
+    pub listen: SocketAddr,
+    /// Admin API listener; meant for loopback.
+    pub admin: SocketAddr,
+    pub state_file: PathBuf,
+    pub token: AdminToken,
+    pub forward: ForwardConfig,
+    /// How long a shutdown waits for in-flight requests before giving up.
+    pub drain_timeout: Duration,
+}
+
+impl ProxyConfig {
+    pub fn new(
+        listen: SocketAddr,
+        admin: SocketAddr,
+        state_file: PathBuf,
+        token: AdminToken,
+    ) -> Self {
+        ProxyConfig {
+            listen,
+            admin,
+            state_file,
+            token,
+            forward: ForwardConfig::default(),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    StateFile(#[from] StateFileError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A started proxy. Dropping it leaves the servers running until the runtime
+/// ends; call [`RunningProxy::shutdown`] to stop them gracefully.
+pub struct RunningProxy {
+    pub listen_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub routing: Arc<Routing>,
+    pub metrics: Arc<SlotMetrics>,
+    stop: watch::Sender<bool>,
+    servers: JoinHandle<()>,
+    drain_timeout: Duration,
+}
+
+impl RunningProxy {
+    /// Stops accepting connections, lets in-flight requests finish (up to the
+    /// drain timeout) and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(self.drain_timeout, self.servers).await {
+            Ok(_) => tracing::info!("stopped"),
+            Err(_) => tracing::warn!(
+                timeout = ?self.drain_timeout,
+                "in-flight requests still running after the drain timeout; stopping anyway"
+            ),
+        }
+    }
+}
+
+/// Restores routing from the state file, binds both listeners and serves.
+pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
+    let state_file = StateFile::new(&config.state_file);
+    let restored = state_file.load()?;
+    let initial = match restored {
+        Some(table) => {
+            log_restored(&table, &config.state_file);
+            table
+        }
+        None => {
+            tracing::info!(state_file = %config.state_file.display(), "no state file yet: no active slot until the console sets one");
+            RoutingTable::default()
+        }
+    };
+
+    let routing = Arc::new(Routing::new(initial, state_file));
+    let metrics = Arc::new(SlotMetrics::default());
+
+    let public = bind("public listener", config.listen).await?;
+    let admin = bind("admin listener", config.admin).await?;
+    let listen_addr = local_addr("public listener", config.listen, &public)?;
+    let admin_addr = local_addr("admin listener", config.admin, &admin)?;
+    if !admin_addr.ip().is_loopback() {
+        tracing::warn!(%admin_addr, "admin API listens on a non-loopback address; the bearer token is all that protects routing");
+    }
+
+    let forwarder = Forwarder::new(Arc::clone(&routing), Arc::clone(&metrics), config.forward);
+    let admin_app = admin::app(AdminState {
+        routing: Arc::clone(&routing),
+        metrics: Arc::clone(&metrics),
+        token: Arc::new(config.token),
+    });
+
+    let (stop, stopped) = watch::channel(false);
+    let data_server = axum::serve(
+        public,
+        forward::data_plane(forwarder).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait_for_stop(stopped.clone()))
+    .into_future();
+    let admin_server = axum::serve(admin, admin_app)
+        .with_graceful_shutdown(wait_for_stop(stopped))
+        .into_future();
+    let servers = tokio::spawn(async move {
+        let (data, admin) = tokio::join!(data_server, admin_server);
+        if let Err(err) = data {
+            tracing::error!(%err, "public listener failed");
+        }
+        if let Err(err) = admin {
+            tracing::error!(%err, "admin listener failed");
+        }
+    });
+
+    tracing::info!(%listen_addr, %admin_addr, "switchyard-proxy serving");
+    Ok(RunningProxy {
+        listen_addr,
+        admin_addr,
+        routing,
+        metrics,
+        stop,
+        servers,
+        drain_timeout: config.drain_timeout,
+    })
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+fn local_addr(
+    what: &'static str,
+    addr: SocketAddr,
+    listener: &TcpListener,
+) -> Result<SocketAddr, StartError> {
+    listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Logs where restored traffic goes and whether that slot answers. It does
+/// not mark the slot healthy or unhealthy: routing stays as persisted and the
+/// console's reconciliation decides what to do about a dead slot.
+fn log_restored(table: &RoutingTable, path: &std::path::Path) {
+    let Some(upstream) = table.active.clone() else {
+        tracing::info!(generation = table.generation, state_file = %path.display(), "restored routing: no active slot");
+        return;
+    };
+    tracing::info!(
+        generation = table.generation,
+        slot = %upstream.slot,
+        address = %upstream.address,
+        state_file = %path.display(),
+        "restored routing"
+    );
+    tokio::spawn(async move {
+        let connect = tokio::net::TcpStream::connect(upstream.address.as_str());
+        match tokio::time::timeout(Duration::from_secs(2), connect).await {
+            Ok(Ok(_)) => {
+                tracing::info!(slot = %upstream.slot, address = %upstream.address, "restored upstream accepts connections")
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(slot = %upstream.slot, address = %upstream.address, %err, "restored upstream is unreachable; still routing to it until the console decides")
+            }
+            Err(_) => {
+                tracing::warn!(slot = %upstream.slot, address = %upstream.address, "restored upstream did not accept a connection within 2 s; still routing to it until the console decides")
+            }
+        }
+    });
+}

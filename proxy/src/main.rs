@@ -1,0 +1,91 @@
+//! `switchyard-proxy`: parse flags, read the token, start, serve until
+//! SIGTERM/SIGINT. Exit code 1 when it cannot start.
+
+use clap::Parser;
+use proxy::ready_file::{self, ReadyInfo};
+use proxy::token::AdminToken;
+use proxy::ProxyConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard-proxy",
+    about = "Forwards user traffic to the active blue/green slot"
+)]
+struct Cli {
+    /// Public listener for user traffic, e.g. 127.0.0.1:8080 (port 0 picks one).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Admin API listener, e.g. 127.0.0.1:8081; keep it on loopback.
+    #[arg(long)]
+    admin: SocketAddr,
+    /// Where the routing table is persisted and restored from.
+    #[arg(long)]
+    state_file: PathBuf,
+    /// File holding the admin API bearer token (a file, so it never shows in `ps`).
+    #[arg(long)]
+    token_file: PathBuf,
+    /// Once both listeners are bound, write {"listen","admin","pid"} JSON here.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("switchyard-proxy: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let token = AdminToken::from_file(&cli.token_file)?;
+    let config = ProxyConfig::new(cli.listen, cli.admin, cli.state_file, token);
+    let proxy = proxy::start(config).await?;
+
+    if let Some(path) = &cli.ready_file {
+        let info = ReadyInfo {
+            listen: proxy.listen_addr,
+            admin: proxy.admin_addr,
+            pid: std::process::id(),
+        };
+        if let Err(err) = ready_file::write(path, &info) {
+            proxy.shutdown().await;
+            anyhow::bail!("cannot write ready file {}: {err}", path.display());
+        }
+    }
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    proxy.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGTERM; only Ctrl-C stops the proxy");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Where the routing table survives restarts of the proxy.
+
+use model::RoutingTable;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error("cannot read state file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    // Refusing beats starting with no route: an empty table would answer 503
+    // to every user while looking "up" to a process supervisor.
+    #[error("state file {path} is corrupt ({source}): fix or remove it; refusing to start without knowing where traffic goes")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot write state file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    pub fn new(path: impl Into<PathBuf>) -> StateFile {
+        StateFile { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `Ok(None)` when the file does not exist yet (first start).
+    pub fn load(&self) -> Result<Option<RoutingTable>, StateFileError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateFileError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StateFileError::Corrupt {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Blocking (fsync): call it from `spawn_blocking` on async paths.
+    pub fn store(&self, table: &RoutingTable) -> Result<(), StateFileError> {
+        let write_err = |source| StateFileError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut bytes = serde_json::to_vec_pretty(table).map_err(|e| write_err(e.into()))?;
+        bytes.push(b'\n');
+        write_atomically(&self.path, &bytes).map_err(write_err)
+    }
+}
+
+/// Writes `PATH.tmp`, fsyncs it, renames it over `PATH` and fsyncs the
+/// directory, so a crash at any point leaves either the old or the new file
+/// complete, never a torn one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp: OsString = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Persisting the rename itself; some filesystems refuse to open a
+    // directory for syncing, and the data is already safe in the file then.
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{SlotColor, Upstream};
+
+    #[test]
+    fn missing_file_is_a_first_start_and_round_trip_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("routing.json"));
+        assert_eq!(file.load().unwrap(), None);
+        let table = RoutingTable {
+            generation: 7,
+            active: Some(Upstream {
+                slot: SlotColor::Green,
+                address: "127.0.0.1:9001".into(),
+            }),
+        };
+        file.store(&table).unwrap();
+        assert_eq!(file.load().unwrap(), Some(table));
+        assert!(!dir.path().join("routing.json.tmp").exists());
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routing.json");
+        std::fs::write(&path, "{\"generation\": ").unwrap();
+        let err = StateFile::new(&path).load().unwrap_err();
+        assert!(matches!(err, StateFileError::Corrupt { .. }));
+        assert!(err.to_string().contains("refusing to start"));
+    }
+}

@@ -1,0 +1,359 @@
+//! The real `switchyard-proxy` binary in front of two real `switchyard-demo`
+//! processes: switching, fencing, surviving SIGKILL, and no failed request
+//! while switching back and forth.
+//!
+//! Needs the demo binary: `cargo build -p demo` (or `--workspace`) first.
+
+use model::{RoutingTable, SlotColor, Upstream};
+use proxy::ready_file::ReadyInfo;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PROXY_BIN: &str = env!("CARGO_BIN_EXE_switchyard-proxy");
+const TOKEN: &str = "switch-test-token";
+
+/// Kills the process when dropped, so a failing assertion leaves no orphans.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `target/debug/deps/switch-…` → `target/debug/switchyard-demo`.
+fn demo_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("switchyard-demo"))
+        .expect("test executable lives in target/<profile>/deps");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first: cargo build -p demo",
+        bin.display()
+    );
+    bin
+}
+
+fn start_demo(version: &str) -> (Process, String) {
+    let mut child = Command::new(demo_bin())
+        .args(["--app-version", version])
+        .env("PORT", "0")
+        .env_remove("DEMO_BIND")
+        .env_remove("DEMO_ERROR_RATE")
+        .env_remove("DEMO_LATENCY_MS")
+        .env_remove("DEMO_FAIL_HEALTH")
+        .env_remove("DEMO_STARTUP_DELAY_MS")
+        .env_remove("DEMO_EXIT_AT_START")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn switchyard-demo");
+    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let addr = loop {
+        let line = lines.next().expect("demo exited early").expect("stderr");
+        if let Some((_, addr)) = line.split_once(" listening on ") {
+            break addr.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Process(child), addr)
+}
+
+struct Proxy {
+    _process: Process,
+    info: ReadyInfo,
+}
+
+impl Proxy {
+    fn kill(mut self) {
+        // SIGKILL: no chance to flush or clean up, like a power cut.
+        self._process.0.kill().expect("SIGKILL proxy");
+        self._process.0.wait().expect("reap proxy");
+    }
+}
+
+fn start_proxy(dir: &Path) -> Proxy {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let ready = dir.join("ready.json");
+    let _ = std::fs::remove_file(&ready);
+    let log = std::fs::File::create(dir.join("proxy.log")).unwrap();
+    let child = Command::new(PROXY_BIN)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--state-file")
+        .arg(dir.join("routing.json"))
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn switchyard-proxy");
+    let mut process = Process(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(bytes) = std::fs::read(&ready) {
+            let info: ReadyInfo = serde_json::from_slice(&bytes).expect("ready file is JSON");
+            assert_eq!(info.pid, process.0.id());
+            return Proxy {
+                _process: process,
+                info,
+            };
+        }
+        if let Ok(Some(status)) = process.0.try_wait() {
+            let log = std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default();
+            panic!("proxy exited with {status} before it was ready:\n{log}");
+        }
+        assert!(Instant::now() < deadline, "proxy not ready after 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn route(generation: u64, slot: SlotColor, address: &str) -> RoutingTable {
+    RoutingTable {
+        generation,
+        active: Some(Upstream {
+            slot,
+            address: address.to_string(),
+        }),
+    }
+}
+
+async fn put(c: &reqwest::Client, proxy: &Proxy, table: &RoutingTable) -> u16 {
+    c.put(format!("http://{}/admin/routing", proxy.info.admin))
+        .bearer_auth(TOKEN)
+        .json(table)
+        .send()
+        .await
+        .expect("admin API answers")
+        .status()
+        .as_u16()
+}
+
+/// (status, body, slot header) of `GET /` through the proxy.
+async fn get(c: &reqwest::Client, proxy: &Proxy) -> (u16, String, String) {
+    let res = c
+        .get(format!("http://{}/", proxy.info.listen))
+        .send()
+        .await
+        .expect("proxy answers");
+    let status = res.status().as_u16();
+    let slot = res
+        .headers()
+        .get("x-switchyard-slot")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (status, res.text().await.unwrap_or_default(), slot)
+}
+
+#[tokio::test]
+async fn switches_between_real_demo_slots_and_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_blue, blue_addr) = start_demo("1.0.0");
+    let (_green, green_addr) = start_demo("2.0.0");
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    let proxy = start_proxy(dir.path());
+    assert_eq!(get(&c, &proxy).await.0, 503, "no route yet");
+
+    let v1 = route(1, SlotColor::Blue, &blue_addr);
+    assert_eq!(put(&c, &proxy, &v1).await, 200);
+    for _ in 0..3 {
+        assert_eq!(
+            get(&c, &proxy).await,
+            (200, "switchyard-demo 1.0.0\n".into(), "blue".into())
+        );
+    }
+
+    assert_eq!(
+        put(&c, &proxy, &route(2, SlotColor::Green, &green_addr)).await,
+        200
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            get(&c, &proxy).await,
+            (200, "switchyard-demo 2.0.0\n".into(), "green".into())
+        );
+    }
+
+    assert_eq!(
+        put(&c, &proxy, &route(3, SlotColor::Blue, &blue_addr)).await,
+        200
+    );
+    assert_eq!(get(&c, &proxy).await.1, "switchyard-demo 1.0.0\n");
+
+    // A worker that lost the race replays its generation-2 switch: refused.
+    assert_eq!(
+        put(&c, &proxy, &route(2, SlotColor::Green, &green_addr)).await,
+        409
+    );
+    assert_eq!(get(&c, &proxy).await.1, "switchyard-demo 1.0.0\n");
+
+    proxy.kill();
+    let proxy = start_proxy(dir.path());
+    assert_eq!(
+        get(&c, &proxy).await,
+        (200, "switchyard-demo 1.0.0\n".into(), "blue".into()),
+        "restored route without any PUT"
+    );
+    let routing: RoutingTable = c
+        .get(format!("http://{}/admin/routing", proxy.info.admin))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(routing, route(3, SlotColor::Blue, &blue_addr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_fails_during_twenty_switches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_blue, blue_addr) = start_demo("1.0.0");
+    let (_green, green_addr) = start_demo("2.0.0");
+    let proxy = Arc::new(start_proxy(dir.path()));
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    assert_eq!(
+        put(&c, &proxy, &route(1, SlotColor::Blue, &blue_addr)).await,
+        200
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicU64::new(0));
+    let seen_v1 = Arc::new(AtomicU64::new(0));
+    let seen_v2 = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let (c, proxy, stop) = (c.clone(), Arc::clone(&proxy), Arc::clone(&stop));
+        let (failures, seen_v1, seen_v2) = (
+            Arc::clone(&failures),
+            Arc::clone(&seen_v1),
+            Arc::clone(&seen_v2),
+        );
+        workers.push(tokio::spawn(async move {
+            // Bounded so a hung switch cannot turn this into a load test.
+            for _ in 0..20_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (status, body, _) = get(&c, &proxy).await;
+                if !(200..300).contains(&status) {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                } else if body.contains("1.0.0") {
+                    seen_v1.fetch_add(1, Ordering::Relaxed);
+                } else if body.contains("2.0.0") {
+                    seen_v2.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+
+    for generation in 2..=21u64 {
+        let table = if generation.is_multiple_of(2) {
+            route(generation, SlotColor::Green, &green_addr)
+        } else {
+            route(generation, SlotColor::Blue, &blue_addr)
+        };
+        assert_eq!(put(&c, &proxy, &table).await, 200);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.expect("worker finished");
+    }
+
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "non-2xx during switches"
+    );
+    assert!(seen_v1.load(Ordering::Relaxed) > 0);
+    assert!(seen_v2.load(Ordering::Relaxed) > 0);
+
+    let status: serde_json::Value = c
+        .get(format!("http://{}/admin/status", proxy.info.admin))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["routing"]["generation"], 21);
+    assert_eq!(status["errors"], serde_json::json!({"blue": 0, "green": 0}));
+}
+
+#[test]
+fn refuses_to_start_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |token_file: &Path| {
+        Command::new(PROXY_BIN)
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .arg("--state-file")
+            .arg(dir.path().join("routing.json"))
+            .arg("--token-file")
+            .arg(token_file)
+            .output()
+            .unwrap()
+    };
+    let out = run(&dir.path().join("missing"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read admin token file"));
+
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "  \n").unwrap();
+    let out = run(&empty);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"));
+}
+
+#[test]
+fn refuses_to_start_with_a_corrupt_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    std::fs::write(dir.path().join("routing.json"), "garbage").unwrap();
+    let out = Command::new(PROXY_BIN)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--state-file")
+        .arg(dir.path().join("routing.json"))
+        .arg("--token-file")
+        .arg(dir.path().join("token"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is corrupt"), "{stderr}");
+    assert!(!stderr.contains(TOKEN), "the token never reaches logs");
+}
+
+#[test]
+fn sigterm_stops_the_proxy_with_exit_code_0() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut proxy = start_proxy(dir.path());
+    kill(Pid::from_raw(proxy.info.pid as i32), Signal::SIGTERM).unwrap();
+    let status = proxy._process.0.wait().expect("proxy exits");
+    assert_eq!(status.code(), Some(0));
+    let log = std::fs::read_to_string(dir.path().join("proxy.log")).unwrap();
+    assert!(!log.contains(TOKEN), "the token never reaches logs");
+}

@@ -1,0 +1,93 @@
+//! First-start seeding for the embedded defaults: an admin account and the
+//! demo service registered as environment `production` with v1 live.
+
+use crate::config::Config;
+use anyhow::Context;
+use engine::environments::{self, NewEnvironment};
+use engine::pipeline::Actor;
+use engine::Engine;
+use model::Role;
+
+/// The releases the quickstart can deploy. `v2+unhealthy` is a build whose
+/// health check never passes, to see a failed deploy leave users where they were.
+pub const DEMO_VERSIONS: [&str; 4] = ["v1", "v2", "v3", "v2+unhealthy"];
+
+pub const DEMO_ENVIRONMENT: &str = "production";
+
+/// Lays out `releases/<version>/switchyard-demo` for each demo version, the
+/// shape the process runtime expects of a release directory.
+pub fn install_demo_releases(cfg: &Config) -> anyhow::Result<()> {
+    let demo = cfg.bin("switchyard-demo");
+    anyhow::ensure!(
+        demo.exists(),
+        "{} not found: build it with `cargo build -p demo`",
+        demo.display()
+    );
+    for v in DEMO_VERSIONS {
+        let dir = cfg.releases_dir().join(v);
+        std::fs::create_dir_all(&dir)?;
+        let link = dir.join("switchyard-demo");
+        if link.symlink_metadata().is_ok() {
+            std::fs::remove_file(&link)?;
+        }
+        std::os::unix::fs::symlink(&demo, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    Ok(())
+}
+
+/// Registers the demo environment if it is missing and puts v1 live if
+/// nothing is. Safe to run at every start.
+pub async fn seed_demo(cfg: &Config, engine: &Engine) -> anyhow::Result<()> {
+    install_demo_releases(cfg)?;
+    let pool = engine.pool();
+    if environments::find(pool, DEMO_ENVIRONMENT).await.is_err() {
+        let template = format!(
+            "{}/{{version}}/switchyard-demo",
+            cfg.releases_dir().display()
+        );
+        let mut new = NewEnvironment::new(
+            DEMO_ENVIRONMENT,
+            &format!("http://{}/", cfg.app_listen),
+            &template,
+            &format!("http://{}", cfg.proxy_admin),
+            &cfg.proxy_token_file().display().to_string(),
+        );
+        new.health_deadline = cfg.health_deadline;
+        environments::create(pool, &new).await?;
+        tracing::info!("registered environment {DEMO_ENVIRONMENT} with the demo service");
+    }
+    let env = environments::find(pool, DEMO_ENVIRONMENT).await?;
+    if env.active.is_none() {
+        let d = engine.deploy(&Actor::System, DEMO_ENVIRONMENT, "v1").await?;
+        anyhow::ensure!(
+            d.status == model::DeploymentStatus::Succeeded,
+            "could not put the demo's v1 live: {}",
+            d.message.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Creates the `admin` account on an empty user table. The password comes from
+/// `SWITCHYARD_ADMIN_PASSWORD`, or is generated and returned to be shown once.
+pub async fn ensure_admin(engine: &Engine, from_env: Option<String>) -> anyhow::Result<Option<(String, Option<String>)>> {
+    if engine::users::count(engine.pool()).await? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match from_env.filter(|p| !p.is_empty()) {
+        Some(p) => (p, false),
+        None => (generate_password(), true),
+    };
+    engine::users::create(engine.pool(), "admin", &password, Role::Admin).await?;
+    Ok(Some(("admin".into(), generated.then_some(password))))
+}
+
+pub fn generate_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}

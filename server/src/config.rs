@@ -1,0 +1,62 @@
+//! Runtime configuration of `switchyard serve`, with the embedded defaults the
+//! quickstart relies on.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Everything Switchyard writes: database, proxy state and secret, logs, releases.
+    pub data_dir: PathBuf,
+    /// Where the console listens.
+    pub listen: SocketAddr,
+    /// Where switchyard-proxy listens for users.
+    pub app_listen: SocketAddr,
+    /// switchyard-proxy's admin API (loopback).
+    pub proxy_admin: SocketAddr,
+    /// Start switchyard-proxy if it is not answering yet.
+    pub spawn_proxy: bool,
+    /// Register the demo service as environment `production` with v1 live.
+    pub demo: bool,
+    /// Directory holding switchyard-proxy and switchyard-demo (defaults to this binary's).
+    pub bin_dir: PathBuf,
+    /// Where the compiled front end (pkg/, CSS) is served from.
+    pub site_root: PathBuf,
+    /// Health-wait deadline for the seeded environment.
+    pub health_deadline: Duration,
+    /// Send the session cookie with `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+    pub session_idle_timeout: Duration,
+    pub session_absolute_timeout: Duration,
+}
+
+impl Config {
+    pub fn database_url(&self) -> String {
+        format!("sqlite:{}", self.data_dir.join("switchyard.db").display())
+    }
+    pub fn proxy_token_file(&self) -> PathBuf {
+        self.data_dir.join("proxy.token")
+    }
+    pub fn proxy_state_file(&self) -> PathBuf {
+        self.data_dir.join("proxy-routing.json")
+    }
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+    pub fn releases_dir(&self) -> PathBuf {
+        self.data_dir.join("releases")
+    }
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+}
+
+/// The directory of the running executable: sibling binaries live there in
+/// both `target/debug` and `target/release`.
+pub fn default_bin_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."))
+}

@@ -1,0 +1,212 @@
+//! `switchyard`: the console server and its command-line tools.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use engine::runtime::ProcessRuntime;
+use engine::Engine;
+use leptos::prelude::LeptosOptions;
+use server::config::{default_bin_dir, Config};
+use server::{bootstrap, http, proxy_process};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_sessions_sqlx_store::SqliteStore;
+
+#[derive(Parser)]
+#[command(name = "switchyard", about = "Blue-green deployment console", version)]
+struct Cli {
+    /// Directory for the database, proxy state, logs and releases.
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = ".switchyard", global = true)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the console (and start switchyard-proxy if it is not running).
+    Serve(ServeArgs),
+    /// Manage console users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Address users reach (switchyard-proxy's public listener).
+    #[arg(long, env = "SWITCHYARD_APP_LISTEN", default_value = "127.0.0.1:8080")]
+    app_listen: SocketAddr,
+    /// switchyard-proxy's admin API; keep it on loopback.
+    #[arg(long, env = "SWITCHYARD_PROXY_ADMIN", default_value = "127.0.0.1:8081")]
+    proxy_admin: SocketAddr,
+    /// Do not start switchyard-proxy; expect it to be running already.
+    #[arg(long)]
+    no_spawn_proxy: bool,
+    /// Do not register the demo service.
+    #[arg(long)]
+    no_demo: bool,
+    /// Where switchyard-proxy and switchyard-demo are (default: next to this binary).
+    #[arg(long, env = "SWITCHYARD_BIN_DIR")]
+    bin_dir: Option<PathBuf>,
+    /// Compiled front end (cargo-leptos output).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    site_root: PathBuf,
+    /// Health-wait deadline for the demo environment, in seconds.
+    #[arg(long, default_value_t = 60)]
+    health_deadline_secs: u64,
+    /// Mark the session cookie Secure (serve over HTTPS).
+    #[arg(long, env = "SWITCHYARD_SECURE_COOKIES")]
+    secure_cookies: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from SWITCHYARD_PASSWORD, or generated and printed once.
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: model::Role,
+    },
+}
+
+fn parse_role(s: &str) -> Result<model::Role, String> {
+    s.parse().map_err(|e| format!("{e}; one of viewer, deployer, approver, admin"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_sessions=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    std::fs::create_dir_all(&cli.data_dir)
+        .with_context(|| format!("creating {}", cli.data_dir.display()))?;
+    match cli.command {
+        Command::Serve(args) => serve(cli.data_dir, args).await,
+        Command::User(UserCommand::Add { name, role }) => {
+            let pool = engine::store::open(&format!(
+                "sqlite:{}",
+                cli.data_dir.join("switchyard.db").display()
+            ))
+            .await?;
+            let (password, generated) = match std::env::var("SWITCHYARD_PASSWORD") {
+                Ok(p) if !p.is_empty() => (p, false),
+                _ => (bootstrap::generate_password(), true),
+            };
+            let user = engine::users::create(&pool, &name, &password, role).await?;
+            println!("created user {} with role {}", user.username, user.role);
+            if generated {
+                println!("password (shown once): {password}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = std::path::absolute(&data_dir)?;
+    let cfg = Config {
+        data_dir,
+        listen: args.listen,
+        app_listen: args.app_listen,
+        proxy_admin: args.proxy_admin,
+        spawn_proxy: !args.no_spawn_proxy,
+        demo: !args.no_demo,
+        bin_dir: args.bin_dir.unwrap_or_else(default_bin_dir),
+        site_root: args.site_root,
+        health_deadline: Duration::from_secs(args.health_deadline_secs.max(1)),
+        secure_cookies: args.secure_cookies,
+        session_idle_timeout: Duration::from_secs(8 * 3600),
+        session_absolute_timeout: Duration::from_secs(24 * 3600),
+    };
+    let pool = engine::store::open(&cfg.database_url()).await?;
+    let runtime = Arc::new(ProcessRuntime::new(cfg.log_dir()));
+    let engine = Engine::new(pool.clone(), runtime);
+
+    proxy_process::ensure_token(&cfg.proxy_token_file())?;
+    proxy_process::ensure_running(&cfg).await?;
+    engine.reconcile().await?;
+    let admin = bootstrap::ensure_admin(&engine, std::env::var("SWITCHYARD_ADMIN_PASSWORD").ok()).await?;
+    if cfg.demo {
+        bootstrap::seed_demo(&cfg, &engine).await?;
+    }
+
+    let store = SqliteStore::new(pool.clone());
+    store.migrate().await?;
+    let deletion = tokio::spawn(tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
+        store.clone(),
+        tokio::time::Duration::from_secs(600),
+    ));
+    let monitor = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = engine.probe_slots().await {
+                    tracing::warn!(error = %e, "health round failed");
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        })
+    };
+
+    let leptos_options = LeptosOptions::builder()
+        .output_name("switchyard")
+        .site_root(cfg.site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(cfg.listen)
+        .build();
+    let state = app::state::AppState {
+        leptos_options,
+        engine: engine.clone(),
+        session_absolute_timeout: cfg.session_absolute_timeout,
+    };
+    let router = http::router(
+        state,
+        http::session_layer(store, cfg.secure_cookies, cfg.session_idle_timeout),
+    );
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (is it in use?)", cfg.listen))?;
+
+    println!("Switchyard console: http://{}/", cfg.listen);
+    match admin {
+        Some((user, Some(password))) => {
+            println!("Sign in as {user} with password {password} (shown once)")
+        }
+        Some((user, None)) => println!("Sign in as {user} with SWITCHYARD_ADMIN_PASSWORD"),
+        None => println!("Sign in with an existing account (switchyard user add NAME --role ROLE)"),
+    }
+    if cfg.demo {
+        println!(
+            "Users reach the demo service at http://{}/ (demo versions: {})",
+            cfg.app_listen,
+            bootstrap::DEMO_VERSIONS.join(", ")
+        );
+    }
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    // Slots and switchyard-proxy keep running: users must not notice that the
+    // console stopped.
+    monitor.abort();
+    deletion.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down the console; slots and switchyard-proxy keep serving");
+}
