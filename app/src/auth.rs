@@ -1,8 +1,8 @@
 //! Signing in and out, and who the current user is.
 
 use crate::error::AppError;
-use leptos::prelude::*;
 use leptos::form::ActionForm;
+use leptos::prelude::*;
 use model::SessionUser;
 
 #[cfg(feature = "ssr")]
@@ -54,7 +54,11 @@ pub mod ssr {
         let Some(id) = session.get::<i64>(USER_ID).await.map_err(internal)? else {
             return Ok(None);
         };
-        let login_at = session.get::<i64>(LOGIN_AT).await.map_err(internal)?.unwrap_or(0);
+        let login_at = session
+            .get::<i64>(LOGIN_AT)
+            .await
+            .map_err(internal)?
+            .unwrap_or(0);
         let age = chrono::Utc::now().timestamp() - login_at;
         if age < 0 || age as u64 > st.session_absolute_timeout.as_secs() {
             session.flush().await.map_err(internal)?;
@@ -78,12 +82,12 @@ pub mod ssr {
     }
 }
 
-#[server]
+#[server(endpoint = "whoami")]
 pub async fn whoami() -> Result<Option<SessionUser>, AppError> {
     Ok(ssr::current_user().await?.map(|u| u.to_session_user()))
 }
 
-#[server]
+#[server(endpoint = "login")]
 pub async fn login(username: String, password: String) -> Result<(), AppError> {
     let st = ssr::state()?;
     let user = engine::auth::login(st.engine.pool(), username.trim(), &password).await?;
@@ -94,7 +98,7 @@ pub async fn login(username: String, password: String) -> Result<(), AppError> {
     Ok(())
 }
 
-#[server]
+#[server(endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
     let session = ssr::session().await?;
     session.flush().await.map_err(|e| {

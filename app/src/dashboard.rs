@@ -13,6 +13,7 @@ use std::time::Duration;
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{actor, state};
 
+#[cfg(feature = "ssr")]
 const HISTORY_ROWS: i64 = 50;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,7 +22,7 @@ pub struct Overview {
     pub environments: Vec<String>,
 }
 
-#[server]
+#[server(endpoint = "load_overview")]
 pub async fn load_overview() -> Result<Overview, AppError> {
     let actor = actor().await?;
     let engine::pipeline::Actor::User(user) = &actor else {
@@ -34,12 +35,12 @@ pub async fn load_overview() -> Result<Overview, AppError> {
     })
 }
 
-#[server]
+#[server(endpoint = "environment_status")]
 pub async fn environment_status(name: String) -> Result<EnvironmentView, AppError> {
     Ok(state()?.engine.environment(&actor().await?, &name).await?)
 }
 
-#[server]
+#[server(endpoint = "deployment_history")]
 pub async fn deployment_history(name: String) -> Result<Vec<DeploymentView>, AppError> {
     Ok(state()?
         .engine
@@ -47,7 +48,7 @@ pub async fn deployment_history(name: String) -> Result<Vec<DeploymentView>, App
         .await?)
 }
 
-#[server]
+#[server(endpoint = "deploy")]
 pub async fn deploy(environment: String, version: String) -> Result<DeploymentView, AppError> {
     Ok(state()?
         .engine
@@ -55,7 +56,7 @@ pub async fn deploy(environment: String, version: String) -> Result<DeploymentVi
         .await?)
 }
 
-#[server]
+#[server(endpoint = "rollback")]
 pub async fn rollback(environment: String, reason: String) -> Result<DeploymentView, AppError> {
     Ok(state()?
         .engine
@@ -134,10 +135,9 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
     let (tick, set_tick) = signal(0u64);
     // Effects run only in the browser: the server renders one snapshot.
     Effect::new(move |_| {
-        if let Ok(handle) = set_interval_with_handle(
-            move || set_tick.update(|t| *t += 1),
-            Duration::from_secs(2),
-        ) {
+        if let Ok(handle) =
+            set_interval_with_handle(move || set_tick.update(|t| *t += 1), Duration::from_secs(2))
+        {
             on_cleanup(move || handle.clear());
         }
     });
@@ -193,7 +193,11 @@ fn action_result(r: Option<Result<DeploymentView, AppError>>) -> Option<impl Int
 /// Deploy and rollback, shown only to roles that may use them (the server
 /// refuses everyone else anyway).
 #[component]
-fn OperateForms(name: String, deploy: ServerAction<Deploy>, rollback: ServerAction<Rollback>) -> impl IntoView {
+fn OperateForms(
+    name: String,
+    deploy: ServerAction<Deploy>,
+    rollback: ServerAction<Rollback>,
+) -> impl IntoView {
     let deploy_env = name.clone();
     view! {
         <div class="actions">
@@ -233,13 +237,23 @@ fn EnvironmentStatus(env: EnvironmentView) -> impl IntoView {
 #[component]
 fn SlotCard(view: SlotView) -> impl IntoView {
     let slot = view;
-    let marker = if slot.active { "active" } else if slot.address.is_some() { "standby" } else { "idle" };
+    let marker = if slot.active {
+        "active"
+    } else if slot.address.is_some() {
+        "standby"
+    } else {
+        "idle"
+    };
     let health = match (slot.last_health_ok, &slot.last_health_message) {
         (Some(true), Some(m)) => format!("healthy ({m})"),
         (Some(false), Some(m)) => format!("failing ({m})"),
         _ => "not probed yet".to_string(),
     };
-    let checked = slot.last_health_at.as_deref().map(short_time).unwrap_or_default();
+    let checked = slot
+        .last_health_at
+        .as_deref()
+        .map(short_time)
+        .unwrap_or_default();
     view! {
         <div class=format!("slot {} {}", slot.color, marker) data-slot=slot.color.to_string()>
             <div class="slot-head">

@@ -1,9 +1,9 @@
 //! The error the browser sees. Engine errors that are safe to show keep their
 //! message; everything else becomes an opaque "internal error" and is logged.
 
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {

@@ -112,7 +112,9 @@ mod tests {
         users::create(&pool, "alice", "correct horse battery", Role::Deployer)
             .await
             .unwrap();
-        let u = login(&pool, "alice", "correct horse battery").await.unwrap();
+        let u = login(&pool, "alice", "correct horse battery")
+            .await
+            .unwrap();
         assert_eq!(u.username, "alice");
         assert_eq!(u.role, Role::Deployer);
 

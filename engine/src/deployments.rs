@@ -51,10 +51,11 @@ pub async fn begin(pool: &Pool, d: &NewDeployment<'_>) -> Result<i64> {
 
 pub async fn finish(pool: &Pool, id: i64, status: DeploymentStatus, message: &str) -> Result<()> {
     let now = crate::now();
-    let started: DateTime<Utc> = sqlx::query_scalar("SELECT started_at FROM deployments WHERE id = ?")
-        .bind(id)
-        .fetch_one(pool)
-        .await?;
+    let started: DateTime<Utc> =
+        sqlx::query_scalar("SELECT started_at FROM deployments WHERE id = ?")
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
     sqlx::query(
         "UPDATE deployments SET status = ?, message = ?, finished_at = ?, duration_ms = ? \
          WHERE id = ? AND status = 'running'",
@@ -122,7 +123,8 @@ fn parse<T: std::str::FromStr>(s: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    s.parse().map_err(|e: T::Err| Error::Internal(e.to_string()))
+    s.parse()
+        .map_err(|e: T::Err| Error::Internal(e.to_string()))
 }
 
 impl TryFrom<Row> for DeploymentView {
@@ -147,7 +149,8 @@ impl TryFrom<Row> for DeploymentView {
     }
 }
 
-const VIEW_SELECT: &str = "SELECT d.id, e.name AS environment, d.kind, d.status, d.from_version, d.to_version, \
+const VIEW_SELECT: &str =
+    "SELECT d.id, e.name AS environment, d.kind, d.status, d.from_version, d.to_version, \
      d.from_slot, d.to_slot, COALESCE(u.username, 'system') AS requested_by, d.reason, d.message, \
      d.started_at, d.finished_at, d.duration_ms \
      FROM deployments d JOIN environments e ON e.id = d.environment_id \

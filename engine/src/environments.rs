@@ -38,7 +38,13 @@ pub struct NewEnvironment {
 }
 
 impl NewEnvironment {
-    pub fn new(name: &str, app_url: &str, artifact_template: &str, proxy_admin_url: &str, proxy_token_file: &str) -> Self {
+    pub fn new(
+        name: &str,
+        app_url: &str,
+        artifact_template: &str,
+        proxy_admin_url: &str,
+        proxy_token_file: &str,
+    ) -> Self {
         NewEnvironment {
             name: name.into(),
             app_url: app_url.into(),
@@ -89,7 +95,8 @@ fn parse<T: std::str::FromStr>(s: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    s.parse().map_err(|e: T::Err| Error::Internal(e.to_string()))
+    s.parse()
+        .map_err(|e: T::Err| Error::Internal(e.to_string()))
 }
 
 impl TryFrom<EnvRow> for Environment {
@@ -192,21 +199,25 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
 }
 
 pub async fn find(pool: &Pool, name: &str) -> Result<Environment> {
-    sqlx::query_as::<_, EnvRow>(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE name = ?"))
-        .bind(name)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("environment {name:?}")))?
-        .try_into()
+    sqlx::query_as::<_, EnvRow>(&format!(
+        "SELECT {ENV_COLUMNS} FROM environments WHERE name = ?"
+    ))
+    .bind(name)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("environment {name:?}")))?
+    .try_into()
 }
 
 pub async fn list(pool: &Pool) -> Result<Vec<Environment>> {
-    sqlx::query_as::<_, EnvRow>(&format!("SELECT {ENV_COLUMNS} FROM environments ORDER BY name"))
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(Environment::try_from)
-        .collect()
+    sqlx::query_as::<_, EnvRow>(&format!(
+        "SELECT {ENV_COLUMNS} FROM environments ORDER BY name"
+    ))
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(Environment::try_from)
+    .collect()
 }
 
 pub async fn slots(pool: &Pool, env_id: i64) -> Result<Vec<Slot>> {
@@ -256,18 +267,31 @@ pub async fn set_slot(
     Ok(())
 }
 
-pub async fn set_slot_state(pool: &Pool, env_id: i64, color: SlotColor, state: SlotState) -> Result<()> {
-    sqlx::query("UPDATE slots SET state = ?, updated_at = ? WHERE environment_id = ? AND color = ?")
-        .bind(state.as_str())
-        .bind(crate::now())
-        .bind(env_id)
-        .bind(color.as_str())
-        .execute(pool)
-        .await?;
+pub async fn set_slot_state(
+    pool: &Pool,
+    env_id: i64,
+    color: SlotColor,
+    state: SlotState,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE slots SET state = ?, updated_at = ? WHERE environment_id = ? AND color = ?",
+    )
+    .bind(state.as_str())
+    .bind(crate::now())
+    .bind(env_id)
+    .bind(color.as_str())
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
-pub async fn record_health(pool: &Pool, env_id: i64, color: SlotColor, ok: bool, message: &str) -> Result<()> {
+pub async fn record_health(
+    pool: &Pool,
+    env_id: i64,
+    color: SlotColor,
+    ok: bool,
+    message: &str,
+) -> Result<()> {
     sqlx::query(
         "UPDATE slots SET last_health_ok = ?, last_health_message = ?, last_health_at = ? \
          WHERE environment_id = ? AND color = ?",
@@ -296,7 +320,12 @@ pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
     let slots = slots(pool, env.id).await?;
     let in_progress = crate::deployments::in_progress(pool, env.id)
         .await?
-        .map(|(by, since)| format!("deploy in progress by {by} since {}", since.format("%Y-%m-%d %H:%M:%S UTC")));
+        .map(|(by, since)| {
+            format!(
+                "deploy in progress by {by} since {}",
+                since.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        });
     Ok(EnvironmentView {
         name: env.name.clone(),
         app_url: env.app_url.clone(),

@@ -67,7 +67,8 @@ mod tests {
             while let Ok((mut s, _)) = l.accept().await {
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf).await;
-                let resp = format!("{status_line}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let resp =
+                    format!("{status_line}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                 let _ = s.write_all(resp.as_bytes()).await;
             }
         });
@@ -78,7 +79,13 @@ mod tests {
     async fn probe_reports_status_and_refusal() {
         let p = Prober::default();
         let ok = one_shot_server("HTTP/1.1 200 OK").await;
-        assert_eq!(p.probe(&ok, "/health").await, Probe { ok: true, message: "200 /health".into() });
+        assert_eq!(
+            p.probe(&ok, "/health").await,
+            Probe {
+                ok: true,
+                message: "200 /health".into()
+            }
+        );
         let bad = one_shot_server("HTTP/1.1 503 Service Unavailable").await;
         let r = p.probe(&bad, "/health").await;
         assert!(!r.ok);

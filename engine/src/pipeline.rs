@@ -13,7 +13,9 @@ use crate::router::{BuiltinRouter, TrafficRouter};
 use crate::runtime::{Liveness, Runtime, SlotSpec};
 use crate::store::Pool;
 use crate::users::User;
-use model::{DeploymentKind, DeploymentStatus, DeploymentView, RoutingTable, SlotColor, SlotState, Upstream};
+use model::{
+    DeploymentKind, DeploymentStatus, DeploymentView, RoutingTable, SlotColor, SlotState, Upstream,
+};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,7 +127,12 @@ impl Engine {
             .collect())
     }
 
-    pub async fn history(&self, actor: &Actor, env_name: &str, limit: i64) -> Result<Vec<DeploymentView>> {
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        env_name: &str,
+        limit: i64,
+    ) -> Result<Vec<DeploymentView>> {
         actor.authorize(Action::ViewEnvironments)?;
         let env = environments::find(self.pool(), env_name).await?;
         deployments::history(self.pool(), env.id, limit.clamp(1, 500)).await
@@ -157,7 +164,12 @@ impl Engine {
     /// Deploys `version` into the idle slot of `env_name` and switches traffic
     /// to it once it is healthy. Returns the finished deployment; a failure of
     /// the pipeline is a `failed` deployment, not an `Err`.
-    pub async fn deploy(&self, actor: &Actor, env_name: &str, version: &str) -> Result<DeploymentView> {
+    pub async fn deploy(
+        &self,
+        actor: &Actor,
+        env_name: &str,
+        version: &str,
+    ) -> Result<DeploymentView> {
         actor.authorize(Action::Deploy)?;
         let version = version.trim();
         validate_version(version)?;
@@ -202,7 +214,12 @@ impl Engine {
         .await
     }
 
-    async fn deploy_steps(&self, env: Environment, idle: SlotColor, version: &str) -> Result<String> {
+    async fn deploy_steps(
+        &self,
+        env: Environment,
+        idle: SlotColor,
+        version: &str,
+    ) -> Result<String> {
         let pool = self.pool();
         let rt = &self.inner.runtime;
         // Preflight: the router must answer before anything is started.
@@ -221,12 +238,30 @@ impl Engine {
         if let Some(handle) = &previous.handle {
             rt.stop(handle, env.stop_grace).await?;
         }
-        environments::set_slot(pool, env.id, idle, Some(version), SlotState::Starting, None, None).await?;
+        environments::set_slot(
+            pool,
+            env.id,
+            idle,
+            Some(version),
+            SlotState::Starting,
+            None,
+            None,
+        )
+        .await?;
 
         let running = match rt.start(&Self::spec(&env, idle, version)).await {
             Ok(r) => r,
             Err(e) => {
-                environments::set_slot(pool, env.id, idle, Some(version), SlotState::Stopped, None, None).await?;
+                environments::set_slot(
+                    pool,
+                    env.id,
+                    idle,
+                    Some(version),
+                    SlotState::Stopped,
+                    None,
+                    None,
+                )
+                .await?;
                 return Err(Error::DeploymentFailed(format!("start: {e}")));
             }
         };
@@ -241,8 +276,12 @@ impl Engine {
         )
         .await?;
 
-        if let Err(why) = self.wait_healthy(&env, idle, &running.handle, &running.address).await {
-            self.stop_slot(&env, idle, version, &running.handle, SlotState::Unhealthy).await;
+        if let Err(why) = self
+            .wait_healthy(&env, idle, &running.handle, &running.address)
+            .await
+        {
+            self.stop_slot(&env, idle, version, &running.handle, SlotState::Unhealthy)
+                .await;
             return Err(Error::DeploymentFailed(format!("health wait: {why}")));
         }
         environments::set_slot_state(pool, env.id, idle, SlotState::Healthy).await?;
@@ -257,7 +296,8 @@ impl Engine {
         };
         if let Err(e) = router.apply(&table).await {
             // Users are still on the old slot: the switch did not happen.
-            self.stop_slot(&env, idle, version, &running.handle, SlotState::Stopped).await;
+            self.stop_slot(&env, idle, version, &running.handle, SlotState::Stopped)
+                .await;
             return Err(Error::DeploymentFailed(format!("switch: {e}")));
         }
         environments::set_active(pool, env.id, idle, generation).await?;
@@ -269,23 +309,42 @@ impl Engine {
     }
 
     /// Stops a slot this deploy started and records why it is down.
-    async fn stop_slot(&self, env: &Environment, color: SlotColor, version: &str, handle: &str, state: SlotState) {
+    async fn stop_slot(
+        &self,
+        env: &Environment,
+        color: SlotColor,
+        version: &str,
+        handle: &str,
+        state: SlotState,
+    ) {
         if let Err(e) = self.inner.runtime.stop(handle, env.stop_grace).await {
             tracing::error!(env = %env.name, slot = %color, error = %e, "could not stop failed slot");
         }
-        let _ = environments::set_slot(self.pool(), env.id, color, Some(version), state, None, None).await;
+        let _ =
+            environments::set_slot(self.pool(), env.id, color, Some(version), state, None, None)
+                .await;
     }
 
     /// Polls the slot's health URL until it answers 2xx, the process dies, or
     /// the deadline passes.
-    async fn wait_healthy(&self, env: &Environment, color: SlotColor, handle: &str, address: &str) -> std::result::Result<(), String> {
+    async fn wait_healthy(
+        &self,
+        env: &Environment,
+        color: SlotColor,
+        handle: &str,
+        address: &str,
+    ) -> std::result::Result<(), String> {
         let started = Instant::now();
         loop {
             if let Liveness::Exited(status) = self.inner.runtime.liveness(handle).await {
-                return Err(format!("the process exited ({status}) before it became healthy"));
+                return Err(format!(
+                    "the process exited ({status}) before it became healthy"
+                ));
             }
             let probe = self.inner.prober.probe(address, &env.health_path).await;
-            let _ = environments::record_health(self.pool(), env.id, color, probe.ok, &probe.message).await;
+            let _ =
+                environments::record_health(self.pool(), env.id, color, probe.ok, &probe.message)
+                    .await;
             if probe.ok {
                 return Ok(());
             }
@@ -302,14 +361,23 @@ impl Engine {
 
     /// Switches users back to the warm standby. No approval needed (it is the
     /// emergency exit) but a reason is, and nothing is restarted.
-    pub async fn rollback(&self, actor: &Actor, env_name: &str, reason: &str) -> Result<DeploymentView> {
+    pub async fn rollback(
+        &self,
+        actor: &Actor,
+        env_name: &str,
+        reason: &str,
+    ) -> Result<DeploymentView> {
         actor.authorize(Action::Rollback)?;
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(Error::InvalidInput("a reason is required to roll back".into()));
+            return Err(Error::InvalidInput(
+                "a reason is required to roll back".into(),
+            ));
         }
         if reason.len() > 500 {
-            return Err(Error::InvalidInput("reason is too long (at most 500 characters)".into()));
+            return Err(Error::InvalidInput(
+                "reason is too long (at most 500 characters)".into(),
+            ));
         }
         let env = environments::find(self.pool(), env_name).await?;
         let Some(active) = env.active else {
@@ -318,7 +386,9 @@ impl Engine {
         let standby_color = active.other();
         let standby = environments::slot(self.pool(), env.id, standby_color).await?;
         let address = self.usable_standby(&env, &standby).await?;
-        let from_version = environments::slot(self.pool(), env.id, active).await?.version;
+        let from_version = environments::slot(self.pool(), env.id, active)
+            .await?
+            .version;
         let dep_id = deployments::begin(
             self.pool(),
             &NewDeployment {
@@ -355,11 +425,25 @@ impl Engine {
     async fn usable_standby(&self, env: &Environment, standby: &Slot) -> Result<String> {
         let color = standby.color;
         let (Some(handle), Some(address)) = (&standby.handle, &standby.address) else {
-            return Err(Error::NoStandby(format!("the {color} slot is {}", standby.state)));
+            return Err(Error::NoStandby(format!(
+                "the {color} slot is {}",
+                standby.state
+            )));
         };
         if let Liveness::Exited(why) = self.inner.runtime.liveness(handle).await {
-            environments::set_slot(self.pool(), env.id, color, standby.version.as_deref(), SlotState::Stopped, None, None).await?;
-            return Err(Error::NoStandby(format!("the {color} slot's process is gone ({why})")));
+            environments::set_slot(
+                self.pool(),
+                env.id,
+                color,
+                standby.version.as_deref(),
+                SlotState::Stopped,
+                None,
+                None,
+            )
+            .await?;
+            return Err(Error::NoStandby(format!(
+                "the {color} slot's process is gone ({why})"
+            )));
         }
         let probe = self.inner.prober.probe(address, &env.health_path).await;
         environments::record_health(self.pool(), env.id, color, probe.ok, &probe.message).await?;
@@ -397,19 +481,33 @@ impl Engine {
     pub async fn reconcile(&self) -> Result<()> {
         let pool = self.pool();
         for (dep_id, env_id, kind, to_slot) in deployments::unfinished(pool).await? {
-            let env = environments::list(pool).await?.into_iter().find(|e| e.id == env_id);
+            let env = environments::list(pool)
+                .await?
+                .into_iter()
+                .find(|e| e.id == env_id);
             if let (Some(env), DeploymentKind::Deploy, Some(to)) = (&env, kind, to_slot) {
                 // A slot that was starting for an interrupted deploy never got
                 // traffic unless the router says so; stop it if it is not live.
-                let routed = self.router_for(env)?.current().await.ok();
+                let routed = self.router_for(env)?.current().await;
                 let live = routed
                     .as_ref()
-                    .and_then(|t| t.active.as_ref())
-                    .map(|u| u.slot);
-                if live != Some(to) {
+                    .ok()
+                    .map(|t| t.active.as_ref().map(|u| u.slot));
+                // Only stop it when the router answered and serves another
+                // slot: an unreachable router may well be sending users to it.
+                if let Err(e) = &routed {
+                    tracing::warn!(env = %env.name, slot = %to, error = %e, "router unreachable; leaving the interrupted deploy's slot running");
+                } else if live != Some(Some(to)) {
                     let slot = environments::slot(pool, env.id, to).await?;
                     if let Some(h) = &slot.handle {
-                        self.stop_slot(env, to, slot.version.as_deref().unwrap_or(""), h, SlotState::Stopped).await;
+                        self.stop_slot(
+                            env,
+                            to,
+                            slot.version.as_deref().unwrap_or(""),
+                            h,
+                            SlotState::Stopped,
+                        )
+                        .await;
                     }
                 }
             }
@@ -426,7 +524,16 @@ impl Engine {
                 if let Some(h) = &slot.handle {
                     if let Liveness::Exited(why) = self.inner.runtime.liveness(h).await {
                         tracing::warn!(env = %env.name, slot = %slot.color, %why, "slot process is gone");
-                        environments::set_slot(pool, env.id, slot.color, slot.version.as_deref(), SlotState::Stopped, None, None).await?;
+                        environments::set_slot(
+                            pool,
+                            env.id,
+                            slot.color,
+                            slot.version.as_deref(),
+                            SlotState::Stopped,
+                            None,
+                            None,
+                        )
+                        .await?;
                     }
                 }
             }
@@ -438,7 +545,9 @@ impl Engine {
                     }
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(env = %env.name, error = %e, "router unreachable during reconciliation"),
+                Err(e) => {
+                    tracing::warn!(env = %env.name, error = %e, "router unreachable during reconciliation")
+                }
             }
         }
         Ok(())
@@ -450,10 +559,33 @@ impl Engine {
             for slot in environments::slots(self.pool(), env.id).await? {
                 if let Some(addr) = &slot.address {
                     let p = self.inner.prober.probe(addr, &env.health_path).await;
-                    environments::record_health(self.pool(), env.id, slot.color, p.ok, &p.message).await?;
+                    environments::record_health(self.pool(), env.id, slot.color, p.ok, &p.message)
+                        .await?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_checked_before_they_reach_a_command_line() {
+        for ok in ["v1", "2.0.0", "2.0.0-rc.1+build.7", "release_42"] {
+            assert!(validate_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "../etc", "v1; rm -rf /", "v 2", ".hidden", &"x".repeat(65)] {
+            assert!(
+                matches!(validate_version(bad), Err(Error::InvalidInput(_))),
+                "{bad:?} was accepted"
+            );
+        }
+        assert_eq!(
+            validate_version("").unwrap_err().to_string(),
+            "invalid input: version is required"
+        );
     }
 }

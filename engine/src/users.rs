@@ -38,7 +38,10 @@ impl TryFrom<UserRow> for User {
         Ok(User {
             id: r.id,
             username: r.username,
-            role: r.role.parse().map_err(|e| Error::Internal(format!("{e}")))?,
+            role: r
+                .role
+                .parse()
+                .map_err(|e| Error::Internal(format!("{e}")))?,
             disabled: r.disabled,
         })
     }
@@ -102,7 +105,10 @@ pub async fn count(pool: &Pool) -> Result<i64> {
 }
 
 /// The stored hash for `username`, if such an enabled user exists.
-pub(crate) async fn credentials(pool: &Pool, username: &str) -> Result<Option<(User, PasswordHash)>> {
+pub(crate) async fn credentials(
+    pool: &Pool,
+    username: &str,
+) -> Result<Option<(User, PasswordHash)>> {
     let row: Option<(i64, String, String, bool, String)> = sqlx::query_as(
         "SELECT id, username, role, disabled, password_hash FROM users WHERE username = ?",
     )

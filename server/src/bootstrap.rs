@@ -59,7 +59,9 @@ pub async fn seed_demo(cfg: &Config, engine: &Engine) -> anyhow::Result<()> {
     }
     let env = environments::find(pool, DEMO_ENVIRONMENT).await?;
     if env.active.is_none() {
-        let d = engine.deploy(&Actor::System, DEMO_ENVIRONMENT, "v1").await?;
+        let d = engine
+            .deploy(&Actor::System, DEMO_ENVIRONMENT, "v1")
+            .await?;
         anyhow::ensure!(
             d.status == model::DeploymentStatus::Succeeded,
             "could not put the demo's v1 live: {}",
@@ -71,7 +73,10 @@ pub async fn seed_demo(cfg: &Config, engine: &Engine) -> anyhow::Result<()> {
 
 /// Creates the `admin` account on an empty user table. The password comes from
 /// `SWITCHYARD_ADMIN_PASSWORD`, or is generated and returned to be shown once.
-pub async fn ensure_admin(engine: &Engine, from_env: Option<String>) -> anyhow::Result<Option<(String, Option<String>)>> {
+pub async fn ensure_admin(
+    engine: &Engine,
+    from_env: Option<String>,
+) -> anyhow::Result<Option<(String, Option<String>)>> {
     if engine::users::count(engine.pool()).await? > 0 {
         return Ok(None);
     }

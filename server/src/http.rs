@@ -66,7 +66,9 @@ pub fn router<Store: SessionStore + Clone>(
             let options = options.clone();
             move || app::shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .layer(middleware::from_fn(login_redirect))
         .layer(sessions)
         .layer(middleware::from_fn(same_origin_guard))

@@ -17,7 +17,12 @@ use tower_sessions_sqlx_store::SqliteStore;
 #[command(name = "switchyard", about = "Blue-green deployment console", version)]
 struct Cli {
     /// Directory for the database, proxy state, logs and releases.
-    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = ".switchyard", global = true)]
+    #[arg(
+        long,
+        env = "SWITCHYARD_DATA_DIR",
+        default_value = ".switchyard",
+        global = true
+    )]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -73,7 +78,8 @@ enum UserCommand {
 }
 
 fn parse_role(s: &str) -> Result<model::Role, String> {
-    s.parse().map_err(|e| format!("{e}; one of viewer, deployer, approver, admin"))
+    s.parse()
+        .map_err(|e| format!("{e}; one of viewer, deployer, approver, admin"))
 }
 
 #[tokio::main]
@@ -133,17 +139,20 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
     proxy_process::ensure_token(&cfg.proxy_token_file())?;
     proxy_process::ensure_running(&cfg).await?;
     engine.reconcile().await?;
-    let admin = bootstrap::ensure_admin(&engine, std::env::var("SWITCHYARD_ADMIN_PASSWORD").ok()).await?;
+    let admin =
+        bootstrap::ensure_admin(&engine, std::env::var("SWITCHYARD_ADMIN_PASSWORD").ok()).await?;
     if cfg.demo {
         bootstrap::seed_demo(&cfg, &engine).await?;
     }
 
     let store = SqliteStore::new(pool.clone());
     store.migrate().await?;
-    let deletion = tokio::spawn(tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
-        store.clone(),
-        tokio::time::Duration::from_secs(600),
-    ));
+    let deletion = tokio::spawn(
+        tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
+            store.clone(),
+            tokio::time::Duration::from_secs(600),
+        ),
+    );
     let monitor = {
         let engine = engine.clone();
         tokio::spawn(async move {
@@ -190,9 +199,12 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
             bootstrap::DEMO_VERSIONS.join(", ")
         );
     }
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     // Slots and switchyard-proxy keep running: users must not notice that the
     // console stopped.
     monitor.abort();

@@ -18,7 +18,9 @@ pub fn ensure_token(path: &Path) -> anyhow::Result<()> {
     let token: String = {
         use rand::Rng;
         let mut rng = rand::rngs::OsRng;
-        (0..32).map(|_| format!("{:02x}", rng.gen::<u8>())).collect()
+        (0..32)
+            .map(|_| format!("{:02x}", rng.gen::<u8>()))
+            .collect()
     };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -55,7 +57,10 @@ pub async fn ensure_running(cfg: &Config) -> anyhow::Result<()> {
     }
     let bin = cfg.bin("switchyard-proxy");
     if !bin.exists() {
-        bail!("{} not found: build it with `cargo build -p proxy`", bin.display());
+        bail!(
+            "{} not found: build it with `cargo build -p proxy`",
+            bin.display()
+        );
     }
     std::fs::create_dir_all(cfg.log_dir())?;
     let log = std::fs::OpenOptions::new()
@@ -75,7 +80,9 @@ pub async fn ensure_running(cfg: &Config) -> anyhow::Result<()> {
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log));
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
     tracing::info!(pid = child.id(), listen = %cfg.app_listen, %admin, "started switchyard-proxy");
     for _ in 0..100 {
         if answers(&admin).await {

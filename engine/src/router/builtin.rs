@@ -49,7 +49,9 @@ impl TrafficRouter for BuiltinRouter {
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|e| RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url)))?;
+            .map_err(|e| {
+                RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url))
+            })?;
         if !resp.status().is_success() {
             return Err(RouterError::Rejected(Self::error_body(resp).await));
         }
@@ -66,7 +68,9 @@ impl TrafficRouter for BuiltinRouter {
             .json(table)
             .send()
             .await
-            .map_err(|e| RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url)))?;
+            .map_err(|e| {
+                RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url))
+            })?;
         match resp.status() {
             s if s.is_success() => resp
                 .json()

@@ -5,7 +5,7 @@
 //! does not take user-facing slots down with it; after a console restart they are
 //! found again by pid.
 
-use super::{Liveness, Runtime, RuntimeError, RunningSlot, SlotSpec};
+use super::{Liveness, RunningSlot, Runtime, RuntimeError, SlotSpec};
 use async_trait::async_trait;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -51,7 +51,9 @@ impl ProcessRuntime {
 /// before the child binds it; a collision in that gap makes the child exit,
 /// which the health wait reports as such.
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -200,7 +202,10 @@ mod tests {
         }
         assert_eq!(seen.trim(), format!("{port} v1"));
         rt.stop(&slot.handle, Duration::from_secs(5)).await.unwrap();
-        assert!(matches!(rt.liveness(&slot.handle).await, Liveness::Exited(_)));
+        assert!(matches!(
+            rt.liveness(&slot.handle).await,
+            Liveness::Exited(_)
+        ));
     }
 
     #[tokio::test]
@@ -208,14 +213,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rt = ProcessRuntime::new(dir.path());
         let slot = rt
-            .start(&spec("sh -c 'trap \"\" TERM; while true; do sleep 0.05; done'"))
+            .start(&spec(
+                "sh -c 'trap \"\" TERM; while true; do sleep 0.05; done'",
+            ))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let t = std::time::Instant::now();
-        rt.stop(&slot.handle, Duration::from_millis(300)).await.unwrap();
+        rt.stop(&slot.handle, Duration::from_millis(300))
+            .await
+            .unwrap();
         assert!(t.elapsed() >= Duration::from_millis(300));
-        assert!(matches!(rt.liveness(&slot.handle).await, Liveness::Exited(_)));
+        assert!(matches!(
+            rt.liveness(&slot.handle).await,
+            Liveness::Exited(_)
+        ));
     }
 
     #[tokio::test]

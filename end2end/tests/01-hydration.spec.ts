@@ -1,0 +1,55 @@
+import { expect, test, type Page } from '@playwright/test';
+import { USERS } from '../support/constants';
+import { actionResult, environment, expectHydrated, signIn } from '../support/console';
+
+/** Marks the current document; a full page load (native form post) loses the mark. */
+async function markDocument(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    (window as unknown as { __e2eSameDocument?: boolean }).__e2eSameDocument = true;
+  });
+}
+
+async function sameDocument(page: Page): Promise<boolean> {
+  return page.evaluate(
+    () => (window as unknown as { __e2eSameDocument?: boolean }).__e2eSameDocument === true,
+  );
+}
+
+test('release build hydrates', async ({ page }) => {
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /panicked|RuntimeError|WebAssembly|unreachable|hydration/i.test(m.text())) {
+      problems.push(`console error: ${m.text()}`);
+    }
+  });
+  let loads = 0;
+  page.on('load', () => loads++);
+
+  // Login form: a refused sign-in is answered in place.
+  await page.goto('/login');
+  await expectHydrated(page);
+  await markDocument(page);
+  loads = 0;
+  await page.locator('input[name=username]').fill(USERS.dana.username);
+  await page.locator('input[name=password]').fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('login-error')).toHaveText('wrong username or password');
+  await expect(page).toHaveURL(/\/login$/);
+  expect(await sameDocument(page), 'sign-in form must not reload the page').toBe(true);
+  expect(loads, 'no page load while submitting the sign-in form').toBe(0);
+
+  // Dashboard form: a refused rollback is answered in place too.
+  await signIn(page, USERS.dana);
+  const env = environment(page);
+  await markDocument(page);
+  loads = 0;
+  await env.getByTestId('rollback-reason').fill('');
+  await env.getByRole('button', { name: 'Roll back' }).click();
+  await expect(actionResult(env, 'a reason is required to roll back')).toBeVisible();
+  expect(await sameDocument(page), 'rollback form must not reload the page').toBe(true);
+  expect(loads, 'no page load while submitting the rollback form').toBe(0);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+
+  expect(problems, 'errors in the browser').toEqual([]);
+});

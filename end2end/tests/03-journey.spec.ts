@@ -1,0 +1,87 @@
+import { expect, test } from '@playwright/test';
+import { USERS } from '../support/constants';
+import {
+  actionResult,
+  COL,
+  deploy,
+  environment,
+  expectLive,
+  historyRow,
+  rollBack,
+  signIn,
+  slot,
+} from '../support/console';
+
+function idOf(text: string): number {
+  const m = /#(\d+)/.exec(text);
+  if (!m) throw new Error(`no deployment number in ${JSON.stringify(text)}`);
+  return Number(m[1]);
+}
+
+// The issue's acceptance test. The server starts with v1 live on blue.
+test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({ page, request }) => {
+  const reason = `e2e: checkout errors after v2 (${Date.now()})`;
+
+  await signIn(page, USERS.dana);
+  const env = environment(page);
+  const blue = slot(env, 'blue');
+  const green = slot(env, 'green');
+
+  await test.step('v1 is live on blue', async () => {
+    await expectLive(request, 'v1');
+    await expect(blue.getByTestId('slot-marker')).toHaveText('active');
+    await expect(blue.getByTestId('slot-version')).toHaveText('v1');
+    await expect(env.getByTestId('app-url')).toHaveAttribute('href', 'http://127.0.0.1:3180/');
+  });
+
+  let deployId = 0;
+  await test.step('deploy v2', async () => {
+    await deploy(env, 'v2');
+    await expect(env.getByRole('button', { name: 'Deploying…' })).toBeVisible();
+    const result = actionResult(env, /^deploy #\d+/);
+    await expect(result).toHaveText(/^deploy #\d+ succeeded: v2 is live on green; blue kept warm as standby$/, {
+      timeout: 30_000,
+    });
+    deployId = idOf(await result.innerText());
+    await expect(env.getByRole('button', { name: 'Deploy', exact: true })).toBeEnabled();
+  });
+
+  await test.step('users get v2; green is active, blue standby', async () => {
+    await expectLive(request, 'v2');
+    await expect(green.getByTestId('slot-marker')).toHaveText('active');
+    await expect(green.getByTestId('slot-version')).toHaveText('v2');
+    await expect(green.getByTestId('slot-state')).toHaveText('healthy');
+    await expect(blue.getByTestId('slot-marker')).toHaveText('standby');
+    await expect(blue.getByTestId('slot-version')).toHaveText('v1');
+  });
+
+  let rollbackId = 0;
+  await test.step('roll back with a reason', async () => {
+    await rollBack(env, reason);
+    const result = actionResult(env, /^rollback #\d+/);
+    await expect(result).toHaveText(/^rollback #\d+ succeeded: /);
+    rollbackId = idOf(await result.innerText());
+    expect(rollbackId).toBeGreaterThan(deployId);
+  });
+
+  await test.step('users get v1 again; blue is active, green standby', async () => {
+    await expectLive(request, 'v1');
+    await expect(blue.getByTestId('slot-marker')).toHaveText('active');
+    await expect(green.getByTestId('slot-marker')).toHaveText('standby');
+  });
+
+  await test.step('history lists the deploy and the rollback, by dana', async () => {
+    const deployCells = historyRow(env, deployId).locator('td');
+    await expect(deployCells.nth(COL.kind)).toHaveText('deploy');
+    await expect(deployCells.nth(COL.status)).toHaveText('succeeded');
+    await expect(deployCells.nth(COL.versions)).toHaveText('v1 → v2');
+    await expect(deployCells.nth(COL.who)).toHaveText('dana');
+
+    const rollbackCells = historyRow(env, rollbackId).locator('td');
+    await expect(rollbackCells.nth(COL.kind)).toHaveText('rollback');
+    await expect(rollbackCells.nth(COL.status)).toHaveText('succeeded');
+    await expect(rollbackCells.nth(COL.versions)).toHaveText('v2 → v1');
+    await expect(rollbackCells.nth(COL.who)).toHaveText('dana');
+    await expect(rollbackCells.nth(COL.details)).toContainText(reason);
+  });
+});

@@ -1,0 +1,106 @@
+import { expect, test, type Locator } from '@playwright/test';
+import { USERS } from '../support/constants';
+import {
+  actionResult,
+  COL,
+  deploy,
+  deploymentIds,
+  environment,
+  expectLive,
+  historyRow,
+  historyRows,
+  liveVersion,
+  rollBack,
+  signIn,
+  slot,
+} from '../support/console';
+
+/** The slot users are on, as the dashboard shows it. */
+async function activeColor(env: Locator): Promise<'blue' | 'green'> {
+  let color: 'blue' | 'green' | undefined;
+  await expect(async () => {
+    const blue = (await slot(env, 'blue').getByTestId('slot-marker').innerText()).trim();
+    const green = (await slot(env, 'green').getByTestId('slot-marker').innerText()).trim();
+    expect([blue, green].filter((m) => m === 'active'), 'exactly one active slot').toHaveLength(1);
+    color = blue === 'active' ? 'blue' : 'green';
+  }).toPass();
+  return color!;
+}
+
+// A refusal must leave no trace in the history: wait for one status refresh (2 s)
+// and compare with what the server holds.
+async function expectNoNewDeployment(env: Locator, before: number[]): Promise<void> {
+  const page = env.page();
+  expect(await deploymentIds(page)).toEqual(before);
+  await page.waitForTimeout(2_500);
+  await expect(historyRows(env)).toHaveCount(before.length);
+}
+
+test.describe('deployer mistakes are refused clearly', () => {
+  test.beforeEach(async ({ page }) => {
+    await signIn(page, USERS.dana);
+  });
+
+  test('empty version is refused and adds no history row', async ({ page, request }) => {
+    const env = environment(page);
+    const live = await liveVersion(request);
+    const before = await deploymentIds(page);
+
+    await deploy(env, '');
+    await expect(actionResult(env, 'version is required')).toBeVisible();
+    await expectNoNewDeployment(env, before);
+    await expectLive(request, live);
+  });
+
+  test('unknown version v9 is refused', async ({ page, request }) => {
+    const env = environment(page);
+    const live = await liveVersion(request);
+    const before = await deploymentIds(page);
+
+    await deploy(env, 'v9');
+    await expect(actionResult(env, /^unknown version v9: /)).toBeVisible();
+    await expectNoNewDeployment(env, before);
+    await expectLive(request, live);
+  });
+
+  test('a release that never gets healthy fails and users stay where they were', async ({ page, request }) => {
+    const env = environment(page);
+    const live = await liveVersion(request);
+    const color = await activeColor(env);
+
+    await deploy(env, 'v2+unhealthy');
+    const result = actionResult(env, /^deploy #\d+/);
+    // 5 s health deadline plus starting and stopping the slot.
+    await expect(result).toHaveText(/^deploy #\d+ failed: .*health/i, { timeout: 30_000 });
+    const id = Number(/#(\d+)/.exec(await result.innerText())![1]);
+
+    await expectLive(request, live);
+    await expect(slot(env, color).getByTestId('slot-marker')).toHaveText('active');
+    await expect(slot(env, color).getByTestId('slot-version')).toHaveText(live);
+
+    const cells = historyRow(env, id).locator('td');
+    await expect(cells.nth(COL.kind)).toHaveText('deploy');
+    await expect(cells.nth(COL.status)).toHaveText('failed');
+    await expect(cells.nth(COL.versions)).toHaveText(`${live} → v2+unhealthy`);
+    await expect(cells.nth(COL.who)).toHaveText('dana');
+    await expect(cells.nth(COL.details)).toContainText(/health/i);
+  });
+
+  test('rolling back without a reason is refused', async ({ page, request }) => {
+    const env = environment(page);
+    const live = await liveVersion(request);
+    const before = await deploymentIds(page);
+
+    await rollBack(env, '');
+    await expect(actionResult(env, 'a reason is required to roll back')).toBeVisible();
+
+    // Blanks are no reason either.
+    await page.reload();
+    await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+    await rollBack(env, '   ');
+    await expect(actionResult(env, 'a reason is required to roll back')).toBeVisible();
+
+    await expectNoNewDeployment(env, before);
+    await expectLive(request, live);
+  });
+});

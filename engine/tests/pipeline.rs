@@ -1,0 +1,782 @@
+//! The deploy pipeline end to end: a real `switchyard-proxy` in front of real
+//! `switchyard-demo` slot processes, driven by the engine with the process
+//! runtime and a SQLite file.
+//!
+//! Needs the sibling binaries: `cargo build -p demo -p proxy` (or
+//! `cargo build --workspace`) before `cargo test`.
+//!
+//! Every test starts its own proxy and slots and kills all of them when it
+//! ends, even when an assertion fails (see `Harness`'s `Drop`).
+
+use async_trait::async_trait;
+use engine::environments::{self, NewEnvironment};
+use engine::pipeline::Actor;
+use engine::runtime::{Liveness, ProcessRuntime, Runtime, RunningSlot, RuntimeError, SlotSpec};
+use engine::users::User;
+use engine::{Engine, Error};
+use model::{DeploymentKind, DeploymentStatus, DeploymentView, Role, SlotColor, SlotState};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ENV: &str = "production";
+const TOKEN: &str = "pipeline-test-admin-token";
+/// Versions that have a release directory; anything else is unknown.
+const RELEASES: [&str; 6] = ["v1", "v2", "v3", "v2+unhealthy", "v2+crash", "v2+slow"];
+
+/// `target/debug/deps/pipeline-…` → `target/debug/<name>`.
+fn sibling_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(name))
+        .expect("test executable lives in target/<profile>/deps");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first: cargo build -p demo -p proxy",
+        bin.display()
+    );
+    bin
+}
+
+/// SIGKILLs a slot process and its group (the process runtime makes each slot
+/// a process group leader).
+fn kill_group(pid: u32) {
+    let _ = kill(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
+
+fn pid_alive(pid: u32) -> bool {
+    kill(Pid::from_raw(pid as i32), None).is_ok()
+}
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// The real process runtime, recording every pid it starts (so the test can
+/// kill whatever the engine forgot) and able to run a hook right after a slot
+/// was launched, i.e. after the pipeline's preflight and before its switch.
+struct RecordingRuntime {
+    inner: ProcessRuntime,
+    started: Arc<Mutex<Vec<u32>>>,
+    after_start: Mutex<Option<Hook>>,
+}
+
+#[async_trait]
+impl Runtime for RecordingRuntime {
+    async fn check(&self, spec: &SlotSpec) -> Result<(), RuntimeError> {
+        self.inner.check(spec).await
+    }
+
+    async fn start(&self, spec: &SlotSpec) -> Result<RunningSlot, RuntimeError> {
+        let running = self.inner.start(spec).await?;
+        if let Ok(pid) = running.handle.parse() {
+            self.started.lock().unwrap().push(pid);
+        }
+        let hook = self.after_start.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        Ok(running)
+    }
+
+    async fn stop(&self, handle: &str, grace: Duration) -> Result<(), RuntimeError> {
+        self.inner.stop(handle, grace).await
+    }
+
+    async fn liveness(&self, handle: &str) -> Liveness {
+        self.inner.liveness(handle).await
+    }
+}
+
+struct ProxyInfo {
+    public: String,
+    admin: String,
+}
+
+fn spawn_proxy(dir: &Path) -> (Child, ProxyInfo) {
+    let ready = dir.join("proxy-ready.json");
+    let _ = std::fs::remove_file(&ready);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("proxy.log"))
+        .unwrap();
+    let mut child = Command::new(sibling_bin("switchyard-proxy"))
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--state-file")
+        .arg(dir.join("routing.json"))
+        .arg("--token-file")
+        .arg(dir.join("proxy-token"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn switchyard-proxy");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(bytes) = std::fs::read(&ready) {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).expect("ready file is JSON");
+            assert_eq!(v["pid"].as_u64(), Some(u64::from(child.id())));
+            let info = ProxyInfo {
+                public: v["listen"].as_str().unwrap().to_string(),
+                admin: v["admin"].as_str().unwrap().to_string(),
+            };
+            return (child, info);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default();
+            panic!("proxy exited with {status} before it was ready:\n{log}");
+        }
+        assert!(Instant::now() < deadline, "proxy not ready after 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Pids the slots table says are running: what the engine thinks it owns.
+fn slot_pids_in_db(db: &Path) -> Vec<u32> {
+    let url = format!("sqlite:{}", db.display());
+    std::thread::spawn(move || -> Option<Vec<u32>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let pool = sqlx::SqlitePool::connect(&url).await.ok()?;
+            let rows: Vec<(Option<String>,)> = sqlx::query_as("SELECT handle FROM slots")
+                .fetch_all(&pool)
+                .await
+                .ok()?;
+            pool.close().await;
+            Some(
+                rows.into_iter()
+                    .filter_map(|(h,)| h?.parse().ok())
+                    .collect(),
+            )
+        })
+    })
+    .join()
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// One environment with its own proxy, database and slot processes.
+struct Harness {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    engine: Engine,
+    runtime: Arc<RecordingRuntime>,
+    proxy: Arc<Mutex<Option<Child>>>,
+    public: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proxy.lock().unwrap().take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        let mut pids = self.runtime.started.lock().unwrap().clone();
+        pids.extend(slot_pids_in_db(&self.db));
+        for pid in pids {
+            kill_group(pid);
+        }
+    }
+}
+
+impl Harness {
+    async fn new(health_deadline: Duration) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = sibling_bin("switchyard-demo");
+        for v in RELEASES {
+            let release = dir.path().join("releases").join(v);
+            std::fs::create_dir_all(&release).unwrap();
+            std::os::unix::fs::symlink(&demo, release.join("switchyard-demo")).unwrap();
+        }
+        std::fs::write(dir.path().join("proxy-token"), format!("{TOKEN}\n")).unwrap();
+        let (child, info) = spawn_proxy(dir.path());
+        let proxy = Arc::new(Mutex::new(Some(child)));
+
+        let db = dir.path().join("switchyard.db");
+        let pool = engine::store::open(&format!("sqlite:{}", db.display()))
+            .await
+            .unwrap();
+        let runtime = Arc::new(RecordingRuntime {
+            inner: ProcessRuntime::new(dir.path().join("logs")),
+            started: Arc::default(),
+            after_start: Mutex::new(None),
+        });
+        let template = format!(
+            "{}/releases/{{version}}/switchyard-demo",
+            dir.path().display()
+        );
+        let mut new = NewEnvironment::new(
+            ENV,
+            &format!("http://{}/", info.public),
+            &template,
+            &format!("http://{}", info.admin),
+            &dir.path().join("proxy-token").display().to_string(),
+        );
+        new.health_interval = Duration::from_millis(50);
+        new.health_deadline = health_deadline;
+        new.stop_grace = Duration::from_secs(2);
+        environments::create(&pool, &new).await.unwrap();
+        let engine = Engine::new(pool, runtime.clone());
+        Harness {
+            dir,
+            db,
+            engine,
+            runtime,
+            proxy,
+            public: info.public,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn with_v1_live() -> Harness {
+        let h = Harness::new(Duration::from_secs(3)).await;
+        let d = h.engine.deploy(&Actor::System, ENV, "v1").await.unwrap();
+        assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+        assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+        h
+    }
+
+    async fn user(&self, name: &str, role: Role) -> Actor {
+        let u: User = engine::users::create(self.engine.pool(), name, "a long enough password", role)
+            .await
+            .unwrap();
+        Actor::User(u)
+    }
+
+    async fn get(&self, addr: &str) -> String {
+        let resp = self
+            .http
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET http://{addr}/: {e}"));
+        assert!(resp.status().is_success(), "GET http://{addr}/: {}", resp.status());
+        resp.text().await.unwrap()
+    }
+
+    /// What a user reaching the application through the proxy gets.
+    async fn users_see(&self) -> String {
+        self.get(&self.public).await
+    }
+
+    async fn slot(&self, color: SlotColor) -> environments::Slot {
+        let env = environments::find(self.engine.pool(), ENV).await.unwrap();
+        environments::slot(self.engine.pool(), env.id, color)
+            .await
+            .unwrap()
+    }
+
+    async fn active(&self) -> Option<SlotColor> {
+        environments::find(self.engine.pool(), ENV)
+            .await
+            .unwrap()
+            .active
+    }
+
+    async fn history(&self) -> Vec<DeploymentView> {
+        self.engine.history(&Actor::System, ENV, 100).await.unwrap()
+    }
+
+    fn kill_proxy(&self) {
+        if let Some(mut p) = self.proxy.lock().unwrap().take() {
+            p.kill().unwrap();
+            p.wait().unwrap();
+        }
+    }
+
+    /// Starts the proxy again from its state file (new ports).
+    fn restart_proxy(&mut self) {
+        self.kill_proxy();
+        let (child, info) = spawn_proxy(self.dir.path());
+        *self.proxy.lock().unwrap() = Some(child);
+        self.public = info.public;
+    }
+}
+
+fn pid_of(slot: &environments::Slot) -> u32 {
+    slot.handle
+        .as_deref()
+        .unwrap_or_else(|| panic!("{} slot has no process: {slot:?}", slot.color))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn deploy_switches_users_keeps_old_slot_warm_and_rollback_restarts_nothing() {
+    // Bootstrap: the system puts v1 live on blue.
+    let h = Harness::with_v1_live().await;
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+    let boot = &h.history().await[0];
+    assert_eq!(boot.kind, DeploymentKind::Deploy);
+    assert_eq!(boot.requested_by, "system");
+    assert_eq!(boot.to_version.as_deref(), Some("v1"));
+
+    // A deployer ships v2: users move to green, blue stays up as standby.
+    let dora = h.user("dora", Role::Deployer).await;
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+    assert_eq!(h.active().await, Some(SlotColor::Green));
+
+    let blue = h.slot(SlotColor::Blue).await;
+    let green = h.slot(SlotColor::Green).await;
+    assert_eq!(blue.version.as_deref(), Some("v1"));
+    assert!(pid_alive(pid_of(&blue)), "standby process must keep running");
+    assert_eq!(
+        h.get(blue.address.as_deref().unwrap()).await,
+        "switchyard-demo v1\n",
+        "the standby still answers on its own address"
+    );
+    assert_eq!(green.version.as_deref(), Some("v2"));
+    assert_eq!(green.state, SlotState::Healthy);
+
+    let view = h.engine.environment(&dora, ENV).await.unwrap();
+    assert_eq!(view.active, Some(SlotColor::Green));
+    assert_eq!(view.in_progress, None);
+
+    let history = h.history().await;
+    assert_eq!(history.len(), 2);
+    let row = &history[0];
+    assert_eq!(row.kind, DeploymentKind::Deploy);
+    assert_eq!(row.status, DeploymentStatus::Succeeded);
+    assert_eq!(row.from_version.as_deref(), Some("v1"));
+    assert_eq!(row.to_version.as_deref(), Some("v2"));
+    assert_eq!(row.from_slot, Some(SlotColor::Blue));
+    assert_eq!(row.to_slot, Some(SlotColor::Green));
+    assert_eq!(row.requested_by, "dora");
+    assert!(row.finished_at.is_some());
+
+    // Roll back: users get v1 again, from the very same processes.
+    let pids_before = (pid_of(&blue), pid_of(&green));
+    let r = h
+        .engine
+        .rollback(&dora, ENV, "v2 breaks checkout")
+        .await
+        .unwrap();
+    assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+    let pids_after = (
+        pid_of(&h.slot(SlotColor::Blue).await),
+        pid_of(&h.slot(SlotColor::Green).await),
+    );
+    assert_eq!(pids_before, pids_after, "a rollback restarts nothing");
+    assert!(pid_alive(pids_after.0) && pid_alive(pids_after.1));
+    assert_eq!(
+        h.runtime.started.lock().unwrap().len(),
+        2,
+        "only the two deploys started processes"
+    );
+
+    let row = &h.history().await[0];
+    assert_eq!(row.id, r.id);
+    assert_eq!(row.kind, DeploymentKind::Rollback);
+    assert_eq!(row.status, DeploymentStatus::Succeeded);
+    assert_eq!(row.reason.as_deref(), Some("v2 breaks checkout"));
+    assert_eq!(row.requested_by, "dora");
+    assert_eq!(row.from_version.as_deref(), Some("v2"));
+    assert_eq!(row.to_version.as_deref(), Some("v1"));
+    let ms = row.duration_ms.expect("a finished rollback has a duration");
+    assert!(ms < 1000, "rollback took {ms} ms; it is a switch, not a redeploy");
+}
+
+/// Asserts `r` is a refusal of the given kind and that users still get `expected`.
+async fn assert_refused(h: &Harness, what: &str, r: Result<DeploymentView, Error>, expected: &str) -> Error {
+    let err = match r {
+        Err(e) => e,
+        Ok(d) => panic!("{what}: expected a refusal, got {d:?}"),
+    };
+    assert_eq!(h.users_see().await, expected, "{what}: users moved");
+    err
+}
+
+#[tokio::test]
+async fn bad_versions_leave_users_on_the_slot_they_were_on() {
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let v1 = "switchyard-demo v1\n";
+    let rows = h.history().await.len();
+
+    let e = assert_refused(&h, "empty", h.engine.deploy(&dora, ENV, "").await, v1).await;
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    let e = assert_refused(&h, "blank", h.engine.deploy(&dora, ENV, "   ").await, v1).await;
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    for bad in ["v1;rm -rf /", "../v1", "v1/../../bin", "v 2", "$(id)", ".hidden"] {
+        let e = assert_refused(&h, bad, h.engine.deploy(&dora, ENV, bad).await, v1).await;
+        assert!(matches!(e, Error::InvalidInput(_)), "{bad}: {e}");
+    }
+    let e = assert_refused(&h, "unknown", h.engine.deploy(&dora, ENV, "v9").await, v1).await;
+    assert!(matches!(e, Error::UnknownVersion { .. }), "{e}");
+    assert!(e.to_string().contains("v9"), "{e}");
+    // Refusals happen before anything is recorded or started.
+    assert_eq!(h.history().await.len(), rows);
+    assert_eq!(h.runtime.started.lock().unwrap().len(), 1);
+    assert_eq!(h.slot(SlotColor::Green).await.state, SlotState::Stopped);
+
+    // A build whose health check never passes: a failed deployment, users stay.
+    let d = h.engine.deploy(&dora, ENV, "v2+unhealthy").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    let msg = d.message.clone().unwrap_or_default();
+    assert!(msg.contains("health"), "{msg}");
+    assert_eq!(h.users_see().await, v1);
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+    let green = h.slot(SlotColor::Green).await;
+    assert_eq!(green.handle, None, "the failed slot is stopped: {green:?}");
+    assert_eq!(green.address, None);
+    assert_ne!(green.state, SlotState::Healthy);
+    let unhealthy_pid = *h.runtime.started.lock().unwrap().last().unwrap();
+    assert!(!pid_alive(unhealthy_pid), "the unhealthy slot's process is gone");
+    assert!(pid_alive(pid_of(&h.slot(SlotColor::Blue).await)));
+
+    // A build that exits at start.
+    let d = h.engine.deploy(&dora, ENV, "v2+crash").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    let msg = d.message.clone().unwrap_or_default();
+    assert!(msg.contains("process exited"), "{msg}");
+    assert_eq!(h.users_see().await, v1);
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+    assert_eq!(h.slot(SlotColor::Green).await.handle, None);
+
+    let history = h.history().await;
+    assert_eq!(history.len(), rows + 2);
+    assert!(history[..2]
+        .iter()
+        .all(|d| d.status == DeploymentStatus::Failed && d.requested_by == "dora"));
+
+    // And the environment still deploys fine afterwards.
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+}
+
+#[tokio::test]
+async fn rollback_refusals_change_nothing() {
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let v1 = "switchyard-demo v1\n";
+
+    // Right after the first deploy there is nothing to roll back to.
+    let e = assert_refused(&h, "no standby", h.engine.rollback(&dora, ENV, "just because").await, v1).await;
+    assert!(matches!(e, Error::NoStandby(_)), "{e}");
+
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let v2 = "switchyard-demo v2\n";
+    let rows = h.history().await.len();
+    for reason in ["", "   "] {
+        let e = assert_refused(&h, "no reason", h.engine.rollback(&dora, ENV, reason).await, v2).await;
+        assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    }
+    let e = assert_refused(&h, "long reason", h.engine.rollback(&dora, ENV, &"x".repeat(501)).await, v2).await;
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    assert_eq!(h.history().await.len(), rows);
+    assert_eq!(h.active().await, Some(SlotColor::Green));
+
+    // A standby whose process died is not a rollback target.
+    let blue_pid = pid_of(&h.slot(SlotColor::Blue).await);
+    kill_group(blue_pid);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.runtime.liveness(&blue_pid.to_string()).await == Liveness::Running {
+        assert!(Instant::now() < deadline, "blue did not die");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e = assert_refused(&h, "dead standby", h.engine.rollback(&dora, ENV, "v2 is bad").await, v2).await;
+    assert!(matches!(e, Error::NoStandby(_)), "{e}");
+    assert_eq!(h.history().await.len(), rows);
+    assert_eq!(h.active().await, Some(SlotColor::Green));
+}
+
+#[tokio::test]
+async fn viewers_and_approvers_cannot_deploy_or_roll_back() {
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let v2 = "switchyard-demo v2\n";
+    let rows = h.history().await.len();
+    let started = h.runtime.started.lock().unwrap().len();
+
+    for (name, role) in [("vera", Role::Viewer), ("abe", Role::Approver)] {
+        let actor = h.user(name, role).await;
+        let e = assert_refused(&h, name, h.engine.deploy(&actor, ENV, "v3").await, v2).await;
+        assert!(matches!(e, Error::Forbidden { .. }), "{name}: {e}");
+        assert_eq!(e.to_string(), format!("{role} may not deploy"));
+        let e = assert_refused(&h, name, h.engine.rollback(&actor, ENV, "I want to").await, v2).await;
+        assert!(matches!(e, Error::Forbidden { .. }), "{name}: {e}");
+        assert_eq!(e.to_string(), format!("{role} may not roll back"));
+        // Reading is allowed.
+        assert_eq!(
+            h.engine.environment(&actor, ENV).await.unwrap().active,
+            Some(SlotColor::Green)
+        );
+    }
+    // A disabled deployer is treated as signed out.
+    let Actor::User(mut gone) = h.user("gone", Role::Deployer).await else {
+        unreachable!()
+    };
+    gone.disabled = true;
+    let e = assert_refused(&h, "disabled", h.engine.deploy(&Actor::User(gone), ENV, "v3").await, v2).await;
+    assert!(matches!(e, Error::Unauthenticated), "{e}");
+
+    assert_eq!(h.history().await.len(), rows, "no deployment was recorded");
+    assert_eq!(h.runtime.started.lock().unwrap().len(), started, "nothing was started");
+    assert_eq!(h.active().await, Some(SlotColor::Green));
+    assert_eq!(h.slot(SlotColor::Blue).await.version.as_deref(), Some("v1"));
+}
+
+#[tokio::test]
+async fn a_second_deploy_while_one_runs_is_refused_with_who_and_since() {
+    // +slow binds its port after 3 s: give it room.
+    let h = Harness::new(Duration::from_secs(15)).await;
+    let d = h.engine.deploy(&Actor::System, ENV, "v1").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let dora = h.user("dora", Role::Deployer).await;
+    let sam = h.user("sam", Role::Deployer).await;
+
+    let first = tokio::spawn({
+        let engine = h.engine.clone();
+        let dora = dora.clone();
+        async move { engine.deploy(&dora, ENV, "v2+slow").await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let in_progress = loop {
+        if let Some(s) = h.engine.environment(&sam, ENV).await.unwrap().in_progress {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the slow deploy never showed as running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(in_progress.starts_with("deploy in progress by dora since "), "{in_progress}");
+
+    let e = h.engine.deploy(&sam, ENV, "v3").await.unwrap_err();
+    assert!(matches!(&e, Error::DeployInProgress { by, .. } if by == "dora"), "{e:?}");
+    assert!(e.to_string().starts_with("deploy in progress by dora since "), "{e}");
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n", "users stay on v1 meanwhile");
+
+    let d = first.await.unwrap().unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v2+slow\n");
+    let history = h.history().await;
+    assert_eq!(history.len(), 2, "the refused deploy left no row: {history:?}");
+    // The lock is released: the next deploy goes through.
+    let d = h.engine.deploy(&sam, ENV, "v3").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v3\n");
+}
+
+#[tokio::test]
+async fn a_failed_switch_leaves_the_previous_slot_active() {
+    let mut h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+
+    // The proxy dies after the preflight passed and the new slot was launched:
+    // the switch step cannot reach it.
+    let proxy = h.proxy.clone();
+    *h.runtime.after_start.lock().unwrap() = Some(Box::new(move || {
+        if let Some(mut p) = proxy.lock().unwrap().take() {
+            p.kill().unwrap();
+            p.wait().unwrap();
+        }
+    }));
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    let msg = d.message.clone().unwrap_or_default();
+    assert!(msg.contains("switch"), "{msg}");
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+    let blue = h.slot(SlotColor::Blue).await;
+    assert!(pid_alive(pid_of(&blue)), "the active slot was not touched");
+    let green = h.slot(SlotColor::Green).await;
+    assert_eq!(green.handle, None, "the new slot was stopped: {green:?}");
+    let v2_pid = *h.runtime.started.lock().unwrap().last().unwrap();
+    assert!(!pid_alive(v2_pid));
+
+    // The proxy comes back from its state file still serving v1.
+    h.restart_proxy();
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+}
+
+#[tokio::test]
+async fn reconcile_fails_an_interrupted_deploy_and_keeps_traffic_on_the_active_slot() {
+    let h = Harness::with_v1_live().await;
+    let pool = h.engine.pool().clone();
+    let env = environments::find(&pool, ENV).await.unwrap();
+    let dora = h.user("dora", Role::Deployer).await;
+    let Actor::User(dora_user) = &dora else { unreachable!() };
+
+    // What a console that died in the middle of the health wait leaves behind:
+    // a running deployment row and a starting green slot with a live process.
+    let spec = SlotSpec {
+        environment: ENV.into(),
+        color: SlotColor::Green,
+        version: "v2".into(),
+        artifact: format!("{}/releases/v2/switchyard-demo", h.dir.path().display()),
+    };
+    let half = h.runtime.start(&spec).await.unwrap();
+    environments::set_slot(
+        &pool,
+        env.id,
+        SlotColor::Green,
+        Some("v2"),
+        SlotState::Starting,
+        Some(&half.handle),
+        Some(&half.address),
+    )
+    .await
+    .unwrap();
+    let dep = engine::deployments::begin(
+        &pool,
+        &engine::deployments::NewDeployment {
+            environment_id: env.id,
+            kind: DeploymentKind::Deploy,
+            from_version: Some("v1"),
+            to_version: Some("v2"),
+            from_slot: Some(SlotColor::Blue),
+            to_slot: Some(SlotColor::Green),
+            requested_by: Some(dora_user.id),
+            reason: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    // A restarted console: new engine and runtime over the same database.
+    let restarted = Engine::new(pool.clone(), Arc::new(ProcessRuntime::new(h.dir.path().join("logs"))));
+    restarted.reconcile().await.unwrap();
+
+    let row = engine::deployments::get(&pool, dep).await.unwrap();
+    assert_eq!(row.status, DeploymentStatus::Failed, "{row:?}");
+    assert!(row.message.as_deref().unwrap_or("").contains("interrupted"), "{row:?}");
+    assert!(row.finished_at.is_some());
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+    let green = h.slot(SlotColor::Green).await;
+    assert_eq!(green.state, SlotState::Stopped, "{green:?}");
+    assert_eq!(green.handle, None);
+    let half_pid: u32 = half.handle.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_alive(half_pid) {
+        assert!(Instant::now() < deadline, "the half-started slot was not stopped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(pid_alive(pid_of(&h.slot(SlotColor::Blue).await)));
+
+    // The lock is free again.
+    let d = restarted.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+}
+
+#[tokio::test]
+async fn reconcile_never_stops_a_slot_the_router_may_be_serving() {
+    let mut h = Harness::with_v1_live().await;
+    let pool = h.engine.pool().clone();
+    let env = environments::find(&pool, ENV).await.unwrap();
+
+    // The console died right after the proxy switched users to green and
+    // before it recorded that: the proxy serves green, the records say blue.
+    let spec = SlotSpec {
+        environment: ENV.into(),
+        color: SlotColor::Green,
+        version: "v2".into(),
+        artifact: format!("{}/releases/v2/switchyard-demo", h.dir.path().display()),
+    };
+    let green = h.runtime.start(&spec).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h
+        .http
+        .get(format!("http://{}/health", green.address))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "green never came up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    environments::set_slot(
+        &pool,
+        env.id,
+        SlotColor::Green,
+        Some("v2"),
+        SlotState::Healthy,
+        Some(&green.handle),
+        Some(&green.address),
+    )
+    .await
+    .unwrap();
+    let dep = engine::deployments::begin(
+        &pool,
+        &engine::deployments::NewDeployment {
+            environment_id: env.id,
+            kind: DeploymentKind::Deploy,
+            from_version: Some("v1"),
+            to_version: Some("v2"),
+            from_slot: Some(SlotColor::Blue),
+            to_slot: Some(SlotColor::Green),
+            requested_by: None,
+            reason: None,
+        },
+    )
+    .await
+    .unwrap();
+    use engine::router::{BuiltinRouter, TrafficRouter};
+    let router = BuiltinRouter::new(&env.proxy_admin_url, TOKEN.into());
+    let generation = router.current().await.unwrap().generation + 1;
+    router
+        .apply(&model::RoutingTable {
+            generation,
+            active: Some(model::Upstream {
+                slot: SlotColor::Green,
+                address: green.address.clone(),
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+
+    // The console restarts while the proxy is down for a moment.
+    h.kill_proxy();
+    let restarted = Engine::new(pool.clone(), Arc::new(ProcessRuntime::new(h.dir.path().join("logs"))));
+    restarted.reconcile().await.unwrap();
+    let row = engine::deployments::get(&pool, dep).await.unwrap();
+    assert_eq!(row.status, DeploymentStatus::Failed, "{row:?}");
+    let green_pid: u32 = green.handle.parse().unwrap();
+    assert!(
+        pid_alive(green_pid),
+        "reconcile stopped a slot the router may be serving, without asking the router"
+    );
+
+    // The proxy is back (serving green from its state file); the next
+    // reconciliation adopts what it serves.
+    h.restart_proxy();
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+    let admin_url = {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(h.dir.path().join("proxy-ready.json")).unwrap()).unwrap();
+        format!("http://{}", v["admin"].as_str().unwrap())
+    };
+    sqlx::query("UPDATE environments SET proxy_admin_url = ? WHERE id = ?")
+        .bind(&admin_url)
+        .bind(env.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    restarted.reconcile().await.unwrap();
+    assert_eq!(h.active().await, Some(SlotColor::Green));
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+}

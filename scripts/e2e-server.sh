@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Starts a throw-away Switchyard console for the Playwright suite in end2end/.
+#
+# Playwright's `webServer` runs this (see end2end/playwright.config.ts); it can also be
+# run by hand to poke at the same setup. Every run gets a fresh data directory
+# (database, proxy state, slot logs), recorded in end2end/.e2e-data-dir so that the
+# suite's global teardown -- or the next run of this script -- can stop the detached
+# switchyard-proxy and demo slot processes that `serve` leaves running, and delete it.
+#
+# Environment:
+#   SWITCHYARD_BIN    console binary (default: target/release/switchyard); relative paths
+#                     are taken from end2end/. switchyard-proxy and switchyard-demo must sit
+#                     next to it.
+#   LEPTOS_SITE_ROOT  compiled front end (default: target/site); relative to end2end/.
+#   E2E_SERVER_LOG    copy of the console's output (default: end2end/e2e-server.log).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+e2e="$repo/end2end"
+state_file="$e2e/.e2e-data-dir"
+
+absolute() { # absolute PATH, relative ones taken from end2end/
+  case "$1" in
+    /*) printf '%s\n' "$1" ;;
+    *) printf '%s\n' "$e2e/$1" ;;
+  esac
+}
+
+bin=$(absolute "${SWITCHYARD_BIN:-../target/release/switchyard}")
+site_root=$(absolute "${LEPTOS_SITE_ROOT:-../target/site}")
+log=$(absolute "${E2E_SERVER_LOG:-e2e-server.log}")
+
+# Settings from the caller's environment must not leak into the suite's server.
+unset SWITCHYARD_SECURE_COOKIES SWITCHYARD_DATA_DIR
+export SWITCHYARD_BIN_DIR
+SWITCHYARD_BIN_DIR=$(dirname "$bin")
+
+listen=127.0.0.1:3100
+app_listen=127.0.0.1:3180
+proxy_admin=127.0.0.1:3181
+
+fail() { echo "e2e-server: $*" >&2; exit 1; }
+
+for b in "$bin" "$(dirname "$bin")/switchyard-proxy" "$(dirname "$bin")/switchyard-demo"; do
+  [[ -x "$b" ]] || fail "$b not found or not executable (build it, or set SWITCHYARD_BIN)"
+done
+[[ -d "$site_root/pkg" ]] || fail "$site_root/pkg not found: build the front end (cargo leptos build --release) or set LEPTOS_SITE_ROOT"
+
+# Leftovers of an earlier run that was not torn down (killed runner, Ctrl-C twice, ...):
+# its proxy would still answer on $proxy_admin with another token.
+if [[ -f "$state_file" ]]; then
+  old=$(<"$state_file")
+  if [[ -n "$old" && "$old" == /* ]]; then
+    pkill -f -- "$old" 2>/dev/null || true
+    for _ in $(seq 50); do pgrep -f -- "$old" >/dev/null || break; sleep 0.1; done
+    pkill -KILL -f -- "$old" 2>/dev/null || true
+    rm -rf -- "$old"
+  fi
+  rm -f -- "$state_file"
+fi
+
+port_in_use() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+for addr in "$listen" "$app_listen" "$proxy_admin"; do
+  if port_in_use "$addr"; then
+    fail "$addr is already in use by a process this script did not start; stop it first (ss -ltnp | grep ${addr##*:})"
+  fi
+done
+
+data_dir=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-e2e.XXXXXXXX")
+printf '%s\n' "$data_dir" >"$state_file"
+
+add_user() { # NAME ROLE PASSWORD
+  SWITCHYARD_PASSWORD="$3" "$bin" --data-dir "$data_dir" user add "$1" --role "$2" >/dev/null
+}
+add_user admin admin admin-password-1
+add_user dana deployer deployer-password-1
+add_user victor viewer viewer-password-1
+add_user alice approver approver-password-1
+
+echo "e2e-server: data dir $data_dir; console output also in $log" >&2
+: >"$log"
+# The console's output goes to Playwright (shown as [WebServer]) and to $log. tee runs
+# in this process group, which Playwright stops with the console.
+exec > >(tee -a "$log" >&2) 2>&1
+SWITCHYARD_ADMIN_PASSWORD=admin-password-1 exec "$bin" --data-dir "$data_dir" serve \
+  --listen "$listen" \
+  --app-listen "$app_listen" \
+  --proxy-admin "$proxy_admin" \
+  --health-deadline-secs 5 \
+  --site-root "$site_root"

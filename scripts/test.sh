@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set-up command (b): installs what is missing and runs every test — the Rust
+# unit and integration tests (real proxy and demo processes), then the
+# Playwright suite against a release build in Debian's Chromium.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+ensure_build_tools
+ensure_playwright
+cd "$ROOT"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo build (debug binaries the integration tests start)"
+cargo build --workspace --exclude frontend
+
+log "cargo test"
+cargo test --workspace --exclude frontend
+
+build_release
+
+log "playwright test"
+cd "$ROOT/end2end"
+SWITCHYARD_BIN="$ROOT/target/release/switchyard" LEPTOS_SITE_ROOT="$ROOT/target/site" npx playwright test

@@ -1,0 +1,469 @@
+//! The console's HTTP surface as a browser (or an attacker's page) reaches it:
+//! the real axum router from `server::http`, real server functions, a real
+//! SQLite file for users, sessions and deployments, served on a loopback port.
+//!
+//! No proxy or slot process is involved: every request here is decided before
+//! any runtime work (authentication, authorization, the same-origin guard), or
+//! fails at the pipeline's preflight against an unreachable router.
+
+use app::error::AppError;
+use app::state::AppState;
+use engine::environments::{self, NewEnvironment};
+use engine::runtime::ProcessRuntime;
+use engine::store::Pool;
+use engine::Engine;
+use leptos::prelude::LeptosOptions;
+use model::{DeploymentStatus, DeploymentView, Role};
+use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use reqwest::StatusCode;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_sessions_sqlx_store::SqliteStore;
+
+const PASSWORD: &str = "a long enough password";
+const ENV: &str = "production";
+
+struct Console {
+    origin: String,
+    pool: Pool,
+    http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    /// The server function's error, decoded as the browser decodes it.
+    fn error(&self) -> AppError {
+        assert!(
+            !self.status.is_success(),
+            "expected an error, got {}: {}",
+            self.status,
+            self.body
+        );
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("error body {:?} is not an AppError: {e}", self.body))
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        assert!(self.status.is_success(), "{}: {}", self.status, self.body);
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body {:?} does not decode: {e}", self.body))
+    }
+
+    /// The `switchyard_session` Set-Cookie header, if any.
+    fn session_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("switchyard_session="))
+            .map(str::to_string)
+    }
+
+    /// `switchyard_session=<id>`, ready for a Cookie header.
+    fn session(&self) -> String {
+        let set = self
+            .session_cookie()
+            .unwrap_or_else(|| panic!("no session cookie set ({}: {})", self.status, self.body));
+        set.split(';').next().unwrap().trim().to_string()
+    }
+}
+
+async fn start() -> Console {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = engine::store::open(&format!(
+        "sqlite:{}",
+        dir.path().join("switchyard.db").display()
+    ))
+    .await
+    .unwrap();
+    let engine = Engine::new(
+        pool.clone(),
+        Arc::new(ProcessRuntime::new(dir.path().join("logs"))),
+    );
+    let store = SqliteStore::new(pool.clone());
+    store.migrate().await.unwrap();
+
+    // An environment whose proxy is not running: a deploy that gets past every
+    // check fails at the preflight, and nothing is ever started.
+    let unused_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token_file = dir.path().join("proxy-token");
+    std::fs::write(&token_file, "http-test-token\n").unwrap();
+    environments::create(
+        &pool,
+        &NewEnvironment::new(
+            ENV,
+            "http://127.0.0.1:1/",
+            "/bin/true {version}",
+            &format!("http://127.0.0.1:{unused_port}"),
+            &token_file.display().to_string(),
+        ),
+    )
+    .await
+    .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let leptos_options = LeptosOptions::builder()
+        .output_name("switchyard")
+        .site_root(dir.path().join("site").display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    let state = AppState {
+        leptos_options,
+        engine,
+        session_absolute_timeout: Duration::from_secs(24 * 3600),
+    };
+    let router = server::http::router(
+        state,
+        server::http::session_layer(store, false, Duration::from_secs(8 * 3600)),
+    );
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    Console {
+        origin: format!("http://{addr}"),
+        pool,
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        server,
+        _dir: dir,
+    }
+}
+
+impl Console {
+    async fn user(&self, name: &str, role: Role) {
+        engine::users::create(&self.pool, name, PASSWORD, role)
+            .await
+            .unwrap();
+    }
+
+    /// POSTs a form the way the console's own page does (same origin, JSON
+    /// answer), with `headers` added or overriding.
+    async fn post(&self, path: &str, form: &[(&str, &str)], cookie: Option<&str>, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.origin))
+            .header(ACCEPT, "application/json")
+            .form(form);
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("origin")) {
+            req = req.header(ORIGIN, &self.origin);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Resp {
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.origin))
+            .header(ACCEPT, "text/html");
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    async fn read(resp: reqwest::Response) -> Resp {
+        Resp {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn login(&self, name: &str, password: &str, cookie: Option<&str>) -> Resp {
+        self.post(
+            "/api/login",
+            &[("username", name), ("password", password)],
+            cookie,
+            &[],
+        )
+        .await
+    }
+
+    /// Signs in and returns the session cookie.
+    async fn session_for(&self, name: &str) -> String {
+        let r = self.login(name, PASSWORD, None).await;
+        assert!(r.status.is_success(), "login {name}: {}: {}", r.status, r.body);
+        r.session()
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        tower_sessions_sqlx_store::sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn overview_user(&self, cookie: &str) -> Result<String, AppError> {
+        let r = self.post("/api/load_overview", &[], Some(cookie), &[]).await;
+        if r.status.is_success() {
+            let v: serde_json::Value = r.json();
+            Ok(v["user"]["username"].as_str().unwrap().to_string())
+        } else {
+            Err(r.error())
+        }
+    }
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_http_only_cookie_under_a_fresh_id() {
+    let c = start().await;
+    c.user("alice", Role::Deployer).await;
+    c.user("bob", Role::Viewer).await;
+
+    let r = c.login("alice", PASSWORD, None).await;
+    assert!(r.status.is_success(), "{}: {}", r.status, r.body);
+    let set = r.session_cookie().expect("a session cookie");
+    let attrs: Vec<String> = set
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    assert!(attrs.iter().any(|a| a == "httponly"), "{set}");
+    assert!(attrs.iter().any(|a| a == "samesite=strict"), "{set}");
+    assert!(attrs.iter().any(|a| a == "path=/"), "{set}");
+    let alice = r.session();
+    assert_eq!(c.overview_user(&alice).await, Ok("alice".into()));
+
+    // Signing in on a browser that already holds a session id gets a new id,
+    // and the old one stops working (no session fixation).
+    let r = c.login("bob", PASSWORD, Some(&alice)).await;
+    assert!(r.status.is_success(), "{}: {}", r.status, r.body);
+    let bob = r.session();
+    assert_ne!(bob, alice, "the session id must change on login");
+    assert_eq!(c.overview_user(&bob).await, Ok("bob".into()));
+    assert_eq!(c.overview_user(&alice).await, Err(AppError::Unauthenticated));
+
+    // A planted, made-up id is not adopted either.
+    let planted = "switchyard_session=AAAAAAAAAAAAAAAAAAAAAA";
+    let r = c.login("alice", PASSWORD, Some(planted)).await;
+    assert!(r.status.is_success(), "{}: {}", r.status, r.body);
+    assert_ne!(r.session(), planted);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let c = start().await;
+    c.user("alice", Role::Deployer).await;
+    let sessions = c.count("tower_sessions").await;
+
+    let wrong = c.login("alice", "not the password", None).await;
+    let unknown = c.login("mallory", "not the password", None).await;
+    let empty = c.login("", "", None).await;
+    assert_eq!(
+        wrong.error(),
+        AppError::Refused("wrong username or password".into())
+    );
+    for r in [&unknown, &empty] {
+        assert_eq!(r.status, wrong.status);
+        assert_eq!(r.body, wrong.body, "the answer must not tell users apart");
+    }
+    for r in [&wrong, &unknown, &empty] {
+        assert_eq!(r.session_cookie(), None, "no session for a failed login");
+    }
+    assert_eq!(c.count("tower_sessions").await, sessions);
+}
+
+#[tokio::test]
+async fn viewers_and_anonymous_callers_cannot_deploy_or_roll_back() {
+    let c = start().await;
+    c.user("vera", Role::Viewer).await;
+    c.user("abe", Role::Approver).await;
+
+    for name in ["vera", "abe"] {
+        let cookie = c.session_for(name).await;
+        let r = c
+            .post("/api/deploy", &[("environment", ENV), ("version", "v2")], Some(&cookie), &[])
+            .await;
+        match r.error() {
+            AppError::Forbidden(m) => assert!(m.ends_with("may not deploy"), "{m}"),
+            e => panic!("{name} deploy: {e:?}"),
+        }
+        let r = c
+            .post("/api/rollback", &[("environment", ENV), ("reason", "because")], Some(&cookie), &[])
+            .await;
+        match r.error() {
+            AppError::Forbidden(m) => assert!(m.ends_with("may not roll back"), "{m}"),
+            e => panic!("{name} rollback: {e:?}"),
+        }
+        // Reading is allowed.
+        let r = c
+            .post("/api/environment_status", &[("name", ENV)], Some(&cookie), &[])
+            .await;
+        let v: serde_json::Value = r.json();
+        assert_eq!(v["name"], ENV);
+    }
+
+    let r = c
+        .post("/api/deploy", &[("environment", ENV), ("version", "v2")], None, &[])
+        .await;
+    assert_eq!(r.error(), AppError::Unauthenticated);
+    let r = c
+        .post("/api/rollback", &[("environment", ENV), ("reason", "because")], None, &[])
+        .await;
+    assert_eq!(r.error(), AppError::Unauthenticated);
+    for path in ["/api/load_overview", "/api/environment_status", "/api/deployment_history"] {
+        let r = c.post(path, &[("name", ENV)], None, &[]).await;
+        assert_eq!(r.error(), AppError::Unauthenticated, "{path}");
+    }
+    // A cookie the server never issued is no better.
+    let r = c
+        .post(
+            "/api/deploy",
+            &[("environment", ENV), ("version", "v2")],
+            Some("switchyard_session=AAAAAAAAAAAAAAAAAAAAAA"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.error(), AppError::Unauthenticated);
+
+    assert_eq!(c.count("deployments").await, 0, "no deployment was recorded");
+}
+
+#[tokio::test]
+async fn cross_origin_posts_are_refused_before_anything_happens() {
+    let c = start().await;
+    c.user("dora", Role::Deployer).await;
+    let sessions = c.count("tower_sessions").await;
+    let evil_origin = [("origin", "http://evil.example")];
+    let cross_site = [("sec-fetch-site", "cross-site")];
+    let same_site = [("sec-fetch-site", "same-site")];
+    let null_origin = [("origin", "null")];
+
+    for headers in [&evil_origin[..], &cross_site, &same_site, &null_origin] {
+        let r = c
+            .post(
+                "/api/login",
+                &[("username", "dora"), ("password", PASSWORD)],
+                None,
+                headers,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "login with {headers:?}: {}", r.body);
+        assert_eq!(r.session_cookie(), None, "login with {headers:?}");
+    }
+    assert_eq!(c.count("tower_sessions").await, sessions, "no session was created");
+
+    // Same origin, by Origin or by Sec-Fetch-Site, works.
+    let by_origin = c.session_for("dora").await;
+    let r = c
+        .post(
+            "/api/login",
+            &[("username", "dora"), ("password", PASSWORD)],
+            None,
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert!(r.status.is_success(), "{}: {}", r.status, r.body);
+
+    // A signed-in deployer's browser tricked into posting from another site.
+    for headers in [&evil_origin[..], &cross_site, &same_site] {
+        for (path, form) in [
+            ("/api/deploy", [("environment", ENV), ("version", "v2")]),
+            ("/api/rollback", [("environment", ENV), ("reason", "csrf")]),
+        ] {
+            let r = c.post(path, &form, Some(&by_origin), headers).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{path} with {headers:?}: {}", r.body);
+        }
+        let r = c.post("/api/logout", &[], Some(&by_origin), headers).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "logout with {headers:?}");
+    }
+    assert_eq!(c.count("deployments").await, 0, "no deployment was recorded");
+    assert_eq!(c.overview_user(&by_origin).await, Ok("dora".into()));
+
+    // The same request from the console's own page reaches the pipeline: it
+    // runs (and fails at the preflight, since no proxy is running here).
+    let r = c
+        .post("/api/deploy", &[("environment", ENV), ("version", "v2")], Some(&by_origin), &[])
+        .await;
+    let d: DeploymentView = r.json();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    assert_eq!(d.requested_by, "dora");
+    assert_eq!(c.count("deployments").await, 1);
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_get_never_deploys() {
+    let c = start().await;
+    c.user("dora", Role::Deployer).await;
+
+    let r = c.get("/", None).await;
+    assert!(r.status.is_redirection(), "{}: {}", r.status, r.body);
+    assert_eq!(r.headers.get(LOCATION).unwrap(), "/login");
+    let r = c.get("/login", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let cookie = c.session_for("dora").await;
+    let r = c.get("/", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    for path in [
+        "/api/deploy?environment=production&version=v2",
+        "/api/rollback?environment=production&reason=get",
+    ] {
+        let r = c.get(path, Some(&cookie)).await;
+        assert!(
+            !r.status.is_success() && !r.status.is_redirection(),
+            "GET {path}: {}",
+            r.status
+        );
+    }
+    assert_eq!(c.count("deployments").await, 0);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let c = start().await;
+    c.user("dora", Role::Deployer).await;
+    let cookie = c.session_for("dora").await;
+    assert_eq!(c.overview_user(&cookie).await, Ok("dora".into()));
+    let sessions = c.count("tower_sessions").await;
+
+    let r = c.post("/api/logout", &[], Some(&cookie), &[]).await;
+    assert!(r.status.is_success(), "{}: {}", r.status, r.body);
+    assert_eq!(c.count("tower_sessions").await, sessions - 1, "the session is deleted");
+
+    // The old cookie (a copy kept by an attacker, say) no longer authorizes.
+    assert_eq!(c.overview_user(&cookie).await, Err(AppError::Unauthenticated));
+    let r = c
+        .post("/api/deploy", &[("environment", ENV), ("version", "v2")], Some(&cookie), &[])
+        .await;
+    assert_eq!(r.error(), AppError::Unauthenticated);
+    assert_eq!(c.count("deployments").await, 0);
+    let r = c.get("/", Some(&cookie)).await;
+    assert!(r.status.is_redirection());
+}
