@@ -42,9 +42,10 @@ proxy_admin=127.0.0.1:3181
 fail() { echo "e2e-server: $*" >&2; exit 1; }
 
 for b in "$bin" "$(dirname "$bin")/switchyard-proxy" "$(dirname "$bin")/switchyard-demo"; do
-  [[ -x "$b" ]] || fail "$b not found or not executable (build it, or set SWITCHYARD_BIN)"
+  [[ -x "$b" ]] || fail "$b not found or not executable (cargo build --release -p server -p proxy -p demo, or set SWITCHYARD_BIN)"
 done
-[[ -d "$site_root/pkg" ]] || fail "$site_root/pkg not found: build the front end (cargo leptos build --release) or set LEPTOS_SITE_ROOT"
+compgen -G "$site_root/pkg/*.wasm" >/dev/null ||
+  fail "no WASM in $site_root/pkg: build the front end (cargo leptos build --release) or set LEPTOS_SITE_ROOT"
 
 # Leftovers of an earlier run that was not torn down (killed runner, Ctrl-C twice, ...):
 # its proxy would still answer on $proxy_admin with another token.
@@ -62,7 +63,7 @@ fi
 port_in_use() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 for addr in "$listen" "$app_listen" "$proxy_admin"; do
   if port_in_use "$addr"; then
-    fail "$addr is already in use by a process this script did not start; stop it first (ss -ltnp | grep ${addr##*:})"
+    fail "$addr is already in use (another server, or leftovers of a run not recorded in end2end/.e2e-data-dir): see ss -ltnp | grep ${addr##*:}"
   fi
 done
 

@@ -51,7 +51,10 @@ ensure_wasm_bindgen() {
   want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock")"
   if wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then return 0; fi
   log "cargo install wasm-bindgen-cli@$want"
-  cargo install wasm-bindgen-cli --version "$want" --locked
+  # Its lock file pins a webpki-roots release the registry no longer serves;
+  # fall back to fresh resolution when the locked install cannot resolve.
+  cargo install wasm-bindgen-cli --version "$want" --locked \
+    || cargo install wasm-bindgen-cli --version "$want"
 }
 
 # npm's binaryen: Debian's wasm-opt 108 produces WASM that fails to hydrate.

@@ -84,29 +84,41 @@ pub mod ssr {
 
 #[server(endpoint = "whoami")]
 pub async fn whoami() -> Result<Option<SessionUser>, AppError> {
-    Ok(ssr::current_user().await?.map(|u| u.to_session_user()))
+    crate::error::respond(
+        async move { Ok(ssr::current_user().await?.map(|u| u.to_session_user())) }.await,
+    )
 }
 
 #[server(endpoint = "login")]
 pub async fn login(username: String, password: String) -> Result<(), AppError> {
-    let st = ssr::state()?;
-    let user = engine::auth::login(st.engine.pool(), username.trim(), &password).await?;
-    let session = ssr::session().await?;
-    ssr::begin(&session, user.id).await?;
-    tracing::info!(user = %user.username, "signed in");
-    leptos_axum::redirect("/");
-    Ok(())
+    crate::error::respond(
+        async move {
+            let st = ssr::state()?;
+            let user = engine::auth::login(st.engine.pool(), username.trim(), &password).await?;
+            let session = ssr::session().await?;
+            ssr::begin(&session, user.id).await?;
+            tracing::info!(user = %user.username, "signed in");
+            leptos_axum::redirect("/");
+            Ok(())
+        }
+        .await,
+    )
 }
 
 #[server(endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
-    let session = ssr::session().await?;
-    session.flush().await.map_err(|e| {
-        tracing::error!(error = %e, "session store");
-        AppError::Internal
-    })?;
-    leptos_axum::redirect("/login");
-    Ok(())
+    crate::error::respond(
+        async move {
+            let session = ssr::session().await?;
+            session.flush().await.map_err(|e| {
+                tracing::error!(error = %e, "session store");
+                AppError::Internal
+            })?;
+            leptos_axum::redirect("/login");
+            Ok(())
+        }
+        .await,
+    )
 }
 
 #[component]

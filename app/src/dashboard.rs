@@ -24,44 +24,66 @@ pub struct Overview {
 
 #[server(endpoint = "load_overview")]
 pub async fn load_overview() -> Result<Overview, AppError> {
-    let actor = actor().await?;
-    let engine::pipeline::Actor::User(user) = &actor else {
-        return Err(AppError::Unauthenticated);
-    };
-    let environments = state()?.engine.environment_names(&actor).await?;
-    Ok(Overview {
-        user: user.to_session_user(),
-        environments,
-    })
+    crate::error::respond(
+        async move {
+            let actor = actor().await?;
+            let engine::pipeline::Actor::User(user) = &actor else {
+                return Err(AppError::Unauthenticated);
+            };
+            let environments = state()?.engine.environment_names(&actor).await?;
+            Ok(Overview {
+                user: user.to_session_user(),
+                environments,
+            })
+        }
+        .await,
+    )
 }
 
 #[server(endpoint = "environment_status")]
 pub async fn environment_status(name: String) -> Result<EnvironmentView, AppError> {
-    Ok(state()?.engine.environment(&actor().await?, &name).await?)
+    crate::error::respond(
+        async move { Ok(state()?.engine.environment(&actor().await?, &name).await?) }.await,
+    )
 }
 
 #[server(endpoint = "deployment_history")]
 pub async fn deployment_history(name: String) -> Result<Vec<DeploymentView>, AppError> {
-    Ok(state()?
-        .engine
-        .history(&actor().await?, &name, HISTORY_ROWS)
-        .await?)
+    crate::error::respond(
+        async move {
+            Ok(state()?
+                .engine
+                .history(&actor().await?, &name, HISTORY_ROWS)
+                .await?)
+        }
+        .await,
+    )
 }
 
 #[server(endpoint = "deploy")]
 pub async fn deploy(environment: String, version: String) -> Result<DeploymentView, AppError> {
-    Ok(state()?
-        .engine
-        .deploy(&actor().await?, &environment, &version)
-        .await?)
+    crate::error::respond(
+        async move {
+            Ok(state()?
+                .engine
+                .deploy(&actor().await?, &environment, &version)
+                .await?)
+        }
+        .await,
+    )
 }
 
 #[server(endpoint = "rollback")]
 pub async fn rollback(environment: String, reason: String) -> Result<DeploymentView, AppError> {
-    Ok(state()?
-        .engine
-        .rollback(&actor().await?, &environment, &reason)
-        .await?)
+    crate::error::respond(
+        async move {
+            Ok(state()?
+                .engine
+                .rollback(&actor().await?, &environment, &reason)
+                .await?)
+        }
+        .await,
+    )
 }
 
 /// "2026-11-22T02:15:03.123+00:00" → "2026-11-22 02:15:03 UTC".

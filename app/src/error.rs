@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub enum AppError {
     #[error("please sign in")]
     Unauthenticated,
+    #[error("wrong username or password")]
+    BadCredentials,
     #[error("{0}")]
     Forbidden(String),
     /// A refusal the user can act on: bad input, a deploy in progress, no standby.
@@ -21,6 +23,35 @@ pub enum AppError {
     /// Transport or encoding trouble between browser and server.
     #[error("request failed: {0}")]
     Transport(String),
+}
+
+impl AppError {
+    /// The HTTP status a server function answers with when it fails, so that
+    /// monitoring and API clients can tell a refusal from a crash.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Unauthenticated | AppError::BadCredentials => 401,
+            AppError::Forbidden(_) => 403,
+            AppError::NotFound(_) => 404,
+            AppError::Refused(_) => 409,
+            AppError::Transport(_) => 400,
+            AppError::Internal => 500,
+        }
+    }
+}
+
+/// Sets the response status from a server function's error (200 otherwise).
+#[cfg(feature = "ssr")]
+pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+    if let Err(e) = &result {
+        if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            opts.set_status(
+                axum::http::StatusCode::from_u16(e.status())
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+            );
+        }
+    }
+    result
 }
 
 impl FromServerFnError for AppError {
@@ -37,6 +68,7 @@ impl From<engine::Error> for AppError {
         use engine::Error as E;
         match e {
             E::Unauthenticated => AppError::Unauthenticated,
+            E::BadCredentials => AppError::BadCredentials,
             E::Forbidden { .. } => AppError::Forbidden(e.to_string()),
             E::NotFound(_) => AppError::NotFound(e.to_string()),
             e if e.is_user_facing() => AppError::Refused(e.to_string()),

@@ -295,10 +295,17 @@ impl Engine {
             }),
         };
         if let Err(e) = router.apply(&table).await {
-            // Users are still on the old slot: the switch did not happen.
-            self.stop_slot(&env, idle, version, &running.handle, SlotState::Stopped)
-                .await;
-            return Err(Error::DeploymentFailed(format!("switch: {e}")));
+            // The write may have landed even though its answer was lost: ask
+            // the router before declaring the switch failed, or the slot users
+            // are now on would be stopped under them.
+            let landed = matches!(router.current().await, Ok(t) if t == table);
+            if !landed {
+                // Users are still on the old slot: the switch did not happen.
+                self.stop_slot(&env, idle, version, &running.handle, SlotState::Stopped)
+                    .await;
+                return Err(Error::DeploymentFailed(format!("switch: {e}")));
+            }
+            tracing::warn!(env = %env.name, error = %e, "switch answer lost but the router shows it applied");
         }
         environments::set_active(pool, env.id, idle, generation).await?;
         let standby = match env.active {
@@ -475,51 +482,30 @@ impl Engine {
         Ok(())
     }
 
+    /// What the environment's router serves now.
+    async fn routed(&self, env: &Environment) -> Result<RoutingTable> {
+        Ok(self.router_for(env)?.current().await?)
+    }
+
     /// Brings the records in line with reality after a restart: deployments a
-    /// dead console left running are failed, slots whose process is gone are
-    /// marked stopped, and the active slot follows what the router serves.
+    /// dead console left running are closed (succeeded if traffic had already
+    /// switched, failed otherwise), a half-started slot nobody is routed to is
+    /// stopped, slots whose process is gone are marked stopped, and the active
+    /// slot follows what the router serves.
     pub async fn reconcile(&self) -> Result<()> {
         let pool = self.pool();
+        let envs = environments::list(pool).await?;
         for (dep_id, env_id, kind, to_slot) in deployments::unfinished(pool).await? {
-            let env = environments::list(pool)
-                .await?
-                .into_iter()
-                .find(|e| e.id == env_id);
-            if let (Some(env), DeploymentKind::Deploy, Some(to)) = (&env, kind, to_slot) {
-                // A slot that was starting for an interrupted deploy never got
-                // traffic unless the router says so; stop it if it is not live.
-                let routed = self.router_for(env)?.current().await;
-                let live = routed
-                    .as_ref()
-                    .ok()
-                    .map(|t| t.active.as_ref().map(|u| u.slot));
-                // Only stop it when the router answered and serves another
-                // slot: an unreachable router may well be sending users to it.
-                if let Err(e) = &routed {
-                    tracing::warn!(env = %env.name, slot = %to, error = %e, "router unreachable; leaving the interrupted deploy's slot running");
-                } else if live != Some(Some(to)) {
-                    let slot = environments::slot(pool, env.id, to).await?;
-                    if let Some(h) = &slot.handle {
-                        self.stop_slot(
-                            env,
-                            to,
-                            slot.version.as_deref().unwrap_or(""),
-                            h,
-                            SlotState::Stopped,
-                        )
-                        .await;
-                    }
-                }
-            }
-            deployments::finish(
-                pool,
-                dep_id,
-                DeploymentStatus::Failed,
-                "interrupted: the console stopped while this deployment ran",
-            )
-            .await?;
+            let (status, message) = match (envs.iter().find(|e| e.id == env_id), to_slot) {
+                (Some(env), Some(to)) => self.close_interrupted(env, kind, to).await?,
+                _ => (
+                    DeploymentStatus::Failed,
+                    "interrupted: the console stopped while this deployment ran".to_string(),
+                ),
+            };
+            deployments::finish(pool, dep_id, status, &message).await?;
         }
-        for env in environments::list(pool).await? {
+        for env in envs {
             for slot in environments::slots(pool, env.id).await? {
                 if let Some(h) = &slot.handle {
                     if let Liveness::Exited(why) = self.inner.runtime.liveness(h).await {
@@ -537,7 +523,7 @@ impl Engine {
                     }
                 }
             }
-            match self.router_for(&env)?.current().await {
+            match self.routed(&env).await {
                 Ok(table) if table.generation > env.routing_generation => {
                     if let Some(up) = table.active {
                         tracing::warn!(env = %env.name, slot = %up.slot, "router is ahead of the records; adopting its active slot");
@@ -551,6 +537,47 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    async fn close_interrupted(
+        &self,
+        env: &Environment,
+        kind: DeploymentKind,
+        to: SlotColor,
+    ) -> Result<(DeploymentStatus, String)> {
+        const INTERRUPTED: &str = "interrupted: the console stopped while this deployment ran";
+        match self.routed(env).await {
+            Ok(t) if t.active.as_ref().map(|u| u.slot) == Some(to) => Ok((
+                DeploymentStatus::Succeeded,
+                format!("completed: traffic had switched to {to} before the console stopped"),
+            )),
+            Ok(_) if kind == DeploymentKind::Deploy => {
+                // Users never reached the slot this deploy was starting.
+                let slot = environments::slot(self.pool(), env.id, to).await?;
+                if let Some(h) = &slot.handle {
+                    let version = slot.version.as_deref().unwrap_or("");
+                    self.stop_slot(env, to, version, h, SlotState::Stopped)
+                        .await;
+                }
+                Ok((
+                    DeploymentStatus::Failed,
+                    format!("{INTERRUPTED}; the {to} slot it started was stopped, users stayed where they were"),
+                ))
+            }
+            Ok(_) => Ok((DeploymentStatus::Failed, INTERRUPTED.to_string())),
+            Err(e) => {
+                // An unreachable router may well be sending users to the new
+                // slot: leave it running; the next reconciliation adopts
+                // whatever the router serves.
+                tracing::warn!(env = %env.name, slot = %to, error = %e, "router unreachable; leaving the interrupted deployment's slot running");
+                Ok((
+                    DeploymentStatus::Failed,
+                    format!(
+                        "{INTERRUPTED}; the router could not be asked whether traffic had switched"
+                    ),
+                ))
+            }
+        }
     }
 
     /// One round of health probes over every running slot, for the dashboard.
@@ -577,7 +604,14 @@ mod tests {
         for ok in ["v1", "2.0.0", "2.0.0-rc.1+build.7", "release_42"] {
             assert!(validate_version(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "../etc", "v1; rm -rf /", "v 2", ".hidden", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "../etc",
+            "v1; rm -rf /",
+            "v 2",
+            ".hidden",
+            &"x".repeat(65),
+        ] {
             assert!(
                 matches!(validate_version(bad), Err(Error::InvalidInput(_))),
                 "{bad:?} was accepted"

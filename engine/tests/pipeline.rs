@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use engine::environments::{self, NewEnvironment};
 use engine::pipeline::Actor;
-use engine::runtime::{Liveness, ProcessRuntime, Runtime, RunningSlot, RuntimeError, SlotSpec};
+use engine::runtime::{Liveness, ProcessRuntime, RunningSlot, Runtime, RuntimeError, SlotSpec};
 use engine::users::User;
 use engine::{Engine, Error};
 use model::{DeploymentKind, DeploymentStatus, DeploymentView, Role, SlotColor, SlotState};
@@ -253,9 +253,10 @@ impl Harness {
     }
 
     async fn user(&self, name: &str, role: Role) -> Actor {
-        let u: User = engine::users::create(self.engine.pool(), name, "a long enough password", role)
-            .await
-            .unwrap();
+        let u: User =
+            engine::users::create(self.engine.pool(), name, "a long enough password", role)
+                .await
+                .unwrap();
         Actor::User(u)
     }
 
@@ -266,7 +267,11 @@ impl Harness {
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET http://{addr}/: {e}"));
-        assert!(resp.status().is_success(), "GET http://{addr}/: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "GET http://{addr}/: {}",
+            resp.status()
+        );
         resp.text().await.unwrap()
     }
 
@@ -337,7 +342,10 @@ async fn deploy_switches_users_keeps_old_slot_warm_and_rollback_restarts_nothing
     let blue = h.slot(SlotColor::Blue).await;
     let green = h.slot(SlotColor::Green).await;
     assert_eq!(blue.version.as_deref(), Some("v1"));
-    assert!(pid_alive(pid_of(&blue)), "standby process must keep running");
+    assert!(
+        pid_alive(pid_of(&blue)),
+        "standby process must keep running"
+    );
     assert_eq!(
         h.get(blue.address.as_deref().unwrap()).await,
         "switchyard-demo v1\n",
@@ -393,11 +401,19 @@ async fn deploy_switches_users_keeps_old_slot_warm_and_rollback_restarts_nothing
     assert_eq!(row.from_version.as_deref(), Some("v2"));
     assert_eq!(row.to_version.as_deref(), Some("v1"));
     let ms = row.duration_ms.expect("a finished rollback has a duration");
-    assert!(ms < 1000, "rollback took {ms} ms; it is a switch, not a redeploy");
+    assert!(
+        ms < 1000,
+        "rollback took {ms} ms; it is a switch, not a redeploy"
+    );
 }
 
 /// Asserts `r` is a refusal of the given kind and that users still get `expected`.
-async fn assert_refused(h: &Harness, what: &str, r: Result<DeploymentView, Error>, expected: &str) -> Error {
+async fn assert_refused(
+    h: &Harness,
+    what: &str,
+    r: Result<DeploymentView, Error>,
+    expected: &str,
+) -> Error {
     let err = match r {
         Err(e) => e,
         Ok(d) => panic!("{what}: expected a refusal, got {d:?}"),
@@ -417,7 +433,14 @@ async fn bad_versions_leave_users_on_the_slot_they_were_on() {
     assert!(matches!(e, Error::InvalidInput(_)), "{e}");
     let e = assert_refused(&h, "blank", h.engine.deploy(&dora, ENV, "   ").await, v1).await;
     assert!(matches!(e, Error::InvalidInput(_)), "{e}");
-    for bad in ["v1;rm -rf /", "../v1", "v1/../../bin", "v 2", "$(id)", ".hidden"] {
+    for bad in [
+        "v1;rm -rf /",
+        "../v1",
+        "v1/../../bin",
+        "v 2",
+        "$(id)",
+        ".hidden",
+    ] {
         let e = assert_refused(&h, bad, h.engine.deploy(&dora, ENV, bad).await, v1).await;
         assert!(matches!(e, Error::InvalidInput(_)), "{bad}: {e}");
     }
@@ -441,7 +464,10 @@ async fn bad_versions_leave_users_on_the_slot_they_were_on() {
     assert_eq!(green.address, None);
     assert_ne!(green.state, SlotState::Healthy);
     let unhealthy_pid = *h.runtime.started.lock().unwrap().last().unwrap();
-    assert!(!pid_alive(unhealthy_pid), "the unhealthy slot's process is gone");
+    assert!(
+        !pid_alive(unhealthy_pid),
+        "the unhealthy slot's process is gone"
+    );
     assert!(pid_alive(pid_of(&h.slot(SlotColor::Blue).await)));
 
     // A build that exits at start.
@@ -472,7 +498,13 @@ async fn rollback_refusals_change_nothing() {
     let v1 = "switchyard-demo v1\n";
 
     // Right after the first deploy there is nothing to roll back to.
-    let e = assert_refused(&h, "no standby", h.engine.rollback(&dora, ENV, "just because").await, v1).await;
+    let e = assert_refused(
+        &h,
+        "no standby",
+        h.engine.rollback(&dora, ENV, "just because").await,
+        v1,
+    )
+    .await;
     assert!(matches!(e, Error::NoStandby(_)), "{e}");
 
     let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
@@ -480,10 +512,22 @@ async fn rollback_refusals_change_nothing() {
     let v2 = "switchyard-demo v2\n";
     let rows = h.history().await.len();
     for reason in ["", "   "] {
-        let e = assert_refused(&h, "no reason", h.engine.rollback(&dora, ENV, reason).await, v2).await;
+        let e = assert_refused(
+            &h,
+            "no reason",
+            h.engine.rollback(&dora, ENV, reason).await,
+            v2,
+        )
+        .await;
         assert!(matches!(e, Error::InvalidInput(_)), "{e}");
     }
-    let e = assert_refused(&h, "long reason", h.engine.rollback(&dora, ENV, &"x".repeat(501)).await, v2).await;
+    let e = assert_refused(
+        &h,
+        "long reason",
+        h.engine.rollback(&dora, ENV, &"x".repeat(501)).await,
+        v2,
+    )
+    .await;
     assert!(matches!(e, Error::InvalidInput(_)), "{e}");
     assert_eq!(h.history().await.len(), rows);
     assert_eq!(h.active().await, Some(SlotColor::Green));
@@ -496,7 +540,13 @@ async fn rollback_refusals_change_nothing() {
         assert!(Instant::now() < deadline, "blue did not die");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let e = assert_refused(&h, "dead standby", h.engine.rollback(&dora, ENV, "v2 is bad").await, v2).await;
+    let e = assert_refused(
+        &h,
+        "dead standby",
+        h.engine.rollback(&dora, ENV, "v2 is bad").await,
+        v2,
+    )
+    .await;
     assert!(matches!(e, Error::NoStandby(_)), "{e}");
     assert_eq!(h.history().await.len(), rows);
     assert_eq!(h.active().await, Some(SlotColor::Green));
@@ -517,7 +567,13 @@ async fn viewers_and_approvers_cannot_deploy_or_roll_back() {
         let e = assert_refused(&h, name, h.engine.deploy(&actor, ENV, "v3").await, v2).await;
         assert!(matches!(e, Error::Forbidden { .. }), "{name}: {e}");
         assert_eq!(e.to_string(), format!("{role} may not deploy"));
-        let e = assert_refused(&h, name, h.engine.rollback(&actor, ENV, "I want to").await, v2).await;
+        let e = assert_refused(
+            &h,
+            name,
+            h.engine.rollback(&actor, ENV, "I want to").await,
+            v2,
+        )
+        .await;
         assert!(matches!(e, Error::Forbidden { .. }), "{name}: {e}");
         assert_eq!(e.to_string(), format!("{role} may not roll back"));
         // Reading is allowed.
@@ -531,11 +587,21 @@ async fn viewers_and_approvers_cannot_deploy_or_roll_back() {
         unreachable!()
     };
     gone.disabled = true;
-    let e = assert_refused(&h, "disabled", h.engine.deploy(&Actor::User(gone), ENV, "v3").await, v2).await;
+    let e = assert_refused(
+        &h,
+        "disabled",
+        h.engine.deploy(&Actor::User(gone), ENV, "v3").await,
+        v2,
+    )
+    .await;
     assert!(matches!(e, Error::Unauthenticated), "{e}");
 
     assert_eq!(h.history().await.len(), rows, "no deployment was recorded");
-    assert_eq!(h.runtime.started.lock().unwrap().len(), started, "nothing was started");
+    assert_eq!(
+        h.runtime.started.lock().unwrap().len(),
+        started,
+        "nothing was started"
+    );
     assert_eq!(h.active().await, Some(SlotColor::Green));
     assert_eq!(h.slot(SlotColor::Blue).await.version.as_deref(), Some("v1"));
 }
@@ -559,21 +625,42 @@ async fn a_second_deploy_while_one_runs_is_refused_with_who_and_since() {
         if let Some(s) = h.engine.environment(&sam, ENV).await.unwrap().in_progress {
             break s;
         }
-        assert!(Instant::now() < deadline, "the slow deploy never showed as running");
+        assert!(
+            Instant::now() < deadline,
+            "the slow deploy never showed as running"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(in_progress.starts_with("deploy in progress by dora since "), "{in_progress}");
+    assert!(
+        in_progress.starts_with("deploy in progress by dora since "),
+        "{in_progress}"
+    );
 
     let e = h.engine.deploy(&sam, ENV, "v3").await.unwrap_err();
-    assert!(matches!(&e, Error::DeployInProgress { by, .. } if by == "dora"), "{e:?}");
-    assert!(e.to_string().starts_with("deploy in progress by dora since "), "{e}");
-    assert_eq!(h.users_see().await, "switchyard-demo v1\n", "users stay on v1 meanwhile");
+    assert!(
+        matches!(&e, Error::DeployInProgress { by, .. } if by == "dora"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("deploy in progress by dora since "),
+        "{e}"
+    );
+    assert_eq!(
+        h.users_see().await,
+        "switchyard-demo v1\n",
+        "users stay on v1 meanwhile"
+    );
 
     let d = first.await.unwrap().unwrap();
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
     assert_eq!(h.users_see().await, "switchyard-demo v2+slow\n");
     let history = h.history().await;
-    assert_eq!(history.len(), 2, "the refused deploy left no row: {history:?}");
+    assert_eq!(
+        history.len(),
+        2,
+        "the refused deploy left no row: {history:?}"
+    );
     // The lock is released: the next deploy goes through.
     let d = h.engine.deploy(&sam, ENV, "v3").await.unwrap();
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
@@ -617,7 +704,9 @@ async fn reconcile_fails_an_interrupted_deploy_and_keeps_traffic_on_the_active_s
     let pool = h.engine.pool().clone();
     let env = environments::find(&pool, ENV).await.unwrap();
     let dora = h.user("dora", Role::Deployer).await;
-    let Actor::User(dora_user) = &dora else { unreachable!() };
+    let Actor::User(dora_user) = &dora else {
+        unreachable!()
+    };
 
     // What a console that died in the middle of the health wait leaves behind:
     // a running deployment row and a starting green slot with a live process.
@@ -656,12 +745,18 @@ async fn reconcile_fails_an_interrupted_deploy_and_keeps_traffic_on_the_active_s
     .unwrap();
 
     // A restarted console: new engine and runtime over the same database.
-    let restarted = Engine::new(pool.clone(), Arc::new(ProcessRuntime::new(h.dir.path().join("logs"))));
+    let restarted = Engine::new(
+        pool.clone(),
+        Arc::new(ProcessRuntime::new(h.dir.path().join("logs"))),
+    );
     restarted.reconcile().await.unwrap();
 
     let row = engine::deployments::get(&pool, dep).await.unwrap();
     assert_eq!(row.status, DeploymentStatus::Failed, "{row:?}");
-    assert!(row.message.as_deref().unwrap_or("").contains("interrupted"), "{row:?}");
+    assert!(
+        row.message.as_deref().unwrap_or("").contains("interrupted"),
+        "{row:?}"
+    );
     assert!(row.finished_at.is_some());
     assert_eq!(h.active().await, Some(SlotColor::Blue));
     assert_eq!(h.users_see().await, "switchyard-demo v1\n");
@@ -671,7 +766,10 @@ async fn reconcile_fails_an_interrupted_deploy_and_keeps_traffic_on_the_active_s
     let half_pid: u32 = half.handle.parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while pid_alive(half_pid) {
-        assert!(Instant::now() < deadline, "the half-started slot was not stopped");
+        assert!(
+            Instant::now() < deadline,
+            "the half-started slot was not stopped"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(pid_alive(pid_of(&h.slot(SlotColor::Blue).await)));
@@ -751,7 +849,10 @@ async fn reconcile_never_stops_a_slot_the_router_may_be_serving() {
 
     // The console restarts while the proxy is down for a moment.
     h.kill_proxy();
-    let restarted = Engine::new(pool.clone(), Arc::new(ProcessRuntime::new(h.dir.path().join("logs"))));
+    let restarted = Engine::new(
+        pool.clone(),
+        Arc::new(ProcessRuntime::new(h.dir.path().join("logs"))),
+    );
     restarted.reconcile().await.unwrap();
     let row = engine::deployments::get(&pool, dep).await.unwrap();
     assert_eq!(row.status, DeploymentStatus::Failed, "{row:?}");
@@ -767,7 +868,8 @@ async fn reconcile_never_stops_a_slot_the_router_may_be_serving() {
     assert_eq!(h.users_see().await, "switchyard-demo v2\n");
     let admin_url = {
         let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(h.dir.path().join("proxy-ready.json")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(h.dir.path().join("proxy-ready.json")).unwrap())
+                .unwrap();
         format!("http://{}", v["admin"].as_str().unwrap())
     };
     sqlx::query("UPDATE environments SET proxy_admin_url = ? WHERE id = ?")

@@ -1,0 +1,418 @@
+//! The audit log: who did what, where, when, from where, why, and with what
+//! result. Entries are appended under one lock and chained by SHA-256, so
+//! `verify` finds the first row that was edited, removed or moved.
+//!
+//! Secrets never belong in an entry: callers pass names and ids, never
+//! passwords or tokens, and `details` is built from typed values here.
+
+use crate::error::{Error, Result};
+use crate::store::Pool;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+/// The hash the first entry points back to.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditActor {
+    User {
+        id: i64,
+        name: String,
+    },
+    System,
+    /// Someone not signed in, e.g. a failed login: the name they typed.
+    Anonymous {
+        attempted: String,
+    },
+}
+
+impl AuditActor {
+    fn kind(&self) -> &'static str {
+        match self {
+            AuditActor::User { .. } => "user",
+            AuditActor::System => "system",
+            AuditActor::Anonymous { .. } => "anonymous",
+        }
+    }
+    fn id(&self) -> Option<i64> {
+        match self {
+            AuditActor::User { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+    fn name(&self) -> String {
+        match self {
+            AuditActor::User { name, .. } => name.clone(),
+            AuditActor::System => "system".into(),
+            AuditActor::Anonymous { attempted } => attempted.chars().take(64).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Denied,
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One entry to append.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub actor: AuditActor,
+    pub source_ip: Option<String>,
+    pub action: &'static str,
+    pub environment: Option<String>,
+    pub target: Option<String>,
+    pub reason: Option<String>,
+    pub outcome: Outcome,
+    pub details: serde_json::Value,
+}
+
+impl Event {
+    pub fn new(actor: AuditActor, action: &'static str, outcome: Outcome) -> Self {
+        Event {
+            actor,
+            source_ip: None,
+            action,
+            environment: None,
+            target: None,
+            reason: None,
+            outcome,
+            details: serde_json::json!({}),
+        }
+    }
+}
+
+/// A stored entry.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Entry {
+    pub id: i64,
+    pub at: String,
+    pub actor_kind: String,
+    pub actor_id: Option<i64>,
+    pub actor_name: String,
+    pub source_ip: Option<String>,
+    pub action: String,
+    pub environment: Option<String>,
+    pub target: Option<String>,
+    pub reason: Option<String>,
+    pub result: String,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl Entry {
+    /// SHA-256 over a canonical encoding: a JSON array of every field but the
+    /// hash itself, in a fixed order. JSON arrays leave no room for ambiguity
+    /// between fields (no separator can be smuggled into a value).
+    pub fn compute_hash(&self) -> String {
+        let canonical = serde_json::json!([
+            self.id,
+            self.at,
+            self.actor_kind,
+            self.actor_id,
+            self.actor_name,
+            self.source_ip,
+            self.action,
+            self.environment,
+            self.target,
+            self.reason,
+            self.result,
+            self.details,
+            self.prev_hash,
+        ]);
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+/// Appends entries one at a time, so each sees the hash of the one before.
+#[derive(Default)]
+pub struct AuditLog {
+    append: Mutex<()>,
+}
+
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+impl AuditLog {
+    /// Appends `event`. An error here must stop the action it describes.
+    pub async fn append(&self, pool: &Pool, event: Event) -> Result<Entry> {
+        let _guard = self.append.lock().await;
+        let mut tx = pool.begin().await?;
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (id, prev_hash) = match last {
+            Some((id, hash)) => (id + 1, hash),
+            None => (1, GENESIS.to_string()),
+        };
+        let mut entry = Entry {
+            id,
+            at: timestamp(crate::now()),
+            actor_kind: event.actor.kind().into(),
+            actor_id: event.actor.id(),
+            actor_name: event.actor.name(),
+            source_ip: event.source_ip,
+            action: event.action.into(),
+            environment: event.environment,
+            target: event.target,
+            reason: event.reason,
+            result: event.outcome.as_str().into(),
+            details: event.details.to_string(),
+            prev_hash,
+            hash: String::new(),
+        };
+        entry.hash = entry.compute_hash();
+        sqlx::query(
+            "INSERT INTO audit_log (id, at, actor_kind, actor_id, actor_name, source_ip, action, environment, \
+             target, reason, result, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.id)
+        .bind(&entry.at)
+        .bind(&entry.actor_kind)
+        .bind(entry.actor_id)
+        .bind(&entry.actor_name)
+        .bind(&entry.source_ip)
+        .bind(&entry.action)
+        .bind(&entry.environment)
+        .bind(&entry.target)
+        .bind(&entry.reason)
+        .bind(&entry.result)
+        .bind(&entry.details)
+        .bind(&entry.prev_hash)
+        .bind(&entry.hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| Error::Internal(format!("audit entry could not be written: {e}")))?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+}
+
+/// Newest first, at most `limit`.
+pub async fn recent(pool: &Pool, limit: i64) -> Result<Vec<Entry>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Intact {
+        entries: u64,
+    },
+    /// The first entry whose link or content does not check out, and why.
+    Broken {
+        id: i64,
+        position: u64,
+        why: String,
+    },
+}
+
+/// Walks the whole chain in order, in batches so a long log needs little
+/// memory, and reports the first broken link.
+pub async fn verify(pool: &Pool) -> Result<Verdict> {
+    const BATCH: i64 = 5_000;
+    let mut prev = GENESIS.to_string();
+    let mut expected_id = 1i64;
+    let mut position = 0u64;
+    loop {
+        let batch: Vec<Entry> =
+            sqlx::query_as("SELECT * FROM audit_log WHERE id >= ? ORDER BY id LIMIT ?")
+                .bind(expected_id)
+                .bind(BATCH)
+                .fetch_all(pool)
+                .await?;
+        if batch.is_empty() {
+            return Ok(Verdict::Intact { entries: position });
+        }
+        for e in batch {
+            position += 1;
+            let why = if e.id != expected_id {
+                Some(format!(
+                    "entry {expected_id} is missing (found {} next)",
+                    e.id
+                ))
+            } else if e.prev_hash != prev {
+                Some("it does not point to the entry before it".to_string())
+            } else if e.compute_hash() != e.hash {
+                Some("its content does not match its hash".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Ok(Verdict::Broken {
+                    id: e.id,
+                    position,
+                    why,
+                });
+            }
+            prev = e.hash;
+            expected_id += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn log_with(n: usize) -> (Pool, AuditLog) {
+        let pool = crate::store::open("sqlite::memory:").await.unwrap();
+        let log = AuditLog::default();
+        for i in 0..n {
+            let mut ev = Event::new(
+                AuditActor::User {
+                    id: 1,
+                    name: "dana".into(),
+                },
+                "deploy.start",
+                Outcome::Ok,
+            );
+            ev.environment = Some("production".into());
+            ev.target = Some(format!("v{i}"));
+            log.append(&pool, ev).await.unwrap();
+        }
+        (pool, log)
+    }
+
+    /// Tampering needs the triggers out of the way, as an attacker with raw
+    /// database access would do.
+    async fn drop_guards(pool: &Pool) {
+        sqlx::query("DROP TRIGGER audit_log_no_update")
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query("DROP TRIGGER audit_log_no_delete")
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_untouched_chain_verifies() {
+        let (pool, _) = log_with(5).await;
+        assert_eq!(verify(&pool).await.unwrap(), Verdict::Intact { entries: 5 });
+        let rows = recent(&pool, 10).await.unwrap();
+        assert_eq!(rows[0].id, 5);
+        assert_eq!(rows[4].prev_hash, GENESIS);
+        assert_eq!(rows[0].prev_hash, rows[1].hash);
+    }
+
+    #[tokio::test]
+    async fn the_database_refuses_update_and_delete() {
+        let (pool, _) = log_with(2).await;
+        let upd = sqlx::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 1")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        assert!(upd.to_string().contains("append-only"), "{upd}");
+        let del = sqlx::query("DELETE FROM audit_log WHERE id = 2")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        assert!(del.to_string().contains("append-only"), "{del}");
+        assert_eq!(verify(&pool).await.unwrap(), Verdict::Intact { entries: 2 });
+    }
+
+    #[tokio::test]
+    async fn a_modified_entry_is_found() {
+        let (pool, _) = log_with(4).await;
+        drop_guards(&pool).await;
+        sqlx::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 3")
+            .execute(&pool)
+            .await
+            .unwrap();
+        match verify(&pool).await.unwrap() {
+            Verdict::Broken { id, why, .. } => {
+                assert_eq!(id, 3);
+                assert!(why.contains("content"), "{why}");
+            }
+            v => panic!("tampering not found: {v:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deleted_entry_is_found() {
+        let (pool, _) = log_with(4).await;
+        drop_guards(&pool).await;
+        sqlx::query("DELETE FROM audit_log WHERE id = 2")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(matches!(
+            verify(&pool).await.unwrap(),
+            Verdict::Broken {
+                id: 3,
+                position: 2,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn reordered_entries_are_found() {
+        let (pool, _) = log_with(4).await;
+        drop_guards(&pool).await;
+        // Swap the contents of entries 2 and 3, hashes and all.
+        sqlx::query(
+            "UPDATE audit_log SET id = CASE id WHEN 2 THEN -3 WHEN 3 THEN -2 END WHERE id IN (2, 3)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE audit_log SET id = -id WHERE id < 0")
+            .execute(&pool)
+            .await
+            .unwrap();
+        match verify(&pool).await.unwrap() {
+            Verdict::Broken { id, .. } => assert_eq!(id, 2),
+            v => panic!("reordering not found: {v:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rehashed_forgery_still_breaks_the_next_link() {
+        let (pool, _) = log_with(3).await;
+        drop_guards(&pool).await;
+        // Edit entry 2 and fix up its own hash: entry 3 still points to the old one.
+        let mut e: Entry = sqlx::query_as("SELECT * FROM audit_log WHERE id = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        e.reason = Some("nothing to see".into());
+        let forged = e.compute_hash();
+        sqlx::query("UPDATE audit_log SET reason = ?, hash = ? WHERE id = 2")
+            .bind(&e.reason)
+            .bind(&forged)
+            .execute(&pool)
+            .await
+            .unwrap();
+        match verify(&pool).await.unwrap() {
+            Verdict::Broken { id, why, .. } => {
+                assert_eq!(id, 3);
+                assert!(why.contains("point"), "{why}");
+            }
+            v => panic!("forgery not found: {v:?}"),
+        }
+    }
+}
