@@ -73,12 +73,18 @@ pub mod ssr {
         }
     }
 
+    /// The client's address, for the audit log.
+    pub async fn source_ip() -> Option<String> {
+        leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .await
+            .ok()
+            .map(|info| info.0.ip().to_string())
+    }
+
     /// The signed-in user as an engine actor, or `Unauthenticated`.
     pub async fn actor() -> Result<Actor, AppError> {
-        current_user()
-            .await?
-            .map(Actor::User)
-            .ok_or(AppError::Unauthenticated)
+        let user = current_user().await?.ok_or(AppError::Unauthenticated)?;
+        Ok(Actor::user(user).from_ip(source_ip().await))
     }
 }
 
@@ -94,7 +100,10 @@ pub async fn login(username: String, password: String) -> Result<(), AppError> {
     crate::error::respond(
         async move {
             let st = ssr::state()?;
-            let user = engine::auth::login(st.engine.pool(), username.trim(), &password).await?;
+            let user = st
+                .engine
+                .login(username.trim(), &password, ssr::source_ip().await)
+                .await?;
             let session = ssr::session().await?;
             ssr::begin(&session, user.id).await?;
             tracing::info!(user = %user.username, "signed in");
@@ -109,6 +118,9 @@ pub async fn login(username: String, password: String) -> Result<(), AppError> {
 pub async fn logout() -> Result<(), AppError> {
     crate::error::respond(
         async move {
+            if let Ok(actor) = ssr::actor().await {
+                ssr::state()?.engine.logout(&actor).await?;
+            }
             let session = ssr::session().await?;
             session.flush().await.map_err(|e| {
                 tracing::error!(error = %e, "session store");

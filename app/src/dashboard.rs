@@ -27,7 +27,7 @@ pub async fn load_overview() -> Result<Overview, AppError> {
     crate::error::respond(
         async move {
             let actor = actor().await?;
-            let engine::pipeline::Actor::User(user) = &actor else {
+            let Some(user) = actor.as_user() else {
                 return Err(AppError::Unauthenticated);
             };
             let environments = state()?.engine.environment_names(&actor).await?;

@@ -4,6 +4,7 @@
 //! slot is never stopped or replaced during a deploy, and a deploy that fails at
 //! any step leaves users on the slot they were on.
 
+use crate::audit::{AuditActor, AuditLog, Event, Outcome};
 use crate::deployments::{self, NewDeployment};
 use crate::environments::{self, Environment, Slot};
 use crate::error::{Error, Result};
@@ -20,27 +21,74 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Who asks for a change: a signed-in user, or Switchyard itself (bootstrap,
-/// recovery, automatic rollback).
+/// Who acts: a signed-in user, or Switchyard itself (bootstrap, recovery,
+/// automatic rollback).
 #[derive(Clone, Debug)]
-pub enum Actor {
+pub enum Principal {
     User(User),
     System,
 }
 
+/// A principal and where the request came from, as the audit log records it.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub principal: Principal,
+    pub source_ip: Option<String>,
+}
+
 impl Actor {
-    fn user_id(&self) -> Option<i64> {
-        match self {
-            Actor::User(u) => Some(u.id),
-            Actor::System => None,
+    pub fn user(user: User) -> Self {
+        Actor {
+            principal: Principal::User(user),
+            source_ip: None,
         }
     }
 
+    pub fn system() -> Self {
+        Actor {
+            principal: Principal::System,
+            source_ip: None,
+        }
+    }
+
+    pub fn from_ip(mut self, ip: Option<String>) -> Self {
+        self.source_ip = ip;
+        self
+    }
+
+    pub fn as_user(&self) -> Option<&User> {
+        match &self.principal {
+            Principal::User(u) => Some(u),
+            Principal::System => None,
+        }
+    }
+
+    fn user_id(&self) -> Option<i64> {
+        self.as_user().map(|u| u.id)
+    }
+
+    fn audit_actor(&self) -> AuditActor {
+        match &self.principal {
+            Principal::User(u) => AuditActor::User {
+                id: u.id,
+                name: u.username.clone(),
+            },
+            Principal::System => AuditActor::System,
+        }
+    }
+
+    /// An audit event by this actor, from where it asked.
+    pub fn event(&self, action: &'static str, outcome: Outcome) -> Event {
+        let mut e = Event::new(self.audit_actor(), action, outcome);
+        e.source_ip = self.source_ip.clone();
+        e
+    }
+
     fn authorize(&self, action: Action) -> Result<()> {
-        match self {
-            Actor::User(u) if u.disabled => Err(Error::Unauthenticated),
-            Actor::User(u) => rbac::authorize(u.role, action),
-            Actor::System => Ok(()),
+        match &self.principal {
+            Principal::User(u) if u.disabled => Err(Error::Unauthenticated),
+            Principal::User(u) => rbac::authorize(u.role, action),
+            Principal::System => Ok(()),
         }
     }
 }
@@ -54,6 +102,15 @@ struct Inner {
     pool: Pool,
     runtime: Arc<dyn Runtime>,
     prober: Prober,
+    audit: AuditLog,
+}
+
+/// What to record when a detached deployment finishes.
+struct FinishAudit {
+    actor: Actor,
+    action: &'static str,
+    environment: String,
+    target: Option<String>,
 }
 
 /// Versions name directories and appear in commands: keep them to a safe alphabet.
@@ -82,6 +139,7 @@ impl Engine {
                 pool,
                 runtime,
                 prober: Prober::default(),
+                audit: AuditLog::default(),
             }),
         }
     }
@@ -110,6 +168,54 @@ impl Engine {
             version: version.to_string(),
             artifact: env.artifact_template.replace("{version}", version),
         }
+    }
+
+    /// Checks a password and records the attempt. Every failure is the same
+    /// `BadCredentials`; a login that cannot be audited does not happen.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        source_ip: Option<String>,
+    ) -> Result<User> {
+        match crate::auth::login(self.pool(), username, password).await {
+            Ok(user) => {
+                let actor = Actor::user(user.clone()).from_ip(source_ip);
+                self.audit(actor.event("auth.login", Outcome::Ok)).await?;
+                Ok(user)
+            }
+            Err(Error::BadCredentials) => {
+                let attempted = AuditActor::Anonymous {
+                    attempted: username.to_string(),
+                };
+                let mut ev = Event::new(attempted, "auth.login", Outcome::Failed);
+                ev.source_ip = source_ip;
+                self.audit(ev).await?;
+                Err(Error::BadCredentials)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn logout(&self, actor: &Actor) -> Result<()> {
+        self.audit(actor.event("auth.logout", Outcome::Ok)).await
+    }
+
+    /// Creates a user (admins only; the command line acts as the system).
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        username: &str,
+        password: &str,
+        role: model::Role,
+    ) -> Result<User> {
+        self.authorize(actor, Action::ManageUsers, None).await?;
+        let user = crate::users::create(self.pool(), username, password, role).await?;
+        let mut ev = actor.event("user.create", Outcome::Ok);
+        ev.target = Some(user.username.clone());
+        ev.details = serde_json::json!({ "user_id": user.id, "role": role.as_str() });
+        self.audit(ev).await?;
+        Ok(user)
     }
 
     pub async fn environment(&self, actor: &Actor, name: &str) -> Result<model::EnvironmentView> {
@@ -141,24 +247,86 @@ impl Engine {
     /// Runs `work` as a detached task that owns the deployment row: if the
     /// caller goes away (browser closed, request cancelled) the deployment still
     /// finishes and its row is always closed.
-    async fn run_detached<F>(&self, dep_id: i64, work: F) -> Result<DeploymentView>
+    async fn run_detached<F>(
+        &self,
+        dep_id: i64,
+        audit: FinishAudit,
+        work: F,
+    ) -> Result<DeploymentView>
     where
         F: Future<Output = std::result::Result<String, String>> + Send + 'static,
     {
-        let pool = self.pool().clone();
+        let this = self.clone();
         let handle = tokio::spawn(async move {
             let (status, message) = match work.await {
                 Ok(m) => (DeploymentStatus::Succeeded, m),
                 Err(m) => (DeploymentStatus::Failed, m),
             };
-            if let Err(e) = deployments::finish(&pool, dep_id, status, &message).await {
+            if let Err(e) = deployments::finish(this.pool(), dep_id, status, &message).await {
                 tracing::error!(dep_id, error = %e, "could not record the end of a deployment");
+            }
+            let outcome = match status {
+                DeploymentStatus::Succeeded => Outcome::Ok,
+                _ => Outcome::Failed,
+            };
+            let mut ev = audit.actor.event(audit.action, outcome);
+            ev.environment = Some(audit.environment);
+            ev.target = audit.target;
+            ev.details = serde_json::json!({ "deployment": dep_id, "message": message });
+            if let Err(e) = this.audit(ev).await {
+                tracing::error!(dep_id, error = %e, "could not audit the end of a deployment");
             }
         });
         handle
             .await
             .map_err(|e| Error::Internal(format!("deploy worker panicked: {e}")))?;
         deployments::get(self.pool(), dep_id).await
+    }
+
+    /// Appends to the audit log. Callers stop the action when this fails.
+    pub async fn audit(&self, event: Event) -> Result<()> {
+        self.inner
+            .audit
+            .append(self.pool(), event)
+            .await
+            .map(|_| ())
+    }
+
+    /// `authorize`, with refusals recorded in the audit log.
+    async fn authorize(
+        &self,
+        actor: &Actor,
+        action: Action,
+        environment: Option<&str>,
+    ) -> Result<()> {
+        let refused = match actor.authorize(action) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let mut ev = actor.event(action.audit_name(), Outcome::Denied);
+        ev.environment = environment.map(str::to_string);
+        ev.details = serde_json::json!({ "error": refused.to_string() });
+        if let Err(e) = self.audit(ev).await {
+            tracing::error!(error = %e, "could not audit a refused request");
+        }
+        Err(refused)
+    }
+
+    /// Records that a deployment started; if that cannot be written, the
+    /// deployment is closed before anything ran.
+    async fn audit_start(&self, dep_id: i64, mut ev: Event) -> Result<()> {
+        ev.details["deployment"] = serde_json::json!(dep_id);
+        if let Err(e) = self.audit(ev).await {
+            deployments::finish(
+                self.pool(),
+                dep_id,
+                DeploymentStatus::Failed,
+                "not started: the audit log could not be written",
+            )
+            .await?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Deploys `version` into the idle slot of `env_name` and switches traffic
@@ -170,7 +338,8 @@ impl Engine {
         env_name: &str,
         version: &str,
     ) -> Result<DeploymentView> {
-        actor.authorize(Action::Deploy)?;
+        self.authorize(actor, Action::Deploy, Some(env_name))
+            .await?;
         let version = version.trim();
         validate_version(version)?;
         let env = environments::find(self.pool(), env_name).await?;
@@ -204,9 +373,20 @@ impl Engine {
         )
         .await?;
         tracing::info!(env = %env.name, version, slot = %idle, dep_id, "deploy started");
+        let mut ev = actor.event("deploy.start", Outcome::Ok);
+        ev.environment = Some(env.name.clone());
+        ev.target = Some(version.to_string());
+        ev.details = serde_json::json!({ "from_version": from_version, "from_slot": active, "to_slot": idle });
+        self.audit_start(dep_id, ev).await?;
+        let finish = FinishAudit {
+            actor: actor.clone(),
+            action: "deploy.finish",
+            environment: env.name.clone(),
+            target: Some(version.to_string()),
+        };
         let this = self.clone();
         let version = version.to_string();
-        self.run_detached(dep_id, async move {
+        self.run_detached(dep_id, finish, async move {
             this.deploy_steps(env, idle, &version)
                 .await
                 .map_err(|e| e.to_string())
@@ -374,7 +554,8 @@ impl Engine {
         env_name: &str,
         reason: &str,
     ) -> Result<DeploymentView> {
-        actor.authorize(Action::Rollback)?;
+        self.authorize(actor, Action::Rollback, Some(env_name))
+            .await?;
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(Error::InvalidInput(
@@ -411,9 +592,21 @@ impl Engine {
         )
         .await?;
         tracing::info!(env = %env.name, to = %standby_color, dep_id, "rollback started");
+        let mut ev = actor.event("rollback.start", Outcome::Ok);
+        ev.environment = Some(env.name.clone());
+        ev.target = standby.version.clone();
+        ev.reason = Some(reason.to_string());
+        ev.details = serde_json::json!({ "from_version": from_version, "from_slot": active, "to_slot": standby_color });
+        self.audit_start(dep_id, ev).await?;
+        let finish = FinishAudit {
+            actor: actor.clone(),
+            action: "rollback.finish",
+            environment: env.name.clone(),
+            target: standby.version.clone(),
+        };
         let this = self.clone();
         let version = standby.version.clone().unwrap_or_default();
-        self.run_detached(dep_id, async move {
+        self.run_detached(dep_id, finish, async move {
             let t = Instant::now();
             this.switch_to(&env, standby_color, &address)
                 .await
@@ -504,6 +697,17 @@ impl Engine {
                 ),
             };
             deployments::finish(pool, dep_id, status, &message).await?;
+            let mut ev = Actor::system().event(
+                "deployment.recover",
+                if status == DeploymentStatus::Succeeded {
+                    Outcome::Ok
+                } else {
+                    Outcome::Failed
+                },
+            );
+            ev.environment = envs.iter().find(|e| e.id == env_id).map(|e| e.name.clone());
+            ev.details = serde_json::json!({ "deployment": dep_id, "message": message });
+            self.audit(ev).await?;
         }
         for env in envs {
             for slot in environments::slots(pool, env.id).await? {

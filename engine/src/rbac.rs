@@ -21,6 +21,16 @@ impl Action {
         Action::ManageUsers,
     ];
 
+    /// The action's name in the audit log.
+    pub fn audit_name(self) -> &'static str {
+        match self {
+            Action::ViewEnvironments => "environment.view",
+            Action::Deploy => "deploy.request",
+            Action::Rollback => "rollback.request",
+            Action::ManageUsers => "user.manage",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Action::ViewEnvironments => "view environments",

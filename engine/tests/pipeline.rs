@@ -246,7 +246,7 @@ impl Harness {
 
     async fn with_v1_live() -> Harness {
         let h = Harness::new(Duration::from_secs(3)).await;
-        let d = h.engine.deploy(&Actor::System, ENV, "v1").await.unwrap();
+        let d = h.engine.deploy(&Actor::system(), ENV, "v1").await.unwrap();
         assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
         assert_eq!(h.users_see().await, "switchyard-demo v1\n");
         h
@@ -257,7 +257,7 @@ impl Harness {
             engine::users::create(self.engine.pool(), name, "a long enough password", role)
                 .await
                 .unwrap();
-        Actor::User(u)
+        Actor::user(u)
     }
 
     async fn get(&self, addr: &str) -> String {
@@ -295,7 +295,10 @@ impl Harness {
     }
 
     async fn history(&self) -> Vec<DeploymentView> {
-        self.engine.history(&Actor::System, ENV, 100).await.unwrap()
+        self.engine
+            .history(&Actor::system(), ENV, 100)
+            .await
+            .unwrap()
     }
 
     fn kill_proxy(&self) {
@@ -583,14 +586,17 @@ async fn viewers_and_approvers_cannot_deploy_or_roll_back() {
         );
     }
     // A disabled deployer is treated as signed out.
-    let Actor::User(mut gone) = h.user("gone", Role::Deployer).await else {
-        unreachable!()
-    };
+    let mut gone = h
+        .user("gone", Role::Deployer)
+        .await
+        .as_user()
+        .cloned()
+        .unwrap();
     gone.disabled = true;
     let e = assert_refused(
         &h,
         "disabled",
-        h.engine.deploy(&Actor::User(gone), ENV, "v3").await,
+        h.engine.deploy(&Actor::user(gone), ENV, "v3").await,
         v2,
     )
     .await;
@@ -610,7 +616,7 @@ async fn viewers_and_approvers_cannot_deploy_or_roll_back() {
 async fn a_second_deploy_while_one_runs_is_refused_with_who_and_since() {
     // +slow binds its port after 3 s: give it room.
     let h = Harness::new(Duration::from_secs(15)).await;
-    let d = h.engine.deploy(&Actor::System, ENV, "v1").await.unwrap();
+    let d = h.engine.deploy(&Actor::system(), ENV, "v1").await.unwrap();
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
     let dora = h.user("dora", Role::Deployer).await;
     let sam = h.user("sam", Role::Deployer).await;
@@ -704,9 +710,7 @@ async fn reconcile_fails_an_interrupted_deploy_and_keeps_traffic_on_the_active_s
     let pool = h.engine.pool().clone();
     let env = environments::find(&pool, ENV).await.unwrap();
     let dora = h.user("dora", Role::Deployer).await;
-    let Actor::User(dora_user) = &dora else {
-        unreachable!()
-    };
+    let dora_user = dora.as_user().unwrap();
 
     // What a console that died in the middle of the health wait leaves behind:
     // a running deployment row and a starting green slot with a live process.

@@ -60,7 +60,7 @@ pub async fn seed_demo(cfg: &Config, engine: &Engine) -> anyhow::Result<()> {
     let env = environments::find(pool, DEMO_ENVIRONMENT).await?;
     if env.active.is_none() {
         let d = engine
-            .deploy(&Actor::System, DEMO_ENVIRONMENT, "v1")
+            .deploy(&Actor::system(), DEMO_ENVIRONMENT, "v1")
             .await?;
         anyhow::ensure!(
             d.status == model::DeploymentStatus::Succeeded,
@@ -84,7 +84,9 @@ pub async fn ensure_admin(
         Some(p) => (p, false),
         None => (generate_password(), true),
     };
-    engine::users::create(engine.pool(), "admin", &password, Role::Admin).await?;
+    engine
+        .create_user(&Actor::system(), "admin", &password, Role::Admin)
+        .await?;
     Ok(Some(("admin".into(), generated.then_some(password))))
 }
 

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use engine::pipeline::Actor;
 use engine::runtime::ProcessRuntime;
 use engine::Engine;
 use leptos::prelude::LeptosOptions;
@@ -35,6 +36,15 @@ enum Command {
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report the first broken link (exit code 1 if any).
+    Verify,
 }
 
 #[derive(Args)]
@@ -97,23 +107,47 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(cli.data_dir, args).await,
         Command::User(UserCommand::Add { name, role }) => {
-            let pool = engine::store::open(&format!(
-                "sqlite:{}",
-                cli.data_dir.join("switchyard.db").display()
-            ))
-            .await?;
+            let engine = offline_engine(&cli.data_dir).await?;
             let (password, generated) = match std::env::var("SWITCHYARD_PASSWORD") {
                 Ok(p) if !p.is_empty() => (p, false),
                 _ => (bootstrap::generate_password(), true),
             };
-            let user = engine::users::create(&pool, &name, &password, role).await?;
+            let user = engine
+                .create_user(&Actor::system(), &name, &password, role)
+                .await?;
             println!("created user {} with role {}", user.username, user.role);
             if generated {
                 println!("password (shown once): {password}");
             }
             Ok(())
         }
+        Command::Audit(AuditCommand::Verify) => {
+            let engine = offline_engine(&cli.data_dir).await?;
+            match engine::audit::verify(engine.pool()).await? {
+                engine::audit::Verdict::Intact { entries } => {
+                    println!("audit log intact: {entries} entries, every link checks out");
+                    Ok(())
+                }
+                engine::audit::Verdict::Broken { id, position, why } => {
+                    println!("audit log BROKEN at entry {id} (position {position}): {why}");
+                    std::process::exit(1);
+                }
+            }
+        }
     }
+}
+
+/// The engine for command-line tools that change records but run nothing.
+async fn offline_engine(data_dir: &std::path::Path) -> anyhow::Result<Engine> {
+    let pool = engine::store::open(&format!(
+        "sqlite:{}",
+        data_dir.join("switchyard.db").display()
+    ))
+    .await?;
+    Ok(Engine::new(
+        pool,
+        Arc::new(ProcessRuntime::new(data_dir.join("logs"))),
+    ))
 }
 
 async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
