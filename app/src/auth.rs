@@ -49,8 +49,16 @@ pub mod ssr {
     /// The signed-in user, read fresh from the database on every call so that
     /// a role change or a disabled account takes effect at once.
     pub async fn current_user() -> Result<Option<engine::users::User>, AppError> {
-        let st = state()?;
-        let session = session().await?;
+        user_of(&state()?, &session().await?).await
+    }
+
+    /// The user a session belongs to, if it is still valid: within its
+    /// absolute lifetime, and the account exists and is enabled. Usable from
+    /// plain axum handlers too (no Leptos context needed).
+    pub async fn user_of(
+        st: &AppState,
+        session: &Session,
+    ) -> Result<Option<engine::users::User>, AppError> {
         let Some(id) = session.get::<i64>(USER_ID).await.map_err(internal)? else {
             return Ok(None);
         };

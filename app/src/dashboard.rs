@@ -2,8 +2,8 @@
 //! the deployment history. Status and history refresh every two seconds; the
 //! forms sit outside the refreshing parts so typing is never interrupted.
 
-use crate::auth::UserBar;
 use crate::error::AppError;
+use crate::layout::TopBar;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use model::{DeploymentStatus, DeploymentView, EnvironmentView, Role, SessionUser, SlotView};
@@ -121,10 +121,7 @@ pub fn DashboardPage() -> impl IntoView {
                     Ok(o) => {
                         let role = o.user.role;
                         view! {
-                            <header class="top">
-                                <span class="brand">"Switchyard"</span>
-                                <UserBar user=o.user.clone()/>
-                            </header>
+                            <TopBar user=o.user.clone()/>
                             <main>
                                 {o
                                     .environments
@@ -326,7 +323,14 @@ fn History(rows: Vec<DeploymentView>) -> impl IntoView {
                         };
                         view! {
                             <tr class=format!("status-{}", d.status)>
-                                <td>{d.id}</td>
+                                <td>
+                                    <a
+                                        href=format!("/audit?environment={}&q=deployment%20{}", d.environment, d.id)
+                                        title="audit entries of this deployment"
+                                    >
+                                        {d.id}
+                                    </a>
+                                </td>
                                 <td>{d.kind.to_string()}</td>
                                 <td>{d.status.to_string()}</td>
                                 <td>{versions}</td>

@@ -2,9 +2,11 @@
 //! components; server functions are thin: authenticate, authorize in the
 //! engine, call one engine function, map the error.
 
+pub mod audit;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod layout;
 #[cfg(feature = "ssr")]
 pub mod state;
 
@@ -52,6 +54,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
                 <Route path=path!("/login") view=auth::LoginPage/>
                 <Route path=path!("/") view=dashboard::DashboardPage/>
+                <Route path=path!("/audit") view=audit::AuditLogPage/>
             </Routes>
         </Router>
     }

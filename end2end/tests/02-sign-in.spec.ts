@@ -28,7 +28,7 @@ test('wrong password shows the error and stays on /login', async ({ page }) => {
 
 test('unknown user gets the identical message', async ({ page }) => {
   await tryToSignIn(page, USERS.dana.username, 'deployer-password-2');
-  const wrongPassword = await page.getByTestId('login-error').innerText();
+  const wrongPassword = ((await page.getByTestId('login-error').textContent()) ?? '').trim();
 
   await tryToSignIn(page, 'nobody-here', USERS.dana.password);
   await expect(page.getByTestId('login-error')).toHaveText(wrongPassword);

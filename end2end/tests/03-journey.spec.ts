@@ -42,7 +42,7 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     await expect(result).toHaveText(/^deploy #\d+ succeeded: v2 is live on green; blue kept warm as standby$/, {
       timeout: 30_000,
     });
-    deployId = idOf(await result.innerText());
+    deployId = idOf((await result.textContent()) ?? '');
     await expect(env.getByRole('button', { name: 'Deploy', exact: true })).toBeEnabled();
   });
 
@@ -60,7 +60,7 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     await rollBack(env, reason);
     const result = actionResult(env, /^rollback #\d+/);
     await expect(result).toHaveText(/^rollback #\d+ succeeded: /);
-    rollbackId = idOf(await result.innerText());
+    rollbackId = idOf((await result.textContent()) ?? '');
     expect(rollbackId).toBeGreaterThan(deployId);
   });
 

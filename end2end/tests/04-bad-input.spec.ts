@@ -19,8 +19,9 @@ import {
 async function activeColor(env: Locator): Promise<'blue' | 'green'> {
   let color: 'blue' | 'green' | undefined;
   await expect(async () => {
-    const blue = (await slot(env, 'blue').getByTestId('slot-marker').innerText()).trim();
-    const green = (await slot(env, 'green').getByTestId('slot-marker').innerText()).trim();
+    // textContent, not innerText: the marker is styled (text-transform).
+    const blue = ((await slot(env, 'blue').getByTestId('slot-marker').textContent()) ?? '').trim();
+    const green = ((await slot(env, 'green').getByTestId('slot-marker').textContent()) ?? '').trim();
     expect([blue, green].filter((m) => m === 'active'), 'exactly one active slot').toHaveLength(1);
     color = blue === 'active' ? 'blue' : 'green';
   }).toPass();
@@ -72,7 +73,7 @@ test.describe('deployer mistakes are refused clearly', () => {
     const result = actionResult(env, /^deploy #\d+/);
     // 5 s health deadline plus starting and stopping the slot.
     await expect(result).toHaveText(/^deploy #\d+ failed: .*health/i, { timeout: 30_000 });
-    const id = Number(/#(\d+)/.exec(await result.innerText())![1]);
+    const id = Number(/#(\d+)/.exec((await result.textContent()) ?? '')![1]);
 
     await expectLive(request, live);
     await expect(slot(env, color).getByTestId('slot-marker')).toHaveText('active');

@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::store::Pool;
 use chrono::{DateTime, SecondsFormat, Utc};
+use model::{AuditEntryView, AuditFilter, AuditPage};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
@@ -204,6 +205,90 @@ impl AuditLog {
     }
 }
 
+impl From<Entry> for AuditEntryView {
+    fn from(e: Entry) -> Self {
+        AuditEntryView {
+            id: e.id,
+            at: e.at,
+            actor_kind: e.actor_kind,
+            actor_name: e.actor_name,
+            source_ip: e.source_ip,
+            action: e.action,
+            environment: e.environment,
+            target: e.target,
+            reason: e.reason,
+            result: e.result,
+            details: e.details,
+            hash: e.hash,
+        }
+    }
+}
+
+fn given(field: &Option<String>) -> Option<&str> {
+    field.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Words as an FTS5 query: each one quoted (so no user input is FTS syntax),
+/// all of them required.
+fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .take(8)
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// One page of entries matching `filter`, newest first (keyset pagination on id).
+pub async fn search(pool: &Pool, filter: &AuditFilter, limit: i64) -> Result<AuditPage> {
+    let limit = limit.clamp(1, 1000);
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM audit_log WHERE 1 = 1");
+    if let Some(actor) = given(&filter.actor) {
+        q.push(" AND actor_name = ").push_bind(actor.to_string());
+    }
+    if let Some(action) = given(&filter.action) {
+        if action.contains('.') {
+            q.push(" AND action = ").push_bind(action.to_string());
+        } else {
+            // A family ("deploy") matches its members ("deploy.start", ...):
+            // a range, so the index still serves it ('/' sorts right after '.').
+            q.push(" AND action >= ").push_bind(format!("{action}."));
+            q.push(" AND action < ").push_bind(format!("{action}/"));
+        }
+    }
+    if let Some(env) = given(&filter.environment) {
+        q.push(" AND environment = ").push_bind(env.to_string());
+    }
+    if let Some(since) = given(&filter.since) {
+        q.push(" AND at >= ").push_bind(since.to_string());
+    }
+    if let Some(until) = given(&filter.until) {
+        // '~' sorts after every character of a timestamp: "2026-11-22"
+        // includes the whole day.
+        q.push(" AND at <= ").push_bind(format!("{until}~"));
+    }
+    if let Some(text) = given(&filter.text).and_then(fts_query) {
+        q.push(" AND id IN (SELECT rowid FROM audit_fts WHERE audit_fts MATCH ")
+            .push_bind(text)
+            .push(")");
+    }
+    if let Some(before) = filter.before {
+        q.push(" AND id < ").push_bind(before);
+    }
+    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
+    let mut rows: Vec<Entry> = q.build_query_as().fetch_all(pool).await?;
+    let next_before = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(AuditPage {
+        entries: rows.into_iter().map(AuditEntryView::from).collect(),
+        next_before,
+    })
+}
+
 /// Newest first, at most `limit`.
 pub async fn recent(pool: &Pool, limit: i64) -> Result<Vec<Entry>> {
     Ok(
@@ -306,6 +391,133 @@ mod tests {
             .execute(pool)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn search_filters_and_pages_newest_first() {
+        let (pool, log) = log_with(7).await;
+        let mut other = Event::new(AuditActor::System, "rollback.start", Outcome::Ok);
+        other.environment = Some("staging".into());
+        other.reason = Some("checkout is throwing 500s".into());
+        log.append(&pool, other).await.unwrap();
+
+        let all = search(&pool, &AuditFilter::default(), 3).await.unwrap();
+        assert_eq!(
+            all.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [8, 7, 6]
+        );
+        assert_eq!(all.next_before, Some(6));
+        let next = AuditFilter {
+            before: all.next_before,
+            ..Default::default()
+        };
+        let page2 = search(&pool, &next, 3).await.unwrap();
+        assert_eq!(
+            page2.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [5, 4, 3]
+        );
+        let last = AuditFilter {
+            before: Some(3),
+            ..Default::default()
+        };
+        let page3 = search(&pool, &last, 3).await.unwrap();
+        assert_eq!(page3.entries.len(), 2);
+        assert_eq!(page3.next_before, None);
+
+        let by = |f: AuditFilter| {
+            let pool = pool.clone();
+            async move {
+                search(&pool, &f, 100)
+                    .await
+                    .unwrap()
+                    .entries
+                    .iter()
+                    .map(|e| e.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            by(AuditFilter {
+                actor: Some("system".into()),
+                ..Default::default()
+            })
+            .await,
+            [8]
+        );
+        assert_eq!(
+            by(AuditFilter {
+                action: Some("rollback".into()),
+                ..Default::default()
+            })
+            .await,
+            [8]
+        );
+        assert_eq!(
+            by(AuditFilter {
+                action: Some("deploy.start".into()),
+                ..Default::default()
+            })
+            .await
+            .len(),
+            7
+        );
+        assert_eq!(
+            by(AuditFilter {
+                action: Some("deploy.st".into()),
+                ..Default::default()
+            })
+            .await
+            .len(),
+            0
+        );
+        assert_eq!(
+            by(AuditFilter {
+                environment: Some("staging".into()),
+                ..Default::default()
+            })
+            .await,
+            [8]
+        );
+        assert_eq!(
+            by(AuditFilter {
+                text: Some("throwing checkout".into()),
+                ..Default::default()
+            })
+            .await,
+            [8]
+        );
+        assert_eq!(
+            by(AuditFilter {
+                text: Some("v3".into()),
+                ..Default::default()
+            })
+            .await,
+            [4]
+        );
+        // FTS syntax in user input is taken literally, not as an operator.
+        assert!(by(AuditFilter {
+            text: Some("\"v3\" OR *".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty());
+        let today = Utc::now().format("%Y-%m-%d").to_string();
+        assert_eq!(
+            by(AuditFilter {
+                since: Some(today.clone()),
+                until: Some(today),
+                ..Default::default()
+            })
+            .await
+            .len(),
+            8
+        );
+        assert!(by(AuditFilter {
+            until: Some("2000-01-01".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty());
     }
 
     #[tokio::test]

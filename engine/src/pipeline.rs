@@ -218,6 +218,16 @@ impl Engine {
         Ok(user)
     }
 
+    pub async fn audit_search(
+        &self,
+        actor: &Actor,
+        filter: &model::AuditFilter,
+        limit: i64,
+    ) -> Result<model::AuditPage> {
+        actor.authorize(Action::ViewAudit)?;
+        crate::audit::search(self.pool(), filter, limit).await
+    }
+
     pub async fn environment(&self, actor: &Actor, name: &str) -> Result<model::EnvironmentView> {
         actor.authorize(Action::ViewEnvironments)?;
         let env = environments::find(self.pool(), name).await?;

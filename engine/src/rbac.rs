@@ -8,14 +8,16 @@ use model::Role;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     ViewEnvironments,
+    ViewAudit,
     Deploy,
     Rollback,
     ManageUsers,
 }
 
 impl Action {
-    pub const ALL: [Action; 4] = [
+    pub const ALL: [Action; 5] = [
         Action::ViewEnvironments,
+        Action::ViewAudit,
         Action::Deploy,
         Action::Rollback,
         Action::ManageUsers,
@@ -25,6 +27,7 @@ impl Action {
     pub fn audit_name(self) -> &'static str {
         match self {
             Action::ViewEnvironments => "environment.view",
+            Action::ViewAudit => "audit.view",
             Action::Deploy => "deploy.request",
             Action::Rollback => "rollback.request",
             Action::ManageUsers => "user.manage",
@@ -34,6 +37,7 @@ impl Action {
     pub fn describe(self) -> &'static str {
         match self {
             Action::ViewEnvironments => "view environments",
+            Action::ViewAudit => "read the audit log",
             Action::Deploy => "deploy",
             Action::Rollback => "roll back",
             Action::ManageUsers => "manage users",
@@ -45,7 +49,9 @@ impl Action {
 /// them (separation of duties); admins can do everything.
 pub fn allows(role: Role, action: Action) -> bool {
     match action {
-        Action::ViewEnvironments => true,
+        // Everyone signed in reads the audit log: that is what makes it useful
+        // after an incident.
+        Action::ViewEnvironments | Action::ViewAudit => true,
         Action::Deploy | Action::Rollback => matches!(role, Role::Deployer | Role::Admin),
         Action::ManageUsers => role == Role::Admin,
     }
@@ -71,13 +77,13 @@ mod tests {
         use Action::*;
         use Role::*;
         let expected = [
-            (Viewer, [true, false, false, false]),
-            (Deployer, [true, true, true, false]),
-            (Approver, [true, false, false, false]),
-            (Admin, [true, true, true, true]),
+            (Viewer, [true, true, false, false, false]),
+            (Deployer, [true, true, true, true, false]),
+            (Approver, [true, true, false, false, false]),
+            (Admin, [true, true, true, true, true]),
         ];
         for (role, row) in expected {
-            for (action, allowed) in [ViewEnvironments, Deploy, Rollback, ManageUsers]
+            for (action, allowed) in [ViewEnvironments, ViewAudit, Deploy, Rollback, ManageUsers]
                 .into_iter()
                 .zip(row)
             {

@@ -886,3 +886,117 @@ async fn reconcile_never_stops_a_slot_the_router_may_be_serving() {
     assert_eq!(h.active().await, Some(SlotColor::Green));
     assert_eq!(h.users_see().await, "switchyard-demo v2\n");
 }
+
+/// Each action leaves exactly its audit entry, in order, with who, where and
+/// why — and the chain verifies. Passwords never appear.
+#[tokio::test]
+async fn every_action_leaves_exactly_its_audit_entry() {
+    use engine::audit::{self, Verdict};
+    let h = Harness::with_v1_live().await;
+    let pool = h.engine.pool().clone();
+    let before = audit::recent(&pool, 1000).await.unwrap().len();
+
+    let admin = Actor::system();
+    let dora = h
+        .engine
+        .create_user(&admin, "dora", "dora's long password", Role::Deployer)
+        .await
+        .unwrap();
+    let vic = h
+        .engine
+        .create_user(&admin, "vic", "vic's long password", Role::Viewer)
+        .await
+        .unwrap();
+    let ip = Some("192.0.2.7".to_string());
+    h.engine
+        .login("dora", "dora's long password", ip.clone())
+        .await
+        .unwrap();
+    assert!(h
+        .engine
+        .login("dora", "not the password at all", ip.clone())
+        .await
+        .is_err());
+    let dora = Actor::user(dora).from_ip(ip.clone());
+    let vic = Actor::user(vic).from_ip(ip.clone());
+    assert!(h.engine.deploy(&vic, ENV, "v2").await.is_err());
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded);
+    let failed = h.engine.deploy(&dora, ENV, "v2+crash").await.unwrap();
+    assert_eq!(failed.status, DeploymentStatus::Failed);
+    // The failed deploy replaced the standby, so deploy v3 to have one again.
+    h.engine.deploy(&dora, ENV, "v3").await.unwrap();
+    h.engine
+        .rollback(&dora, ENV, "checkout errors after v3")
+        .await
+        .unwrap();
+    h.engine.logout(&dora).await.unwrap();
+
+    let mut rows = audit::recent(&pool, 1000).await.unwrap();
+    rows.truncate(rows.len() - before);
+    rows.reverse();
+    let seen: Vec<(String, String, String, Option<String>)> = rows
+        .iter()
+        .map(|e| {
+            (
+                e.action.clone(),
+                e.actor_name.clone(),
+                e.result.clone(),
+                e.target.clone(),
+            )
+        })
+        .collect();
+    let s = |x: &str| x.to_string();
+    let expected = vec![
+        (s("user.create"), s("system"), s("ok"), Some(s("dora"))),
+        (s("user.create"), s("system"), s("ok"), Some(s("vic"))),
+        (s("auth.login"), s("dora"), s("ok"), None),
+        (s("auth.login"), s("dora"), s("failed"), None),
+        (s("deploy.request"), s("vic"), s("denied"), None),
+        (s("deploy.start"), s("dora"), s("ok"), Some(s("v2"))),
+        (s("deploy.finish"), s("dora"), s("ok"), Some(s("v2"))),
+        (s("deploy.start"), s("dora"), s("ok"), Some(s("v2+crash"))),
+        (
+            s("deploy.finish"),
+            s("dora"),
+            s("failed"),
+            Some(s("v2+crash")),
+        ),
+        (s("deploy.start"), s("dora"), s("ok"), Some(s("v3"))),
+        (s("deploy.finish"), s("dora"), s("ok"), Some(s("v3"))),
+        (s("rollback.start"), s("dora"), s("ok"), Some(s("v2"))),
+        (s("rollback.finish"), s("dora"), s("ok"), Some(s("v2"))),
+        (s("auth.logout"), s("dora"), s("ok"), None),
+    ];
+    assert_eq!(seen, expected);
+
+    let failed_login = &rows[3];
+    assert_eq!(failed_login.actor_kind, "anonymous");
+    let rollback = &rows[11];
+    assert_eq!(rollback.reason.as_deref(), Some("checkout errors after v3"));
+    assert_eq!(rollback.source_ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(rollback.environment.as_deref(), Some(ENV));
+    assert!(rows[8].details.contains("exited"), "{}", rows[8].details);
+
+    let everything: String = audit::recent(&pool, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect();
+    for secret in [
+        "dora's long password",
+        "not the password at all",
+        TOKEN,
+        "$argon2",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked into the audit log"
+        );
+    }
+    assert!(matches!(
+        audit::verify(&pool).await.unwrap(),
+        Verdict::Intact { .. }
+    ));
+}

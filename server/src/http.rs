@@ -2,12 +2,14 @@
 //! session layer, the same-origin guard for every mutation, and the login
 //! redirect for pages.
 
+use crate::audit_export;
 use app::state::AppState;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
 use axum::Router;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
@@ -62,6 +64,16 @@ pub fn router<Store: SessionStore + Clone>(
     let routes = generate_route_list(app::App);
     let options = state.leptos_options.clone();
     Router::new()
+        .route(
+            "/audit/export.jsonl",
+            get(|s, session, q| {
+                audit_export::export(audit_export::Format::JsonLines, s, session, q)
+            }),
+        )
+        .route(
+            "/audit/export.csv",
+            get(|s, session, q| audit_export::export(audit_export::Format::Csv, s, session, q)),
+        )
         .leptos_routes(&state, routes, {
             let options = options.clone();
             move || app::shell(options.clone())

@@ -1,6 +1,7 @@
 //! The `switchyard` binary's library: configuration, wiring and the HTTP
 //! router, kept out of `main` so tests can build the same app on port 0.
 
+pub mod audit_export;
 pub mod bootstrap;
 pub mod config;
 pub mod http;

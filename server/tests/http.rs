@@ -550,3 +550,74 @@ async fn logout_ends_the_session() {
     let r = c.get("/", Some(&cookie)).await;
     assert!(r.status.is_redirection());
 }
+
+/// The audit export needs a session, follows the page's filter, and every
+/// login attempt and refusal shows up in it — without the password.
+#[tokio::test]
+async fn audit_export_is_signed_in_only_and_follows_the_filter() {
+    let c = start().await;
+    c.user("vera", Role::Viewer).await;
+    let r = c.get("/audit/export.csv", None).await;
+    assert_eq!(r.status.as_u16(), 401, "{}", r.body);
+
+    let wrong = c.login("vera", "guessing-the-password", None).await;
+    assert_eq!(wrong.status.as_u16(), 401);
+    let cookie = c.session_for("vera").await;
+    let r = c
+        .post(
+            "/api/deploy",
+            &[("environment", ENV), ("version", "v2")],
+            Some(&cookie),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403);
+
+    let jsonl = c.get("/audit/export.jsonl", Some(&cookie)).await;
+    assert_eq!(jsonl.status.as_u16(), 200, "{}", jsonl.body);
+    let entries: Vec<serde_json::Value> = jsonl
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["result"].as_str().unwrap()))
+        .collect();
+    // Newest first.
+    assert_eq!(
+        actions,
+        [
+            ("deploy.request", "denied"),
+            ("auth.login", "ok"),
+            ("auth.login", "failed")
+        ]
+    );
+    assert!(entries[0]["source_ip"]
+        .as_str()
+        .unwrap()
+        .starts_with("127."));
+    assert!(!jsonl.body.contains("guessing-the-password"));
+    assert!(!jsonl.body.contains(PASSWORD));
+
+    let csv = c
+        .get(
+            "/audit/export.csv?action=auth.login&actor=vera",
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(csv.status.as_u16(), 200);
+    assert!(csv.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert!(
+        lines[0].starts_with("id,at,actor_kind,actor_name"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines.len(), 3, "header + two login attempts: {}", csv.body);
+    assert!(lines[1].contains(",auth.login,") && lines[1].contains(",ok,"));
+    assert!(lines[2].contains(",failed,"));
+}

@@ -1,0 +1,247 @@
+//! The audit log page: newest first, filtered by actor, action, environment,
+//! time range and free text, paged by keyset, exportable as JSON Lines or CSV.
+//! Filters live in the query string, so a filtered view is a link to share.
+
+use crate::error::AppError;
+use crate::layout::TopBar;
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+use model::{AuditEntryView, AuditFilter, AuditPage, SessionUser};
+
+pub const PAGE_SIZE: i64 = 50;
+
+#[server(name = LoadAuditPage, endpoint = "audit_page")]
+pub async fn load_audit_page(filter: AuditFilter) -> Result<(SessionUser, AuditPage), AppError> {
+    use crate::auth::ssr::{actor, state};
+    crate::error::respond(
+        async move {
+            let actor = actor().await?;
+            let user = actor
+                .as_user()
+                .map(|u| u.to_session_user())
+                .ok_or(AppError::Unauthenticated)?;
+            let page = state()?
+                .engine
+                .audit_search(&actor, &filter, PAGE_SIZE)
+                .await?;
+            Ok((user, page))
+        }
+        .await,
+    )
+}
+
+/// Query-string keys, shared by the filter form, paging and export links.
+pub const KEYS: [&str; 6] = ["actor", "action", "environment", "since", "until", "q"];
+
+pub fn filter_from(get: impl Fn(&str) -> Option<String>) -> AuditFilter {
+    let field = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    AuditFilter {
+        actor: field("actor"),
+        action: field("action"),
+        environment: field("environment"),
+        since: field("since"),
+        until: field("until"),
+        text: field("q"),
+        before: get("before").and_then(|b| b.parse().ok()),
+    }
+}
+
+fn query_string(f: &AuditFilter, before: Option<i64>) -> String {
+    let values = [
+        &f.actor,
+        &f.action,
+        &f.environment,
+        &f.since,
+        &f.until,
+        &f.text,
+    ];
+    let mut parts: Vec<String> = KEYS
+        .iter()
+        .zip(values)
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    if let Some(b) = before {
+        parts.push(format!("before={b}"));
+    }
+    parts.join("&")
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[component]
+pub fn AuditLogPage() -> impl IntoView {
+    let query = use_query_map();
+    let filter = Memo::new(move |_| query.with(|q| filter_from(|k| q.get(k))));
+    let page = Resource::new(move || filter.get(), load_audit_page);
+    view! {
+        <Suspense fallback=|| view! { <p class="notice">"Loading the audit log…"</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok((user, page)) => {
+                        let f = filter.get_untracked();
+                        view! {
+                            <TopBar user/>
+                            <main>
+                                <h1>"Audit log"</h1>
+                                <FilterForm filter=f.clone()/>
+                                <AuditTable page filter=f/>
+                            </main>
+                        }
+                            .into_any()
+                    }
+                    Err(AppError::Unauthenticated) => {
+                        view! {
+                            <p class="notice">
+                                "You are signed out. " <a href="/login">"Sign in"</a>
+                            </p>
+                        }
+                            .into_any()
+                    }
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn FilterForm(filter: AuditFilter) -> impl IntoView {
+    let v = |o: &Option<String>| o.clone().unwrap_or_default();
+    view! {
+        // GET: filtering changes nothing, and the result is a shareable URL.
+        <form method="get" action="/audit" class="audit-filter" data-testid="audit-filter">
+            <label>"Actor" <input type="text" name="actor" value=v(&filter.actor)/></label>
+            <label>"Action" <input type="text" name="action" placeholder="deploy, auth.login…" value=v(&filter.action)/></label>
+            <label>"Environment" <input type="text" name="environment" value=v(&filter.environment)/></label>
+            <label>"From" <input type="text" name="since" placeholder="2026-11-22" value=v(&filter.since)/></label>
+            <label>"To" <input type="text" name="until" placeholder="2026-11-22T18:00" value=v(&filter.until)/></label>
+            <label>"Text" <input type="text" name="q" placeholder="words anywhere" value=v(&filter.text)/></label>
+            <button type="submit">"Filter"</button>
+            <a href="/audit">"Clear"</a>
+        </form>
+    }
+}
+
+#[component]
+fn AuditTable(page: AuditPage, filter: AuditFilter) -> impl IntoView {
+    let export = query_string(
+        &AuditFilter {
+            before: None,
+            ..filter.clone()
+        },
+        None,
+    );
+    let next = page
+        .next_before
+        .map(|b| format!("/audit?{}", query_string(&filter, Some(b))));
+    let empty = page.entries.is_empty();
+    view! {
+        <p class="export">
+            "Export this view: "
+            <a href=format!("/audit/export.jsonl?{export}") data-testid="export-jsonl">"JSON Lines"</a>
+            " · "
+            <a href=format!("/audit/export.csv?{export}") data-testid="export-csv">"CSV"</a>
+        </p>
+        {empty.then(|| view! { <p class="notice">"No entries match."</p> })}
+        <table class="audit" data-testid="audit-table">
+            <thead>
+                <tr>
+                    <th>"#"</th><th>"When (UTC)"</th><th>"Actor"</th><th>"From"</th><th>"Action"</th>
+                    <th>"Environment"</th><th>"Target"</th><th>"Result"</th><th>"Reason / details"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {page.entries.into_iter().map(|e| view! { <AuditRow e/> }).collect_view()}
+            </tbody>
+        </table>
+        {next.map(|href| view! { <a class="older" href=href data-testid="audit-older">"Older entries →"</a> })}
+    }
+}
+
+#[component]
+fn AuditRow(e: AuditEntryView) -> impl IntoView {
+    let when = e.at.replace('T', " ").trim_end_matches('Z').to_string();
+    view! {
+        <tr class=format!("result-{}", e.result) data-audit-id=e.id>
+            <td>{e.id}</td>
+            <td>{when}</td>
+            <td>{e.actor_name.clone()} <span class="muted">{format!(" ({})", e.actor_kind)}</span></td>
+            <td>{e.source_ip.clone().unwrap_or_default()}</td>
+            <td>{e.action.clone()}</td>
+            <td>{e.environment.clone().unwrap_or_default()}</td>
+            <td>{e.target.clone().unwrap_or_default()}</td>
+            <td>{e.result.clone()}</td>
+            <td>
+                <details data-testid="audit-entry">
+                    <summary>{e.reason.clone().unwrap_or_else(|| "details".into())}</summary>
+                    <pre>{e.details.clone()}</pre>
+                    <p class="hash">"hash " <code>{e.hash.clone()}</code></p>
+                </details>
+            </td>
+        </tr>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_round_trip_through_the_query_string() {
+        let f = AuditFilter {
+            actor: Some("dana".into()),
+            action: Some("deploy".into()),
+            environment: None,
+            since: Some("2026-11-22T10:00".into()),
+            until: None,
+            text: Some("checkout & 500s".into()),
+            before: None,
+        };
+        let qs = query_string(&f, Some(42));
+        assert_eq!(
+            qs,
+            "actor=dana&action=deploy&since=2026-11-22T10%3A00&q=checkout%20%26%20500s&before=42"
+        );
+        let pairs: Vec<(String, String)> = qs
+            .split('&')
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                (k.to_string(), decode(v))
+            })
+            .collect();
+        let back = filter_from(|k| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone()));
+        assert_eq!(
+            back,
+            AuditFilter {
+                before: Some(42),
+                ..f
+            }
+        );
+    }
+
+    fn decode(v: &str) -> String {
+        let bytes = v.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+}
