@@ -1,11 +1,21 @@
 import { defineConfig, devices } from '@playwright/test';
 import * as path from 'node:path';
 import { CONSOLE_URL } from './support/constants';
+import { cleanUpEarlierRuns } from './support/data-dir';
 
 // Paths are taken from end2end/ when relative, as the server script does.
 const fromHere = (p: string) => path.resolve(__dirname, p);
 const SWITCHYARD_BIN = fromHere(process.env.SWITCHYARD_BIN ?? '../target/release/switchyard');
 const LEPTOS_SITE_ROOT = fromHere(process.env.LEPTOS_SITE_ROOT ?? '../target/site');
+
+// A run whose runner was killed never tore down: its console still holds port 3100 and
+// Playwright would refuse to start `webServer` before any global setup runs. Clean up
+// here, once, in the runner process: the worker and loader processes it forks load
+// this file too (while the suite's own server is up) and inherit the marker.
+if (!process.env.SWITCHYARD_E2E_RUNNER_CLEANED && process.env.TEST_WORKER_INDEX === undefined) {
+  process.env.SWITCHYARD_E2E_RUNNER_CLEANED = '1';
+  cleanUpEarlierRuns();
+}
 
 export default defineConfig({
   testDir: './tests',

@@ -130,6 +130,7 @@ fn FilterForm(filter: AuditFilter) -> impl IntoView {
             <a href="/audit">"Clear"</a>
         </form>
     }
+    .into_any()
 }
 
 #[component]
@@ -166,6 +167,7 @@ fn AuditTable(page: AuditPage, filter: AuditFilter) -> impl IntoView {
         </table>
         {next.map(|href| view! { <a class="older" href=href data-testid="audit-older">"Older entries →"</a> })}
     }
+    .into_any()
 }
 
 #[component]

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 
 /** Written by scripts/e2e-server.sh: the data directory of the server under test. */
 export const DATA_DIR_FILE = path.resolve(__dirname, '..', '.e2e-data-dir');
+/** scripts/e2e-server.sh makes its data dirs with `mktemp -d $TMPDIR/switchyard-e2e.XXXXXXXX`. */
 const PREFIX = 'switchyard-e2e.';
 
 export function currentDataDir(): string | undefined {
@@ -16,7 +17,11 @@ export function currentDataDir(): string | undefined {
   }
 }
 
-function matching(dir: string): boolean {
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function running(dir: string): boolean {
   try {
     // No shell: a `sh -c` whose command line holds the pattern would match itself.
     execFileSync('pgrep', ['-f', '--', dir], { stdio: 'ignore' });
@@ -38,16 +43,19 @@ function signal(dir: string, sig: 'TERM' | 'KILL'): void {
  * Stops every process whose command line holds `dir` (the console, the detached
  * switchyard-proxy, the demo slots: they all name paths inside it) and deletes it.
  */
-export async function destroyDataDir(dir: string): Promise<void> {
+export function destroyDataDir(dir: string): void {
   signal(dir, 'TERM');
-  for (let i = 0; i < 50 && matching(dir); i++) await new Promise((r) => setTimeout(r, 100));
-  if (matching(dir)) signal(dir, 'KILL');
+  for (let i = 0; i < 50 && running(dir); i++) sleepSync(100);
+  if (running(dir)) {
+    signal(dir, 'KILL');
+    for (let i = 0; i < 20 && running(dir); i++) sleepSync(100);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** Data directories of earlier runs that were never torn down (the runner was killed). */
-export function staleDataDirs(except: string | undefined): string[] {
-  const parents = new Set([os.tmpdir(), process.env.TMPDIR ?? '/tmp']);
+/** Data dirs of this suite in the temp dir, except `except`. */
+export function dataDirs(except?: string): string[] {
+  const parents = new Set([os.tmpdir(), process.env.TMPDIR || '/tmp']);
   const found: string[] = [];
   for (const parent of parents) {
     let names: string[] = [];
@@ -62,4 +70,20 @@ export function staleDataDirs(except: string | undefined): string[] {
     }
   }
   return found;
+}
+
+/**
+ * Stops and deletes what earlier runs left behind: a runner that was killed never
+ * tears down, and its console would keep port 3100 (Playwright then refuses to
+ * start), its proxy port 3180/3181.
+ */
+export function cleanUpEarlierRuns(log: (msg: string) => void = console.log): void {
+  const dirs = new Set(dataDirs());
+  const recorded = currentDataDir();
+  if (recorded) dirs.add(recorded);
+  for (const dir of dirs) {
+    log(`e2e: stopping and removing leftovers of an earlier run: ${dir}`);
+    destroyDataDir(dir);
+  }
+  fs.rmSync(DATA_DIR_FILE, { force: true });
 }

@@ -36,14 +36,26 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
 
   let deployId = 0;
   await test.step('deploy v2', async () => {
+    // The pending state can be short: record it as it happens instead of polling for it.
+    await env.locator('form.deploy button[type=submit]').evaluate((button) => {
+      const w = window as unknown as { __e2eSawDeploying?: boolean };
+      w.__e2eSawDeploying = false;
+      new MutationObserver(() => {
+        const b = button as HTMLButtonElement;
+        if (b.textContent?.trim() === 'Deploying…' && b.disabled) w.__e2eSawDeploying = true;
+      }).observe(button, { childList: true, characterData: true, subtree: true, attributes: true });
+    });
     await deploy(env, 'v2');
-    await expect(env.getByRole('button', { name: 'Deploying…' })).toBeVisible();
     const result = actionResult(env, /^deploy #\d+/);
     await expect(result).toHaveText(/^deploy #\d+ succeeded: v2 is live on green; blue kept warm as standby$/, {
       timeout: 30_000,
     });
     deployId = idOf((await result.textContent()) ?? '');
     await expect(env.getByRole('button', { name: 'Deploy', exact: true })).toBeEnabled();
+    expect(
+      await page.evaluate(() => (window as unknown as { __e2eSawDeploying?: boolean }).__e2eSawDeploying),
+      'the button said "Deploying…" (disabled) while the deploy ran',
+    ).toBe(true);
   });
 
   await test.step('users get v2; green is active, blue standby', async () => {

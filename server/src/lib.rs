@@ -2,6 +2,7 @@
 //! router, kept out of `main` so tests can build the same app on port 0.
 
 pub mod audit_export;
+pub mod bench;
 pub mod bootstrap;
 pub mod config;
 pub mod http;

@@ -39,6 +39,21 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Benchmarks (figures to read, not tests).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time the audit page's queries over a generated log (in its own database
+    /// under DATA_DIR/bench, never the console's).
+    Audit {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        #[arg(long, default_value_t = 21)]
+        runs: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +135,9 @@ async fn main() -> anyhow::Result<()> {
                 println!("password (shown once): {password}");
             }
             Ok(())
+        }
+        Command::Bench(BenchCommand::Audit { entries, runs }) => {
+            server::bench::audit(&cli.data_dir.join("bench"), entries, runs.max(1)).await
         }
         Command::Audit(AuditCommand::Verify) => {
             let engine = offline_engine(&cli.data_dir).await?;
