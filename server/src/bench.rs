@@ -49,9 +49,10 @@ async fn fill(pool: &engine::store::Pool, n: u64) -> anyhow::Result<()> {
                 action: ACTIONS[(i / 3) % ACTIONS.len()].into(),
                 environment: Some(ENVS[(i / 5) % ENVS.len()].into()),
                 target: Some(format!("v{}.{}.{}", i % 5, i % 17, i % 101)),
-                reason: (i % 97 == 0)
+                reason: i
+                    .is_multiple_of(97)
                     .then(|| format!("incident {} latency spike on checkout", i / 97)),
-                result: if i % 53 == 0 { "failed" } else { "ok" }.into(),
+                result: if i.is_multiple_of(53) { "failed" } else { "ok" }.into(),
                 details: format!(
                     "{{\"deployment\":{},\"message\":\"step {}\"}}",
                     i / 4,
