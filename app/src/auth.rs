@@ -15,6 +15,8 @@ pub mod ssr {
 
     const USER_ID: &str = "user_id";
     const LOGIN_AT: &str = "login_at";
+    const AUTH_EPOCH: &str = "auth_epoch";
+    const ROLE_EPOCH: &str = "role_epoch";
 
     pub fn state() -> Result<AppState, AppError> {
         use_context::<AppState>().ok_or_else(|| {
@@ -36,9 +38,17 @@ pub mod ssr {
     }
 
     /// Starts an authenticated session under a fresh id (no fixation).
-    pub async fn begin(session: &Session, user_id: i64) -> Result<(), AppError> {
+    pub async fn begin(session: &Session, user: &engine::users::User) -> Result<(), AppError> {
         session.cycle_id().await.map_err(internal)?;
-        session.insert(USER_ID, user_id).await.map_err(internal)?;
+        session.insert(USER_ID, user.id).await.map_err(internal)?;
+        session
+            .insert(AUTH_EPOCH, user.auth_epoch)
+            .await
+            .map_err(internal)?;
+        session
+            .insert(ROLE_EPOCH, user.role_epoch)
+            .await
+            .map_err(internal)?;
         session
             .insert(LOGIN_AT, chrono::Utc::now().timestamp())
             .await
@@ -72,13 +82,25 @@ pub mod ssr {
             session.flush().await.map_err(internal)?;
             return Ok(None);
         }
-        match engine::users::find(st.engine.pool(), id).await? {
-            Some(u) if !u.disabled => Ok(Some(u)),
+        let auth_epoch = session.get::<i64>(AUTH_EPOCH).await.map_err(internal)?;
+        let user = match engine::users::find(st.engine.pool(), id).await? {
+            // Disabled, or the password was reset since this session began.
+            Some(u) if !u.disabled && auth_epoch == Some(u.auth_epoch) => u,
             _ => {
                 session.flush().await.map_err(internal)?;
-                Ok(None)
+                return Ok(None);
             }
+        };
+        let role_epoch = session.get::<i64>(ROLE_EPOCH).await.map_err(internal)?;
+        if role_epoch != Some(user.role_epoch) {
+            // The role changed: same person, new privileges, new session id.
+            session.cycle_id().await.map_err(internal)?;
+            session
+                .insert(ROLE_EPOCH, user.role_epoch)
+                .await
+                .map_err(internal)?;
         }
+        Ok(Some(user))
     }
 
     /// The client's address, for the audit log.
@@ -113,7 +135,7 @@ pub async fn login(username: String, password: String) -> Result<(), AppError> {
                 .login(username.trim(), &password, ssr::source_ip().await)
                 .await?;
             let session = ssr::session().await?;
-            ssr::begin(&session, user.id).await?;
+            ssr::begin(&session, &user).await?;
             tracing::info!(user = %user.username, "signed in");
             leptos_axum::redirect("/");
             Ok(())

@@ -9,6 +9,7 @@ pub mod error;
 pub mod layout;
 #[cfg(feature = "ssr")]
 pub mod state;
+pub mod users;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -55,6 +56,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=auth::LoginPage/>
                 <Route path=path!("/") view=dashboard::DashboardPage/>
                 <Route path=path!("/audit") view=audit::AuditLogPage/>
+                <Route path=path!("/users") view=users::UsersPage/>
             </Routes>
         </Router>
     }

@@ -23,12 +23,29 @@ test('release build hydrates', async ({ page }) => {
       problems.push(`console error: ${m.text()}`);
     }
   });
+  const failedAssets: string[] = [];
+  page.on('response', (r) => {
+    if (new URL(r.url()).pathname.startsWith('/pkg/') && r.status() >= 400) failedAssets.push(`${r.url()} → ${r.status()}`);
+  });
+  page.on('requestfailed', (r) => {
+    if (new URL(r.url()).pathname.startsWith('/pkg/')) failedAssets.push(`${r.url()} → ${r.failure()?.errorText}`);
+  });
   let loads = 0;
   page.on('load', () => loads++);
 
   // Login form: a refused sign-in is answered in place.
   await page.goto('/login');
-  await expectHydrated(page);
+  try {
+    await expectHydrated(page);
+  } catch (e) {
+    // Say why: usually the server asks for a WASM file the build did not produce
+    // (server not built by cargo-leptos, stale target/site, ...).
+    throw new Error(
+      `the page did not hydrate.\nfailed front-end requests: ${failedAssets.join('; ') || 'none'}` +
+        `\nbrowser errors: ${problems.join(' | ') || 'none'}\n${(e as Error).message}`,
+    );
+  }
+  expect(failedAssets, 'front-end requests that failed').toEqual([]);
   await markDocument(page);
   loads = 0;
   await page.locator('input[name=username]').fill(USERS.dana.username);

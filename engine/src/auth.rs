@@ -32,6 +32,17 @@ impl std::fmt::Debug for PasswordHash {
 
 pub const MIN_PASSWORD_LEN: usize = 10;
 
+/// A random 20-character password from an alphabet without look-alikes, for
+/// accounts created or reset without one: shown once, never stored in clear.
+pub fn generate_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
 pub fn validate_new_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(Error::InvalidInput(format!(

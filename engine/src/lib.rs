@@ -5,6 +5,7 @@
 //! The engine never imports Leptos; the UI calls into it through thin server
 //! functions that authenticate, authorize and map errors.
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod deployments;

@@ -170,54 +170,6 @@ impl Engine {
         }
     }
 
-    /// Checks a password and records the attempt. Every failure is the same
-    /// `BadCredentials`; a login that cannot be audited does not happen.
-    pub async fn login(
-        &self,
-        username: &str,
-        password: &str,
-        source_ip: Option<String>,
-    ) -> Result<User> {
-        match crate::auth::login(self.pool(), username, password).await {
-            Ok(user) => {
-                let actor = Actor::user(user.clone()).from_ip(source_ip);
-                self.audit(actor.event("auth.login", Outcome::Ok)).await?;
-                Ok(user)
-            }
-            Err(Error::BadCredentials) => {
-                let attempted = AuditActor::Anonymous {
-                    attempted: username.to_string(),
-                };
-                let mut ev = Event::new(attempted, "auth.login", Outcome::Failed);
-                ev.source_ip = source_ip;
-                self.audit(ev).await?;
-                Err(Error::BadCredentials)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    pub async fn logout(&self, actor: &Actor) -> Result<()> {
-        self.audit(actor.event("auth.logout", Outcome::Ok)).await
-    }
-
-    /// Creates a user (admins only; the command line acts as the system).
-    pub async fn create_user(
-        &self,
-        actor: &Actor,
-        username: &str,
-        password: &str,
-        role: model::Role,
-    ) -> Result<User> {
-        self.authorize(actor, Action::ManageUsers, None).await?;
-        let user = crate::users::create(self.pool(), username, password, role).await?;
-        let mut ev = actor.event("user.create", Outcome::Ok);
-        ev.target = Some(user.username.clone());
-        ev.details = serde_json::json!({ "user_id": user.id, "role": role.as_str() });
-        self.audit(ev).await?;
-        Ok(user)
-    }
-
     pub async fn audit_search(
         &self,
         actor: &Actor,
@@ -303,7 +255,7 @@ impl Engine {
     }
 
     /// `authorize`, with refusals recorded in the audit log.
-    async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         actor: &Actor,
         action: Action,

@@ -4,7 +4,7 @@
 use crate::auth::{self, PasswordHash};
 use crate::error::{Error, Result};
 use crate::store::Pool;
-use model::{Role, SessionUser};
+use model::{Role, SessionUser, UserView};
 
 #[derive(Clone, Debug)]
 pub struct User {
@@ -12,6 +12,10 @@ pub struct User {
     pub username: String,
     pub role: Role,
     pub disabled: bool,
+    /// Sessions from before a bump are void (disable, password reset).
+    pub auth_epoch: i64,
+    /// Sessions from before a bump get a new id under the new role.
+    pub role_epoch: i64,
 }
 
 impl User {
@@ -30,6 +34,8 @@ struct UserRow {
     username: String,
     role: String,
     disabled: bool,
+    auth_epoch: i64,
+    role_epoch: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -43,9 +49,24 @@ impl TryFrom<UserRow> for User {
                 .parse()
                 .map_err(|e| Error::Internal(format!("{e}")))?,
             disabled: r.disabled,
+            auth_epoch: r.auth_epoch,
+            role_epoch: r.role_epoch,
         })
     }
 }
+
+impl User {
+    pub fn to_view(&self) -> UserView {
+        UserView {
+            id: self.id,
+            username: self.username.clone(),
+            role: self.role,
+            disabled: self.disabled,
+        }
+    }
+}
+
+const USER_COLUMNS: &str = "id, username, role, disabled, auth_epoch, role_epoch";
 
 /// Usernames are short and boring on purpose: they show up in history and logs.
 pub fn validate_username(name: &str) -> Result<()> {
@@ -81,6 +102,8 @@ pub async fn create(pool: &Pool, username: &str, password: &str, role: Role) -> 
             username: username.to_string(),
             role,
             disabled: false,
+            auth_epoch: 0,
+            role_epoch: 0,
         }),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             Err(Error::AlreadyExists(format!("user {username:?}")))
@@ -90,7 +113,7 @@ pub async fn create(pool: &Pool, username: &str, password: &str, role: Role) -> 
 }
 
 pub async fn find(pool: &Pool, id: i64) -> Result<Option<User>> {
-    sqlx::query_as::<_, UserRow>("SELECT id, username, role, disabled FROM users WHERE id = ?")
+    sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -109,20 +132,71 @@ pub(crate) async fn credentials(
     pool: &Pool,
     username: &str,
 ) -> Result<Option<(User, PasswordHash)>> {
-    let row: Option<(i64, String, String, bool, String)> = sqlx::query_as(
-        "SELECT id, username, role, disabled, password_hash FROM users WHERE username = ?",
-    )
+    let Some(user) = sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
+    ))
     .bind(username)
     .fetch_optional(pool)
-    .await?;
-    row.map(|(id, username, role, disabled, hash)| {
-        let user = User::try_from(UserRow {
-            id,
-            username,
-            role,
-            disabled,
-        })?;
-        Ok((user, PasswordHash::from_stored(hash)))
-    })
-    .transpose()
+    .await?
+    else {
+        return Ok(None);
+    };
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+        .bind(user.id)
+        .fetch_one(pool)
+        .await?;
+    Ok(Some((
+        User::try_from(user)?,
+        PasswordHash::from_stored(hash),
+    )))
+}
+
+pub async fn list(pool: &Pool) -> Result<Vec<User>> {
+    sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+    ))
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(User::try_from)
+    .collect()
+}
+
+/// Enabled admins other than `except`: the console must always keep one.
+pub async fn other_enabled_admins(pool: &Pool, except: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?",
+    )
+    .bind(except)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn set_role(pool: &Pool, id: i64, role: Role) -> Result<()> {
+    sqlx::query("UPDATE users SET role = ?, role_epoch = role_epoch + 1 WHERE id = ?")
+        .bind(role.as_str())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_disabled(pool: &Pool, id: i64, disabled: bool) -> Result<()> {
+    sqlx::query("UPDATE users SET disabled = ?, auth_epoch = auth_epoch + 1 WHERE id = ?")
+        .bind(disabled)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_password(pool: &Pool, id: i64, password: &str) -> Result<()> {
+    auth::validate_new_password(password)?;
+    let hash = auth::hash_password(password.to_string()).await?;
+    sqlx::query("UPDATE users SET password_hash = ?, auth_epoch = auth_epoch + 1 WHERE id = ?")
+        .bind(hash.as_str())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }

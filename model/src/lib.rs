@@ -363,3 +363,12 @@ pub struct AuditPage {
     /// Pass as `before` to get the next (older) page; `None` on the last page.
     pub next_before: Option<i64>,
 }
+
+/// A console account as the users page shows it (never a hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub disabled: bool,
+}

@@ -1,25 +1,38 @@
 //! The admin API the console drives the proxy with.
 //!
-//! | route                 | auth   | answer |
-//! |-----------------------|--------|--------|
-//! | `GET /admin/health`   | none   | 200 `{"ok":true}` |
-//! | `GET /admin/routing`  | bearer | 200 `RoutingTable` |
-//! | `PUT /admin/routing`  | bearer | 200 new `RoutingTable`; 409 stale generation; 400 malformed; 500 not persisted |
-//! | `GET /admin/status`   | bearer | 200 `{"routing","in_flight","requests","errors"}` |
+//! | route                                   | auth   | answer |
+//! |-----------------------------------------|--------|--------|
+//! | `GET /admin/health`                     | none   | 200 `{"ok":true}` |
+//! | `GET /admin/routing`                    | bearer | 200 [`RouteTable`] |
+//! | `PUT /admin/routing`                    | bearer | 200 new [`RouteTable`]; 409 stale generation; 400 malformed or invalid; 500 not persisted |
+//! | `GET /admin/status`                     | bearer | 200 `{"routing","in_flight","requests","errors"}` |
+//! | `GET /admin/metrics[?window_secs=N]`    | bearer | 200 [`MetricsReport`]; 400 N outside 1..=600 |
+//! | `GET /admin/metrics/prometheus`         | bearer | 200 text/plain; version=0.0.4 |
+//! | `GET /admin/drain?slot=blue`            | bearer | 200 [`DrainStatus`]; 400 missing or unknown slot |
+//!
+//! The routing table is `{"generation", "active", "preview"?, "canary"?}`:
+//! `preview` (an `Upstream`, the idle slot) and `canary` (`{"slot","percent"}`,
+//! `slot` must be the preview slot, `percent` 0..=100) are optional, absent
+//! from answers when unset, and set with the same generation-fenced PUT.
+//! `active` must be present in a PUT (`null` clears the route).
+//!
+//! Metrics are per slot, both listeners together and per listener
+//! (`listeners.public`, `listeners.preview`); see [`crate::metrics`] for what
+//! each number means and how windows are computed.
 //!
 //! Errors are JSON `{"error": "..."}`; 401 carries `WWW-Authenticate: Bearer`.
 
-use crate::metrics::{MetricsSnapshot, SlotMetrics};
-use crate::routing::{Routing, SwitchError};
+use crate::metrics::{BadWindow, MetricsReport, MetricsSnapshot, SlotMetrics};
+use crate::routing::{RouteTable, Routing, SwitchError};
 use crate::token::AdminToken;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use model::RoutingTable;
+use model::SlotColor;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -33,7 +46,7 @@ pub struct AdminState {
 /// Body of `GET /admin/status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
-    pub routing: RoutingTable,
+    pub routing: RouteTable,
     #[serde(flatten)]
     pub metrics: MetricsSnapshot,
 }
@@ -42,6 +55,9 @@ pub fn app(state: AdminState) -> Router {
     Router::new()
         .route("/admin/routing", get(get_routing).put(put_routing))
         .route("/admin/status", get(get_status))
+        .route("/admin/metrics", get(get_metrics))
+        .route("/admin/metrics/prometheus", get(get_prometheus))
+        .route("/admin/drain", get(get_drain))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         // Liveness for supervisors and the console's preflight; reveals nothing.
         .route(
@@ -59,15 +75,19 @@ pub enum AdminError {
     Malformed(String),
     #[error(transparent)]
     Switch(#[from] SwitchError),
+    #[error("{0}")]
+    BadQuery(String),
 }
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = match &self {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AdminError::Malformed(_) => StatusCode::BAD_REQUEST,
+            AdminError::Malformed(_) | AdminError::BadQuery(_) => StatusCode::BAD_REQUEST,
             AdminError::Switch(SwitchError::Stale { .. }) => StatusCode::CONFLICT,
-            AdminError::Switch(SwitchError::InvalidUpstream { .. }) => StatusCode::BAD_REQUEST,
+            AdminError::Switch(
+                SwitchError::InvalidUpstream { .. } | SwitchError::InvalidTable(_),
+            ) => StatusCode::BAD_REQUEST,
             AdminError::Switch(SwitchError::Persist(_) | SwitchError::PersistInterrupted) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -105,8 +125,8 @@ async fn require_token(
     }
 }
 
-async fn get_routing(State(state): State<AdminState>) -> Json<RoutingTable> {
-    Json(RoutingTable::clone(&state.routing.current()))
+async fn get_routing(State(state): State<AdminState>) -> Json<RouteTable> {
+    Json(RouteTable::clone(&state.routing.current()))
 }
 
 /// The body is parsed by hand rather than with the `Json` extractor so every
@@ -114,7 +134,7 @@ async fn get_routing(State(state): State<AdminState>) -> Json<RoutingTable> {
 async fn put_routing(
     State(state): State<AdminState>,
     body: Bytes,
-) -> Result<Json<RoutingTable>, AdminError> {
+) -> Result<Json<RouteTable>, AdminError> {
     let next = parse_routing_table(&body)?;
     let installed = state.routing.switch(next).await?;
     match &installed.active {
@@ -129,13 +149,19 @@ async fn put_routing(
             "routing cleared: no active slot"
         ),
     }
-    Ok(Json(RoutingTable::clone(&installed)))
+    if let Some(preview) = &installed.preview {
+        tracing::info!(generation = installed.generation, slot = %preview.slot, address = %preview.address, "preview slot set");
+    }
+    if let Some(canary) = &installed.canary {
+        tracing::info!(generation = installed.generation, slot = %canary.slot, percent = canary.percent, "canary split on");
+    }
+    Ok(Json(RouteTable::clone(&installed)))
 }
 
 /// `active` must be present: serde would read a missing (or misspelt) key as
 /// `None`, and "no active slot" takes every user offline, so clearing the
 /// route has to be said explicitly with `"active": null`.
-fn parse_routing_table(body: &[u8]) -> Result<RoutingTable, AdminError> {
+fn parse_routing_table(body: &[u8]) -> Result<RouteTable, AdminError> {
     let malformed = |e: serde_json::Error| AdminError::Malformed(e.to_string());
     let value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
     if value.get("active").is_none() {
@@ -148,7 +174,74 @@ fn parse_routing_table(body: &[u8]) -> Result<RoutingTable, AdminError> {
 
 async fn get_status(State(state): State<AdminState>) -> Json<Status> {
     Json(Status {
-        routing: RoutingTable::clone(&state.routing.current()),
+        routing: RouteTable::clone(&state.routing.current()),
         metrics: state.metrics.snapshot(),
     })
+}
+
+async fn get_metrics(
+    State(state): State<AdminState>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<MetricsReport>, AdminError> {
+    let window = match query.get("window_secs") {
+        None => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| AdminError::BadQuery(BadWindow.to_string()))?),
+    };
+    state
+        .metrics
+        .report(window)
+        .map(Json)
+        .map_err(|e| AdminError::BadQuery(e.to_string()))
+}
+
+async fn get_prometheus(State(state): State<AdminState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.prometheus(),
+    )
+        .into_response()
+}
+
+/// Body of `GET /admin/drain?slot=…`: the slot is drained when `in_flight`
+/// is 0 and the routing table no longer sends it traffic (`routed` empty).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainStatus {
+    pub slot: SlotColor,
+    /// Requests to the slot still running, on either listener, upgraded
+    /// connections included.
+    pub in_flight: u64,
+    /// Of those, upgraded connections (WebSockets), which may never end by
+    /// themselves.
+    pub upgraded: u64,
+    /// Where the current table still routes new requests to the slot:
+    /// `"active"`, `"preview"`, `"canary"`.
+    pub routed: Vec<String>,
+}
+
+async fn get_drain(
+    State(state): State<AdminState>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<DrainStatus>, AdminError> {
+    let slot: SlotColor = query
+        .get("slot")
+        .ok_or_else(|| AdminError::BadQuery("query parameter `slot` is required (blue or green)".into()))?
+        .parse()
+        .map_err(|_| AdminError::BadQuery("`slot` must be blue or green".into()))?;
+    let table = state.routing.current();
+    let mut routed = Vec::new();
+    if table.active.as_ref().is_some_and(|u| u.slot == slot) {
+        routed.push("active".to_string());
+    }
+    if table.preview.as_ref().is_some_and(|u| u.slot == slot) {
+        routed.push("preview".to_string());
+    }
+    if table.canary_upstream().is_some_and(|(_, u)| u.slot == slot) {
+        routed.push("canary".to_string());
+    }
+    Ok(Json(DrainStatus {
+        slot,
+        in_flight: state.metrics.in_flight(slot),
+        upgraded: state.metrics.upgraded(slot),
+        routed,
+    }))
 }

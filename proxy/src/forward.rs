@@ -1,7 +1,25 @@
-//! The data plane: every user request goes to the active slot.
+//! The data plane: user requests go to the slot the routing table names.
+//!
+//! * **Public listener**: the active slot. With a canary split in the table,
+//!   `percent` % of *new* clients (no valid `switchyard_slot` cookie) go to
+//!   the canary (preview) slot instead; the split is exact, not random (a
+//!   counter spreads the canary clients evenly), and the response tells the
+//!   client `Set-Cookie: switchyard_slot=<color>`. A client whose cookie
+//!   names a slot that is still routable here (the active slot, or the canary
+//!   slot while the split is on) stays on it; any other cookie is ignored and
+//!   the client is assigned again. Without a canary no cookie is read or set.
+//! * **Preview listener** (`--preview`): always the table's `preview` slot;
+//!   503 `switchyard-proxy: no preview slot` when the table has none.
+//! * **Upgrades** (`Connection: upgrade`, e.g. WebSockets): the upgrade
+//!   headers are forwarded; on a 101 both connections are upgraded and bytes
+//!   are copied both ways until either side closes. The connection counts as
+//!   in flight (and `upgraded`) for its slot until then.
+//!
+//! One routing-table load per request and no lock anywhere: a switch affects
+//! only requests that start after it.
 
-use crate::metrics::{InFlightGuard, SlotMetrics};
-use crate::routing::Routing;
+use crate::metrics::{Listener, RequestGuard, SlotMetrics};
+use crate::routing::{RouteTable, Routing};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -12,15 +30,18 @@ use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use model::Upstream;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use model::{SlotColor, Upstream};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub const SLOT_HEADER: &str = "x-switchyard-slot";
+/// The cookie that keeps a client on its slot while a canary split is on.
+pub const SLOT_COOKIE: &str = "switchyard_slot";
 
 #[derive(Clone, Copy, Debug)]
 pub struct ForwardConfig {
@@ -44,9 +65,13 @@ pub struct Forwarder {
     routing: Arc<Routing>,
     metrics: Arc<SlotMetrics>,
     response_header_timeout: Duration,
+    listener: Listener,
+    /// New clients seen while a canary split is on; spreads them exactly.
+    new_clients: Arc<AtomicU64>,
 }
 
 impl Forwarder {
+    /// A forwarder for the public listener.
     pub fn new(routing: Arc<Routing>, metrics: Arc<SlotMetrics>, config: ForwardConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
@@ -61,6 +86,16 @@ impl Forwarder {
             routing,
             metrics,
             response_header_timeout: config.response_header_timeout,
+            listener: Listener::Public,
+            new_clients: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The same forwarder (sharing the connection pool) for another listener.
+    pub fn for_listener(&self, listener: Listener) -> Self {
+        Forwarder {
+            listener,
+            ..self.clone()
         }
     }
 }
@@ -72,27 +107,103 @@ pub fn data_plane(forwarder: Forwarder) -> Router {
     Router::new().fallback(forward).with_state(forwarder)
 }
 
-async fn forward(State(f): State<Forwarder>, req: Request) -> Response {
+/// Whether `n`-th new client (from 0) goes to the canary: exactly `percent`
+/// of every 100 consecutive new clients do, spread evenly.
+fn takes_canary(n: u64, percent: u8) -> bool {
+    let p = u64::from(percent.min(100));
+    (n % 100 + 1) * p / 100 > (n % 100) * p / 100
+}
+
+/// The slot a `switchyard_slot` cookie names, if any.
+fn cookie_slot(headers: &HeaderMap) -> Option<SlotColor> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(SLOT_COOKIE)?.strip_prefix('='))
+        .find_map(|value| value.trim().parse().ok())
+}
+
+/// Where a public-listener request goes, and the slot to pin the client to
+/// (`Some` only for a new client under a canary split).
+fn choose_public<'t>(
+    table: &'t RouteTable,
+    headers: &HeaderMap,
+    new_clients: &AtomicU64,
+) -> Option<(&'t Upstream, Option<SlotColor>)> {
+    let active = table.active.as_ref()?;
+    let Some((percent, canary)) = table.canary_upstream() else {
+        return Some((active, None));
+    };
+    match cookie_slot(headers) {
+        Some(slot) if slot == active.slot => Some((active, None)),
+        Some(slot) if slot == canary.slot => Some((canary, None)),
+        _ => {
+            let n = new_clients.fetch_add(1, Ordering::Relaxed);
+            let pick = if takes_canary(n, percent) {
+                canary
+            } else {
+                active
+            };
+            Some((pick, Some(pick.slot)))
+        }
+    }
+}
+
+/// `Connection: upgrade` with an `Upgrade` protocol: what to ask the slot for.
+fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    connection_upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+async fn forward(State(f): State<Forwarder>, mut req: Request) -> Response {
     // One load per request: a switch affects only requests that start after it.
     let table = f.routing.current();
-    let Some(upstream) = table.active.as_ref() else {
-        return plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "switchyard-proxy: no active slot\n".to_string(),
-        );
+    let (upstream, pin_cookie) = match f.listener {
+        Listener::Public => match choose_public(&table, req.headers(), &f.new_clients) {
+            Some(choice) => choice,
+            None => {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "switchyard-proxy: no active slot\n".to_string(),
+                )
+            }
+        },
+        Listener::Preview => match table.preview.as_ref() {
+            Some(preview) => (preview, None),
+            None => {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "switchyard-proxy: no preview slot\n".to_string(),
+                )
+            }
+        },
     };
     let slot = upstream.slot;
-    let guard = f.metrics.begin(slot);
+    let mut guard = f.metrics.begin(slot, f.listener);
+
+    let upgrade = requested_upgrade(req.headers()).map(|protocol| {
+        let client_side = hyper::upgrade::on(&mut req);
+        (protocol, client_side)
+    });
 
     let client_ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let outbound = match upstream_request(req, upstream, client_ip) {
+    let mut outbound = match upstream_request(req, upstream, client_ip) {
         Ok(outbound) => outbound,
         Err(err) => {
             tracing::error!(%slot, address = %upstream.address, %err, "cannot build upstream request");
-            f.metrics.record_error(slot);
+            guard.upstream_error(StatusCode::BAD_GATEWAY);
             return plain(
                 StatusCode::BAD_GATEWAY,
                 format!(
@@ -102,17 +213,32 @@ async fn forward(State(f): State<Forwarder>, req: Request) -> Response {
             );
         }
     };
+    if let Some((protocol, _)) = &upgrade {
+        let headers = outbound.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
 
     let answer = tokio::time::timeout(f.response_header_timeout, f.client.request(outbound)).await;
     match answer {
         Ok(Ok(response)) => {
-            if response.status().is_server_error() {
-                f.metrics.record_error(slot);
+            guard.respond(response.status());
+            let mut response = match upgrade {
+                Some((_, client_side)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                    switch_protocols(response, client_side, guard)
+                }
+                _ => downstream_response(response, guard),
+            };
+            if let Some(pinned) = pin_cookie {
+                let cookie = format!("{SLOT_COOKIE}={pinned}; Path=/; HttpOnly; SameSite=Lax");
+                if let Ok(value) = HeaderValue::from_str(&cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
             }
-            downstream_response(response, guard)
+            response
         }
         Ok(Err(err)) => {
-            f.metrics.record_error(slot);
+            guard.upstream_error(StatusCode::BAD_GATEWAY);
             if err.is_connect() {
                 tracing::warn!(%slot, address = %upstream.address, error = %error_chain(&err), "upstream unreachable");
                 plain(
@@ -134,7 +260,7 @@ async fn forward(State(f): State<Forwarder>, req: Request) -> Response {
             }
         }
         Err(_elapsed) => {
-            f.metrics.record_error(slot);
+            guard.upstream_error(StatusCode::GATEWAY_TIMEOUT);
             tracing::warn!(%slot, address = %upstream.address, timeout = ?f.response_header_timeout, "upstream timed out");
             plain(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -146,6 +272,53 @@ async fn forward(State(f): State<Forwarder>, req: Request) -> Response {
             )
         }
     }
+}
+
+/// The slot agreed to upgrade: answer the client 101 with the slot's
+/// headers, then splice the two upgraded connections together. The guard
+/// lives as long as the spliced connection.
+fn switch_protocols(
+    mut response: hyper::Response<Incoming>,
+    client_side: hyper::upgrade::OnUpgrade,
+    mut guard: RequestGuard,
+) -> Response {
+    let slot = guard.slot();
+    let upstream_side = hyper::upgrade::on(&mut response);
+    let (mut parts, _body) = response.into_parts();
+    let protocol = parts.headers.get(header::UPGRADE).cloned();
+    strip_hop_by_hop(&mut parts.headers);
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Some(protocol) = protocol {
+        parts.headers.insert(header::UPGRADE, protocol);
+    }
+    parts
+        .headers
+        .insert(SLOT_HEADER, HeaderValue::from_static(slot.as_str()));
+    guard.mark_upgraded();
+    tokio::spawn(async move {
+        let (client, upstream) = tokio::join!(client_side, upstream_side);
+        match (client, upstream) {
+            (Ok(client), Ok(upstream)) => {
+                let mut client = TokioIo::new(client);
+                let mut upstream = TokioIo::new(upstream);
+                match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    Ok((up, down)) => {
+                        tracing::debug!(%slot, bytes_up = up, bytes_down = down, "upgraded connection closed")
+                    }
+                    Err(err) => {
+                        tracing::debug!(%slot, %err, "upgraded connection ended with an error")
+                    }
+                }
+            }
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::warn!(%slot, error = %error_chain(&err), "upgrade failed")
+            }
+        }
+        drop(guard);
+    });
+    Response::from_parts(parts, Body::empty())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +379,7 @@ fn upstream_request(
     Ok(Request::from_parts(parts, body))
 }
 
-fn downstream_response(response: hyper::Response<Incoming>, guard: InFlightGuard) -> Response {
+fn downstream_response(response: hyper::Response<Incoming>, guard: RequestGuard) -> Response {
     let slot = guard.slot();
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -274,7 +447,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 struct GuardedBody {
     inner: Incoming,
-    _guard: InFlightGuard,
+    _guard: RequestGuard,
 }
 
 impl hyper::body::Body for GuardedBody {
@@ -300,7 +473,65 @@ impl hyper::body::Body for GuardedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::SlotColor;
+    use crate::routing::Canary;
+
+    #[test]
+    fn canary_split_is_exact_and_even() {
+        for percent in [0u8, 1, 10, 25, 33, 50, 99, 100] {
+            let hits = (0..100).filter(|&n| takes_canary(n, percent)).count();
+            assert_eq!(hits, usize::from(percent));
+            let again = (100..200).filter(|&n| takes_canary(n, percent)).count();
+            assert_eq!(again, usize::from(percent));
+        }
+        // 50 %: every other client, not the first fifty.
+        assert!(!takes_canary(0, 50) && takes_canary(1, 50) && !takes_canary(2, 50));
+    }
+
+    #[test]
+    fn cookie_keeps_a_client_on_a_routable_slot() {
+        let up = |slot, port: u16| Upstream {
+            slot,
+            address: format!("127.0.0.1:{port}"),
+        };
+        let mut table = RouteTable {
+            generation: 1,
+            active: Some(up(SlotColor::Blue, 1)),
+            preview: Some(up(SlotColor::Green, 2)),
+            canary: Some(Canary {
+                slot: SlotColor::Green,
+                percent: 100,
+            }),
+        };
+        let counter = AtomicU64::new(0);
+        let with_cookie = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::COOKIE, HeaderValue::from_str(value).unwrap());
+            h
+        };
+        let (u, pin) = choose_public(&table, &HeaderMap::new(), &counter).unwrap();
+        assert_eq!((u.slot, pin), (SlotColor::Green, Some(SlotColor::Green)));
+        let h = with_cookie("a=1; switchyard_slot=blue; b=2");
+        assert_eq!(cookie_slot(&h), Some(SlotColor::Blue));
+        let (u, pin) = choose_public(&table, &h, &counter).unwrap();
+        assert_eq!((u.slot, pin), (SlotColor::Blue, None));
+        let (u, pin) = choose_public(&table, &with_cookie("switchyard_slot=purple"), &counter).unwrap();
+        assert_eq!((u.slot, pin), (SlotColor::Green, Some(SlotColor::Green)));
+        // Canary off: the cookie is ignored and nothing is pinned.
+        table.canary = None;
+        let (u, pin) = choose_public(&table, &with_cookie("switchyard_slot=green"), &counter).unwrap();
+        assert_eq!((u.slot, pin), (SlotColor::Blue, None));
+    }
+
+    #[test]
+    fn upgrade_needs_the_connection_token_and_a_protocol() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(requested_upgrade(&h), None);
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        assert_eq!(requested_upgrade(&h).unwrap(), "websocket");
+        h.remove(header::UPGRADE);
+        assert_eq!(requested_upgrade(&h), None);
+    }
 
     #[test]
     fn hop_by_hop_headers_are_stripped_including_named_ones() {

@@ -1,6 +1,6 @@
 //! Where the routing table survives restarts of the proxy.
 
-use model::RoutingTable;
+use crate::routing::RouteTable;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ impl StateFile {
     }
 
     /// `Ok(None)` when the file does not exist yet (first start).
-    pub fn load(&self) -> Result<Option<RoutingTable>, StateFileError> {
+    pub fn load(&self) -> Result<Option<RouteTable>, StateFileError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -61,7 +61,7 @@ impl StateFile {
     }
 
     /// Blocking (fsync): call it from `spawn_blocking` on async paths.
-    pub fn store(&self, table: &RoutingTable) -> Result<(), StateFileError> {
+    pub fn store(&self, table: &RouteTable) -> Result<(), StateFileError> {
         let write_err = |source| StateFileError::Write {
             path: self.path.clone(),
             source,
@@ -100,7 +100,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{SlotColor, Upstream};
+    use model::{RoutingTable, SlotColor, Upstream};
 
     #[test]
     fn missing_file_is_a_first_start_and_round_trip_works() {
@@ -114,6 +114,7 @@ mod tests {
                 address: "127.0.0.1:9001".into(),
             }),
         };
+        let table = RouteTable::from(table);
         file.store(&table).unwrap();
         assert_eq!(file.load().unwrap(), Some(table));
         assert!(!dir.path().join("routing.json.tmp").exists());

@@ -82,19 +82,10 @@ pub async fn ensure_admin(
     }
     let (password, generated) = match from_env.filter(|p| !p.is_empty()) {
         Some(p) => (p, false),
-        None => (generate_password(), true),
+        None => (engine::auth::generate_password(), true),
     };
     engine
         .create_user(&Actor::system(), "admin", &password, Role::Admin)
         .await?;
     Ok(Some(("admin".into(), generated.then_some(password))))
-}
-
-pub fn generate_password() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rngs::OsRng;
-    (0..20)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
 }

@@ -621,3 +621,265 @@ async fn audit_export_is_signed_in_only_and_follows_the_filter() {
     assert!(lines[1].contains(",auth.login,") && lines[1].contains(",ok,"));
     assert!(lines[2].contains(",failed,"));
 }
+
+/// Every server function × every role, asked directly over HTTP (not through
+/// hidden buttons): allowed calls pass authorization, the rest get 403 and
+/// change nothing.
+#[tokio::test]
+async fn every_action_by_every_role_is_decided_on_the_server() {
+    let c = start().await;
+    for (name, role) in [
+        ("vera", Role::Viewer),
+        ("dora", Role::Deployer),
+        ("abe", Role::Approver),
+        ("ada", Role::Admin),
+    ] {
+        c.user(name, role).await;
+    }
+    c.user("target", Role::Viewer).await;
+    let target_id: i64 = tower_sessions_sqlx_store::sqlx::query_scalar(
+        "SELECT id FROM users WHERE username = 'target'",
+    )
+    .fetch_one(&c.pool)
+    .await
+    .unwrap();
+    let tid = target_id.to_string();
+
+    // (endpoint, form, roles allowed: viewer, deployer, approver, admin)
+    let matrix: Vec<(&str, Vec<(&str, &str)>, [bool; 4])> = vec![
+        ("/api/load_overview", vec![], [true, true, true, true]),
+        (
+            "/api/environment_status",
+            vec![("name", ENV)],
+            [true, true, true, true],
+        ),
+        (
+            "/api/deployment_history",
+            vec![("name", ENV)],
+            [true, true, true, true],
+        ),
+        ("/api/audit_page", vec![], [true, true, true, true]),
+        (
+            "/api/deploy",
+            vec![("environment", ENV), ("version", "v2")],
+            [false, true, false, true],
+        ),
+        (
+            "/api/rollback",
+            vec![("environment", ENV), ("reason", "matrix")],
+            [false, true, false, true],
+        ),
+        ("/api/list_users", vec![], [false, false, false, true]),
+        (
+            "/api/create_user",
+            vec![("username", "newbie"), ("role", "viewer")],
+            [false, false, false, true],
+        ),
+        (
+            "/api/change_role",
+            vec![("user_id", &tid), ("role", "deployer")],
+            [false, false, false, true],
+        ),
+        (
+            "/api/set_user_disabled",
+            vec![("user_id", &tid), ("disabled", "false")],
+            [false, false, false, true],
+        ),
+        (
+            "/api/reset_password",
+            vec![("user_id", &tid)],
+            [false, false, false, true],
+        ),
+    ];
+    let mut report = Vec::new();
+    for (i, name) in ["vera", "dora", "abe", "ada"].into_iter().enumerate() {
+        let cookie = c.session_for(name).await;
+        for (path, form, allowed) in &matrix {
+            let users_before = c.count("users").await;
+            let deployments_before = c.count("deployments").await;
+            let r = c.post(path, form, Some(&cookie), &[]).await;
+            let denied = r.status.as_u16() == 403;
+            report.push(format!("{path} {name} -> {}", r.status));
+            if allowed[i] {
+                assert!(!denied, "{name} should be allowed {path}: {}", r.body);
+                assert_ne!(r.status.as_u16(), 401, "{name} {path}: {}", r.body);
+            } else {
+                assert!(
+                    denied,
+                    "{name} must be refused {path}: {} {}",
+                    r.status, r.body
+                );
+                assert!(
+                    matches!(r.error(), AppError::Forbidden(_)),
+                    "{path}: {}",
+                    r.body
+                );
+                assert_eq!(
+                    c.count("users").await,
+                    users_before,
+                    "{name} {path} changed users"
+                );
+                assert_eq!(
+                    c.count("deployments").await,
+                    deployments_before,
+                    "{name} {path} recorded a deployment"
+                );
+            }
+        }
+    }
+    assert_eq!(report.len(), 44, "{report:#?}");
+}
+
+/// Admin changes take effect on the user's very next request: a disabled
+/// account or a reset password ends its sessions; a role change keeps the
+/// session but under a new id and the new role.
+#[tokio::test]
+async fn account_changes_reach_live_sessions() {
+    let c = start().await;
+    c.user("ada", Role::Admin).await;
+    c.user("dora", Role::Deployer).await;
+    let admin = c.session_for("ada").await;
+    let dora = c.session_for("dora").await;
+    let dora_id: i64 = tower_sessions_sqlx_store::sqlx::query_scalar(
+        "SELECT id FROM users WHERE username = 'dora'",
+    )
+    .fetch_one(&c.pool)
+    .await
+    .unwrap();
+    let id = dora_id.to_string();
+
+    // A forged role value is refused, not defaulted.
+    let r = c
+        .post(
+            "/api/change_role",
+            &[("user_id", &id), ("role", "root")],
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert!(matches!(r.error(), AppError::Refused(m) if m.contains("unknown role")));
+
+    // Role change: dora's next request cycles her session id and sees the new role.
+    let r = c
+        .post(
+            "/api/change_role",
+            &[("user_id", &id), ("role", "viewer")],
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = c.post("/api/load_overview", &[], Some(&dora), &[]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let cycled = r.session();
+    assert_ne!(cycled, dora, "the session id must change with the role");
+    let overview: serde_json::Value = r.json();
+    assert_eq!(overview["user"]["role"], "viewer");
+    let r = c
+        .post(
+            "/api/deploy",
+            &[("environment", ENV), ("version", "v2")],
+            Some(&cycled),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "the new role applies at once");
+
+    // Disable: the session ends.
+    let r = c
+        .post(
+            "/api/set_user_disabled",
+            &[("user_id", &id), ("disabled", "true")],
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = c.post("/api/load_overview", &[], Some(&cycled), &[]).await;
+    assert_eq!(r.error(), AppError::Unauthenticated);
+    let r = c.login("dora", PASSWORD, None).await;
+    assert_eq!(r.status.as_u16(), 401, "a disabled account cannot sign in");
+
+    // Enable + reset password: old sessions end; the old password no longer works.
+    let r = c
+        .post(
+            "/api/set_user_disabled",
+            &[("user_id", &id), ("disabled", "false")],
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert!(r.status.is_success());
+    let again = c.session_for("dora").await;
+    let r = c
+        .post(
+            "/api/reset_password",
+            &[("user_id", &id)],
+            Some(&admin),
+            &[],
+        )
+        .await;
+    let issued: serde_json::Value = r.json();
+    let new_password = issued["password"].as_str().unwrap().to_string();
+    let r = c.post("/api/load_overview", &[], Some(&again), &[]).await;
+    assert_eq!(r.error(), AppError::Unauthenticated);
+    assert_eq!(c.login("dora", PASSWORD, None).await.status.as_u16(), 401);
+    assert!(c
+        .login("dora", &new_password, None)
+        .await
+        .status
+        .is_success());
+
+    // The last enabled admin cannot lock everyone out.
+    let ada_id: i64 = tower_sessions_sqlx_store::sqlx::query_scalar(
+        "SELECT id FROM users WHERE username = 'ada'",
+    )
+    .fetch_one(&c.pool)
+    .await
+    .unwrap();
+    let ada = ada_id.to_string();
+    let r = c
+        .post(
+            "/api/set_user_disabled",
+            &[("user_id", &ada), ("disabled", "true")],
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert!(matches!(r.error(), AppError::Refused(m) if m.contains("last enabled admin")));
+    let r = c
+        .post(
+            "/api/change_role",
+            &[("user_id", &ada), ("role", "viewer")],
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert!(matches!(r.error(), AppError::Refused(m) if m.contains("last enabled admin")));
+
+    // Every change is in the audit log, and no password is.
+    let actions: Vec<String> = tower_sessions_sqlx_store::sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action LIKE 'user.%' ORDER BY id",
+    )
+    .fetch_all(&c.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        [
+            "user.role",
+            "user.disable",
+            "user.enable",
+            "user.password_reset"
+        ]
+    );
+    let dump: Vec<String> = tower_sessions_sqlx_store::sqlx::query_scalar(
+        "SELECT actor_name || details || COALESCE(target, '') FROM audit_log",
+    )
+    .fetch_all(&c.pool)
+    .await
+    .unwrap();
+    assert!(!dump
+        .iter()
+        .any(|d| d.contains(&new_password) || d.contains(PASSWORD)));
+}
