@@ -3,6 +3,16 @@
 //! It is its own process so traffic keeps flowing while the console restarts,
 //! and it persists its routing table ([`state_file`]) so it survives its own
 //! restarts too.
+//!
+//! * [`forward`]: the public listener (active slot, optional canary split
+//!   sticky by cookie) and the optional preview listener (always the idle
+//!   slot), WebSocket/upgrade passthrough.
+//! * [`routing`]: the table ([`routing::RouteTable`]: active, preview,
+//!   canary), swapped atomically and fenced by generation.
+//! * [`metrics`]: per slot and listener: requests, responses by status class,
+//!   upstream errors, in flight, latency histogram with p50/p95/p99, windowed
+//!   views over the last N seconds, Prometheus text.
+//! * [`admin`]: the admin API (routing, status, metrics, drain status).
 
 pub mod admin;
 pub mod forward;
@@ -14,11 +24,10 @@ pub mod token;
 
 use crate::admin::AdminState;
 use crate::forward::{ForwardConfig, Forwarder};
-use crate::metrics::SlotMetrics;
-use crate::routing::Routing;
+use crate::metrics::{Listener, SlotMetrics};
+use crate::routing::{RouteTable, Routing};
 use crate::state_file::{StateFile, StateFileError};
 use crate::token::AdminToken;
-use model::RoutingTable;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +42,8 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     /// Admin API listener; meant for loopback.
     pub admin: SocketAddr,
+    /// Optional second public listener that always serves the preview (idle) slot.
+    pub preview: Option<SocketAddr>,
     pub state_file: PathBuf,
     pub token: AdminToken,
     pub forward: ForwardConfig,
@@ -50,6 +61,7 @@ impl ProxyConfig {
         ProxyConfig {
             listen,
             admin,
+            preview: None,
             state_file,
             token,
             forward: ForwardConfig::default(),
@@ -75,6 +87,7 @@ pub enum StartError {
 pub struct RunningProxy {
     pub listen_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    pub preview_addr: Option<SocketAddr>,
     pub routing: Arc<Routing>,
     pub metrics: Arc<SlotMetrics>,
     stop: watch::Sender<bool>,
@@ -108,7 +121,7 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         }
         None => {
             tracing::info!(state_file = %config.state_file.display(), "no state file yet: no active slot until the console sets one");
-            RoutingTable::default()
+            RouteTable::default()
         }
     };
 
@@ -117,8 +130,16 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
 
     let public = bind("public listener", config.listen).await?;
     let admin = bind("admin listener", config.admin).await?;
+    let preview = match config.preview {
+        Some(addr) => Some((addr, bind("preview listener", addr).await?)),
+        None => None,
+    };
     let listen_addr = local_addr("public listener", config.listen, &public)?;
     let admin_addr = local_addr("admin listener", config.admin, &admin)?;
+    let preview_addr = match &preview {
+        Some((addr, listener)) => Some(local_addr("preview listener", *addr, listener)?),
+        None => None,
+    };
     if !admin_addr.ip().is_loopback() {
         tracing::warn!(%admin_addr, "admin API listens on a non-loopback address; the bearer token is all that protects routing");
     }
@@ -131,6 +152,15 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     });
 
     let (stop, stopped) = watch::channel(false);
+    let preview_server = preview.map(|(_, listener)| {
+        axum::serve(
+            listener,
+            forward::data_plane(forwarder.for_listener(Listener::Preview))
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(wait_for_stop(stopped.clone()))
+        .into_future()
+    });
     let data_server = axum::serve(
         public,
         forward::data_plane(forwarder).into_make_service_with_connect_info::<SocketAddr>(),
@@ -138,22 +168,33 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     .with_graceful_shutdown(wait_for_stop(stopped.clone()))
     .into_future();
     let admin_server = axum::serve(admin, admin_app)
-        .with_graceful_shutdown(wait_for_stop(stopped))
+        .with_graceful_shutdown(wait_for_stop(stopped.clone()))
         .into_future();
+    let ticker = tick_metrics(Arc::clone(&metrics), stopped);
     let servers = tokio::spawn(async move {
-        let (data, admin) = tokio::join!(data_server, admin_server);
+        let preview = async move {
+            match preview_server {
+                Some(server) => server.await,
+                None => Ok(()),
+            }
+        };
+        let (data, admin, preview, ()) = tokio::join!(data_server, admin_server, preview, ticker);
         if let Err(err) = data {
             tracing::error!(%err, "public listener failed");
         }
         if let Err(err) = admin {
             tracing::error!(%err, "admin listener failed");
         }
+        if let Err(err) = preview {
+            tracing::error!(%err, "preview listener failed");
+        }
     });
 
-    tracing::info!(%listen_addr, %admin_addr, "switchyard-proxy serving");
+    tracing::info!(%listen_addr, %admin_addr, preview_addr = ?preview_addr, "switchyard-proxy serving");
     Ok(RunningProxy {
         listen_addr,
         admin_addr,
+        preview_addr,
         routing,
         metrics,
         stop,
@@ -178,6 +219,19 @@ fn local_addr(
         .map_err(|source| StartError::Bind { what, addr, source })
 }
 
+/// Snapshots the metrics once a second for windowed views, until stopped.
+async fn tick_metrics(metrics: Arc<SlotMetrics>, mut stopped: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => metrics.tick(),
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     // An error means the sender is gone, which also means stop.
     let _ = stopped.wait_for(|stop| *stop).await;
@@ -186,7 +240,7 @@ async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
 /// Logs where restored traffic goes and whether that slot answers. It does
 /// not mark the slot healthy or unhealthy: routing stays as persisted and the
 /// console's reconciliation decides what to do about a dead slot.
-fn log_restored(table: &RoutingTable, path: &std::path::Path) {
+fn log_restored(table: &RouteTable, path: &std::path::Path) {
     let Some(upstream) = table.active.clone() else {
         tracing::info!(generation = table.generation, state_file = %path.display(), "restored routing: no active slot");
         return;

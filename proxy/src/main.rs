@@ -21,13 +21,17 @@ struct Cli {
     /// Admin API listener, e.g. 127.0.0.1:8081; keep it on loopback.
     #[arg(long)]
     admin: SocketAddr,
+    /// Optional preview listener, e.g. 127.0.0.1:8082: always serves the idle
+    /// (preview) slot the console sets in the routing table; 503 until it does.
+    #[arg(long)]
+    preview: Option<SocketAddr>,
     /// Where the routing table is persisted and restored from.
     #[arg(long)]
     state_file: PathBuf,
     /// File holding the admin API bearer token (a file, so it never shows in `ps`).
     #[arg(long)]
     token_file: PathBuf,
-    /// Once both listeners are bound, write {"listen","admin","pid"} JSON here.
+    /// Once all listeners are bound, write {"listen","admin","preview"?,"pid"} JSON here.
     #[arg(long)]
     ready_file: Option<PathBuf>,
 }
@@ -53,13 +57,15 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let token = AdminToken::from_file(&cli.token_file)?;
-    let config = ProxyConfig::new(cli.listen, cli.admin, cli.state_file, token);
+    let mut config = ProxyConfig::new(cli.listen, cli.admin, cli.state_file, token);
+    config.preview = cli.preview;
     let proxy = proxy::start(config).await?;
 
     if let Some(path) = &cli.ready_file {
         let info = ReadyInfo {
             listen: proxy.listen_addr,
             admin: proxy.admin_addr,
+            preview: proxy.preview_addr,
             pid: std::process::id(),
         };
         if let Err(err) = ready_file::write(path, &info) {

@@ -736,7 +736,7 @@ mod tests {
 
         let m = Arc::new(SlotMetrics::default());
         // 90 fast (≈ 1 ms), 9 at 100 ms, 1 at 2 s.
-        let mut record = |ms: u64, n: usize| {
+        let record = |ms: u64, n: usize| {
             for _ in 0..n {
                 let mut g = m.begin(SlotColor::Green, Listener::Public);
                 g.record(StatusCode::OK, Duration::from_millis(ms));

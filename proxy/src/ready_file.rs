@@ -9,6 +9,9 @@ use std::path::Path;
 pub struct ReadyInfo {
     pub listen: SocketAddr,
     pub admin: SocketAddr,
+    /// The preview listener, when started with `--preview`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<SocketAddr>,
     pub pid: u32,
 }
 

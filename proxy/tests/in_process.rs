@@ -147,7 +147,7 @@ async fn put_installs_newer_generation_and_refuses_stale_ones() {
             StateFile::new(dir.path().join("routing.json"))
                 .load()
                 .unwrap(),
-            Some(t1.clone())
+            Some(t1.clone().into())
         );
     }
 
