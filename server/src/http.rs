@@ -5,7 +5,7 @@
 use crate::audit_export;
 use app::state::AppState;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -42,16 +42,22 @@ pub async fn same_origin_guard(req: Request, next: Next) -> Response {
     }
 }
 
-/// Sends visitors without a session to the sign-in page. Server functions
-/// authorize on their own; this only spares people an empty page.
-async fn login_redirect(session: Session, req: Request<Body>, next: Next) -> Response {
+/// Sends visitors without a valid session (none, expired, disabled account,
+/// reset password) to the sign-in page. Server functions authorize on their
+/// own; this only spares people an empty page.
+async fn login_redirect(
+    State(state): State<AppState>,
+    session: Session,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
     let is_page = req.method() == Method::GET
         && !path.starts_with("/api/")
         && !path.starts_with("/pkg/")
         && path != "/login"
         && !path.contains('.');
-    if is_page && matches!(session.get::<i64>("user_id").await, Ok(None) | Err(_)) {
+    if is_page && !matches!(app::auth::ssr::user_of(&state, &session).await, Ok(Some(_))) {
         return Redirect::to("/login").into_response();
     }
     next.run(req).await
@@ -81,7 +87,10 @@ pub fn router<Store: SessionStore + Clone>(
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
-        .layer(middleware::from_fn(login_redirect))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            login_redirect,
+        ))
         .layer(sessions)
         .layer(middleware::from_fn(same_origin_guard))
         .with_state(state)
