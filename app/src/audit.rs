@@ -11,7 +11,10 @@ use model::{AuditEntryView, AuditFilter, AuditPage, SessionUser};
 pub const PAGE_SIZE: i64 = 50;
 
 #[server(name = LoadAuditPage, endpoint = "audit_page")]
-pub async fn load_audit_page(filter: AuditFilter) -> Result<(SessionUser, AuditPage), AppError> {
+pub async fn load_audit_page(
+    // An empty filter encodes to nothing at all: default it rather than fail.
+    #[server(default)] filter: AuditFilter,
+) -> Result<(SessionUser, AuditPage), AppError> {
     use crate::auth::ssr::{actor, state};
     crate::error::respond(
         async move {
