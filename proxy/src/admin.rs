@@ -185,7 +185,10 @@ async fn get_metrics(
 ) -> Result<Json<MetricsReport>, AdminError> {
     let window = match query.get("window_secs") {
         None => None,
-        Some(text) => Some(text.parse::<u64>().map_err(|_| AdminError::BadQuery(BadWindow.to_string()))?),
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| AdminError::BadQuery(BadWindow.to_string()))?,
+        ),
     };
     state
         .metrics
@@ -196,7 +199,10 @@ async fn get_metrics(
 
 async fn get_prometheus(State(state): State<AdminState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.prometheus(),
     )
         .into_response()
@@ -224,7 +230,9 @@ async fn get_drain(
 ) -> Result<Json<DrainStatus>, AdminError> {
     let slot: SlotColor = query
         .get("slot")
-        .ok_or_else(|| AdminError::BadQuery("query parameter `slot` is required (blue or green)".into()))?
+        .ok_or_else(|| {
+            AdminError::BadQuery("query parameter `slot` is required (blue or green)".into())
+        })?
         .parse()
         .map_err(|_| AdminError::BadQuery("`slot` must be blue or green".into()))?;
     let table = state.routing.current();

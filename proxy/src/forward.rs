@@ -514,11 +514,13 @@ mod tests {
         assert_eq!(cookie_slot(&h), Some(SlotColor::Blue));
         let (u, pin) = choose_public(&table, &h, &counter).unwrap();
         assert_eq!((u.slot, pin), (SlotColor::Blue, None));
-        let (u, pin) = choose_public(&table, &with_cookie("switchyard_slot=purple"), &counter).unwrap();
+        let (u, pin) =
+            choose_public(&table, &with_cookie("switchyard_slot=purple"), &counter).unwrap();
         assert_eq!((u.slot, pin), (SlotColor::Green, Some(SlotColor::Green)));
         // Canary off: the cookie is ignored and nothing is pinned.
         table.canary = None;
-        let (u, pin) = choose_public(&table, &with_cookie("switchyard_slot=green"), &counter).unwrap();
+        let (u, pin) =
+            choose_public(&table, &with_cookie("switchyard_slot=green"), &counter).unwrap();
         assert_eq!((u.slot, pin), (SlotColor::Blue, None));
     }
 
@@ -527,7 +529,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert_eq!(requested_upgrade(&h), None);
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         assert_eq!(requested_upgrade(&h).unwrap(), "websocket");
         h.remove(header::UPGRADE);
         assert_eq!(requested_upgrade(&h), None);

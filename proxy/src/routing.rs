@@ -89,10 +89,7 @@ impl RouteTable {
         }
         if let Some(canary) = &self.canary {
             if canary.percent > 100 {
-                return invalid(format!(
-                    "canary percent {} is over 100",
-                    canary.percent
-                ));
+                return invalid(format!("canary percent {} is over 100", canary.percent));
             }
             if self.active.is_none() {
                 return invalid("a canary needs an active slot".to_string());
@@ -254,26 +251,45 @@ mod tests {
         };
         assert!(t.validate().is_ok());
         assert_eq!(t.canary_upstream().unwrap().1.address, "127.0.0.1:9002");
-        assert_eq!(t.upstream(SlotColor::Green).unwrap().address, "127.0.0.1:9002");
+        assert_eq!(
+            t.upstream(SlotColor::Green).unwrap().address,
+            "127.0.0.1:9002"
+        );
 
         t.canary.as_mut().unwrap().percent = 101;
         assert!(t.validate().is_err());
         t.canary.as_mut().unwrap().percent = 100;
         t.canary.as_mut().unwrap().slot = SlotColor::Blue;
-        assert!(t.validate().unwrap_err().to_string().contains("must be the preview slot"));
+        assert!(t
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("must be the preview slot"));
         t.canary = None;
         t.preview = Some(up(SlotColor::Blue, 9003));
-        assert!(t.validate().unwrap_err().to_string().contains("is the active slot"));
+        assert!(t
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("is the active slot"));
         t.preview = Some(Upstream {
             slot: SlotColor::Green,
             address: "nope".into(),
         });
-        assert!(matches!(t.validate(), Err(SwitchError::InvalidUpstream { .. })));
+        assert!(matches!(
+            t.validate(),
+            Err(SwitchError::InvalidUpstream { .. })
+        ));
 
         // The console's old shape still parses, and answers keep that shape.
-        let old: RouteTable =
-            serde_json::from_str(r#"{"generation":3,"active":null}"#).unwrap();
-        assert_eq!(old, RouteTable { generation: 3, ..RouteTable::default() });
+        let old: RouteTable = serde_json::from_str(r#"{"generation":3,"active":null}"#).unwrap();
+        assert_eq!(
+            old,
+            RouteTable {
+                generation: 3,
+                ..RouteTable::default()
+            }
+        );
         assert_eq!(
             serde_json::to_string(&old).unwrap(),
             r#"{"generation":3,"active":null}"#

@@ -72,6 +72,10 @@ async fn every_admin_route_but_health_requires_the_token() {
         ("GET", "/admin/routing"),
         ("PUT", "/admin/routing"),
         ("GET", "/admin/status"),
+        ("GET", "/admin/metrics"),
+        ("GET", "/admin/metrics?window_secs=30"),
+        ("GET", "/admin/metrics/prometheus"),
+        ("GET", "/admin/drain?slot=blue"),
     ] {
         for auth in [
             None,

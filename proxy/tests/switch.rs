@@ -81,6 +81,10 @@ impl Proxy {
 }
 
 fn start_proxy(dir: &Path) -> Proxy {
+    start_proxy_with(dir, &[])
+}
+
+fn start_proxy_with(dir: &Path, extra: &[&str]) -> Proxy {
     let token_file = dir.join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let ready = dir.join("ready.json");
@@ -94,6 +98,7 @@ fn start_proxy(dir: &Path) -> Proxy {
         .arg(&token_file)
         .arg("--ready-file")
         .arg(&ready)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -299,6 +304,70 @@ async fn no_request_fails_during_twenty_switches() {
         .unwrap();
     assert_eq!(status["routing"]["generation"], 21);
     assert_eq!(status["errors"], serde_json::json!({"blue": 0, "green": 0}));
+}
+
+#[tokio::test]
+async fn preview_flag_serves_the_idle_demo_slot_and_metrics_tell_them_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_blue, blue_addr) = start_demo("1.0.0");
+    let (_green, green_addr) = start_demo("2.0.0");
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let proxy = start_proxy_with(dir.path(), &["--preview", "127.0.0.1:0"]);
+    let preview = proxy
+        .info
+        .preview
+        .expect("ready file names the preview listener");
+
+    let table = serde_json::json!({
+        "generation": 1,
+        "active": {"slot": "blue", "address": blue_addr},
+        "preview": {"slot": "green", "address": green_addr},
+    });
+    let status = c
+        .put(format!("http://{}/admin/routing", proxy.info.admin))
+        .bearer_auth(TOKEN)
+        .json(&table)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    for _ in 0..3 {
+        let res = c.get(format!("http://{preview}/")).send().await.unwrap();
+        assert_eq!(res.headers()["x-switchyard-slot"], "green");
+        assert_eq!(res.text().await.unwrap(), "switchyard-demo 2.0.0\n");
+    }
+    assert_eq!(get(&c, &proxy).await.1, "switchyard-demo 1.0.0\n");
+
+    let metrics: serde_json::Value = c
+        .get(format!(
+            "http://{}/admin/metrics?window_secs=60",
+            proxy.info.admin
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let green = &metrics["slots"]["green"];
+    assert_eq!(green["listeners"]["preview"]["responses"]["2xx"], 3);
+    assert_eq!(green["listeners"]["public"]["requests"], 0);
+    assert_eq!(
+        metrics["slots"]["blue"]["listeners"]["public"]["requests"],
+        1
+    );
+
+    // The state file keeps the preview slot across a SIGKILL.
+    proxy.kill();
+    let proxy = start_proxy_with(dir.path(), &["--preview", "127.0.0.1:0"]);
+    let preview = proxy.info.preview.unwrap();
+    let res = c.get(format!("http://{preview}/")).send().await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "switchyard-demo 2.0.0\n");
 }
 
 #[test]
