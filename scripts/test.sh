@@ -11,6 +11,9 @@ cd "$ROOT"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+log "Docker Engine and the demo images (the Docker runtime is tested for real)"
+bash "$ROOT/scripts/docker.sh"
+
 log "cargo build (debug binaries the integration tests start)"
 cargo build --workspace --exclude frontend
 

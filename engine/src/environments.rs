@@ -11,6 +11,9 @@ pub struct Environment {
     pub id: i64,
     pub name: String,
     pub app_url: String,
+    /// Which runtime driver runs the slots (`process`, `docker`); the engine
+    /// looks it up by this name.
+    pub runtime: String,
     pub artifact_template: String,
     pub proxy_admin_url: String,
     pub proxy_token_file: String,
@@ -28,6 +31,8 @@ pub struct Environment {
 pub struct NewEnvironment {
     pub name: String,
     pub app_url: String,
+    /// `process` (the default) or `docker`.
+    pub runtime: String,
     pub artifact_template: String,
     pub proxy_admin_url: String,
     pub proxy_token_file: String,
@@ -48,6 +53,7 @@ impl NewEnvironment {
         NewEnvironment {
             name: name.into(),
             app_url: app_url.into(),
+            runtime: "process".into(),
             artifact_template: artifact_template.into(),
             proxy_admin_url: proxy_admin_url.into(),
             proxy_token_file: proxy_token_file.into(),
@@ -76,6 +82,7 @@ struct EnvRow {
     id: i64,
     name: String,
     app_url: String,
+    runtime: String,
     artifact_template: String,
     proxy_admin_url: String,
     proxy_token_file: String,
@@ -106,6 +113,7 @@ impl TryFrom<EnvRow> for Environment {
             id: r.id,
             name: r.name,
             app_url: r.app_url,
+            runtime: r.runtime,
             artifact_template: r.artifact_template,
             proxy_admin_url: r.proxy_admin_url,
             proxy_token_file: r.proxy_token_file,
@@ -147,7 +155,10 @@ impl TryFrom<SlotRow> for Slot {
     }
 }
 
-const ENV_COLUMNS: &str = "id, name, app_url, artifact_template, proxy_admin_url, proxy_token_file, \
+/// Runtime drivers an environment may name (the `environments.runtime` CHECK).
+pub const RUNTIMES: [&str; 2] = ["process", "docker"];
+
+const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
      health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation";
 
 pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
@@ -161,14 +172,22 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
             "environment name must be 1-40 characters: a-z, 0-9, '-'".into(),
         ));
     }
+    if !RUNTIMES.contains(&new.runtime.as_str()) {
+        return Err(Error::InvalidInput(format!(
+            "runtime {:?} is not one of: {}",
+            new.runtime,
+            RUNTIMES.join(", ")
+        )));
+    }
     let mut tx = pool.begin().await?;
     let res = sqlx::query(
-        "INSERT INTO environments (name, app_url, artifact_template, proxy_admin_url, proxy_token_file, \
+        "INSERT INTO environments (name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
          health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&new.name)
     .bind(&new.app_url)
+    .bind(&new.runtime)
     .bind(&new.artifact_template)
     .bind(&new.proxy_admin_url)
     .bind(&new.proxy_token_file)
@@ -345,4 +364,138 @@ pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    use sqlx::Row;
+    use std::str::FromStr;
+
+    async fn fk_pool(dir: &std::path::Path) -> Pool {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite:{}", dir.join("db").display()))
+            .unwrap()
+            .create_if_missing(true)
+            .foreign_keys(true);
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .unwrap()
+    }
+
+    /// 20261122000005 rebuilds `environments` (and its child tables) to widen
+    /// the runtime CHECK. Run it over a database filled by the migrations
+    /// before it: rows, ids, AUTOINCREMENT counters and foreign keys survive.
+    #[tokio::test]
+    async fn docker_runtime_migration_keeps_rows_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = fk_pool(dir.path()).await;
+        let all = sqlx::migrate!("../migrations");
+        let mut before = sqlx::migrate!("../migrations");
+        before.migrations = all
+            .migrations
+            .iter()
+            .filter(|m| m.version < 20261122000005)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        before.run(&pool).await.unwrap();
+        let docker_refused = sqlx::query(
+            "INSERT INTO environments (name, app_url, runtime, artifact_template, proxy_admin_url, \
+             proxy_token_file, created_at) VALUES ('d', 'u', 'docker', 'a', 'p', 't', 'now')",
+        )
+        .execute(&pool)
+        .await;
+        assert!(docker_refused.is_err(), "the old CHECK accepts docker?");
+        for stmt in [
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES ('ann', 'x', 'admin', 'now')",
+            "INSERT INTO environments (name, app_url, artifact_template, proxy_admin_url, proxy_token_file, \
+             active_color, routing_generation, created_at) VALUES ('staging', 'u1', 'a1', 'p1', 't1', 'blue', 7, 'now')",
+            "INSERT INTO environments (name, app_url, artifact_template, proxy_admin_url, proxy_token_file, created_at) \
+             VALUES ('production', 'u2', 'a2', 'p2', 't2', 'now')",
+            "INSERT INTO slots (environment_id, color, version, state, handle, address, updated_at) \
+             VALUES (1, 'blue', 'v1', 'healthy', '123', '127.0.0.1:1', 'now'), (1, 'green', NULL, 'stopped', NULL, NULL, 'now')",
+            "INSERT INTO deployments (environment_id, kind, status, requested_by, started_at) \
+             VALUES (1, 'deploy', 'succeeded', 1, 'now'), (2, 'deploy', 'running', NULL, 'now'), (2, 'deploy', 'failed', NULL, 'now')",
+            // The newest deployment id is gone: the counter must not hand it out again.
+            "DELETE FROM deployments WHERE id = 3",
+        ] {
+            sqlx::query(stmt).execute(&pool).await.unwrap();
+        }
+
+        all.run(&pool).await.unwrap();
+
+        let envs = list(&pool).await.unwrap();
+        assert_eq!(
+            envs.iter()
+                .map(|e| (
+                    e.id,
+                    e.name.as_str(),
+                    e.runtime.as_str(),
+                    e.routing_generation
+                ))
+                .collect::<Vec<_>>(),
+            vec![
+                (2, "production", "process", 0),
+                (1, "staging", "process", 7)
+            ]
+        );
+        assert_eq!(envs[1].active, Some(SlotColor::Blue));
+        let s = slot(&pool, 1, SlotColor::Blue).await.unwrap();
+        assert_eq!(
+            (s.version.as_deref(), s.state, s.handle.as_deref()),
+            (Some("v1"), SlotState::Healthy, Some("123"))
+        );
+        let fk_check = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert!(fk_check.is_empty());
+        // Foreign keys still point at the rebuilt table and are enforced.
+        for orphan in [
+            "INSERT INTO slots (environment_id, color, updated_at) VALUES (99, 'blue', 'now')",
+            "INSERT INTO deployments (environment_id, kind, status, started_at) VALUES (99, 'deploy', 'failed', 'now')",
+            "DELETE FROM environments WHERE id = 1",
+        ] {
+            let err = sqlx::query(orphan).execute(&pool).await.unwrap_err();
+            assert!(err.to_string().contains("FOREIGN KEY"), "{orphan}: {err}");
+        }
+        // The lock index survived: a second running deployment is refused.
+        let err = sqlx::query(
+            "INSERT INTO deployments (environment_id, kind, status, started_at) VALUES (2, 'deploy', 'running', 'now')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("UNIQUE"), "{err}");
+        let next: i64 = sqlx::query(
+            "INSERT INTO deployments (environment_id, kind, status, started_at) \
+             VALUES (1, 'deploy', 'failed', 'now') RETURNING id",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+        assert_eq!(next, 4);
+
+        // The new CHECK: docker is accepted, anything else still refused.
+        let mut new = NewEnvironment::new("containers", "u", "img:{version}", "p", "t");
+        new.runtime = "docker".into();
+        assert_eq!(create(&pool, &new).await.unwrap().runtime, "docker");
+        new.name = "elsewhere".into();
+        new.runtime = "kubernetes".into();
+        assert!(matches!(
+            create(&pool, &new).await,
+            Err(Error::InvalidInput(_))
+        ));
+        let raw = sqlx::query(
+            "INSERT INTO environments (name, app_url, runtime, artifact_template, proxy_admin_url, \
+             proxy_token_file, created_at) VALUES ('k', 'u', 'kubernetes', 'a', 'p', 't', 'now')",
+        )
+        .execute(&pool)
+        .await;
+        assert!(raw.is_err());
+    }
 }

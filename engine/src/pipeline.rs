@@ -17,6 +17,7 @@ use crate::users::User;
 use model::{
     DeploymentKind, DeploymentStatus, DeploymentView, RoutingTable, SlotColor, SlotState, Upstream,
 };
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -96,11 +97,13 @@ impl Actor {
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
+    /// Runtime drivers by name (`environments.runtime`). Outside `Inner` so
+    /// `with_runtime` can add one to an engine value without locks.
+    runtimes: Arc<HashMap<String, Arc<dyn Runtime>>>,
 }
 
 struct Inner {
     pool: Pool,
-    runtime: Arc<dyn Runtime>,
     prober: Prober,
     audit: AuditLog,
 }
@@ -133,15 +136,40 @@ pub fn validate_version(version: &str) -> Result<()> {
 }
 
 impl Engine {
+    /// An engine with `runtime` registered as `process` (the default every
+    /// environment gets); add others with [`Engine::with_runtime`].
     pub fn new(pool: Pool, runtime: Arc<dyn Runtime>) -> Self {
         Engine {
             inner: Arc::new(Inner {
                 pool,
-                runtime,
                 prober: Prober::default(),
                 audit: AuditLog::default(),
             }),
+            runtimes: Arc::new(HashMap::from([("process".to_string(), runtime)])),
         }
+    }
+
+    /// Registers (or replaces) the runtime used by environments whose
+    /// `runtime` column is `name`, e.g. `docker`. Clones made before this
+    /// call keep the set they had.
+    pub fn with_runtime(mut self, name: &str, runtime: Arc<dyn Runtime>) -> Self {
+        Arc::make_mut(&mut self.runtimes).insert(name.to_string(), runtime);
+        self
+    }
+
+    /// The runtime driver `env` asks for. An environment naming a driver this
+    /// console was not configured with is refused before anything starts.
+    fn runtime_for(&self, env: &Environment) -> Result<Arc<dyn Runtime>> {
+        self.runtimes.get(&env.runtime).cloned().ok_or_else(|| {
+            let mut known: Vec<&str> = self.runtimes.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            Error::InvalidInput(format!(
+                "environment {} uses the {:?} runtime, which this console is not configured with (configured: {})",
+                env.name,
+                env.runtime,
+                known.join(", ")
+            ))
+        })
     }
 
     pub fn pool(&self) -> &Pool {
@@ -306,8 +334,7 @@ impl Engine {
         validate_version(version)?;
         let env = environments::find(self.pool(), env_name).await?;
         let spec_check = Self::spec(&env, SlotColor::Blue, version);
-        self.inner
-            .runtime
+        self.runtime_for(&env)?
             .check(&spec_check)
             .await
             .map_err(|e| Error::UnknownVersion {
@@ -363,7 +390,7 @@ impl Engine {
         version: &str,
     ) -> Result<String> {
         let pool = self.pool();
-        let rt = &self.inner.runtime;
+        let rt = self.runtime_for(&env)?;
         // Preflight: the router must answer before anything is started.
         let router = self.router_for(&env)?;
         let routed = router.current().await?;
@@ -466,7 +493,11 @@ impl Engine {
         handle: &str,
         state: SlotState,
     ) {
-        if let Err(e) = self.inner.runtime.stop(handle, env.stop_grace).await {
+        let stopped = match self.runtime_for(env) {
+            Ok(rt) => rt.stop(handle, env.stop_grace).await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stopped {
             tracing::error!(env = %env.name, slot = %color, error = %e, "could not stop failed slot");
         }
         let _ =
@@ -484,8 +515,9 @@ impl Engine {
         address: &str,
     ) -> std::result::Result<(), String> {
         let started = Instant::now();
+        let rt = self.runtime_for(env).map_err(|e| e.to_string())?;
         loop {
-            if let Liveness::Exited(status) = self.inner.runtime.liveness(handle).await {
+            if let Liveness::Exited(status) = rt.liveness(handle).await {
                 return Err(format!(
                     "the process exited ({status}) before it became healthy"
                 ));
@@ -592,7 +624,7 @@ impl Engine {
                 standby.state
             )));
         };
-        if let Liveness::Exited(why) = self.inner.runtime.liveness(handle).await {
+        if let Liveness::Exited(why) = self.runtime_for(env)?.liveness(handle).await {
             environments::set_slot(
                 self.pool(),
                 env.id,
@@ -672,9 +704,15 @@ impl Engine {
             self.audit(ev).await?;
         }
         for env in envs {
+            // Without its runtime nothing can be said about the slots: leave
+            // their records alone rather than mark live slots stopped.
+            let rt = self.runtime_for(&env);
+            if let Err(e) = &rt {
+                tracing::error!(env = %env.name, error = %e, "cannot check slots during reconciliation");
+            }
             for slot in environments::slots(pool, env.id).await? {
-                if let Some(h) = &slot.handle {
-                    if let Liveness::Exited(why) = self.inner.runtime.liveness(h).await {
+                if let (Some(h), Ok(rt)) = (&slot.handle, &rt) {
+                    if let Liveness::Exited(why) = rt.liveness(h).await {
                         tracing::warn!(env = %env.name, slot = %slot.color, %why, "slot process is gone");
                         environments::set_slot(
                             pool,

@@ -646,7 +646,8 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
     let tid = target_id.to_string();
 
     // (endpoint, form, roles allowed: viewer, deployer, approver, admin)
-    let matrix: Vec<(&str, Vec<(&str, &str)>, [bool; 4])> = vec![
+    type Row<'a> = (&'a str, Vec<(&'a str, &'a str)>, [bool; 4]);
+    let matrix: Vec<Row> = vec![
         ("/api/load_overview", vec![], [true, true, true, true]),
         (
             "/api/environment_status",

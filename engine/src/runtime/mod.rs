@@ -1,12 +1,15 @@
 //! Runtime drivers start and stop what runs in a slot. The pipeline only sees
-//! the `Runtime` trait; `process` is the embedded default (Docker comes next).
+//! the `Runtime` trait; `process` is the embedded default, `docker` runs each
+//! slot as a container of a locally present image.
 
+pub mod docker;
 pub mod process;
 
 use async_trait::async_trait;
 use model::SlotColor;
 use std::time::Duration;
 
+pub use docker::DockerRuntime;
 pub use process::ProcessRuntime;
 
 /// What to run in a slot.
@@ -15,7 +18,8 @@ pub struct SlotSpec {
     pub environment: String,
     pub color: SlotColor,
     pub version: String,
-    /// Driver-specific artifact: for the process runtime, a command line.
+    /// Driver-specific artifact: for the process runtime, a command line; for
+    /// the docker runtime, an image reference.
     pub artifact: String,
 }
 
@@ -45,6 +49,9 @@ pub enum RuntimeError {
     StartFailed(String),
     #[error("could not stop {handle}: {reason}")]
     StopFailed { handle: String, reason: String },
+    /// The driver's backend (the Docker Engine) cannot be reached.
+    #[error("runtime unavailable: {0}")]
+    Unavailable(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

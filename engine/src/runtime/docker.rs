@@ -1,0 +1,433 @@
+//! The docker runtime: a slot is a container of a locally present image,
+//! named `switchyard-<environment>-<color>` and labelled as Switchyard's.
+//!
+//! No registry is reachable where Switchyard runs, so nothing is ever pulled:
+//! an image that is not present locally is an unknown release, refused before
+//! anything starts. Images are built or imported on the machine
+//! (`scripts/docker.sh` builds the demo's).
+//!
+//! The artifact is an image reference (the environment's `artifact_template`
+//! with `{version}` substituted). Versions may carry semver build metadata
+//! (`v2+unhealthy`) but `+` is not allowed anywhere in an image reference, so
+//! this driver maps every `+` to `-`: version `v2+unhealthy` runs image tag
+//! `v2-unhealthy`. (`v2+x` and `v2-x` therefore share a tag.) The container is
+//! still told the real version through `APP_VERSION`.
+//!
+//! Containers are only ever stopped, never removed while they may be needed: a
+//! stopped standby is what a late rollback starts again. A leftover *stopped*
+//! container of a slot is removed when that slot is started anew.
+
+use super::{Liveness, RunningSlot, Runtime, RuntimeError, SlotSpec};
+use async_trait::async_trait;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions, StartContainerOptions,
+    StopContainerOptions,
+};
+use bollard::Docker;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Every container this driver creates carries `managed=true`; the others
+/// say which environment, slot and version it is, so an operator (or a test)
+/// can find them with `docker ps --filter label=...`.
+pub const LABEL_MANAGED: &str = "dev.switchyard.managed";
+pub const LABEL_ENVIRONMENT: &str = "dev.switchyard.environment";
+pub const LABEL_SLOT: &str = "dev.switchyard.slot";
+pub const LABEL_VERSION: &str = "dev.switchyard.version";
+
+/// The port the service listens on inside the container unless configured.
+pub const DEFAULT_CONTAINER_PORT: u16 = 8080;
+
+/// Requests other than `stop` are quick; `stop` waits for the grace period
+/// (see `stop`), the rest use bollard's default timeout.
+const STOP_SLACK: Duration = Duration::from_secs(30);
+
+pub struct DockerRuntime {
+    docker: Docker,
+    container_port: u16,
+}
+
+impl DockerRuntime {
+    /// Connects to the Docker Engine the `docker` CLI would use (`DOCKER_HOST`,
+    /// else `/var/run/docker.sock`) and agrees on an API version with it: bollard
+    /// speaks a newer API than Debian's Engine 20.10 (max 1.41), which refuses
+    /// requests for versions it does not know.
+    pub async fn connect() -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_defaults().map_err(|e| {
+            RuntimeError::Unavailable(format!("cannot connect to the Docker Engine: {e}"))
+        })?;
+        Self::with_client(docker).await
+    }
+
+    /// Wraps an existing client, negotiating the API version with the daemon.
+    pub async fn with_client(docker: Docker) -> Result<Self, RuntimeError> {
+        let docker = docker.negotiate_version().await.map_err(|e| {
+            RuntimeError::Unavailable(format!(
+                "the Docker Engine does not answer (is dockerd running?): {e}"
+            ))
+        })?;
+        Ok(DockerRuntime {
+            docker,
+            container_port: DEFAULT_CONTAINER_PORT,
+        })
+    }
+
+    /// The port the slot's service listens on inside the container (told to
+    /// it as `PORT`); default 8080.
+    pub fn with_container_port(mut self, port: u16) -> Self {
+        self.container_port = port;
+        self
+    }
+
+    /// The client, for callers that need more than the trait (tests, cleanup).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// One container per slot: a name Docker keeps unique, so two consoles
+    /// (or a console and its restarted self) cannot run two copies of a slot.
+    pub fn container_name(environment: &str, color: model::SlotColor) -> String {
+        format!("switchyard-{environment}-{color}")
+    }
+
+    /// The image reference to run for an artifact: `+` (semver build metadata)
+    /// is not valid in a Docker reference and becomes `-`.
+    pub fn image_reference(artifact: &str) -> Result<String, RuntimeError> {
+        let image = artifact.trim().replace('+', "-");
+        if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(RuntimeError::InvalidArtifact(format!(
+                "{artifact:?} is not a Docker image reference"
+            )));
+        }
+        Ok(image)
+    }
+
+    fn container_port_key(&self) -> String {
+        format!("{}/tcp", self.container_port)
+    }
+
+    /// `None` when the container does not exist.
+    async fn inspect(
+        &self,
+        name_or_id: &str,
+    ) -> Result<Option<ContainerInspectResponse>, DockerError> {
+        match self
+            .docker
+            .inspect_container(name_or_id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes way for a new container of this slot: a stopped leftover (the
+    /// previous standby, a crashed release) is removed; a running one is
+    /// refused, because replacing what may be serving users is exactly what
+    /// the pipeline must never do; it stops the previous standby first.
+    async fn clear_leftover(&self, name: &str) -> Result<(), RuntimeError> {
+        let Some(existing) = self.inspect(name).await.map_err(unavailable)? else {
+            return Ok(());
+        };
+        let managed = existing
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(LABEL_MANAGED))
+            .is_some_and(|v| v == "true");
+        if !managed {
+            return Err(RuntimeError::StartFailed(format!(
+                "a container named {name} exists and is not managed by Switchyard \
+                 (no {LABEL_MANAGED}=true label): remove or rename it"
+            )));
+        }
+        let state = existing.state.as_ref();
+        let status = state.and_then(|s| s.status);
+        let stopped = matches!(
+            status,
+            Some(
+                ContainerStateStatusEnum::CREATED
+                    | ContainerStateStatusEnum::EXITED
+                    | ContainerStateStatusEnum::DEAD
+            )
+        ) && !state.and_then(|s| s.running).unwrap_or(false);
+        if !stopped {
+            return Err(RuntimeError::StartFailed(format!(
+                "container {name} is still {}: stop that slot before starting a new release in it",
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "in an unknown state".into())
+            )));
+        }
+        let id = existing.id.unwrap_or_else(|| name.to_string());
+        match self
+            .docker
+            .remove_container(&id, None::<RemoveContainerOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            // Someone else removed it in between: the name is free either way.
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(RuntimeError::StartFailed(format!(
+                "could not remove the stopped container {name}: {e}"
+            ))),
+        }
+    }
+}
+
+/// The HTTP status of an error the daemon answered with; `None` when the
+/// daemon was not reached at all.
+fn status_of(e: &DockerError) -> Option<u16> {
+    match e {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn unavailable(e: DockerError) -> RuntimeError {
+    RuntimeError::Unavailable(format!("Docker Engine: {e}"))
+}
+
+/// The Docker API takes whole seconds; round up so a slot gets at least the
+/// grace it was promised.
+fn grace_seconds(grace: Duration) -> i32 {
+    let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+    secs.min(i32::MAX as u64) as i32
+}
+
+/// Loopback port nobody listens on right now (bind port 0). Chosen here,
+/// rather than letting Docker assign one at start, so the slot's address is
+/// known even when its container exits before it could be inspected (a
+/// release that crashes at start): `start` then has one contract for both
+/// drivers, launched-with-an-address, and liveness reports the exit. The port
+/// is free again before Docker binds it; a collision in that gap fails the
+/// start ("port is already allocated"), which the pipeline reports.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn describe_exit(c: &ContainerInspectResponse) -> String {
+    let Some(state) = &c.state else {
+        return "state unknown".into();
+    };
+    let mut why = match (state.status, state.exit_code) {
+        (Some(ContainerStateStatusEnum::CREATED), _) => "created but never started".to_string(),
+        (_, Some(code)) => format!("exit code {code}"),
+        (status, None) => status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "exited".into()),
+    };
+    if state.oom_killed == Some(true) {
+        why.push_str(", killed: out of memory");
+    }
+    if let Some(err) = state.error.as_deref().filter(|e| !e.is_empty()) {
+        why.push_str(&format!(" ({err})"));
+    }
+    why
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    async fn check(&self, spec: &SlotSpec) -> Result<(), RuntimeError> {
+        let image = Self::image_reference(&spec.artifact)?;
+        match self.docker.inspect_image(&image).await {
+            Ok(_) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Err(RuntimeError::ArtifactNotFound(format!(
+                "image {image} is not present locally (no registry is reachable): build or import it"
+            ))),
+            Err(e) if status_of(&e) == Some(400) => Err(RuntimeError::InvalidArtifact(format!(
+                "{image}: {e}"
+            ))),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn start(&self, spec: &SlotSpec) -> Result<RunningSlot, RuntimeError> {
+        self.check(spec).await?;
+        let image = Self::image_reference(&spec.artifact)?;
+        let name = Self::container_name(&spec.environment, spec.color);
+        self.clear_leftover(&name).await?;
+
+        let host_port = free_port()?;
+        let port_key = self.container_port_key();
+        let labels = HashMap::from([
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_ENVIRONMENT.to_string(), spec.environment.clone()),
+            (LABEL_SLOT.to_string(), spec.color.to_string()),
+            (LABEL_VERSION.to_string(), spec.version.clone()),
+        ]);
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            env: Some(vec![
+                format!("PORT={}", self.container_port),
+                format!("APP_VERSION={}", spec.version),
+                // Inside its own network namespace the service must listen on
+                // all interfaces for the published port to reach it; only the
+                // host side is kept to loopback.
+                "DEMO_BIND=0.0.0.0".to_string(),
+            ]),
+            labels: Some(labels),
+            exposed_ports: Some(HashMap::from([(port_key.clone(), HashMap::new())])),
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(
+                    port_key.clone(),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(host_port.to_string()),
+                    }]),
+                )])),
+                // No restart policy: a slot that dies must stay dead so the
+                // health wait and liveness see it, and Switchyard decides.
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| match status_of(&e) {
+                Some(404) => RuntimeError::ArtifactNotFound(format!(
+                    "image {image} is not present locally (no registry is reachable): build or import it"
+                )),
+                Some(409) => RuntimeError::StartFailed(format!(
+                    "container {name} was created by someone else meanwhile: {e}"
+                )),
+                Some(_) => RuntimeError::StartFailed(format!("creating container {name}: {e}")),
+                None => unavailable(e),
+            })?;
+        if let Err(e) = self
+            .docker
+            .start_container(&created.id, None::<StartContainerOptions>)
+            .await
+        {
+            // Nothing ran: leave no half-made slot behind.
+            let _ = self
+                .docker
+                .remove_container(
+                    &created.id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            return Err(match status_of(&e) {
+                Some(_) => RuntimeError::StartFailed(format!("starting container {name}: {e}")),
+                None => unavailable(e),
+            });
+        }
+        tracing::info!(env = %spec.environment, slot = %spec.color, version = %spec.version,
+            container = %created.id, %image, host_port, "started slot container");
+        Ok(RunningSlot {
+            handle: created.id,
+            address: format!("127.0.0.1:{host_port}"),
+        })
+    }
+
+    /// `docker stop`: SIGTERM, then SIGKILL by the daemon once `grace` (whole
+    /// seconds, rounded up) has passed. The container is kept: a rollback after
+    /// the standby window starts it again.
+    async fn stop(&self, handle: &str, grace: Duration) -> Result<(), RuntimeError> {
+        if self.liveness(handle).await != Liveness::Running {
+            return Ok(());
+        }
+        // The request lasts as long as the grace period; bollard's default
+        // timeout (2 min) must not cut a longer one short.
+        let docker = self.docker.clone().with_timeout(grace + STOP_SLACK);
+        let options = StopContainerOptions {
+            t: Some(grace_seconds(grace)),
+            ..Default::default()
+        };
+        match docker.stop_container(handle, Some(options)).await {
+            Ok(()) => {}
+            Err(e) if status_of(&e) == Some(404) => return Ok(()),
+            Err(e) => {
+                return Err(RuntimeError::StopFailed {
+                    handle: handle.into(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+        match self.liveness(handle).await {
+            Liveness::Exited(_) => Ok(()),
+            Liveness::Running => Err(RuntimeError::StopFailed {
+                handle: handle.into(),
+                reason: "still running after docker stop".into(),
+            }),
+        }
+    }
+
+    /// Running while Docker says so. When the daemon cannot be asked, the
+    /// answer is `Running`: liveness feeds decisions that mark slots stopped,
+    /// and a daemon hiccup must not make Switchyard forget a container that
+    /// may be serving users (the health probe still tells whether it works).
+    async fn liveness(&self, handle: &str) -> Liveness {
+        match self.inspect(handle).await {
+            Ok(None) => Liveness::Exited("container gone".into()),
+            Ok(Some(c)) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {
+                Liveness::Running
+            }
+            Ok(Some(c)) => Liveness::Exited(describe_exit(&c)),
+            Err(e) => {
+                tracing::warn!(container = handle, error = %e, "cannot inspect container; assuming it still runs");
+                Liveness::Running
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_with_build_metadata_map_to_valid_tags() {
+        assert_eq!(
+            DockerRuntime::image_reference("switchyard-demo:v2+unhealthy").unwrap(),
+            "switchyard-demo:v2-unhealthy"
+        );
+        assert_eq!(
+            DockerRuntime::image_reference("registry.local/app:2.0.0-rc.1+build.7").unwrap(),
+            "registry.local/app:2.0.0-rc.1-build.7"
+        );
+        assert_eq!(
+            DockerRuntime::image_reference("switchyard-demo:v1").unwrap(),
+            "switchyard-demo:v1"
+        );
+        for bad in ["", "  ", "app:v1 --privileged"] {
+            assert!(matches!(
+                DockerRuntime::image_reference(bad),
+                Err(RuntimeError::InvalidArtifact(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn grace_rounds_up_to_whole_seconds() {
+        assert_eq!(grace_seconds(Duration::ZERO), 0);
+        assert_eq!(grace_seconds(Duration::from_millis(300)), 1);
+        assert_eq!(grace_seconds(Duration::from_secs(10)), 10);
+        assert_eq!(grace_seconds(Duration::from_millis(10_001)), 11);
+    }
+
+    #[test]
+    fn container_names_follow_environment_and_color() {
+        assert_eq!(
+            DockerRuntime::container_name("production", model::SlotColor::Green),
+            "switchyard-production-green"
+        );
+    }
+}

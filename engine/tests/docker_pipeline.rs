@@ -1,0 +1,389 @@
+//! The deploy pipeline on real Docker: a real `switchyard-proxy` in front of
+//! demo containers started by the engine's docker runtime. The main scenario
+//! also runs on the process runtime, so both drivers are held to the same
+//! pipeline behaviour (and their deploy times can be compared: run with
+//! `--nocapture` to see them).
+//!
+//! Needs `cargo build -p demo -p proxy` and a running dockerd with the demo
+//! images (`bash scripts/docker.sh`); fails, never skips, without them.
+//! Every test removes the containers labelled with its own environment name
+//! and kills its proxy when it ends, even when it fails.
+
+use engine::environments::{self, NewEnvironment};
+use engine::pipeline::Actor;
+use engine::runtime::docker::LABEL_ENVIRONMENT;
+use engine::runtime::{DockerRuntime, Liveness, ProcessRuntime, Runtime};
+use engine::{Engine, Error};
+use model::{DeploymentStatus, SlotColor};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "docker-pipeline-test-admin-token";
+const DOCKER_HINT: &str = "run `bash scripts/docker.sh` first";
+
+fn sibling_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(name))
+        .expect("test executable lives in target/<profile>/deps");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first: cargo build -p demo -p proxy",
+        bin.display()
+    );
+    bin
+}
+
+fn spawn_proxy(dir: &Path) -> (Child, String, String) {
+    let ready = dir.join("proxy-ready.json");
+    let log = std::fs::File::create(dir.join("proxy.log")).unwrap();
+    let mut child = Command::new(sibling_bin("switchyard-proxy"))
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--state-file")
+        .arg(dir.join("routing.json"))
+        .arg("--token-file")
+        .arg(dir.join("proxy-token"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn switchyard-proxy");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(bytes) = std::fs::read(&ready) {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).expect("ready file is JSON");
+            let public = v["listen"].as_str().unwrap().to_string();
+            let admin = v["admin"].as_str().unwrap().to_string();
+            return (child, public, admin);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("proxy exited with {status} before it was ready");
+        }
+        assert!(Instant::now() < deadline, "proxy not ready after 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn remove_containers_of(env: &str) {
+    let filter = format!("label={LABEL_ENVIRONMENT}={env}");
+    for _ in 0..3 {
+        let ids = match Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+        {
+            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+            Ok(out) => {
+                eprintln!(
+                    "cleanup: docker ps failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                continue;
+            }
+            Err(e) => {
+                eprintln!("cleanup: cannot run docker: {e}");
+                return;
+            }
+        };
+        if ids.is_empty() {
+            return;
+        }
+        match Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&ids)
+            .output()
+        {
+            Ok(out) if !out.status.success() => eprintln!(
+                "cleanup: docker rm -f {ids:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("cleanup: cannot run docker: {e}"),
+            Ok(_) => {}
+        }
+    }
+    eprintln!("cleanup: containers of {env} are still there after 3 attempts");
+}
+
+/// Container names are global to the daemon: every harness gets its own
+/// environment name (process id + counter).
+fn unique_env() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "dp-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    env: String,
+    engine: Engine,
+    process: Arc<ProcessRuntime>,
+    docker: Option<Arc<DockerRuntime>>,
+    proxy: Child,
+    public: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+        remove_containers_of(&self.env);
+        // Process slots: what the records still point at.
+        let pool = self.engine.pool().clone();
+        let env = self.env.clone();
+        let pids = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let e = environments::find(&pool, &env).await.ok()?;
+                let slots = environments::slots(&pool, e.id).await.ok()?;
+                Some(
+                    slots
+                        .into_iter()
+                        .filter_map(|s| s.handle?.parse::<i32>().ok())
+                        .collect::<Vec<_>>(),
+                )
+            })
+        })
+        .join()
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(-pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+impl Harness {
+    /// An environment on `runtime` (`docker` or `process`); `with_docker`
+    /// says whether the engine is configured with the docker runtime.
+    async fn new(runtime: &str, with_docker: bool) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("proxy-token"), format!("{TOKEN}\n")).unwrap();
+        let (proxy, public, admin) = spawn_proxy(dir.path());
+        let pool = engine::store::open(&format!(
+            "sqlite:{}",
+            dir.path().join("switchyard.db").display()
+        ))
+        .await
+        .unwrap();
+        let env = unique_env();
+        let template = match runtime {
+            "docker" => "switchyard-demo:{version}".to_string(),
+            _ => sibling_bin("switchyard-demo").display().to_string(),
+        };
+        let mut new = NewEnvironment::new(
+            &env,
+            &format!("http://{public}/"),
+            &template,
+            &format!("http://{admin}"),
+            &dir.path().join("proxy-token").display().to_string(),
+        );
+        new.runtime = runtime.to_string();
+        new.health_interval = Duration::from_millis(50);
+        new.health_deadline = Duration::from_secs(3);
+        new.stop_grace = Duration::from_secs(2);
+        environments::create(&pool, &new).await.unwrap();
+
+        let process = Arc::new(ProcessRuntime::new(dir.path().join("logs")));
+        let mut engine = Engine::new(pool, process.clone());
+        let mut docker = None;
+        if with_docker {
+            let rt = Arc::new(
+                DockerRuntime::connect()
+                    .await
+                    .unwrap_or_else(|e| panic!("no Docker Engine ({e}): {DOCKER_HINT}")),
+            );
+            engine = engine.with_runtime("docker", rt.clone());
+            docker = Some(rt);
+        }
+        Harness {
+            _dir: dir,
+            env,
+            engine,
+            process,
+            docker,
+            proxy,
+            public,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn runtime(&self) -> &dyn Runtime {
+        match &self.docker {
+            Some(d) => d.as_ref(),
+            None => self.process.as_ref(),
+        }
+    }
+
+    async fn users_see(&self) -> String {
+        let r = self
+            .http
+            .get(format!("http://{}/", self.public))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "through the proxy: {}", r.status());
+        r.text().await.unwrap()
+    }
+
+    async fn slot(&self, color: SlotColor) -> environments::Slot {
+        let e = environments::find(self.engine.pool(), &self.env)
+            .await
+            .unwrap();
+        environments::slot(self.engine.pool(), e.id, color)
+            .await
+            .unwrap()
+    }
+
+    async fn deploy_ok(&self, version: &str) -> Duration {
+        let t = Instant::now();
+        let d = self
+            .engine
+            .deploy(&Actor::system(), &self.env, version)
+            .await
+            .unwrap();
+        let took = t.elapsed();
+        assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+        took
+    }
+}
+
+/// Deploy v1, then v2: users move to v2, v1's slot stays warm, and a
+/// rollback is a switch back to it.
+async fn deploy_switch_and_rollback(runtime: &str) {
+    let h = Harness::new(runtime, runtime == "docker").await;
+    let first = h.deploy_ok("v1").await;
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+    let second = h.deploy_ok("v2").await;
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+
+    let blue = h.slot(SlotColor::Blue).await;
+    assert_eq!(blue.version.as_deref(), Some("v1"));
+    assert_eq!(
+        h.runtime().liveness(blue.handle.as_deref().unwrap()).await,
+        Liveness::Running,
+        "the previous slot is kept warm"
+    );
+    let t = Instant::now();
+    let r = h
+        .engine
+        .rollback(&Actor::system(), &h.env, "test")
+        .await
+        .unwrap();
+    let rollback = t.elapsed();
+    assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+    eprintln!(
+        "[{runtime}] first deploy {} ms, second deploy {} ms, rollback {} ms",
+        first.as_millis(),
+        second.as_millis(),
+        rollback.as_millis()
+    );
+}
+
+#[tokio::test]
+async fn docker_deploy_switches_users_and_rolls_back() {
+    deploy_switch_and_rollback("docker").await;
+}
+
+#[tokio::test]
+async fn process_deploy_switches_users_and_rolls_back() {
+    deploy_switch_and_rollback("process").await;
+}
+
+#[tokio::test]
+async fn docker_failed_releases_leave_users_on_the_previous_slot() {
+    let h = Harness::new("docker", true).await;
+    h.deploy_ok("v1").await;
+    let v1 = "switchyard-demo v1\n";
+    let system = Actor::system();
+
+    // No such image: refused as an unknown version before anything starts.
+    let rows = h.engine.history(&system, &h.env, 100).await.unwrap().len();
+    let err = h.engine.deploy(&system, &h.env, "v9").await.unwrap_err();
+    assert!(matches!(err, Error::UnknownVersion { .. }), "{err}");
+    assert!(err.to_string().contains("not present locally"), "{err}");
+    assert_eq!(
+        h.engine.history(&system, &h.env, 100).await.unwrap().len(),
+        rows
+    );
+    assert_eq!(h.slot(SlotColor::Green).await.handle, None);
+    assert_eq!(h.users_see().await, v1);
+
+    // A container that exits at start: the deployment fails and says why.
+    let d = h.engine.deploy(&system, &h.env, "v2+crash").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    let msg = d.message.unwrap_or_default();
+    assert!(msg.contains("exited (exit code 1)"), "{msg}");
+    assert_eq!(h.users_see().await, v1);
+    assert_eq!(h.slot(SlotColor::Green).await.handle, None);
+
+    // Health never passes: failed after the deadline, its container stopped.
+    let d = h
+        .engine
+        .deploy(&system, &h.env, "v2+unhealthy")
+        .await
+        .unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    let msg = d.message.unwrap_or_default();
+    assert!(msg.contains("not healthy within"), "{msg}");
+    assert_eq!(h.users_see().await, v1);
+    let name = DockerRuntime::container_name(&h.env, SlotColor::Green);
+    assert!(
+        matches!(h.runtime().liveness(&name).await, Liveness::Exited(_)),
+        "the unhealthy container was stopped"
+    );
+    let blue = h.slot(SlotColor::Blue).await;
+    assert_eq!(
+        h.runtime().liveness(blue.handle.as_deref().unwrap()).await,
+        Liveness::Running,
+        "the active slot was never touched"
+    );
+
+    // The slot is usable again right after (the stopped leftovers are replaced).
+    h.deploy_ok("v2").await;
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+}
+
+#[tokio::test]
+async fn an_environment_on_an_unconfigured_runtime_is_refused_before_anything_starts() {
+    // The environment asks for docker; this engine only has the process runtime.
+    let h = Harness::new("docker", false).await;
+    let err = h
+        .engine
+        .deploy(&Actor::system(), &h.env, "v1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains("\"docker\" runtime"), "{err}");
+    assert!(h
+        .engine
+        .history(&Actor::system(), &h.env, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(h.slot(SlotColor::Blue).await.handle, None);
+}
