@@ -11,107 +11,20 @@
 
 use engine::environments::{self, NewEnvironment};
 use engine::pipeline::Actor;
-use engine::runtime::docker::LABEL_ENVIRONMENT;
 use engine::runtime::{DockerRuntime, Liveness, ProcessRuntime, Runtime};
 use engine::{Engine, Error};
 use model::{DeploymentStatus, SlotColor};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::{remove_containers_of, sibling_bin, spawn_proxy};
+
 const TOKEN: &str = "docker-pipeline-test-admin-token";
 const DOCKER_HINT: &str = "run `bash scripts/docker.sh` first";
-
-fn sibling_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join(name))
-        .expect("test executable lives in target/<profile>/deps");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first: cargo build -p demo -p proxy",
-        bin.display()
-    );
-    bin
-}
-
-fn spawn_proxy(dir: &Path) -> (Child, String, String) {
-    let ready = dir.join("proxy-ready.json");
-    let log = std::fs::File::create(dir.join("proxy.log")).unwrap();
-    let mut child = Command::new(sibling_bin("switchyard-proxy"))
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .arg("--state-file")
-        .arg(dir.join("routing.json"))
-        .arg("--token-file")
-        .arg(dir.join("proxy-token"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn switchyard-proxy");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(bytes) = std::fs::read(&ready) {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).expect("ready file is JSON");
-            let public = v["listen"].as_str().unwrap().to_string();
-            let admin = v["admin"].as_str().unwrap().to_string();
-            return (child, public, admin);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("proxy exited with {status} before it was ready");
-        }
-        assert!(Instant::now() < deadline, "proxy not ready after 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn remove_containers_of(env: &str) {
-    let filter = format!("label={LABEL_ENVIRONMENT}={env}");
-    for _ in 0..3 {
-        let ids = match Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-        {
-            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>(),
-            Ok(out) => {
-                eprintln!(
-                    "cleanup: docker ps failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                continue;
-            }
-            Err(e) => {
-                eprintln!("cleanup: cannot run docker: {e}");
-                return;
-            }
-        };
-        if ids.is_empty() {
-            return;
-        }
-        match Command::new("docker")
-            .args(["rm", "-f"])
-            .args(&ids)
-            .output()
-        {
-            Ok(out) if !out.status.success() => eprintln!(
-                "cleanup: docker rm -f {ids:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(e) => eprintln!("cleanup: cannot run docker: {e}"),
-            Ok(_) => {}
-        }
-    }
-    eprintln!("cleanup: containers of {env} are still there after 3 attempts");
-}
 
 /// Container names are global to the daemon: every harness gets its own
 /// environment name (process id + counter).
@@ -178,7 +91,7 @@ impl Harness {
     async fn new(runtime: &str, with_docker: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("proxy-token"), format!("{TOKEN}\n")).unwrap();
-        let (proxy, public, admin) = spawn_proxy(dir.path());
+        let (proxy, support::ProxyInfo { public, admin }) = spawn_proxy(dir.path());
         let pool = engine::store::open(&format!(
             "sqlite:{}",
             dir.path().join("switchyard.db").display()

@@ -18,33 +18,19 @@ use model::{DeploymentKind, DeploymentStatus, DeploymentView, Role, SlotColor, S
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod support;
+
+use support::{sibling_bin, spawn_proxy};
 
 const ENV: &str = "production";
 const TOKEN: &str = "pipeline-test-admin-token";
 /// Versions that have a release directory; anything else is unknown.
 const RELEASES: [&str; 6] = ["v1", "v2", "v3", "v2+unhealthy", "v2+crash", "v2+slow"];
 
-/// `target/debug/deps/pipeline-…` → `target/debug/<name>`.
-fn sibling_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join(name))
-        .expect("test executable lives in target/<profile>/deps");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first: cargo build -p demo -p proxy",
-        bin.display()
-    );
-    bin
-}
-
-/// SIGKILLs a slot process and its group (the process runtime makes each slot
-/// a process group leader).
 fn kill_group(pid: u32) {
     let _ = kill(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
@@ -89,52 +75,6 @@ impl Runtime for RecordingRuntime {
 
     async fn liveness(&self, handle: &str) -> Liveness {
         self.inner.liveness(handle).await
-    }
-}
-
-struct ProxyInfo {
-    public: String,
-    admin: String,
-}
-
-fn spawn_proxy(dir: &Path) -> (Child, ProxyInfo) {
-    let ready = dir.join("proxy-ready.json");
-    let _ = std::fs::remove_file(&ready);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("proxy.log"))
-        .unwrap();
-    let mut child = Command::new(sibling_bin("switchyard-proxy"))
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .arg("--state-file")
-        .arg(dir.join("routing.json"))
-        .arg("--token-file")
-        .arg(dir.join("proxy-token"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn switchyard-proxy");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(bytes) = std::fs::read(&ready) {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).expect("ready file is JSON");
-            assert_eq!(v["pid"].as_u64(), Some(u64::from(child.id())));
-            let info = ProxyInfo {
-                public: v["listen"].as_str().unwrap().to_string(),
-                admin: v["admin"].as_str().unwrap().to_string(),
-            };
-            return (child, info);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default();
-            panic!("proxy exited with {status} before it was ready:\n{log}");
-        }
-        assert!(Instant::now() < deadline, "proxy not ready after 10 s");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -21,28 +21,15 @@ use engine::runtime::{
 use model::SlotColor;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const DOCKER_HINT: &str = "run `bash scripts/docker.sh` first";
+mod support;
 
-/// `target/debug/deps/runtime_behaviour-…` → `target/debug/<name>`.
-fn sibling_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join(name))
-        .expect("test executable lives in target/<profile>/deps");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first: cargo build -p demo",
-        bin.display()
-    );
-    bin
-}
+use support::{remove_containers_of, sibling_bin};
+
+const DOCKER_HINT: &str = "run `bash scripts/docker.sh` first";
 
 /// A runtime that remembers every handle it started, for cleanup.
 struct Recording<R> {
@@ -227,50 +214,6 @@ impl Drop for Fixture {
             Driver::Docker { .. } => remove_containers_of(&self.env),
         }
     }
-}
-
-/// Removes every container labelled with `env` (Drop cannot await: the
-/// docker CLI does it synchronously).
-fn remove_containers_of(env: &str) {
-    let filter = format!("label={LABEL_ENVIRONMENT}={env}");
-    for _ in 0..3 {
-        let ids = match Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-        {
-            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>(),
-            Ok(out) => {
-                eprintln!(
-                    "cleanup: docker ps failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                continue;
-            }
-            Err(e) => {
-                eprintln!("cleanup: cannot run docker: {e}");
-                return;
-            }
-        };
-        if ids.is_empty() {
-            return;
-        }
-        match Command::new("docker")
-            .args(["rm", "-f"])
-            .args(&ids)
-            .output()
-        {
-            Ok(out) if !out.status.success() => eprintln!(
-                "cleanup: docker rm -f {ids:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(e) => eprintln!("cleanup: cannot run docker: {e}"),
-            Ok(_) => {}
-        }
-    }
-    eprintln!("cleanup: containers of {env} are still there after 3 attempts");
 }
 
 fn http() -> reqwest::Client {
