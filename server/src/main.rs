@@ -186,7 +186,13 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
     };
     let pool = engine::store::open(&cfg.database_url()).await?;
     let runtime = Arc::new(ProcessRuntime::new(cfg.log_dir()));
-    let engine = Engine::new(pool.clone(), runtime);
+    let mut engine = Engine::new(pool.clone(), runtime);
+    // Docker is optional: environments on the docker runtime work when an
+    // engine answers, and are refused with a clear error when none does.
+    match engine::runtime::DockerRuntime::connect().await {
+        Ok(docker) => engine = engine.with_runtime("docker", Arc::new(docker)),
+        Err(e) => tracing::info!(error = %e, "no Docker Engine: the docker runtime is unavailable"),
+    }
 
     proxy_process::ensure_token(&cfg.proxy_token_file())?;
     proxy_process::ensure_running(&cfg).await?;
