@@ -3,7 +3,7 @@
 //! Filters live in the query string, so a filtered view is a link to share.
 
 use crate::error::AppError;
-use crate::layout::TopBar;
+use crate::layout::{page_error, TopBar};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use model::{AuditEntryView, AuditFilter, AuditPage, SessionUser};
@@ -102,15 +102,7 @@ pub fn AuditLogPage() -> impl IntoView {
                         }
                             .into_any()
                     }
-                    Err(AppError::Unauthenticated) => {
-                        view! {
-                            <p class="notice">
-                                "You are signed out. " <a href="/login">"Sign in"</a>
-                            </p>
-                        }
-                            .into_any()
-                    }
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Err(e) => page_error(e),
                 }
             })}
         </Suspense>

@@ -3,7 +3,7 @@
 //! forms sit outside the refreshing parts so typing is never interrupted.
 
 use crate::error::AppError;
-use crate::layout::TopBar;
+use crate::layout::{page_error, TopBar};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use model::{DeploymentStatus, DeploymentView, EnvironmentView, Role, SessionUser, SlotView};
@@ -132,15 +132,7 @@ pub fn DashboardPage() -> impl IntoView {
                         }
                             .into_any()
                     }
-                    Err(AppError::Unauthenticated) => {
-                        view! {
-                            <p class="notice">
-                                "You are signed out. " <a href="/login">"Sign in"</a>
-                            </p>
-                        }
-                            .into_any()
-                    }
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Err(e) => page_error(e),
                 }
             })}
         </Suspense>

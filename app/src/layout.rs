@@ -1,6 +1,7 @@
 //! The frame around every signed-in page.
 
 use crate::auth::UserBar;
+use crate::error::AppError;
 use leptos::prelude::*;
 use model::SessionUser;
 
@@ -17,5 +18,17 @@ pub fn TopBar(user: SessionUser) -> impl IntoView {
             </nav>
             <UserBar user/>
         </header>
+    }
+}
+
+/// What a page shows when loading it failed: a way back in for a session that
+/// ended, the error's message otherwise.
+pub fn page_error(e: AppError) -> AnyView {
+    match e {
+        AppError::Unauthenticated => view! {
+            <p class="notice">"You are signed out. " <a href="/login">"Sign in"</a></p>
+        }
+        .into_any(),
+        e => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
     }
 }

@@ -2,7 +2,7 @@
 //! passwords. Generated passwords are shown once, to the admin who asked.
 
 use crate::error::AppError;
-use crate::layout::TopBar;
+use crate::layout::{page_error, TopBar};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use model::{Role, SessionUser, UserView};
@@ -167,11 +167,7 @@ pub fn UsersPage() -> impl IntoView {
                         </main>
                     }
                     .into_any(),
-                    Err(AppError::Unauthenticated) => view! {
-                        <p class="notice">"You are signed out. " <a href="/login">"Sign in"</a></p>
-                    }
-                    .into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Err(e) => page_error(e),
                 }
             })}
         </Suspense>

@@ -2,7 +2,7 @@
 //! makes the database itself the environment lock: two running rows for one
 //! environment cannot exist.
 
-use crate::error::{Error, Result};
+use crate::error::{parse_stored as parse, Error, Result};
 use crate::store::Pool;
 use chrono::{DateTime, Utc};
 use model::{DeploymentKind, DeploymentStatus, DeploymentView, SlotColor};
@@ -91,12 +91,8 @@ pub async fn unfinished(pool: &Pool) -> Result<Vec<(i64, i64, DeploymentKind, Op
     .await?;
     rows.into_iter()
         .map(|(id, env, kind, to)| {
-            let kind = kind.parse().map_err(|e| Error::Internal(format!("{e}")))?;
-            let to = to
-                .map(|c| c.parse())
-                .transpose()
-                .map_err(|e| Error::Internal(format!("{e}")))?;
-            Ok((id, env, kind, to))
+            let to = to.as_deref().map(parse).transpose()?;
+            Ok((id, env, parse(&kind)?, to))
         })
         .collect()
 }
@@ -117,14 +113,6 @@ struct Row {
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
     duration_ms: Option<i64>,
-}
-
-fn parse<T: std::str::FromStr>(s: &str) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    s.parse()
-        .map_err(|e: T::Err| Error::Internal(e.to_string()))
 }
 
 impl TryFrom<Row> for DeploymentView {

@@ -1,6 +1,6 @@
 //! Environments and their two slots, as stored.
 
-use crate::error::{Error, Result};
+use crate::error::{parse_stored as parse, Error, Result};
 use crate::store::Pool;
 use chrono::{DateTime, Utc};
 use model::{EnvironmentView, SlotColor, SlotState, SlotView};
@@ -96,14 +96,6 @@ struct EnvRow {
 
 fn ms(v: i64) -> Duration {
     Duration::from_millis(v.max(0) as u64)
-}
-
-fn parse<T: std::str::FromStr>(s: &str) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    s.parse()
-        .map_err(|e: T::Err| Error::Internal(e.to_string()))
 }
 
 impl TryFrom<EnvRow> for Environment {

@@ -48,3 +48,13 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Parses a value the database stored (a slot colour, state, kind…). A value
+/// that does not parse means the store was edited behind the engine's back.
+pub(crate) fn parse_stored<T: std::str::FromStr>(s: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e: T::Err| Error::Internal(format!("stored value: {e}")))
+}

@@ -2,7 +2,7 @@
 //! leaves the engine is `model::SessionUser`.
 
 use crate::auth::{self, PasswordHash};
-use crate::error::{Error, Result};
+use crate::error::{parse_stored, Error, Result};
 use crate::store::Pool;
 use model::{Role, SessionUser, UserView};
 
@@ -44,10 +44,7 @@ impl TryFrom<UserRow> for User {
         Ok(User {
             id: r.id,
             username: r.username,
-            role: r
-                .role
-                .parse()
-                .map_err(|e| Error::Internal(format!("{e}")))?,
+            role: parse_stored(&r.role)?,
             disabled: r.disabled,
             auth_epoch: r.auth_epoch,
             role_epoch: r.role_epoch,
