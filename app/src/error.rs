@@ -69,7 +69,7 @@ impl From<engine::Error> for AppError {
         match e {
             E::Unauthenticated => AppError::Unauthenticated,
             E::BadCredentials => AppError::BadCredentials,
-            E::Forbidden { .. } => AppError::Forbidden(e.to_string()),
+            E::Forbidden { .. } | E::Refused(_) => AppError::Forbidden(e.to_string()),
             E::NotFound(_) => AppError::NotFound(e.to_string()),
             e if e.is_user_facing() => AppError::Refused(e.to_string()),
             e => {

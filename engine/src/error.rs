@@ -16,6 +16,15 @@ pub enum Error {
     NotFound(String),
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The request was made against a state that has changed (a stale form).
+    #[error("{0}")]
+    Conflict(String),
+    /// Allowed by role but refused by a rule, e.g. signing one's own release.
+    #[error("{0}")]
+    Refused(String),
+    /// The release's checklist is not complete; the message lists what is missing.
+    #[error("{0}")]
+    NotApproved(String),
     #[error("deploy in progress by {by} since {since}")]
     DeployInProgress { by: String, since: DateTime<Utc> },
     #[error("no warm standby to roll back to: {0}")]

@@ -6,14 +6,18 @@
 //! functions that authenticate, authorize and map errors.
 
 pub mod accounts;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod checklists;
 pub mod deployments;
 pub mod environments;
 pub mod error;
 pub mod health;
+pub mod migration_check;
 pub mod pipeline;
 pub mod rbac;
+pub mod releases;
 pub mod router;
 pub mod runtime;
 pub mod store;

@@ -4,12 +4,15 @@
 //! slot is never stopped or replaced during a deploy, and a deploy that fails at
 //! any step leaves users on the slot they were on.
 
+use crate::approvals::Moment;
 use crate::audit::{AuditActor, AuditLog, Event, Outcome};
+use crate::checklists;
 use crate::deployments::{self, NewDeployment};
 use crate::environments::{self, Environment, Slot};
 use crate::error::{Error, Result};
 use crate::health::Prober;
 use crate::rbac::{self, Action};
+use crate::releases;
 use crate::router::{BuiltinRouter, TrafficRouter};
 use crate::runtime::{Liveness, Runtime, SlotSpec};
 use crate::store::Pool;
@@ -64,7 +67,7 @@ impl Actor {
         }
     }
 
-    fn user_id(&self) -> Option<i64> {
+    pub(crate) fn user_id(&self) -> Option<i64> {
         self.as_user().map(|u| u.id)
     }
 
@@ -106,6 +109,30 @@ struct Inner {
     pool: Pool,
     prober: Prober,
     audit: AuditLog,
+}
+
+/// The release a deploy carries out, at the revision its deployer saw.
+#[derive(Clone, Copy, Debug)]
+struct ReleaseGate {
+    release_id: i64,
+    revision: i64,
+}
+
+/// A deploy that passed its checks and holds the environment's lock; see
+/// [`Engine::prepare_release_deploy`] and [`Engine::execute`].
+pub struct PreparedDeploy {
+    dep_id: i64,
+    finish: FinishAudit,
+    env: Environment,
+    idle: SlotColor,
+    version: String,
+    gate: Option<ReleaseGate>,
+}
+
+impl PreparedDeploy {
+    pub fn deployment_id(&self) -> i64 {
+        self.dep_id
+    }
 }
 
 /// What to record when a detached deployment finishes.
@@ -159,7 +186,7 @@ impl Engine {
 
     /// The runtime driver `env` asks for. An environment naming a driver this
     /// console was not configured with is refused before anything starts.
-    fn runtime_for(&self, env: &Environment) -> Result<Arc<dyn Runtime>> {
+    pub(crate) fn runtime_for(&self, env: &Environment) -> Result<Arc<dyn Runtime>> {
         self.runtimes.get(&env.runtime).cloned().ok_or_else(|| {
             let mut known: Vec<&str> = self.runtimes.keys().map(String::as_str).collect();
             known.sort_unstable();
@@ -189,7 +216,7 @@ impl Engine {
         )))
     }
 
-    fn spec(env: &Environment, color: SlotColor, version: &str) -> SlotSpec {
+    pub(crate) fn spec(env: &Environment, color: SlotColor, version: &str) -> SlotSpec {
         SlotSpec {
             environment: env.name.clone(),
             color,
@@ -322,6 +349,9 @@ impl Engine {
     /// Deploys `version` into the idle slot of `env_name` and switches traffic
     /// to it once it is healthy. Returns the finished deployment; a failure of
     /// the pipeline is a `failed` deployment, not an `Err`.
+    ///
+    /// In an environment whose checklist has required items this deploys the
+    /// newest open release of `version`, and only if it is approved.
     pub async fn deploy(
         &self,
         actor: &Actor,
@@ -330,9 +360,76 @@ impl Engine {
     ) -> Result<DeploymentView> {
         self.authorize(actor, Action::Deploy, Some(env_name))
             .await?;
+        let env = environments::find(self.pool(), env_name).await?;
+        let gate = if checklists::is_protected(self.pool(), env.id).await? {
+            let release = self.release_for(&env, version.trim()).await?;
+            Some(ReleaseGate {
+                release_id: release.id,
+                revision: release.revision,
+            })
+        } else {
+            None
+        };
+        let prepared = self.prepare(actor, env, version, gate).await?;
+        self.execute(prepared).await
+    }
+
+    /// Deploys an approved release; `seen_revision` is the revision the
+    /// deployer looked at (a release edited since is refused).
+    pub async fn deploy_release(
+        &self,
+        actor: &Actor,
+        release_id: i64,
+        seen_revision: i64,
+    ) -> Result<DeploymentView> {
+        let prepared = self
+            .prepare_release_deploy(actor, release_id, seen_revision)
+            .await?;
+        self.execute(prepared).await
+    }
+
+    /// The checks and bookkeeping before a release's deploy runs: authorized,
+    /// approved, the environment locked and the start audited. Nothing is
+    /// started until [`Engine::execute`], which checks the approvals again.
+    pub async fn prepare_release_deploy(
+        &self,
+        actor: &Actor,
+        release_id: i64,
+        seen_revision: i64,
+    ) -> Result<PreparedDeploy> {
+        let release = releases::get(self.pool(), release_id).await?;
+        self.authorize(actor, Action::Deploy, Some(&release.environment))
+            .await?;
+        let env = environments::find(self.pool(), &release.environment).await?;
+        let gate = ReleaseGate {
+            release_id,
+            revision: seen_revision,
+        };
+        self.prepare(actor, env, &release.version, Some(gate)).await
+    }
+
+    async fn prepare(
+        &self,
+        actor: &Actor,
+        env: Environment,
+        version: &str,
+        gate: Option<ReleaseGate>,
+    ) -> Result<PreparedDeploy> {
         let version = version.trim();
         validate_version(version)?;
-        let env = environments::find(self.pool(), env_name).await?;
+        if let Some(g) = gate {
+            if let Err(e) = self
+                .ensure_deployable(g.release_id, g.revision, Moment::Review)
+                .await
+            {
+                let mut ev = actor.event("deploy.request", Outcome::Denied);
+                ev.environment = Some(env.name.clone());
+                ev.target = Some(version.to_string());
+                ev.details = serde_json::json!({ "release": g.release_id, "error": e.to_string() });
+                self.audit(ev).await?;
+                return Err(e);
+            }
+        }
         let spec_check = Self::spec(&env, SlotColor::Blue, version);
         self.runtime_for(&env)?
             .check(&spec_check)
@@ -361,21 +458,52 @@ impl Engine {
             },
         )
         .await?;
+        if let Some(g) = gate {
+            releases::link_deployment(self.pool(), dep_id, g.release_id).await?;
+        }
         tracing::info!(env = %env.name, version, slot = %idle, dep_id, "deploy started");
         let mut ev = actor.event("deploy.start", Outcome::Ok);
         ev.environment = Some(env.name.clone());
         ev.target = Some(version.to_string());
-        ev.details = serde_json::json!({ "from_version": from_version, "from_slot": active, "to_slot": idle });
+        ev.details = serde_json::json!({
+            "from_version": from_version, "from_slot": active, "to_slot": idle,
+            "release": gate.map(|g| g.release_id),
+        });
         self.audit_start(dep_id, ev).await?;
-        let finish = FinishAudit {
-            actor: actor.clone(),
-            action: "deploy.finish",
-            environment: env.name.clone(),
-            target: Some(version.to_string()),
-        };
+        Ok(PreparedDeploy {
+            dep_id,
+            finish: FinishAudit {
+                actor: actor.clone(),
+                action: "deploy.finish",
+                environment: env.name.clone(),
+                target: Some(version.to_string()),
+            },
+            env,
+            idle,
+            version: version.to_string(),
+            gate,
+        })
+    }
+
+    /// Runs a prepared deploy to its end. A release's approvals are checked
+    /// again first: a signature revoked, expired or voided since the request
+    /// stops the deploy before anything is touched.
+    pub async fn execute(&self, prepared: PreparedDeploy) -> Result<DeploymentView> {
+        let PreparedDeploy {
+            dep_id,
+            finish,
+            env,
+            idle,
+            version,
+            gate,
+        } = prepared;
         let this = self.clone();
-        let version = version.to_string();
         self.run_detached(dep_id, finish, async move {
+            if let Some(g) = gate {
+                this.ensure_deployable(g.release_id, g.revision, Moment::Execution)
+                    .await
+                    .map_err(|e| format!("approvals re-checked at start: {e}"))?;
+            }
             this.deploy_steps(env, idle, &version)
                 .await
                 .map_err(|e| e.to_string())

@@ -12,15 +12,24 @@ pub enum Action {
     Deploy,
     Rollback,
     ManageUsers,
+    /// Request a release (or edit/cancel one's own).
+    RequestRelease,
+    /// Sign checklist items (the item's required role decides the rest).
+    SignChecklist,
+    /// Edit checklist templates and approval settings.
+    ManageChecklists,
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 8] = [
         Action::ViewEnvironments,
         Action::ViewAudit,
         Action::Deploy,
         Action::Rollback,
         Action::ManageUsers,
+        Action::RequestRelease,
+        Action::SignChecklist,
+        Action::ManageChecklists,
     ];
 
     /// The action's name in the audit log.
@@ -31,6 +40,9 @@ impl Action {
             Action::Deploy => "deploy.request",
             Action::Rollback => "rollback.request",
             Action::ManageUsers => "user.manage",
+            Action::RequestRelease => "release.request",
+            Action::SignChecklist => "release.sign",
+            Action::ManageChecklists => "checklist.manage",
         }
     }
 
@@ -41,6 +53,9 @@ impl Action {
             Action::Deploy => "deploy",
             Action::Rollback => "roll back",
             Action::ManageUsers => "manage users",
+            Action::RequestRelease => "request releases",
+            Action::SignChecklist => "sign checklist items",
+            Action::ManageChecklists => "manage checklists",
         }
     }
 }
@@ -53,7 +68,11 @@ pub fn allows(role: Role, action: Action) -> bool {
         // after an incident.
         Action::ViewEnvironments | Action::ViewAudit => true,
         Action::Deploy | Action::Rollback => matches!(role, Role::Deployer | Role::Admin),
-        Action::ManageUsers => role == Role::Admin,
+        Action::ManageUsers | Action::ManageChecklists => role == Role::Admin,
+        Action::RequestRelease => role != Role::Viewer,
+        // Deployers sign the items that ask for on-call ("rollback plan
+        // confirmed"); which items a role may sign is decided per item.
+        Action::SignChecklist => role != Role::Viewer,
     }
 }
 
@@ -74,19 +93,23 @@ mod tests {
 
     #[test]
     fn action_by_role_matrix() {
-        use Action::*;
         use Role::*;
+        // Columns: view environments, view audit, deploy, rollback, manage
+        // users, request release, sign checklist, manage checklists.
         let expected = [
-            (Viewer, [true, true, false, false, false]),
-            (Deployer, [true, true, true, true, false]),
-            (Approver, [true, true, false, false, false]),
-            (Admin, [true, true, true, true, true]),
+            (
+                Viewer,
+                [true, true, false, false, false, false, false, false],
+            ),
+            (Deployer, [true, true, true, true, false, true, true, false]),
+            (
+                Approver,
+                [true, true, false, false, false, true, true, false],
+            ),
+            (Admin, [true, true, true, true, true, true, true, true]),
         ];
         for (role, row) in expected {
-            for (action, allowed) in [ViewEnvironments, ViewAudit, Deploy, Rollback, ManageUsers]
-                .into_iter()
-                .zip(row)
-            {
+            for (action, allowed) in Action::ALL.into_iter().zip(row) {
                 assert_eq!(allows(role, action), allowed, "{role} / {action:?}");
                 assert_eq!(authorize(role, action).is_ok(), allowed);
             }

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+mod release;
+pub use release::*;
+
 /// One of the two slots of an environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,6 +118,12 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// Whether this role may sign a checklist item that requires `required`:
+    /// the same role or a higher one (admins sign anything).
+    pub fn covers(self, required: Role) -> bool {
+        self as u8 >= required as u8
+    }
 }
 
 impl fmt::Display for Role {
@@ -216,7 +225,7 @@ pub struct UnknownVariant {
 }
 
 impl UnknownVariant {
-    fn new(what: &'static str, value: &str) -> Self {
+    pub(crate) fn new(what: &'static str, value: &str) -> Self {
         UnknownVariant {
             what,
             value: value.to_string(),

@@ -1,0 +1,230 @@
+//! Releases, their checklists and sign-offs, as the browser sees them.
+
+use crate::Role;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// What the engine verifies by itself for an automatic checklist item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoCheck {
+    /// The same version succeeded in the environment's upstream (promotion).
+    UpstreamSucceeded,
+    /// The release's SQL only adds (parsed, not pattern-matched).
+    MigrationsAdditive,
+    /// The idle slot can take the release: not busy, artifact available.
+    IdleSlotHealthy,
+    /// The configured backup command says a recent enough backup exists.
+    BackupRecent,
+}
+
+impl AutoCheck {
+    pub const ALL: [AutoCheck; 4] = [
+        AutoCheck::UpstreamSucceeded,
+        AutoCheck::MigrationsAdditive,
+        AutoCheck::IdleSlotHealthy,
+        AutoCheck::BackupRecent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoCheck::UpstreamSucceeded => "upstream_succeeded",
+            AutoCheck::MigrationsAdditive => "migrations_additive",
+            AutoCheck::IdleSlotHealthy => "idle_slot_healthy",
+            AutoCheck::BackupRecent => "backup_recent",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            AutoCheck::UpstreamSucceeded => "succeeded in the upstream environment",
+            AutoCheck::MigrationsAdditive => "migrations are additive-only",
+            AutoCheck::IdleSlotHealthy => "idle slot ready",
+            AutoCheck::BackupRecent => "recent backup",
+        }
+    }
+}
+
+impl fmt::Display for AutoCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AutoCheck {
+    type Err = crate::UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AutoCheck::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| crate::UnknownVariant::new("automatic check", s))
+    }
+}
+
+/// One item of an environment's checklist template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateItem {
+    /// 0 for an item not stored yet.
+    #[serde(default)]
+    pub id: i64,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Who may sign it (that role or a higher one); for automatic items, who
+    /// answers for the check.
+    pub required_role: Role,
+    /// `None`: a person signs it.
+    #[serde(default)]
+    pub auto_check: Option<AutoCheck>,
+    #[serde(default)]
+    pub max_age_hours: Option<i64>,
+    pub required: bool,
+}
+
+/// Where a checklist item stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    /// Signed by someone allowed to, for the current revision, not expired.
+    Signed,
+    /// Checked by the engine and passed.
+    Verified,
+    /// Waiting for a signature.
+    Pending,
+    /// Checked by the engine and failed: the evidence says why.
+    Failed,
+    /// The engine could not check it (unreadable SQL, no upstream configured…).
+    /// Never counts as satisfied.
+    NotVerified,
+}
+
+impl ItemState {
+    pub fn satisfied(self) -> bool {
+        matches!(self, ItemState::Signed | ItemState::Verified)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Signed => "signed",
+            ItemState::Verified => "verified",
+            ItemState::Pending => "pending",
+            ItemState::Failed => "failed",
+            ItemState::NotVerified => "not verified",
+        }
+    }
+}
+
+/// A sign-off as shown next to its item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignoffView {
+    pub id: i64,
+    pub signed_by: String,
+    pub note: String,
+    pub signed_at: String,
+    pub expires_at: String,
+}
+
+/// One item of a release's checklist with its current state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecklistItemView {
+    pub id: i64,
+    pub title: String,
+    pub description: String,
+    pub required_role: Role,
+    pub auto_check: Option<AutoCheck>,
+    pub required: bool,
+    pub state: ItemState,
+    /// One line saying why the item is in its state.
+    pub summary: String,
+    /// Supporting lines: offending SQL statements, the upstream deployment…
+    pub evidence: Vec<String>,
+    pub signoff: Option<SignoffView>,
+    /// Whether the user looking at the page may sign it now (the server
+    /// decides again when they do).
+    pub can_sign: bool,
+    /// Whether the user may revoke its signature (the signer or an admin).
+    pub can_revoke: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseStatus {
+    Open,
+    Cancelled,
+}
+
+impl ReleaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseStatus::Open => "open",
+            ReleaseStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for ReleaseStatus {
+    type Err = crate::UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(ReleaseStatus::Open),
+            "cancelled" => Ok(ReleaseStatus::Cancelled),
+            _ => Err(crate::UnknownVariant::new("release status", s)),
+        }
+    }
+}
+
+/// A release with its checklist, for the release page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseView {
+    pub id: i64,
+    pub environment: String,
+    pub version: String,
+    pub artifact: String,
+    pub notes: String,
+    pub migration_sql: String,
+    pub requested_by: String,
+    /// Bumped by every edit; forms send it back so a stale one is refused.
+    pub revision: i64,
+    pub status: ReleaseStatus,
+    pub created_at: String,
+    pub updated_at: String,
+    pub items: Vec<ChecklistItemView>,
+    /// Every required item satisfied (and the release open).
+    pub deployable: bool,
+    /// Why it is not deployable, one line per reason.
+    pub blockers: Vec<String>,
+    /// Deployments of this release, newest first (id, status).
+    pub deployments: Vec<(i64, String)>,
+    /// What the viewing user may do (the server checks again).
+    pub can_edit: bool,
+    pub can_deploy: bool,
+}
+
+/// A release in a list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseSummary {
+    pub id: i64,
+    pub environment: String,
+    pub version: String,
+    pub requested_by: String,
+    pub created_at: String,
+    pub status: ReleaseStatus,
+    /// Required manual items signed (automatic checks run on the release page).
+    pub signed: usize,
+    pub to_sign: usize,
+    pub signatures_complete: bool,
+    /// Status of its latest deployment, if any.
+    pub last_deployment: Option<String>,
+}
+
+/// What a person fills in to request (or edit) a release.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    pub environment: String,
+    pub version: String,
+    #[serde(default)]
+    pub notes: String,
+    #[serde(default)]
+    pub migration_sql: String,
+}
