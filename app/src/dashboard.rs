@@ -166,6 +166,11 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
     view! {
         <section class="environment" data-environment=name.clone()>
             <h2>{name.clone()}</h2>
+            <p class="env-links">
+                <a href="/releases" data-testid="releases-link">"Releases"</a>
+                " · "
+                <a href=format!("/environments/{name}/checklist") data-testid="checklist-link">"Checklist"</a>
+            </p>
             <Transition fallback=|| view! { <p class="notice">"Loading slots…"</p> }>
                 {move || Suspend::new(async move {
                     match status.await {

@@ -13,6 +13,7 @@ pub fn TopBar(user: SessionUser) -> impl IntoView {
             <nav>
                 <a class="brand" href="/">"Switchyard"</a>
                 <a href="/">"Environments"</a>
+                <a href="/releases">"Releases"</a>
                 <a href="/audit">"Audit log"</a>
                 {is_admin.then(|| view! { <a href="/users">"Users"</a> })}
             </nav>

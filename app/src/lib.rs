@@ -4,9 +4,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod checklists;
 pub mod dashboard;
 pub mod error;
 pub mod layout;
+pub mod releases;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod users;
@@ -57,6 +59,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=dashboard::DashboardPage/>
                 <Route path=path!("/audit") view=audit::AuditLogPage/>
                 <Route path=path!("/users") view=users::UsersPage/>
+                <Route path=path!("/releases") view=releases::ReleasesListPage/>
+                <Route path=path!("/releases/:id") view=releases::ReleaseDetailPage/>
+                <Route path=path!("/environments/:name/checklist") view=checklists::ChecklistTemplatePage/>
             </Routes>
         </Router>
     }

@@ -508,6 +508,53 @@ impl Engine {
         self.audit(ev).await
     }
 
+    /// Appends one item to an environment's checklist (admins).
+    pub async fn add_checklist_item(
+        &self,
+        actor: &Actor,
+        env_name: &str,
+        item: TemplateItem,
+    ) -> Result<()> {
+        self.authorize(actor, Action::ManageChecklists, Some(env_name))
+            .await?;
+        let env = environments::find(self.pool(), env_name).await?;
+        let mut items = checklists::template(self.pool(), env.id).await?;
+        items.push(item);
+        self.set_checklist_template(actor, env_name, &items).await
+    }
+
+    /// Removes one item from an environment's checklist (admins).
+    pub async fn remove_checklist_item(
+        &self,
+        actor: &Actor,
+        env_name: &str,
+        item_id: i64,
+    ) -> Result<()> {
+        self.authorize(actor, Action::ManageChecklists, Some(env_name))
+            .await?;
+        let env = environments::find(self.pool(), env_name).await?;
+        let mut items = checklists::template(self.pool(), env.id).await?;
+        let before = items.len();
+        items.retain(|i| i.id != item_id);
+        if items.len() == before {
+            return Err(Error::NotFound(format!(
+                "checklist item #{item_id} of {env_name}"
+            )));
+        }
+        self.set_checklist_template(actor, env_name, &items).await
+    }
+
+    /// Replaces an environment's checklist with the default one (admins).
+    pub async fn reset_checklist(&self, actor: &Actor, env_name: &str) -> Result<()> {
+        let env = environments::find(self.pool(), env_name).await?;
+        let settings = checklists::settings(self.pool(), env.id).await?;
+        let items = checklists::default_template(
+            settings.upstream.is_some(),
+            settings.backup_command.is_some(),
+        );
+        self.set_checklist_template(actor, env_name, &items).await
+    }
+
     /// Sets who a release must succeed in first, the backup command and how
     /// long sign-offs last (the command line and bootstrap; not the browser,
     /// since the backup command runs on the console's host).

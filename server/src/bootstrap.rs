@@ -1,8 +1,10 @@
 //! First-start seeding for the embedded defaults: an admin account and the
-//! demo service registered as environment `production` with v1 live.
+//! demo service registered as environment `production` with v1 live and the
+//! default pre-deployment checklist.
 
 use crate::config::Config;
 use anyhow::Context;
+use engine::checklists;
 use engine::environments::{self, NewEnvironment};
 use engine::pipeline::Actor;
 use engine::Engine;
@@ -59,6 +61,7 @@ pub async fn seed_demo(cfg: &Config, engine: &Engine) -> anyhow::Result<()> {
     }
     let env = environments::find(pool, DEMO_ENVIRONMENT).await?;
     if env.active.is_none() {
+        // v1 goes live as the starting point, before the checklist applies.
         let d = engine
             .deploy(&Actor::system(), DEMO_ENVIRONMENT, "v1")
             .await?;
@@ -67,6 +70,16 @@ pub async fn seed_demo(cfg: &Config, engine: &Engine) -> anyhow::Result<()> {
             "could not put the demo's v1 live: {}",
             d.message.unwrap_or_default()
         );
+        let template = checklists::template(pool, env.id).await?;
+        if cfg.demo_checklist && template.is_empty() {
+            engine
+                .set_checklist_template(
+                    &Actor::system(),
+                    DEMO_ENVIRONMENT,
+                    &checklists::default_template(false, false),
+                )
+                .await?;
+        }
     }
     Ok(())
 }

@@ -19,6 +19,8 @@ pub struct Config {
     pub spawn_proxy: bool,
     /// Register the demo service as environment `production` with v1 live.
     pub demo: bool,
+    /// Give the demo environment the default checklist when registering it.
+    pub demo_checklist: bool,
     /// Directory holding switchyard-proxy and switchyard-demo (defaults to this binary's).
     pub bin_dir: PathBuf,
     /// Where the compiled front end (pkg/, CSS) is served from.

@@ -78,6 +78,11 @@ struct ServeArgs {
     /// Do not register the demo service.
     #[arg(long)]
     no_demo: bool,
+    /// Checklist the demo environment gets when it is first registered:
+    /// `default` (code reviewed, tests passing, … signed by two other people)
+    /// or `none` (any version deploys directly, for trying things alone).
+    #[arg(long, env = "SWITCHYARD_DEMO_CHECKLIST", default_value = "default", value_parser = ["default", "none"])]
+    demo_checklist: String,
     /// Where switchyard-proxy and switchyard-demo are (default: next to this binary).
     #[arg(long, env = "SWITCHYARD_BIN_DIR")]
     bin_dir: Option<PathBuf>,
@@ -177,6 +182,7 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
         proxy_admin: args.proxy_admin,
         spawn_proxy: !args.no_spawn_proxy,
         demo: !args.no_demo,
+        demo_checklist: args.demo_checklist == "default",
         bin_dir: args.bin_dir.unwrap_or_else(default_bin_dir),
         site_root: args.site_root,
         health_deadline: Duration::from_secs(args.health_deadline_secs.max(1)),

@@ -159,6 +159,48 @@ async fn start() -> Console {
 }
 
 impl Console {
+    /// Gives ENV the default checklist and has `requester` (a deployer)
+    /// request v2 there. Returns the release id, the ids of its "Code
+    /// reviewed" and "Rollback plan confirmed" items, and a template item id.
+    async fn protected_release(&self, requester: &str) -> (i64, i64, i64, i64) {
+        let engine = Engine::new(
+            self.pool.clone(),
+            Arc::new(ProcessRuntime::new(self._dir.path().join("logs"))),
+        );
+        let system = engine::pipeline::Actor::system();
+        engine
+            .set_checklist_template(
+                &system,
+                ENV,
+                &engine::checklists::default_template(false, false),
+            )
+            .await
+            .unwrap();
+        let user = engine::users::create(&self.pool, requester, PASSWORD, Role::Deployer)
+            .await
+            .unwrap();
+        let release = engine
+            .request_release(
+                &engine::pipeline::Actor::user(user),
+                &model::ReleaseRequest {
+                    environment: ENV.into(),
+                    version: "v2".into(),
+                    notes: String::new(),
+                    migration_sql: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+        let id_of = |title: &str| release.items.iter().find(|i| i.title == title).unwrap().id;
+        let template = engine.checklist_template(&system, ENV).await.unwrap();
+        (
+            release.id,
+            id_of("Code reviewed"),
+            id_of("Rollback plan confirmed"),
+            template[0].id,
+        )
+    }
+
     async fn user(&self, name: &str, role: Role) {
         engine::users::create(&self.pool, name, PASSWORD, role)
             .await
@@ -644,8 +686,20 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
     .await
     .unwrap();
     let tid = target_id.to_string();
+    // A protected environment and a release by someone outside the matrix,
+    // so four-eyes never hides a role decision.
+    let (release, reviewed, rollback_plan, template_item) = c.protected_release("rita").await;
+    let (rid, reviewed, rollback_plan, template_item) = (
+        release.to_string(),
+        reviewed.to_string(),
+        rollback_plan.to_string(),
+        template_item.to_string(),
+    );
 
-    // (endpoint, form, roles allowed: viewer, deployer, approver, admin)
+    // (endpoint, form, roles allowed: viewer, deployer, approver, admin).
+    // "Allowed" means the role may ask; the request can still be refused by a
+    // rule (a deployer cannot sign an approver's item, only the requester
+    // edits), which is a different answer from the role refusal checked here.
     type Row<'a> = (&'a str, Vec<(&'a str, &'a str)>, [bool; 4]);
     let matrix: Vec<Row> = vec![
         ("/api/load_overview", vec![], [true, true, true, true]),
@@ -691,6 +745,98 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             vec![("user_id", &tid)],
             [false, false, false, true],
         ),
+        ("/api/list_releases", vec![], [true, true, true, true]),
+        (
+            "/api/load_release",
+            vec![("id", &rid)],
+            [true, true, true, true],
+        ),
+        (
+            "/api/load_checklist",
+            vec![("environment", ENV)],
+            [true, true, true, true],
+        ),
+        (
+            "/api/request_release",
+            vec![
+                ("environment", ENV),
+                ("version", "v3"),
+                ("notes", ""),
+                ("migration_sql", ""),
+            ],
+            [false, true, true, true],
+        ),
+        (
+            "/api/sign_item",
+            vec![
+                ("release", &rid),
+                ("item", &rollback_plan),
+                ("revision", "1"),
+                ("note", "matrix"),
+            ],
+            [false, true, true, true],
+        ),
+        (
+            "/api/revoke_signoff",
+            vec![
+                ("release", &rid),
+                ("item", &rollback_plan),
+                ("reason", "matrix"),
+            ],
+            [false, true, true, true],
+        ),
+        (
+            "/api/sign_item",
+            vec![
+                ("release", &rid),
+                ("item", &reviewed),
+                ("revision", "1"),
+                ("note", "matrix"),
+            ],
+            [false, true, true, true],
+        ),
+        (
+            "/api/deploy_release",
+            vec![("release", &rid), ("revision", "1")],
+            [false, true, false, true],
+        ),
+        (
+            "/api/edit_release",
+            vec![
+                ("release", &rid),
+                ("revision", "1"),
+                ("notes", "matrix"),
+                ("migration_sql", ""),
+            ],
+            [false, true, true, true],
+        ),
+        (
+            "/api/add_checklist_item",
+            vec![
+                ("environment", ENV),
+                ("title", "Matrix item"),
+                ("description", ""),
+                ("required_role", "approver"),
+                ("kind", "manual"),
+                ("required", "on"),
+            ],
+            [false, false, false, true],
+        ),
+        (
+            "/api/remove_checklist_item",
+            vec![("environment", ENV), ("item", &template_item)],
+            [false, false, false, true],
+        ),
+        (
+            "/api/reset_checklist",
+            vec![("environment", ENV)],
+            [false, false, false, true],
+        ),
+        (
+            "/api/cancel_release",
+            vec![("release", &rid), ("revision", "2"), ("reason", "matrix")],
+            [false, true, true, true],
+        ),
     ];
     let mut report = Vec::new();
     for (i, name) in ["vera", "dora", "abe", "ada"].into_iter().enumerate() {
@@ -698,8 +844,12 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
         for (path, form, allowed) in &matrix {
             let users_before = c.count("users").await;
             let deployments_before = c.count("deployments").await;
+            let signoffs_before = c.count("signoffs").await;
+            let releases_before = c.count("releases").await;
+            let template_before = c.count("checklist_items").await;
             let r = c.post(path, form, Some(&cookie), &[]).await;
-            let denied = r.status.as_u16() == 403;
+            // A role refusal reads "<role> may not <action>"; rules say more.
+            let denied = r.status.as_u16() == 403 && r.body.contains(" may not ");
             report.push(format!("{path} {name} -> {}", r.status));
             if allowed[i] {
                 assert!(!denied, "{name} should be allowed {path}: {}", r.body);
@@ -710,6 +860,9 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
                     "/api/deployment_history",
                     "/api/audit_page",
                     "/api/list_users",
+                    "/api/list_releases",
+                    "/api/load_release",
+                    "/api/load_checklist",
                 ];
                 if read.contains(path) {
                     assert!(
@@ -741,10 +894,21 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
                     deployments_before,
                     "{name} {path} recorded a deployment"
                 );
+                for (table, before) in [
+                    ("signoffs", signoffs_before),
+                    ("releases", releases_before),
+                    ("checklist_items", template_before),
+                ] {
+                    assert_eq!(
+                        c.count(table).await,
+                        before,
+                        "{name} {path} changed {table}"
+                    );
+                }
             }
         }
     }
-    assert_eq!(report.len(), 44, "{report:#?}");
+    assert_eq!(report.len(), 4 * 24, "{report:#?}");
 }
 
 /// Admin changes take effect on the user's very next request: a disabled
@@ -899,4 +1063,75 @@ async fn account_changes_reach_live_sessions() {
     assert!(!dump
         .iter()
         .any(|d| d.contains(&new_password) || d.contains(PASSWORD)));
+}
+
+/// The signer is whoever the session says: user ids or roles slipped into a
+/// sign form are ignored, and the requester is refused however they dress up.
+#[tokio::test]
+async fn forged_fields_in_a_sign_form_change_nothing() {
+    let c = start().await;
+    c.user("abe", Role::Approver).await;
+    let (release, reviewed, _, _) = c.protected_release("rita").await;
+    let ids: Vec<(String, i64)> =
+        tower_sessions_sqlx_store::sqlx::query_as("SELECT username, id FROM users")
+            .fetch_all(&c.pool)
+            .await
+            .unwrap();
+    let id = |n: &str| ids.iter().find(|(u, _)| u == n).unwrap().1.to_string();
+    let (rid, item) = (release.to_string(), reviewed.to_string());
+
+    // The requester claims to be abe, with abe's role: four-eyes still holds.
+    let rita = c.session_for("rita").await;
+    let abe_id = id("abe");
+    let forged = [
+        ("release", rid.as_str()),
+        ("item", item.as_str()),
+        ("revision", "1"),
+        ("note", "lgtm"),
+        ("signed_by", abe_id.as_str()),
+        ("user_id", abe_id.as_str()),
+        ("role", "admin"),
+    ];
+    let r = c.post("/api/sign_item", &forged, Some(&rita), &[]).await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.body);
+    assert!(r.body.contains("four-eyes"), "{}", r.body);
+    assert_eq!(c.count("signoffs").await, 0);
+
+    // abe signs while naming rita as the signer: the signature is abe's.
+    let abe = c.session_for("abe").await;
+    let rita_id = id("rita");
+    let forged = [
+        ("release", rid.as_str()),
+        ("item", item.as_str()),
+        ("revision", "1"),
+        ("note", "lgtm"),
+        ("signed_by", rita_id.as_str()),
+    ];
+    let r = c.post("/api/sign_item", &forged, Some(&abe), &[]).await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.body);
+    let signer: String = tower_sessions_sqlx_store::sqlx::query_scalar(
+        "SELECT u.username FROM signoffs s JOIN users u ON u.id = s.signed_by",
+    )
+    .fetch_one(&c.pool)
+    .await
+    .unwrap();
+    assert_eq!(signer, "abe");
+
+    // A stale form (revision 0) and a GET are refused; neither signs.
+    let stale = [
+        ("release", rid.as_str()),
+        ("item", item.as_str()),
+        ("revision", "0"),
+        ("note", ""),
+    ];
+    let r = c.post("/api/sign_item", &stale, Some(&abe), &[]).await;
+    assert_eq!(r.status.as_u16(), 409, "{}", r.body);
+    let r = c
+        .get(
+            &format!("/api/sign_item?release={rid}&item={item}&revision=1"),
+            Some(&abe),
+        )
+        .await;
+    assert!(!r.status.is_success(), "GET signed: {}", r.status);
+    assert_eq!(c.count("signoffs").await, 1);
 }

@@ -1,0 +1,252 @@
+//! An environment's checklist template: everyone reads it, admins change it.
+//! Releases already requested keep the checklist they were given.
+
+use crate::error::AppError;
+use crate::layout::{page_error, TopBar};
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use model::{AutoCheck, Role, SessionUser, TemplateItem};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use crate::auth::ssr::{actor, state};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChecklistPage {
+    pub me: SessionUser,
+    pub environment: String,
+    pub items: Vec<TemplateItem>,
+}
+
+#[server(endpoint = "load_checklist")]
+pub async fn load_checklist(environment: String) -> Result<ChecklistPage, AppError> {
+    crate::error::respond(
+        async move {
+            let actor = actor().await?;
+            let me = actor
+                .as_user()
+                .map(|u| u.to_session_user())
+                .ok_or(AppError::Unauthenticated)?;
+            let items = state()?
+                .engine
+                .checklist_template(&actor, &environment)
+                .await?;
+            Ok(ChecklistPage {
+                me,
+                environment,
+                items,
+            })
+        }
+        .await,
+    )
+}
+
+/// `kind` is `manual` or the name of an automatic check; anything else is refused.
+#[server(endpoint = "add_checklist_item")]
+#[allow(clippy::too_many_arguments)]
+pub async fn add_checklist_item(
+    environment: String,
+    title: String,
+    description: String,
+    required_role: String,
+    kind: String,
+    #[server(default)] required: Option<String>,
+    #[server(default)] max_age_hours: Option<String>,
+) -> Result<(), AppError> {
+    crate::error::respond(
+        async move {
+            let refused = |e: model::UnknownVariant| AppError::Refused(e.to_string());
+            let required_role: Role = required_role.parse().map_err(refused)?;
+            let auto_check = match kind.as_str() {
+                "manual" => None,
+                other => Some(other.parse::<AutoCheck>().map_err(refused)?),
+            };
+            let max_age_hours = match max_age_hours.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(h) => Some(h.parse::<i64>().map_err(|_| {
+                    AppError::Refused(format!("maximum age {h:?} is not a number of hours"))
+                })?),
+            };
+            let item = TemplateItem {
+                id: 0,
+                title,
+                description,
+                required_role,
+                auto_check,
+                max_age_hours,
+                required: required.is_some(),
+            };
+            Ok(state()?
+                .engine
+                .add_checklist_item(&actor().await?, &environment, item)
+                .await?)
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "remove_checklist_item")]
+pub async fn remove_checklist_item(environment: String, item: i64) -> Result<(), AppError> {
+    crate::error::respond(
+        async move {
+            Ok(state()?
+                .engine
+                .remove_checklist_item(&actor().await?, &environment, item)
+                .await?)
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "reset_checklist")]
+pub async fn reset_checklist(environment: String) -> Result<(), AppError> {
+    crate::error::respond(
+        async move {
+            Ok(state()?
+                .engine
+                .reset_checklist(&actor().await?, &environment)
+                .await?)
+        }
+        .await,
+    )
+}
+
+#[component]
+pub fn ChecklistTemplatePage() -> impl IntoView {
+    let params = use_params_map();
+    let env = move || params.read().get("name").unwrap_or_default();
+    let add = ServerAction::<AddChecklistItem>::new();
+    let remove = ServerAction::<RemoveChecklistItem>::new();
+    let reset = ServerAction::<ResetChecklist>::new();
+    let page = Resource::new(
+        move || {
+            (
+                env(),
+                add.version().get(),
+                remove.version().get(),
+                reset.version().get(),
+            )
+        },
+        |(env, ..)| load_checklist(env),
+    );
+    let errors = move || {
+        [
+            add.value().get().and_then(Result::err),
+            remove.value().get().and_then(Result::err),
+            reset.value().get().and_then(Result::err),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|e| view! { <p class="result error" role="alert" data-testid="action-error">{e.to_string()}</p> })
+        .collect_view()
+    };
+    view! {
+        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(p) => {
+                        let admin = p.me.role == Role::Admin;
+                        let env = p.environment.clone();
+                        view! {
+                            <TopBar user=p.me.clone()/>
+                            <main>
+                                <h1>{format!("Checklist of {}", p.environment)}</h1>
+                                <p class="notice">"Every release requested for this environment gets these items. A release deploys only when each required item is signed (never by its requester) or verified."</p>
+                                {errors}
+                                <TemplateTable items=p.items.clone() environment=env.clone() admin remove/>
+                                {admin.then(|| view! { <AdminForms environment=env.clone() add reset/> })}
+                            </main>
+                        }
+                        .into_any()
+                    }
+                    Err(e) => page_error(e),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn TemplateTable(
+    items: Vec<TemplateItem>,
+    environment: String,
+    admin: bool,
+    remove: ServerAction<RemoveChecklistItem>,
+) -> impl IntoView {
+    if items.is_empty() {
+        return view! { <p class="notice" data-testid="no-checklist">"No checklist: any version deploys directly."</p> }.into_any();
+    }
+    view! {
+        <table class="history" data-testid="template">
+            <thead>
+                <tr><th>"Item"</th><th>"Kind"</th><th>"Signed by"</th><th>"Required"</th>{admin.then(|| view! { <th></th> })}</tr>
+            </thead>
+            <tbody>
+                {items
+                    .into_iter()
+                    .map(|i| {
+                        let env = environment.clone();
+                        view! {
+                            <tr data-item=i.title.clone()>
+                                <td><strong>{i.title.clone()}</strong><br/><small>{i.description.clone()}</small></td>
+                                <td>{i.auto_check.map(|c| format!("automatic: {}", c.describe())).unwrap_or_else(|| "manual".into())}</td>
+                                <td>{format!("{} or higher", i.required_role)}</td>
+                                <td>{if i.required { "required" } else { "optional" }}</td>
+                                {admin.then(|| view! {
+                                    <td>
+                                        <ActionForm action=remove attr:class="inline">
+                                            <input type="hidden" name="environment" value=env/>
+                                            <input type="hidden" name="item" value=i.id/>
+                                            <button type="submit" class="danger">"Remove"</button>
+                                        </ActionForm>
+                                    </td>
+                                })}
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+#[component]
+fn AdminForms(
+    environment: String,
+    add: ServerAction<AddChecklistItem>,
+    reset: ServerAction<ResetChecklist>,
+) -> impl IntoView {
+    let reset_env = environment.clone();
+    view! {
+        <section class="request">
+            <h2>"Add an item"</h2>
+            <ActionForm action=add attr:class="stacked">
+                <input type="hidden" name="environment" value=environment.clone()/>
+                <label>"Title" <input type="text" name="title" data-testid="item-title"/></label>
+                <label>"Description" <input type="text" name="description"/></label>
+                <label>"Signed by"
+                    <select name="required_role" data-testid="item-role">
+                        <option value="approver">"approver or higher"</option>
+                        <option value="deployer">"deployer or higher"</option>
+                        <option value="admin">"admin"</option>
+                    </select>
+                </label>
+                <label>"Kind"
+                    <select name="kind" data-testid="item-kind">
+                        <option value="manual">"manual (a person signs)"</option>
+                        {AutoCheck::ALL.into_iter().map(|c| view! { <option value=c.as_str()>{format!("automatic: {}", c.describe())}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label>"Max backup age (hours, backup check only)" <input type="text" name="max_age_hours"/></label>
+                <label class="check"><input type="checkbox" name="required" value="on" checked/>" required"</label>
+                <button type="submit" data-testid="item-add">"Add item"</button>
+            </ActionForm>
+            <ActionForm action=reset attr:class="inline">
+                <input type="hidden" name="environment" value=reset_env/>
+                <button type="submit" class="danger" data-testid="checklist-reset">"Replace with the default checklist"</button>
+            </ActionForm>
+        </section>
+    }
+}
