@@ -77,15 +77,19 @@ add_user admin admin admin-password-1
 add_user dana deployer deployer-password-1
 add_user victor viewer viewer-password-1
 add_user alice approver approver-password-1
+add_user bob approver approver-password-2
 
 echo "e2e-server: data dir $data_dir; console output also in $log" >&2
 : >"$log"
 # The console's output goes to Playwright (shown as [WebServer]) and to $log. tee runs
 # in this process group, which Playwright stops with the console.
 exec > >(tee -a "$log" >&2) 2>&1
+# No checklist at first: the earlier journeys deploy by version; the approvals
+# journey (09) gives production the default checklist through the admin page.
 SWITCHYARD_ADMIN_PASSWORD=admin-password-1 exec "$bin" --data-dir "$data_dir" serve \
   --listen "$listen" \
   --app-listen "$app_listen" \
   --proxy-admin "$proxy_admin" \
   --health-deadline-secs 5 \
+  --demo-checklist none \
   --site-root "$site_root"

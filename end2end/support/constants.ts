@@ -9,6 +9,7 @@ export const USERS = {
   dana: { username: 'dana', password: 'deployer-password-1' },
   victor: { username: 'victor', password: 'viewer-password-1' },
   alice: { username: 'alice', password: 'approver-password-1' },
+  bob: { username: 'bob', password: 'approver-password-2' },
 } as const;
 
 export type Account = (typeof USERS)[keyof typeof USERS];
