@@ -87,14 +87,14 @@ pub async fn rollback(environment: String, reason: String) -> Result<DeploymentV
 }
 
 /// "2026-11-22T02:15:03.123+00:00" → "2026-11-22 02:15:03 UTC".
-fn short_time(rfc3339: &str) -> String {
+pub(crate) fn short_time(rfc3339: &str) -> String {
     match rfc3339.get(..19) {
         Some(t) => format!("{} UTC", t.replace('T', " ")),
         None => rfc3339.to_string(),
     }
 }
 
-fn duration_text(ms: Option<i64>) -> String {
+pub(crate) fn duration_text(ms: Option<i64>) -> String {
     match ms {
         Some(ms) if ms < 1000 => format!("{ms} ms"),
         Some(ms) => format!("{:.1} s", ms as f64 / 1000.0),
@@ -329,7 +329,15 @@ fn History(rows: Vec<DeploymentView>) -> impl IntoView {
                                     </a>
                                 </td>
                                 <td>{d.kind.to_string()}</td>
-                                <td>{d.status.to_string()}</td>
+                                <td>
+                                    <a
+                                        href=format!("/deployments/{}", d.id)
+                                        title="steps of this deployment"
+                                        data-testid="deployment-link"
+                                    >
+                                        {d.status.to_string()}
+                                    </a>
+                                </td>
                                 <td>{versions}</td>
                                 <td>{d.requested_by.clone()}</td>
                                 <td>{short_time(&d.started_at)}</td>

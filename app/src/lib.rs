@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod checklists;
 pub mod dashboard;
+pub mod deployment;
 pub mod error;
 pub mod layout;
 pub mod releases;
@@ -57,6 +58,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
                 <Route path=path!("/login") view=auth::LoginPage/>
                 <Route path=path!("/") view=dashboard::DashboardPage/>
+                <Route path=path!("/deployments/:id") view=deployment::DeploymentPage/>
                 <Route path=path!("/audit") view=audit::AuditLogPage/>
                 <Route path=path!("/users") view=users::UsersPage/>
                 <Route path=path!("/releases") view=releases::ReleasesListPage/>

@@ -20,6 +20,7 @@ pub mod rbac;
 pub mod releases;
 pub mod router;
 pub mod runtime;
+pub mod steps;
 pub mod store;
 pub mod users;
 

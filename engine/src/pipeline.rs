@@ -15,10 +15,12 @@ use crate::rbac::{self, Action};
 use crate::releases;
 use crate::router::{BuiltinRouter, TrafficRouter};
 use crate::runtime::{Liveness, Runtime, SlotSpec};
+use crate::steps;
 use crate::store::Pool;
 use crate::users::User;
 use model::{
-    DeploymentKind, DeploymentStatus, DeploymentView, RoutingTable, SlotColor, SlotState, Upstream,
+    DeploymentDetail, DeploymentKind, DeploymentStatus, DeploymentView, RoutingTable, SlotColor,
+    SlotState, StepStatus, Upstream,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -261,6 +263,55 @@ impl Engine {
         deployments::history(self.pool(), env.id, limit.clamp(1, 500)).await
     }
 
+    /// One deployment with its steps, for its page. Whoever may read the
+    /// history may read this.
+    pub async fn deployment(&self, actor: &Actor, id: i64) -> Result<DeploymentDetail> {
+        actor.authorize(Action::ViewEnvironments)?;
+        let deployment = deployments::get(self.pool(), id).await?;
+        let steps = steps::list(self.pool(), id).await?;
+        let elapsed_ms = match deployment.duration_ms {
+            Some(ms) => ms,
+            None => chrono::DateTime::parse_from_rfc3339(&deployment.started_at)
+                .map(|t| (crate::now() - t.with_timezone(&chrono::Utc)).num_milliseconds())
+                .unwrap_or(0)
+                .max(0),
+        };
+        Ok(DeploymentDetail {
+            deployment,
+            steps,
+            elapsed_ms,
+        })
+    }
+
+    /// Marks a step of `dep_id` running. The timeline is a record of the run,
+    /// not part of it: a write that fails is logged and the run goes on.
+    async fn step_start(&self, dep_id: i64, name: &str) {
+        if let Err(e) = steps::start(self.pool(), dep_id, name).await {
+            tracing::error!(dep_id, step = name, error = %e, "could not record a step");
+        }
+    }
+
+    /// Ends a step of `dep_id`; see [`Engine::step_start`].
+    async fn step_end(&self, dep_id: i64, name: &str, status: StepStatus, message: &str) {
+        if let Err(e) = steps::finish(self.pool(), dep_id, name, status, message).await {
+            tracing::error!(dep_id, step = name, error = %e, "could not record a step");
+        }
+    }
+
+    /// Writes a new deployment's steps, the lock (its row) already taken.
+    async fn plan_steps(&self, dep_id: i64, names: &[&str], env_name: &str) {
+        if let Err(e) = steps::plan(self.pool(), dep_id, names).await {
+            tracing::error!(dep_id, error = %e, "could not record the steps of a deployment");
+        }
+        self.step_end(
+            dep_id,
+            "lock",
+            StepStatus::Succeeded,
+            &format!("{env_name} locked for deployment #{dep_id}"),
+        )
+        .await;
+    }
+
     /// Runs `work` as a detached task that owns the deployment row: if the
     /// caller goes away (browser closed, request cancelled) the deployment still
     /// finishes and its row is always closed.
@@ -279,6 +330,11 @@ impl Engine {
                 Ok(m) => (DeploymentStatus::Succeeded, m),
                 Err(m) => (DeploymentStatus::Failed, m),
             };
+            // Steps first: once the row is closed the page stops refreshing.
+            let failure = (status == DeploymentStatus::Failed).then_some(message.as_str());
+            if let Err(e) = steps::close(this.pool(), dep_id, failure).await {
+                tracing::error!(dep_id, error = %e, "could not close the steps of a deployment");
+            }
             if let Err(e) = deployments::finish(this.pool(), dep_id, status, &message).await {
                 tracing::error!(dep_id, error = %e, "could not record the end of a deployment");
             }
@@ -334,13 +390,9 @@ impl Engine {
     async fn audit_start(&self, dep_id: i64, mut ev: Event) -> Result<()> {
         ev.details["deployment"] = serde_json::json!(dep_id);
         if let Err(e) = self.audit(ev).await {
-            deployments::finish(
-                self.pool(),
-                dep_id,
-                DeploymentStatus::Failed,
-                "not started: the audit log could not be written",
-            )
-            .await?;
+            const NOT_STARTED: &str = "not started: the audit log could not be written";
+            steps::close(self.pool(), dep_id, Some(NOT_STARTED)).await?;
+            deployments::finish(self.pool(), dep_id, DeploymentStatus::Failed, NOT_STARTED).await?;
             return Err(e);
         }
         Ok(())
@@ -458,6 +510,7 @@ impl Engine {
             },
         )
         .await?;
+        self.plan_steps(dep_id, steps::DEPLOY, &env.name).await;
         if let Some(g) = gate {
             releases::link_deployment(self.pool(), dep_id, g.release_id).await?;
         }
@@ -499,23 +552,29 @@ impl Engine {
         } = prepared;
         let this = self.clone();
         self.run_detached(dep_id, finish, async move {
+            this.step_start(dep_id, "preflight").await;
             if let Some(g) = gate {
                 this.ensure_deployable(g.release_id, g.revision, Moment::Execution)
                     .await
                     .map_err(|e| format!("approvals re-checked at start: {e}"))?;
             }
-            this.deploy_steps(env, idle, &version)
+            this.deploy_steps(dep_id, env, idle, &version, gate.is_some())
                 .await
                 .map_err(|e| e.to_string())
         })
         .await
     }
 
+    /// The deploy itself, step by step. The preflight step is running when
+    /// this is called; whichever step is running when this returns an error
+    /// is the one that failed (see [`Engine::run_detached`]).
     async fn deploy_steps(
         &self,
+        dep_id: i64,
         env: Environment,
         idle: SlotColor,
         version: &str,
+        approvals_checked: bool,
     ) -> Result<String> {
         let pool = self.pool();
         let rt = self.runtime_for(&env)?;
@@ -529,6 +588,23 @@ impl Engine {
                 "refusing to touch {idle}: it is the active slot"
             )));
         }
+        let approvals = if approvals_checked {
+            "; the release's approvals still hold"
+        } else {
+            ""
+        };
+        self.step_end(
+            dep_id,
+            "preflight",
+            StepStatus::Succeeded,
+            &format!(
+                "router answers (generation {}); {idle} is the idle slot{approvals}",
+                routed.generation
+            ),
+        )
+        .await;
+
+        self.step_start(dep_id, "start").await;
         // Whatever is left in the idle slot is the previous standby; the new
         // release replaces it. The active slot is not touched.
         let previous = environments::slot(pool, env.id, idle).await?;
@@ -572,7 +648,24 @@ impl Engine {
             Some(&running.address),
         )
         .await?;
+        let replaced = match (&previous.handle, &previous.version) {
+            (Some(_), Some(v)) => format!(" (replacing the previous standby, {v})"),
+            (Some(_), None) => " (replacing the previous standby)".to_string(),
+            _ => String::new(),
+        };
+        self.step_end(
+            dep_id,
+            "start",
+            StepStatus::Succeeded,
+            &format!(
+                "{version} started in {idle} at {}{replaced}",
+                running.address
+            ),
+        )
+        .await;
 
+        self.step_start(dep_id, "health").await;
+        let health_started = Instant::now();
         if let Err(why) = self
             .wait_healthy(&env, idle, &running.handle, &running.address)
             .await
@@ -582,6 +675,19 @@ impl Engine {
             return Err(Error::DeploymentFailed(format!("health wait: {why}")));
         }
         environments::set_slot_state(pool, env.id, idle, SlotState::Healthy).await?;
+        self.step_end(
+            dep_id,
+            "health",
+            StepStatus::Succeeded,
+            &format!(
+                "{idle} answered {} after {:.1} s",
+                env.health_path,
+                health_started.elapsed().as_secs_f64()
+            ),
+        )
+        .await;
+
+        self.step_start(dep_id, "switch").await;
 
         let generation = env.routing_generation.max(routed.generation) + 1;
         let table = RoutingTable {
@@ -591,6 +697,7 @@ impl Engine {
                 address: running.address.clone(),
             }),
         };
+        let mut lost_answer = "";
         if let Err(e) = router.apply(&table).await {
             // The write may have landed even though its answer was lost: ask
             // the router before declaring the switch failed, or the slot users
@@ -603,11 +710,46 @@ impl Engine {
                 return Err(Error::DeploymentFailed(format!("switch: {e}")));
             }
             tracing::warn!(env = %env.name, error = %e, "switch answer lost but the router shows it applied");
+            lost_answer = " (the router's answer was lost; asked again, it shows the switch)";
         }
         environments::set_active(pool, env.id, idle, generation).await?;
+        self.step_end(
+            dep_id,
+            "switch",
+            StepStatus::Succeeded,
+            &format!("users now reach {idle} (routing generation {generation}){lost_answer}"),
+        )
+        .await;
+
+        // The old slot is not touched: it stays up for an instant rollback.
         let standby = match env.active {
-            Some(old) => format!("; {old} kept warm as standby"),
-            None => String::new(),
+            Some(old) => {
+                self.step_start(dep_id, "standby").await;
+                let old_version = environments::slot(pool, env.id, old)
+                    .await
+                    .ok()
+                    .and_then(|s| s.version)
+                    .map(|v| format!(" ({v})"))
+                    .unwrap_or_default();
+                self.step_end(
+                    dep_id,
+                    "standby",
+                    StepStatus::Succeeded,
+                    &format!("{old}{old_version} kept running as the warm standby for rollback"),
+                )
+                .await;
+                format!("; {old} kept warm as standby")
+            }
+            None => {
+                self.step_end(
+                    dep_id,
+                    "standby",
+                    StepStatus::Skipped,
+                    "first deploy: no previous slot to keep warm",
+                )
+                .await;
+                String::new()
+            }
         };
         Ok(format!("{version} is live on {idle}{standby}"))
     }
@@ -713,6 +855,7 @@ impl Engine {
             },
         )
         .await?;
+        self.plan_steps(dep_id, steps::ROLLBACK, &env.name).await;
         tracing::info!(env = %env.name, to = %standby_color, dep_id, "rollback started");
         let mut ev = actor.event("rollback.start", Outcome::Ok);
         ev.environment = Some(env.name.clone());
@@ -730,7 +873,9 @@ impl Engine {
         let version = standby.version.clone().unwrap_or_default();
         self.run_detached(dep_id, finish, async move {
             let t = Instant::now();
-            this.switch_to(&env, standby_color, &address)
+            this.step_start(dep_id, "switch").await;
+            let message = this
+                .switch_to(&env, standby_color, &address)
                 .await
                 .map(|()| {
                     format!(
@@ -738,7 +883,10 @@ impl Engine {
                         t.elapsed().as_millis()
                     )
                 })
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            this.step_end(dep_id, "switch", StepStatus::Succeeded, &message)
+                .await;
+            Ok(message)
         })
         .await
     }
@@ -818,6 +966,7 @@ impl Engine {
                     "interrupted: the console stopped while this deployment ran".to_string(),
                 ),
             };
+            steps::close(pool, dep_id, Some(steps::INTERRUPTED)).await?;
             deployments::finish(pool, dep_id, status, &message).await?;
             let mut ev = Actor::system().event(
                 "deployment.recover",

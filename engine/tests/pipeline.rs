@@ -13,8 +13,11 @@ use engine::environments::{self, NewEnvironment};
 use engine::pipeline::Actor;
 use engine::runtime::{Liveness, ProcessRuntime, RunningSlot, Runtime, RuntimeError, SlotSpec};
 use engine::users::User;
-use engine::{Engine, Error};
-use model::{DeploymentKind, DeploymentStatus, DeploymentView, Role, SlotColor, SlotState};
+use engine::{steps, Engine, Error};
+use model::{
+    DeploymentKind, DeploymentStatus, DeploymentView, Role, SlotColor, SlotState, StepStatus,
+    StepView,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
@@ -939,4 +942,371 @@ async fn every_action_leaves_exactly_its_audit_entry() {
         audit::verify(&pool).await.unwrap(),
         Verdict::Intact { .. }
     ));
+}
+
+/// (name, status) of each step, in order.
+fn step_names(steps: &[StepView]) -> Vec<(&str, StepStatus)> {
+    steps.iter().map(|s| (s.name.as_str(), s.status)).collect()
+}
+
+fn at(ts: &Option<String>) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(ts.as_deref().expect("a timestamp"))
+        .expect("an RFC 3339 timestamp")
+}
+
+#[tokio::test]
+async fn a_deploy_records_its_steps_in_order_as_they_happen() {
+    use StepStatus::*;
+    let h = Harness::with_v1_live().await;
+    let vic = h.user("vic", Role::Viewer).await;
+    let dora = h.user("dora", Role::Deployer).await;
+
+    // The first deploy has no old slot to keep warm.
+    let boot = h.history().await[0].id;
+    let first = h.engine.deployment(&vic, boot).await.unwrap();
+    assert_eq!(
+        step_names(&first.steps),
+        [
+            ("lock", Succeeded),
+            ("preflight", Succeeded),
+            ("start", Succeeded),
+            ("health", Succeeded),
+            ("switch", Succeeded),
+            ("standby", Skipped),
+        ]
+    );
+    assert!(first.steps[5]
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("first deploy"));
+
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    // Viewers read a deployment's steps as they read the history.
+    let detail = h.engine.deployment(&vic, d.id).await.unwrap();
+    assert_eq!(detail.deployment, d);
+    assert_eq!(detail.elapsed_ms, d.duration_ms.unwrap());
+    assert_eq!(
+        step_names(&detail.steps),
+        [
+            ("lock", Succeeded),
+            ("preflight", Succeeded),
+            ("start", Succeeded),
+            ("health", Succeeded),
+            ("switch", Succeeded),
+            ("standby", Succeeded),
+        ]
+    );
+    let started = at(&Some(d.started_at.clone()));
+    let finished = at(&d.finished_at);
+    let mut previous_end = started;
+    for (i, s) in detail.steps.iter().enumerate() {
+        assert_eq!(s.seq, i as i64 + 1);
+        let (from, to) = (at(&s.started_at), at(&s.finished_at));
+        assert!(
+            from >= previous_end,
+            "{} began before the step before it ended",
+            s.name
+        );
+        assert!(to >= from, "{} ended before it began", s.name);
+        assert!(to <= finished, "{} ended after the deployment", s.name);
+        assert_eq!(s.duration_ms, Some((to - from).num_milliseconds()));
+        assert!(s.message.as_deref().is_some_and(|m| !m.is_empty()), "{s:?}");
+        previous_end = to;
+    }
+    let message = |name: &str| {
+        detail
+            .steps
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.message.clone())
+            .unwrap()
+    };
+    assert!(
+        message("start").contains("v2 started in green"),
+        "{}",
+        message("start")
+    );
+    assert!(
+        message("switch").contains("users now reach green"),
+        "{}",
+        message("switch")
+    );
+    assert!(
+        message("standby").contains("blue (v1)"),
+        "{}",
+        message("standby")
+    );
+
+    // A rollback: the lock, then the switch back.
+    let r = h.engine.rollback(&dora, ENV, "steps test").await.unwrap();
+    assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
+    let detail = h.engine.deployment(&vic, r.id).await.unwrap();
+    assert_eq!(
+        step_names(&detail.steps),
+        [("lock", Succeeded), ("switch", Succeeded)]
+    );
+    assert!(detail.steps[1]
+        .message
+        .as_deref()
+        .unwrap()
+        .starts_with("switched back to blue (v1)"));
+
+    // Nothing in any step is a secret.
+    for id in [boot, d.id, r.id] {
+        let detail = h.engine.deployment(&vic, id).await.unwrap();
+        let text = format!("{detail:?}");
+        assert!(!text.contains(TOKEN), "the proxy token leaked: {text}");
+    }
+    let e = h.engine.deployment(&vic, 9999).await.unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+}
+
+#[tokio::test]
+async fn a_deploy_that_never_turns_healthy_says_why_and_skips_the_rest() {
+    use StepStatus::*;
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let d = h.engine.deploy(&dora, ENV, "v2+unhealthy").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    assert_eq!(
+        h.users_see().await,
+        "switchyard-demo v1\n",
+        "users stay on v1"
+    );
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+
+    let detail = h.engine.deployment(&dora, d.id).await.unwrap();
+    assert_eq!(
+        step_names(&detail.steps),
+        [
+            ("lock", Succeeded),
+            ("preflight", Succeeded),
+            ("start", Succeeded),
+            ("health", Failed),
+            ("switch", Skipped),
+            ("standby", Skipped),
+        ]
+    );
+    let health = &detail.steps[3];
+    let why = health.message.as_deref().unwrap();
+    assert!(why.contains("not healthy within 3.0 s"), "{why}");
+    assert!(
+        why.contains("503"),
+        "the last probe's answer is shown: {why}"
+    );
+    assert!(health.finished_at.is_some());
+    assert!(
+        health.duration_ms.unwrap() >= 3000,
+        "the health wait lasted its deadline: {health:?}"
+    );
+    for s in &detail.steps[4..] {
+        assert_eq!(
+            (&s.started_at, &s.finished_at, &s.message),
+            (&None, &None, &None),
+            "{s:?} was never reached"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_running_deploy_shows_its_progress() {
+    // +slow binds its port after 3 s: the health step runs for a while.
+    let h = Harness::new(Duration::from_secs(15)).await;
+    let d = h.engine.deploy(&Actor::system(), ENV, "v1").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let dora = h.user("dora", Role::Deployer).await;
+    let vic = h.user("vic", Role::Viewer).await;
+
+    let deploy = tokio::spawn({
+        let engine = h.engine.clone();
+        async move { engine.deploy(&dora, ENV, "v2+slow").await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let newest = h.history().await[0].clone();
+        if newest.id != d.id {
+            let detail = h.engine.deployment(&vic, newest.id).await.unwrap();
+            if detail
+                .steps
+                .iter()
+                .any(|s| s.name == "health" && s.status == StepStatus::Running)
+            {
+                break detail;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the health step never showed as running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(seen.deployment.status, DeploymentStatus::Running);
+    assert_eq!(seen.deployment.duration_ms, None);
+    use StepStatus::*;
+    assert_eq!(
+        step_names(&seen.steps),
+        [
+            ("lock", Succeeded),
+            ("preflight", Succeeded),
+            ("start", Succeeded),
+            ("health", Running),
+            ("switch", Pending),
+            ("standby", Pending),
+        ]
+    );
+    let health = &seen.steps[3];
+    assert!(health.started_at.is_some() && health.finished_at.is_none());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = h.engine.deployment(&vic, seen.deployment.id).await.unwrap();
+    if later.deployment.status == DeploymentStatus::Running {
+        assert!(later.elapsed_ms > seen.elapsed_ms, "{later:?}");
+        assert!(later.steps[3].duration_ms > health.duration_ms, "{later:?}");
+    }
+
+    let done = deploy.await.unwrap().unwrap();
+    assert_eq!(done.status, DeploymentStatus::Succeeded, "{done:?}");
+    let detail = h.engine.deployment(&vic, done.id).await.unwrap();
+    assert!(
+        detail.steps.iter().all(|s| s.status == Succeeded),
+        "{detail:?}"
+    );
+}
+
+#[tokio::test]
+async fn reconcile_closes_the_step_a_dead_console_left_running() {
+    use StepStatus::*;
+    let h = Harness::with_v1_live().await;
+    let pool = h.engine.pool().clone();
+    let env = environments::find(&pool, ENV).await.unwrap();
+
+    // What a console that died during the health wait leaves behind.
+    let dep = engine::deployments::begin(
+        &pool,
+        &engine::deployments::NewDeployment {
+            environment_id: env.id,
+            kind: DeploymentKind::Deploy,
+            from_version: Some("v1"),
+            to_version: Some("v2"),
+            from_slot: Some(SlotColor::Blue),
+            to_slot: Some(SlotColor::Green),
+            requested_by: None,
+            reason: None,
+        },
+    )
+    .await
+    .unwrap();
+    steps::plan(&pool, dep, steps::DEPLOY).await.unwrap();
+    for done in ["lock", "preflight", "start"] {
+        steps::start(&pool, dep, done).await.unwrap();
+        steps::finish(&pool, dep, done, Succeeded, "ok")
+            .await
+            .unwrap();
+    }
+    steps::start(&pool, dep, "health").await.unwrap();
+
+    let restarted = Engine::new(
+        pool.clone(),
+        Arc::new(ProcessRuntime::new(h.dir.path().join("logs"))),
+    );
+    restarted.reconcile().await.unwrap();
+
+    let detail = restarted.deployment(&Actor::system(), dep).await.unwrap();
+    assert_eq!(detail.deployment.status, DeploymentStatus::Failed);
+    assert_eq!(
+        step_names(&detail.steps),
+        [
+            ("lock", Succeeded),
+            ("preflight", Succeeded),
+            ("start", Succeeded),
+            ("health", Failed),
+            ("switch", Skipped),
+            ("standby", Skipped),
+        ]
+    );
+    let health = &detail.steps[3];
+    assert_eq!(health.message.as_deref(), Some(steps::INTERRUPTED));
+    assert!(health.finished_at.is_some());
+    assert!(detail.steps[..3]
+        .iter()
+        .all(|s| s.message.as_deref() == Some("ok")));
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+}
+
+/// A console that really dies mid-deploy (its runtime is dropped while the
+/// health wait runs): the next console's reconcile closes the step.
+#[tokio::test]
+async fn a_console_killed_during_the_health_wait_leaves_a_closed_timeline() {
+    use StepStatus::*;
+    let h = Harness::new(Duration::from_secs(15)).await;
+    let d = h.engine.deploy(&Actor::system(), ENV, "v1").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+
+    // The doomed console: its own tokio runtime, pool and engine over the same
+    // database, deploying a build that takes 3 s to come up.
+    let url = format!("sqlite:{}", h.db.display());
+    let logs = h.dir.path().join("logs");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let doomed = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.spawn(async move {
+            let pool = engine::store::open(&url).await.unwrap();
+            let engine = Engine::new(pool, Arc::new(ProcessRuntime::new(logs)));
+            let _ = engine.deploy(&Actor::system(), ENV, "v2+slow").await;
+        });
+        // Wait for the signal, then die without finishing anything.
+        let _ = rx.recv();
+        rt.shutdown_background();
+    });
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dep = loop {
+        let newest = h.history().await[0].clone();
+        if newest.id != d.id {
+            let detail = h
+                .engine
+                .deployment(&Actor::system(), newest.id)
+                .await
+                .unwrap();
+            if detail
+                .steps
+                .iter()
+                .any(|s| s.name == "health" && s.status == Running)
+            {
+                break newest.id;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the health step never showed as running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tx.send(()).unwrap();
+    doomed.join().unwrap();
+
+    h.engine.reconcile().await.unwrap();
+    let detail = h.engine.deployment(&Actor::system(), dep).await.unwrap();
+    assert_eq!(
+        detail.deployment.status,
+        DeploymentStatus::Failed,
+        "{detail:?}"
+    );
+    assert_eq!(
+        step_names(&detail.steps),
+        [
+            ("lock", Succeeded),
+            ("preflight", Succeeded),
+            ("start", Succeeded),
+            ("health", Failed),
+            ("switch", Skipped),
+            ("standby", Skipped),
+        ]
+    );
+    assert_eq!(detail.steps[3].message.as_deref(), Some(steps::INTERRUPTED));
+    // Users never left v1, and the half-started slot was stopped.
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+    assert_eq!(h.slot(SlotColor::Green).await.handle, None);
 }

@@ -295,6 +295,85 @@ pub struct DeploymentView {
     pub duration_ms: Option<i64>,
 }
 
+/// Where one step of a deployment is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    /// Never reached: an earlier step failed, or there was nothing to do.
+    Skipped,
+}
+
+impl StepStatus {
+    pub const ALL: [StepStatus; 5] = [
+        StepStatus::Pending,
+        StepStatus::Running,
+        StepStatus::Succeeded,
+        StepStatus::Failed,
+        StepStatus::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Pending or running: the step may still change.
+    pub fn is_open(self) -> bool {
+        matches!(self, StepStatus::Pending | StepStatus::Running)
+    }
+}
+
+impl fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StepStatus {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StepStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownVariant::new("step status", s))
+    }
+}
+
+/// One step of a deployment's timeline (lock, preflight, start, health,
+/// switch, standby for a deploy; lock, switch for a rollback).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepView {
+    /// Order within the deployment, from 1.
+    pub seq: i64,
+    pub name: String,
+    pub status: StepStatus,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Finished steps: how long they took. A running step: how long it has
+    /// been running when this view was made.
+    pub duration_ms: Option<i64>,
+    pub message: Option<String>,
+}
+
+/// A deployment with its steps, for its own page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentDetail {
+    pub deployment: DeploymentView,
+    pub steps: Vec<StepView>,
+    /// Finished deployments: their duration. A running one: how long it has
+    /// been running when this view was made.
+    pub elapsed_ms: i64,
+}
+
 /// Where switchyard-proxy sends user traffic. `generation` fences writers:
 /// the proxy refuses a table whose generation is not newer than its own, so a
 /// stale deploy worker cannot switch traffic back behind a newer one.
@@ -323,6 +402,9 @@ mod tests {
         }
         for r in Role::ALL {
             assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
+        }
+        for s in StepStatus::ALL {
+            assert_eq!(s.as_str().parse::<StepStatus>().unwrap(), s);
         }
         assert!("purple".parse::<SlotColor>().is_err());
         assert_eq!(

@@ -201,6 +201,21 @@ impl Console {
         )
     }
 
+    /// A deploy of v1 by the system, which fails at the preflight (the
+    /// environment's proxy is not running). Returns its deployment.
+    async fn failed_deploy(&self) -> DeploymentView {
+        let engine = Engine::new(
+            self.pool.clone(),
+            Arc::new(ProcessRuntime::new(self._dir.path().join("logs"))),
+        );
+        let d = engine
+            .deploy(&engine::pipeline::Actor::system(), ENV, "v1")
+            .await
+            .unwrap();
+        assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+        d
+    }
+
     async fn user(&self, name: &str, role: Role) {
         engine::users::create(&self.pool, name, PASSWORD, role)
             .await
@@ -430,6 +445,11 @@ async fn viewers_and_anonymous_callers_cannot_deploy_or_roll_back() {
         let r = c.post(path, &[("name", ENV)], None, &[]).await;
         assert_eq!(r.error(), AppError::Unauthenticated, "{path}");
     }
+    let r = c
+        .post("/api/load_deployment", &[("id", "1")], None, &[])
+        .await;
+    assert_eq!(r.status.as_u16(), 401, "{}", r.body);
+    assert_eq!(r.error(), AppError::Unauthenticated);
     // A cookie the server never issued is no better.
     let r = c
         .post(
@@ -688,6 +708,8 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
     let tid = target_id.to_string();
     // A protected environment and a release by someone outside the matrix,
     // so four-eyes never hides a role decision.
+    // A deployment to read, recorded before the environment is protected.
+    let did = c.failed_deploy().await.id.to_string();
     let (release, reviewed, rollback_plan, template_item) = c.protected_release("rita").await;
     let (rid, reviewed, rollback_plan, template_item) = (
         release.to_string(),
@@ -714,6 +736,11 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             [true, true, true, true],
         ),
         ("/api/audit_page", vec![], [true, true, true, true]),
+        (
+            "/api/load_deployment",
+            vec![("id", &did)],
+            [true, true, true, true],
+        ),
         (
             "/api/deploy",
             vec![("environment", ENV), ("version", "v2")],
@@ -859,6 +886,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
                     "/api/environment_status",
                     "/api/deployment_history",
                     "/api/audit_page",
+                    "/api/load_deployment",
                     "/api/list_users",
                     "/api/list_releases",
                     "/api/load_release",
@@ -908,7 +936,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             }
         }
     }
-    assert_eq!(report.len(), 4 * 24, "{report:#?}");
+    assert_eq!(report.len(), 4 * 25, "{report:#?}");
 }
 
 /// Admin changes take effect on the user's very next request: a disabled
@@ -1134,4 +1162,83 @@ async fn forged_fields_in_a_sign_form_change_nothing() {
         .await;
     assert!(!r.status.is_success(), "GET signed: {}", r.status);
     assert_eq!(c.count("signoffs").await, 1);
+}
+
+/// A deployment's page data over HTTP: its steps say where and why it
+/// stopped, every role can read it, and an unknown id is a 404.
+#[tokio::test]
+async fn a_deployment_reads_with_its_steps_and_says_why_it_failed() {
+    let c = start().await;
+    let d = c.failed_deploy().await;
+    c.user("vera", Role::Viewer).await;
+    let cookie = c.session_for("vera").await;
+    let r = c
+        .post(
+            "/api/load_deployment",
+            &[("id", &d.id.to_string())],
+            Some(&cookie),
+            &[],
+        )
+        .await;
+    let v: serde_json::Value = r.json();
+    assert_eq!(v["me"]["username"], "vera");
+    assert_eq!(v["detail"]["deployment"]["id"], d.id);
+    assert_eq!(v["detail"]["deployment"]["status"], "failed");
+    let steps: Vec<(String, String)> = v["detail"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("lock", "succeeded"),
+        ("preflight", "failed"),
+        ("start", "skipped"),
+        ("health", "skipped"),
+        ("switch", "skipped"),
+        ("standby", "skipped"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(steps, expected, "{}", r.body);
+    let why = v["detail"]["steps"][1]["message"].as_str().unwrap();
+    assert!(why.contains("traffic router"), "{why}");
+    assert!(
+        !r.body.contains("http-test-token"),
+        "the proxy token leaked: {}",
+        r.body
+    );
+
+    let r = c
+        .post(
+            "/api/load_deployment",
+            &[("id", "9999")],
+            Some(&cookie),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 404, "{}", r.body);
+    assert!(matches!(r.error(), AppError::NotFound(_)), "{}", r.body);
+
+    // The page itself needs a session, like every other page, and renders
+    // the timeline on the server.
+    let path = format!("/deployments/{}", d.id);
+    let page = c.get(&path, None).await;
+    assert!(
+        page.status.is_redirection(),
+        "{}: {}",
+        page.status,
+        page.body
+    );
+    assert_eq!(page.headers.get(LOCATION).unwrap(), "/login");
+    let page = c.get(&path, Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Preflight checks"), "{}", page.body);
+    assert!(page.body.contains("traffic router"), "{}", page.body);
 }
