@@ -8,6 +8,12 @@ ensure_build_tools
 ensure_playwright
 cd "$ROOT"
 
+# CI machines have little disk (a run once died with "No space left on device"
+# at `cargo test`): no incremental caches there, and the debug artifacts go once
+# the Rust tests are done (the Playwright suite runs the release build).
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
+disk() { log "disk: $(df -h --output=avail "$ROOT" | tail -1 | tr -d ' ') free, target/ $(du -sh "$ROOT/target" 2>/dev/null | cut -f1)"; }
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -19,8 +25,14 @@ cargo build --workspace --exclude frontend
 
 log "cargo test"
 cargo test --workspace --exclude frontend
+disk
+if [ "${CI:-}" = "true" ]; then
+  log "cargo clean --profile dev (CI: free the disk before the release build)"
+  cargo clean --profile dev
+fi
 
 build_release
+disk
 
 log "playwright test"
 cd "$ROOT/end2end"

@@ -216,7 +216,8 @@ impl Engine {
         )))
     }
 
-    pub(crate) fn spec(env: &Environment, color: SlotColor, version: &str) -> SlotSpec {
+    /// What the runtime is asked to start for `version` in `color`.
+    pub fn spec(env: &Environment, color: SlotColor, version: &str) -> SlotSpec {
         SlotSpec {
             environment: env.name.clone(),
             color,
