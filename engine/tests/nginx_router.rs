@@ -10,8 +10,11 @@
 //! logs and temp paths in a tempdir, a free loopback port) and kills its
 //! process group when it ends, even when an assertion fails.
 
+use engine::environments::{self, NewEnvironment};
+use engine::pipeline::Actor;
 use engine::router::{NginxRouter, NginxSettings, RouterError, TrafficRouter};
-use model::{RoutingTable, SlotColor, Upstream};
+use engine::runtime::{Liveness, RunningSlot, RuntimeError, SlotSpec};
+use model::{DeploymentStatus, RoutingTable, SlotColor, Upstream};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::HashSet;
@@ -103,6 +106,94 @@ async fn wait_http(http: &reqwest::Client, url: &str, what: &str, alive: impl Fn
     }
 }
 
+/// Starts nginx in the foreground (`daemon off`, its own process group) with
+/// its prefix under `dir`, on a free loopback port, in front of the upstream
+/// include the returned router owns (written at generation 0 first).
+async fn start_nginx(
+    binary: &Path,
+    dir: &Path,
+    http: &reqwest::Client,
+) -> (Group, String, NginxRouter) {
+    let prefix = dir.join("nginx");
+    std::fs::create_dir_all(prefix.join("temp")).unwrap();
+    let p = prefix.display();
+    let port = free_port();
+    let conf = prefix.join("nginx.conf");
+    let include = prefix.join("switchyard-upstream.conf");
+    // Every path nginx writes is inside the prefix: no root-owned
+    // /var/log/nginx or /run/nginx.pid is needed (or touched).
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\n\
+                 master_process on;\n\
+                 worker_processes 2;\n\
+                 pid {p}/nginx.pid;\n\
+                 error_log {p}/error.log notice;\n\
+                 events {{ worker_connections 512; }}\n\
+                 http {{\n\
+                 access_log off;\n\
+                 client_body_temp_path {p}/temp/client;\n\
+                 proxy_temp_path {p}/temp/proxy;\n\
+                 fastcgi_temp_path {p}/temp/fastcgi;\n\
+                 uwsgi_temp_path {p}/temp/uwsgi;\n\
+                 scgi_temp_path {p}/temp/scgi;\n\
+                 include {};\n\
+                 server {{\n\
+                 listen 127.0.0.1:{port};\n\
+                 location / {{ proxy_pass http://{UPSTREAM}; }}\n\
+                 }}\n\
+                 }}\n",
+            include.display()
+        ),
+    )
+    .unwrap();
+    let router = NginxRouter::new(NginxSettings {
+        binary: binary.to_path_buf(),
+        conf: conf.clone(),
+        prefix: Some(prefix.clone()),
+        include,
+        pid_file: prefix.join("nginx.pid"),
+        upstream: UPSTREAM.into(),
+        reload_timeout: Duration::from_secs(10),
+    });
+    assert!(router.ensure_include().unwrap());
+
+    let log = std::fs::File::create(dir.join("nginx.stderr")).unwrap();
+    let mut nginx = spawn_group(
+        Command::new(binary)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(&prefix)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log),
+    );
+    let public = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        // Up = the master wrote its pid file and the port answers (502:
+        // no slot is active yet at generation 0).
+        if prefix.join("nginx.pid").exists()
+            && http.get(format!("http://{public}/")).send().await.is_ok()
+        {
+            break;
+        }
+        if let Ok(Some(status)) = nginx.0.try_wait() {
+            let err = std::fs::read_to_string(dir.join("nginx.stderr"));
+            let log = std::fs::read_to_string(prefix.join("error.log"));
+            panic!("nginx exited with {status} before it served:\n{err:?}\n{log:?}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nginx not serving on {public} after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (nginx, public, router)
+}
+
 /// nginx, two demo slots and a router for them.
 struct Harness {
     // Dropped in declaration order: processes first, then their directory.
@@ -141,83 +232,7 @@ impl Harness {
             addrs.push(addr);
         }
 
-        let prefix = dir.path().join("nginx");
-        std::fs::create_dir_all(prefix.join("temp")).unwrap();
-        let p = prefix.display();
-        let port = free_port();
-        let conf = prefix.join("nginx.conf");
-        let include = prefix.join("switchyard-upstream.conf");
-        // Every path nginx writes is inside the prefix: no root-owned
-        // /var/log/nginx or /run/nginx.pid is needed (or touched).
-        std::fs::write(
-            &conf,
-            format!(
-                "daemon off;\n\
-                 master_process on;\n\
-                 worker_processes 2;\n\
-                 pid {p}/nginx.pid;\n\
-                 error_log {p}/error.log notice;\n\
-                 events {{ worker_connections 512; }}\n\
-                 http {{\n\
-                 access_log off;\n\
-                 client_body_temp_path {p}/temp/client;\n\
-                 proxy_temp_path {p}/temp/proxy;\n\
-                 fastcgi_temp_path {p}/temp/fastcgi;\n\
-                 uwsgi_temp_path {p}/temp/uwsgi;\n\
-                 scgi_temp_path {p}/temp/scgi;\n\
-                 include {};\n\
-                 server {{\n\
-                 listen 127.0.0.1:{port};\n\
-                 location / {{ proxy_pass http://{UPSTREAM}; }}\n\
-                 }}\n\
-                 }}\n",
-                include.display()
-            ),
-        )
-        .unwrap();
-        let router = NginxRouter::new(NginxSettings {
-            binary: binary.clone(),
-            conf: conf.clone(),
-            prefix: Some(prefix.clone()),
-            include,
-            pid_file: prefix.join("nginx.pid"),
-            upstream: UPSTREAM.into(),
-            reload_timeout: Duration::from_secs(10),
-        });
-        assert!(router.ensure_include().unwrap());
-
-        let log = std::fs::File::create(dir.path().join("nginx.stderr")).unwrap();
-        let mut nginx = spawn_group(
-            Command::new(&binary)
-                .arg("-c")
-                .arg(&conf)
-                .arg("-p")
-                .arg(&prefix)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log),
-        );
-        let public = format!("127.0.0.1:{port}");
-        let started = Instant::now();
-        loop {
-            // Up = the master wrote its pid file and the port answers (502:
-            // no slot is active yet at generation 0).
-            if prefix.join("nginx.pid").exists()
-                && http.get(format!("http://{public}/")).send().await.is_ok()
-            {
-                break;
-            }
-            if let Ok(Some(status)) = nginx.0.try_wait() {
-                let err = std::fs::read_to_string(dir.path().join("nginx.stderr"));
-                let log = std::fs::read_to_string(prefix.join("error.log"));
-                panic!("nginx exited with {status} before it served:\n{err:?}\n{log:?}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nginx not serving on {public} after 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let (nginx, public, router) = start_nginx(&binary, dir.path(), &http).await;
         Some(Harness {
             nginx,
             _slots: slots,
@@ -514,4 +529,123 @@ async fn switching_under_load_fails_no_fresh_requests() {
     );
     assert!(ok > 100, "the load did not run: {ok} requests");
     assert_eq!(failed, 0, "{errors:?}");
+}
+
+/// The process runtime, remembering every slot it started so the test can
+/// kill them (each is its own process group) however it ends.
+struct RecordingRuntime {
+    inner: engine::runtime::ProcessRuntime,
+    started: Arc<std::sync::Mutex<Vec<u32>>>,
+}
+
+#[async_trait::async_trait]
+impl engine::runtime::Runtime for RecordingRuntime {
+    async fn check(&self, spec: &SlotSpec) -> Result<(), RuntimeError> {
+        self.inner.check(spec).await
+    }
+
+    async fn start(&self, spec: &SlotSpec) -> Result<RunningSlot, RuntimeError> {
+        let running = self.inner.start(spec).await?;
+        if let Ok(pid) = running.handle.parse() {
+            self.started.lock().unwrap().push(pid);
+        }
+        Ok(running)
+    }
+
+    async fn stop(&self, handle: &str, grace: Duration) -> Result<(), RuntimeError> {
+        self.inner.stop(handle, grace).await
+    }
+
+    async fn liveness(&self, handle: &str) -> Liveness {
+        self.inner.liveness(handle).await
+    }
+}
+
+struct KillSlots(Arc<std::sync::Mutex<Vec<u32>>>);
+
+impl Drop for KillSlots {
+    fn drop(&mut self) {
+        for pid in self.0.lock().unwrap().iter() {
+            let _ = kill(Pid::from_raw(-(*pid as i32)), Signal::SIGKILL);
+        }
+    }
+}
+
+/// The pipeline picks the nginx router for an environment whose `router` is
+/// `nginx`: deploy, deploy again and roll back, with users reaching the
+/// slots through nginx and the engine's generation following the include.
+#[tokio::test]
+async fn the_pipeline_deploys_and_rolls_back_through_nginx() {
+    let Some(binary) = nginx_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let http = client();
+    let demo = sibling_bin("switchyard-demo");
+    for v in ["v1", "v2"] {
+        let release = dir.path().join("releases").join(v);
+        std::fs::create_dir_all(&release).unwrap();
+        std::os::unix::fs::symlink(&demo, release.join("switchyard-demo")).unwrap();
+    }
+    let started = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _slots = KillSlots(started.clone());
+    let (_nginx, public, router) = start_nginx(&binary, dir.path(), &http).await;
+
+    let pool = engine::store::open(&format!("sqlite:{}", dir.path().join("db").display()))
+        .await
+        .unwrap();
+    let mut new = NewEnvironment::new(
+        "production",
+        &format!("http://{public}/"),
+        &format!(
+            "{}/releases/{{version}}/switchyard-demo",
+            dir.path().display()
+        ),
+        "",
+        "",
+    );
+    new.router = "nginx".into();
+    new.nginx = Some(router.settings().clone());
+    new.health_interval = Duration::from_millis(50);
+    new.health_deadline = Duration::from_secs(10);
+    new.stop_grace = Duration::from_secs(2);
+    environments::create(&pool, &new).await.unwrap();
+    let runtime = Arc::new(RecordingRuntime {
+        inner: engine::runtime::ProcessRuntime::new(dir.path().join("logs")),
+        started,
+    });
+    let engine = engine::Engine::new(pool, runtime);
+    let users_see = || async {
+        http.get(format!("http://{public}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let system = Actor::system();
+
+    for (version, generation) in [("v1", 1), ("v2", 2)] {
+        let d = engine.deploy(&system, "production", version).await.unwrap();
+        assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+        assert_eq!(users_see().await, format!("switchyard-demo {version}\n"));
+        assert_eq!(router.current().await.unwrap().generation, generation);
+    }
+    let r = engine
+        .rollback(&system, "production", "v2 misbehaves")
+        .await
+        .unwrap();
+    assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
+    assert_eq!(users_see().await, "switchyard-demo v1\n");
+    let routed = router.current().await.unwrap();
+    assert_eq!(routed.generation, 3);
+    assert_eq!(routed.active.map(|u| u.slot), Some(SlotColor::Blue));
+    let env = environments::find(engine.pool(), "production")
+        .await
+        .unwrap();
+    assert_eq!(
+        (env.active, env.routing_generation),
+        (Some(SlotColor::Blue), 3)
+    );
 }
