@@ -403,7 +403,8 @@ fn parse_marker(text: &str) -> Option<Marker> {
     })
 }
 
-/// `dir/name` → `dir/.name<suffix>`.
+/// `dir/name` → `dir/.name<suffix>`: the lock and temp files are hidden and
+/// do not end in `.conf`, so an `include dir/*.conf` never picks them up.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let name = path
         .file_name()
