@@ -23,6 +23,11 @@ bash "$ROOT/scripts/docker.sh"
 log "cargo build (debug binaries the integration tests start)"
 cargo build --workspace --exclude frontend
 
+# The nginx router is tested against a real nginx (engine/tests/nginx_router.rs).
+# Debian's postinst may fail to start a system nginx in a container; apt still
+# succeeds, and the tests run their own nginx on loopback ports.
+ensure_apt nginx
+
 log "cargo test"
 cargo test --workspace --exclude frontend
 disk

@@ -198,9 +198,21 @@ pub async fn items(pool: &Pool, release_id: i64) -> Result<Vec<ReleaseItem>> {
     .collect()
 }
 
+/// A `signoffs` row joined with its signer's name, as `live_signoffs` reads it.
+type SignoffRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
 /// Sign-offs that have not been voided (they may still have expired).
 pub async fn live_signoffs(pool: &Pool, release_id: i64) -> Result<Vec<Signoff>> {
-    let rows: Vec<(i64, i64, i64, i64, String, String, DateTime<Utc>, DateTime<Utc>)> =
+    let rows: Vec<SignoffRow> =
         sqlx::query_as(
             "SELECT s.id, s.release_item_id, s.revision, s.signed_by, u.username, s.note, s.signed_at, \
              s.expires_at FROM signoffs s JOIN users u ON u.id = s.signed_by \
