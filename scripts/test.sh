@@ -8,6 +8,12 @@ ensure_build_tools
 ensure_playwright
 cd "$ROOT"
 
+# CI machines have little disk (a run once died with "No space left on device"
+# at `cargo test`): no incremental caches there, and the debug artifacts go once
+# the Rust tests are done (the Playwright suite runs the release build).
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
+disk() { log "disk: $(df -h --output=avail "$ROOT" | tail -1 | tr -d ' ') free, target/ $(du -sh "$ROOT/target" 2>/dev/null | cut -f1)"; }
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -17,10 +23,21 @@ bash "$ROOT/scripts/docker.sh"
 log "cargo build (debug binaries the integration tests start)"
 cargo build --workspace --exclude frontend
 
+# The nginx router is tested against a real nginx (engine/tests/nginx_router.rs).
+# Debian's postinst may fail to start a system nginx in a container; apt still
+# succeeds, and the tests run their own nginx on loopback ports.
+ensure_apt nginx
+
 log "cargo test"
 cargo test --workspace --exclude frontend
+disk
+if [ "${CI:-}" = "true" ]; then
+  log "cargo clean --profile dev (CI: free the disk before the release build)"
+  cargo clean --profile dev
+fi
 
 build_release
+disk
 
 log "playwright test"
 cd "$ROOT/end2end"

@@ -1,6 +1,7 @@
 //! Environments and their two slots, as stored.
 
 use crate::error::{parse_stored as parse, Error, Result};
+use crate::router::NginxSettings;
 use crate::store::Pool;
 use chrono::{DateTime, Utc};
 use model::{EnvironmentView, SlotColor, SlotState, SlotView};
@@ -15,8 +16,14 @@ pub struct Environment {
     /// looks it up by this name.
     pub runtime: String,
     pub artifact_template: String,
+    /// Which traffic router switches users (`builtin`, `nginx`).
+    pub router: String,
+    /// Builtin router: switchyard-proxy's admin API and its secret's file.
     pub proxy_admin_url: String,
     pub proxy_token_file: String,
+    /// Nginx router: set exactly when `router` is `nginx` (the table's CHECK
+    /// refuses an nginx environment without them).
+    pub nginx: Option<NginxSettings>,
     pub health_path: String,
     pub health_interval: Duration,
     pub health_deadline: Duration,
@@ -34,8 +41,12 @@ pub struct NewEnvironment {
     /// `process` (the default) or `docker`.
     pub runtime: String,
     pub artifact_template: String,
+    /// `builtin` (the default) or `nginx`.
+    pub router: String,
     pub proxy_admin_url: String,
     pub proxy_token_file: String,
+    /// Required when `router` is `nginx`, ignored otherwise.
+    pub nginx: Option<NginxSettings>,
     pub health_path: String,
     pub health_interval: Duration,
     pub health_deadline: Duration,
@@ -55,8 +66,10 @@ impl NewEnvironment {
             app_url: app_url.into(),
             runtime: "process".into(),
             artifact_template: artifact_template.into(),
+            router: "builtin".into(),
             proxy_admin_url: proxy_admin_url.into(),
             proxy_token_file: proxy_token_file.into(),
+            nginx: None,
             health_path: "/health".into(),
             health_interval: Duration::from_millis(250),
             health_deadline: Duration::from_secs(60),
@@ -92,6 +105,14 @@ struct EnvRow {
     stop_grace_ms: i64,
     active_color: Option<String>,
     routing_generation: i64,
+    router: String,
+    nginx_binary: Option<String>,
+    nginx_conf: Option<String>,
+    nginx_prefix: Option<String>,
+    nginx_include: Option<String>,
+    nginx_pid_file: Option<String>,
+    nginx_upstream: Option<String>,
+    nginx_reload_timeout_ms: Option<i64>,
 }
 
 fn ms(v: i64) -> Duration {
@@ -101,14 +122,41 @@ fn ms(v: i64) -> Duration {
 impl TryFrom<EnvRow> for Environment {
     type Error = Error;
     fn try_from(r: EnvRow) -> Result<Self> {
+        let nginx = match (
+            r.router.as_str(),
+            r.nginx_conf,
+            r.nginx_include,
+            r.nginx_pid_file,
+        ) {
+            ("nginx", Some(conf), Some(include), Some(pid_file)) => Some(NginxSettings {
+                binary: r
+                    .nginx_binary
+                    .unwrap_or_else(|| NginxSettings::DEFAULT_BINARY.into())
+                    .into(),
+                conf: conf.into(),
+                prefix: r.nginx_prefix.map(Into::into),
+                include: include.into(),
+                pid_file: pid_file.into(),
+                upstream: r
+                    .nginx_upstream
+                    .unwrap_or_else(|| NginxSettings::upstream_for(&r.name)),
+                reload_timeout: r
+                    .nginx_reload_timeout_ms
+                    .map(ms)
+                    .unwrap_or(NginxSettings::DEFAULT_RELOAD_TIMEOUT),
+            }),
+            _ => None,
+        };
         Ok(Environment {
             id: r.id,
             name: r.name,
             app_url: r.app_url,
             runtime: r.runtime,
             artifact_template: r.artifact_template,
+            router: r.router,
             proxy_admin_url: r.proxy_admin_url,
             proxy_token_file: r.proxy_token_file,
+            nginx,
             health_path: r.health_path,
             health_interval: ms(r.health_interval_ms),
             health_deadline: ms(r.health_deadline_ms),
@@ -150,8 +198,13 @@ impl TryFrom<SlotRow> for Slot {
 /// Runtime drivers an environment may name (the `environments.runtime` CHECK).
 pub const RUNTIMES: [&str; 2] = ["process", "docker"];
 
+/// Traffic routers an environment may name (the `environments.router` CHECK).
+pub const ROUTERS: [&str; 2] = ["builtin", "nginx"];
+
 const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
-     health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation";
+     health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation, \
+     router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
+     nginx_reload_timeout_ms";
 
 pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     let valid_name = (1..=40).contains(&new.name.len())
@@ -171,11 +224,30 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
             RUNTIMES.join(", ")
         )));
     }
+    if !ROUTERS.contains(&new.router.as_str()) {
+        return Err(Error::InvalidInput(format!(
+            "router {:?} is not one of: {}",
+            new.router,
+            ROUTERS.join(", ")
+        )));
+    }
+    let nginx = match (new.router.as_str(), &new.nginx) {
+        ("nginx", None) => {
+            return Err(Error::InvalidInput(
+                "the nginx router needs its settings (configuration, include, pid file)".into(),
+            ))
+        }
+        ("nginx", Some(n)) => Some(n),
+        _ => None,
+    };
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
     let mut tx = pool.begin().await?;
     let res = sqlx::query(
         "INSERT INTO environments (name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
-         health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at, \
+         router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
+         nginx_reload_timeout_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&new.name)
     .bind(&new.app_url)
@@ -188,6 +260,14 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     .bind(new.health_deadline.as_millis() as i64)
     .bind(new.stop_grace.as_millis() as i64)
     .bind(crate::now())
+    .bind(&new.router)
+    .bind(nginx.map(|n| path(&n.binary)))
+    .bind(nginx.map(|n| path(&n.conf)))
+    .bind(nginx.and_then(|n| n.prefix.as_deref().map(path)))
+    .bind(nginx.map(|n| path(&n.include)))
+    .bind(nginx.map(|n| path(&n.pid_file)))
+    .bind(nginx.map(|n| n.upstream.clone()))
+    .bind(nginx.map(|n| n.reload_timeout.as_millis() as i64))
     .execute(&mut *tx)
     .await;
     let id = match res {
@@ -489,5 +569,165 @@ mod tests {
         .execute(&pool)
         .await;
         assert!(raw.is_err());
+    }
+
+    /// 20261122000008 rebuilds `environments` under its own name (deferred
+    /// foreign keys) to widen the router CHECK. Every child table, including
+    /// the release tables added by 20261122000006, keeps its rows and its
+    /// enforced foreign key; ids and the AUTOINCREMENT counter survive.
+    #[tokio::test]
+    async fn nginx_router_migration_keeps_rows_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = fk_pool(dir.path()).await;
+        let all = sqlx::migrate!("../migrations");
+        let mut before = sqlx::migrate!("../migrations");
+        before.migrations = all
+            .migrations
+            .iter()
+            .filter(|m| m.version < 20261122000008)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        before.run(&pool).await.unwrap();
+        for stmt in [
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES ('ann', 'x', 'admin', 'now')",
+            "INSERT INTO environments (name, app_url, artifact_template, proxy_admin_url, proxy_token_file, \
+             active_color, routing_generation, created_at, backup_command, signoff_ttl_secs) \
+             VALUES ('staging', 'u1', 'a1', 'p1', 't1', 'blue', 7, 'now', 'true', 60)",
+            "INSERT INTO environments (name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
+             created_at, upstream_environment) VALUES ('production', 'u2', 'docker', 'a2', 'p2', 't2', 'now', 'staging')",
+            "INSERT INTO environments (name, app_url, artifact_template, proxy_admin_url, proxy_token_file, created_at) \
+             VALUES ('gone', 'u3', 'a3', 'p3', 't3', 'now')",
+            // The newest environment id is gone: the counter must not hand it out again.
+            "DELETE FROM environments WHERE name = 'gone'",
+            "INSERT INTO slots (environment_id, color, version, state, updated_at) \
+             VALUES (1, 'blue', 'v1', 'healthy', 'now'), (2, 'green', NULL, 'stopped', 'now')",
+            "INSERT INTO checklist_items (environment_id, position, title, required_role, created_at) \
+             VALUES (1, 1, 'smoke', 'approver', 'now')",
+            "INSERT INTO releases (environment_id, version, artifact, requested_by, created_at, updated_at) \
+             VALUES (1, 'v1', 'a', 1, 'now', 'now')",
+            "INSERT INTO release_items (release_id, position, title, required_role, required) \
+             VALUES (1, 1, 'smoke', 'approver', 1)",
+            "INSERT INTO signoffs (release_item_id, release_id, revision, signed_by, signed_at, expires_at) \
+             VALUES (1, 1, 1, 1, 'now', 'later')",
+            "INSERT INTO deployments (environment_id, kind, status, started_at, release_id) \
+             VALUES (1, 'deploy', 'succeeded', 'now', 1), (2, 'deploy', 'running', 'now', NULL)",
+        ] {
+            sqlx::query(stmt).execute(&pool).await.unwrap();
+        }
+        let nginx_refused = sqlx::query(
+            "INSERT INTO environments (name, app_url, router, artifact_template, proxy_admin_url, \
+             proxy_token_file, created_at) VALUES ('n', 'u', 'nginx', 'a', 'p', 't', 'now')",
+        )
+        .execute(&pool)
+        .await;
+        assert!(nginx_refused.is_err(), "the old CHECK accepts nginx?");
+
+        all.run(&pool).await.unwrap();
+
+        let envs = list(&pool).await.unwrap();
+        assert_eq!(
+            envs.iter()
+                .map(|e| (
+                    e.id,
+                    e.name.as_str(),
+                    e.runtime.as_str(),
+                    e.router.as_str(),
+                    e.routing_generation
+                ))
+                .collect::<Vec<_>>(),
+            vec![
+                (2, "production", "docker", "builtin", 0),
+                (1, "staging", "process", "builtin", 7)
+            ]
+        );
+        assert!(envs.iter().all(|e| e.nginx.is_none()));
+        let kept: (Option<String>, i64, Option<String>) = sqlx::query_as(
+            "SELECT a.backup_command, a.signoff_ttl_secs, b.upstream_environment \
+             FROM environments a, environments b WHERE a.id = 1 AND b.id = 2",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(kept, (Some("true".into()), 60, Some("staging".into())));
+        for (table, n) in [
+            ("slots", 2),
+            ("checklist_items", 1),
+            ("releases", 1),
+            ("release_items", 1),
+            ("signoffs", 1),
+            ("deployments", 2),
+        ] {
+            let count: i64 = sqlx::query(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(count, n, "{table}");
+        }
+        assert!(sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .is_empty());
+        for orphan in [
+            "INSERT INTO slots (environment_id, color, updated_at) VALUES (99, 'blue', 'now')",
+            "INSERT INTO checklist_items (environment_id, position, title, required_role, created_at) \
+             VALUES (99, 1, 't', 'admin', 'now')",
+            "INSERT INTO releases (environment_id, version, artifact, requested_by, created_at, updated_at) \
+             VALUES (99, 'v', 'a', 1, 'now', 'now')",
+            "DELETE FROM environments WHERE id = 1",
+        ] {
+            let err = sqlx::query(orphan).execute(&pool).await.unwrap_err();
+            assert!(err.to_string().contains("FOREIGN KEY"), "{orphan}: {err}");
+        }
+        // The lock index on deployments was not touched.
+        let err = sqlx::query(
+            "INSERT INTO deployments (environment_id, kind, status, started_at) VALUES (2, 'deploy', 'running', 'now')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("UNIQUE"), "{err}");
+
+        // The new CHECK: nginx with its settings round-trips; nginx without
+        // them, or an unknown router, is refused.
+        let mut new = NewEnvironment::new("edge", "u", "cmd {version}", "", "");
+        new.router = "nginx".into();
+        assert!(matches!(
+            create(&pool, &new).await,
+            Err(Error::InvalidInput(_))
+        ));
+        let settings = NginxSettings {
+            binary: "/usr/sbin/nginx".into(),
+            conf: "/etc/nginx/nginx.conf".into(),
+            prefix: None,
+            include: "/etc/nginx/switchyard/edge.conf".into(),
+            pid_file: "/run/nginx.pid".into(),
+            upstream: NginxSettings::upstream_for("edge"),
+            reload_timeout: Duration::from_secs(4),
+        };
+        new.nginx = Some(settings.clone());
+        let edge = create(&pool, &new).await.unwrap();
+        assert_eq!(edge.id, 4, "an id was handed out twice");
+        assert_eq!(
+            (edge.router.as_str(), edge.nginx),
+            ("nginx", Some(settings))
+        );
+        new.name = "elsewhere".into();
+        new.router = "envoy".into();
+        assert!(matches!(
+            create(&pool, &new).await,
+            Err(Error::InvalidInput(_))
+        ));
+        for raw in [
+            "INSERT INTO environments (name, app_url, router, artifact_template, proxy_admin_url, \
+             proxy_token_file, created_at) VALUES ('n', 'u', 'nginx', 'a', 'p', 't', 'now')",
+            "INSERT INTO environments (name, app_url, router, artifact_template, proxy_admin_url, \
+             proxy_token_file, created_at) VALUES ('e', 'u', 'envoy', 'a', 'p', 't', 'now')",
+        ] {
+            let err = sqlx::query(raw).execute(&pool).await.unwrap_err();
+            assert!(err.to_string().contains("CHECK"), "{raw}: {err}");
+        }
     }
 }

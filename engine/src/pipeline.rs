@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::health::Prober;
 use crate::rbac::{self, Action};
 use crate::releases;
-use crate::router::{BuiltinRouter, TrafficRouter};
+use crate::router::{BuiltinRouter, NginxRouter, TrafficRouter};
 use crate::runtime::{Liveness, Runtime, SlotSpec};
 use crate::steps;
 use crate::store::Pool;
@@ -205,7 +205,25 @@ impl Engine {
         &self.inner.pool
     }
 
+    /// The traffic router `env` names. A router value is built per
+    /// operation; the nginx router serializes applies with a file lock, so
+    /// that is safe.
     fn router_for(&self, env: &Environment) -> Result<Arc<dyn TrafficRouter>> {
+        if env.router == "nginx" {
+            let settings = env.nginx.clone().ok_or_else(|| {
+                Error::Internal(format!(
+                    "environment {} uses the nginx router without its settings",
+                    env.name
+                ))
+            })?;
+            return Ok(Arc::new(NginxRouter::new(settings)));
+        }
+        if env.router != "builtin" {
+            return Err(Error::InvalidInput(format!(
+                "environment {} uses the {:?} router, which this console does not know",
+                env.name, env.router
+            )));
+        }
         let token = std::fs::read_to_string(&env.proxy_token_file).map_err(|e| {
             Error::Internal(format!(
                 "reading proxy admin token {}: {e}",
@@ -218,7 +236,8 @@ impl Engine {
         )))
     }
 
-    pub(crate) fn spec(env: &Environment, color: SlotColor, version: &str) -> SlotSpec {
+    /// What the runtime is asked to start for `version` in `color`.
+    pub fn spec(env: &Environment, color: SlotColor, version: &str) -> SlotSpec {
         SlotSpec {
             environment: env.name.clone(),
             color,

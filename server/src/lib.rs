@@ -3,6 +3,9 @@
 
 pub mod audit_export;
 pub mod bench;
+pub mod bench_deploy;
+pub mod bench_proxy;
+pub mod bench_rig;
 pub mod bootstrap;
 pub mod config;
 pub mod http;

@@ -54,6 +54,35 @@ enum BenchCommand {
         #[arg(long, default_value_t = 21)]
         runs: usize,
     },
+    /// Deploy overhead (whole deploy minus the service's own start-up) and
+    /// rollback time, for the process runtime and Docker when it answers.
+    Deploy {
+        #[arg(long, default_value_t = 11)]
+        runs: usize,
+        /// The environment's health-check interval during the deploys.
+        #[arg(long, default_value_t = 250)]
+        health_interval_ms: u64,
+        /// Directory holding switchyard-proxy and switchyard-demo.
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+    },
+    /// The data plane: failed requests across switches under load, switch →
+    /// first new-slot answer, throughput and p99 (direct, switchyard-proxy,
+    /// nginx) with wrk, proxy memory.
+    Proxy {
+        #[arg(long, default_value_t = 100)]
+        switches: usize,
+        /// Paced load during the switches, requests per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        wrk_secs: u64,
+        #[arg(long, default_value_t = 50)]
+        wrk_connections: u32,
+        /// Directory holding switchyard-proxy and switchyard-demo.
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -143,6 +172,34 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Audit { entries, runs }) => {
             server::bench::audit(&cli.data_dir.join("bench"), entries, runs.max(1)).await
+        }
+        Command::Bench(BenchCommand::Deploy {
+            runs,
+            health_interval_ms,
+            bin_dir,
+        }) => {
+            let opts = server::bench_deploy::Options {
+                runs: runs.max(1),
+                health_interval: Duration::from_millis(health_interval_ms.max(1)),
+                bin_dir: bin_dir.unwrap_or_else(default_bin_dir),
+            };
+            server::bench_deploy::deploy(&cli.data_dir, opts).await
+        }
+        Command::Bench(BenchCommand::Proxy {
+            switches,
+            rate,
+            wrk_secs,
+            wrk_connections,
+            bin_dir,
+        }) => {
+            let opts = server::bench_proxy::Options {
+                bin_dir: bin_dir.unwrap_or_else(default_bin_dir),
+                switches: switches.max(1),
+                rate: rate.max(1),
+                wrk_secs: wrk_secs.max(1),
+                wrk_connections: wrk_connections.max(1),
+            };
+            server::bench_proxy::proxy(&cli.data_dir, opts).await
         }
         Command::Audit(AuditCommand::Verify) => {
             let engine = offline_engine(&cli.data_dir).await?;

@@ -1,12 +1,15 @@
 //! Traffic routers decide which slot users reach. The pipeline only sees the
-//! `TrafficRouter` trait; `builtin` drives switchyard-proxy (nginx comes next).
+//! `TrafficRouter` trait; `builtin` drives switchyard-proxy,
+//! `nginx` rewrites an upstream include and reloads a local nginx.
 
 pub mod builtin;
+pub mod nginx;
 
 use async_trait::async_trait;
 use model::RoutingTable;
 
 pub use builtin::BuiltinRouter;
+pub use nginx::{NginxRouter, NginxSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {

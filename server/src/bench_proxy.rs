@@ -1,0 +1,442 @@
+//! `switchyard bench proxy`: the data plane's figures, side by side from one run.
+//!
+//! 1. Failed requests across N switches under constant paced load, through the
+//!    real switchyard-proxy, switched by the engine's `BuiltinRouter` (the code
+//!    a deploy uses).
+//! 2. Time from the switch command to the first request answered by the new
+//!    slot (no load): the admin round trip plus the swap.
+//! 3. Throughput and p99 with wrk: straight to the demo service, through
+//!    switchyard-proxy, and through nginx `proxy_pass` (when nginx is
+//!    installed), same machine, same load.
+//! 4. Proxy memory (RSS) at rest and at its peak under that load.
+//!
+//! Figures to read, not assertions: these machines are shared 2-core boxes.
+
+use crate::bench_rig::{spawn_proxy, Proxy, Samples, TOKEN};
+use anyhow::{bail, Context};
+use engine::router::{BuiltinRouter, TrafficRouter};
+use model::{RoutingTable, SlotColor, Upstream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub bin_dir: PathBuf,
+    pub switches: usize,
+    /// Requests per second of the paced load during the switches.
+    pub rate: u32,
+    /// wrk's duration and connections for the throughput runs.
+    pub wrk_secs: u64,
+    pub wrk_connections: u32,
+}
+
+/// A process of the benchmark's own, killed when dropped.
+struct Owned(Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?)
+}
+
+async fn wait_until_answers(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not answer within 15 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn start_demo(bin_dir: &Path, version: &str) -> anyhow::Result<(Owned, String)> {
+    let port = free_port()?;
+    let child = Command::new(bin_dir.join("switchyard-demo"))
+        .env("PORT", port.to_string())
+        .env("APP_VERSION", version)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting switchyard-demo")?;
+    let addr = format!("127.0.0.1:{port}");
+    wait_until_answers(&http_client()?, &format!("http://{addr}/health")).await?;
+    Ok((Owned(child), addr))
+}
+
+/// nginx with its own prefix on a loopback port, `proxy_pass` to `upstream`.
+fn start_nginx(dir: &Path, upstream: &str) -> anyhow::Result<Option<(Owned, String)>> {
+    let bin = Path::new("/usr/sbin/nginx");
+    if !bin.exists() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let port = free_port()?;
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp-body;\n  proxy_temp_path {d}/tmp-proxy;\n\
+         fastcgi_temp_path {d}/tmp-fcgi;\n  uwsgi_temp_path {d}/tmp-uwsgi;\n  scgi_temp_path {d}/tmp-scgi;\n\
+         upstream app {{ server {upstream}; keepalive 64; }}\n\
+         server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://app;\n\
+         proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf)?;
+    let child = Command::new(bin)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting nginx")?;
+    Ok(Some((Owned(child), format!("127.0.0.1:{port}"))))
+}
+
+/// Resident memory of `pid` and its child processes (nginx workers), in KiB.
+fn rss_kib_with_children(pid: u32) -> u64 {
+    let rss = |p: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let mut total = rss(pid);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            // Field 4 of /proc/<pid>/stat is the parent; the name (field 2)
+            // may hold spaces, so split after its closing parenthesis.
+            let parent = std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                        .and_then(|p| p.parse::<u32>().ok())
+                });
+            if parent == Some(pid) {
+                total += rss(child);
+            }
+        }
+    }
+    total
+}
+
+#[derive(Default)]
+struct LoadCounts {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Paced load: `rate` requests per second over `workers` tasks until `stop`.
+/// A failure is any transport error or non-2xx answer.
+fn constant_load(
+    url: String,
+    rate: u32,
+    stop: Arc<AtomicBool>,
+    counts: Arc<LoadCounts>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let workers = 32u32;
+    let period = Duration::from_secs_f64(f64::from(workers) / f64::from(rate.max(1)));
+    let http = http_client()?;
+    Ok((0..workers)
+        .map(|w| {
+            let (url, stop, counts, http) =
+                (url.clone(), stop.clone(), counts.clone(), http.clone());
+            tokio::spawn(async move {
+                // Stagger the workers so the load is even, not 32 at once.
+                tokio::time::sleep(period * w / workers).await;
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    let ok = match http.get(&url).send().await {
+                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    let c = if ok { &counts.ok } else { &counts.failed };
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect())
+}
+
+struct Slots {
+    blue: String,
+    green: String,
+}
+
+impl Slots {
+    fn table(&self, generation: u64, color: SlotColor) -> RoutingTable {
+        let address = match color {
+            SlotColor::Blue => self.blue.clone(),
+            SlotColor::Green => self.green.clone(),
+        };
+        RoutingTable {
+            generation,
+            active: Some(Upstream {
+                slot: color,
+                address,
+            }),
+        }
+    }
+}
+
+async fn switches_under_load(
+    proxy: &Proxy,
+    router: &BuiltinRouter,
+    slots: &Slots,
+    opts: &Options,
+) -> anyhow::Result<(u64, u64, Duration)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(LoadCounts::default());
+    let workers = constant_load(
+        format!("http://{}/", proxy.public),
+        opts.rate,
+        stop.clone(),
+        counts.clone(),
+    )?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut generation = router.current().await?.generation;
+    let t = Instant::now();
+    for i in 0..opts.switches {
+        generation += 1;
+        let color = if i % 2 == 0 {
+            SlotColor::Green
+        } else {
+            SlotColor::Blue
+        };
+        router.apply(&slots.table(generation, color)).await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = t.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.await;
+    }
+    Ok((
+        counts.ok.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
+        took,
+    ))
+}
+
+/// From the switch command to the first user request answered by the new slot.
+async fn switch_to_first_answer(
+    proxy: &Proxy,
+    router: &BuiltinRouter,
+    slots: &Slots,
+    runs: usize,
+) -> anyhow::Result<(Samples, Samples)> {
+    let http = http_client()?;
+    let url = format!("http://{}/", proxy.public);
+    let (mut applied, mut served) = (Samples::default(), Samples::default());
+    let mut generation = router.current().await?.generation;
+    for i in 0..runs {
+        let (color, version) = if i % 2 == 0 {
+            (SlotColor::Green, "bench-green")
+        } else {
+            (SlotColor::Blue, "bench-blue")
+        };
+        generation += 1;
+        let t = Instant::now();
+        router.apply(&slots.table(generation, color)).await?;
+        applied.push(t.elapsed());
+        loop {
+            let body = http.get(&url).send().await?.text().await?;
+            if body.contains(version) {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(5) {
+                bail!("users did not reach {version} within 5 s of the switch");
+            }
+        }
+        served.push(t.elapsed());
+    }
+    Ok((applied, served))
+}
+
+struct WrkResult {
+    requests_per_sec: f64,
+    p99: String,
+    errors: String,
+}
+
+/// One wrk run; `watch` is a pid whose peak RSS (with children) is sampled.
+async fn wrk(url: &str, opts: &Options, watch: Option<u32>) -> anyhow::Result<(WrkResult, u64)> {
+    let child = tokio::process::Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{}", opts.wrk_connections),
+            &format!("-d{}s", opts.wrk_secs),
+            "--latency",
+            url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running wrk")?;
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = watch.map(|pid| {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib_with_children(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let out = child.wait_with_output().await?;
+    if let Some(s) = sampler {
+        s.abort();
+    }
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let find = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .map(str::to_string)
+    };
+    let requests_per_sec = find("Requests/sec:")
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .with_context(|| format!("unexpected wrk output:\n{text}"))?;
+    let p99 = find("99%")
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    let errors = find("Non-2xx")
+        .or_else(|| find("Socket errors"))
+        .unwrap_or_else(|| "none".into());
+    Ok((
+        WrkResult {
+            requests_per_sec,
+            p99,
+            errors,
+        },
+        peak.load(Ordering::Relaxed),
+    ))
+}
+
+pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
+    let root = data_dir.join("bench-proxy");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+    let (_blue, blue) = start_demo(&opts.bin_dir, "bench-blue").await?;
+    let (_green, green) = start_demo(&opts.bin_dir, "bench-green").await?;
+    let slots = Slots { blue, green };
+    let proxy = spawn_proxy(&opts.bin_dir, &root)?;
+    let router = BuiltinRouter::new(&format!("http://{}", proxy.admin), TOKEN.to_string());
+    let generation = router.current().await?.generation + 1;
+    router
+        .apply(&slots.table(generation, SlotColor::Blue))
+        .await?;
+    wait_until_answers(&http_client()?, &format!("http://{}/", proxy.public)).await?;
+    let proxy_pid = proxy.child.id();
+    let rest_kib = rss_kib_with_children(proxy_pid);
+
+    println!(
+        "proxy benchmark: {} switches under {} req/s; wrk -t2 -c{} -d{}s",
+        opts.switches, opts.rate, opts.wrk_connections, opts.wrk_secs
+    );
+    let (ok, failed, took) = switches_under_load(&proxy, &router, &slots, &opts).await?;
+    println!(
+        "switches under load (switchyard-proxy): {} switches in {:.1} s, {} requests answered, {} failed",
+        opts.switches,
+        took.as_secs_f64(),
+        ok,
+        failed
+    );
+    let (applied, served) = switch_to_first_answer(&proxy, &router, &slots, 50).await?;
+    println!("{}", applied.row("switch command acknowledged"));
+    println!("{}", served.row("switch command → first new-slot answer"));
+
+    // Throughput: everything points at blue.
+    let generation = router.current().await?.generation + 1;
+    router
+        .apply(&slots.table(generation, SlotColor::Blue))
+        .await?;
+    if which("wrk") {
+        let direct = wrk(&format!("http://{}/", slots.blue), &opts, None)
+            .await?
+            .0;
+        let (through, peak_kib) =
+            wrk(&format!("http://{}/", proxy.public), &opts, Some(proxy_pid)).await?;
+        let nginx = start_nginx(&root.join("nginx"), &slots.blue)?;
+        let mut rows = vec![
+            ("direct to the demo service", direct, None),
+            (
+                "through switchyard-proxy",
+                through,
+                Some((rest_kib, peak_kib)),
+            ),
+        ];
+        if let Some((nginx_proc, addr)) = &nginx {
+            let url = format!("http://{addr}/");
+            wait_until_answers(&http_client()?, &url).await?;
+            let pid = nginx_proc.0.id();
+            let rest = rss_kib_with_children(pid);
+            let (r, peak) = wrk(&url, &opts, Some(pid)).await?;
+            rows.push(("through nginx proxy_pass", r, Some((rest, peak))));
+        } else {
+            println!("nginx: not installed (apt-get install nginx), its row is skipped");
+        }
+        println!(
+            "  {:<30} {:>12} {:>10} {:>22}   errors",
+            "path", "requests/s", "p99", "RSS rest → peak (MiB)"
+        );
+        for (what, r, mem) in rows {
+            let mem = mem
+                .map(|(a, b)| format!("{:.1} → {:.1}", a as f64 / 1024.0, b as f64 / 1024.0))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "  {what:<30} {:>12.0} {:>10} {mem:>22}   {}",
+                r.requests_per_sec, r.p99, r.errors
+            );
+        }
+    } else {
+        println!(
+            "wrk: not installed (apt-get install wrk); throughput rows skipped. proxy RSS at rest {:.1} MiB",
+            rest_kib as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+        .unwrap_or(false)
+}

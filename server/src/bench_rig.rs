@@ -1,0 +1,91 @@
+//! What the benchmark commands share: their own switchyard-proxy and simple
+//! latency statistics.
+
+use anyhow::{bail, Context};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "bench-admin-secret";
+
+/// A switchyard-proxy of the benchmark's own, killed when dropped.
+pub struct Proxy {
+    pub child: Child,
+    pub public: String,
+    pub admin: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn spawn_proxy(bin_dir: &Path, dir: &Path) -> anyhow::Result<Proxy> {
+    std::fs::write(dir.join("proxy-token"), TOKEN)?;
+    let ready = dir.join("proxy-ready.json");
+    let bin = bin_dir.join("switchyard-proxy");
+    let mut child = Command::new(&bin)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--state-file")
+        .arg(dir.join("routing.json"))
+        .arg("--token-file")
+        .arg(dir.join("proxy-token"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(bytes) = std::fs::read(&ready) {
+            let v: serde_json::Value = serde_json::from_slice(&bytes)?;
+            let field = |k: &str| v[k].as_str().map(str::to_string);
+            return match (field("listen"), field("admin")) {
+                (Some(public), Some(admin)) => Ok(Proxy {
+                    child,
+                    public,
+                    admin,
+                }),
+                _ => bail!("unexpected ready file {v}"),
+            };
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("switchyard-proxy exited with {status} before it was ready");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("switchyard-proxy not ready after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[derive(Default)]
+pub struct Samples(Vec<Duration>);
+
+impl Samples {
+    pub fn push(&mut self, d: Duration) {
+        self.0.push(d);
+    }
+    pub fn quantile(&self, q: f64) -> Duration {
+        let mut v = self.0.clone();
+        v.sort();
+        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+        v.get(i).copied().unwrap_or_default()
+    }
+    pub fn row(&self, what: &str) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "  {what:<38} median {:>8.1} ms   p90 {:>8.1} ms   min {:>8.1} ms   max {:>8.1} ms   (n={})",
+            ms(self.quantile(0.5)),
+            ms(self.quantile(0.9)),
+            ms(self.quantile(0.0)),
+            ms(self.quantile(1.0)),
+            self.0.len()
+        )
+    }
+}
