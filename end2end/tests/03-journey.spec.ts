@@ -96,4 +96,26 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     await expect(rollbackCells.nth(COL.who)).toHaveText('dana');
     await expect(rollbackCells.nth(COL.details)).toContainText(reason);
   });
+
+  await test.step("the deploy's page shows its steps, each succeeded", async () => {
+    await historyRow(env, deployId).getByTestId('deployment-link').click();
+    await expect(page).toHaveURL(new RegExp(`/deployments/${deployId}$`));
+    await expect(page.getByTestId('deployment-status')).toHaveText('succeeded');
+    await expect(page.getByTestId('deployment-versions')).toContainText('v1');
+    await expect(page.getByTestId('deployment-versions')).toContainText('v2');
+    const steps = page.getByTestId('steps').getByTestId('step');
+    await expect(steps).toHaveCount(6);
+    expect(await steps.evaluateAll((li) => li.map((e) => e.getAttribute('data-step')))).toEqual([
+      'lock',
+      'preflight',
+      'start',
+      'health',
+      'switch',
+      'standby',
+    ]);
+    for (const status of await steps.getByTestId('step-status').allTextContents()) {
+      expect(status).toBe('succeeded');
+    }
+    await expect(page.getByTestId('deployment-live')).toHaveCount(0);
+  });
 });
