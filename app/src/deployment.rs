@@ -161,6 +161,7 @@ fn step_label(name: &str) -> &str {
         "preflight" => "Preflight checks",
         "start" => "Start the release in the idle slot",
         "health" => "Wait until healthy",
+        "gates" => "Smoke routes and performance sample",
         "switch" => "Switch traffic",
         "standby" => "Keep the old slot warm",
         other => other,

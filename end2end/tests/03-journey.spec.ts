@@ -104,18 +104,21 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     await expect(page.getByTestId('deployment-versions')).toContainText('v1');
     await expect(page.getByTestId('deployment-versions')).toContainText('v2');
     const steps = page.getByTestId('steps').getByTestId('step');
-    await expect(steps).toHaveCount(6);
+    await expect(steps).toHaveCount(7);
     expect(await steps.evaluateAll((li) => li.map((e) => e.getAttribute('data-step')))).toEqual([
       'lock',
       'preflight',
       'start',
       'health',
+      'gates',
       'switch',
       'standby',
     ]);
     for (const status of await steps.getByTestId('step-status').allTextContents()) {
       expect(status).toBe('succeeded');
     }
+    // The gates step says what it measured on the idle slot.
+    await expect(page.locator('[data-step="gates"]')).toContainText(/smoke \/ 200; 50 requests to \/: p95 [\d.]+ ms/);
     await expect(page.getByTestId('deployment-live')).toHaveCount(0);
   });
 });

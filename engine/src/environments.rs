@@ -1,6 +1,7 @@
 //! Environments and their two slots, as stored.
 
 use crate::error::{parse_stored as parse, Error, Result};
+use crate::gates::GateSettings;
 use crate::router::NginxSettings;
 use crate::store::Pool;
 use chrono::{DateTime, Utc};
@@ -28,6 +29,8 @@ pub struct Environment {
     pub health_interval: Duration,
     pub health_deadline: Duration,
     pub stop_grace: Duration,
+    /// Smoke routes and performance thresholds the idle slot must pass.
+    pub gates: GateSettings,
     pub active: Option<SlotColor>,
     pub routing_generation: u64,
 }
@@ -51,6 +54,7 @@ pub struct NewEnvironment {
     pub health_interval: Duration,
     pub health_deadline: Duration,
     pub stop_grace: Duration,
+    pub gates: GateSettings,
 }
 
 impl NewEnvironment {
@@ -74,6 +78,7 @@ impl NewEnvironment {
             health_interval: Duration::from_millis(250),
             health_deadline: Duration::from_secs(60),
             stop_grace: Duration::from_secs(10),
+            gates: GateSettings::default(),
         }
     }
 }
@@ -113,6 +118,11 @@ struct EnvRow {
     nginx_pid_file: Option<String>,
     nginx_upstream: Option<String>,
     nginx_reload_timeout_ms: Option<i64>,
+    gate_smoke_paths: String,
+    gate_sample_requests: i64,
+    gate_p95_ms: i64,
+    gate_p99_ms: i64,
+    gate_max_error_pct: f64,
 }
 
 fn ms(v: i64) -> Duration {
@@ -161,6 +171,13 @@ impl TryFrom<EnvRow> for Environment {
             health_interval: ms(r.health_interval_ms),
             health_deadline: ms(r.health_deadline_ms),
             stop_grace: ms(r.stop_grace_ms),
+            gates: GateSettings {
+                smoke_paths: GateSettings::parse_smoke_paths(&r.gate_smoke_paths),
+                sample_requests: r.gate_sample_requests.clamp(0, u32::MAX as i64) as u32,
+                p95: ms(r.gate_p95_ms),
+                p99: ms(r.gate_p99_ms),
+                max_error_rate: r.gate_max_error_pct / 100.0,
+            },
             active: r.active_color.as_deref().map(parse).transpose()?,
             routing_generation: r.routing_generation.max(0) as u64,
         })
@@ -204,7 +221,8 @@ pub const ROUTERS: [&str; 2] = ["builtin", "nginx"];
 const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
      health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation, \
      router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
-     nginx_reload_timeout_ms";
+     nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
+     gate_max_error_pct";
 
 pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     let valid_name = (1..=40).contains(&new.name.len())
@@ -240,14 +258,16 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
         ("nginx", Some(n)) => Some(n),
         _ => None,
     };
+    new.gates.validate().map_err(Error::InvalidInput)?;
     let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
     let mut tx = pool.begin().await?;
     let res = sqlx::query(
         "INSERT INTO environments (name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
          health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at, \
          router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
-         nginx_reload_timeout_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
+         gate_max_error_pct) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&new.name)
     .bind(&new.app_url)
@@ -268,6 +288,11 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     .bind(nginx.map(|n| path(&n.pid_file)))
     .bind(nginx.map(|n| n.upstream.clone()))
     .bind(nginx.map(|n| n.reload_timeout.as_millis() as i64))
+    .bind(new.gates.smoke_paths_text())
+    .bind(new.gates.sample_requests as i64)
+    .bind(new.gates.p95.as_millis() as i64)
+    .bind(new.gates.p99.as_millis() as i64)
+    .bind(new.gates.max_error_rate * 100.0)
     .execute(&mut *tx)
     .await;
     let id = match res {
@@ -394,6 +419,28 @@ pub async fn record_health(
     .bind(color.as_str())
     .execute(pool)
     .await?;
+    Ok(())
+}
+
+/// Replaces an environment's gate settings, refusing invalid ones. Takes
+/// effect from the next deploy's gates step.
+pub async fn set_gates(pool: &Pool, env_id: i64, gates: &GateSettings) -> Result<()> {
+    gates.validate().map_err(Error::InvalidInput)?;
+    let updated = sqlx::query(
+        "UPDATE environments SET gate_smoke_paths = ?, gate_sample_requests = ?, gate_p95_ms = ?, \
+         gate_p99_ms = ?, gate_max_error_pct = ? WHERE id = ?",
+    )
+    .bind(gates.smoke_paths_text())
+    .bind(gates.sample_requests as i64)
+    .bind(gates.p95.as_millis() as i64)
+    .bind(gates.p99.as_millis() as i64)
+    .bind(gates.max_error_rate * 100.0)
+    .bind(env_id)
+    .execute(pool)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("environment {env_id}")));
+    }
     Ok(())
 }
 

@@ -28,6 +28,11 @@ pub struct Probe {
 }
 
 impl Prober {
+    /// The prober's client (short timeout, no proxy), shared with the gates.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub async fn probe(&self, address: &str, path: &str) -> Probe {
         let url = format!("http://{address}{path}");
         match self.http.get(&url).send().await {

@@ -10,6 +10,7 @@ use crate::checklists;
 use crate::deployments::{self, NewDeployment};
 use crate::environments::{self, Environment, Slot};
 use crate::error::{Error, Result};
+use crate::gates;
 use crate::health::Prober;
 use crate::rbac::{self, Action};
 use crate::releases;
@@ -705,6 +706,20 @@ impl Engine {
             ),
         )
         .await;
+
+        // Gates run against the idle slot's own address: no user reaches it yet.
+        self.step_start(dep_id, "gates").await;
+        match gates::check(self.inner.prober.http(), &running.address, &env.gates).await {
+            Ok(passed) => {
+                self.step_end(dep_id, "gates", StepStatus::Succeeded, &passed)
+                    .await
+            }
+            Err(why) => {
+                self.stop_slot(&env, idle, version, &running.handle, SlotState::Stopped)
+                    .await;
+                return Err(Error::DeploymentFailed(format!("gates: {why}")));
+            }
+        }
 
         self.step_start(dep_id, "switch").await;
 

@@ -16,7 +16,15 @@ use chrono::{DateTime, Utc};
 use model::{StepStatus, StepView};
 
 /// The steps of a deploy, in order (DESIGN.md, the deploy pipeline).
-pub const DEPLOY: &[&str] = &["lock", "preflight", "start", "health", "switch", "standby"];
+pub const DEPLOY: &[&str] = &[
+    "lock",
+    "preflight",
+    "start",
+    "health",
+    "gates",
+    "switch",
+    "standby",
+];
 /// The steps of a rollback: the warm standby was checked before the lock was
 /// taken, so what remains is the switch itself.
 pub const ROLLBACK: &[&str] = &["lock", "switch"];
@@ -226,6 +234,7 @@ mod tests {
                 ("preflight", StepStatus::Failed, Some("router unreachable")),
                 ("start", StepStatus::Skipped, None),
                 ("health", StepStatus::Skipped, None),
+                ("gates", StepStatus::Skipped, None),
                 ("switch", StepStatus::Skipped, None),
                 ("standby", StepStatus::Skipped, None),
             ]

@@ -32,7 +32,16 @@ use support::{sibling_bin, spawn_proxy};
 const ENV: &str = "production";
 const TOKEN: &str = "pipeline-test-admin-token";
 /// Versions that have a release directory; anything else is unknown.
-const RELEASES: [&str; 6] = ["v1", "v2", "v3", "v2+unhealthy", "v2+crash", "v2+slow"];
+const RELEASES: [&str; 8] = [
+    "v1",
+    "v2",
+    "v3",
+    "v2+unhealthy",
+    "v2+crash",
+    "v2+slow",
+    "v2+errors",
+    "v2+laggy",
+];
 
 fn kill_group(pid: u32) {
     let _ = kill(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
@@ -971,11 +980,12 @@ async fn a_deploy_records_its_steps_in_order_as_they_happen() {
             ("preflight", Succeeded),
             ("start", Succeeded),
             ("health", Succeeded),
+            ("gates", Succeeded),
             ("switch", Succeeded),
             ("standby", Skipped),
         ]
     );
-    assert!(first.steps[5]
+    assert!(first.steps[6]
         .message
         .as_deref()
         .unwrap()
@@ -994,6 +1004,7 @@ async fn a_deploy_records_its_steps_in_order_as_they_happen() {
             ("preflight", Succeeded),
             ("start", Succeeded),
             ("health", Succeeded),
+            ("gates", Succeeded),
             ("switch", Succeeded),
             ("standby", Succeeded),
         ]
@@ -1085,6 +1096,7 @@ async fn a_deploy_that_never_turns_healthy_says_why_and_skips_the_rest() {
             ("preflight", Succeeded),
             ("start", Succeeded),
             ("health", Failed),
+            ("gates", Skipped),
             ("switch", Skipped),
             ("standby", Skipped),
         ]
@@ -1152,6 +1164,7 @@ async fn a_running_deploy_shows_its_progress() {
             ("preflight", Succeeded),
             ("start", Succeeded),
             ("health", Running),
+            ("gates", Pending),
             ("switch", Pending),
             ("standby", Pending),
         ]
@@ -1221,6 +1234,7 @@ async fn reconcile_closes_the_step_a_dead_console_left_running() {
             ("preflight", Succeeded),
             ("start", Succeeded),
             ("health", Failed),
+            ("gates", Skipped),
             ("switch", Skipped),
             ("standby", Skipped),
         ]
@@ -1300,6 +1314,7 @@ async fn a_console_killed_during_the_health_wait_leaves_a_closed_timeline() {
             ("preflight", Succeeded),
             ("start", Succeeded),
             ("health", Failed),
+            ("gates", Skipped),
             ("switch", Skipped),
             ("standby", Skipped),
         ]
@@ -1309,4 +1324,103 @@ async fn a_console_killed_during_the_health_wait_leaves_a_closed_timeline() {
     assert_eq!(h.users_see().await, "switchyard-demo v1\n");
     assert_eq!(h.active().await, Some(SlotColor::Blue));
     assert_eq!(h.slot(SlotColor::Green).await.handle, None);
+}
+
+/// The gates step of a deploy that failed it, after checking that users never
+/// left v1 and the failed release is not left running.
+async fn failed_gates(h: &Harness, actor: &Actor, version: &str) -> String {
+    use StepStatus::*;
+    let d = h.engine.deploy(actor, ENV, version).await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{version}: {d:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n", "{version}");
+    assert_eq!(h.active().await, Some(SlotColor::Blue), "{version}");
+    let green = h.slot(SlotColor::Green).await;
+    assert_eq!(
+        (green.state, green.handle.as_deref()),
+        (SlotState::Stopped, None),
+        "{version}: the release that failed its gates is stopped"
+    );
+    let detail = h.engine.deployment(actor, d.id).await.unwrap();
+    assert_eq!(
+        step_names(&detail.steps),
+        [
+            ("lock", Succeeded),
+            ("preflight", Succeeded),
+            ("start", Succeeded),
+            ("health", Succeeded),
+            ("gates", Failed),
+            ("switch", Skipped),
+            ("standby", Skipped),
+        ],
+        "{version}"
+    );
+    detail.steps[4].message.clone().unwrap()
+}
+
+#[tokio::test]
+async fn a_release_that_fails_its_gates_never_reaches_users() {
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let env = environments::find(h.engine.pool(), ENV).await.unwrap();
+
+    // Defaults: smoke "/" and 50 sample requests. Every second request of
+    // v2+errors answers 500: the smoke request is the first, the sample's
+    // error rate is 50 %.
+    let why = failed_gates(&h, &dora, "v2+errors").await;
+    assert!(
+        why.contains("performance: errors 50.0 % = 25/50 (limit < 1.0 %)"),
+        "{why}"
+    );
+
+    // A second smoke route gets the second request: it answers 500.
+    let mut gates = env.gates.clone();
+    gates.smoke_paths = vec!["/".into(), "/api/orders".into()];
+    environments::set_gates(h.engine.pool(), env.id, &gates)
+        .await
+        .unwrap();
+    let why = failed_gates(&h, &dora, "v2+errors").await;
+    assert!(
+        why.contains("smoke: /api/orders answered 500 Internal Server Error"),
+        "{why}"
+    );
+
+    // 300 ms per answer: the sample's p95 crosses 200 ms.
+    gates.sample_requests = 12;
+    environments::set_gates(h.engine.pool(), env.id, &gates)
+        .await
+        .unwrap();
+    let why = failed_gates(&h, &dora, "v2+laggy").await;
+    let p95: f64 = why
+        .split("p95 ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no measured p95 in {why}"));
+    assert!(p95 >= 300.0, "the demo sleeps 300 ms per answer: {why}");
+    assert!(why.contains(" ms (limit < 200.0 ms)"), "{why}");
+
+    // Invalid settings are refused and change nothing.
+    let bad = engine::gates::GateSettings {
+        smoke_paths: vec!["api".into()],
+        ..gates.clone()
+    };
+    let e = environments::set_gates(h.engine.pool(), env.id, &bad)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    let stored = environments::find(h.engine.pool(), ENV)
+        .await
+        .unwrap()
+        .gates;
+    assert_eq!(stored, gates);
+
+    // A good release passes both gates and says what it measured.
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+    let detail = h.engine.deployment(&dora, d.id).await.unwrap();
+    let passed = detail.steps[4].message.clone().unwrap();
+    assert_eq!(detail.steps[4].name, "gates");
+    assert!(passed.contains("smoke / 200, /api/orders 200"), "{passed}");
+    assert!(passed.contains("12 requests to /: p95 "), "{passed}");
 }

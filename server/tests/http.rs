@@ -1200,6 +1200,7 @@ async fn a_deployment_reads_with_its_steps_and_says_why_it_failed() {
         ("preflight", "failed"),
         ("start", "skipped"),
         ("health", "skipped"),
+        ("gates", "skipped"),
         ("switch", "skipped"),
         ("standby", "skipped"),
     ]
