@@ -20,7 +20,7 @@ set -euo pipefail
 
 DOCKER_SH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEMO_IMAGE_REPO="${DEMO_IMAGE_REPO:-switchyard-demo}"
-DEMO_IMAGE_VERSIONS=(v1 v2 v3 "v2+unhealthy" "v2+crash" "v2+slow")
+DEMO_IMAGE_VERSIONS=(v1 v2 v3 "v2+unhealthy" "v2+crash" "v2+slow" "v2+errors")
 DOCKERD_LOG="${DOCKERD_LOG:-/tmp/dockerd.log}"
 MUSL_TARGET="x86_64-unknown-linux-musl"
 

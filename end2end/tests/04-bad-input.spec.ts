@@ -87,6 +87,29 @@ test.describe('deployer mistakes are refused clearly', () => {
     await expect(cells.nth(COL.details)).toContainText(/health/i);
   });
 
+  test('a release that answers errors fails its gates before any user reaches it', async ({ page, request }) => {
+    const env = environment(page);
+    const live = await liveVersion(request);
+    const color = await activeColor(env);
+
+    await deploy(env, 'v2+errors');
+    const result = actionResult(env, /^deploy #\d+/);
+    await expect(result).toHaveText(/^deploy #\d+ failed: .*gates/i, { timeout: 30_000 });
+    const id = Number(/#(\d+)/.exec((await result.textContent()) ?? '')![1]);
+
+    await expectLive(request, live);
+    await expect(slot(env, color).getByTestId('slot-marker')).toHaveText('active');
+
+    // The deployment's page says which gate failed and with which figures.
+    await historyRow(env, id).getByTestId('deployment-link').click();
+    await expect(page).toHaveURL(new RegExp(`/deployments/${id}$`));
+    await expect(page.getByTestId('deployment-status')).toHaveText('failed');
+    const gates = page.locator('[data-step="gates"]');
+    await expect(gates.getByTestId('step-status')).toHaveText('failed');
+    await expect(gates.getByTestId('step-message')).toContainText('errors 50.0 % = 25/50 (limit < 1.0 %)');
+    await expect(page.locator('[data-step="switch"]').getByTestId('step-status')).toHaveText('skipped');
+  });
+
   test('rolling back without a reason is refused', async ({ page, request }) => {
     const env = environment(page);
     const live = await liveVersion(request);

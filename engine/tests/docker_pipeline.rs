@@ -276,6 +276,21 @@ async fn docker_failed_releases_leave_users_on_the_previous_slot() {
         "the active slot was never touched"
     );
 
+    // Every second answer is a 500: the gates fail on the idle slot, before
+    // the switch, and its container is stopped.
+    let d = h.engine.deploy(&system, &h.env, "v2+errors").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    let msg = d.message.unwrap_or_default();
+    assert!(
+        msg.contains("gates: performance: errors 50.0 % = 25/50"),
+        "{msg}"
+    );
+    assert_eq!(h.users_see().await, v1);
+    assert!(
+        matches!(h.runtime().liveness(&name).await, Liveness::Exited(_)),
+        "the container that failed its gates was stopped"
+    );
+
     // The slot is usable again right after (the stopped leftovers are replaced).
     h.deploy_ok("v2").await;
     assert_eq!(h.users_see().await, "switchyard-demo v2\n");

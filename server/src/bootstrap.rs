@@ -11,8 +11,10 @@ use engine::Engine;
 use model::Role;
 
 /// The releases the quickstart can deploy. `v2+unhealthy` is a build whose
-/// health check never passes, to see a failed deploy leave users where they were.
-pub const DEMO_VERSIONS: [&str; 4] = ["v1", "v2", "v3", "v2+unhealthy"];
+/// health check never passes and `v2+errors` one that answers every second
+/// request with a 500 (it fails the gates), to see a failed deploy leave users
+/// where they were.
+pub const DEMO_VERSIONS: [&str; 5] = ["v1", "v2", "v3", "v2+unhealthy", "v2+errors"];
 
 pub const DEMO_ENVIRONMENT: &str = "production";
 
