@@ -163,6 +163,7 @@ fn step_label(name: &str) -> &str {
         "health" => "Wait until healthy",
         "gates" => "Smoke routes and performance sample",
         "switch" => "Switch traffic",
+        "drain" => "Drain the old slot",
         "standby" => "Keep the old slot warm",
         other => other,
     }

@@ -104,7 +104,7 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     await expect(page.getByTestId('deployment-versions')).toContainText('v1');
     await expect(page.getByTestId('deployment-versions')).toContainText('v2');
     const steps = page.getByTestId('steps').getByTestId('step');
-    await expect(steps).toHaveCount(7);
+    await expect(steps).toHaveCount(8);
     expect(await steps.evaluateAll((li) => li.map((e) => e.getAttribute('data-step')))).toEqual([
       'lock',
       'preflight',
@@ -112,6 +112,7 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
       'health',
       'gates',
       'switch',
+      'drain',
       'standby',
     ]);
     for (const status of await steps.getByTestId('step-status').allTextContents()) {

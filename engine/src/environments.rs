@@ -31,6 +31,9 @@ pub struct Environment {
     pub stop_grace: Duration,
     /// Smoke routes and performance thresholds the idle slot must pass.
     pub gates: GateSettings,
+    /// How long in-flight requests to the old slot may take to finish after
+    /// the switch before the deploy moves on (the slot stays up either way).
+    pub drain_timeout: Duration,
     pub active: Option<SlotColor>,
     pub routing_generation: u64,
 }
@@ -55,6 +58,7 @@ pub struct NewEnvironment {
     pub health_deadline: Duration,
     pub stop_grace: Duration,
     pub gates: GateSettings,
+    pub drain_timeout: Duration,
 }
 
 impl NewEnvironment {
@@ -79,6 +83,7 @@ impl NewEnvironment {
             health_deadline: Duration::from_secs(60),
             stop_grace: Duration::from_secs(10),
             gates: GateSettings::default(),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -123,6 +128,7 @@ struct EnvRow {
     gate_p95_ms: i64,
     gate_p99_ms: i64,
     gate_max_error_pct: f64,
+    drain_timeout_ms: i64,
 }
 
 fn ms(v: i64) -> Duration {
@@ -178,6 +184,7 @@ impl TryFrom<EnvRow> for Environment {
                 p99: ms(r.gate_p99_ms),
                 max_error_rate: r.gate_max_error_pct / 100.0,
             },
+            drain_timeout: ms(r.drain_timeout_ms),
             active: r.active_color.as_deref().map(parse).transpose()?,
             routing_generation: r.routing_generation.max(0) as u64,
         })
@@ -222,7 +229,7 @@ const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_
      health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation, \
      router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
      nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-     gate_max_error_pct";
+     gate_max_error_pct, drain_timeout_ms";
 
 pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     let valid_name = (1..=40).contains(&new.name.len())
@@ -266,8 +273,8 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
          health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at, \
          router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
          nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-         gate_max_error_pct) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         gate_max_error_pct, drain_timeout_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&new.name)
     .bind(&new.app_url)
@@ -293,6 +300,7 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     .bind(new.gates.p95.as_millis() as i64)
     .bind(new.gates.p99.as_millis() as i64)
     .bind(new.gates.max_error_rate * 100.0)
+    .bind(new.drain_timeout.as_millis().max(1) as i64)
     .execute(&mut *tx)
     .await;
     let id = match res {

@@ -26,7 +26,7 @@ use model::{
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Who acts: a signed-in user, or Switchyard itself (bootstrap, recovery,
 /// automatic rollback).
@@ -145,6 +145,9 @@ struct FinishAudit {
     environment: String,
     target: Option<String>,
 }
+
+/// How often the drain asks the router how many requests are still in flight.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// Versions name directories and appear in commands: keep them to a safe alphabet.
 pub fn validate_version(version: &str) -> Result<()> {
@@ -755,6 +758,25 @@ impl Engine {
         )
         .await;
 
+        // The old slot gets no new requests now; let the ones it has finish.
+        match env.active {
+            Some(old) => {
+                self.step_start(dep_id, "drain").await;
+                let drained = self.drain(dep_id, router.as_ref(), &env, old).await;
+                self.step_end(dep_id, "drain", StepStatus::Succeeded, &drained)
+                    .await;
+            }
+            None => {
+                self.step_end(
+                    dep_id,
+                    "drain",
+                    StepStatus::Skipped,
+                    "first deploy: no previous slot to drain",
+                )
+                .await
+            }
+        }
+
         // The old slot is not touched: it stays up for an instant rollback.
         let standby = match env.active {
             Some(old) => {
@@ -786,6 +808,63 @@ impl Engine {
             }
         };
         Ok(format!("{version} is live on {idle}{standby}"))
+    }
+
+    /// Waits until the router counts no request in flight to `old` (the slot
+    /// users just left), up to the environment's drain timeout. Never fails
+    /// the deploy: users are already on the new slot, and the old one stays
+    /// up as the standby, so requests still running after the deadline go
+    /// on. The count is shown on the running step while it drains.
+    async fn drain(
+        &self,
+        dep_id: i64,
+        router: &dyn TrafficRouter,
+        env: &Environment,
+        old: SlotColor,
+    ) -> String {
+        let started = Instant::now();
+        let count = |r: std::result::Result<Option<u64>, crate::router::RouterError>| {
+            match r {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Err(format!(
+                "{old} gets no new requests; the {} router lets its in-flight requests finish by itself",
+                env.router
+            )),
+            Err(e) => Err(format!(
+                "{old} gets no new requests; its in-flight count is unavailable ({e})"
+            )),
+        }
+        };
+        let at_switch = match count(router.in_flight(old).await) {
+            Ok(n) => n,
+            Err(why) => return why,
+        };
+        let mut now = at_switch;
+        while now > 0 {
+            if started.elapsed() >= env.drain_timeout {
+                return format!(
+                    "drain deadline of {:.1} s passed with {now} request(s) still in flight on {old}; \
+                     they go on: {old} stays up as the standby",
+                    env.drain_timeout.as_secs_f64()
+                );
+            }
+            let _ = steps::progress(
+                self.pool(),
+                dep_id,
+                "drain",
+                &format!("{now} request(s) in flight on {old}"),
+            )
+            .await;
+            tokio::time::sleep(DRAIN_POLL).await;
+            now = match count(router.in_flight(old).await) {
+                Ok(n) => n,
+                Err(why) => return why,
+            };
+        }
+        format!(
+            "{old} gets no new requests; {at_switch} in flight at the switch, 0 after {} ms",
+            started.elapsed().as_millis()
+        )
     }
 
     /// Stops a slot this deploy started and records why it is down.

@@ -23,6 +23,7 @@ pub const DEPLOY: &[&str] = &[
     "health",
     "gates",
     "switch",
+    "drain",
     "standby",
 ];
 /// The steps of a rollback: the warm standby was checked before the lock was
@@ -56,6 +57,20 @@ pub async fn start(pool: &Pool, deployment_id: i64, name: &str) -> Result<()> {
          WHERE deployment_id = ? AND name = ?",
     )
     .bind(crate::now())
+    .bind(deployment_id)
+    .bind(name)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Updates a running step's message (e.g. the in-flight count while the old
+/// slot drains), so the deployment's page shows where it is.
+pub async fn progress(pool: &Pool, deployment_id: i64, name: &str, message: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE deployment_steps SET message = ? WHERE deployment_id = ? AND name = ? AND status = 'running'",
+    )
+    .bind(message)
     .bind(deployment_id)
     .bind(name)
     .execute(pool)
@@ -236,6 +251,7 @@ mod tests {
                 ("health", StepStatus::Skipped, None),
                 ("gates", StepStatus::Skipped, None),
                 ("switch", StepStatus::Skipped, None),
+                ("drain", StepStatus::Skipped, None),
                 ("standby", StepStatus::Skipped, None),
             ]
         );

@@ -982,10 +982,11 @@ async fn a_deploy_records_its_steps_in_order_as_they_happen() {
             ("health", Succeeded),
             ("gates", Succeeded),
             ("switch", Succeeded),
+            ("drain", Skipped),
             ("standby", Skipped),
         ]
     );
-    assert!(first.steps[6]
+    assert!(first.steps[7]
         .message
         .as_deref()
         .unwrap()
@@ -1006,6 +1007,7 @@ async fn a_deploy_records_its_steps_in_order_as_they_happen() {
             ("health", Succeeded),
             ("gates", Succeeded),
             ("switch", Succeeded),
+            ("drain", Succeeded),
             ("standby", Succeeded),
         ]
     );
@@ -1043,6 +1045,11 @@ async fn a_deploy_records_its_steps_in_order_as_they_happen() {
         message("switch").contains("users now reach green"),
         "{}",
         message("switch")
+    );
+    assert!(
+        message("drain").starts_with("blue gets no new requests; "),
+        "{}",
+        message("drain")
     );
     assert!(
         message("standby").contains("blue (v1)"),
@@ -1098,6 +1105,7 @@ async fn a_deploy_that_never_turns_healthy_says_why_and_skips_the_rest() {
             ("health", Failed),
             ("gates", Skipped),
             ("switch", Skipped),
+            ("drain", Skipped),
             ("standby", Skipped),
         ]
     );
@@ -1166,6 +1174,7 @@ async fn a_running_deploy_shows_its_progress() {
             ("health", Running),
             ("gates", Pending),
             ("switch", Pending),
+            ("drain", Pending),
             ("standby", Pending),
         ]
     );
@@ -1236,6 +1245,7 @@ async fn reconcile_closes_the_step_a_dead_console_left_running() {
             ("health", Failed),
             ("gates", Skipped),
             ("switch", Skipped),
+            ("drain", Skipped),
             ("standby", Skipped),
         ]
     );
@@ -1316,6 +1326,7 @@ async fn a_console_killed_during_the_health_wait_leaves_a_closed_timeline() {
             ("health", Failed),
             ("gates", Skipped),
             ("switch", Skipped),
+            ("drain", Skipped),
             ("standby", Skipped),
         ]
     );
@@ -1350,6 +1361,7 @@ async fn failed_gates(h: &Harness, actor: &Actor, version: &str) -> String {
             ("health", Succeeded),
             ("gates", Failed),
             ("switch", Skipped),
+            ("drain", Skipped),
             ("standby", Skipped),
         ],
         "{version}"
@@ -1423,4 +1435,145 @@ async fn a_release_that_fails_its_gates_never_reaches_users() {
     assert_eq!(detail.steps[4].name, "gates");
     assert!(passed.contains("smoke / 200, /api/orders 200"), "{passed}");
     assert!(passed.contains("12 requests to /: p95 "), "{passed}");
+}
+
+/// One user request's outcome: status and body, or the transport error.
+type Answer = Result<(u16, String), String>;
+
+/// Users asking one request after another, `clients` at a time, until
+/// stopped.
+struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<Vec<Answer>>>,
+}
+
+impl Load {
+    fn start(h: &Harness, clients: usize) -> Load {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = (0..clients)
+            .map(|i| {
+                let (http, url, stop) = (
+                    h.http.clone(),
+                    format!("http://{}/", h.public),
+                    stop.clone(),
+                );
+                tokio::spawn(async move {
+                    // Staggered starts: otherwise clients of a slow slot ask
+                    // in lockstep and all their requests end at once.
+                    tokio::time::sleep(Duration::from_millis(50 * i as u64)).await;
+                    let mut seen = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        seen.push(match http.get(&url).send().await {
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                Ok((status, r.text().await.unwrap_or_default()))
+                            }
+                            Err(e) => Err(e.to_string()),
+                        });
+                    }
+                    seen
+                })
+            })
+            .collect();
+        Load { stop, clients }
+    }
+
+    async fn finish(self) -> Vec<Answer> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Vec::new();
+        for c in self.clients {
+            all.extend(c.await.unwrap());
+        }
+        all
+    }
+}
+
+/// Deploys `version` while 6 users keep asking; asserts every one of their
+/// requests was answered 200 and returns the drain step's message.
+async fn deploy_under_load(h: &Harness, actor: &Actor, version: &str) -> String {
+    let load = Load::start(h, 6);
+    // Let the slow answers pile up in flight before the switch.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let d = h.engine.deploy(actor, ENV, version).await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let answers = load.finish().await;
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|a| !matches!(a, Ok((200, _))))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed while deploying {version}: {failed:?}",
+        failed.len(),
+        answers.len()
+    );
+    let new = format!("switchyard-demo {version}\n");
+    assert!(
+        answers.iter().any(|a| matches!(a, Ok((_, b)) if *b == new)),
+        "no user reached {version}"
+    );
+    let detail = h.engine.deployment(actor, d.id).await.unwrap();
+    let drain = detail.steps.iter().find(|s| s.name == "drain").unwrap();
+    assert_eq!(drain.status, StepStatus::Succeeded, "{drain:?}");
+    drain.message.clone().unwrap()
+}
+
+/// The number right before `marker` in `text`.
+fn number_before(text: &str, marker: &str) -> u64 {
+    text.split(marker)
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number before {marker:?} in {text}"))
+}
+
+#[tokio::test]
+async fn the_old_slot_finishes_its_requests_after_the_switch() {
+    let h = Harness::new(Duration::from_secs(3)).await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let pool = h.engine.pool();
+    let env = environments::find(pool, ENV).await.unwrap();
+    // A slow release (300 ms per answer) goes live; its gates allow for that.
+    let mut gates = env.gates.clone();
+    gates.p95 = Duration::from_secs(2);
+    gates.p99 = Duration::from_secs(3);
+    gates.sample_requests = 8;
+    environments::set_gates(pool, env.id, &gates).await.unwrap();
+    let d = h.engine.deploy(&dora, ENV, "v2+laggy").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+
+    // v3 replaces it under load: requests that reached blue before the
+    // switch finish there, and the drain waited for them.
+    let drained = deploy_under_load(&h, &dora, "v3").await;
+    assert!(
+        drained.starts_with("blue gets no new requests; "),
+        "{drained}"
+    );
+    assert!(
+        number_before(&drained, " in flight at the switch") >= 1,
+        "6 users with 300 ms answers had requests in flight: {drained}"
+    );
+    assert!(drained.contains(", 0 after "), "{drained}");
+
+    // Back on the slow release, with a drain deadline shorter than one of its
+    // answers: the deploy goes on after the deadline, and the requests still
+    // running on blue finish anyway (it stays up as the standby).
+    let r = h.engine.rollback(&dora, ENV, "drain test").await.unwrap();
+    assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
+    // No setting UI yet: the column is what an operator would change.
+    sqlx::query("UPDATE environments SET drain_timeout_ms = 100 WHERE id = ?")
+        .bind(env.id)
+        .execute(pool)
+        .await
+        .unwrap();
+    let drained = deploy_under_load(&h, &dora, "v1").await;
+    assert!(
+        drained.starts_with("drain deadline of 0.1 s passed with "),
+        "{drained}"
+    );
+    assert!(
+        number_before(&drained, " request(s) still in flight on blue") >= 1,
+        "{drained}"
+    );
 }

@@ -1202,6 +1202,7 @@ async fn a_deployment_reads_with_its_steps_and_says_why_it_failed() {
         ("health", "skipped"),
         ("gates", "skipped"),
         ("switch", "skipped"),
+        ("drain", "skipped"),
         ("standby", "skipped"),
     ]
     .iter()

@@ -2,7 +2,7 @@
 
 use super::{RouterError, TrafficRouter};
 use async_trait::async_trait;
-use model::RoutingTable;
+use model::{RoutingTable, SlotColor};
 use std::time::Duration;
 
 pub struct BuiltinRouter {
@@ -81,5 +81,31 @@ impl TrafficRouter for BuiltinRouter {
             }
             _ => Err(RouterError::Rejected(Self::error_body(resp).await)),
         }
+    }
+
+    async fn in_flight(&self, slot: SlotColor) -> Result<Option<u64>, RouterError> {
+        /// The part of the proxy's `GET /admin/drain` answer the drain reads.
+        #[derive(serde::Deserialize)]
+        struct Drain {
+            in_flight: u64,
+        }
+        let resp = self
+            .http
+            .get(format!("{}/admin/drain", self.admin_url))
+            .query(&[("slot", slot.as_str())])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| {
+                RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url))
+            })?;
+        if !resp.status().is_success() {
+            return Err(RouterError::Rejected(Self::error_body(resp).await));
+        }
+        let drain: Drain = resp
+            .json()
+            .await
+            .map_err(|e| RouterError::Rejected(format!("unreadable drain status: {e}")))?;
+        Ok(Some(drain.in_flight))
     }
 }

@@ -6,7 +6,7 @@ pub mod builtin;
 pub mod nginx;
 
 use async_trait::async_trait;
-use model::RoutingTable;
+use model::{RoutingTable, SlotColor};
 
 pub use builtin::BuiltinRouter;
 pub use nginx::{NginxRouter, NginxSettings};
@@ -27,4 +27,10 @@ pub trait TrafficRouter: Send + Sync {
     /// Installs `table` atomically. The router refuses it unless its generation
     /// is newer than the one in force (fencing against stale workers).
     async fn apply(&self, table: &RoutingTable) -> Result<RoutingTable, RouterError>;
+    /// Requests to `slot` still running through this router, when it can
+    /// tell. `None`: it cannot count them (nginx: the old workers of a
+    /// graceful reload finish their requests by themselves).
+    async fn in_flight(&self, _slot: SlotColor) -> Result<Option<u64>, RouterError> {
+        Ok(None)
+    }
 }

@@ -1,3 +1,5 @@
+-- Gates and drain (issue 3).
+--
 -- Gates the idle slot must pass before the switch (issue 3): smoke routes
 -- that must answer 2xx (one path per line; the first is also the performance
 -- sample's route) and a performance sample with p95 / p99 / error-rate
@@ -12,3 +14,8 @@ ALTER TABLE environments ADD COLUMN gate_p95_ms INTEGER NOT NULL DEFAULT 200 CHE
 ALTER TABLE environments ADD COLUMN gate_p99_ms INTEGER NOT NULL DEFAULT 500 CHECK (gate_p99_ms > 0);
 ALTER TABLE environments ADD COLUMN gate_max_error_pct REAL NOT NULL DEFAULT 1.0
     CHECK (gate_max_error_pct BETWEEN 0 AND 100);
+
+-- After the switch the old slot gets no new requests; the deploy waits up to
+-- this long for its in-flight requests to finish (reference/001: 30 s).
+ALTER TABLE environments ADD COLUMN drain_timeout_ms INTEGER NOT NULL DEFAULT 30000
+    CHECK (drain_timeout_ms > 0);
