@@ -44,7 +44,13 @@ pub async fn load_deployment(id: i64) -> Result<LoadedDeployment, AppError> {
 /// last answer was lost on the way (a refusal or a missing one is final).
 fn keeps_polling(r: &Result<LoadedDeployment, AppError>) -> bool {
     match r {
-        Ok(p) => p.detail.deployment.status == DeploymentStatus::Running,
+        Ok(p) => {
+            p.detail.deployment.status == DeploymentStatus::Running
+                || p.detail
+                    .watch
+                    .as_ref()
+                    .is_some_and(|w| w.status == model::WatchStatus::Watching)
+        }
         Err(AppError::Transport(_)) => true,
         Err(_) => false,
     }
@@ -92,6 +98,7 @@ pub fn DeploymentPage() -> impl IntoView {
                             <DeploymentHeader deployment=p.detail.deployment.clone() elapsed_ms=p.detail.elapsed_ms/>
                             <h2>"Steps"</h2>
                             <Timeline steps=p.detail.steps.clone()/>
+                            {p.detail.watch.clone().map(|w| view! { <Watch watch=w/> })}
                         </main>
                     }
                     .into_any(),
@@ -152,6 +159,41 @@ fn DeploymentHeader(deployment: DeploymentView, elapsed_ms: i64) -> impl IntoVie
             {d.reason.clone().map(|r| view! { <dt>"Reason"</dt><dd>{r}</dd> })}
             {d.message.clone().map(|m| view! { <dt>"Result"</dt><dd data-testid="deployment-message">{m}</dd> })}
         </dl>
+    }
+}
+
+/// The watch window after the switch: live figures while it runs, the
+/// evidence and the automatic rollback after a breach.
+#[component]
+fn Watch(watch: model::WatchView) -> impl IntoView {
+    let w = watch;
+    let heading = match w.status {
+        model::WatchStatus::Watching => {
+            format!("Watching {} until {}", w.slot, short_time(&w.until))
+        }
+        model::WatchStatus::Passed => format!(
+            "Watched {} until {}: no breach",
+            w.slot,
+            short_time(&w.until)
+        ),
+        model::WatchStatus::Breached => {
+            format!("{} breached a threshold: rolled back automatically", w.slot)
+        }
+        model::WatchStatus::Stopped => format!("Watch of {} ended early", w.slot),
+    };
+    view! {
+        <section class=format!("watch {}", w.status) data-testid="watch">
+            <h2>"Watch window"</h2>
+            <p>
+                <span class=format!("step-status {}", w.status) data-testid="watch-status">{w.status.to_string()}</span>
+                " "
+                {heading}
+            </p>
+            {w.message.clone().map(|m| view! { <p class="step-message" data-testid="watch-message">{m}</p> })}
+            {w.rollback_id.map(|id| view! {
+                <p><a href=format!("/deployments/{id}") data-testid="watch-rollback-link">{format!("Automatic rollback #{id}")}</a></p>
+            })}
+        </section>
     }
 }
 

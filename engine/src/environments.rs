@@ -34,6 +34,9 @@ pub struct Environment {
     /// How long in-flight requests to the old slot may take to finish after
     /// the switch before the deploy moves on (the slot stays up either way).
     pub drain_timeout: Duration,
+    /// How long the new slot is watched after a deploy's switch (0: not at
+    /// all); a breach rolls back by itself (see `crate::watch`).
+    pub watch_window: Duration,
     pub active: Option<SlotColor>,
     pub routing_generation: u64,
 }
@@ -59,6 +62,7 @@ pub struct NewEnvironment {
     pub stop_grace: Duration,
     pub gates: GateSettings,
     pub drain_timeout: Duration,
+    pub watch_window: Duration,
 }
 
 impl NewEnvironment {
@@ -84,6 +88,7 @@ impl NewEnvironment {
             stop_grace: Duration::from_secs(10),
             gates: GateSettings::default(),
             drain_timeout: Duration::from_secs(30),
+            watch_window: Duration::from_secs(300),
         }
     }
 }
@@ -129,6 +134,7 @@ struct EnvRow {
     gate_p99_ms: i64,
     gate_max_error_pct: f64,
     drain_timeout_ms: i64,
+    watch_window_ms: i64,
 }
 
 fn ms(v: i64) -> Duration {
@@ -185,6 +191,7 @@ impl TryFrom<EnvRow> for Environment {
                 max_error_rate: r.gate_max_error_pct / 100.0,
             },
             drain_timeout: ms(r.drain_timeout_ms),
+            watch_window: ms(r.watch_window_ms),
             active: r.active_color.as_deref().map(parse).transpose()?,
             routing_generation: r.routing_generation.max(0) as u64,
         })
@@ -229,7 +236,7 @@ const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_
      health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation, \
      router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
      nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-     gate_max_error_pct, drain_timeout_ms";
+     gate_max_error_pct, drain_timeout_ms, watch_window_ms";
 
 pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     let valid_name = (1..=40).contains(&new.name.len())
@@ -273,8 +280,8 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
          health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at, \
          router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
          nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-         gate_max_error_pct, drain_timeout_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         gate_max_error_pct, drain_timeout_ms, watch_window_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&new.name)
     .bind(&new.app_url)
@@ -301,6 +308,7 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     .bind(new.gates.p99.as_millis() as i64)
     .bind(new.gates.max_error_rate * 100.0)
     .bind(new.drain_timeout.as_millis().max(1) as i64)
+    .bind(new.watch_window.as_millis() as i64)
     .execute(&mut *tx)
     .await;
     let id = match res {
@@ -443,6 +451,33 @@ pub async fn set_gates(pool: &Pool, env_id: i64, gates: &GateSettings) -> Result
     .bind(gates.p95.as_millis() as i64)
     .bind(gates.p99.as_millis() as i64)
     .bind(gates.max_error_rate * 100.0)
+    .bind(env_id)
+    .execute(pool)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("environment {env_id}")));
+    }
+    Ok(())
+}
+
+/// Replaces an environment's drain timeout (more than 0) and watch window
+/// (0 turns the watch off). Takes effect from the next deploy.
+pub async fn set_timings(
+    pool: &Pool,
+    env_id: i64,
+    drain_timeout: Duration,
+    watch_window: Duration,
+) -> Result<()> {
+    if drain_timeout.is_zero() {
+        return Err(Error::InvalidInput(
+            "the drain timeout must be above 0".into(),
+        ));
+    }
+    let updated = sqlx::query(
+        "UPDATE environments SET drain_timeout_ms = ?, watch_window_ms = ? WHERE id = ?",
+    )
+    .bind(drain_timeout.as_millis() as i64)
+    .bind(watch_window.as_millis() as i64)
     .bind(env_id)
     .execute(pool)
     .await?;

@@ -24,6 +24,7 @@ pub mod runtime;
 pub mod steps;
 pub mod store;
 pub mod users;
+pub mod watch;
 
 pub use error::Error;
 pub use pipeline::Engine;

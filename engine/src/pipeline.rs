@@ -205,6 +205,10 @@ impl Engine {
         })
     }
 
+    pub(crate) fn prober(&self) -> &Prober {
+        &self.inner.prober
+    }
+
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
     }
@@ -212,7 +216,7 @@ impl Engine {
     /// The traffic router `env` names. A router value is built per
     /// operation; the nginx router serializes applies with a file lock, so
     /// that is safe.
-    fn router_for(&self, env: &Environment) -> Result<Arc<dyn TrafficRouter>> {
+    pub(crate) fn router_for(&self, env: &Environment) -> Result<Arc<dyn TrafficRouter>> {
         if env.router == "nginx" {
             let settings = env.nginx.clone().ok_or_else(|| {
                 Error::Internal(format!(
@@ -303,6 +307,7 @@ impl Engine {
             deployment,
             steps,
             elapsed_ms,
+            watch: crate::watch::view(self.pool(), id).await?,
         })
     }
 
@@ -574,18 +579,28 @@ impl Engine {
             gate,
         } = prepared;
         let this = self.clone();
-        self.run_detached(dep_id, finish, async move {
-            this.step_start(dep_id, "preflight").await;
-            if let Some(g) = gate {
-                this.ensure_deployable(g.release_id, g.revision, Moment::Execution)
+        let env_name = env.name.clone();
+        let done = self
+            .run_detached(dep_id, finish, async move {
+                this.step_start(dep_id, "preflight").await;
+                if let Some(g) = gate {
+                    this.ensure_deployable(g.release_id, g.revision, Moment::Execution)
+                        .await
+                        .map_err(|e| format!("approvals re-checked at start: {e}"))?;
+                }
+                this.deploy_steps(dep_id, env, idle, &version, gate.is_some())
                     .await
-                    .map_err(|e| format!("approvals re-checked at start: {e}"))?;
+                    .map_err(|e| e.to_string())
+            })
+            .await?;
+        if done.status == DeploymentStatus::Succeeded {
+            // The watch is a record of its own: a failure to start it is
+            // logged, the deploy stands.
+            if let Err(e) = self.start_watch(dep_id, &env_name).await {
+                tracing::error!(dep_id, error = %e, "could not start the watch window");
             }
-            this.deploy_steps(dep_id, env, idle, &version, gate.is_some())
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await
+        }
+        Ok(done)
     }
 
     /// The deploy itself, step by step. The preflight step is running when
@@ -1130,7 +1145,7 @@ impl Engine {
                 }
             }
         }
-        Ok(())
+        self.resume_watches().await
     }
 
     async fn close_interrupted(

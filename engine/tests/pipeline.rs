@@ -179,6 +179,9 @@ impl Harness {
         new.health_interval = Duration::from_millis(50);
         new.health_deadline = health_deadline;
         new.stop_grace = Duration::from_secs(2);
+        // The watch window runs in the background after a deploy and may roll
+        // back by itself; only the tests of the watch turn it on.
+        new.watch_window = Duration::ZERO;
         environments::create(&pool, &new).await.unwrap();
         let engine = Engine::new(pool, runtime.clone());
         Harness {
@@ -1561,10 +1564,7 @@ async fn the_old_slot_finishes_its_requests_after_the_switch() {
     // running on blue finish anyway (it stays up as the standby).
     let r = h.engine.rollback(&dora, ENV, "drain test").await.unwrap();
     assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
-    // No setting UI yet: the column is what an operator would change.
-    sqlx::query("UPDATE environments SET drain_timeout_ms = 100 WHERE id = ?")
-        .bind(env.id)
-        .execute(pool)
+    environments::set_timings(pool, env.id, Duration::from_millis(100), Duration::ZERO)
         .await
         .unwrap();
     let drained = deploy_under_load(&h, &dora, "v1").await;
@@ -1576,4 +1576,180 @@ async fn the_old_slot_finishes_its_requests_after_the_switch() {
         number_before(&drained, " request(s) still in flight on blue") >= 1,
         "{drained}"
     );
+}
+
+/// Waits (up to 30 s) for a deploy's watch window to end, and returns it.
+async fn watch_outcome(h: &Harness, actor: &Actor, id: i64) -> model::WatchView {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let w = h
+            .engine
+            .deployment(actor, id)
+            .await
+            .unwrap()
+            .watch
+            .expect("the deploy is watched");
+        // A breach is recorded before its rollback runs: wait for its end too.
+        let settled = match w.status {
+            model::WatchStatus::Watching => false,
+            model::WatchStatus::Breached => {
+                w.rollback_id.is_some()
+                    || w.message.as_deref().is_some_and(|m| m.contains("refused"))
+            }
+            _ => true,
+        };
+        if settled {
+            return w;
+        }
+        assert!(Instant::now() < deadline, "still watching: {w:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Turns the watch on for the harness's environment.
+async fn watch_for(h: &Harness, window: Duration) {
+    let env = environments::find(h.engine.pool(), ENV).await.unwrap();
+    environments::set_timings(h.engine.pool(), env.id, Duration::from_secs(30), window)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn errors_after_the_switch_roll_back_by_themselves_with_the_evidence() {
+    use model::WatchStatus;
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let env = environments::find(h.engine.pool(), ENV).await.unwrap();
+    // Gates that let a bad build through (no smoke route, no sample): the
+    // watch is the last line of defence.
+    let lax = engine::gates::GateSettings {
+        smoke_paths: vec![],
+        sample_requests: 0,
+        ..env.gates.clone()
+    };
+    environments::set_gates(h.engine.pool(), env.id, &lax)
+        .await
+        .unwrap();
+    watch_for(&h, Duration::from_secs(60)).await;
+
+    let load = Load::start(&h, 4);
+    let d = h.engine.deploy(&dora, ENV, "v2+errors").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let w = watch_outcome(&h, &dora, d.id).await;
+    load.finish().await;
+
+    assert_eq!(w.status, WatchStatus::Breached, "{w:?}");
+    assert_eq!(w.slot, SlotColor::Green);
+    let evidence = w.message.clone().unwrap();
+    assert!(evidence.starts_with("error rate "), "{evidence}");
+    assert!(evidence.contains("(limit < 1.0 %)"), "{evidence}");
+    let rb = h
+        .engine
+        .deployment(&dora, w.rollback_id.expect("a rollback was started"))
+        .await
+        .unwrap()
+        .deployment;
+    assert_eq!(
+        (rb.kind, rb.status, rb.requested_by.as_str()),
+        (
+            DeploymentKind::Rollback,
+            DeploymentStatus::Succeeded,
+            "system"
+        )
+    );
+    let reason = rb.reason.unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "automatic rollback of deployment #{}: error rate ",
+            d.id
+        )),
+        "{reason}"
+    );
+    assert!(
+        evidence.contains(&format!("rolled back by deployment #{}", rb.id)),
+        "{evidence}"
+    );
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+}
+
+#[tokio::test]
+async fn a_slot_that_dies_after_the_switch_is_rolled_back_from() {
+    use model::WatchStatus;
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    watch_for(&h, Duration::from_secs(60)).await;
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+
+    let green = h.slot(SlotColor::Green).await;
+    kill_group(green.handle.unwrap().parse().unwrap());
+    let w = watch_outcome(&h, &dora, d.id).await;
+    assert_eq!(w.status, WatchStatus::Breached, "{w:?}");
+    let evidence = w.message.unwrap();
+    assert!(
+        evidence.starts_with("3 failed health probes in a row (last: connection refused"),
+        "{evidence}"
+    );
+    assert!(w.rollback_id.is_some());
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+}
+
+#[tokio::test]
+async fn a_quiet_window_passes_and_a_manual_rollback_ends_one_early() {
+    use model::WatchStatus;
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    watch_for(&h, Duration::from_secs(2)).await;
+
+    let load = Load::start(&h, 2);
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let watching = h
+        .engine
+        .deployment(&dora, d.id)
+        .await
+        .unwrap()
+        .watch
+        .unwrap();
+    assert_eq!(watching.status, WatchStatus::Watching, "{watching:?}");
+    let w = watch_outcome(&h, &dora, d.id).await;
+    let answers = load.finish().await;
+    assert!(answers.iter().all(|a| matches!(a, Ok((200, _)))));
+    assert_eq!(w.status, WatchStatus::Passed, "{w:?}");
+    let m = w.message.unwrap();
+    assert!(m.starts_with("passed: no breach in 2 s; "), "{m}");
+    assert!(m.contains(" answers since the switch, errors 0.0 %"), "{m}");
+    assert_eq!(w.rollback_id, None);
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+
+    // A person rolls back while v3 is watched: the watch ends, it does not
+    // fight the rollback.
+    watch_for(&h, Duration::from_secs(60)).await;
+    let d = h.engine.deploy(&dora, ENV, "v3").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let r = h
+        .engine
+        .rollback(&dora, ENV, "changed my mind")
+        .await
+        .unwrap();
+    assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
+    let w = watch_outcome(&h, &dora, d.id).await;
+    assert_eq!(w.status, WatchStatus::Stopped, "{w:?}");
+    assert!(
+        w.message
+            .as_deref()
+            .unwrap()
+            .starts_with("ended early: traffic moved"),
+        "{w:?}"
+    );
+    assert_eq!(w.rollback_id, None);
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+
+    // Watching is off when the window is 0.
+    watch_for(&h, Duration::ZERO).await;
+    let d = h.engine.deploy(&dora, ENV, "v1").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    assert_eq!(h.engine.deployment(&dora, d.id).await.unwrap().watch, None);
 }

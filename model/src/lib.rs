@@ -364,6 +364,67 @@ pub struct StepView {
     pub message: Option<String>,
 }
 
+/// Where a deploy's watch window is (see the engine's `watch` module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchStatus {
+    Watching,
+    /// The window ended without a breach.
+    Passed,
+    /// A threshold was crossed; the engine rolled back (or was refused).
+    Breached,
+    /// Ended early: traffic moved for another reason, or the console stopped.
+    Stopped,
+}
+
+impl WatchStatus {
+    pub const ALL: [WatchStatus; 4] = [
+        WatchStatus::Watching,
+        WatchStatus::Passed,
+        WatchStatus::Breached,
+        WatchStatus::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchStatus::Watching => "watching",
+            WatchStatus::Passed => "passed",
+            WatchStatus::Breached => "breached",
+            WatchStatus::Stopped => "stopped",
+        }
+    }
+}
+
+impl fmt::Display for WatchStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WatchStatus {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        WatchStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownVariant::new("watch status", s))
+    }
+}
+
+/// The watch window after a deploy's switch: the new slot's error rate, p95
+/// and health against the environment's thresholds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchView {
+    pub status: WatchStatus,
+    pub slot: SlotColor,
+    pub started_at: String,
+    pub until: String,
+    /// The latest figures while watching; the evidence after a breach.
+    pub message: Option<String>,
+    /// The automatic rollback a breach started.
+    pub rollback_id: Option<i64>,
+}
+
 /// A deployment with its steps, for its own page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentDetail {
@@ -372,6 +433,8 @@ pub struct DeploymentDetail {
     /// Finished deployments: their duration. A running one: how long it has
     /// been running when this view was made.
     pub elapsed_ms: i64,
+    /// Deploys that switched users from a previous slot: the watch after it.
+    pub watch: Option<WatchView>,
 }
 
 /// Where switchyard-proxy sends user traffic. `generation` fences writers:

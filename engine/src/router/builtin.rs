@@ -1,6 +1,6 @@
 //! Drives switchyard-proxy through its admin API (loopback, bearer secret).
 
-use super::{RouterError, TrafficRouter};
+use super::{RouterError, SlotTraffic, TrafficRouter};
 use async_trait::async_trait;
 use model::{RoutingTable, SlotColor};
 use std::time::Duration;
@@ -107,5 +107,62 @@ impl TrafficRouter for BuiltinRouter {
             .await
             .map_err(|e| RouterError::Rejected(format!("unreadable drain status: {e}")))?;
         Ok(Some(drain.in_flight))
+    }
+
+    async fn slot_traffic(
+        &self,
+        slot: SlotColor,
+        window_secs: u64,
+    ) -> Result<Option<SlotTraffic>, RouterError> {
+        // The parts of the proxy's `GET /admin/metrics` answer the watch reads:
+        // the public listener only (the preview address is not users).
+        #[derive(serde::Deserialize)]
+        struct Report {
+            slots: std::collections::HashMap<String, SlotReport>,
+        }
+        #[derive(serde::Deserialize)]
+        struct SlotReport {
+            listeners: Listeners,
+        }
+        #[derive(serde::Deserialize)]
+        struct Listeners {
+            public: Stats,
+        }
+        #[derive(serde::Deserialize)]
+        struct Stats {
+            responses: std::collections::HashMap<String, u64>,
+            latency: Latency,
+        }
+        #[derive(serde::Deserialize)]
+        struct Latency {
+            p95_ms: Option<f64>,
+        }
+        let resp = self
+            .http
+            .get(format!("{}/admin/metrics", self.admin_url))
+            .query(&[("window_secs", window_secs.to_string())])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| {
+                RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url))
+            })?;
+        if !resp.status().is_success() {
+            return Err(RouterError::Rejected(Self::error_body(resp).await));
+        }
+        let report: Report = resp
+            .json()
+            .await
+            .map_err(|e| RouterError::Rejected(format!("unreadable metrics: {e}")))?;
+        let stats = report
+            .slots
+            .get(slot.as_str())
+            .map(|s| &s.listeners.public)
+            .ok_or_else(|| RouterError::Rejected(format!("metrics without slot {slot}")))?;
+        Ok(Some(SlotTraffic {
+            responses: stats.responses.values().sum(),
+            errors: stats.responses.get("5xx").copied().unwrap_or(0),
+            p95_ms: stats.latency.p95_ms,
+        }))
     }
 }

@@ -33,4 +33,22 @@ pub trait TrafficRouter: Send + Sync {
     async fn in_flight(&self, _slot: SlotColor) -> Result<Option<u64>, RouterError> {
         Ok(None)
     }
+    /// What users got from `slot` over the last `window_secs` seconds, when
+    /// the router measures it (`None`: it does not).
+    async fn slot_traffic(
+        &self,
+        _slot: SlotColor,
+        _window_secs: u64,
+    ) -> Result<Option<SlotTraffic>, RouterError> {
+        Ok(None)
+    }
+}
+
+/// Answers users got from one slot through the router, over a window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotTraffic {
+    pub responses: u64,
+    /// 5xx answers (the slot's own, and the router's 502/504 for it).
+    pub errors: u64,
+    pub p95_ms: Option<f64>,
 }

@@ -1,4 +1,4 @@
--- Gates and drain (issue 3).
+-- Gates, drain and the watch window (issue 3).
 --
 -- Gates the idle slot must pass before the switch (issue 3): smoke routes
 -- that must answer 2xx (one path per line; the first is also the performance
@@ -19,3 +19,26 @@ ALTER TABLE environments ADD COLUMN gate_max_error_pct REAL NOT NULL DEFAULT 1.0
 -- this long for its in-flight requests to finish (reference/001: 30 s).
 ALTER TABLE environments ADD COLUMN drain_timeout_ms INTEGER NOT NULL DEFAULT 30000
     CHECK (drain_timeout_ms > 0);
+
+-- After a deploy's switch the new slot is watched this long (reference/002,
+-- 003: 5 minutes); a breach rolls back by itself. 0 turns the watch off.
+ALTER TABLE environments ADD COLUMN watch_window_ms INTEGER NOT NULL DEFAULT 300000
+    CHECK (watch_window_ms >= 0);
+
+-- One row per watched deploy. `generation` is the routing generation the
+-- deploy installed: once the router is past it, traffic has moved and the
+-- watch ends. `message` holds the latest figures, then the evidence of a
+-- breach; `rollback_id` the automatic rollback it started.
+CREATE TABLE deployment_watches (
+    deployment_id  INTEGER PRIMARY KEY REFERENCES deployments (id),
+    environment_id INTEGER NOT NULL REFERENCES environments (id),
+    slot           TEXT    NOT NULL CHECK (slot IN ('blue', 'green')),
+    generation     INTEGER NOT NULL,
+    started_at     TEXT    NOT NULL,
+    until          TEXT    NOT NULL,
+    status         TEXT    NOT NULL CHECK (status IN ('watching', 'passed', 'breached', 'stopped')),
+    message        TEXT,
+    rollback_id    INTEGER REFERENCES deployments (id),
+    finished_at    TEXT
+);
+CREATE INDEX deployment_watches_open ON deployment_watches (status) WHERE status = 'watching';
