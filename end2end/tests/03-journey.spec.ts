@@ -121,5 +121,8 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     // The gates step says what it measured on the idle slot.
     await expect(page.locator('[data-step="gates"]')).toContainText(/smoke \/ 200; 50 requests to \/: p95 [\d.]+ ms/);
     await expect(page.getByTestId('deployment-live')).toHaveCount(0);
+    // The deploy was watched after its switch; dana's rollback ended the watch.
+    await expect(page.getByTestId('watch-status')).toHaveText('stopped');
+    await expect(page.getByTestId('watch-message')).toContainText('ended early: traffic moved');
   });
 });

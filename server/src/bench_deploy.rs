@@ -4,8 +4,9 @@
 //! *Bare start* is the runtime starting the demo service and the service
 //! answering its health check, polled every millisecond with no pipeline
 //! around it. *Deploy* is the whole pipeline as a user gets it (lock, audit,
-//! start, health wait at the environment's interval, switch through the real
-//! switchyard-proxy, old standby stopped). Overhead = deploy − bare start,
+//! start, health wait at the environment's interval, gates — smoke route and
+//! the 50-request performance sample — switch through the real
+//! switchyard-proxy, drain, old standby stopped). Overhead = deploy − bare start,
 //! medians of each. *Rollback* is timed from the call (the button) to the
 //! router confirming the switch, and to the first user request answered by the
 //! other version. Figures to read, not assertions: these machines are shared.
@@ -91,6 +92,9 @@ async fn bench_runtime(
     new.runtime = name.to_string();
     new.health_interval = opts.health_interval;
     new.stop_grace = Duration::from_secs(5);
+    // The watch runs after a deploy has finished (it is not part of its
+    // time); left on, its probes would only add noise to the next run.
+    new.watch_window = Duration::ZERO;
     let env = environments::create(&pool, &new).await?;
     let engine = Engine::new(pool, Arc::new(ProcessRuntime::new(dir.join("logs"))))
         .with_runtime(name, runtime.clone());

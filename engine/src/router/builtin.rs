@@ -24,6 +24,37 @@ impl BuiltinRouter {
         }
     }
 
+    /// Sends an admin request with the secret; a transport failure is
+    /// `Unreachable`.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, RouterError> {
+        req.bearer_auth(&self.token).send().await.map_err(|e| {
+            RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url))
+        })
+    }
+
+    /// `GET {admin_url}{path}?{query}` answered 2xx with a JSON body of type
+    /// `T` (`what` names it in the error).
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        what: &str,
+    ) -> Result<T, RouterError> {
+        let resp = self
+            .send(
+                self.http
+                    .get(format!("{}{path}", self.admin_url))
+                    .query(query),
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(RouterError::Rejected(Self::error_body(resp).await));
+        }
+        resp.json()
+            .await
+            .map_err(|e| RouterError::Rejected(format!("unreadable {what}: {e}")))
+    }
+
     async fn error_body(resp: reqwest::Response) -> String {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
@@ -43,34 +74,17 @@ impl std::fmt::Debug for BuiltinRouter {
 #[async_trait]
 impl TrafficRouter for BuiltinRouter {
     async fn current(&self) -> Result<RoutingTable, RouterError> {
-        let resp = self
-            .http
-            .get(format!("{}/admin/routing", self.admin_url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| {
-                RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url))
-            })?;
-        if !resp.status().is_success() {
-            return Err(RouterError::Rejected(Self::error_body(resp).await));
-        }
-        resp.json()
-            .await
-            .map_err(|e| RouterError::Rejected(format!("unreadable routing table: {e}")))
+        self.get_json("/admin/routing", &[], "routing table").await
     }
 
     async fn apply(&self, table: &RoutingTable) -> Result<RoutingTable, RouterError> {
         let resp = self
-            .http
-            .put(format!("{}/admin/routing", self.admin_url))
-            .bearer_auth(&self.token)
-            .json(table)
-            .send()
-            .await
-            .map_err(|e| {
-                RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url))
-            })?;
+            .send(
+                self.http
+                    .put(format!("{}/admin/routing", self.admin_url))
+                    .json(table),
+            )
+            .await?;
         match resp.status() {
             s if s.is_success() => resp
                 .json()
@@ -89,23 +103,13 @@ impl TrafficRouter for BuiltinRouter {
         struct Drain {
             in_flight: u64,
         }
-        let resp = self
-            .http
-            .get(format!("{}/admin/drain", self.admin_url))
-            .query(&[("slot", slot.as_str())])
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| {
-                RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url))
-            })?;
-        if !resp.status().is_success() {
-            return Err(RouterError::Rejected(Self::error_body(resp).await));
-        }
-        let drain: Drain = resp
-            .json()
-            .await
-            .map_err(|e| RouterError::Rejected(format!("unreadable drain status: {e}")))?;
+        let drain: Drain = self
+            .get_json(
+                "/admin/drain",
+                &[("slot", slot.as_str().to_string())],
+                "drain status",
+            )
+            .await?;
         Ok(Some(drain.in_flight))
     }
 
@@ -137,23 +141,13 @@ impl TrafficRouter for BuiltinRouter {
         struct Latency {
             p95_ms: Option<f64>,
         }
-        let resp = self
-            .http
-            .get(format!("{}/admin/metrics", self.admin_url))
-            .query(&[("window_secs", window_secs.to_string())])
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| {
-                RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url))
-            })?;
-        if !resp.status().is_success() {
-            return Err(RouterError::Rejected(Self::error_body(resp).await));
-        }
-        let report: Report = resp
-            .json()
-            .await
-            .map_err(|e| RouterError::Rejected(format!("unreadable metrics: {e}")))?;
+        let report: Report = self
+            .get_json(
+                "/admin/metrics",
+                &[("window_secs", window_secs.to_string())],
+                "metrics",
+            )
+            .await?;
         let stats = report
             .slots
             .get(slot.as_str())
