@@ -12,6 +12,7 @@ pub mod layout;
 pub mod releases;
 #[cfg(feature = "ssr")]
 pub mod state;
+pub mod traffic;
 pub mod users;
 
 use leptos::prelude::*;

@@ -67,6 +67,16 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     await expect(blue.getByTestId('slot-version')).toHaveText('v1');
   });
 
+  await test.step("the traffic panel counts the users' requests on green", async () => {
+    // expectLive just asked the app through switchyard-proxy: the newest
+    // 10-second point of green's chart has answers; the panel refreshes every 2 s.
+    const greenTraffic = env.locator('[data-traffic-slot="green"]');
+    await expect(greenTraffic.getByTestId('traffic-rps').getByTestId('chart-now')).toHaveText(/^\d+\.\d\/s$/);
+    await expect(greenTraffic.getByTestId('traffic-rps').getByTestId('chart-now')).not.toHaveText('0/s');
+    await expect(greenTraffic.getByTestId('traffic-errors').getByTestId('chart-now')).toHaveText('0.0 %');
+    await expect(greenTraffic.locator('svg polyline')).toHaveCount(3);
+  });
+
   let rollbackId = 0;
   await test.step('roll back with a reason', async () => {
     await rollBack(env, reason);

@@ -311,6 +311,32 @@ impl Engine {
         })
     }
 
+    /// Both slots' traffic over the last five minutes in 10-second points,
+    /// for the dashboard. The router being unreachable is an answer here
+    /// (shown in the panel), not an error: the rest of the page still works.
+    pub async fn traffic(&self, actor: &Actor, env_name: &str) -> Result<model::TrafficView> {
+        actor.authorize(Action::ViewEnvironments)?;
+        let env = environments::find(self.pool(), env_name).await?;
+        let router = self.router_for(&env)?;
+        Ok(match router.traffic_series(300, 10).await {
+            Ok(Some(series)) => model::TrafficView {
+                series: Some(series),
+                unavailable: None,
+            },
+            Ok(None) => model::TrafficView {
+                series: None,
+                unavailable: Some(format!(
+                    "the {} router reports no per-slot traffic",
+                    env.router
+                )),
+            },
+            Err(e) => model::TrafficView {
+                series: None,
+                unavailable: Some(format!("traffic figures unavailable: {e}")),
+            },
+        })
+    }
+
     /// Marks a step of `dep_id` running. The timeline is a record of the run,
     /// not part of it: a write that fails is logged and the run goes on.
     async fn step_start(&self, dep_id: i64, name: &str) {

@@ -1753,3 +1753,48 @@ async fn a_quiet_window_passes_and_a_manual_rollback_ends_one_early() {
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
     assert_eq!(h.engine.deployment(&dora, d.id).await.unwrap().watch, None);
 }
+
+#[tokio::test]
+async fn the_dashboard_reads_what_users_got_from_each_slot() {
+    let h = Harness::with_v1_live().await;
+    let vic = h.user("vic", Role::Viewer).await;
+    let load = Load::start(&h, 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answers = load.finish().await;
+    assert!(answers.iter().all(|a| matches!(a, Ok((200, _)))));
+
+    let t = h.engine.traffic(&vic, ENV).await.unwrap();
+    assert_eq!(t.unavailable, None);
+    let series = t.series.unwrap();
+    assert_eq!((series.window_secs, series.step_secs), (300, 10));
+    let slot = |c: SlotColor| series.slots.iter().find(|s| s.slot == c).unwrap();
+    let (blue, green) = (slot(SlotColor::Blue), slot(SlotColor::Green));
+    assert_eq!(blue.points.len(), 30);
+    let now = blue.points.last().unwrap();
+    assert_eq!(now.ago_secs, 0);
+    // The proxy is younger than one step: the newest point holds every answer.
+    let served = now.requests_per_sec * 10.0;
+    assert!(
+        served >= answers.len() as f64 * 0.5,
+        "{} answers, chart says {:.1}/s",
+        answers.len(),
+        now.requests_per_sec
+    );
+    assert_eq!(now.error_rate, 0.0);
+    assert!(now.p95_ms.is_some());
+    assert!(green.points.iter().all(|p| p.requests_per_sec == 0.0));
+
+    // Without a proxy the panel says so; the call itself does not fail.
+    h.kill_proxy();
+    let t = h.engine.traffic(&vic, ENV).await.unwrap();
+    assert_eq!(t.series, None);
+    assert!(
+        t.unavailable
+            .as_deref()
+            .unwrap()
+            .starts_with("traffic figures unavailable: "),
+        "{t:?}"
+    );
+    let e = h.engine.traffic(&vic, "nowhere").await.unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+}

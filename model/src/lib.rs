@@ -425,6 +425,41 @@ pub struct WatchView {
     pub rollback_id: Option<i64>,
 }
 
+/// One point of a slot's traffic chart: what users got from it through the
+/// router during one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    /// The step ended this many seconds ago.
+    pub ago_secs: u64,
+    pub requests_per_sec: f64,
+    /// 5xx / responses, 0.0..=1.0.
+    pub error_rate: f64,
+    pub p95_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlotSeries {
+    pub slot: SlotColor,
+    /// Oldest first.
+    pub points: Vec<MetricPoint>,
+}
+
+/// Both slots' traffic over the last minutes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrafficSeries {
+    pub window_secs: u64,
+    pub step_secs: u64,
+    pub slots: Vec<SlotSeries>,
+}
+
+/// The dashboard's metrics panel: the series, or why there is none (a router
+/// that does not count per slot, a proxy that does not answer).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrafficView {
+    pub series: Option<TrafficSeries>,
+    pub unavailable: Option<String>,
+}
+
 /// A deployment with its steps, for its own page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentDetail {

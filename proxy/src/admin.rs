@@ -8,6 +8,7 @@
 //! | `GET /admin/status`                     | bearer | 200 `{"routing","in_flight","requests","errors"}` |
 //! | `GET /admin/metrics[?window_secs=N]`    | bearer | 200 [`MetricsReport`]; 400 N outside 1..=600 |
 //! | `GET /admin/metrics/prometheus`         | bearer | 200 text/plain; version=0.0.4 |
+//! | `GET /admin/metrics/series[?window_secs=N&step_secs=S]` | bearer | 200 [`SeriesReport`] (defaults 300 / 10); 400 bad window or step |
 //! | `GET /admin/drain?slot=blue`            | bearer | 200 [`DrainStatus`]; 400 missing or unknown slot |
 //!
 //! The routing table is `{"generation", "active", "preview"?, "canary"?}`:
@@ -22,7 +23,7 @@
 //!
 //! Errors are JSON `{"error": "..."}`; 401 carries `WWW-Authenticate: Bearer`.
 
-use crate::metrics::{BadWindow, MetricsReport, MetricsSnapshot, SlotMetrics};
+use crate::metrics::{BadWindow, MetricsReport, MetricsSnapshot, SeriesReport, SlotMetrics};
 use crate::routing::{RouteTable, Routing, SwitchError};
 use crate::token::AdminToken;
 use axum::body::Bytes;
@@ -57,6 +58,7 @@ pub fn app(state: AdminState) -> Router {
         .route("/admin/status", get(get_status))
         .route("/admin/metrics", get(get_metrics))
         .route("/admin/metrics/prometheus", get(get_prometheus))
+        .route("/admin/metrics/series", get(get_series))
         .route("/admin/drain", get(get_drain))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         // Liveness for supervisors and the console's preflight; reveals nothing.
@@ -193,6 +195,27 @@ async fn get_metrics(
     state
         .metrics
         .report(window)
+        .map(Json)
+        .map_err(|e| AdminError::BadQuery(e.to_string()))
+}
+
+async fn get_series(
+    State(state): State<AdminState>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<SeriesReport>, AdminError> {
+    let number = |name: &str, default: u64| match query.get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<u64>()
+            .map_err(|_| AdminError::BadQuery(format!("{name} must be a whole number of seconds"))),
+    };
+    state
+        .metrics
+        .series_at(
+            std::time::Instant::now(),
+            number("window_secs", 300)?,
+            number("step_secs", 10)?,
+        )
         .map(Json)
         .map_err(|e| AdminError::BadQuery(e.to_string()))
 }

@@ -353,6 +353,40 @@ pub struct Latency {
 #[error("window_secs must be between 1 and {MAX_WINDOW_SECS}")]
 pub struct BadWindow;
 
+/// Body of `GET /admin/metrics/series`: what users got from each slot on the
+/// public listener, one point per `step_secs`, oldest first — the console's
+/// charts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesReport {
+    pub window_secs: u64,
+    pub step_secs: u64,
+    pub points: Vec<SeriesPoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// The point's step ended this many seconds before the answer.
+    pub ago_secs: u64,
+    pub blue: PointStats,
+    pub green: PointStats,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointStats {
+    pub requests_per_sec: f64,
+    /// 5xx / responses in the step; 0 without responses.
+    pub error_rate: f64,
+    pub p95_ms: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BadSeries {
+    #[error("window_secs must be between 1 and {MAX_WINDOW_SECS}")]
+    Window,
+    #[error("step_secs must be between 1 and window_secs, at most 600 points")]
+    Step,
+}
+
 impl SlotMetrics {
     fn series(&self, slot: SlotColor, listener: Listener) -> &Series {
         &self.series[slot_index(slot)][listener.index()]
@@ -493,6 +527,71 @@ impl SlotMetrics {
                 blue: slot(SlotColor::Blue),
                 green: slot(SlotColor::Green),
             },
+        })
+    }
+
+    /// Public-listener points over the last `window_secs`, one per
+    /// `step_secs` (see [`SeriesReport`]). Steps before the proxy started are
+    /// empty; a step's rate is divided by the time its snapshots really span.
+    pub fn series_at(
+        &self,
+        now: Instant,
+        window_secs: u64,
+        step_secs: u64,
+    ) -> Result<SeriesReport, BadSeries> {
+        if !(1..=MAX_WINDOW_SECS).contains(&window_secs) {
+            return Err(BadSeries::Window);
+        }
+        if step_secs == 0 || step_secs > window_secs || window_secs / step_secs > 600 {
+            return Err(BadSeries::Step);
+        }
+        let live = self.counts();
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        // Cumulative counts at `ago` seconds before now: the newest snapshot
+        // taken at or before then (the oldest one for times before it).
+        let at = |ago: u64| -> (Instant, Grid<Counts>) {
+            if ago == 0 {
+                return (now, live);
+            }
+            let t = now
+                .checked_sub(Duration::from_secs(ago))
+                .unwrap_or(self.started);
+            history
+                .iter()
+                .rev()
+                .find(|(when, _)| *when <= t)
+                .or_else(|| history.front())
+                .copied()
+                .unwrap_or((self.started, Grid::default()))
+        };
+        let steps = window_secs / step_secs;
+        let points = (0..steps)
+            .rev()
+            .map(|k| {
+                let (end_at, end) = at(k * step_secs);
+                let (start_at, start) = at((k + 1) * step_secs);
+                let secs = end_at.saturating_duration_since(start_at).as_secs_f64();
+                let point = |slot: SlotColor| {
+                    let c = end[slot_index(slot)][Listener::Public.index()]
+                        .minus(&start[slot_index(slot)][Listener::Public.index()]);
+                    let s = stats(&c, 0, 0, secs);
+                    PointStats {
+                        requests_per_sec: s.requests_per_sec,
+                        error_rate: s.error_rate,
+                        p95_ms: s.latency.p95_ms,
+                    }
+                };
+                SeriesPoint {
+                    ago_secs: k * step_secs,
+                    blue: point(SlotColor::Blue),
+                    green: point(SlotColor::Green),
+                }
+            })
+            .collect();
+        Ok(SeriesReport {
+            window_secs,
+            step_secs,
+            points,
         })
     }
 
@@ -756,6 +855,47 @@ mod tests {
         assert!((mean - 29.9).abs() < 0.01, "{mean}");
         assert_eq!(report.slots.blue.total.latency.p50_ms, None);
         assert_eq!(report.slots.green.total.responses.c2xx, 100);
+    }
+
+    #[test]
+    fn series_points_are_per_step_and_oldest_first() {
+        let m = Arc::new(SlotMetrics::default());
+        let t0 = m.started;
+        let hit = |slot: SlotColor, n: usize, status: StatusCode| {
+            for _ in 0..n {
+                m.begin(slot, Listener::Public).respond(status);
+            }
+        };
+        // Second 0-1: 10 OK to blue. Second 1-2: 4 errors to blue, 2 OK to
+        // green. Second 2-3: nothing. Preview traffic is not users.
+        hit(SlotColor::Blue, 10, StatusCode::OK);
+        m.tick_at(t0 + Duration::from_secs(1));
+        hit(SlotColor::Blue, 4, StatusCode::INTERNAL_SERVER_ERROR);
+        hit(SlotColor::Green, 2, StatusCode::OK);
+        m.begin(SlotColor::Green, Listener::Preview)
+            .respond(StatusCode::INTERNAL_SERVER_ERROR);
+        m.tick_at(t0 + Duration::from_secs(2));
+        m.tick_at(t0 + Duration::from_secs(3));
+
+        let s = m.series_at(t0 + Duration::from_secs(3), 5, 1).unwrap();
+        assert_eq!(s.points.len(), 5);
+        assert_eq!(
+            s.points.iter().map(|p| p.ago_secs).collect::<Vec<_>>(),
+            [4, 3, 2, 1, 0]
+        );
+        let blue: Vec<f64> = s.points.iter().map(|p| p.blue.requests_per_sec).collect();
+        assert_eq!(blue, [0.0, 0.0, 10.0, 4.0, 0.0], "before start: empty");
+        assert_eq!(s.points[3].blue.error_rate, 1.0);
+        assert_eq!(s.points[3].green.requests_per_sec, 2.0);
+        assert_eq!(
+            s.points[3].green.error_rate, 0.0,
+            "preview errors are not counted"
+        );
+        assert_eq!(s.points[4].blue.p95_ms, None);
+
+        assert_eq!(m.series_at(t0, 0, 1), Err(BadSeries::Window));
+        assert_eq!(m.series_at(t0, 10, 11), Err(BadSeries::Step));
+        assert_eq!(m.series_at(t0, 10, 0), Err(BadSeries::Step));
     }
 
     #[test]

@@ -75,6 +75,7 @@ async fn every_admin_route_but_health_requires_the_token() {
         ("GET", "/admin/metrics"),
         ("GET", "/admin/metrics?window_secs=30"),
         ("GET", "/admin/metrics/prometheus"),
+        ("GET", "/admin/metrics/series"),
         ("GET", "/admin/drain?slot=blue"),
     ] {
         for auth in [
@@ -102,6 +103,7 @@ async fn every_admin_route_but_health_requires_the_token() {
     }
 
     let res = app
+        .clone()
         .oneshot(
             Request::get("/admin/routing")
                 .header("authorization", format!("Bearer {TOKEN}"))
@@ -115,6 +117,34 @@ async fn every_admin_route_but_health_requires_the_token() {
         json(res).await,
         serde_json::json!({"generation": 0, "active": null})
     );
+
+    // The console's charts: 30 points of 10 s by default; bad steps are 400.
+    let get = |path: &str| {
+        Request::get(path)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let res = app
+        .clone()
+        .oneshot(get("/admin/metrics/series"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = json(res).await;
+    assert_eq!(body["step_secs"], 10);
+    assert_eq!(body["points"].as_array().unwrap().len(), 30);
+    assert_eq!(body["points"][29]["ago_secs"], 0);
+    assert_eq!(body["points"][29]["blue"]["requests_per_sec"], 0.0);
+    for bad in [
+        "/admin/metrics/series?step_secs=0",
+        "/admin/metrics/series?window_secs=601",
+        "/admin/metrics/series?window_secs=60&step_secs=61",
+        "/admin/metrics/series?step_secs=ten",
+    ] {
+        let res = app.clone().oneshot(get(bad)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
 }
 
 #[tokio::test]

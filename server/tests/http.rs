@@ -441,6 +441,7 @@ async fn viewers_and_anonymous_callers_cannot_deploy_or_roll_back() {
         "/api/load_overview",
         "/api/environment_status",
         "/api/deployment_history",
+        "/api/slot_traffic",
     ] {
         let r = c.post(path, &[("name", ENV)], None, &[]).await;
         assert_eq!(r.error(), AppError::Unauthenticated, "{path}");
@@ -735,6 +736,11 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             vec![("name", ENV)],
             [true, true, true, true],
         ),
+        (
+            "/api/slot_traffic",
+            vec![("name", ENV)],
+            [true, true, true, true],
+        ),
         ("/api/audit_page", vec![], [true, true, true, true]),
         (
             "/api/load_deployment",
@@ -885,6 +891,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
                     "/api/load_overview",
                     "/api/environment_status",
                     "/api/deployment_history",
+                    "/api/slot_traffic",
                     "/api/audit_page",
                     "/api/load_deployment",
                     "/api/list_users",
@@ -936,7 +943,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             }
         }
     }
-    assert_eq!(report.len(), 4 * 25, "{report:#?}");
+    assert_eq!(report.len(), 4 * 26, "{report:#?}");
 }
 
 /// Admin changes take effect on the user's very next request: a disabled

@@ -2,7 +2,7 @@
 
 use super::{RouterError, SlotTraffic, TrafficRouter};
 use async_trait::async_trait;
-use model::{RoutingTable, SlotColor};
+use model::{MetricPoint, RoutingTable, SlotColor, SlotSeries, TrafficSeries};
 use std::time::Duration;
 
 pub struct BuiltinRouter {
@@ -157,6 +157,69 @@ impl TrafficRouter for BuiltinRouter {
             responses: stats.responses.values().sum(),
             errors: stats.responses.get("5xx").copied().unwrap_or(0),
             p95_ms: stats.latency.p95_ms,
+        }))
+    }
+
+    async fn traffic_series(
+        &self,
+        window_secs: u64,
+        step_secs: u64,
+    ) -> Result<Option<TrafficSeries>, RouterError> {
+        // The proxy's `GET /admin/metrics/series` answer.
+        #[derive(serde::Deserialize)]
+        struct Report {
+            window_secs: u64,
+            step_secs: u64,
+            points: Vec<Point>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Point {
+            ago_secs: u64,
+            blue: Figures,
+            green: Figures,
+        }
+        #[derive(serde::Deserialize)]
+        struct Figures {
+            requests_per_sec: f64,
+            error_rate: f64,
+            p95_ms: Option<f64>,
+        }
+        let report: Report = self
+            .get_json(
+                "/admin/metrics/series",
+                &[
+                    ("window_secs", window_secs.to_string()),
+                    ("step_secs", step_secs.to_string()),
+                ],
+                "metrics series",
+            )
+            .await?;
+        let slots = SlotColor::ALL
+            .into_iter()
+            .map(|slot| SlotSeries {
+                slot,
+                points: report
+                    .points
+                    .iter()
+                    .map(|p| {
+                        let f = match slot {
+                            SlotColor::Blue => &p.blue,
+                            SlotColor::Green => &p.green,
+                        };
+                        MetricPoint {
+                            ago_secs: p.ago_secs,
+                            requests_per_sec: f.requests_per_sec,
+                            error_rate: f.error_rate,
+                            p95_ms: f.p95_ms,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Some(TrafficSeries {
+            window_secs: report.window_secs,
+            step_secs: report.step_secs,
+            slots,
         }))
     }
 }

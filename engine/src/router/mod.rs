@@ -6,7 +6,7 @@ pub mod builtin;
 pub mod nginx;
 
 use async_trait::async_trait;
-use model::{RoutingTable, SlotColor};
+use model::{RoutingTable, SlotColor, TrafficSeries};
 
 pub use builtin::BuiltinRouter;
 pub use nginx::{NginxRouter, NginxSettings};
@@ -40,6 +40,15 @@ pub trait TrafficRouter: Send + Sync {
         _slot: SlotColor,
         _window_secs: u64,
     ) -> Result<Option<SlotTraffic>, RouterError> {
+        Ok(None)
+    }
+    /// Both slots' traffic over the last `window_secs`, one point per
+    /// `step_secs`, when the router measures it.
+    async fn traffic_series(
+        &self,
+        _window_secs: u64,
+        _step_secs: u64,
+    ) -> Result<Option<TrafficSeries>, RouterError> {
         Ok(None)
     }
 }
