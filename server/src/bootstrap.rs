@@ -13,8 +13,17 @@ use model::Role;
 /// The releases the quickstart can deploy. `v2+unhealthy` is a build whose
 /// health check never passes and `v2+errors` one that answers every second
 /// request with a 500 (it fails the gates), to see a failed deploy leave users
-/// where they were.
-pub const DEMO_VERSIONS: [&str; 5] = ["v1", "v2", "v3", "v2+unhealthy", "v2+errors"];
+/// where they were; `v2+slow` takes 3 s to start and `v2+laggy` answers in
+/// 300 ms (it fails the p95 gate), to watch a deploy's steps go by.
+pub const DEMO_VERSIONS: [&str; 7] = [
+    "v1",
+    "v2",
+    "v3",
+    "v2+unhealthy",
+    "v2+errors",
+    "v2+slow",
+    "v2+laggy",
+];
 
 pub const DEMO_ENVIRONMENT: &str = "production";
 

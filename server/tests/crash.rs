@@ -1,0 +1,419 @@
+//! Crash recovery with the real console: `switchyard serve` is killed with
+//! SIGKILL while a deploy is in a given step (or while it watches one), then
+//! started again on the same data directory. Users keep asking the app
+//! through switchyard-proxy the whole time.
+//!
+//! Checked each time: not one user request failed; nothing is left running
+//! in the database; the interrupted step says why; users are on the version
+//! the records say; a slot the dead deploy started is stopped.
+//!
+//! Needs the sibling binaries (`cargo build --workspace`): the console spawns
+//! switchyard-proxy and the demo's slots from `target/debug`.
+
+use engine::environments;
+use model::StepStatus;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "crash-test admin password";
+const ENV: &str = "production";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One data directory and its three addresses, shared by both lives of the
+/// console.
+struct Site {
+    dir: tempfile::TempDir,
+    console: String,
+    app: String,
+    admin: String,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.kill_console();
+        // switchyard-proxy and the slots outlive the console by design; every
+        // one of them has this directory in its command line.
+        for pid in pids_mentioning(self.dir.path()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Processes whose command line mentions `dir` (read from /proc).
+fn pids_mentioning(dir: &Path) -> Vec<i32> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+impl Site {
+    fn new() -> Site {
+        let site = Site {
+            dir: tempfile::tempdir().unwrap(),
+            console: format!("127.0.0.1:{}", free_port()),
+            app: format!("127.0.0.1:{}", free_port()),
+            admin: format!("127.0.0.1:{}", free_port()),
+            child: None,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        };
+        std::fs::create_dir_all(site.dir.path().join("site")).unwrap();
+        site
+    }
+
+    fn bin_dir() -> PathBuf {
+        Path::new(env!("CARGO_BIN_EXE_switchyard"))
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    }
+
+    /// Starts the console and waits until it answers and users get an answer.
+    async fn start_console(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("console.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(["serve", "--listen", &self.console])
+            .args(["--app-listen", &self.app, "--proxy-admin", &self.admin])
+            .args(["--demo-checklist", "none", "--health-deadline-secs", "20"])
+            .arg("--site-root")
+            .arg(self.dir.path().join("site"))
+            .env("SWITCHYARD_BIN_DIR", Self::bin_dir())
+            .env("SWITCHYARD_ADMIN_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let up = self
+                .http
+                .get(format!("http://{}/login", self.console))
+                .send()
+                .await
+                .is_ok();
+            if up && self.users_get().await.is_some() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the console did not come up: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn kill_console(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL: no shutdown code runs.
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
+    }
+
+    async fn users_get(&self) -> Option<String> {
+        let r = self
+            .http
+            .get(format!("http://{}/", self.app))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())?;
+        r.text().await.ok()
+    }
+
+    async fn pool(&self) -> engine::store::Pool {
+        engine::store::open(&format!(
+            "sqlite:{}",
+            self.dir.path().join("switchyard.db").display()
+        ))
+        .await
+        .unwrap()
+    }
+
+    async fn sign_in(&self) -> String {
+        let r = self
+            .http
+            .post(format!("http://{}/api/login", self.console))
+            .header("accept", "application/json")
+            .header("origin", format!("http://{}", self.console))
+            .form(&[("username", "admin"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "login: {}", r.status());
+        let cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("switchyard_session="))
+            .expect("a session cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        cookie
+    }
+
+    /// Asks the console to deploy `version`, as the dashboard's form does.
+    /// The answer is never awaited: the console dies before it comes.
+    fn request_deploy(&self, cookie: &str, version: &str) -> tokio::task::JoinHandle<()> {
+        let req = self
+            .http
+            .post(format!("http://{}/api/deploy", self.console))
+            .header("accept", "application/json")
+            .header("origin", format!("http://{}", self.console))
+            .header("cookie", cookie)
+            .form(&[("environment", ENV), ("version", version)]);
+        tokio::spawn(async move {
+            let _ = req.send().await;
+        })
+    }
+}
+
+/// Users asking one request after another until stopped; counts failures.
+struct Users {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(usize, Vec<String>)>>,
+}
+
+impl Users {
+    fn start(site: &Site, n: usize) -> Users {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..n)
+            .map(|_| {
+                let (http, url, stop) = (
+                    site.http.clone(),
+                    format!("http://{}/", site.app),
+                    stop.clone(),
+                );
+                tokio::spawn(async move {
+                    let (mut ok, mut failed) = (0, Vec::new());
+                    while !stop.load(Ordering::Relaxed) {
+                        match http.get(&url).send().await {
+                            Ok(r) if r.status().is_success() => ok += 1,
+                            Ok(r) => failed.push(r.status().to_string()),
+                            Err(e) => failed.push(e.to_string()),
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        Users { stop, tasks }
+    }
+
+    /// (answered, failures)
+    async fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut ok, mut failed) = (0, Vec::new());
+        for t in self.tasks {
+            let (o, f) = t.await.unwrap();
+            ok += o;
+            failed.extend(f);
+        }
+        (ok, failed)
+    }
+}
+
+/// Waits until the running deployment of ENV is in step `step`; its id.
+async fn wait_for_step(pool: &engine::store::Pool, step: &str) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT d.id FROM deployments d JOIN deployment_steps s ON s.deployment_id = d.id \
+             WHERE d.status = 'running' AND s.name = ? AND s.status = 'running'",
+        )
+        .bind(step)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some(id) = found {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no deploy reached {step}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Kills the console while a deploy of `version` is in `step`, starts it
+/// again, and checks what users and the records see.
+async fn kill_during(step: &str, version: &str) {
+    let mut site = Site::new();
+    site.start_console().await;
+    assert_eq!(
+        site.users_get().await.as_deref(),
+        Some("switchyard-demo v1\n")
+    );
+    let pool = site.pool().await;
+    let cookie = site.sign_in().await;
+    let users = Users::start(&site, 3);
+
+    let _answer = site.request_deploy(&cookie, version);
+    let dep = wait_for_step(&pool, step).await;
+    let env = environments::find(&pool, ENV).await.unwrap();
+    let green = environments::slot(&pool, env.id, model::SlotColor::Green)
+        .await
+        .unwrap();
+    site.kill_console();
+    // With no console at all, users are still served.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    site.start_console().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (answered, failed) = users.finish().await;
+
+    assert!(
+        failed.is_empty(),
+        "{} of {} user requests failed across the crash in {step}: {failed:?}",
+        failed.len(),
+        answered + failed.len()
+    );
+    assert!(answered > 0);
+    assert_eq!(
+        site.users_get().await.as_deref(),
+        Some("switchyard-demo v1\n"),
+        "users stay on v1"
+    );
+    let running: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE status = 'running'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(running, 0, "the lock is free again");
+    let d = engine::deployments::get(&pool, dep).await.unwrap();
+    assert_eq!(d.status, model::DeploymentStatus::Failed, "{d:?}");
+    let steps = engine::steps::list(&pool, dep).await.unwrap();
+    let interrupted = steps.iter().find(|s| s.name == step).unwrap();
+    assert_eq!(interrupted.status, StepStatus::Failed, "{steps:?}");
+    assert_eq!(
+        interrupted.message.as_deref(),
+        Some(engine::steps::INTERRUPTED)
+    );
+    assert!(
+        steps.iter().all(|s| !s.status.is_open()),
+        "every step is closed: {steps:?}"
+    );
+    let env = environments::find(&pool, ENV).await.unwrap();
+    assert_eq!(env.active, Some(model::SlotColor::Blue));
+    let after = environments::slot(&pool, env.id, model::SlotColor::Green)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.handle, None,
+        "the dead deploy's slot is recorded stopped"
+    );
+    if let Some(pid) = green.handle.and_then(|h| h.parse::<i32>().ok()) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while pid_alive(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!pid_alive(pid), "the slot process {pid} was stopped");
+    }
+}
+
+#[tokio::test]
+async fn a_console_killed_in_the_health_wait_comes_back_with_users_on_the_old_slot() {
+    // v2+slow takes 3 s to bind its port: the deploy sits in its health wait.
+    kill_during("health", "v2+slow").await;
+}
+
+#[tokio::test]
+async fn a_console_killed_in_the_gates_comes_back_with_users_on_the_old_slot() {
+    // v2+laggy answers in 300 ms: the 50-request sample takes seconds.
+    kill_during("gates", "v2+laggy").await;
+}
+
+#[tokio::test]
+async fn a_watch_window_goes_on_after_the_console_is_killed() {
+    let mut site = Site::new();
+    site.start_console().await;
+    let pool = site.pool().await;
+    let cookie = site.sign_in().await;
+    let users = Users::start(&site, 2);
+    site.request_deploy(&cookie, "v2").await.unwrap();
+    let dep: i64 = sqlx::query_scalar("SELECT MAX(id) FROM deployments")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let watch = |pool: engine::store::Pool| async move {
+        engine::watch::view(&pool, dep)
+            .await
+            .unwrap()
+            .expect("watched")
+    };
+    let before = watch(pool.clone()).await;
+    assert_eq!(before.status, model::WatchStatus::Watching, "{before:?}");
+
+    site.kill_console();
+    site.start_console().await;
+    // The resumed watch writes fresh figures within a second or two.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = watch(pool.clone()).await;
+        assert_eq!(now.status, model::WatchStatus::Watching, "{now:?}");
+        if now.message != before.message
+            && now
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("watching: "))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watch did not resume: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, failed) = users.finish().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(
+        site.users_get().await.as_deref(),
+        Some("switchyard-demo v2\n")
+    );
+}
