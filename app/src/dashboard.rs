@@ -267,6 +267,19 @@ fn SlotCard(view: SlotView) -> impl IntoView {
         (Some(false), Some(m)) => format!("failing ({m})"),
         _ => "not probed yet".to_string(),
     };
+    // The standby's window, refreshed with the card every 2 s.
+    let window = match (
+        slot.active,
+        slot.address.is_some(),
+        slot.standby_until.as_deref(),
+    ) {
+        (false, true, Some(until)) => Some(format!("warm until {}", short_time(until))),
+        (false, true, None) => Some("warm until the next deploy".to_string()),
+        (false, false, Some(_)) => {
+            Some("not running; a rollback starts it again first".to_string())
+        }
+        _ => None,
+    };
     let checked = slot
         .last_health_at
         .as_deref()
@@ -287,6 +300,7 @@ fn SlotCard(view: SlotView) -> impl IntoView {
                 <dd title=checked>{health}</dd>
                 <dt>"Address"</dt>
                 <dd>{slot.address.unwrap_or_else(|| "—".into())}</dd>
+                {window.map(|w| view! { <dt>"Standby"</dt><dd data-testid="slot-standby">{w}</dd> })}
             </dl>
         </div>
     }

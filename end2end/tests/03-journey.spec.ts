@@ -65,6 +65,9 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     await expect(green.getByTestId('slot-state')).toHaveText('healthy');
     await expect(blue.getByTestId('slot-marker')).toHaveText('standby');
     await expect(blue.getByTestId('slot-version')).toHaveText('v1');
+    // The standby window (15 minutes by default) is shown on the standby.
+    await expect(blue.getByTestId('slot-standby')).toHaveText(/^warm until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+    await expect(green.getByTestId('slot-standby')).toHaveCount(0);
   });
 
   await test.step("the traffic panel counts the users' requests on green", async () => {

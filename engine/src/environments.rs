@@ -37,6 +37,10 @@ pub struct Environment {
     /// How long the new slot is watched after a deploy's switch (0: not at
     /// all); a breach rolls back by itself (see `crate::watch`).
     pub watch_window: Duration,
+    /// How long the slot users left stays warm after a switch (0: until the
+    /// next deploy). Past it the slot is stopped; a rollback then starts it
+    /// again before switching.
+    pub standby_window: Duration,
     pub active: Option<SlotColor>,
     pub routing_generation: u64,
 }
@@ -63,6 +67,7 @@ pub struct NewEnvironment {
     pub gates: GateSettings,
     pub drain_timeout: Duration,
     pub watch_window: Duration,
+    pub standby_window: Duration,
 }
 
 impl NewEnvironment {
@@ -89,6 +94,7 @@ impl NewEnvironment {
             gates: GateSettings::default(),
             drain_timeout: Duration::from_secs(30),
             watch_window: Duration::from_secs(300),
+            standby_window: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -103,6 +109,10 @@ pub struct Slot {
     pub last_health_ok: Option<bool>,
     pub last_health_message: Option<String>,
     pub last_health_at: Option<DateTime<Utc>>,
+    /// Set when the slot became the standby of a switch: until when it is
+    /// kept warm. Still set (in the past) once the window stopped it, which
+    /// is what lets a rollback start it again.
+    pub standby_until: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -135,6 +145,7 @@ struct EnvRow {
     gate_max_error_pct: f64,
     drain_timeout_ms: i64,
     watch_window_ms: i64,
+    standby_window_ms: i64,
 }
 
 fn ms(v: i64) -> Duration {
@@ -192,6 +203,7 @@ impl TryFrom<EnvRow> for Environment {
             },
             drain_timeout: ms(r.drain_timeout_ms),
             watch_window: ms(r.watch_window_ms),
+            standby_window: ms(r.standby_window_ms),
             active: r.active_color.as_deref().map(parse).transpose()?,
             routing_generation: r.routing_generation.max(0) as u64,
         })
@@ -208,6 +220,7 @@ struct SlotRow {
     last_health_ok: Option<bool>,
     last_health_message: Option<String>,
     last_health_at: Option<DateTime<Utc>>,
+    standby_until: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<SlotRow> for Slot {
@@ -222,6 +235,7 @@ impl TryFrom<SlotRow> for Slot {
             last_health_ok: r.last_health_ok,
             last_health_message: r.last_health_message,
             last_health_at: r.last_health_at,
+            standby_until: r.standby_until,
         })
     }
 }
@@ -236,7 +250,7 @@ const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_
      health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation, \
      router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
      nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-     gate_max_error_pct, drain_timeout_ms, watch_window_ms";
+     gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms";
 
 pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     let valid_name = (1..=40).contains(&new.name.len())
@@ -280,8 +294,8 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
          health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at, \
          router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
          nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-         gate_max_error_pct, drain_timeout_ms, watch_window_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&new.name)
     .bind(&new.app_url)
@@ -309,6 +323,7 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     .bind(new.gates.max_error_rate * 100.0)
     .bind(new.drain_timeout.as_millis().max(1) as i64)
     .bind(new.watch_window.as_millis() as i64)
+    .bind(new.standby_window.as_millis() as i64)
     .execute(&mut *tx)
     .await;
     let id = match res {
@@ -354,8 +369,8 @@ pub async fn list(pool: &Pool) -> Result<Vec<Environment>> {
 
 pub async fn slots(pool: &Pool, env_id: i64) -> Result<Vec<Slot>> {
     sqlx::query_as::<_, SlotRow>(
-        "SELECT color, version, state, handle, address, last_health_ok, last_health_message, last_health_at \
-         FROM slots WHERE environment_id = ? ORDER BY color",
+        "SELECT color, version, state, handle, address, last_health_ok, last_health_message, last_health_at, \
+         standby_until FROM slots WHERE environment_id = ? ORDER BY color",
     )
     .bind(env_id)
     .fetch_all(pool)
@@ -460,30 +475,76 @@ pub async fn set_gates(pool: &Pool, env_id: i64, gates: &GateSettings) -> Result
     Ok(())
 }
 
-/// Replaces an environment's drain timeout (more than 0) and watch window
-/// (0 turns the watch off). Takes effect from the next deploy.
-pub async fn set_timings(
-    pool: &Pool,
-    env_id: i64,
-    drain_timeout: Duration,
-    watch_window: Duration,
-) -> Result<()> {
-    if drain_timeout.is_zero() {
+/// The pipeline's waiting times, as an operator sets them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timings {
+    /// More than 0.
+    pub drain_timeout: Duration,
+    /// 0 turns the watch off.
+    pub watch_window: Duration,
+    /// 0 keeps the standby warm until the next deploy.
+    pub standby_window: Duration,
+}
+
+impl Environment {
+    pub fn timings(&self) -> Timings {
+        Timings {
+            drain_timeout: self.drain_timeout,
+            watch_window: self.watch_window,
+            standby_window: self.standby_window,
+        }
+    }
+}
+
+/// Replaces an environment's timings. Takes effect from the next deploy.
+pub async fn set_timings(pool: &Pool, env_id: i64, t: Timings) -> Result<()> {
+    if t.drain_timeout.is_zero() {
         return Err(Error::InvalidInput(
             "the drain timeout must be above 0".into(),
         ));
     }
     let updated = sqlx::query(
-        "UPDATE environments SET drain_timeout_ms = ?, watch_window_ms = ? WHERE id = ?",
+        "UPDATE environments SET drain_timeout_ms = ?, watch_window_ms = ?, standby_window_ms = ? \
+         WHERE id = ?",
     )
-    .bind(drain_timeout.as_millis() as i64)
-    .bind(watch_window.as_millis() as i64)
+    .bind(t.drain_timeout.as_millis() as i64)
+    .bind(t.watch_window.as_millis() as i64)
+    .bind(t.standby_window.as_millis() as i64)
     .bind(env_id)
     .execute(pool)
     .await?;
     if updated.rows_affected() == 0 {
         return Err(Error::NotFound(format!("environment {env_id}")));
     }
+    Ok(())
+}
+
+/// After a switch to `active`: the active slot is no standby; the other one
+/// is kept warm `until` (`None`: until the next deploy).
+pub async fn mark_standby(
+    pool: &Pool,
+    env_id: i64,
+    active: SlotColor,
+    until: Option<DateTime<Utc>>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE slots SET standby_until = CASE WHEN color = ? THEN NULL ELSE ? END WHERE environment_id = ?",
+    )
+    .bind(active.as_str())
+    .bind(until)
+    .bind(env_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A slot that takes a new release is nobody's standby any more.
+pub async fn clear_standby(pool: &Pool, env_id: i64, color: SlotColor) -> Result<()> {
+    sqlx::query("UPDATE slots SET standby_until = NULL WHERE environment_id = ? AND color = ?")
+        .bind(env_id)
+        .bind(color.as_str())
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -523,6 +584,7 @@ pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
                 last_health_ok: s.last_health_ok,
                 last_health_message: s.last_health_message,
                 last_health_at: s.last_health_at.map(|t| t.to_rfc3339()),
+                standby_until: s.standby_until.map(|t| t.to_rfc3339()),
             })
             .collect(),
     })

@@ -112,6 +112,10 @@ struct Inner {
     pool: Pool,
     prober: Prober,
     audit: AuditLog,
+    /// Serializes taking an environment's lock (a deployment row) with a pass
+    /// of [`Engine::expire_standbys`]: the expiry never stops a standby that a
+    /// rollback has just checked and is about to switch to.
+    lifecycle: tokio::sync::Mutex<()>,
 }
 
 /// The release a deploy carries out, at the revision its deployer saw.
@@ -119,6 +123,14 @@ struct Inner {
 struct ReleaseGate {
     release_id: i64,
     revision: i64,
+}
+
+/// Where a rollback sends users back to.
+enum RollbackTarget {
+    /// A warm standby, at this address: the rollback is a switch.
+    Warm(String),
+    /// A standby its window stopped, of this version: it starts again first.
+    Cold(String),
 }
 
 /// A deploy that passed its checks and holds the environment's lock; see
@@ -177,6 +189,7 @@ impl Engine {
                 pool,
                 prober: Prober::default(),
                 audit: AuditLog::default(),
+                lifecycle: tokio::sync::Mutex::new(()),
             }),
             runtimes: Arc::new(HashMap::from([("process".to_string(), runtime)])),
         }
@@ -550,6 +563,7 @@ impl Engine {
             Some(c) => environments::slot(self.pool(), env.id, c).await?.version,
             None => None,
         };
+        let lifecycle = self.inner.lifecycle.lock().await;
         let dep_id = deployments::begin(
             self.pool(),
             &NewDeployment {
@@ -564,6 +578,7 @@ impl Engine {
             },
         )
         .await?;
+        drop(lifecycle);
         self.plan_steps(dep_id, steps::DEPLOY, &env.name).await;
         if let Some(g) = gate {
             releases::link_deployment(self.pool(), dep_id, g.release_id).await?;
@@ -685,6 +700,7 @@ impl Engine {
             None,
         )
         .await?;
+        environments::clear_standby(pool, env.id, idle).await?;
 
         let running = match rt.start(&Self::spec(&env, idle, version)).await {
             Ok(r) => r,
@@ -791,6 +807,7 @@ impl Engine {
             lost_answer = " (the router's answer was lost; asked again, it shows the switch)";
         }
         environments::set_active(pool, env.id, idle, generation).await?;
+        let standby_until = self.mark_standby(&env, idle).await?;
         self.step_end(
             dep_id,
             "switch",
@@ -828,11 +845,17 @@ impl Engine {
                     .and_then(|s| s.version)
                     .map(|v| format!(" ({v})"))
                     .unwrap_or_default();
+                let until = match standby_until {
+                    Some(t) => format!("until {} UTC", t.format("%H:%M:%S")),
+                    None => "until the next deploy".to_string(),
+                };
                 self.step_end(
                     dep_id,
                     "standby",
                     StepStatus::Succeeded,
-                    &format!("{old}{old_version} kept running as the warm standby for rollback"),
+                    &format!(
+                        "{old}{old_version} kept running as the warm standby for rollback, {until}"
+                    ),
                 )
                 .await;
                 format!("; {old} kept warm as standby")
@@ -991,7 +1014,24 @@ impl Engine {
         };
         let standby_color = active.other();
         let standby = environments::slot(self.pool(), env.id, standby_color).await?;
-        let address = self.usable_standby(&env, &standby).await?;
+        // Checked and locked under the lifecycle guard: the standby window
+        // cannot stop the slot between this check and the switch.
+        let lifecycle = self.inner.lifecycle.lock().await;
+        let target = match (&standby.handle, standby.standby_until, &standby.version) {
+            // Its window stopped it: it starts again first.
+            (None, Some(_), Some(v)) => {
+                self.runtime_for(&env)?
+                    .check(&Self::spec(&env, standby_color, v))
+                    .await
+                    .map_err(|e| {
+                        Error::NoStandby(format!(
+                            "the {standby_color} slot cannot start again: {e}"
+                        ))
+                    })?;
+                RollbackTarget::Cold(v.clone())
+            }
+            _ => RollbackTarget::Warm(self.usable_standby(&env, &standby).await?),
+        };
         let from_version = environments::slot(self.pool(), env.id, active)
             .await?
             .version;
@@ -1009,7 +1049,12 @@ impl Engine {
             },
         )
         .await?;
-        self.plan_steps(dep_id, steps::ROLLBACK, &env.name).await;
+        drop(lifecycle);
+        let plan = match target {
+            RollbackTarget::Warm(_) => steps::ROLLBACK,
+            RollbackTarget::Cold(_) => steps::ROLLBACK_COLD,
+        };
+        self.plan_steps(dep_id, plan, &env.name).await;
         tracing::info!(env = %env.name, to = %standby_color, dep_id, "rollback started");
         let mut ev = actor.event("rollback.start", Outcome::Ok);
         ev.environment = Some(env.name.clone());
@@ -1027,13 +1072,22 @@ impl Engine {
         let version = standby.version.clone().unwrap_or_default();
         self.run_detached(dep_id, finish, async move {
             let t = Instant::now();
+            let (address, restarted) = match target {
+                RollbackTarget::Warm(address) => (address, ""),
+                RollbackTarget::Cold(v) => (
+                    this.restart_standby(dep_id, &env, standby_color, &v)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    " (started again: its standby window had ended)",
+                ),
+            };
             this.step_start(dep_id, "switch").await;
             let message = this
                 .switch_to(&env, standby_color, &address)
                 .await
                 .map(|()| {
                     format!(
-                        "switched back to {standby_color} ({version}) in {} ms",
+                        "switched back to {standby_color} ({version}) in {} ms{restarted}",
                         t.elapsed().as_millis()
                     )
                 })
@@ -1043,6 +1097,67 @@ impl Engine {
             Ok(message)
         })
         .await
+    }
+
+    /// A rollback's start and health steps for a standby its window stopped:
+    /// the same version starts in the same slot and must answer health.
+    async fn restart_standby(
+        &self,
+        dep_id: i64,
+        env: &Environment,
+        color: SlotColor,
+        version: &str,
+    ) -> Result<String> {
+        let pool = self.pool();
+        self.step_start(dep_id, "start").await;
+        let running = self
+            .runtime_for(env)?
+            .start(&Self::spec(env, color, version))
+            .await
+            .map_err(|e| Error::DeploymentFailed(format!("start: {e}")))?;
+        environments::set_slot(
+            pool,
+            env.id,
+            color,
+            Some(version),
+            SlotState::Starting,
+            Some(&running.handle),
+            Some(&running.address),
+        )
+        .await?;
+        self.step_end(
+            dep_id,
+            "start",
+            StepStatus::Succeeded,
+            &format!(
+                "{version} started again in {color} at {} (its standby window had ended)",
+                running.address
+            ),
+        )
+        .await;
+        self.step_start(dep_id, "health").await;
+        let started = Instant::now();
+        if let Err(why) = self
+            .wait_healthy(env, color, &running.handle, &running.address)
+            .await
+        {
+            self.stop_slot(env, color, version, &running.handle, SlotState::Unhealthy)
+                .await;
+            return Err(Error::DeploymentFailed(format!("health wait: {why}")));
+        }
+        environments::set_slot_state(pool, env.id, color, SlotState::Healthy).await?;
+        self.step_end(
+            dep_id,
+            "health",
+            StepStatus::Succeeded,
+            &format!(
+                "{color} answered {} after {:.1} s",
+                env.health_path,
+                started.elapsed().as_secs_f64()
+            ),
+        )
+        .await;
+        Ok(running.address)
     }
 
     /// The standby's address, if it is running and answers health.
@@ -1096,6 +1211,69 @@ impl Engine {
             .await?;
         environments::set_active(self.pool(), env.id, color, generation).await?;
         environments::set_slot_state(self.pool(), env.id, color, SlotState::Healthy).await?;
+        self.mark_standby(&env, color).await?;
+        Ok(())
+    }
+
+    /// After a switch to `active`: the slot users left is the standby, kept
+    /// warm for the environment's window. Returns until when.
+    async fn mark_standby(
+        &self,
+        env: &Environment,
+        active: SlotColor,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let until = (!env.standby_window.is_zero()).then(|| {
+            crate::now()
+                + chrono::Duration::from_std(env.standby_window)
+                    .unwrap_or_else(|_| chrono::Duration::minutes(15))
+        });
+        environments::mark_standby(self.pool(), env.id, active, until).await?;
+        Ok(until)
+    }
+
+    /// Stops every standby whose window has passed (never the active slot,
+    /// never while the environment is locked). Its version stays recorded
+    /// with the past deadline, so a rollback can start it again. Called
+    /// periodically by the console.
+    pub async fn expire_standbys(&self) -> Result<()> {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        let pool = self.pool();
+        let now = crate::now();
+        for env in environments::list(pool).await? {
+            if deployments::in_progress(pool, env.id).await?.is_some() {
+                continue;
+            }
+            for slot in environments::slots(pool, env.id).await? {
+                let (Some(handle), Some(until)) = (&slot.handle, slot.standby_until) else {
+                    continue;
+                };
+                if env.active == Some(slot.color) || until > now {
+                    continue;
+                }
+                let rt = self.runtime_for(&env)?;
+                rt.stop(handle, env.stop_grace).await?;
+                environments::set_slot(
+                    pool,
+                    env.id,
+                    slot.color,
+                    slot.version.as_deref(),
+                    SlotState::Stopped,
+                    None,
+                    None,
+                )
+                .await?;
+                tracing::info!(env = %env.name, slot = %slot.color, "standby window ended: slot stopped");
+                let mut ev = Actor::system().event("standby.expire", Outcome::Ok);
+                ev.environment = Some(env.name.clone());
+                ev.target = slot.version.clone();
+                ev.details = serde_json::json!({
+                    "slot": slot.color,
+                    "window_secs": env.standby_window.as_secs(),
+                    "message": "the standby window ended; a rollback starts this slot again",
+                });
+                self.audit(ev).await?;
+            }
+        }
         Ok(())
     }
 

@@ -29,6 +29,9 @@ pub const DEPLOY: &[&str] = &[
 /// The steps of a rollback: the warm standby was checked before the lock was
 /// taken, so what remains is the switch itself.
 pub const ROLLBACK: &[&str] = &["lock", "switch"];
+/// A rollback to a standby its window already stopped: it starts again and
+/// must be healthy before users go back to it.
+pub const ROLLBACK_COLD: &[&str] = &["lock", "start", "health", "switch"];
 
 /// What a step left running by a console that died says.
 pub const INTERRUPTED: &str = "console stopped during this step";

@@ -1564,7 +1564,11 @@ async fn the_old_slot_finishes_its_requests_after_the_switch() {
     // running on blue finish anyway (it stays up as the standby).
     let r = h.engine.rollback(&dora, ENV, "drain test").await.unwrap();
     assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
-    environments::set_timings(pool, env.id, Duration::from_millis(100), Duration::ZERO)
+    let timings = environments::Timings {
+        drain_timeout: Duration::from_millis(100),
+        ..env.timings()
+    };
+    environments::set_timings(pool, env.id, timings)
         .await
         .unwrap();
     let drained = deploy_under_load(&h, &dora, "v1").await;
@@ -1609,7 +1613,11 @@ async fn watch_outcome(h: &Harness, actor: &Actor, id: i64) -> model::WatchView 
 /// Turns the watch on for the harness's environment.
 async fn watch_for(h: &Harness, window: Duration) {
     let env = environments::find(h.engine.pool(), ENV).await.unwrap();
-    environments::set_timings(h.engine.pool(), env.id, Duration::from_secs(30), window)
+    let timings = environments::Timings {
+        watch_window: window,
+        ..env.timings()
+    };
+    environments::set_timings(h.engine.pool(), env.id, timings)
         .await
         .unwrap();
 }
@@ -1797,4 +1805,100 @@ async fn the_dashboard_reads_what_users_got_from_each_slot() {
     );
     let e = h.engine.traffic(&vic, "nowhere").await.unwrap_err();
     assert!(matches!(e, Error::NotFound(_)), "{e}");
+}
+
+#[tokio::test]
+async fn a_standby_past_its_window_is_stopped_and_a_rollback_starts_it_again() {
+    use StepStatus::*;
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let env = environments::find(h.engine.pool(), ENV).await.unwrap();
+    let timings = environments::Timings {
+        standby_window: Duration::from_secs(1),
+        ..env.timings()
+    };
+    environments::set_timings(h.engine.pool(), env.id, timings)
+        .await
+        .unwrap();
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let blue = h.slot(SlotColor::Blue).await;
+    let until = blue
+        .standby_until
+        .expect("blue is the standby, with a deadline");
+    assert!(h.slot(SlotColor::Green).await.standby_until.is_none());
+    let standby_step = h.engine.deployment(&dora, d.id).await.unwrap().steps[7]
+        .message
+        .clone()
+        .unwrap();
+    assert!(
+        standby_step.contains(&format!("until {} UTC", until.format("%H:%M:%S"))),
+        "{standby_step}"
+    );
+
+    // Inside the window nothing happens.
+    h.engine.expire_standbys().await.unwrap();
+    let pid: u32 = h
+        .slot(SlotColor::Blue)
+        .await
+        .handle
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(pid));
+
+    // Past it, the standby is stopped; its version and deadline stay.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    h.engine.expire_standbys().await.unwrap();
+    let blue = h.slot(SlotColor::Blue).await;
+    assert_eq!(
+        (blue.handle.as_deref(), blue.state, blue.version.as_deref()),
+        (None, SlotState::Stopped, Some("v1"))
+    );
+    assert_eq!(blue.standby_until, Some(until));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_alive(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!pid_alive(pid), "the expired standby's process ended");
+    assert_eq!(
+        h.users_see().await,
+        "switchyard-demo v2\n",
+        "users never noticed"
+    );
+
+    // The rollback starts v1 again in blue, waits for health, then switches.
+    let r = h.engine.rollback(&dora, ENV, "v2 is wrong").await.unwrap();
+    assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+    let detail = h.engine.deployment(&dora, r.id).await.unwrap();
+    assert_eq!(
+        step_names(&detail.steps),
+        [
+            ("lock", Succeeded),
+            ("start", Succeeded),
+            ("health", Succeeded),
+            ("switch", Succeeded)
+        ]
+    );
+    assert!(
+        detail.steps[1]
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("v1 started again in blue"),
+        "{detail:?}"
+    );
+    // v2, the slot users left, is the standby now, with a fresh deadline.
+    let green = h.slot(SlotColor::Green).await;
+    assert!(green.handle.is_some());
+    assert!(green.standby_until.unwrap() > until);
+    assert_eq!(h.slot(SlotColor::Blue).await.standby_until, None);
+
+    // A slot whose deploy failed is no standby: nothing to roll back to.
+    let f = h.engine.deploy(&dora, ENV, "v2+unhealthy").await.unwrap();
+    assert_eq!(f.status, DeploymentStatus::Failed);
+    let e = h.engine.rollback(&dora, ENV, "again").await.unwrap_err();
+    assert!(matches!(e, Error::NoStandby(_)), "{e}");
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
 }

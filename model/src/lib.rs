@@ -262,6 +262,9 @@ pub struct SlotView {
     pub last_health_ok: Option<bool>,
     pub last_health_message: Option<String>,
     pub last_health_at: Option<String>,
+    /// A standby: until when it is kept warm (in the past once its window
+    /// stopped it; a rollback then starts it again).
+    pub standby_until: Option<String>,
 }
 
 /// An environment with both of its slots.

@@ -281,6 +281,9 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
                 if let Err(e) = engine.probe_slots().await {
                     tracing::warn!(error = %e, "health round failed");
                 }
+                if let Err(e) = engine.expire_standbys().await {
+                    tracing::warn!(error = %e, "standby expiry round failed");
+                }
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         })

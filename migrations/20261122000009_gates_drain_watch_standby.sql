@@ -1,4 +1,4 @@
--- Gates, drain and the watch window (issue 3).
+-- Gates, drain, the watch window and the standby window (issue 3).
 --
 -- Gates the idle slot must pass before the switch (issue 3): smoke routes
 -- that must answer 2xx (one path per line; the first is also the performance
@@ -42,3 +42,12 @@ CREATE TABLE deployment_watches (
     finished_at    TEXT
 );
 CREATE INDEX deployment_watches_open ON deployment_watches (status) WHERE status = 'watching';
+
+-- The slot users left stays warm this long after a switch (reference/001:
+-- 15 minutes); then it is stopped, and a rollback starts it again first.
+-- 0 keeps it warm until the next deploy.
+ALTER TABLE environments ADD COLUMN standby_window_ms INTEGER NOT NULL DEFAULT 900000
+    CHECK (standby_window_ms >= 0);
+-- Set on the slot users left at each switch; kept (in the past) after the
+-- window stopped it: the mark that a rollback may start it again.
+ALTER TABLE slots ADD COLUMN standby_until TEXT;
