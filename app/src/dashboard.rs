@@ -6,7 +6,9 @@ use crate::error::AppError;
 use crate::layout::{page_error, TopBar};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use model::{DeploymentStatus, DeploymentView, EnvironmentView, Role, SessionUser, SlotView};
+use model::{
+    DeployPlan, DeploymentStatus, DeploymentView, EnvironmentView, Role, SessionUser, SlotView,
+};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -67,6 +69,20 @@ pub async fn deploy(environment: String, version: String) -> Result<DeploymentVi
             Ok(state()?
                 .engine
                 .deploy(&actor().await?, &environment, &version)
+                .await?)
+        }
+        .await,
+    )
+}
+
+/// A dry run of `deploy`: the plan and its blockers; nothing changes.
+#[server(endpoint = "plan_deploy")]
+pub async fn plan_deploy(environment: String, version: String) -> Result<DeployPlan, AppError> {
+    crate::error::respond(
+        async move {
+            Ok(state()?
+                .engine
+                .plan_deploy(&actor().await?, &environment, &version)
                 .await?)
         }
         .await,
@@ -208,6 +224,39 @@ fn action_result(r: Option<Result<DeploymentView, AppError>>) -> Option<impl Int
     Some(view! { <p class=class role="status" data-testid="action-result">{text}</p> })
 }
 
+/// A dry run's answer: the steps a deploy would take and what blocks it.
+fn plan_view(r: Result<DeployPlan, AppError>) -> impl IntoView {
+    match r {
+        Ok(p) => {
+            let verdict = if p.ready {
+                format!("Deploying {} to {} would start now:", p.version, p.environment)
+            } else {
+                format!("Deploying {} to {} is blocked:", p.version, p.environment)
+            };
+            view! {
+                <div class="plan-result" data-testid="plan" data-ready=p.ready.to_string()>
+                    <p><strong>{verdict}</strong> " nothing was changed."</p>
+                    <ul class="blockers" data-testid="plan-blockers">
+                        {p.blockers.into_iter().map(|b| view! { <li class="error">{b}</li> }).collect_view()}
+                    </ul>
+                    <ol class="plan-steps">
+                        {p.steps.into_iter().map(|s| {
+                            let name = s.name.clone();
+                            view! {
+                                <li data-step=name data-testid="plan-step">
+                                    <strong>{s.name}</strong> " — " {s.detail}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ol>
+                </div>
+            }
+            .into_any()
+        }
+        Err(e) => view! { <p class="result error" role="status" data-testid="plan-error">{e.to_string()}</p> }.into_any(),
+    }
+}
+
 /// Deploy and rollback, shown only to roles that may use them (the server
 /// refuses everyone else anyway).
 #[component]
@@ -217,6 +266,8 @@ fn OperateForms(
     rollback: ServerAction<Rollback>,
 ) -> impl IntoView {
     let deploy_env = name.clone();
+    let plan_env = name.clone();
+    let plan = ServerAction::<PlanDeploy>::new();
     view! {
         <div class="actions">
             <ActionForm action=deploy attr:class="deploy">
@@ -234,8 +285,14 @@ fn OperateForms(
                 </button>
             </ActionForm>
         </div>
+        <ActionForm action=plan attr:class="plan">
+            <input type="hidden" name="environment" value=plan_env/>
+            <label>"Version" <input type="text" name="version" placeholder="e.g. v2" data-testid="plan-version"/></label>
+            <button type="submit" disabled=move || plan.pending().get()>"Plan (dry run)"</button>
+        </ActionForm>
         {move || action_result(deploy.value().get())}
         {move || action_result(rollback.value().get())}
+        {move || plan.value().get().map(plan_view)}
     }
 }
 

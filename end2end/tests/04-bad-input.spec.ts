@@ -110,6 +110,30 @@ test.describe('deployer mistakes are refused clearly', () => {
     await expect(page.locator('[data-step="switch"]').getByTestId('step-status')).toHaveText('skipped');
   });
 
+  test('a dry run shows the plan and what blocks it, and changes nothing', async ({ page, request }) => {
+    const env = environment(page);
+    const live = await liveVersion(request);
+    const before = await deploymentIds(page);
+    const form = env.locator('form.plan');
+
+    await form.getByTestId('plan-version').fill('v3');
+    await form.getByRole('button', { name: 'Plan (dry run)' }).click();
+    const plan = env.getByTestId('plan');
+    await expect(plan).toHaveAttribute('data-ready', 'true');
+    await expect(plan.getByTestId('plan-step')).toHaveCount(9);
+    await expect(plan.locator('[data-step="switch"]')).toContainText(`(${live}) to `);
+    await expect(plan.locator('[data-step="switch"]')).toContainText('(v3) in one atomic switch');
+    await expect(plan.getByTestId('plan-blockers').locator('li')).toHaveCount(0);
+
+    await form.getByTestId('plan-version').fill('v9');
+    await form.getByRole('button', { name: 'Plan (dry run)' }).click();
+    await expect(plan).toHaveAttribute('data-ready', 'false');
+    await expect(plan.getByTestId('plan-blockers')).toContainText('unknown version v9: ');
+
+    await expectNoNewDeployment(env, before);
+    await expectLive(request, live);
+  });
+
   test('rolling back without a reason is refused', async ({ page, request }) => {
     const env = environment(page);
     const live = await liveVersion(request);

@@ -17,6 +17,7 @@ pub mod gates;
 pub mod health;
 pub mod migration_check;
 pub mod pipeline;
+pub mod plan;
 pub mod rbac;
 pub mod releases;
 pub mod router;

@@ -1902,3 +1902,104 @@ async fn a_standby_past_its_window_is_stopped_and_a_rollback_starts_it_again() {
     assert!(matches!(e, Error::NoStandby(_)), "{e}");
     assert_eq!(h.users_see().await, "switchyard-demo v1\n");
 }
+
+#[tokio::test]
+async fn a_dry_run_shows_the_plan_and_what_blocks_it_without_changing_anything() {
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let vic = h.user("vic", Role::Viewer).await;
+    let before_history = h.history().await;
+    let before_env = environments::find(h.engine.pool(), ENV).await.unwrap();
+    let before_green = h.slot(SlotColor::Green).await;
+
+    let plan = h.engine.plan_deploy(&dora, ENV, " v2 ").await.unwrap();
+    assert!(plan.ready, "{plan:?}");
+    assert_eq!(
+        (plan.environment.as_str(), plan.version.as_str()),
+        (ENV, "v2")
+    );
+    let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+    let mut expected = steps::DEPLOY.to_vec();
+    expected.push("watch");
+    assert_eq!(names, expected);
+    let detail = |n: &str| {
+        plan.steps
+            .iter()
+            .find(|s| s.name == n)
+            .unwrap()
+            .detail
+            .clone()
+    };
+    assert_eq!(detail("lock"), "take production's lock (free now)");
+    assert!(
+        detail("start").starts_with("start v2 in green with the process runtime"),
+        "{}",
+        detail("start")
+    );
+    assert!(
+        detail("health").starts_with("GET /health every 50 ms until 2xx, for up to 3 s"),
+        "{}",
+        detail("health")
+    );
+    assert!(
+        detail("gates")
+            .contains("smoke routes / must answer 2xx; 50 sample requests: p95 < 200 ms"),
+        "{}",
+        detail("gates")
+    );
+    assert!(
+        detail("switch").starts_with("users move from blue (v1) to green (v2)"),
+        "{}",
+        detail("switch")
+    );
+    assert!(
+        detail("standby").starts_with("blue (v1) stays warm for 15 min"),
+        "{}",
+        detail("standby")
+    );
+    assert_eq!(detail("watch"), "off for this environment");
+
+    // Everything in the way, in one answer.
+    let plan = h.engine.plan_deploy(&dora, ENV, "v9").await.unwrap();
+    assert!(!plan.ready);
+    assert!(
+        plan.blockers[0].starts_with("unknown version v9: "),
+        "{plan:?}"
+    );
+    h.kill_proxy();
+    let plan = h.engine.plan_deploy(&dora, ENV, "v2").await.unwrap();
+    assert!(!plan.ready);
+    assert!(
+        plan.blockers
+            .iter()
+            .any(|b| b.starts_with("the builtin router does not answer")),
+        "{plan:?}"
+    );
+
+    // Refused the same way as a deploy.
+    let e = h.engine.plan_deploy(&vic, ENV, "v2").await.unwrap_err();
+    assert!(matches!(e, Error::Forbidden { .. }), "{e}");
+    let e = h
+        .engine
+        .plan_deploy(&dora, ENV, "../etc")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+
+    // Nothing changed.
+    assert_eq!(h.history().await, before_history);
+    let env = environments::find(h.engine.pool(), ENV).await.unwrap();
+    assert_eq!(
+        (env.active, env.routing_generation),
+        (before_env.active, before_env.routing_generation)
+    );
+    let green = h.slot(SlotColor::Green).await;
+    assert_eq!(
+        (green.handle, green.version, green.state),
+        (
+            before_green.handle,
+            before_green.version,
+            before_green.state
+        )
+    );
+}

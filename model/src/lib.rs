@@ -463,6 +463,23 @@ pub struct TrafficView {
     pub unavailable: Option<String>,
 }
 
+/// A dry run: what a deploy would do and what stands in its way.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeployPlan {
+    pub environment: String,
+    pub version: String,
+    /// No blockers: the deploy would start now.
+    pub ready: bool,
+    pub blockers: Vec<String>,
+    pub steps: Vec<PlanStep>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanStep {
+    pub name: String,
+    pub detail: String,
+}
+
 /// A deployment with its steps, for its own page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentDetail {

@@ -36,6 +36,15 @@ enum Command {
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Show what a deploy would do (`--dry-run`); deploys themselves run in
+    /// the console, where their worker, watch and standby live.
+    Deploy {
+        environment: String,
+        version: String,
+        /// Print the plan and its blockers; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -200,6 +209,44 @@ async fn main() -> anyhow::Result<()> {
                 wrk_connections: wrk_connections.max(1),
             };
             server::bench_proxy::proxy(&cli.data_dir, opts).await
+        }
+        Command::Deploy {
+            environment,
+            version,
+            dry_run,
+        } => {
+            anyhow::ensure!(
+                dry_run,
+                "deploys run in the console (its dashboard or a release's page); \
+                 `switchyard deploy --dry-run ENV VERSION` shows the plan"
+            );
+            let mut engine = offline_engine(&cli.data_dir).await?;
+            if let Ok(docker) = engine::runtime::DockerRuntime::connect().await {
+                engine = engine.with_runtime("docker", Arc::new(docker));
+            }
+            let plan = engine
+                .plan_deploy(&engine::pipeline::Actor::system(), &environment, &version)
+                .await?;
+            println!(
+                "dry run: deploy {} to {} — {}; nothing was changed",
+                plan.version,
+                plan.environment,
+                if plan.ready {
+                    "would start now"
+                } else {
+                    "blocked"
+                }
+            );
+            for b in &plan.blockers {
+                println!("  blocked: {b}");
+            }
+            for (i, s) in plan.steps.iter().enumerate() {
+                println!("  {}. {:<9} {}", i + 1, s.name, s.detail);
+            }
+            if !plan.ready {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Audit(AuditCommand::Verify) => {
             let engine = offline_engine(&cli.data_dir).await?;

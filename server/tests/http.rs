@@ -757,6 +757,11 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             vec![("environment", ENV), ("reason", "matrix")],
             [false, true, false, true],
         ),
+        (
+            "/api/plan_deploy",
+            vec![("environment", ENV), ("version", "v2")],
+            [false, true, false, true],
+        ),
         ("/api/list_users", vec![], [false, false, false, true]),
         (
             "/api/create_user",
@@ -943,7 +948,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             }
         }
     }
-    assert_eq!(report.len(), 4 * 26, "{report:#?}");
+    assert_eq!(report.len(), 4 * 27, "{report:#?}");
 }
 
 /// Admin changes take effect on the user's very next request: a disabled
