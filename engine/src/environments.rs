@@ -453,6 +453,14 @@ pub async fn record_health(
     Ok(())
 }
 
+/// An update by id that matched no row names the environment it missed.
+fn found(rows: u64, env_id: i64) -> Result<()> {
+    if rows == 0 {
+        return Err(Error::NotFound(format!("environment {env_id}")));
+    }
+    Ok(())
+}
+
 /// Replaces an environment's gate settings, refusing invalid ones. Takes
 /// effect from the next deploy's gates step.
 pub async fn set_gates(pool: &Pool, env_id: i64, gates: &GateSettings) -> Result<()> {
@@ -469,10 +477,7 @@ pub async fn set_gates(pool: &Pool, env_id: i64, gates: &GateSettings) -> Result
     .bind(env_id)
     .execute(pool)
     .await?;
-    if updated.rows_affected() == 0 {
-        return Err(Error::NotFound(format!("environment {env_id}")));
-    }
-    Ok(())
+    found(updated.rows_affected(), env_id)
 }
 
 /// The pipeline's waiting times, as an operator sets them.
@@ -513,10 +518,7 @@ pub async fn set_timings(pool: &Pool, env_id: i64, t: Timings) -> Result<()> {
     .bind(env_id)
     .execute(pool)
     .await?;
-    if updated.rows_affected() == 0 {
-        return Err(Error::NotFound(format!("environment {env_id}")));
-    }
-    Ok(())
+    found(updated.rows_affected(), env_id)
 }
 
 /// After a switch to `active`: the active slot is no standby; the other one

@@ -15,7 +15,7 @@ use crate::health::Prober;
 use crate::rbac::{self, Action};
 use crate::releases;
 use crate::router::{BuiltinRouter, NginxRouter, TrafficRouter};
-use crate::runtime::{Liveness, Runtime, SlotSpec};
+use crate::runtime::{Liveness, RunningSlot, Runtime, SlotSpec};
 use crate::steps;
 use crate::store::Pool;
 use crate::users::User;
@@ -744,28 +744,8 @@ impl Engine {
         )
         .await;
 
-        self.step_start(dep_id, "health").await;
-        let health_started = Instant::now();
-        if let Err(why) = self
-            .wait_healthy(&env, idle, &running.handle, &running.address)
-            .await
-        {
-            self.stop_slot(&env, idle, version, &running.handle, SlotState::Unhealthy)
-                .await;
-            return Err(Error::DeploymentFailed(format!("health wait: {why}")));
-        }
-        environments::set_slot_state(pool, env.id, idle, SlotState::Healthy).await?;
-        self.step_end(
-            dep_id,
-            "health",
-            StepStatus::Succeeded,
-            &format!(
-                "{idle} answered {} after {:.1} s",
-                env.health_path,
-                health_started.elapsed().as_secs_f64()
-            ),
-        )
-        .await;
+        self.health_step(dep_id, &env, idle, version, &running)
+            .await?;
 
         // Gates run against the idle slot's own address: no user reaches it yet.
         self.step_start(dep_id, "gates").await;
@@ -1099,6 +1079,41 @@ impl Engine {
         .await
     }
 
+    /// The health step: waits until `running` answers its health check; a
+    /// slot that never does is stopped, and the step fails saying why.
+    async fn health_step(
+        &self,
+        dep_id: i64,
+        env: &Environment,
+        color: SlotColor,
+        version: &str,
+        running: &RunningSlot,
+    ) -> Result<()> {
+        self.step_start(dep_id, "health").await;
+        let started = Instant::now();
+        if let Err(why) = self
+            .wait_healthy(env, color, &running.handle, &running.address)
+            .await
+        {
+            self.stop_slot(env, color, version, &running.handle, SlotState::Unhealthy)
+                .await;
+            return Err(Error::DeploymentFailed(format!("health wait: {why}")));
+        }
+        environments::set_slot_state(self.pool(), env.id, color, SlotState::Healthy).await?;
+        self.step_end(
+            dep_id,
+            "health",
+            StepStatus::Succeeded,
+            &format!(
+                "{color} answered {} after {:.1} s",
+                env.health_path,
+                started.elapsed().as_secs_f64()
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
     /// A rollback's start and health steps for a standby its window stopped:
     /// the same version starts in the same slot and must answer health.
     async fn restart_standby(
@@ -1135,28 +1150,8 @@ impl Engine {
             ),
         )
         .await;
-        self.step_start(dep_id, "health").await;
-        let started = Instant::now();
-        if let Err(why) = self
-            .wait_healthy(env, color, &running.handle, &running.address)
-            .await
-        {
-            self.stop_slot(env, color, version, &running.handle, SlotState::Unhealthy)
-                .await;
-            return Err(Error::DeploymentFailed(format!("health wait: {why}")));
-        }
-        environments::set_slot_state(pool, env.id, color, SlotState::Healthy).await?;
-        self.step_end(
-            dep_id,
-            "health",
-            StepStatus::Succeeded,
-            &format!(
-                "{color} answered {} after {:.1} s",
-                env.health_path,
-                started.elapsed().as_secs_f64()
-            ),
-        )
-        .await;
+        self.health_step(dep_id, env, color, version, &running)
+            .await?;
         Ok(running.address)
     }
 
