@@ -1179,7 +1179,16 @@ impl Engine {
                 "the {color} slot's process is gone ({why})"
             )));
         }
-        let probe = self.inner.prober.probe(address, &env.health_path).await;
+        // A rollback is the emergency exit: one slow answer from a busy host
+        // must not refuse it. Up to three probes, 200 ms apart.
+        let mut probe = self.inner.prober.probe(address, &env.health_path).await;
+        for _ in 1..3 {
+            if probe.ok {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            probe = self.inner.prober.probe(address, &env.health_path).await;
+        }
         environments::record_health(self.pool(), env.id, color, probe.ok, &probe.message).await?;
         if !probe.ok {
             return Err(Error::NoStandby(format!(

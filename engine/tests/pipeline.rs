@@ -1598,7 +1598,9 @@ async fn watch_outcome(h: &Harness, actor: &Actor, id: i64) -> model::WatchView 
             model::WatchStatus::Watching => false,
             model::WatchStatus::Breached => {
                 w.rollback_id.is_some()
-                    || w.message.as_deref().is_some_and(|m| m.contains("refused"))
+                    || w.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("the automatic rollback was refused"))
             }
             _ => true,
         };
@@ -1695,12 +1697,12 @@ async fn a_slot_that_dies_after_the_switch_is_rolled_back_from() {
     kill_group(green.handle.unwrap().parse().unwrap());
     let w = watch_outcome(&h, &dora, d.id).await;
     assert_eq!(w.status, WatchStatus::Breached, "{w:?}");
-    let evidence = w.message.unwrap();
+    let evidence = w.message.clone().unwrap();
     assert!(
         evidence.starts_with("3 failed health probes in a row (last: connection refused"),
         "{evidence}"
     );
-    assert!(w.rollback_id.is_some());
+    assert!(w.rollback_id.is_some(), "{w:?}");
     assert_eq!(h.users_see().await, "switchyard-demo v1\n");
 }
 
