@@ -356,6 +356,17 @@ pub async fn find(pool: &Pool, name: &str) -> Result<Environment> {
     .try_into()
 }
 
+pub async fn get(pool: &Pool, id: i64) -> Result<Environment> {
+    sqlx::query_as::<_, EnvRow>(&format!(
+        "SELECT {ENV_COLUMNS} FROM environments WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("environment {id}")))?
+    .try_into()
+}
+
 pub async fn list(pool: &Pool) -> Result<Vec<Environment>> {
     sqlx::query_as::<_, EnvRow>(&format!(
         "SELECT {ENV_COLUMNS} FROM environments ORDER BY name"
@@ -412,6 +423,21 @@ pub async fn set_slot(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Records that nothing runs in `slot` any more, keeping the version it ran
+/// (a stopped standby can still be rolled back to).
+pub async fn record_stopped(pool: &Pool, env_id: i64, slot: &Slot) -> Result<()> {
+    set_slot(
+        pool,
+        env_id,
+        slot.color,
+        slot.version.as_deref(),
+        SlotState::Stopped,
+        None,
+        None,
+    )
+    .await
 }
 
 pub async fn set_slot_state(

@@ -1165,16 +1165,7 @@ impl Engine {
             )));
         };
         if let Liveness::Exited(why) = self.runtime_for(env)?.liveness(handle).await {
-            environments::set_slot(
-                self.pool(),
-                env.id,
-                color,
-                standby.version.as_deref(),
-                SlotState::Stopped,
-                None,
-                None,
-            )
-            .await?;
+            environments::record_stopped(self.pool(), env.id, standby).await?;
             return Err(Error::NoStandby(format!(
                 "the {color} slot's process is gone ({why})"
             )));
@@ -1256,16 +1247,7 @@ impl Engine {
                 }
                 let rt = self.runtime_for(&env)?;
                 rt.stop(handle, env.stop_grace).await?;
-                environments::set_slot(
-                    pool,
-                    env.id,
-                    slot.color,
-                    slot.version.as_deref(),
-                    SlotState::Stopped,
-                    None,
-                    None,
-                )
-                .await?;
+                environments::record_stopped(pool, env.id, &slot).await?;
                 tracing::info!(env = %env.name, slot = %slot.color, "standby window ended: slot stopped");
                 let mut ev = Actor::system().event("standby.expire", Outcome::Ok);
                 ev.environment = Some(env.name.clone());
@@ -1327,16 +1309,7 @@ impl Engine {
                 if let (Some(h), Ok(rt)) = (&slot.handle, &rt) {
                     if let Liveness::Exited(why) = rt.liveness(h).await {
                         tracing::warn!(env = %env.name, slot = %slot.color, %why, "slot process is gone");
-                        environments::set_slot(
-                            pool,
-                            env.id,
-                            slot.color,
-                            slot.version.as_deref(),
-                            SlotState::Stopped,
-                            None,
-                            None,
-                        )
-                        .await?;
+                        environments::record_stopped(pool, env.id, &slot).await?;
                     }
                 }
             }

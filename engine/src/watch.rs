@@ -246,13 +246,12 @@ impl Engine {
     async fn watch_loop(&self, w: &Watch) -> Result<()> {
         let pool = self.pool();
         let mut strikes = 0u32;
+        // One router for the whole window (the builtin one reads its secret
+        // when it is made).
+        let router = self.router_for(&environments::get(pool, w.environment_id).await?)?;
         loop {
             tokio::time::sleep(TICK).await;
-            let env = environments::list(pool)
-                .await?
-                .into_iter()
-                .find(|e| e.id == w.environment_id)
-                .ok_or_else(|| crate::Error::NotFound("the watched environment".into()))?;
+            let env = environments::get(pool, w.environment_id).await?;
             if env.active != Some(w.slot) || env.routing_generation != w.generation {
                 let m = format!(
                     "ended early: traffic moved (routing generation {} → {})",
@@ -273,7 +272,7 @@ impl Engine {
             // switch (at most its 10-minute window).
             let since = (crate::now() - w.started_at).num_milliseconds().max(0) as u64;
             let window = since.div_ceil(1000).clamp(1, 600);
-            let traffic = match self.router_for(&env)?.slot_traffic(w.slot, window).await {
+            let traffic = match router.slot_traffic(w.slot, window).await {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::warn!(env = %env.name, error = %e, "watch: router metrics unavailable");
