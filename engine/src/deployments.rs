@@ -17,6 +17,9 @@ pub struct NewDeployment<'a> {
     /// `None` for the system itself.
     pub requested_by: Option<i64>,
     pub reason: Option<&'a str>,
+    /// The console whose worker runs it (see [`crate::lock`]); `None` only
+    /// for rows written by hand, which count as a dead console's.
+    pub holder: Option<&'a crate::lock::Holder>,
 }
 
 /// Records a running deployment, which takes the environment's lock. A second
@@ -24,7 +27,8 @@ pub struct NewDeployment<'a> {
 pub async fn begin(pool: &Pool, d: &NewDeployment<'_>) -> Result<i64> {
     let res = sqlx::query(
         "INSERT INTO deployments (environment_id, kind, status, from_version, to_version, from_slot, to_slot, \
-         requested_by, reason, started_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+         requested_by, reason, started_at, holder, heartbeat_at) \
+         VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(d.environment_id)
     .bind(d.kind.as_str())
@@ -34,6 +38,8 @@ pub async fn begin(pool: &Pool, d: &NewDeployment<'_>) -> Result<i64> {
     .bind(d.to_slot.map(|c| c.as_str()))
     .bind(d.requested_by)
     .bind(d.reason)
+    .bind(crate::now())
+    .bind(d.holder.map(|h| h.to_string()))
     .bind(crate::now())
     .execute(pool)
     .await;
@@ -49,25 +55,35 @@ pub async fn begin(pool: &Pool, d: &NewDeployment<'_>) -> Result<i64> {
     }
 }
 
-pub async fn finish(pool: &Pool, id: i64, status: DeploymentStatus, message: &str) -> Result<()> {
+/// Closes a running deployment, which frees the lock — only as its holder:
+/// a worker whose lock another console took over closes nothing. `false`
+/// when nothing was closed.
+pub async fn finish(
+    pool: &Pool,
+    id: i64,
+    holder: Option<&crate::lock::Holder>,
+    status: DeploymentStatus,
+    message: &str,
+) -> Result<bool> {
     let now = crate::now();
     let started: DateTime<Utc> =
         sqlx::query_scalar("SELECT started_at FROM deployments WHERE id = ?")
             .bind(id)
             .fetch_one(pool)
             .await?;
-    sqlx::query(
+    let r = sqlx::query(
         "UPDATE deployments SET status = ?, message = ?, finished_at = ?, duration_ms = ? \
-         WHERE id = ? AND status = 'running'",
+         WHERE id = ? AND status = 'running' AND holder IS ?",
     )
     .bind(status.as_str())
     .bind(message)
     .bind(now)
     .bind((now - started).num_milliseconds())
     .bind(id)
+    .bind(holder.map(|h| h.to_string()))
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 /// Who runs a deployment in `env_id` right now, and since when.
@@ -80,21 +96,6 @@ pub async fn in_progress(pool: &Pool, env_id: i64) -> Result<Option<(String, Dat
     .bind(env_id)
     .fetch_optional(pool)
     .await?)
-}
-
-/// Deployments left running by a console that died: (id, environment id, kind, target slot).
-pub async fn unfinished(pool: &Pool) -> Result<Vec<(i64, i64, DeploymentKind, Option<SlotColor>)>> {
-    let rows: Vec<(i64, i64, String, Option<String>)> = sqlx::query_as(
-        "SELECT id, environment_id, kind, to_slot FROM deployments WHERE status = 'running'",
-    )
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|(id, env, kind, to)| {
-            let to = to.as_deref().map(parse).transpose()?;
-            Ok((id, env, parse(&kind)?, to))
-        })
-        .collect()
 }
 
 #[derive(sqlx::FromRow)]

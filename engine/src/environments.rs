@@ -596,11 +596,23 @@ pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
                 since.format("%Y-%m-%d %H:%M:%S UTC")
             )
         });
+    let now = crate::now();
+    let lock = crate::lock::of_environment(pool, env.id)
+        .await?
+        .map(|l| model::LockView {
+            deployment_id: l.deployment_id,
+            kind: l.kind,
+            requested_by: l.requested_by.clone(),
+            since: l.since.to_rfc3339(),
+            heartbeat_age_secs: l.heartbeat_age(now).as_secs(),
+            holder: l.holder,
+        });
     Ok(EnvironmentView {
         name: env.name.clone(),
         app_url: env.app_url.clone(),
         active: env.active,
         in_progress,
+        lock,
         slots: slots
             .into_iter()
             .map(|s| SlotView {

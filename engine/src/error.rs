@@ -27,6 +27,10 @@ pub enum Error {
     NotApproved(String),
     #[error("deploy in progress by {by} since {since}")]
     DeployInProgress { by: String, since: DateTime<Utc> },
+    /// This worker's lock was broken or taken over: it stopped where it was
+    /// and whoever took the lock closes the deployment.
+    #[error("the lock of deployment #{0} was taken away; its worker stopped")]
+    LockLost(i64),
     #[error("no warm standby to roll back to: {0}")]
     NoStandby(String),
     #[error("unknown version {version}: {reason}")]

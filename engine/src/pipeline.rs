@@ -12,6 +12,7 @@ use crate::environments::{self, Environment, Slot};
 use crate::error::{Error, Result};
 use crate::gates;
 use crate::health::Prober;
+use crate::lock::{self, Holder, LockTiming};
 use crate::rbac::{self, Action};
 use crate::releases;
 use crate::router::{BuiltinRouter, NginxRouter, TrafficRouter};
@@ -25,7 +26,8 @@ use model::{
 };
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Who acts: a signed-in user, or Switchyard itself (bootstrap, recovery,
@@ -106,6 +108,7 @@ pub struct Engine {
     /// Runtime drivers by name (`environments.runtime`). Outside `Inner` so
     /// `with_runtime` can add one to an engine value without locks.
     runtimes: Arc<HashMap<String, Arc<dyn Runtime>>>,
+    lock_timing: LockTiming,
 }
 
 struct Inner {
@@ -116,6 +119,20 @@ struct Inner {
     /// of [`Engine::expire_standbys`]: the expiry never stops a standby that a
     /// rollback has just checked and is about to switch to.
     lifecycle: tokio::sync::Mutex<()>,
+    /// This console as the holder of the locks its workers take.
+    holder: Holder,
+    /// The workers running in this console, by deployment id.
+    workers: Mutex<HashMap<i64, Arc<Worker>>>,
+}
+
+/// A deploy or rollback worker of this console, as the lock code sees it.
+struct Worker {
+    /// Set when the lock is taken away (broken by an admin, or taken over
+    /// after a missed heartbeat): the worker stops at its next step and
+    /// leaves the closing of its row to whoever took the lock.
+    stop: AtomicBool,
+    /// Becomes `true` once the worker has stopped touching anything.
+    done: tokio::sync::watch::Sender<bool>,
 }
 
 /// The release a deploy carries out, at the revision its deployer saw.
@@ -190,9 +207,28 @@ impl Engine {
                 prober: Prober::default(),
                 audit: AuditLog::default(),
                 lifecycle: tokio::sync::Mutex::new(()),
+                holder: Holder::this_process(),
+                workers: Mutex::new(HashMap::new()),
             }),
             runtimes: Arc::new(HashMap::from([("process".to_string(), runtime)])),
+            lock_timing: LockTiming::default(),
         }
+    }
+
+    /// How often workers beat and when a silent lock counts as stale (tests
+    /// shorten both).
+    pub fn with_lock_timing(mut self, timing: LockTiming) -> Self {
+        self.lock_timing = timing;
+        self
+    }
+
+    /// This console as a lock holder.
+    pub fn holder(&self) -> &Holder {
+        &self.inner.holder
+    }
+
+    pub(crate) fn lock_timing(&self) -> LockTiming {
+        self.lock_timing
     }
 
     /// Registers (or replaces) the runtime used by environments whose
@@ -350,11 +386,66 @@ impl Engine {
         })
     }
 
-    /// Marks a step of `dep_id` running. The timeline is a record of the run,
-    /// not part of it: a write that fails is logged and the run goes on.
-    async fn step_start(&self, dep_id: i64, name: &str) {
+    /// Marks a step of `dep_id` running — unless the worker's lock was taken
+    /// away, in which case the worker stops here, before the step. The
+    /// timeline is a record of the run, not part of it: a write that fails is
+    /// logged and the run goes on.
+    async fn step_start(&self, dep_id: i64, name: &str) -> Result<()> {
+        self.ensure_lock(dep_id)?;
         if let Err(e) = steps::start(self.pool(), dep_id, name).await {
             tracing::error!(dep_id, step = name, error = %e, "could not record a step");
+        }
+        Ok(())
+    }
+
+    /// The worker of `dep_id` in this console, if it runs here.
+    fn worker(&self, dep_id: i64) -> Option<Arc<Worker>> {
+        self.inner
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&dep_id)
+            .cloned()
+    }
+
+    /// Whether the worker of `dep_id` runs in this console.
+    pub(crate) fn runs_here(&self, dep_id: i64) -> bool {
+        self.worker(dep_id).is_some()
+    }
+
+    /// Asks this console's worker of `dep_id` to stop at its next step and
+    /// waits up to `wait` until it has. `None`: it does not run here;
+    /// `Some(false)`: it has not stopped yet (it will, at its next step).
+    pub(crate) async fn stop_worker(&self, dep_id: i64, wait: Duration) -> Option<bool> {
+        let worker = self.worker(dep_id)?;
+        worker.stop.store(true, Ordering::SeqCst);
+        let mut done = worker.done.subscribe();
+        let stopped = tokio::time::timeout(wait, done.wait_for(|d| *d))
+            .await
+            .is_ok();
+        Some(stopped)
+    }
+
+    /// `Err(LockLost)` once the lock of `dep_id` was taken from its worker.
+    fn ensure_lock(&self, dep_id: i64) -> Result<()> {
+        match self.worker(dep_id) {
+            Some(w) if w.stop.load(Ordering::SeqCst) => Err(Error::LockLost(dep_id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The fence before traffic moves: the worker must still hold the lock
+    /// in the database, not only believe it does (a console that was paused
+    /// past its lock's time to live may have been taken over meanwhile).
+    async fn fence(&self, dep_id: i64) -> Result<()> {
+        self.ensure_lock(dep_id)?;
+        if lock::holds(self.pool(), dep_id, &self.inner.holder).await? {
+            Ok(())
+        } else {
+            if let Some(w) = self.worker(dep_id) {
+                w.stop.store(true, Ordering::SeqCst);
+            }
+            Err(Error::LockLost(dep_id))
         }
     }
 
@@ -392,8 +483,37 @@ impl Engine {
         F: Future<Output = std::result::Result<String, String>> + Send + 'static,
     {
         let this = self.clone();
+        let (done, _) = tokio::sync::watch::channel(false);
+        let worker = Arc::new(Worker {
+            stop: AtomicBool::new(false),
+            done,
+        });
+        self.inner
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dep_id, worker.clone());
+        let heartbeat = tokio::spawn(self.clone().heartbeat(dep_id, worker.clone()));
         let handle = tokio::spawn(async move {
-            let (status, message) = match work.await {
+            let outcome = work.await;
+            heartbeat.abort();
+            // Whoever took the lock away closes the row; this worker only
+            // says it has stopped.
+            let lost = worker.stop.load(Ordering::SeqCst);
+            let _ = worker.done.send(true);
+            this.inner
+                .workers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&dep_id);
+            if lost {
+                tracing::warn!(
+                    dep_id,
+                    "the deployment's lock was taken away; its worker stopped"
+                );
+                return;
+            }
+            let (status, message) = match outcome {
                 Ok(m) => (DeploymentStatus::Succeeded, m),
                 Err(m) => (DeploymentStatus::Failed, m),
             };
@@ -402,8 +522,19 @@ impl Engine {
             if let Err(e) = steps::close(this.pool(), dep_id, failure).await {
                 tracing::error!(dep_id, error = %e, "could not close the steps of a deployment");
             }
-            if let Err(e) = deployments::finish(this.pool(), dep_id, status, &message).await {
-                tracing::error!(dep_id, error = %e, "could not record the end of a deployment");
+            let me = Some(&this.inner.holder);
+            match deployments::finish(this.pool(), dep_id, me, status, &message).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        dep_id,
+                        "the deployment was closed by another console (lock taken over)"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(dep_id, error = %e, "could not record the end of a deployment")
+                }
             }
             let outcome = match status {
                 DeploymentStatus::Succeeded => Outcome::Ok,
@@ -420,7 +551,34 @@ impl Engine {
         handle
             .await
             .map_err(|e| Error::Internal(format!("deploy worker panicked: {e}")))?;
-        deployments::get(self.pool(), dep_id).await
+        let mut row = deployments::get(self.pool(), dep_id).await?;
+        // A worker whose lock was taken away returns once the taker has
+        // closed the row (it does so right after the worker stops), so the
+        // caller sees how it ended; a taker in another console may be slower.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while row.status == DeploymentStatus::Running && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            row = deployments::get(self.pool(), dep_id).await?;
+        }
+        Ok(row)
+    }
+
+    /// Keeps the lock of `dep_id` alive while its worker runs. A beat that
+    /// finds the lock held by someone else stops the worker at its next step.
+    async fn heartbeat(self, dep_id: i64, worker: Arc<Worker>) {
+        loop {
+            tokio::time::sleep(self.lock_timing.heartbeat_every).await;
+            match lock::beat(self.pool(), dep_id, &self.inner.holder).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    worker.stop.store(true, Ordering::SeqCst);
+                    tracing::warn!(dep_id, "lock taken over by another console: stopping");
+                    return;
+                }
+                // A database hiccup is not a lost lock; the next beat retries.
+                Err(e) => tracing::warn!(dep_id, error = %e, "heartbeat not written"),
+            }
+        }
     }
 
     /// Appends to the audit log. Callers stop the action when this fails.
@@ -459,7 +617,14 @@ impl Engine {
         if let Err(e) = self.audit(ev).await {
             const NOT_STARTED: &str = "not started: the audit log could not be written";
             steps::close(self.pool(), dep_id, Some(NOT_STARTED)).await?;
-            deployments::finish(self.pool(), dep_id, DeploymentStatus::Failed, NOT_STARTED).await?;
+            deployments::finish(
+                self.pool(),
+                dep_id,
+                Some(&self.inner.holder),
+                DeploymentStatus::Failed,
+                NOT_STARTED,
+            )
+            .await?;
             return Err(e);
         }
         Ok(())
@@ -575,6 +740,7 @@ impl Engine {
                 to_slot: Some(idle),
                 requested_by: actor.user_id(),
                 reason: None,
+                holder: Some(&self.inner.holder),
             },
         )
         .await?;
@@ -623,7 +789,9 @@ impl Engine {
         let env_name = env.name.clone();
         let done = self
             .run_detached(dep_id, finish, async move {
-                this.step_start(dep_id, "preflight").await;
+                this.step_start(dep_id, "preflight")
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if let Some(g) = gate {
                     this.ensure_deployable(g.release_id, g.revision, Moment::Execution)
                         .await
@@ -683,7 +851,7 @@ impl Engine {
         )
         .await;
 
-        self.step_start(dep_id, "start").await;
+        self.step_start(dep_id, "start").await?;
         // Whatever is left in the idle slot is the previous standby; the new
         // release replaces it. The active slot is not touched.
         let previous = environments::slot(pool, env.id, idle).await?;
@@ -748,7 +916,7 @@ impl Engine {
             .await?;
 
         // Gates run against the idle slot's own address: no user reaches it yet.
-        self.step_start(dep_id, "gates").await;
+        self.step_start(dep_id, "gates").await?;
         match gates::check(self.inner.prober.http(), &running.address, &env.gates).await {
             Ok(passed) => {
                 self.step_end(dep_id, "gates", StepStatus::Succeeded, &passed)
@@ -761,7 +929,8 @@ impl Engine {
             }
         }
 
-        self.step_start(dep_id, "switch").await;
+        self.step_start(dep_id, "switch").await?;
+        self.fence(dep_id).await?;
 
         let generation = env.routing_generation.max(routed.generation) + 1;
         let table = RoutingTable {
@@ -799,7 +968,7 @@ impl Engine {
         // The old slot gets no new requests now; let the ones it has finish.
         match env.active {
             Some(old) => {
-                self.step_start(dep_id, "drain").await;
+                self.step_start(dep_id, "drain").await?;
                 let drained = self.drain(dep_id, router.as_ref(), &env, old).await;
                 self.step_end(dep_id, "drain", StepStatus::Succeeded, &drained)
                     .await;
@@ -818,7 +987,7 @@ impl Engine {
         // The old slot is not touched: it stays up for an instant rollback.
         let standby = match env.active {
             Some(old) => {
-                self.step_start(dep_id, "standby").await;
+                self.step_start(dep_id, "standby").await?;
                 let old_version = environments::slot(pool, env.id, old)
                     .await
                     .ok()
@@ -885,6 +1054,9 @@ impl Engine {
         };
         let mut now = at_switch;
         while now > 0 {
+            if self.ensure_lock(dep_id).is_err() {
+                return format!("{old} gets no new requests; the drain stopped with {now} in flight: the lock was taken away");
+            }
             if started.elapsed() >= env.drain_timeout {
                 return format!(
                     "drain deadline of {:.1} s passed with {now} request(s) still in flight on {old}; \
@@ -912,7 +1084,7 @@ impl Engine {
     }
 
     /// Stops a slot this deploy started and records why it is down.
-    async fn stop_slot(
+    pub(crate) async fn stop_slot(
         &self,
         env: &Environment,
         color: SlotColor,
@@ -936,6 +1108,7 @@ impl Engine {
     /// the deadline passes.
     async fn wait_healthy(
         &self,
+        dep_id: i64,
         env: &Environment,
         color: SlotColor,
         handle: &str,
@@ -944,6 +1117,9 @@ impl Engine {
         let started = Instant::now();
         let rt = self.runtime_for(env).map_err(|e| e.to_string())?;
         loop {
+            if self.ensure_lock(dep_id).is_err() {
+                return Err("the lock was taken away".to_string());
+            }
             if let Liveness::Exited(status) = rt.liveness(handle).await {
                 return Err(format!(
                     "the process exited ({status}) before it became healthy"
@@ -1026,6 +1202,7 @@ impl Engine {
                 to_slot: Some(standby_color),
                 requested_by: actor.user_id(),
                 reason: Some(reason),
+                holder: Some(&self.inner.holder),
             },
         )
         .await?;
@@ -1061,7 +1238,10 @@ impl Engine {
                     " (started again: its standby window had ended)",
                 ),
             };
-            this.step_start(dep_id, "switch").await;
+            this.step_start(dep_id, "switch")
+                .await
+                .map_err(|e| e.to_string())?;
+            this.fence(dep_id).await.map_err(|e| e.to_string())?;
             let message = this
                 .switch_to(&env, standby_color, &address)
                 .await
@@ -1089,12 +1269,15 @@ impl Engine {
         version: &str,
         running: &RunningSlot,
     ) -> Result<()> {
-        self.step_start(dep_id, "health").await;
+        self.step_start(dep_id, "health").await?;
         let started = Instant::now();
         if let Err(why) = self
-            .wait_healthy(env, color, &running.handle, &running.address)
+            .wait_healthy(dep_id, env, color, &running.handle, &running.address)
             .await
         {
+            // A worker whose lock was taken touches nothing more: the slot
+            // is the new lock holder's to clean up.
+            self.ensure_lock(dep_id)?;
             self.stop_slot(env, color, version, &running.handle, SlotState::Unhealthy)
                 .await;
             return Err(Error::DeploymentFailed(format!("health wait: {why}")));
@@ -1124,7 +1307,7 @@ impl Engine {
         version: &str,
     ) -> Result<String> {
         let pool = self.pool();
-        self.step_start(dep_id, "start").await;
+        self.step_start(dep_id, "start").await?;
         let running = self
             .runtime_for(env)?
             .start(&Self::spec(env, color, version))
@@ -1264,110 +1447,8 @@ impl Engine {
     }
 
     /// What the environment's router serves now.
-    async fn routed(&self, env: &Environment) -> Result<RoutingTable> {
+    pub(crate) async fn routed(&self, env: &Environment) -> Result<RoutingTable> {
         Ok(self.router_for(env)?.current().await?)
-    }
-
-    /// Brings the records in line with reality after a restart: deployments a
-    /// dead console left running are closed (succeeded if traffic had already
-    /// switched, failed otherwise), a half-started slot nobody is routed to is
-    /// stopped, slots whose process is gone are marked stopped, and the active
-    /// slot follows what the router serves.
-    pub async fn reconcile(&self) -> Result<()> {
-        let pool = self.pool();
-        let envs = environments::list(pool).await?;
-        for (dep_id, env_id, kind, to_slot) in deployments::unfinished(pool).await? {
-            let (status, message) = match (envs.iter().find(|e| e.id == env_id), to_slot) {
-                (Some(env), Some(to)) => self.close_interrupted(env, kind, to).await?,
-                _ => (
-                    DeploymentStatus::Failed,
-                    "interrupted: the console stopped while this deployment ran".to_string(),
-                ),
-            };
-            steps::close(pool, dep_id, Some(steps::INTERRUPTED)).await?;
-            deployments::finish(pool, dep_id, status, &message).await?;
-            let mut ev = Actor::system().event(
-                "deployment.recover",
-                if status == DeploymentStatus::Succeeded {
-                    Outcome::Ok
-                } else {
-                    Outcome::Failed
-                },
-            );
-            ev.environment = envs.iter().find(|e| e.id == env_id).map(|e| e.name.clone());
-            ev.details = serde_json::json!({ "deployment": dep_id, "message": message });
-            self.audit(ev).await?;
-        }
-        for env in envs {
-            // Without its runtime nothing can be said about the slots: leave
-            // their records alone rather than mark live slots stopped.
-            let rt = self.runtime_for(&env);
-            if let Err(e) = &rt {
-                tracing::error!(env = %env.name, error = %e, "cannot check slots during reconciliation");
-            }
-            for slot in environments::slots(pool, env.id).await? {
-                if let (Some(h), Ok(rt)) = (&slot.handle, &rt) {
-                    if let Liveness::Exited(why) = rt.liveness(h).await {
-                        tracing::warn!(env = %env.name, slot = %slot.color, %why, "slot process is gone");
-                        environments::record_stopped(pool, env.id, &slot).await?;
-                    }
-                }
-            }
-            match self.routed(&env).await {
-                Ok(table) if table.generation > env.routing_generation => {
-                    if let Some(up) = table.active {
-                        tracing::warn!(env = %env.name, slot = %up.slot, "router is ahead of the records; adopting its active slot");
-                        environments::set_active(pool, env.id, up.slot, table.generation).await?;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(env = %env.name, error = %e, "router unreachable during reconciliation")
-                }
-            }
-        }
-        self.resume_watches().await
-    }
-
-    async fn close_interrupted(
-        &self,
-        env: &Environment,
-        kind: DeploymentKind,
-        to: SlotColor,
-    ) -> Result<(DeploymentStatus, String)> {
-        const INTERRUPTED: &str = "interrupted: the console stopped while this deployment ran";
-        match self.routed(env).await {
-            Ok(t) if t.active.as_ref().map(|u| u.slot) == Some(to) => Ok((
-                DeploymentStatus::Succeeded,
-                format!("completed: traffic had switched to {to} before the console stopped"),
-            )),
-            Ok(_) if kind == DeploymentKind::Deploy => {
-                // Users never reached the slot this deploy was starting.
-                let slot = environments::slot(self.pool(), env.id, to).await?;
-                if let Some(h) = &slot.handle {
-                    let version = slot.version.as_deref().unwrap_or("");
-                    self.stop_slot(env, to, version, h, SlotState::Stopped)
-                        .await;
-                }
-                Ok((
-                    DeploymentStatus::Failed,
-                    format!("{INTERRUPTED}; the {to} slot it started was stopped, users stayed where they were"),
-                ))
-            }
-            Ok(_) => Ok((DeploymentStatus::Failed, INTERRUPTED.to_string())),
-            Err(e) => {
-                // An unreachable router may well be sending users to the new
-                // slot: leave it running; the next reconciliation adopts
-                // whatever the router serves.
-                tracing::warn!(env = %env.name, slot = %to, error = %e, "router unreachable; leaving the interrupted deployment's slot running");
-                Ok((
-                    DeploymentStatus::Failed,
-                    format!(
-                        "{INTERRUPTED}; the router could not be asked whether traffic had switched"
-                    ),
-                ))
-            }
-        }
     }
 
     /// One round of health probes over every running slot, for the dashboard.

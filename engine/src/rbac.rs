@@ -18,10 +18,12 @@ pub enum Action {
     SignChecklist,
     /// Edit checklist templates and approval settings.
     ManageChecklists,
+    /// Break an environment's deployment lock (its worker stopped or gone).
+    BreakLock,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::ViewEnvironments,
         Action::ViewAudit,
         Action::Deploy,
@@ -30,6 +32,7 @@ impl Action {
         Action::RequestRelease,
         Action::SignChecklist,
         Action::ManageChecklists,
+        Action::BreakLock,
     ];
 
     /// The action's name in the audit log.
@@ -43,6 +46,7 @@ impl Action {
             Action::RequestRelease => "release.request",
             Action::SignChecklist => "release.sign",
             Action::ManageChecklists => "checklist.manage",
+            Action::BreakLock => "lock.break",
         }
     }
 
@@ -56,6 +60,7 @@ impl Action {
             Action::RequestRelease => "request releases",
             Action::SignChecklist => "sign checklist items",
             Action::ManageChecklists => "manage checklists",
+            Action::BreakLock => "break a deployment lock",
         }
     }
 }
@@ -68,7 +73,8 @@ pub fn allows(role: Role, action: Action) -> bool {
         // after an incident.
         Action::ViewEnvironments | Action::ViewAudit => true,
         Action::Deploy | Action::Rollback => matches!(role, Role::Deployer | Role::Admin),
-        Action::ManageUsers | Action::ManageChecklists => role == Role::Admin,
+        // Breaking a lock overrides a running deployment: admins only (DESIGN).
+        Action::ManageUsers | Action::ManageChecklists | Action::BreakLock => role == Role::Admin,
         Action::RequestRelease => role != Role::Viewer,
         // Deployers sign the items that ask for on-call ("rollback plan
         // confirmed"); which items a role may sign is decided per item.
@@ -95,18 +101,24 @@ mod tests {
     fn action_by_role_matrix() {
         use Role::*;
         // Columns: view environments, view audit, deploy, rollback, manage
-        // users, request release, sign checklist, manage checklists.
+        // users, request release, sign checklist, manage checklists, break lock.
         let expected = [
             (
                 Viewer,
-                [true, true, false, false, false, false, false, false],
+                [true, true, false, false, false, false, false, false, false],
             ),
-            (Deployer, [true, true, true, true, false, true, true, false]),
+            (
+                Deployer,
+                [true, true, true, true, false, true, true, false, false],
+            ),
             (
                 Approver,
-                [true, true, false, false, false, true, true, false],
+                [true, true, false, false, false, true, true, false, false],
             ),
-            (Admin, [true, true, true, true, true, true, true, true]),
+            (
+                Admin,
+                [true, true, true, true, true, true, true, true, true],
+            ),
         ];
         for (role, row) in expected {
             for (action, allowed) in Action::ALL.into_iter().zip(row) {

@@ -207,6 +207,7 @@ mod tests {
                 to_slot: Some(model::SlotColor::Blue),
                 requested_by: None,
                 reason: None,
+                holder: None,
             },
         )
         .await

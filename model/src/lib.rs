@@ -277,6 +277,22 @@ pub struct EnvironmentView {
     pub slots: Vec<SlotView>,
     /// Set while a deployment runs: "deploy in progress by X since T".
     pub in_progress: Option<String>,
+    /// The environment's lock while a deployment runs.
+    pub lock: Option<LockView>,
+}
+
+/// An environment's deployment lock: which deployment holds it, which
+/// console runs its worker, and when that console last said it was alive.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LockView {
+    pub deployment_id: i64,
+    pub kind: DeploymentKind,
+    pub requested_by: String,
+    pub since: String,
+    /// The console process running the worker (`host/pid/start/engine`);
+    /// `None` for a deployment written before holders were recorded.
+    pub holder: Option<String>,
+    pub heartbeat_age_secs: u64,
 }
 
 /// One row of the deployment history.

@@ -328,6 +328,11 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
                 if let Err(e) = engine.probe_slots().await {
                     tracing::warn!(error = %e, "health round failed");
                 }
+                // A lock whose console died or went silent is recovered
+                // here, without waiting for that console to come back.
+                if let Err(e) = engine.recover_locks().await {
+                    tracing::warn!(error = %e, "lock recovery round failed");
+                }
                 if let Err(e) = engine.expire_standbys().await {
                     tracing::warn!(error = %e, "standby expiry round failed");
                 }
