@@ -302,7 +302,19 @@ fn EnvironmentStatus(env: EnvironmentView) -> impl IntoView {
         <p class="app-url">
             "Users reach " <a href=env.app_url.clone() data-testid="app-url">{env.app_url.clone()}</a>
         </p>
-        {env.in_progress.map(|m| view! { <p class="banner" data-testid="in-progress">{m}</p> })}
+        {env.in_progress.map(|m| {
+            let lock = format!("/environments/{}/lock", env.name);
+            let beat = env
+                .lock
+                .as_ref()
+                .map(|l| format!(" — heartbeat {} s ago", l.heartbeat_age_secs))
+                .unwrap_or_default();
+            view! {
+                <p class="banner" data-testid="in-progress">
+                    {m} {beat} " · " <a href=lock data-testid="lock-link">"lock details"</a>
+                </p>
+            }
+        })}
         <div class="slots">
             {env.slots.into_iter().map(|s| view! { <SlotCard view=s/> }).collect_view()}
         </div>

@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod deployment;
 pub mod error;
 pub mod layout;
+pub mod lock;
 pub mod releases;
 #[cfg(feature = "ssr")]
 pub mod state;
@@ -65,6 +66,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/releases") view=releases::ReleasesListPage/>
                 <Route path=path!("/releases/:id") view=releases::ReleaseDetailPage/>
                 <Route path=path!("/environments/:name/checklist") view=checklists::ChecklistTemplatePage/>
+                <Route path=path!("/environments/:name/lock") view=lock::LockDetailPage/>
             </Routes>
         </Router>
     }

@@ -31,11 +31,18 @@ impl DemoState {
     }
 }
 
-/// `/health` is the documented probe; every other path answers like `/` so
-/// smoke-test routes configured in the console work against the demo.
+/// Longest `/sleep/{ms}` answer: a test that forgets to stop one does not
+/// hold a connection forever.
+const MAX_SLEEP_MS: u64 = 60_000;
+
+/// `/health` is the documented probe; `/sleep/{ms}` answers like `/` after
+/// `ms` milliseconds (a slow report, a long download: requests that are
+/// still in flight when traffic switches); every other path answers like `/`
+/// so smoke-test routes configured in the console work against the demo.
 pub fn app(state: Arc<DemoState>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/sleep/{ms}", get(sleep_then_page))
         .fallback(page)
         .with_state(state)
 }
@@ -66,6 +73,14 @@ async fn page(State(state): State<Arc<DemoState>>) -> Response {
         format!("switchyard-demo {}\n", state.version),
     )
         .into_response()
+}
+
+async fn sleep_then_page(
+    State(state): State<Arc<DemoState>>,
+    axum::extract::Path(ms): axum::extract::Path<u64>,
+) -> Response {
+    tokio::time::sleep(std::time::Duration::from_millis(ms.min(MAX_SLEEP_MS))).await;
+    page(State(state)).await
 }
 
 async fn health(State(state): State<Arc<DemoState>>) -> Response {

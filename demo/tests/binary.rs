@@ -243,3 +243,28 @@ fn latency_knob_delays_responses() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
+
+#[tokio::test]
+async fn sleep_answers_like_root_after_the_given_time() {
+    let demo = start("1.4.0", &[]);
+    let c = client();
+    let t = std::time::Instant::now();
+    let res = c
+        .get(format!("{}/sleep/400", demo.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "switchyard-demo 1.4.0\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    let res = c
+        .get(format!("{}/sleep/not-a-number", demo.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}

@@ -13,6 +13,7 @@ pub mod checklists;
 pub mod deployments;
 pub mod environments;
 pub mod error;
+pub mod failpoint;
 pub mod gates;
 pub mod health;
 pub mod lock;

@@ -896,6 +896,7 @@ impl Engine {
             Some(&running.address),
         )
         .await?;
+        crate::failpoint::pause("start.spawned").await;
         let replaced = match (&previous.handle, &previous.version) {
             (Some(_), Some(v)) => format!(" (replacing the previous standby, {v})"),
             (Some(_), None) => " (replacing the previous standby)".to_string(),
@@ -955,6 +956,7 @@ impl Engine {
             tracing::warn!(env = %env.name, error = %e, "switch answer lost but the router shows it applied");
             lost_answer = " (the router's answer was lost; asked again, it shows the switch)";
         }
+        crate::failpoint::pause("switch.applied").await;
         environments::set_active(pool, env.id, idle, generation).await?;
         let standby_until = self.mark_standby(&env, idle).await?;
         self.step_end(
@@ -1395,7 +1397,7 @@ impl Engine {
 
     /// After a switch to `active`: the slot users left is the standby, kept
     /// warm for the environment's window. Returns until when.
-    async fn mark_standby(
+    pub(crate) async fn mark_standby(
         &self,
         env: &Environment,
         active: SlotColor,

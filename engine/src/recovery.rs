@@ -114,6 +114,13 @@ impl Engine {
         Ok(recovered)
     }
 
+    /// Whether `actor` may break locks in `env_name` (refusals audited), for
+    /// forms that check more before calling [`Engine::break_lock`].
+    pub async fn authorize_break_lock(&self, actor: &Actor, env_name: &str) -> Result<()> {
+        self.authorize(actor, Action::BreakLock, Some(env_name))
+            .await
+    }
+
     /// An admin breaks `env_name`'s lock, held by deployment `seen` (the one
     /// the admin looked at: a lock that changed hands since is not broken).
     /// This console's own worker is stopped at its next step first; a lock
@@ -256,10 +263,18 @@ impl Engine {
             DeploymentKind::Switch => false,
         };
         match self.routed(env).await {
-            Ok(t) if t.active.as_ref().map(|u| u.slot) == Some(to) => Ok((
-                DeploymentStatus::Succeeded,
-                format!("completed: traffic had switched to {to} before it stopped ({why})"),
-            )),
+            Ok(t) if t.active.as_ref().map(|u| u.slot) == Some(to) => {
+                // Stopped between the switch and its bookkeeping: the slot
+                // users left gets its standby window as if it had finished.
+                let left = environments::slot(self.pool(), env.id, to.other()).await?;
+                if left.handle.is_some() && left.standby_until.is_none() {
+                    self.mark_standby(env, to).await?;
+                }
+                Ok((
+                    DeploymentStatus::Succeeded,
+                    format!("completed: traffic had switched to {to} before it stopped ({why})"),
+                ))
+            }
             Ok(_) if started_a_slot => {
                 // Users never reached the slot this deployment was starting.
                 // Its version and standby deadline stay recorded, so a

@@ -38,6 +38,9 @@ struct Site {
     admin: String,
     child: Option<Child>,
     http: reqwest::Client,
+    /// `SWITCHYARD_FAILPOINTS` for the next console started (see
+    /// engine/src/failpoint.rs): pauses inside steps too short to hit.
+    failpoints: String,
 }
 
 impl Drop for Site {
@@ -83,6 +86,7 @@ impl Site {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap(),
+            failpoints: String::new(),
         };
         std::fs::create_dir_all(site.dir.path().join("site")).unwrap();
         site
@@ -113,6 +117,7 @@ impl Site {
             .env("SWITCHYARD_BIN_DIR", Self::bin_dir())
             .env("SWITCHYARD_ADMIN_PASSWORD", PASSWORD)
             .env("RUST_LOG", "info")
+            .env("SWITCHYARD_FAILPOINTS", &self.failpoints)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -219,12 +224,18 @@ struct Users {
 
 impl Users {
     fn start(site: &Site, n: usize) -> Users {
+        Users::asking(site, n, "/")
+    }
+
+    /// Users asking for `path`, e.g. `/sleep/3000` (slow answers: requests
+    /// still in flight when traffic switches).
+    fn asking(site: &Site, n: usize, path: &str) -> Users {
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..n)
             .map(|_| {
                 let (http, url, stop) = (
                     site.http.clone(),
-                    format!("http://{}/", site.app),
+                    format!("http://{}{path}", site.app),
                     stop.clone(),
                 );
                 tokio::spawn(async move {
@@ -281,10 +292,22 @@ fn pid_alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
-/// Kills the console while a deploy of `version` is in `step`, starts it
-/// again, and checks what users and the records see.
-async fn kill_during(step: &str, version: &str) {
+/// How a deploy killed in a step must end after the restart.
+#[derive(PartialEq)]
+enum Outcome {
+    /// Before the switch: failed, users on v1, the new slot stopped.
+    UsersStayOnOld,
+    /// After the router switched: completed, users on the new version, the
+    /// old slot kept warm and a rollback to it works.
+    UsersOnNew,
+}
+
+/// Kills the console while a deploy of `version` is in `step` (with
+/// `failpoints` holding it there when the step is too short to hit), starts
+/// it again, and checks what users and the records see.
+async fn kill_during(step: &str, version: &str, failpoints: &str, outcome: Outcome) {
     let mut site = Site::new();
+    site.failpoints = failpoints.to_string();
     site.start_console().await;
     assert_eq!(
         site.users_get().await.as_deref(),
@@ -293,6 +316,9 @@ async fn kill_during(step: &str, version: &str) {
     let pool = site.pool().await;
     let cookie = site.sign_in().await;
     let users = Users::start(&site, 3);
+    // Slow requests too, so some are in flight at the switch: the drain
+    // waits for them, and they must not fail when the console dies.
+    let slow_users = Users::asking(&site, 2, "/sleep/2500");
 
     let _answer = site.request_deploy(&cookie, version);
     let dep = wait_for_step(&pool, step).await;
@@ -300,12 +326,19 @@ async fn kill_during(step: &str, version: &str) {
     let green = environments::slot(&pool, env.id, model::SlotColor::Green)
         .await
         .unwrap();
+    let blue = environments::slot(&pool, env.id, model::SlotColor::Blue)
+        .await
+        .unwrap();
     site.kill_console();
     // With no console at all, users are still served.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    site.failpoints.clear();
     site.start_console().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (answered, failed) = users.finish().await;
+    let (answered, mut failed) = users.finish().await;
+    let (slow_answered, slow_failed) = slow_users.finish().await;
+    failed.extend(slow_failed);
+    assert!(slow_answered > 0, "no slow request finished");
 
     assert!(
         failed.is_empty(),
@@ -314,19 +347,12 @@ async fn kill_during(step: &str, version: &str) {
         answered + failed.len()
     );
     assert!(answered > 0);
-    assert_eq!(
-        site.users_get().await.as_deref(),
-        Some("switchyard-demo v1\n"),
-        "users stay on v1"
-    );
     let running: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE status = 'running'")
             .fetch_one(&pool)
             .await
             .unwrap();
     assert_eq!(running, 0, "the lock is free again");
-    let d = engine::deployments::get(&pool, dep).await.unwrap();
-    assert_eq!(d.status, model::DeploymentStatus::Failed, "{d:?}");
     let steps = engine::steps::list(&pool, dep).await.unwrap();
     let interrupted = steps.iter().find(|s| s.name == step).unwrap();
     assert_eq!(interrupted.status, StepStatus::Failed, "{steps:?}");
@@ -337,6 +363,17 @@ async fn kill_during(step: &str, version: &str) {
     assert!(
         steps.iter().all(|s| !s.status.is_open()),
         "every step is closed: {steps:?}"
+    );
+    let d = engine::deployments::get(&pool, dep).await.unwrap();
+    if outcome == Outcome::UsersOnNew {
+        users_on_new_after_the_crash(&site, &pool, &d, &blue, &cookie).await;
+        return;
+    }
+    assert_eq!(d.status, model::DeploymentStatus::Failed, "{d:?}");
+    assert_eq!(
+        site.users_get().await.as_deref(),
+        Some("switchyard-demo v1\n"),
+        "users stay on v1"
     );
     let env = environments::find(&pool, ENV).await.unwrap();
     assert_eq!(env.active, Some(model::SlotColor::Blue));
@@ -356,16 +393,88 @@ async fn kill_during(step: &str, version: &str) {
     }
 }
 
+/// The checks after a crash past the switch: the deployment completed, users
+/// are on v2 (green), the records follow the router, and v1 (blue) is still
+/// the warm standby a rollback goes back to.
+async fn users_on_new_after_the_crash(
+    site: &Site,
+    pool: &engine::store::Pool,
+    d: &model::DeploymentView,
+    blue: &environments::Slot,
+    cookie: &str,
+) {
+    assert_eq!(d.status, model::DeploymentStatus::Succeeded, "{d:?}");
+    assert!(
+        d.message
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("completed: traffic had switched to green"),
+        "{d:?}"
+    );
+    assert_eq!(
+        site.users_get().await.as_deref(),
+        Some("switchyard-demo v2\n"),
+        "users are on v2"
+    );
+    let env = environments::find(pool, ENV).await.unwrap();
+    assert_eq!(env.active, Some(model::SlotColor::Green));
+    let standby = environments::slot(pool, env.id, model::SlotColor::Blue)
+        .await
+        .unwrap();
+    assert_eq!(standby.handle, blue.handle, "v1 still runs in blue");
+    assert!(standby.standby_until.is_some(), "{standby:?}");
+    let pid: i32 = blue.handle.as_deref().unwrap().parse().unwrap();
+    assert!(pid_alive(pid));
+
+    let r = site
+        .http
+        .post(format!("http://{}/api/rollback", site.console))
+        .header("accept", "application/json")
+        .header("origin", format!("http://{}", site.console))
+        .header("cookie", cookie)
+        .form(&[("environment", ENV), ("reason", "after the crash")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "rollback: {}", r.status());
+    assert_eq!(
+        site.users_get().await.as_deref(),
+        Some("switchyard-demo v1\n"),
+        "the rollback to the warm standby works"
+    );
+}
+
+#[tokio::test]
+async fn a_console_killed_in_the_start_step_comes_back_with_users_on_the_old_slot() {
+    // Starting a process takes a millisecond: a failpoint holds the step
+    // open after the slot runs and is recorded.
+    kill_during("start", "v2", "start.spawned=4000", Outcome::UsersStayOnOld).await;
+}
+
 #[tokio::test]
 async fn a_console_killed_in_the_health_wait_comes_back_with_users_on_the_old_slot() {
     // v2+slow takes 3 s to bind its port: the deploy sits in its health wait.
-    kill_during("health", "v2+slow").await;
+    kill_during("health", "v2+slow", "", Outcome::UsersStayOnOld).await;
 }
 
 #[tokio::test]
 async fn a_console_killed_in_the_gates_comes_back_with_users_on_the_old_slot() {
     // v2+laggy answers in 300 ms: the 50-request sample takes seconds.
-    kill_during("gates", "v2+laggy").await;
+    kill_during("gates", "v2+laggy", "", Outcome::UsersStayOnOld).await;
+}
+
+#[tokio::test]
+async fn a_console_killed_right_after_the_switch_comes_back_with_the_switch_done() {
+    // The router already sends users to green; the records do not say so
+    // yet when the console dies (a failpoint holds it there).
+    kill_during("switch", "v2", "switch.applied=4000", Outcome::UsersOnNew).await;
+}
+
+#[tokio::test]
+async fn a_console_killed_in_the_drain_comes_back_with_the_switch_done() {
+    // The slow users' 2.5 s requests are in flight on blue at the switch:
+    // the drain waits for them, and the console dies meanwhile.
+    kill_during("drain", "v2", "", Outcome::UsersOnNew).await;
 }
 
 #[tokio::test]

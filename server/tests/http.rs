@@ -875,6 +875,32 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             vec![("release", &rid), ("revision", "2"), ("reason", "matrix")],
             [false, true, true, true],
         ),
+        (
+            "/api/environment_lock",
+            vec![("environment", ENV)],
+            [true, true, true, true],
+        ),
+        // Nothing is locked here: an admin is told so; everyone else is
+        // refused before that is even looked at.
+        (
+            "/api/break_lock",
+            vec![
+                ("environment", ENV),
+                ("deployment", &did),
+                ("reason", "matrix"),
+                ("confirm", "on"),
+            ],
+            [false, false, false, true],
+        ),
+        (
+            "/api/break_lock",
+            vec![
+                ("environment", ENV),
+                ("deployment", &did),
+                ("reason", "matrix"),
+            ],
+            [false, false, false, true],
+        ),
     ];
     let mut report = Vec::new();
     for (i, name) in ["vera", "dora", "abe", "ada"].into_iter().enumerate() {
@@ -903,6 +929,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
                     "/api/list_releases",
                     "/api/load_release",
                     "/api/load_checklist",
+                    "/api/environment_lock",
                 ];
                 if read.contains(path) {
                     assert!(
@@ -948,7 +975,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             }
         }
     }
-    assert_eq!(report.len(), 4 * 27, "{report:#?}");
+    assert_eq!(report.len(), 4 * 30, "{report:#?}");
 }
 
 /// Admin changes take effect on the user's very next request: a disabled

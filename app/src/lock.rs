@@ -1,0 +1,197 @@
+//! An environment's deployment lock: who holds it, from which console, when
+//! that console last beat — and, for admins, breaking it. Breaking is the
+//! override for a worker that is stuck or whose console is gone; the server
+//! decides whether it may happen (it refuses to break a live worker in
+//! another console) and audits it with the reason.
+
+use crate::dashboard::short_time;
+use crate::error::AppError;
+use crate::layout::{page_error, TopBar};
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use model::{DeploymentStatus, DeploymentView, LockView, Role, SessionUser};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use crate::auth::ssr::{actor, state};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LockPage {
+    pub me: SessionUser,
+    pub environment: String,
+    pub lock: Option<LockView>,
+}
+
+#[server(endpoint = "environment_lock")]
+pub async fn environment_lock(environment: String) -> Result<LockPage, AppError> {
+    crate::error::respond(
+        async move {
+            let actor = actor().await?;
+            let me = actor
+                .as_user()
+                .map(|u| u.to_session_user())
+                .ok_or(AppError::Unauthenticated)?;
+            let env = state()?.engine.environment(&actor, &environment).await?;
+            Ok(LockPage {
+                me,
+                environment: env.name,
+                lock: env.lock,
+            })
+        }
+        .await,
+    )
+}
+
+/// `deployment` is the deployment the admin looked at; `confirm` the
+/// explicit confirmation every destructive action needs (checked here, not
+/// only by the browser).
+#[server(endpoint = "break_lock")]
+pub async fn break_lock(
+    environment: String,
+    deployment: String,
+    reason: String,
+    #[server(default)] confirm: Option<String>,
+) -> Result<DeploymentView, AppError> {
+    crate::error::respond(
+        async move {
+            let actor = actor().await?;
+            let engine = &state()?.engine;
+            let deployment: i64 = deployment.trim().parse().map_err(|_| {
+                AppError::Refused(format!("deployment {deployment:?} is not a number"))
+            })?;
+            if confirm.as_deref() != Some("on") {
+                // Still authorized first: a viewer learns nothing from here.
+                engine.authorize_break_lock(&actor, &environment).await?;
+                return Err(AppError::Refused(
+                    "confirm that you want to break the lock (tick the box)".into(),
+                ));
+            }
+            Ok(engine
+                .break_lock(&actor, &environment, deployment, &reason)
+                .await?)
+        }
+        .await,
+    )
+}
+
+#[component]
+pub fn LockDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let env = move || params.read().get("name").unwrap_or_default();
+    let breaker = ServerAction::<BreakLock>::new();
+    let page = Resource::new(
+        move || (env(), breaker.version().get()),
+        |(env, _)| environment_lock(env),
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(p) => {
+                        let admin = p.me.role == Role::Admin;
+                        view! {
+                            <TopBar user=p.me.clone()/>
+                            <main>
+                                <h1>{format!("Deployment lock of {}", p.environment)}</h1>
+                                <p class="notice">
+                                    "One deployment runs per environment at a time. Its console refreshes a heartbeat every few seconds; a lock whose console is gone or silent for 30 s is recovered by itself."
+                                </p>
+                                {lock_view(p.lock.clone())}
+                                {match (admin, p.lock) {
+                                    (true, Some(lock)) => view! {
+                                        <BreakForm environment=p.environment.clone() lock breaker/>
+                                    }.into_any(),
+                                    _ => ().into_any(),
+                                }}
+                                {move || breaker.value().get().map(break_result)}
+                                <p><a href="/">"Back to the environments"</a></p>
+                            </main>
+                        }
+                        .into_any()
+                    }
+                    Err(e) => page_error(e),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn lock_view(lock: Option<LockView>) -> AnyView {
+    let Some(l) = lock else {
+        return view! { <p class="notice" data-testid="lock-free">"Not locked: no deployment runs."</p> }
+            .into_any();
+    };
+    view! {
+        <dl class="lock" data-testid="lock">
+            <dt>"Deployment"</dt>
+            <dd>
+                <a href=format!("/deployments/{}", l.deployment_id) data-testid="lock-deployment">
+                    {format!("#{} ({})", l.deployment_id, l.kind)}
+                </a>
+            </dd>
+            <dt>"Requested by"</dt>
+            <dd>{l.requested_by.clone()}</dd>
+            <dt>"Since"</dt>
+            <dd>{short_time(&l.since)}</dd>
+            <dt>"Console"</dt>
+            <dd data-testid="lock-holder">{l.holder.clone().unwrap_or_else(|| "unknown (recorded before holders were)".into())}</dd>
+            <dt>"Last heartbeat"</dt>
+            <dd data-testid="lock-heartbeat">{format!("{} s ago", l.heartbeat_age_secs)}</dd>
+        </dl>
+    }
+    .into_any()
+}
+
+#[component]
+fn BreakForm(
+    environment: String,
+    lock: LockView,
+    breaker: ServerAction<BreakLock>,
+) -> impl IntoView {
+    view! {
+        <ActionForm action=breaker attr:class="break-lock">
+            <input type="hidden" name="environment" value=environment/>
+            <input type="hidden" name="deployment" value=lock.deployment_id/>
+            <label>
+                "Reason"
+                <input type="text" name="reason" required placeholder="why the lock must go" data-testid="break-reason"/>
+            </label>
+            <label class="confirm">
+                <input type="checkbox" name="confirm" data-testid="break-confirm"/>
+                {format!(
+                    " Stop deployment #{} and clean up what it started; users stay on the slot the router serves",
+                    lock.deployment_id
+                )}
+            </label>
+            <button type="submit" class="danger" data-testid="break-lock" disabled=move || breaker.pending().get()>
+                "Break lock"
+            </button>
+        </ActionForm>
+    }
+}
+
+fn break_result(r: Result<DeploymentView, AppError>) -> impl IntoView {
+    match r {
+        Ok(d) => {
+            let class = if d.status == DeploymentStatus::Failed {
+                "result ok"
+            } else {
+                "result"
+            };
+            view! {
+                <p class=class role="status" data-testid="action-result">
+                    {format!(
+                        "Lock broken. Deployment #{} {}: {}",
+                        d.id,
+                        d.status,
+                        d.message.unwrap_or_default()
+                    )}
+                </p>
+            }
+            .into_any()
+        }
+        Err(e) => view! { <p class="result error" role="alert" data-testid="action-error">{e.to_string()}</p> }
+            .into_any(),
+    }
+}
