@@ -18,6 +18,7 @@ pub mod health;
 pub mod migration_check;
 pub mod pipeline;
 pub mod plan;
+pub mod preview;
 pub mod rbac;
 pub mod releases;
 pub mod router;

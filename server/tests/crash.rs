@@ -29,13 +29,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One data directory and its three addresses, shared by both lives of the
+/// One data directory and its four addresses, shared by both lives of the
 /// console.
 struct Site {
     dir: tempfile::TempDir,
     console: String,
     app: String,
     admin: String,
+    preview: String,
     child: Option<Child>,
     http: reqwest::Client,
 }
@@ -77,6 +78,7 @@ impl Site {
             console: format!("127.0.0.1:{}", free_port()),
             app: format!("127.0.0.1:{}", free_port()),
             admin: format!("127.0.0.1:{}", free_port()),
+            preview: format!("127.0.0.1:{}", free_port()),
             child: None,
             http: reqwest::Client::builder()
                 .no_proxy()
@@ -107,6 +109,7 @@ impl Site {
             .arg(self.dir.path())
             .args(["serve", "--listen", &self.console])
             .args(["--app-listen", &self.app, "--proxy-admin", &self.admin])
+            .args(["--proxy-preview", &self.preview])
             .args(["--demo-checklist", "none", "--health-deadline-secs", "20"])
             .arg("--site-root")
             .arg(self.dir.path().join("site"))
