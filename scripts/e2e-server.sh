@@ -38,6 +38,7 @@ SWITCHYARD_BIN_DIR=$(dirname "$bin")
 listen=127.0.0.1:3100
 app_listen=127.0.0.1:3180
 proxy_admin=127.0.0.1:3181
+proxy_preview=127.0.0.1:3182
 
 fail() { echo "e2e-server: $*" >&2; exit 1; }
 
@@ -61,7 +62,7 @@ if [[ -f "$state_file" ]]; then
 fi
 
 port_in_use() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-for addr in "$listen" "$app_listen" "$proxy_admin"; do
+for addr in "$listen" "$app_listen" "$proxy_admin" "$proxy_preview"; do
   if port_in_use "$addr"; then
     fail "$addr is already in use (another server, or leftovers of a run not recorded in end2end/.e2e-data-dir): see ss -ltnp | grep ${addr##*:}"
   fi
@@ -90,6 +91,7 @@ SWITCHYARD_ADMIN_PASSWORD=admin-password-1 exec "$bin" --data-dir "$data_dir" se
   --listen "$listen" \
   --app-listen "$app_listen" \
   --proxy-admin "$proxy_admin" \
+  --proxy-preview "$proxy_preview" \
   --health-deadline-secs 5 \
   --demo-checklist none \
   --site-root "$site_root"

@@ -302,6 +302,13 @@ fn EnvironmentStatus(env: EnvironmentView) -> impl IntoView {
         <p class="app-url">
             "Users reach " <a href=env.app_url.clone() data-testid="app-url">{env.app_url.clone()}</a>
         </p>
+        {env.preview_url.map(|url| view! {
+            <p class="preview-url">
+                "Deploys' gates reach the idle slot at "
+                <a href=url.clone() data-testid="preview-url">{url.clone()}</a>
+                " (the preview address; no users there)"
+            </p>
+        })}
         {env.in_progress.map(|m| {
             let lock = format!("/environments/{}/lock", env.name);
             let beat = env

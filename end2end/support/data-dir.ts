@@ -75,7 +75,7 @@ export function dataDirs(except?: string): string[] {
 /**
  * Stops and deletes what earlier runs left behind: a runner that was killed never
  * tears down, and its console would keep port 3100 (Playwright then refuses to
- * start), its proxy port 3180/3181.
+ * start), its proxy ports 3180/3181/3182.
  */
 export function cleanUpEarlierRuns(log: (msg: string) => void = console.log): void {
   const dirs = new Set(dataDirs());

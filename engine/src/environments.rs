@@ -25,6 +25,10 @@ pub struct Environment {
     /// Nginx router: set exactly when `router` is `nginx` (the table's CHECK
     /// refuses an nginx environment without them).
     pub nginx: Option<NginxSettings>,
+    /// host:port of the router's preview listener (switchyard-proxy's
+    /// `--preview`; the nginx router's preview server block): a deploy's
+    /// gates reach the idle slot there. `None`: gates go to the slot directly.
+    pub preview_listen: Option<String>,
     pub health_path: String,
     pub health_interval: Duration,
     pub health_deadline: Duration,
@@ -60,6 +64,8 @@ pub struct NewEnvironment {
     pub proxy_token_file: String,
     /// Required when `router` is `nginx`, ignored otherwise.
     pub nginx: Option<NginxSettings>,
+    /// See [`Environment::preview_listen`]; checked by [`validate_preview_listen`].
+    pub preview_listen: Option<String>,
     pub health_path: String,
     pub health_interval: Duration,
     pub health_deadline: Duration,
@@ -87,6 +93,7 @@ impl NewEnvironment {
             proxy_admin_url: proxy_admin_url.into(),
             proxy_token_file: proxy_token_file.into(),
             nginx: None,
+            preview_listen: None,
             health_path: "/health".into(),
             health_interval: Duration::from_millis(250),
             health_deadline: Duration::from_secs(60),
@@ -146,6 +153,7 @@ struct EnvRow {
     drain_timeout_ms: i64,
     watch_window_ms: i64,
     standby_window_ms: i64,
+    preview_listen: Option<String>,
 }
 
 fn ms(v: i64) -> Duration {
@@ -190,6 +198,7 @@ impl TryFrom<EnvRow> for Environment {
             proxy_admin_url: r.proxy_admin_url,
             proxy_token_file: r.proxy_token_file,
             nginx,
+            preview_listen: r.preview_listen,
             health_path: r.health_path,
             health_interval: ms(r.health_interval_ms),
             health_deadline: ms(r.health_deadline_ms),
@@ -250,7 +259,7 @@ const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_
      health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation, \
      router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
      nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-     gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms";
+     gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen";
 
 pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     let valid_name = (1..=40).contains(&new.name.len())
@@ -287,6 +296,9 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
         _ => None,
     };
     new.gates.validate().map_err(Error::InvalidInput)?;
+    if let Some(listen) = &new.preview_listen {
+        validate_preview_listen(listen)?;
+    }
     let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
     let mut tx = pool.begin().await?;
     let res = sqlx::query(
@@ -294,8 +306,8 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
          health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at, \
          router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
          nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-         gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&new.name)
     .bind(&new.app_url)
@@ -324,6 +336,7 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     .bind(new.drain_timeout.as_millis().max(1) as i64)
     .bind(new.watch_window.as_millis() as i64)
     .bind(new.standby_window.as_millis() as i64)
+    .bind(new.preview_listen.as_deref())
     .execute(&mut *tx)
     .await;
     let id = match res {
@@ -576,6 +589,58 @@ pub async fn clear_standby(pool: &Pool, env_id: i64, color: SlotColor) -> Result
     Ok(())
 }
 
+/// A preview listen address is written into nginx's configuration and
+/// handed to switchyard-proxy: `host:port`, nothing else.
+pub fn validate_preview_listen(listen: &str) -> Result<()> {
+    let ok = match listen.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "preview listen address {listen:?} must be host:port, e.g. 127.0.0.1:8082"
+        )))
+    }
+}
+
+/// Sets (or, with `None`, removes) the router's preview listen address.
+/// Takes effect from the next deploy's gates step; the router's listener
+/// itself is the operator's (switchyard-proxy's `--preview`, or nginx).
+pub async fn set_preview_listen(pool: &Pool, env_id: i64, listen: Option<&str>) -> Result<()> {
+    if let Some(l) = listen {
+        validate_preview_listen(l)?;
+    }
+    let updated = sqlx::query("UPDATE environments SET preview_listen = ? WHERE id = ?")
+        .bind(listen)
+        .bind(env_id)
+        .execute(pool)
+        .await?;
+    found(updated.rows_affected(), env_id)
+}
+
+/// Records a routing generation the router now has, for a write that did
+/// not change the active slot (a preview published or withdrawn). Never
+/// lowers it: the router refuses anything not newer than what it has.
+pub async fn record_generation(pool: &Pool, env_id: i64, generation: u64) -> Result<()> {
+    sqlx::query(
+        "UPDATE environments SET routing_generation = ? WHERE id = ? AND routing_generation < ?",
+    )
+    .bind(generation as i64)
+    .bind(env_id)
+    .bind(generation as i64)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 pub async fn set_active(pool: &Pool, env_id: i64, color: SlotColor, generation: u64) -> Result<()> {
     sqlx::query("UPDATE environments SET active_color = ?, routing_generation = ? WHERE id = ?")
         .bind(color.as_str())
@@ -610,6 +675,7 @@ pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
     Ok(EnvironmentView {
         name: env.name.clone(),
         app_url: env.app_url.clone(),
+        preview_url: env.preview_listen.as_ref().map(|l| format!("http://{l}/")),
         active: env.active,
         in_progress,
         lock,

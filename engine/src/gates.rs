@@ -2,7 +2,9 @@
 //! reaches it (DESIGN.md pipeline step "gates"; reference/002's smoke tests
 //! and performance thresholds).
 //!
-//! Two checks, both against the idle slot's own address:
+//! Two checks, both against the idle slot — through the router's preview
+//! address when it has one, else at the slot's own address (the pipeline
+//! picks, see `crate::preview`):
 //!
 //! 1. **Smoke routes**: every configured path must answer 2xx.
 //! 2. **Performance sample**: a fixed number of requests to the first smoke
@@ -184,17 +186,14 @@ pub fn judge(s: &SampleStats, g: &GateSettings) -> Result<String, String> {
     }
 }
 
-/// Runs both gates against `address` (host:port). `Ok` carries what passed,
-/// `Err` what failed; either is fit for the step's message.
-pub async fn check(
-    http: &reqwest::Client,
-    address: &str,
-    g: &GateSettings,
-) -> Result<String, String> {
+/// Runs both gates against `base` (`http://host:port`, no trailing slash).
+/// `Ok` carries what passed, `Err` what failed; either is fit for the step's
+/// message.
+pub async fn check(http: &reqwest::Client, base: &str, g: &GateSettings) -> Result<String, String> {
     let mut passed = Vec::new();
     let mut failed = Vec::new();
     for path in &g.smoke_paths {
-        match http.get(format!("http://{address}{path}")).send().await {
+        match http.get(format!("{base}{path}")).send().await {
             Ok(r) if r.status().is_success() => {
                 passed.push(format!("{path} {}", r.status().as_u16()))
             }
@@ -214,7 +213,7 @@ pub async fn check(
         return Ok(format!("{smoke}; performance sample off"));
     }
     let n = g.sample_requests as usize;
-    let samples = sample(http, address, g.sample_path(), n).await;
+    let samples = sample(http, base, g.sample_path(), n).await;
     if samples.len() < n {
         return Err(format!(
             "performance: only {} of {n} sample requests were measured",
@@ -238,9 +237,9 @@ fn transport_error(e: &reqwest::Error) -> &'static str {
 }
 
 /// Sends `n` GETs to `path`, `SAMPLE_CONCURRENCY` at a time.
-async fn sample(http: &reqwest::Client, address: &str, path: &str, n: usize) -> Vec<Sample> {
+async fn sample(http: &reqwest::Client, base: &str, path: &str, n: usize) -> Vec<Sample> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let url = std::sync::Arc::new(format!("http://{address}{path}"));
+    let url = std::sync::Arc::new(format!("{base}{path}"));
     let next = std::sync::Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..SAMPLE_CONCURRENCY.min(n) {

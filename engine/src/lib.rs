@@ -20,6 +20,7 @@ pub mod lock;
 pub mod migration_check;
 pub mod pipeline;
 pub mod plan;
+pub mod preview;
 pub mod rbac;
 pub mod recovery;
 pub mod releases;

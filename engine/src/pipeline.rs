@@ -10,7 +10,6 @@ use crate::checklists;
 use crate::deployments::{self, NewDeployment};
 use crate::environments::{self, Environment, Slot};
 use crate::error::{Error, Result};
-use crate::gates;
 use crate::health::Prober;
 use crate::lock::{self, Holder, LockTiming};
 use crate::rbac::{self, Action};
@@ -273,7 +272,9 @@ impl Engine {
                     env.name
                 ))
             })?;
-            return Ok(Arc::new(NginxRouter::new(settings)));
+            return Ok(Arc::new(
+                NginxRouter::new(settings).with_preview(env.preview_listen.clone()),
+            ));
         }
         if env.router != "builtin" {
             return Err(Error::InvalidInput(format!(
@@ -287,10 +288,10 @@ impl Engine {
                 env.proxy_token_file
             ))
         })?;
-        Ok(Arc::new(BuiltinRouter::new(
-            &env.proxy_admin_url,
-            token.trim().to_string(),
-        )))
+        Ok(Arc::new(
+            BuiltinRouter::new(&env.proxy_admin_url, token.trim().to_string())
+                .with_preview(env.preview_listen.clone()),
+        ))
     }
 
     /// What the runtime is asked to start for `version` in `color`.
@@ -916,9 +917,14 @@ impl Engine {
         self.health_step(dep_id, &env, idle, version, &running)
             .await?;
 
-        // Gates run against the idle slot's own address: no user reaches it yet.
+        // Gates reach the idle slot through the router's preview address, or
+        // directly without one (crate::preview); no user reaches it yet. A
+        // preview write moves the generation the switch must be newer than.
         self.step_start(dep_id, "gates").await?;
-        match gates::check(self.inner.prober.http(), &running.address, &env.gates).await {
+        let (routed, gated) = self
+            .gates_step(router.as_ref(), &env, idle, &running.address, routed)
+            .await;
+        match gated {
             Ok(passed) => {
                 self.step_end(dep_id, "gates", StepStatus::Succeeded, &passed)
                     .await
@@ -940,6 +946,8 @@ impl Engine {
                 slot: idle,
                 address: running.address.clone(),
             }),
+            // The switch ends the preview (see crate::preview for why).
+            preview: None,
         };
         let mut lost_answer = "";
         if let Err(e) = router.apply(&table).await {
@@ -949,9 +957,10 @@ impl Engine {
             let landed = matches!(router.current().await, Ok(t) if t == table);
             if !landed {
                 // Users are still on the old slot: the switch did not happen.
+                let (_, withdrawn) = self.withdraw_preview(router.as_ref(), &env, routed).await;
                 self.stop_slot(&env, idle, version, &running.handle, SlotState::Stopped)
                     .await;
-                return Err(Error::DeploymentFailed(format!("switch: {e}")));
+                return Err(Error::DeploymentFailed(format!("switch: {e}{withdrawn}")));
             }
             tracing::warn!(env = %env.name, error = %e, "switch answer lost but the router shows it applied");
             lost_answer = " (the router's answer was lost; asked again, it shows the switch)";
@@ -1387,6 +1396,7 @@ impl Engine {
                     slot: color,
                     address: address.to_string(),
                 }),
+                preview: None,
             })
             .await?;
         environments::set_active(self.pool(), env.id, color, generation).await?;

@@ -174,7 +174,12 @@ impl Engine {
                     ms(env.health_interval),
                     secs(env.health_deadline)
                 ),
-                "gates" => format!("{smoke}; {sample}"),
+                "gates" => match &env.preview_listen {
+                    Some(l) => format!(
+                        "through the preview address http://{l} ({idle} published there, never to users): {smoke}; {sample}"
+                    ),
+                    None => format!("directly at {idle}'s address (no preview address configured): {smoke}; {sample}"),
+                },
                 "switch" => match active {
                     Some(c) => format!(
                         "users move from {} to {idle} ({version}) in one atomic switch",

@@ -275,10 +275,18 @@ impl Engine {
                     format!("completed: traffic had switched to {to} before it stopped ({why})"),
                 ))
             }
-            Ok(_) if started_a_slot => {
+            Ok(t) if started_a_slot => {
                 // Users never reached the slot this deployment was starting.
                 // Its version and standby deadline stay recorded, so a
-                // rollback can start it again.
+                // rollback can start it again. A preview still showing it
+                // (the gates were running) is withdrawn first, so the preview
+                // address never points at a stopped process.
+                let withdrawn = match (t.preview.as_ref().map(|u| u.slot), self.router_for(env)) {
+                    (Some(p), Ok(router)) if p == to => {
+                        self.withdraw_preview(router.as_ref(), env, t.clone()).await.1
+                    }
+                    _ => String::new(),
+                };
                 let slot = environments::slot(self.pool(), env.id, to).await?;
                 if let Some(h) = &slot.handle {
                     let version = slot.version.as_deref().unwrap_or("");
@@ -287,9 +295,7 @@ impl Engine {
                 }
                 Ok((
                     DeploymentStatus::Failed,
-                    format!(
-                        "{why}; the {to} slot it started was stopped, users stayed where they were"
-                    ),
+                    format!("{why}; the {to} slot it started was stopped, users stayed where they were{withdrawn}"),
                 ))
             }
             Ok(_) => Ok((DeploymentStatus::Failed, why.to_string())),

@@ -253,8 +253,16 @@ impl Engine {
             tokio::time::sleep(TICK).await;
             let env = environments::get(pool, w.environment_id).await?;
             if env.active != Some(w.slot) || env.routing_generation != w.generation {
+                // A newer generation with the same active slot is a newer
+                // deployment publishing its preview: it has replaced the
+                // standby a rollback would need, and holds the lock.
+                let why = if env.active == Some(w.slot) {
+                    "a newer deployment changed the routing"
+                } else {
+                    "traffic moved"
+                };
                 let m = format!(
-                    "ended early: traffic moved (routing generation {} → {})",
+                    "ended early: {why} (routing generation {} → {})",
                     w.generation, env.routing_generation
                 );
                 return set(pool, w, WatchStatus::Stopped, &m).await;

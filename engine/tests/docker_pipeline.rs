@@ -91,7 +91,7 @@ impl Harness {
     async fn new(runtime: &str, with_docker: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("proxy-token"), format!("{TOKEN}\n")).unwrap();
-        let (proxy, support::ProxyInfo { public, admin }) = spawn_proxy(dir.path());
+        let (proxy, support::ProxyInfo { public, admin, .. }) = spawn_proxy(dir.path());
         let pool = engine::store::open(&format!(
             "sqlite:{}",
             dir.path().join("switchyard.db").display()

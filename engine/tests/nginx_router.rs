@@ -252,6 +252,7 @@ impl Harness {
         RoutingTable {
             generation,
             active: Some(Upstream { slot, address }),
+            preview: None,
         }
     }
 
@@ -313,7 +314,8 @@ async fn apply_switches_users_and_current_reads_it_back() {
         fresh,
         RoutingTable {
             generation: 0,
-            active: None
+            active: None,
+            preview: None,
         }
     );
 
@@ -400,6 +402,7 @@ async fn a_configuration_nginx_refuses_restores_the_include_and_keeps_serving() 
             slot: SlotColor::Green,
             address: "no-such-slot.invalid:8080".into(),
         }),
+        preview: None,
     };
     let err = h.router.apply(&bad).await.unwrap_err();
     assert!(
@@ -684,5 +687,222 @@ async fn the_pipeline_deploys_and_rolls_back_through_nginx() {
     assert_eq!(
         (env.active, env.routing_generation),
         (Some(SlotColor::Blue), 3)
+    );
+}
+
+/// The preview server block the router renders when it has a preview listen
+/// address: it serves the table's preview slot (marked in
+/// `X-Switchyard-Slot`), never what users get, answers 503 without one, and
+/// a table `nginx -t` refuses leaves the old block serving.
+#[tokio::test]
+async fn the_preview_block_serves_the_idle_slot_and_a_refused_table_keeps_the_old_one() {
+    let Some(h) = Harness::new().await else {
+        return;
+    };
+    let listen = format!("127.0.0.1:{}", free_port());
+    let router = NginxRouter::new(h.router.settings().clone()).with_preview(Some(listen.clone()));
+    assert_eq!(router.preview_url(), Some(format!("http://{listen}")));
+    let preview_sees = || async {
+        let r = h
+            .http
+            .get(format!("http://{listen}/"))
+            .send()
+            .await
+            .unwrap();
+        let slot = r
+            .headers()
+            .get("x-switchyard-slot")
+            .map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), slot, r.text().await.unwrap())
+    };
+
+    let mut t1 = h.table(1, SlotColor::Blue);
+    t1.preview = Some(Upstream {
+        slot: SlotColor::Green,
+        address: h.green.clone(),
+    });
+    assert_eq!(router.apply(&t1).await.unwrap(), t1);
+    assert_eq!(h.users_see().await, BLUE, "users stay on the active slot");
+    assert_eq!(
+        preview_sees().await,
+        (200, Some("green".to_string()), GREEN.to_string())
+    );
+    assert_eq!(router.current().await.unwrap(), t1);
+    // A router without the preview address reads the same table back.
+    assert_eq!(h.router.current().await.unwrap(), t1);
+
+    // nginx -t refuses the new preview upstream: the include is put back
+    // byte for byte, nginx is not reloaded, both blocks serve as before.
+    let include = h.include_bytes();
+    let workers = h.workers();
+    let mut bad = t1.clone();
+    bad.generation = 2;
+    bad.preview = Some(Upstream {
+        slot: SlotColor::Green,
+        address: "no-such-slot.invalid:8080".into(),
+    });
+    let err = router.apply(&bad).await.unwrap_err();
+    assert!(
+        matches!(&err, RouterError::Rejected(m) if m.contains("host not found")),
+        "{err}"
+    );
+    assert_eq!(h.include_bytes(), include);
+    assert_eq!(
+        h.workers(),
+        workers,
+        "nginx was reloaded after a failed test"
+    );
+    assert_eq!(router.current().await.unwrap(), t1);
+    assert_eq!(h.users_see().await, BLUE);
+    assert_eq!(
+        preview_sees().await,
+        (200, Some("green".to_string()), GREEN.to_string())
+    );
+
+    // Withdrawn: the block answers 503; users are still on blue.
+    let t2 = h.table(2, SlotColor::Blue);
+    router.apply(&t2).await.unwrap();
+    let (status, slot, _) = preview_sees().await;
+    assert_eq!((status, slot), (503, None));
+    assert_eq!(h.users_see().await, BLUE);
+    assert_eq!(router.current().await.unwrap(), t2);
+
+    // A preview is refused by a router without a preview address, and the
+    // active slot can never be the preview.
+    let mut t3 = h.table(3, SlotColor::Blue);
+    t3.preview = Some(Upstream {
+        slot: SlotColor::Green,
+        address: h.green.clone(),
+    });
+    let err = h.router.apply(&t3).await.unwrap_err();
+    assert!(matches!(err, RouterError::Rejected(_)), "{err}");
+    t3.preview = Some(Upstream {
+        slot: SlotColor::Blue,
+        address: h.blue.clone(),
+    });
+    let err = router.apply(&t3).await.unwrap_err();
+    assert!(matches!(err, RouterError::Rejected(_)), "{err}");
+    assert_eq!(router.current().await.unwrap(), t2);
+}
+
+/// A deploy through nginx with a preview listen address runs its gates
+/// through the preview server block (their first request checks that the
+/// block answers from the idle slot, which only the rendered block marks),
+/// switches with the preview cleared, and a failing release is withdrawn
+/// from the preview while users stay on v1.
+#[tokio::test]
+async fn the_pipeline_gates_through_the_nginx_preview_block() {
+    let Some(binary) = nginx_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let http = client();
+    let demo = sibling_bin("switchyard-demo");
+    for v in ["v1", "v2+errors"] {
+        let release = dir.path().join("releases").join(v);
+        std::fs::create_dir_all(&release).unwrap();
+        std::os::unix::fs::symlink(&demo, release.join("switchyard-demo")).unwrap();
+    }
+    let started = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _slots = KillSlots(started.clone());
+    let (_nginx, public, router) = start_nginx(&binary, dir.path(), &http).await;
+    let listen = format!("127.0.0.1:{}", free_port());
+
+    let pool = engine::store::open(&format!("sqlite:{}", dir.path().join("db").display()))
+        .await
+        .unwrap();
+    let mut new = NewEnvironment::new(
+        "production",
+        &format!("http://{public}/"),
+        &format!(
+            "{}/releases/{{version}}/switchyard-demo",
+            dir.path().display()
+        ),
+        "",
+        "",
+    );
+    new.router = "nginx".into();
+    new.nginx = Some(router.settings().clone());
+    new.preview_listen = Some(listen.clone());
+    new.health_interval = Duration::from_millis(50);
+    new.health_deadline = Duration::from_secs(10);
+    new.stop_grace = Duration::from_secs(2);
+    new.gates.sample_requests = 10;
+    environments::create(&pool, &new).await.unwrap();
+    let runtime = Arc::new(RecordingRuntime {
+        inner: engine::runtime::ProcessRuntime::new(dir.path().join("logs")),
+        started,
+    });
+    let engine = engine::Engine::new(pool, runtime);
+    let system = Actor::system();
+    let gates_of = |id: i64| {
+        let engine = engine.clone();
+        async move {
+            let d = engine.deployment(&Actor::system(), id).await.unwrap();
+            let g = d.steps.iter().find(|s| s.name == "gates").unwrap();
+            (g.status, g.message.clone().unwrap_or_default())
+        }
+    };
+
+    let d = engine.deploy(&system, "production", "v1").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let (_, message) = gates_of(d.id).await;
+    assert!(
+        message.starts_with(&format!(
+            "through the preview address http://{listen} (blue): smoke / 200"
+        )),
+        "{message}"
+    );
+    let users = http
+        .get(format!("http://{public}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(users, "switchyard-demo v1\n");
+    let routed = router.current().await.unwrap();
+    assert_eq!(
+        (routed.generation, routed.preview.is_none()),
+        (2, true),
+        "preview write + switch, the switch clearing the preview"
+    );
+    let r = http.get(format!("http://{listen}/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+
+    let d = engine
+        .deploy(&system, "production", "v2+errors")
+        .await
+        .unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    let (status, message) = gates_of(d.id).await;
+    assert_eq!(status, model::StepStatus::Failed);
+    assert!(
+        message.starts_with(&format!(
+            "deployment failed: gates: through the preview address http://{listen}: "
+        )) && message.contains("performance: errors 50.0 %")
+            && message.ends_with("; the preview was withdrawn"),
+        "{message}"
+    );
+    let users = http
+        .get(format!("http://{public}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(users, "switchyard-demo v1\n");
+    let routed = router.current().await.unwrap();
+    assert_eq!(routed.generation, 4);
+    assert_eq!(routed.active.map(|u| u.slot), Some(SlotColor::Blue));
+    assert_eq!(routed.preview, None);
+    let env = environments::find(engine.pool(), "production")
+        .await
+        .unwrap();
+    assert_eq!(
+        (env.active, env.routing_generation),
+        (Some(SlotColor::Blue), 4)
     );
 }

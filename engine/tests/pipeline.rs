@@ -803,6 +803,7 @@ async fn reconcile_never_stops_a_slot_the_router_may_be_serving() {
                 slot: SlotColor::Green,
                 address: green.address.clone(),
             }),
+            preview: None,
         })
         .await
         .unwrap();

@@ -273,6 +273,10 @@ pub struct EnvironmentView {
     pub name: String,
     /// The address users reach (switchyard-proxy's public listener).
     pub app_url: String,
+    /// Where the router serves the idle slot while a deploy's gates run
+    /// (`None`: no preview listener configured; gates go to the slot).
+    #[serde(default)]
+    pub preview_url: Option<String>,
     pub active: Option<SlotColor>,
     pub slots: Vec<SlotView>,
     /// Set while a deployment runs: "deploy in progress by X since T".
@@ -515,6 +519,11 @@ pub struct DeploymentDetail {
 pub struct RoutingTable {
     pub generation: u64,
     pub active: Option<Upstream>,
+    /// The idle slot, published on the router's preview address (never
+    /// users' traffic) while a deploy's gates run. Absent from the JSON when
+    /// unset, so a router that knows only `{generation, active}` reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Upstream>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

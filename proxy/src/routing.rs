@@ -8,11 +8,11 @@ use model::{RoutingTable, SlotColor, Upstream};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// What the proxy routes by: [`model::RoutingTable`] plus the optional
-/// preview slot and canary split. On the wire it is a superset of
-/// `model::RoutingTable`: the new fields default to absent when a PUT leaves
-/// them out, and are left out of answers when absent, so a console that only
-/// knows `{generation, active}` reads and writes it unchanged.
+/// What the proxy routes by: [`model::RoutingTable`] (generation, active,
+/// preview) plus the optional canary split. On the wire it is a superset of
+/// `model::RoutingTable`: the optional fields default to absent when a PUT
+/// leaves them out, and are left out of answers when absent, so a console
+/// that only knows `{generation, active}` reads and writes it unchanged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct RouteTable {
     pub generation: u64,
@@ -38,7 +38,7 @@ impl From<RoutingTable> for RouteTable {
         RouteTable {
             generation: t.generation,
             active: t.active,
-            preview: None,
+            preview: t.preview,
             canary: None,
         }
     }
@@ -48,7 +48,7 @@ impl PartialEq<RoutingTable> for RouteTable {
     fn eq(&self, other: &RoutingTable) -> bool {
         self.generation == other.generation
             && self.active == other.active
-            && self.preview.is_none()
+            && self.preview == other.preview
             && self.canary.is_none()
     }
 }
@@ -202,6 +202,7 @@ mod tests {
                 slot: SlotColor::Blue,
                 address: format!("127.0.0.1:{port}"),
             }),
+            preview: None,
         }
     }
 

@@ -113,6 +113,7 @@ mod tests {
                 slot: SlotColor::Green,
                 address: "127.0.0.1:9001".into(),
             }),
+            preview: None,
         };
         let table = RouteTable::from(table);
         file.store(&table).unwrap();

@@ -24,6 +24,7 @@ fn table(generation: u64, slot: SlotColor, address: &str) -> RoutingTable {
             slot,
             address: address.to_string(),
         }),
+        preview: None,
     }
 }
 
@@ -189,6 +190,7 @@ async fn put_installs_newer_generation_and_refuses_stale_ones() {
     let cleared = RoutingTable {
         generation: 2,
         active: None,
+        preview: None,
     };
     let res = app
         .oneshot(put(serde_json::to_vec(&cleared).unwrap(), Some(TOKEN)))

@@ -130,6 +130,7 @@ fn route(generation: u64, slot: SlotColor, address: &str) -> RoutingTable {
             slot,
             address: address.to_string(),
         }),
+        preview: None,
     }
 }
 

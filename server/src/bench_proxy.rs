@@ -211,6 +211,7 @@ impl Slots {
                 slot: color,
                 address,
             }),
+            preview: None,
         }
     }
 }

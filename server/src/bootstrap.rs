@@ -67,6 +67,10 @@ pub async fn seed_demo(cfg: &Config, engine: &Engine) -> anyhow::Result<()> {
             &cfg.proxy_token_file().display().to_string(),
         );
         new.health_deadline = cfg.health_deadline;
+        // The proxy this console starts listens there: deploys' gates reach
+        // the idle slot through it. An environment registered before keeps
+        // what it has (its running proxy may have no preview listener).
+        new.preview_listen = cfg.proxy_preview.map(|a| a.to_string());
         environments::create(pool, &new).await?;
         tracing::info!("registered environment {DEMO_ENVIRONMENT} with the demo service");
     }

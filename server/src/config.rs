@@ -15,6 +15,9 @@ pub struct Config {
     pub app_listen: SocketAddr,
     /// switchyard-proxy's admin API (loopback).
     pub proxy_admin: SocketAddr,
+    /// switchyard-proxy's preview listener (`--preview`), where deploys'
+    /// gates reach the idle slot; `None`: no preview listener.
+    pub proxy_preview: Option<SocketAddr>,
     /// Start switchyard-proxy if it is not answering yet.
     pub spawn_proxy: bool,
     /// Register the demo service as environment `production` with v1 live.
@@ -51,6 +54,22 @@ impl Config {
     }
     pub fn bin(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
+    }
+}
+
+/// `--proxy-preview`: an address, or `off` for no preview listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreviewListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for PreviewListen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(PreviewListen(None));
+        }
+        s.parse()
+            .map(|a| PreviewListen(Some(a)))
+            .map_err(|e| format!("{e}: expected host:port (e.g. 127.0.0.1:8082) or `off`"))
     }
 }
 

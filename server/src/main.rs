@@ -6,7 +6,7 @@ use engine::pipeline::Actor;
 use engine::runtime::ProcessRuntime;
 use engine::Engine;
 use leptos::prelude::LeptosOptions;
-use server::config::{default_bin_dir, Config};
+use server::config::{default_bin_dir, Config, PreviewListen};
 use server::{bootstrap, http, proxy_process};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,6 +110,14 @@ struct ServeArgs {
     /// switchyard-proxy's admin API; keep it on loopback.
     #[arg(long, env = "SWITCHYARD_PROXY_ADMIN", default_value = "127.0.0.1:8081")]
     proxy_admin: SocketAddr,
+    /// switchyard-proxy's preview listener, where deploys' gates reach the
+    /// idle slot before any user does (`off`: none; gates call the slot directly).
+    #[arg(
+        long,
+        env = "SWITCHYARD_PROXY_PREVIEW",
+        default_value = "127.0.0.1:8082"
+    )]
+    proxy_preview: PreviewListen,
     /// Do not start switchyard-proxy; expect it to be running already.
     #[arg(long)]
     no_spawn_proxy: bool,
@@ -284,6 +292,7 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         app_listen: args.app_listen,
         proxy_admin: args.proxy_admin,
+        proxy_preview: args.proxy_preview.0,
         spawn_proxy: !args.no_spawn_proxy,
         demo: !args.no_demo,
         demo_checklist: args.demo_checklist == "default",
@@ -374,6 +383,11 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
             cfg.app_listen,
             bootstrap::DEMO_VERSIONS.join(", ")
         );
+        if let Some(preview) = cfg.proxy_preview {
+            println!(
+                "Deploys' gates reach the idle slot at http://{preview}/ (the preview address)"
+            );
+        }
     }
     axum::serve(
         listener,

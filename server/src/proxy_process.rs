@@ -79,11 +79,14 @@ pub async fn ensure_running(cfg: &Config) -> anyhow::Result<()> {
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log));
+    if let Some(preview) = cfg.proxy_preview {
+        cmd.arg("--preview").arg(preview.to_string());
+    }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let child = cmd
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    tracing::info!(pid = child.id(), listen = %cfg.app_listen, %admin, "started switchyard-proxy");
+    tracing::info!(pid = child.id(), listen = %cfg.app_listen, %admin, preview = ?cfg.proxy_preview, "started switchyard-proxy");
     for _ in 0..100 {
         if answers(&admin).await {
             return Ok(());

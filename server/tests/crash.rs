@@ -29,13 +29,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One data directory and its three addresses, shared by both lives of the
+/// One data directory and its four addresses, shared by both lives of the
 /// console.
 struct Site {
     dir: tempfile::TempDir,
     console: String,
     app: String,
     admin: String,
+    preview: String,
     child: Option<Child>,
     http: reqwest::Client,
     /// `SWITCHYARD_FAILPOINTS` for the next console started (see
@@ -80,6 +81,7 @@ impl Site {
             console: format!("127.0.0.1:{}", free_port()),
             app: format!("127.0.0.1:{}", free_port()),
             admin: format!("127.0.0.1:{}", free_port()),
+            preview: format!("127.0.0.1:{}", free_port()),
             child: None,
             http: reqwest::Client::builder()
                 .no_proxy()
@@ -111,6 +113,7 @@ impl Site {
             .arg(self.dir.path())
             .args(["serve", "--listen", &self.console])
             .args(["--app-listen", &self.app, "--proxy-admin", &self.admin])
+            .args(["--proxy-preview", &self.preview])
             .args(["--demo-checklist", "none", "--health-deadline-secs", "20"])
             .arg("--site-root")
             .arg(self.dir.path().join("site"))
@@ -375,6 +378,15 @@ async fn kill_during(step: &str, version: &str, failpoints: &str, outcome: Outco
         Some("switchyard-demo v1\n"),
         "users stay on v1"
     );
+    // Whatever step died, the preview address does not point at the slot
+    // that was stopped (the gates had published it there).
+    let preview = site
+        .http
+        .get(format!("http://{}/", site.preview))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preview.status().as_u16(), 503, "preview after the crash in {step}");
     let env = environments::find(&pool, ENV).await.unwrap();
     assert_eq!(env.active, Some(model::SlotColor::Blue));
     let after = environments::slot(&pool, env.id, model::SlotColor::Green)

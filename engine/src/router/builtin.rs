@@ -8,6 +8,8 @@ use std::time::Duration;
 pub struct BuiltinRouter {
     admin_url: String,
     token: String,
+    /// host:port of the proxy's preview listener (`--preview`), if it has one.
+    preview: Option<String>,
     http: reqwest::Client,
 }
 
@@ -16,12 +18,20 @@ impl BuiltinRouter {
         BuiltinRouter {
             admin_url: admin_url.trim_end_matches('/').to_string(),
             token,
+            preview: None,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .no_proxy()
                 .build()
                 .expect("static reqwest configuration"),
         }
+    }
+
+    /// The proxy was started with `--preview address` (host:port): the
+    /// table's `preview` slot is served there.
+    pub fn with_preview(mut self, address: Option<String>) -> Self {
+        self.preview = address;
+        self
     }
 
     /// Sends an admin request with the secret; a transport failure is
@@ -67,6 +77,7 @@ impl std::fmt::Debug for BuiltinRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BuiltinRouter")
             .field("admin_url", &self.admin_url)
+            .field("preview", &self.preview)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +106,10 @@ impl TrafficRouter for BuiltinRouter {
             }
             _ => Err(RouterError::Rejected(Self::error_body(resp).await)),
         }
+    }
+
+    fn preview_url(&self) -> Option<String> {
+        self.preview.as_ref().map(|a| format!("http://{a}"))
     }
 
     async fn in_flight(&self, slot: SlotColor) -> Result<Option<u64>, RouterError> {

@@ -1,6 +1,13 @@
 //! Traffic routers decide which slot users reach. The pipeline only sees the
 //! `TrafficRouter` trait; `builtin` drives switchyard-proxy,
-//! `nginx` rewrites an upstream include and reloads a local nginx.
+//! `nginx` rewrites an upstream include and reloads a local nginx. Both can
+//! serve the idle slot on a separate preview address (`preview_url`).
+
+/// The response header both routers' preview listeners set to the slot that
+/// answered (switchyard-proxy on every forwarded answer; the nginx router's
+/// preview server block with `add_header`): how a deploy checks that its
+/// preview address serves the slot it just started.
+pub const SLOT_HEADER: &str = "x-switchyard-slot";
 
 pub mod builtin;
 pub mod nginx;
@@ -26,7 +33,15 @@ pub trait TrafficRouter: Send + Sync {
     async fn current(&self) -> Result<RoutingTable, RouterError>;
     /// Installs `table` atomically. The router refuses it unless its generation
     /// is newer than the one in force (fencing against stale workers).
+    /// `table.preview`, when set, is served on the router's preview address
+    /// only (never to users); a router without one refuses it.
     async fn apply(&self, table: &RoutingTable) -> Result<RoutingTable, RouterError>;
+    /// The base URL (`http://host:port`, no trailing slash) where this
+    /// router serves the table's `preview` slot, if it has a preview
+    /// listener. Deploys run their gates there (see `crate::preview`).
+    fn preview_url(&self) -> Option<String> {
+        None
+    }
     /// Requests to `slot` still running through this router, when it can
     /// tell. `None`: it cannot count them (nginx: the old workers of a
     /// graceful reload finish their requests by themselves).

@@ -9,8 +9,16 @@
 //! confirmed before `apply` answers.
 //!
 //! State is read back from the include itself: its marker comment carries the
-//! generation and the active slot, so two consoles (or a console restarted
-//! mid-switch) agree on the fencing generation without a database.
+//! generation, the active slot and the preview slot, so two consoles (or a
+//! console restarted mid-switch) agree on the fencing generation without a
+//! database.
+//!
+//! **Preview.** With a preview listen address ([`NginxRouter::with_preview`])
+//! the include also holds a `server` block listening there, which proxies to
+//! a second upstream (`<upstream>_preview`) holding the table's `preview`
+//! slot and marks each answer `X-Switchyard-Slot: <slot>`; without a preview
+//! slot it answers 503. Users never reach it through the operator's server
+//! blocks: only the `<upstream>` upstream is theirs.
 
 use super::{RouterError, TrafficRouter};
 use async_trait::async_trait;
@@ -63,11 +71,14 @@ impl NginxSettings {
 struct Marker {
     generation: u64,
     active: Option<Upstream>,
+    preview: Option<Upstream>,
 }
 
 #[derive(Debug)]
 pub struct NginxRouter {
     settings: NginxSettings,
+    /// host:port the preview server block listens on, if any.
+    preview_listen: Option<String>,
     /// Serializes applies made through this value; the lock file (below)
     /// serializes them across router values and processes, since the
     /// pipeline builds a router per operation and consoles may share a host.
@@ -78,8 +89,16 @@ impl NginxRouter {
     pub fn new(settings: NginxSettings) -> Self {
         NginxRouter {
             settings,
+            preview_listen: None,
             local: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Renders a preview `server` block listening on `listen` (host:port)
+    /// in every include this router writes.
+    pub fn with_preview(mut self, listen: Option<String>) -> Self {
+        self.preview_listen = listen;
+        self
     }
 
     pub fn settings(&self) -> &NginxSettings {
@@ -96,9 +115,11 @@ impl NginxRouter {
         }
         let content = render(
             &self.settings.upstream,
+            self.preview_listen.as_deref(),
             &RoutingTable {
                 generation: 0,
                 active: None,
+                preview: None,
             },
         )?;
         write_atomically(&self.settings.include, content.as_bytes()).map_err(|e| {
@@ -163,6 +184,7 @@ impl NginxRouter {
             None => Ok(Marker {
                 generation: 0,
                 active: None,
+                preview: None,
             }),
             Some(b) => parse_marker(&String::from_utf8_lossy(b)).ok_or_else(|| {
                 RouterError::Rejected(format!(
@@ -270,6 +292,7 @@ impl TrafficRouter for NginxRouter {
         Ok(RoutingTable {
             generation: m.generation,
             active: m.active,
+            preview: m.preview,
         })
     }
 
@@ -278,7 +301,11 @@ impl TrafficRouter for NginxRouter {
         let _file_lock = self.lock_file().await?;
         // Refuse early, before anything on disk changes.
         self.master_pid()?;
-        let content = render(&self.settings.upstream, table)?;
+        let content = render(
+            &self.settings.upstream,
+            self.preview_listen.as_deref(),
+            table,
+        )?;
 
         // Fencing: read the generation in force under the lock, so two
         // writers cannot both pass the check.
@@ -315,6 +342,10 @@ impl TrafficRouter for NginxRouter {
         }
         Ok(table.clone())
     }
+
+    fn preview_url(&self) -> Option<String> {
+        self.preview_listen.as_ref().map(|l| format!("http://{l}"))
+    }
 }
 
 impl NginxRouter {
@@ -333,10 +364,52 @@ impl NginxRouter {
     }
 }
 
-/// The include for `table`. Addresses come from runtimes, but they are
-/// written into nginx's configuration: anything beyond host:port characters
-/// (`;`, `}`, spaces, newlines) could inject directives, so it is refused.
-fn render(upstream: &str, table: &RoutingTable) -> Result<String, RouterError> {
+/// Only host:port characters: addresses come from runtimes and operators
+/// but are written into nginx's configuration, where anything else (`;`,
+/// `}`, spaces, newlines) could inject directives.
+fn host_port_ok(address: &str) -> bool {
+    !address.is_empty()
+        && address
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+}
+
+/// The marker fields and the `server` line of one upstream.
+fn upstream_lines(
+    role: &str,
+    upstream: Option<&Upstream>,
+) -> Result<(String, String), RouterError> {
+    match upstream {
+        Some(up) => {
+            if !host_port_ok(&up.address) {
+                return Err(RouterError::Rejected(format!(
+                    "slot address {:?} is not host:port",
+                    up.address
+                )));
+            }
+            let address_key = if role == "active" {
+                "address".to_string()
+            } else {
+                format!("{role}_address")
+            };
+            Ok((
+                format!("{role}={} {address_key}={}", up.slot, up.address),
+                format!("server {};", up.address),
+            ))
+        }
+        // nginx refuses an empty upstream; a server marked `down` keeps the
+        // configuration valid and answers 502 (no slot is serving).
+        None => Ok((format!("{role}=none"), "server 127.0.0.1:9 down;".into())),
+    }
+}
+
+/// The include for `table`, with a preview server block when `preview_listen`
+/// is set. Every name and address is checked before it reaches the file.
+fn render(
+    upstream: &str,
+    preview_listen: Option<&str>,
+    table: &RoutingTable,
+) -> Result<String, RouterError> {
     let name_ok = !upstream.is_empty()
         && upstream
             .chars()
@@ -346,60 +419,89 @@ fn render(upstream: &str, table: &RoutingTable) -> Result<String, RouterError> {
             "upstream name {upstream:?} may only use letters, digits, _ and -"
         )));
     }
-    let (marker, server) = match &table.active {
-        Some(up) => {
-            let addr_ok = !up.address.is_empty()
-                && up
-                    .address
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-            if !addr_ok {
-                return Err(RouterError::Rejected(format!(
-                    "slot address {:?} is not host:port",
-                    up.address
-                )));
-            }
-            (
-                format!("active={} address={}", up.slot, up.address),
-                format!("server {};", up.address),
-            )
-        }
-        // nginx refuses an empty upstream; a server marked `down` keeps the
-        // configuration valid and answers 502 (no slot is serving).
-        None => ("active=none".to_string(), "server 127.0.0.1:9 down;".into()),
-    };
-    Ok(format!(
+    let (marker, server) = upstream_lines("active", table.active.as_ref())?;
+    let mut text = format!(
         "# Managed by Switchyard: every switch replaces this file; do not edit it.\n\
-         {MARKER} generation={} {marker}\n\
-         upstream {upstream} {{\n    {server}\n}}\n",
+         {MARKER} generation={} {marker}",
         table.generation
-    ))
+    );
+    let body = format!("upstream {upstream} {{\n    {server}\n}}\n");
+    let Some(listen) = preview_listen else {
+        if table.preview.is_some() {
+            return Err(RouterError::Rejected(
+                "a preview slot needs a preview listen address, and this environment has none"
+                    .into(),
+            ));
+        }
+        return Ok(format!("{text}\n{body}"));
+    };
+    if !host_port_ok(listen) {
+        return Err(RouterError::Rejected(format!(
+            "preview listen address {listen:?} is not host:port"
+        )));
+    }
+    if let (Some(a), Some(p)) = (&table.active, &table.preview) {
+        if a.slot == p.slot {
+            return Err(RouterError::Rejected(format!(
+                "preview slot {} is the active slot; preview serves the idle slot",
+                p.slot
+            )));
+        }
+    }
+    let (preview_marker, _) = upstream_lines("preview", table.preview.as_ref())?;
+    text.push(' ');
+    text.push_str(&preview_marker);
+    // The preview block answers 503 without a preview slot, like
+    // switchyard-proxy's preview listener; with one, every answer names the
+    // slot so the console can check what it reaches.
+    let preview = match &table.preview {
+        Some(p) => format!(
+            "upstream {upstream}_preview {{\n    server {};\n}}\n\
+             server {{\n    listen {listen};\n    \
+             add_header X-Switchyard-Slot {} always;\n    \
+             location / {{\n        proxy_set_header Host $http_host;\n        \
+             proxy_pass http://{upstream}_preview;\n    }}\n}}\n",
+            p.address, p.slot
+        ),
+        None => format!(
+            "server {{\n    listen {listen};\n    \
+             location / {{\n        return 503 \"switchyard: no preview slot\\n\";\n    }}\n}}\n"
+        ),
+    };
+    Ok(format!("{text}\n{body}{preview}"))
+}
+
+fn parse_upstream(slot: Option<&str>, address: Option<&str>) -> Option<Option<Upstream>> {
+    match slot? {
+        "none" => Some(None),
+        slot => Some(Some(Upstream {
+            slot: slot.parse::<SlotColor>().ok()?,
+            address: address?.to_string(),
+        })),
+    }
 }
 
 fn parse_marker(text: &str) -> Option<Marker> {
     let line = text.lines().find_map(|l| l.strip_prefix(MARKER))?;
     let mut generation = None;
-    let mut active = None;
-    let mut address = None;
+    let (mut active, mut address) = (None, None);
+    let (mut preview, mut preview_address) = (None, None);
     for field in line.split_whitespace() {
         let (k, v) = field.split_once('=')?;
         match k {
             "generation" => generation = Some(v.parse().ok()?),
             "active" => active = Some(v),
             "address" => address = Some(v),
+            "preview" => preview = Some(v),
+            "preview_address" => preview_address = Some(v),
             _ => {}
         }
     }
-    let active = match active? {
-        "none" => None,
-        slot => Some(Upstream {
-            slot: slot.parse::<SlotColor>().ok()?,
-            address: address?.to_string(),
-        }),
-    };
     Some(Marker {
         generation: generation?,
-        active,
+        active: parse_upstream(active, address)?,
+        // Includes written before previews existed have no preview field.
+        preview: parse_upstream(preview.or(Some("none")), preview_address)?,
     })
 }
 
@@ -477,6 +579,7 @@ mod tests {
                 slot,
                 address: a.into(),
             }),
+            preview: None,
         }
     }
 
@@ -487,17 +590,66 @@ mod tests {
             table(1, Some((SlotColor::Blue, "[::1]:80"))),
             table(3, None),
         ] {
-            let text = render("switchyard_prod", &t).unwrap();
-            assert_eq!(
-                parse_marker(&text),
-                Some(Marker {
-                    generation: t.generation,
-                    active: t.active.clone()
-                }),
-                "{text}"
-            );
+            for listen in [None, Some("127.0.0.1:8082")] {
+                let text = render("switchyard_prod", listen, &t).unwrap();
+                assert_eq!(
+                    parse_marker(&text),
+                    Some(Marker {
+                        generation: t.generation,
+                        active: t.active.clone(),
+                        preview: None,
+                    }),
+                    "{text}"
+                );
+            }
         }
         assert_eq!(parse_marker("upstream x { server a:1; }"), None);
+    }
+
+    #[test]
+    fn the_preview_block_serves_the_preview_slot_or_answers_503() {
+        let mut t = table(4, Some((SlotColor::Blue, "127.0.0.1:4001")));
+        t.preview = Some(Upstream {
+            slot: SlotColor::Green,
+            address: "127.0.0.1:4002".into(),
+        });
+        let text = render("switchyard_prod", Some("127.0.0.1:8082"), &t).unwrap();
+        assert_eq!(
+            parse_marker(&text),
+            Some(Marker {
+                generation: 4,
+                active: t.active.clone(),
+                preview: t.preview.clone(),
+            }),
+            "{text}"
+        );
+        for line in [
+            "upstream switchyard_prod {\n    server 127.0.0.1:4001;\n}",
+            "upstream switchyard_prod_preview {\n    server 127.0.0.1:4002;\n}",
+            "listen 127.0.0.1:8082;",
+            "add_header X-Switchyard-Slot green always;",
+            "proxy_pass http://switchyard_prod_preview;",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        }
+        t.preview = None;
+        let text = render("switchyard_prod", Some("127.0.0.1:8082"), &t).unwrap();
+        assert!(text.contains("return 503"), "{text}");
+        assert!(!text.contains("_preview"), "{text}");
+
+        // A preview needs a listen address; it is never the active slot; the
+        // listen address cannot inject directives either.
+        t.preview = Some(Upstream {
+            slot: SlotColor::Green,
+            address: "127.0.0.1:4002".into(),
+        });
+        assert!(render("switchyard_prod", None, &t).is_err());
+        assert!(render("switchyard_prod", Some("127.0.0.1:1; } server {"), &t).is_err());
+        t.preview.as_mut().unwrap().slot = SlotColor::Blue;
+        assert!(render("switchyard_prod", Some("127.0.0.1:8082"), &t).is_err());
+        // Includes from before previews existed still read back.
+        let old = "# switchyard-routing generation=3 active=blue address=127.0.0.1:1\n";
+        assert_eq!(parse_marker(old).unwrap().preview, None);
     }
 
     #[test]
@@ -508,10 +660,14 @@ mod tests {
             "",
             "a b:1",
         ] {
-            let err =
-                render("switchyard_prod", &table(2, Some((SlotColor::Blue, bad)))).unwrap_err();
+            let err = render(
+                "switchyard_prod",
+                None,
+                &table(2, Some((SlotColor::Blue, bad))),
+            )
+            .unwrap_err();
             assert!(matches!(err, RouterError::Rejected(_)), "{bad:?}");
         }
-        assert!(render("x { }", &table(2, None)).is_err());
+        assert!(render("x { }", None, &table(2, None)).is_err());
     }
 }

@@ -29,11 +29,19 @@ pub fn sibling_bin(name: &str) -> PathBuf {
 pub struct ProxyInfo {
     pub public: String,
     pub admin: String,
+    /// The preview listener, when started with one.
+    pub preview: Option<String>,
 }
 
 /// Starts the real switchyard-proxy on ports 0 with its state in `dir` and
 /// waits for its ready file.
 pub fn spawn_proxy(dir: &Path) -> (Child, ProxyInfo) {
+    spawn_proxy_with(dir, false)
+}
+
+/// [`spawn_proxy`], with a preview listener (`--preview`, port 0) when
+/// `preview` is true.
+pub fn spawn_proxy_with(dir: &Path, preview: bool) -> (Child, ProxyInfo) {
     let ready = dir.join("proxy-ready.json");
     let _ = std::fs::remove_file(&ready);
     let log = std::fs::OpenOptions::new()
@@ -41,7 +49,11 @@ pub fn spawn_proxy(dir: &Path) -> (Child, ProxyInfo) {
         .append(true)
         .open(dir.join("proxy.log"))
         .unwrap();
-    let mut child = Command::new(sibling_bin("switchyard-proxy"))
+    let mut cmd = Command::new(sibling_bin("switchyard-proxy"));
+    if preview {
+        cmd.args(["--preview", "127.0.0.1:0"]);
+    }
+    let mut child = cmd
         .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .arg("--state-file")
         .arg(dir.join("routing.json"))
@@ -62,6 +74,7 @@ pub fn spawn_proxy(dir: &Path) -> (Child, ProxyInfo) {
             let info = ProxyInfo {
                 public: v["listen"].as_str().unwrap().to_string(),
                 admin: v["admin"].as_str().unwrap().to_string(),
+                preview: v["preview"].as_str().map(str::to_string),
             };
             return (child, info);
         }

@@ -1,0 +1,15 @@
+-- The preview address (DESIGN.md, deploy step 5: "gates on the idle slot
+-- through a preview address").
+--
+-- `preview_listen` is host:port of the router's preview listener: for the
+-- builtin router, switchyard-proxy's `--preview` listener; for the nginx
+-- router, the `listen` of the preview server block Switchyard renders into
+-- its include. A deploy publishes the idle slot there (the routing table's
+-- `preview`) and runs its gates through it. NULL: no preview listener, the
+-- gates call the idle slot's own address (what every environment did before
+-- this migration, so existing rows keep their behaviour).
+--
+-- ADD COLUMN with no default and no constraint: the same statement on SQLite
+-- and PostgreSQL, no rebuild; the engine validates the value
+-- (`environments::validate_preview_listen`).
+ALTER TABLE environments ADD COLUMN preview_listen TEXT;
