@@ -186,6 +186,8 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
                 <a href="/releases" data-testid="releases-link">"Releases"</a>
                 " · "
                 <a href=format!("/environments/{name}/checklist") data-testid="checklist-link">"Checklist"</a>
+                " · "
+                <a href=format!("/environments/{name}/settings") data-testid="settings-link">"Pipeline settings"</a>
             </p>
             <Transition fallback=|| view! { <p class="notice">"Loading slots…"</p> }>
                 {move || Suspend::new(async move {

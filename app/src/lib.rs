@@ -11,6 +11,7 @@ pub mod error;
 pub mod layout;
 pub mod lock;
 pub mod releases;
+pub mod settings;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod traffic;
@@ -67,6 +68,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/releases/:id") view=releases::ReleaseDetailPage/>
                 <Route path=path!("/environments/:name/checklist") view=checklists::ChecklistTemplatePage/>
                 <Route path=path!("/environments/:name/lock") view=lock::LockDetailPage/>
+                <Route path=path!("/environments/:name/settings") view=settings::SettingsDetailPage/>
             </Routes>
         </Router>
     }

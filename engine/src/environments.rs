@@ -519,6 +519,25 @@ pub async fn set_gates(pool: &Pool, env_id: i64, gates: &GateSettings) -> Result
     found(updated.rows_affected(), env_id)
 }
 
+/// Replaces the health wait's interval and deadline (checked by the caller,
+/// see [`crate::settings`]). Takes effect from the next deploy.
+pub async fn set_health(
+    pool: &Pool,
+    env_id: i64,
+    interval: Duration,
+    deadline: Duration,
+) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE environments SET health_interval_ms = ?, health_deadline_ms = ? WHERE id = ?",
+    )
+    .bind(interval.as_millis() as i64)
+    .bind(deadline.as_millis() as i64)
+    .bind(env_id)
+    .execute(pool)
+    .await?;
+    found(updated.rows_affected(), env_id)
+}
+
 /// The pipeline's waiting times, as an operator sets them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Timings {

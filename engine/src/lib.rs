@@ -26,6 +26,7 @@ pub mod recovery;
 pub mod releases;
 pub mod router;
 pub mod runtime;
+pub mod settings;
 pub mod steps;
 pub mod store;
 pub mod users;

@@ -591,8 +591,11 @@ impl Engine {
             .map(|_| ())
     }
 
-    /// `authorize`, with refusals recorded in the audit log.
-    pub(crate) async fn authorize(
+    /// Whether `actor` may do `action` (in `environment`), with refusals
+    /// recorded in the audit log. Server functions that check more than the
+    /// engine call them with (a confirmation box, a form's numbers) call this
+    /// first, so a refused role learns nothing from those checks.
+    pub async fn authorize(
         &self,
         actor: &Actor,
         action: Action,

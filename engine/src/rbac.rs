@@ -20,10 +20,13 @@ pub enum Action {
     ManageChecklists,
     /// Break an environment's deployment lock (its worker stopped or gone).
     BreakLock,
+    /// Change an environment's pipeline settings (health, gates, drain,
+    /// watch and standby windows).
+    ManageEnvironments,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::ViewEnvironments,
         Action::ViewAudit,
         Action::Deploy,
@@ -33,6 +36,7 @@ impl Action {
         Action::SignChecklist,
         Action::ManageChecklists,
         Action::BreakLock,
+        Action::ManageEnvironments,
     ];
 
     /// The action's name in the audit log.
@@ -47,6 +51,7 @@ impl Action {
             Action::SignChecklist => "release.sign",
             Action::ManageChecklists => "checklist.manage",
             Action::BreakLock => "lock.break",
+            Action::ManageEnvironments => "environment.settings",
         }
     }
 
@@ -61,6 +66,7 @@ impl Action {
             Action::SignChecklist => "sign checklist items",
             Action::ManageChecklists => "manage checklists",
             Action::BreakLock => "break a deployment lock",
+            Action::ManageEnvironments => "change environment settings",
         }
     }
 }
@@ -74,7 +80,10 @@ pub fn allows(role: Role, action: Action) -> bool {
         Action::ViewEnvironments | Action::ViewAudit => true,
         Action::Deploy | Action::Rollback => matches!(role, Role::Deployer | Role::Admin),
         // Breaking a lock overrides a running deployment: admins only (DESIGN).
-        Action::ManageUsers | Action::ManageChecklists | Action::BreakLock => role == Role::Admin,
+        Action::ManageUsers
+        | Action::ManageChecklists
+        | Action::BreakLock
+        | Action::ManageEnvironments => role == Role::Admin,
         Action::RequestRelease => role != Role::Viewer,
         // Deployers sign the items that ask for on-call ("rollback plan
         // confirmed"); which items a role may sign is decided per item.
@@ -101,24 +110,14 @@ mod tests {
     fn action_by_role_matrix() {
         use Role::*;
         // Columns: view environments, view audit, deploy, rollback, manage
-        // users, request release, sign checklist, manage checklists, break lock.
+        // users, request release, sign checklist, manage checklists, break
+        // lock, manage environments.
+        let (t, f) = (true, false);
         let expected = [
-            (
-                Viewer,
-                [true, true, false, false, false, false, false, false, false],
-            ),
-            (
-                Deployer,
-                [true, true, true, true, false, true, true, false, false],
-            ),
-            (
-                Approver,
-                [true, true, false, false, false, true, true, false, false],
-            ),
-            (
-                Admin,
-                [true, true, true, true, true, true, true, true, true],
-            ),
+            (Viewer, [t, t, f, f, f, f, f, f, f, f]),
+            (Deployer, [t, t, t, t, f, t, t, f, f, f]),
+            (Approver, [t, t, f, f, f, t, t, f, f, f]),
+            (Admin, [t; 10]),
         ];
         for (role, row) in expected {
             for (action, allowed) in Action::ALL.into_iter().zip(row) {

@@ -114,13 +114,6 @@ impl Engine {
         Ok(recovered)
     }
 
-    /// Whether `actor` may break locks in `env_name` (refusals audited), for
-    /// forms that check more before calling [`Engine::break_lock`].
-    pub async fn authorize_break_lock(&self, actor: &Actor, env_name: &str) -> Result<()> {
-        self.authorize(actor, Action::BreakLock, Some(env_name))
-            .await
-    }
-
     /// An admin breaks `env_name`'s lock, held by deployment `seen` (the one
     /// the admin looked at: a lock that changed hands since is not broken).
     /// This console's own worker is stopped at its next step first; a lock
@@ -283,7 +276,9 @@ impl Engine {
                 // address never points at a stopped process.
                 let withdrawn = match (t.preview.as_ref().map(|u| u.slot), self.router_for(env)) {
                     (Some(p), Ok(router)) if p == to => {
-                        self.withdraw_preview(router.as_ref(), env, t.clone()).await.1
+                        self.withdraw_preview(router.as_ref(), env, t.clone())
+                            .await
+                            .1
                     }
                     _ => String::new(),
                 };

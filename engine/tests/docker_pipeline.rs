@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{remove_containers_of, sibling_bin, spawn_proxy};
+use support::{remove_containers_of, sibling_bin, spawn_proxy_with};
 
 const TOKEN: &str = "docker-pipeline-test-admin-token";
 const DOCKER_HINT: &str = "run `bash scripts/docker.sh` first";
@@ -91,7 +91,17 @@ impl Harness {
     async fn new(runtime: &str, with_docker: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("proxy-token"), format!("{TOKEN}\n")).unwrap();
-        let (proxy, support::ProxyInfo { public, admin, .. }) = spawn_proxy(dir.path());
+        // With a preview listener: the gates reach the idle container through
+        // it, as in production.
+        let (
+            proxy,
+            support::ProxyInfo {
+                public,
+                admin,
+                preview,
+                ..
+            },
+        ) = spawn_proxy_with(dir.path(), true);
         let pool = engine::store::open(&format!(
             "sqlite:{}",
             dir.path().join("switchyard.db").display()
@@ -114,6 +124,7 @@ impl Harness {
         new.health_interval = Duration::from_millis(50);
         new.health_deadline = Duration::from_secs(3);
         new.stop_grace = Duration::from_secs(2);
+        new.preview_listen = preview;
         environments::create(&pool, &new).await.unwrap();
 
         let process = Arc::new(ProcessRuntime::new(dir.path().join("logs")));
@@ -282,7 +293,8 @@ async fn docker_failed_releases_leave_users_on_the_previous_slot() {
     assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
     let msg = d.message.unwrap_or_default();
     assert!(
-        msg.contains("gates: performance: errors 50.0 % = 25/50"),
+        msg.contains("gates: through the preview address http://")
+            && msg.contains("performance: errors 50.0 % = 25/50"),
         "{msg}"
     );
     assert_eq!(h.users_see().await, v1);

@@ -2332,3 +2332,90 @@ async fn a_worker_whose_lock_was_taken_over_cannot_switch() {
     let (_, holder, _) = lock_row(&h, dep).await;
     assert_eq!(holder, Some(other.to_string()));
 }
+
+#[tokio::test]
+async fn admins_change_the_pipeline_settings_and_the_next_deploy_uses_them() {
+    use engine::audit;
+    let h = Harness::with_v1_live().await;
+    let vic = h.user("vic", Role::Viewer).await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let ada = h.user("ada", Role::Admin).await;
+    let before = h.engine.pipeline_settings(&vic, ENV).await.unwrap();
+    assert_eq!(before.sample_requests, 50);
+    assert_eq!(before.p95_ms, 200);
+
+    let mut wanted = before.clone();
+    wanted.smoke_paths = "/\n/health".into();
+    wanted.sample_requests = 20;
+    wanted.p95_ms = 150;
+    wanted.drain_timeout_ms = 5_000;
+    wanted.standby_window_ms = 0;
+
+    // Only admins; refusals change nothing.
+    for who in [&vic, &dora] {
+        let e = h
+            .engine
+            .set_pipeline_settings(who, ENV, &wanted)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Forbidden { .. }), "{e}");
+    }
+    let mut bad = Vec::new();
+    type Change = fn(&mut model::PipelineSettings);
+    let changes: [(&str, Change); 8] = [
+        ("p95 0", |s| s.p95_ms = 0),
+        ("relative smoke route", |s| s.smoke_paths = "health".into()),
+        ("deadline below interval", |s| s.health_deadline_ms = 10),
+        ("drain 0", |s| s.drain_timeout_ms = 0),
+        ("errors 150 %", |s| s.max_error_pct = 150.0),
+        ("errors NaN", |s| s.max_error_pct = f64::NAN),
+        ("huge sample", |s| s.sample_requests = 1_000_000),
+        ("a year of standby", |s| {
+            s.standby_window_ms = 365 * 24 * 3600 * 1000
+        }),
+    ];
+    for (what, change) in changes {
+        let mut s = wanted.clone();
+        change(&mut s);
+        match h.engine.set_pipeline_settings(&ada, ENV, &s).await {
+            Err(Error::InvalidInput(m)) => bad.push(m),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert_eq!(bad.len(), 8);
+    assert_eq!(h.engine.pipeline_settings(&vic, ENV).await.unwrap(), before);
+
+    let saved = h
+        .engine
+        .set_pipeline_settings(&ada, ENV, &wanted)
+        .await
+        .unwrap();
+    assert_eq!(saved, wanted);
+    assert_eq!(h.engine.pipeline_settings(&vic, ENV).await.unwrap(), wanted);
+    let entry = audit::recent(h.engine.pool(), 5)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "environment.settings")
+        .expect("audited");
+    assert_eq!(entry.actor_name, "ada");
+    assert!(
+        entry.details.contains("\"sample_requests\":20"),
+        "{}",
+        entry.details
+    );
+    assert!(
+        entry.details.contains("\"sample_requests\":50"),
+        "{}",
+        entry.details
+    );
+
+    // The next deploy runs with them: its gates step reports 20 requests on
+    // two smoke routes.
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let detail = h.engine.deployment(&vic, d.id).await.unwrap();
+    let gates = detail.steps.iter().find(|s| s.name == "gates").unwrap();
+    let m = gates.message.as_deref().unwrap();
+    assert!(m.contains("/health") && m.contains("20 requests"), "{m}");
+}

@@ -285,6 +285,23 @@ pub struct EnvironmentView {
     pub lock: Option<LockView>,
 }
 
+/// How an environment's deploys wait and judge, as the settings page shows
+/// and edits them. Durations in milliseconds; the error-rate threshold in
+/// percent; smoke routes one per line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipelineSettings {
+    pub health_interval_ms: u64,
+    pub health_deadline_ms: u64,
+    pub smoke_paths: String,
+    pub sample_requests: u32,
+    pub p95_ms: u64,
+    pub p99_ms: u64,
+    pub max_error_pct: f64,
+    pub drain_timeout_ms: u64,
+    pub watch_window_ms: u64,
+    pub standby_window_ms: u64,
+}
+
 /// An environment's deployment lock: which deployment holds it, which
 /// console runs its worker, and when that console last said it was alive.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

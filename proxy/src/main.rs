@@ -60,6 +60,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = ProxyConfig::new(cli.listen, cli.admin, cli.state_file, token);
     config.preview = cli.preview;
     let proxy = proxy::start(config).await?;
+    // Signal handlers go in before the ready file says the proxy is up:
+    // whoever reads it may send SIGTERM at once, and an uninstalled handler
+    // would let that kill the proxy without finishing in-flight requests.
+    let stop = StopSignals::install();
 
     if let Some(path) = &cli.ready_file {
         let info = ReadyInfo {
@@ -74,24 +78,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 
-    shutdown_signal().await;
+    stop.wait().await;
     tracing::info!("shutting down: finishing in-flight requests");
     proxy.shutdown().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+/// SIGTERM (how the console and runtimes stop processes) and SIGINT.
+struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for {name}");
+                None
+            }
+        };
+        StopSignals {
+            term: install(SignalKind::terminate(), "SIGTERM"),
+            int: install(SignalKind::interrupt(), "SIGINT"),
+        }
+    }
+
+    async fn wait(mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
         }
-        Err(err) => {
-            tracing::warn!(%err, "cannot listen for SIGTERM; only Ctrl-C stops the proxy");
-            let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = recv(&mut self.term) => {}
+            _ = recv(&mut self.int) => {}
         }
     }
 }

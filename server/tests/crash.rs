@@ -386,7 +386,11 @@ async fn kill_during(step: &str, version: &str, failpoints: &str, outcome: Outco
         .send()
         .await
         .unwrap();
-    assert_eq!(preview.status().as_u16(), 503, "preview after the crash in {step}");
+    assert_eq!(
+        preview.status().as_u16(),
+        503,
+        "preview after the crash in {step}"
+    );
     let env = environments::find(&pool, ENV).await.unwrap();
     assert_eq!(env.active, Some(model::SlotColor::Blue));
     let after = environments::slot(&pool, env.id, model::SlotColor::Green)

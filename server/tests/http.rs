@@ -880,6 +880,28 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             vec![("environment", ENV)],
             [true, true, true, true],
         ),
+        (
+            "/api/load_pipeline_settings",
+            vec![("environment", ENV)],
+            [true, true, true, true],
+        ),
+        (
+            "/api/save_pipeline_settings",
+            vec![
+                ("environment", ENV),
+                ("health_interval_ms", "250"),
+                ("health_deadline_ms", "60000"),
+                ("smoke_paths", "/"),
+                ("sample_requests", "50"),
+                ("p95_ms", "200"),
+                ("p99_ms", "500"),
+                ("max_error_pct", "1"),
+                ("drain_timeout_ms", "30000"),
+                ("watch_window_ms", "300000"),
+                ("standby_window_ms", "900000"),
+            ],
+            [false, false, false, true],
+        ),
         // Nothing is locked here: an admin is told so; everyone else is
         // refused before that is even looked at.
         (
@@ -930,6 +952,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
                     "/api/load_release",
                     "/api/load_checklist",
                     "/api/environment_lock",
+                    "/api/load_pipeline_settings",
                 ];
                 if read.contains(path) {
                     assert!(
@@ -975,7 +998,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             }
         }
     }
-    assert_eq!(report.len(), 4 * 30, "{report:#?}");
+    assert_eq!(report.len(), 4 * 32, "{report:#?}");
 }
 
 /// Admin changes take effect on the user's very next request: a disabled

@@ -1,0 +1,206 @@
+//! An environment's pipeline settings: everyone reads them, admins change
+//! them. The values are what the next deploy waits for and judges by (health
+//! wait, gates, drain, watch and standby windows).
+
+use crate::error::AppError;
+use crate::layout::{page_error, TopBar};
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use model::{PipelineSettings, Role, SessionUser};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use crate::auth::ssr::{actor, state};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SettingsPage {
+    pub me: SessionUser,
+    pub environment: String,
+    pub settings: PipelineSettings,
+}
+
+#[server(endpoint = "load_pipeline_settings")]
+pub async fn load_pipeline_settings(environment: String) -> Result<SettingsPage, AppError> {
+    crate::error::respond(
+        async move {
+            let actor = actor().await?;
+            let me = actor
+                .as_user()
+                .map(|u| u.to_session_user())
+                .ok_or(AppError::Unauthenticated)?;
+            let settings = state()?
+                .engine
+                .pipeline_settings(&actor, &environment)
+                .await?;
+            Ok(SettingsPage {
+                me,
+                environment,
+                settings,
+            })
+        }
+        .await,
+    )
+}
+
+/// A form field that must be a whole number, named in the refusal.
+#[cfg(feature = "ssr")]
+fn whole<T: std::str::FromStr>(label: &str, value: &str) -> Result<T, AppError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| AppError::Refused(format!("{label}: {value:?} is not a whole number")))
+}
+
+/// Every field is text as the browser sends it; the server parses and the
+/// engine checks ranges, so a malformed form is refused and changes nothing.
+#[server(endpoint = "save_pipeline_settings")]
+#[allow(clippy::too_many_arguments)]
+pub async fn save_pipeline_settings(
+    environment: String,
+    health_interval_ms: String,
+    health_deadline_ms: String,
+    smoke_paths: String,
+    sample_requests: String,
+    p95_ms: String,
+    p99_ms: String,
+    max_error_pct: String,
+    drain_timeout_ms: String,
+    watch_window_ms: String,
+    standby_window_ms: String,
+) -> Result<PipelineSettings, AppError> {
+    crate::error::respond(
+        async move {
+            let actor = actor().await?;
+            let engine = &state()?.engine;
+            // Refuse roles before looking at the form: a viewer learns
+            // nothing about which fields would have passed.
+            engine
+                .authorize(
+                    &actor,
+                    engine::rbac::Action::ManageEnvironments,
+                    Some(&environment),
+                )
+                .await?;
+            let settings = PipelineSettings {
+                health_interval_ms: whole("health interval", &health_interval_ms)?,
+                health_deadline_ms: whole("health deadline", &health_deadline_ms)?,
+                smoke_paths,
+                sample_requests: whole("sample requests", &sample_requests)?,
+                p95_ms: whole("p95 threshold", &p95_ms)?,
+                p99_ms: whole("p99 threshold", &p99_ms)?,
+                max_error_pct: max_error_pct.trim().parse().map_err(|_| {
+                    AppError::Refused(format!(
+                        "error-rate threshold: {max_error_pct:?} is not a number"
+                    ))
+                })?,
+                drain_timeout_ms: whole("drain timeout", &drain_timeout_ms)?,
+                watch_window_ms: whole("watch window", &watch_window_ms)?,
+                standby_window_ms: whole("standby window", &standby_window_ms)?,
+            };
+            Ok(engine
+                .set_pipeline_settings(&actor, &environment, &settings)
+                .await?)
+        }
+        .await,
+    )
+}
+
+#[component]
+pub fn SettingsDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let env = move || params.read().get("name").unwrap_or_default();
+    let save = ServerAction::<SavePipelineSettings>::new();
+    let page = Resource::new(
+        move || (env(), save.version().get()),
+        |(env, _)| load_pipeline_settings(env),
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(p) => {
+                        let admin = p.me.role == Role::Admin;
+                        view! {
+                            <TopBar user=p.me.clone()/>
+                            <main>
+                                <h1>{format!("Pipeline settings of {}", p.environment)}</h1>
+                                <p class="notice">
+                                    "What the next deploy waits for and judges by. A deploy already running keeps the settings it started with."
+                                </p>
+                                <SettingsForm environment=p.environment.clone() s=p.settings.clone() admin save/>
+                                {move || save.value().get().map(save_result)}
+                            </main>
+                        }
+                        .into_any()
+                    }
+                    Err(e) => page_error(e),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// One labelled number field; read-only for everyone but admins.
+fn field(
+    label: &'static str,
+    name: &'static str,
+    value: String,
+    hint: &'static str,
+    admin: bool,
+) -> impl IntoView {
+    view! {
+        <label class="setting">
+            <span>{label}</span>
+            <input type="text" name=name value=value readonly=!admin data-setting=name/>
+            <small>{hint}</small>
+        </label>
+    }
+}
+
+#[component]
+fn SettingsForm(
+    environment: String,
+    s: PipelineSettings,
+    admin: bool,
+    save: ServerAction<SavePipelineSettings>,
+) -> impl IntoView {
+    view! {
+        <ActionForm action=save attr:class="settings">
+            <input type="hidden" name="environment" value=environment/>
+            <fieldset>
+                <legend>"Health wait"</legend>
+                {field("Interval (ms)", "health_interval_ms", s.health_interval_ms.to_string(), "how often the new slot is probed", admin)}
+                {field("Deadline (ms)", "health_deadline_ms", s.health_deadline_ms.to_string(), "not healthy by then: the deploy fails, users stay", admin)}
+            </fieldset>
+            <fieldset>
+                <legend>"Gates (before the switch)"</legend>
+                <label class="setting">
+                    <span>"Smoke routes"</span>
+                    <textarea name="smoke_paths" rows="3" readonly=!admin data-setting="smoke_paths">{s.smoke_paths.clone()}</textarea>
+                    <small>"one path per line; each must answer 2xx"</small>
+                </label>
+                {field("Sample requests", "sample_requests", s.sample_requests.to_string(), "0 turns the performance sample off", admin)}
+                {field("p95 below (ms)", "p95_ms", s.p95_ms.to_string(), "", admin)}
+                {field("p99 below (ms)", "p99_ms", s.p99_ms.to_string(), "", admin)}
+                {field("Errors below (%)", "max_error_pct", s.max_error_pct.to_string(), "", admin)}
+            </fieldset>
+            <fieldset>
+                <legend>"After the switch"</legend>
+                {field("Drain timeout (ms)", "drain_timeout_ms", s.drain_timeout_ms.to_string(), "how long in-flight requests on the old slot may take", admin)}
+                {field("Watch window (ms)", "watch_window_ms", s.watch_window_ms.to_string(), "a breach rolls back by itself; 0 turns it off", admin)}
+                {field("Standby window (ms)", "standby_window_ms", s.standby_window_ms.to_string(), "the old slot stays warm this long; 0 = until the next deploy", admin)}
+            </fieldset>
+            {admin.then(|| view! {
+                <button type="submit" data-testid="save-settings" disabled=move || save.pending().get()>"Save settings"</button>
+            })}
+        </ActionForm>
+    }
+}
+
+fn save_result(r: Result<PipelineSettings, AppError>) -> impl IntoView {
+    match r {
+        Ok(_) => view! { <p class="result ok" role="status" data-testid="action-result">"Saved. The next deploy uses these settings."</p> }.into_any(),
+        Err(e) => view! { <p class="result error" role="alert" data-testid="action-error">{e.to_string()}</p> }.into_any(),
+    }
+}

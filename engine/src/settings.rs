@@ -1,0 +1,132 @@
+//! An environment's pipeline settings as operators see and change them: the
+//! health wait, the gates' thresholds, the drain, watch and standby windows.
+//! Everyone signed in reads them; admins change them, audited with what
+//! changed. A change applies from the next deploy: a running one keeps the
+//! settings it started with.
+
+use crate::audit::Outcome;
+use crate::environments::{self, Environment, Timings};
+use crate::error::{Error, Result};
+use crate::gates::GateSettings;
+use crate::pipeline::{Actor, Engine};
+use crate::rbac::Action;
+use model::PipelineSettings;
+use std::time::Duration;
+
+/// Bounds that keep a typo from stalling deploys for days.
+const MAX_HEALTH_DEADLINE: Duration = Duration::from_secs(30 * 60);
+const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+pub fn of(env: &Environment) -> PipelineSettings {
+    PipelineSettings {
+        health_interval_ms: ms(env.health_interval),
+        health_deadline_ms: ms(env.health_deadline),
+        smoke_paths: env.gates.smoke_paths_text(),
+        sample_requests: env.gates.sample_requests,
+        p95_ms: ms(env.gates.p95),
+        p99_ms: ms(env.gates.p99),
+        max_error_pct: env.gates.max_error_rate * 100.0,
+        drain_timeout_ms: ms(env.drain_timeout),
+        watch_window_ms: ms(env.watch_window),
+        standby_window_ms: ms(env.standby_window),
+    }
+}
+
+/// The health wait's interval and deadline, checked.
+fn health(s: &PipelineSettings) -> Result<(Duration, Duration)> {
+    let interval = Duration::from_millis(s.health_interval_ms);
+    let deadline = Duration::from_millis(s.health_deadline_ms);
+    if interval < Duration::from_millis(10) || interval > Duration::from_secs(60) {
+        return Err(Error::InvalidInput(
+            "the health interval must be between 10 ms and 60 s".into(),
+        ));
+    }
+    if deadline < interval || deadline > MAX_HEALTH_DEADLINE {
+        return Err(Error::InvalidInput(
+            "the health deadline must be at least one interval and at most 30 minutes".into(),
+        ));
+    }
+    Ok((interval, deadline))
+}
+
+fn gates(s: &PipelineSettings) -> Result<GateSettings> {
+    if !s.max_error_pct.is_finite() {
+        return Err(Error::InvalidInput(
+            "the error-rate threshold must be a number".into(),
+        ));
+    }
+    let g = GateSettings {
+        smoke_paths: GateSettings::parse_smoke_paths(&s.smoke_paths),
+        sample_requests: s.sample_requests,
+        p95: Duration::from_millis(s.p95_ms),
+        p99: Duration::from_millis(s.p99_ms),
+        max_error_rate: s.max_error_pct / 100.0,
+    };
+    g.validate().map_err(Error::InvalidInput)?;
+    Ok(g)
+}
+
+fn timings(s: &PipelineSettings) -> Result<Timings> {
+    let t = Timings {
+        drain_timeout: Duration::from_millis(s.drain_timeout_ms),
+        watch_window: Duration::from_millis(s.watch_window_ms),
+        standby_window: Duration::from_millis(s.standby_window_ms),
+    };
+    if t.drain_timeout.is_zero() {
+        return Err(Error::InvalidInput(
+            "the drain timeout must be above 0".into(),
+        ));
+    }
+    if t.drain_timeout > Duration::from_secs(3600)
+        || t.watch_window > MAX_WINDOW
+        || t.standby_window > MAX_WINDOW
+    {
+        return Err(Error::InvalidInput(
+            "the drain timeout may be at most 1 hour, the watch and standby windows at most 7 days"
+                .into(),
+        ));
+    }
+    Ok(t)
+}
+
+impl Engine {
+    pub async fn pipeline_settings(
+        &self,
+        actor: &Actor,
+        env_name: &str,
+    ) -> Result<PipelineSettings> {
+        self.authorize(actor, Action::ViewEnvironments, Some(env_name))
+            .await?;
+        Ok(of(&environments::find(self.pool(), env_name).await?))
+    }
+
+    /// Replaces `env_name`'s pipeline settings. Everything is checked before
+    /// anything is written, so a refused form changes nothing.
+    pub async fn set_pipeline_settings(
+        &self,
+        actor: &Actor,
+        env_name: &str,
+        new: &PipelineSettings,
+    ) -> Result<PipelineSettings> {
+        self.authorize(actor, Action::ManageEnvironments, Some(env_name))
+            .await?;
+        let env = environments::find(self.pool(), env_name).await?;
+        let (interval, deadline) = health(new)?;
+        let gates = gates(new)?;
+        let timings = timings(new)?;
+        let before = of(&env);
+        environments::set_health(self.pool(), env.id, interval, deadline).await?;
+        environments::set_gates(self.pool(), env.id, &gates).await?;
+        environments::set_timings(self.pool(), env.id, timings).await?;
+        let after = of(&environments::get(self.pool(), env.id).await?);
+        let mut ev = actor.event("environment.settings", Outcome::Ok);
+        ev.environment = Some(env.name.clone());
+        ev.details = serde_json::json!({ "before": before, "after": after });
+        self.audit(ev).await?;
+        Ok(after)
+    }
+}
