@@ -142,9 +142,18 @@ impl Routing {
         self.table.load_full()
     }
 
-    /// Installs `next` if its generation is newer. The table is persisted
-    /// before it is swapped in: if the proxy dies right after answering 200,
-    /// it restarts routing where the console believes it routes.
+    /// Installs `next` if its generation is newer, and returns once it is
+    /// also persisted: if the proxy dies right after answering 200, it
+    /// restarts routing where the console believes it routes.
+    ///
+    /// The swap comes first and the fsyncs after it, so users reach the new
+    /// slot without waiting for the disk (the switch latency is the swap,
+    /// not two fsyncs). If the proxy dies in between, the console never got
+    /// its answer and treats the switch as not done — and the restarted
+    /// proxy, reading the old file, agrees. If persisting fails, the
+    /// previous table is put back before the error is returned (the writer
+    /// lock is held, so nothing else was installed meanwhile): the caller
+    /// is told "not switched" and users are where that says.
     pub async fn switch(
         &self,
         next: impl Into<RouteTable>,
@@ -160,12 +169,17 @@ impl Routing {
             });
         }
         let next = Arc::new(next);
+        self.table.store(Arc::clone(&next));
         let state_file = self.state_file.clone();
         let to_store = Arc::clone(&next);
-        tokio::task::spawn_blocking(move || state_file.store(&to_store))
+        let persisted = tokio::task::spawn_blocking(move || state_file.store(&to_store))
             .await
-            .map_err(|_| SwitchError::PersistInterrupted)??;
-        self.table.store(Arc::clone(&next));
+            .map_err(|_| SwitchError::PersistInterrupted)
+            .and_then(|r| r.map_err(SwitchError::from));
+        if let Err(e) = persisted {
+            self.table.store(arc_swap::Guard::into_inner(current));
+            return Err(e);
+        }
         Ok(next)
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! Figures to read, not assertions: these machines are shared 2-core boxes.
 
-use crate::bench_rig::{spawn_proxy, Proxy, Samples, TOKEN};
+use crate::bench_rig::{spawn_proxy, Samples, TOKEN};
 use anyhow::{bail, Context};
 use engine::router::{BuiltinRouter, TrafficRouter};
 use model::{RoutingTable, SlotColor, Upstream};
@@ -216,20 +216,24 @@ impl Slots {
     }
 }
 
+/// N switches by `router` while paced load goes to `public` (the address
+/// users reach through that router). Returns (answered, failed, how long the
+/// switches took, each switch command's time).
 async fn switches_under_load(
-    proxy: &Proxy,
-    router: &BuiltinRouter,
+    public: &str,
+    router: &dyn TrafficRouter,
     slots: &Slots,
     opts: &Options,
-) -> anyhow::Result<(u64, u64, Duration)> {
+) -> anyhow::Result<(u64, u64, Duration, Samples)> {
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(LoadCounts::default());
     let workers = constant_load(
-        format!("http://{}/", proxy.public),
+        format!("http://{public}/"),
         opts.rate,
         stop.clone(),
         counts.clone(),
     )?;
+    let mut applied = Samples::default();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut generation = router.current().await?.generation;
     let t = Instant::now();
@@ -240,7 +244,9 @@ async fn switches_under_load(
         } else {
             SlotColor::Blue
         };
+        let a = Instant::now();
         router.apply(&slots.table(generation, color)).await?;
+        applied.push(a.elapsed());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let took = t.elapsed();
@@ -253,18 +259,24 @@ async fn switches_under_load(
         counts.ok.load(Ordering::Relaxed),
         counts.failed.load(Ordering::Relaxed),
         took,
+        applied,
     ))
 }
 
-/// From the switch command to the first user request answered by the new slot.
+/// From the switch command to the first user request answered by the new
+/// slot: a user asks back to back (one keep-alive connection, no pause)
+/// while the command goes out, so the figure is when the swap became
+/// visible, not when the next paced request happened to arrive. The
+/// command's own acknowledgement (the proxy answers once the table is also
+/// on disk) is the other row.
 async fn switch_to_first_answer(
-    proxy: &Proxy,
-    router: &BuiltinRouter,
+    public: &str,
+    router: &dyn TrafficRouter,
     slots: &Slots,
     runs: usize,
 ) -> anyhow::Result<(Samples, Samples)> {
     let http = http_client()?;
-    let url = format!("http://{}/", proxy.public);
+    let url = format!("http://{public}/");
     let (mut applied, mut served) = (Samples::default(), Samples::default());
     let mut generation = router.current().await?.generation;
     for i in 0..runs {
@@ -274,19 +286,29 @@ async fn switch_to_first_answer(
             (SlotColor::Blue, "bench-blue")
         };
         generation += 1;
+        let table = slots.table(generation, color);
+        // Warm the user's connection so the first probe is not a connect.
+        http.get(&url).send().await?.bytes().await?;
         let t = Instant::now();
-        router.apply(&slots.table(generation, color)).await?;
-        applied.push(t.elapsed());
-        loop {
-            let body = http.get(&url).send().await?.text().await?;
-            if body.contains(version) {
-                break;
+        let command = async {
+            let r = router.apply(&table).await;
+            (r, t.elapsed())
+        };
+        let user = async {
+            loop {
+                let body = http.get(&url).send().await?.text().await?;
+                if body.contains(version) {
+                    return Ok::<_, anyhow::Error>(t.elapsed());
+                }
+                if t.elapsed() > Duration::from_secs(5) {
+                    bail!("users did not reach {version} within 5 s of the switch");
+                }
             }
-            if t.elapsed() > Duration::from_secs(5) {
-                bail!("users did not reach {version} within 5 s of the switch");
-            }
-        }
-        served.push(t.elapsed());
+        };
+        let ((result, acked), first) = tokio::join!(command, user);
+        result?;
+        applied.push(acked);
+        served.push(first?);
     }
     Ok((applied, served))
 }
@@ -372,7 +394,7 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
         "proxy benchmark: {} switches under {} req/s; wrk -t2 -c{} -d{}s",
         opts.switches, opts.rate, opts.wrk_connections, opts.wrk_secs
     );
-    let (ok, failed, took) = switches_under_load(&proxy, &router, &slots, &opts).await?;
+    let (ok, failed, took, _) = switches_under_load(&proxy.public, &router, &slots, &opts).await?;
     println!(
         "switches under load (switchyard-proxy): {} switches in {:.1} s, {} requests answered, {} failed",
         opts.switches,
@@ -380,9 +402,35 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
         ok,
         failed
     );
-    let (applied, served) = switch_to_first_answer(&proxy, &router, &slots, 50).await?;
+    let (applied, served) = switch_to_first_answer(&proxy.public, &router, &slots, 50).await?;
     println!("{}", applied.row("switch command acknowledged"));
     println!("{}", served.row("switch command → first new-slot answer"));
+    match crate::bench_nginx::NginxSite::start(&root.join("nginx-router")).await? {
+        Some(site) => {
+            let router = site.router();
+            let (ok, failed, took, applied) =
+                switches_under_load(&site.public, &router, &slots, &opts).await?;
+            println!(
+                "switches under load (nginx router): {} switches in {:.1} s, {} requests answered, {} failed",
+                opts.switches,
+                took.as_secs_f64(),
+                ok,
+                failed
+            );
+            println!(
+                "{}",
+                applied.row("nginx switch (include, nginx -t, reload confirmed)")
+            );
+            let (_, served) = switch_to_first_answer(&site.public, &router, &slots, 20).await?;
+            println!(
+                "{}",
+                served.row("nginx: switch command → first new-slot answer")
+            );
+        }
+        None => {
+            println!("nginx: not installed (apt-get install nginx), its switch rows are skipped")
+        }
+    }
 
     // Throughput: everything points at blue.
     let generation = router.current().await?.generation + 1;

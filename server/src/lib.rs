@@ -4,6 +4,7 @@
 pub mod audit_export;
 pub mod bench;
 pub mod bench_deploy;
+pub mod bench_nginx;
 pub mod bench_proxy;
 pub mod bench_rig;
 pub mod bootstrap;

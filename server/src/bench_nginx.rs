@@ -1,0 +1,117 @@
+//! nginx for `switchyard bench proxy`: a private nginx (its own prefix, a
+//! loopback port) whose upstream is the include the engine's `NginxRouter`
+//! writes — the code a deploy on the nginx router uses — so the benchmark
+//! switches it exactly as a deploy would.
+
+use anyhow::{bail, Context};
+use engine::router::{NginxRouter, NginxSettings};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = "/usr/sbin/nginx";
+const UPSTREAM: &str = "switchyard_bench";
+
+/// A running nginx; stopped (SIGQUIT: workers finish, then exit) when dropped.
+pub struct NginxSite {
+    child: Child,
+    settings: NginxSettings,
+    /// Where users reach it: `127.0.0.1:PORT`.
+    pub public: String,
+}
+
+impl Drop for NginxSite {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl NginxSite {
+    /// `None` when nginx is not installed.
+    pub async fn start(dir: &Path) -> anyhow::Result<Option<NginxSite>> {
+        if !Path::new(BINARY).exists() {
+            return Ok(None);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir.join("temp"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let p = dir.display();
+        let conf = dir.join("nginx.conf");
+        let include = dir.join("switchyard-upstream.conf");
+        // Every path nginx writes is inside the prefix; keep-alive to the
+        // upstream as a production config would have.
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off;\nmaster_process on;\nworker_processes 2;\npid {p}/nginx.pid;\n\
+                 error_log {p}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {p}/temp/client;\n\
+                 proxy_temp_path {p}/temp/proxy;\n  fastcgi_temp_path {p}/temp/fastcgi;\n\
+                 uwsgi_temp_path {p}/temp/uwsgi;\n  scgi_temp_path {p}/temp/scgi;\n\
+                 include {};\n  server {{\n    listen 127.0.0.1:{port};\n\
+                 location / {{ proxy_pass http://{UPSTREAM}; proxy_http_version 1.1; \
+                 proxy_set_header Connection \"\"; }}\n  }}\n}}\n",
+                include.display()
+            ),
+        )?;
+        let settings = NginxSettings {
+            binary: PathBuf::from(BINARY),
+            conf: conf.clone(),
+            prefix: Some(dir.to_path_buf()),
+            include,
+            pid_file: dir.join("nginx.pid"),
+            upstream: UPSTREAM.into(),
+            reload_timeout: Duration::from_secs(10),
+        };
+        NginxRouter::new(settings.clone())
+            .ensure_include()
+            .context("writing the nginx upstream include")?;
+        let child = Command::new(BINARY)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting nginx")?;
+        let mut site = NginxSite {
+            child,
+            settings,
+            public: format!("127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(dir.join("nginx.pid").exists()
+            && std::net::TcpStream::connect(&site.public).is_ok())
+        {
+            if let Ok(Some(status)) = site.child.try_wait() {
+                bail!(
+                    "nginx exited ({status}) before it served: {}",
+                    std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("nginx not serving on {} after 10 s", site.public);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Some(site))
+    }
+
+    pub fn router(&self) -> NginxRouter {
+        NginxRouter::new(self.settings.clone())
+    }
+}
