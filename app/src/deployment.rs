@@ -1,7 +1,9 @@
 //! One deployment's page: who moved what where, and the timeline of its steps
 //! (lock, preflight, start, health, switch, standby) with when each ran and,
-//! for a failed one, why. While the deployment runs the page asks again every
-//! second, so the timeline fills in as the worker goes.
+//! for a failed one, why. While the deployment runs (or its watch window
+//! does) the browser follows it over server-sent events
+//! (`/api/deployments/{id}/events`, see the server's `events` module); if the
+//! stream cannot be opened or breaks, the page asks again every second.
 
 use crate::dashboard::{duration_text, short_time};
 use crate::error::AppError;
@@ -15,7 +17,7 @@ use std::time::Duration;
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{actor, state};
 
-/// How often a running deployment's page refreshes.
+/// How often the page asks again when the event stream is unavailable.
 const REFRESH: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,8 +42,9 @@ pub async fn load_deployment(id: i64) -> Result<LoadedDeployment, AppError> {
     )
 }
 
-/// Whether the page should keep asking: the deployment still runs, or the
-/// last answer was lost on the way (a refusal or a missing one is final).
+/// Whether the page has more to show: the deployment still runs, or its watch
+/// window does, or the last answer was lost on the way (a refusal or a
+/// missing one is final).
 fn keeps_polling(r: &Result<LoadedDeployment, AppError>) -> bool {
     match r {
         Ok(p) => {
@@ -56,6 +59,82 @@ fn keeps_polling(r: &Result<LoadedDeployment, AppError>) -> bool {
     }
 }
 
+/// The browser's side of the event stream.
+#[cfg(feature = "hydrate")]
+mod follow {
+    use leptos::prelude::*;
+    use leptos::wasm_bindgen::prelude::Closure;
+    use leptos::wasm_bindgen::JsCast;
+    use leptos::web_sys::{EventSource, MessageEvent};
+    use model::DeploymentDetail;
+
+    /// An open stream and the callbacks it calls (dropped with it).
+    pub struct Stream {
+        pub id: i64,
+        source: EventSource,
+        _on_message: Closure<dyn FnMut(MessageEvent)>,
+        _on_done: Closure<dyn FnMut(MessageEvent)>,
+        _on_error: Closure<dyn FnMut(leptos::web_sys::Event)>,
+    }
+
+    impl Drop for Stream {
+        fn drop(&mut self) {
+            self.source.close();
+        }
+    }
+
+    fn detail_of(e: &MessageEvent) -> Option<DeploymentDetail> {
+        leptos::serde_json::from_str(&e.data().as_string()?).ok()
+    }
+
+    /// Opens `/api/deployments/{id}/events`: each message replaces `pushed`;
+    /// `done` carries the final state and ends it; an error closes it and
+    /// turns on `polling`, so the page goes on by asking.
+    pub fn open(
+        id: i64,
+        pushed: RwSignal<Option<DeploymentDetail>>,
+        polling: RwSignal<bool>,
+    ) -> Option<Stream> {
+        let source = EventSource::new(&format!("/api/deployments/{id}/events")).ok()?;
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            if let Some(d) = detail_of(&e) {
+                pushed.set(Some(d));
+            }
+        });
+        let on_done = {
+            let source = source.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+                source.close();
+                if let Some(d) = detail_of(&e) {
+                    pushed.set(Some(d));
+                }
+            })
+        };
+        // A stream that ends without `done` (refused, the console restarted,
+        // its lifetime is up) would otherwise reconnect on its own: close it
+        // and ask every second instead, so the page never stands still.
+        let on_error = {
+            let source = source.clone();
+            Closure::<dyn FnMut(leptos::web_sys::Event)>::new(move |_| {
+                source.close();
+                polling.set(true);
+            })
+        };
+        source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        source
+            .add_event_listener_with_callback("done", on_done.as_ref().unchecked_ref())
+            .ok()?;
+        Some(Stream {
+            id,
+            source,
+            _on_message: on_message,
+            _on_done: on_done,
+            _on_error: on_error,
+        })
+    }
+}
+
 #[component]
 pub fn DeploymentPage() -> impl IntoView {
     let params = use_params_map();
@@ -67,19 +146,57 @@ pub fn DeploymentPage() -> impl IntoView {
             .unwrap_or(0)
     };
     let (tick, set_tick) = signal(0u64);
-    let live = RwSignal::new(true);
+    // Asking again every second: only when the event stream failed.
+    let polling = RwSignal::new(false);
+    // The newest detail the event stream brought (browser only).
+    let pushed = RwSignal::new(None::<DeploymentDetail>);
     let page = Resource::new(move || (id(), tick.get()), |(id, _)| load_deployment(id));
+    #[cfg(feature = "hydrate")]
+    let stream = StoredValue::new_local(None::<follow::Stream>);
+    #[cfg(feature = "hydrate")]
+    on_cleanup(move || {
+        let _ = stream.try_set_value(None);
+    });
     // Effects run only in the browser: the server renders one snapshot, the
-    // browser polls while the deployment runs and stops once it has ended.
+    // browser follows the deployment while it runs and stops once it has ended.
     Effect::new(move |_| {
-        if let Some(r) = page.get() {
-            live.set(keeps_polling(&r));
+        let Some(r) = page.get() else {
+            return;
+        };
+        let live = keeps_polling(&r);
+        if polling.get_untracked() {
+            // A fresh answer is newer than anything the stream brought.
+            pushed.set(None);
+            polling.set(live);
+            return;
         }
+        #[cfg(feature = "hydrate")]
+        match &r {
+            Ok(p) if live => {
+                let id = p.detail.deployment.id;
+                if stream.with_value(|s| s.as_ref().map(|s| s.id)) != Some(id) {
+                    pushed.set(None);
+                    match follow::open(id, pushed, polling) {
+                        Some(s) => stream.set_value(Some(s)),
+                        None => {
+                            stream.set_value(None);
+                            polling.set(true);
+                        }
+                    }
+                }
+            }
+            _ => {
+                stream.set_value(None);
+                polling.set(live);
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        polling.set(live);
     });
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(
             move || {
-                if live.get_untracked() {
+                if polling.get_untracked() {
                     set_tick.update(|t| *t += 1);
                 }
             },
@@ -92,16 +209,32 @@ pub fn DeploymentPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="notice">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {
-                    Ok(p) => view! {
-                        <TopBar user=p.me.clone()/>
-                        <main class="deployment">
-                            <DeploymentHeader deployment=p.detail.deployment.clone() elapsed_ms=p.detail.elapsed_ms/>
-                            <h2>"Steps"</h2>
-                            <Timeline steps=p.detail.steps.clone()/>
-                            {p.detail.watch.clone().map(|w| view! { <Watch watch=w/> })}
-                        </main>
+                    Ok(p) => {
+                        let loaded = p.detail;
+                        // What the stream pushed for this deployment, else
+                        // what was loaded (the server's render, hydrated as is).
+                        let detail = move || {
+                            pushed
+                                .get()
+                                .filter(|d| d.deployment.id == loaded.deployment.id)
+                                .unwrap_or_else(|| loaded.clone())
+                        };
+                        view! {
+                            <TopBar user=p.me.clone()/>
+                            <main class="deployment">
+                                {move || {
+                                    let d = detail();
+                                    view! {
+                                        <DeploymentHeader deployment=d.deployment elapsed_ms=d.elapsed_ms/>
+                                        <h2>"Steps"</h2>
+                                        <Timeline steps=d.steps/>
+                                        {d.watch.map(|w| view! { <Watch watch=w/> })}
+                                    }
+                                }}
+                            </main>
+                        }
+                        .into_any()
                     }
-                    .into_any(),
                     Err(e) => page_error(e),
                 }
             })}

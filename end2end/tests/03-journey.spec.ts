@@ -4,10 +4,13 @@ import {
   actionResult,
   COL,
   deploy,
+  deploymentIds,
   environment,
+  expectHydrated,
   expectLive,
   historyRow,
   rollBack,
+  SAME_ORIGIN_JSON,
   signIn,
   slot,
 } from '../support/console';
@@ -137,5 +140,92 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     // The deploy was watched after its switch; dana's rollback ended the watch.
     await expect(page.getByTestId('watch-status')).toHaveText('stopped');
     await expect(page.getByTestId('watch-message')).toContainText('ended early: traffic moved');
+  });
+});
+
+// The deployment's page follows a running deploy over server-sent events: its
+// steps change in place, with no reload and no repeated server-function calls;
+// when the stream cannot be opened, the page asks once a second instead.
+test("a running deploy's page updates live over server-sent events", async ({ page, context, browser }) => {
+  await signIn(page, USERS.dana);
+  const before = await deploymentIds(page);
+  const seen: { method: string; path: string; type: string }[] = [];
+  page.on('request', (r) => seen.push({ method: r.method(), path: new URL(r.url()).pathname, type: r.resourceType() }));
+
+  // v2+slow binds its port after 3 s: the deploy sits in its health wait.
+  // Its answer only comes when it has finished, so it is not awaited here.
+  const deploying = page.request.post('/api/deploy', {
+    form: { environment: 'production', version: 'v2+slow' },
+    headers: SAME_ORIGIN_JSON,
+    timeout: 60_000,
+  });
+  let id = 0;
+  await expect
+    .poll(async () => {
+      id = (await deploymentIds(page)).find((d) => !before.includes(d)) ?? 0;
+      return id;
+    })
+    .toBeGreaterThan(0);
+
+  await page.goto(`/deployments/${id}`);
+  const step = (name: string) => page.locator(`[data-step="${name}"]`).getByTestId('step-status');
+  // What the server rendered: the deploy has not switched yet.
+  await expect(page.getByTestId('deployment-live')).toBeVisible();
+  expect(await step('switch').textContent()).toBe('pending');
+  await expectHydrated(page);
+  await page.evaluate(() => {
+    (window as unknown as { __e2eSamePage?: boolean }).__e2eSamePage = true;
+  });
+
+  await test.step('the steps change in place until the deploy has succeeded', async () => {
+    await expect(page.getByTestId('deployment-status')).toHaveText('succeeded', { timeout: 30_000 });
+    await expect(step('health')).toHaveText('succeeded');
+    await expect(step('switch')).toHaveText('succeeded');
+    await expect(page.getByTestId('deployment-live')).toHaveCount(0);
+    // The watch window runs after the switch: the page keeps following it.
+    await expect(page.getByTestId('watch-status')).toHaveText('watching');
+    expect((await deploying).ok()).toBe(true);
+  });
+
+  await test.step('without the event stream the page asks every second instead', async () => {
+    const fallback = await context.newPage();
+    await fallback.route(`**/api/deployments/${id}/events`, (route) => route.abort());
+    const asked: string[] = [];
+    fallback.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api/load_deployment') asked.push(r.method());
+    });
+    await fallback.goto(`/deployments/${id}`);
+    await expectHydrated(fallback);
+    await expect(fallback.getByTestId('watch-status')).toHaveText('watching');
+    await expect.poll(() => asked.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+
+    // Ending the watch (a person rolls back) reaches both pages, neither
+    // reloaded. The admin rolls back: the audit journey (07) reads dana's.
+    const adminContext = await browser.newContext();
+    const admin = await adminContext.newPage();
+    await signIn(admin, USERS.admin);
+    const rollback = await admin.request.post('/api/rollback', {
+      form: { environment: 'production', reason: 'e2e: live page check' },
+      headers: SAME_ORIGIN_JSON,
+    });
+    expect(rollback.ok(), await rollback.text()).toBe(true);
+    await adminContext.close();
+    await expect(page.getByTestId('watch-status')).toHaveText('stopped');
+    await expect(fallback.getByTestId('watch-status')).toHaveText('stopped');
+    // Once the deployment has nothing more to show, the asking stops.
+    const settled = asked.length;
+    await fallback.waitForTimeout(2_500);
+    expect(asked.length).toBe(settled);
+    await fallback.close();
+  });
+
+  await test.step('the updates came from one event stream, not from asking again', async () => {
+    expect(await page.evaluate(() => (window as unknown as { __e2eSamePage?: boolean }).__e2eSamePage)).toBe(true);
+    const streams = seen.filter((r) => r.path === `/api/deployments/${id}/events`);
+    expect(streams, JSON.stringify(seen)).toHaveLength(1);
+    expect(streams[0].method).toBe('GET');
+    expect(streams[0].type).toBe('eventsource');
+    const asked = seen.filter((r) => r.path === '/api/load_deployment');
+    expect(asked, 'server-function calls for the deployment').toHaveLength(0);
   });
 });

@@ -2,7 +2,7 @@
 //! session layer, the same-origin guard for every mutation, and the login
 //! redirect for pages.
 
-use crate::audit_export;
+use crate::{audit_export, events};
 use app::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -79,6 +79,10 @@ pub fn router<Store: SessionStore + Clone>(
         .route(
             "/audit/export.csv",
             get(|s, session, q| audit_export::export(audit_export::Format::Csv, s, session, q)),
+        )
+        .route(
+            "/api/deployments/{id}/events",
+            get(events::deployment_events),
         )
         .leptos_routes(&state, routes, {
             let options = options.clone();

@@ -9,5 +9,6 @@ pub mod bench_proxy;
 pub mod bench_rig;
 pub mod bootstrap;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod proxy_process;

@@ -389,18 +389,40 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    axum::serve(
+    // A graceful shutdown waits for open responses, and a deployment page's
+    // event stream can stay open for many minutes: past a short grace period
+    // the console stops anyway (browsers fall back to asking, then reconnect).
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let serve = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .with_graceful_shutdown({
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.notify_one();
+        }
+    });
+    tokio::select! {
+        served = std::future::IntoFuture::into_future(serve) => served?,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::info!(
+            "responses still open {} s after the shutdown signal (event streams): stopping anyway",
+            SHUTDOWN_GRACE.as_secs()
+        ),
+    }
     // Slots and switchyard-proxy keep running: users must not notice that the
     // console stopped.
     monitor.abort();
     deletion.abort();
     Ok(())
 }
+
+/// How long a shutdown waits for open responses to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

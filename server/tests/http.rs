@@ -999,6 +999,29 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
         }
     }
     assert_eq!(report.len(), 4 * 32, "{report:#?}");
+
+    // GET routes: the deployment's event stream is a read every role may
+    // follow (a finished deployment: its final state, then the end), and
+    // nobody without a session.
+    let events = format!("/api/deployments/{did}/events");
+    for name in ["vera", "dora", "abe", "ada"] {
+        let cookie = c.session_for(name).await;
+        let r = c.get(&events, Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.body);
+        assert_eq!(
+            r.headers.get("content-type").unwrap(),
+            "text/event-stream",
+            "{name}"
+        );
+        assert!(
+            r.body.starts_with("event: done\ndata: {"),
+            "{name}: {}",
+            r.body
+        );
+        assert_eq!(r.body.matches("\n\n").count(), 1, "{name}: {}", r.body);
+    }
+    let r = c.get(&events, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
 }
 
 /// Admin changes take effect on the user's very next request: a disabled
@@ -1289,6 +1312,17 @@ async fn a_deployment_reads_with_its_steps_and_says_why_it_failed() {
         .await;
     assert_eq!(r.status.as_u16(), 404, "{}", r.body);
     assert!(matches!(r.error(), AppError::NotFound(_)), "{}", r.body);
+    let r = c.get("/api/deployments/9999/events", Some(&cookie)).await;
+    assert_eq!(r.status.as_u16(), 404, "{}", r.body);
+    let r = c
+        .get(&format!("/api/deployments/{}/events", d.id), Some(&cookie))
+        .await;
+    assert!(r.body.contains("traffic router"), "{}", r.body);
+    assert!(
+        !r.body.contains("http-test-token"),
+        "the proxy token leaked: {}",
+        r.body
+    );
 
     // The page itself needs a session, like every other page, and renders
     // the timeline on the server.
