@@ -15,14 +15,10 @@ pub async fn load_audit_page(
     // An empty filter encodes to nothing at all: default it rather than fail.
     #[server(default)] filter: AuditFilter,
 ) -> Result<(SessionUser, AuditPage), AppError> {
-    use crate::auth::ssr::{actor, state};
+    use crate::auth::ssr::{signed_in, state};
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let user = actor
-                .as_user()
-                .map(|u| u.to_session_user())
-                .ok_or(AppError::Unauthenticated)?;
+            let (actor, user) = signed_in().await?;
             let page = state()?
                 .engine
                 .audit_search(&actor, &filter, PAGE_SIZE)

@@ -116,6 +116,14 @@ pub mod ssr {
         let user = current_user().await?.ok_or(AppError::Unauthenticated)?;
         Ok(Actor::user(user).from_ip(source_ip().await))
     }
+
+    /// The signed-in user twice over: as the engine authorizes them, and as
+    /// a page shows them (name and role for the top bar and its buttons).
+    pub async fn signed_in() -> Result<(Actor, model::SessionUser), AppError> {
+        let user = current_user().await?.ok_or(AppError::Unauthenticated)?;
+        let me = user.to_session_user();
+        Ok((Actor::user(user).from_ip(source_ip().await), me))
+    }
 }
 
 #[server(endpoint = "whoami")]

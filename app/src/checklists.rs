@@ -10,7 +10,7 @@ use model::{AutoCheck, Role, SessionUser, TemplateItem};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, state};
+use crate::auth::ssr::{actor, signed_in, state};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChecklistPage {
@@ -23,11 +23,7 @@ pub struct ChecklistPage {
 pub async fn load_checklist(environment: String) -> Result<ChecklistPage, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let me = actor
-                .as_user()
-                .map(|u| u.to_session_user())
-                .ok_or(AppError::Unauthenticated)?;
+            let (actor, me) = signed_in().await?;
             let items = state()?
                 .engine
                 .checklist_template(&actor, &environment)

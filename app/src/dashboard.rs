@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, state};
+use crate::auth::ssr::{actor, signed_in, state};
 
 #[cfg(feature = "ssr")]
 const HISTORY_ROWS: i64 = 50;
@@ -28,15 +28,9 @@ pub struct Overview {
 pub async fn load_overview() -> Result<Overview, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let Some(user) = actor.as_user() else {
-                return Err(AppError::Unauthenticated);
-            };
+            let (actor, user) = signed_in().await?;
             let environments = state()?.engine.environment_names(&actor).await?;
-            Ok(Overview {
-                user: user.to_session_user(),
-                environments,
-            })
+            Ok(Overview { user, environments })
         }
         .await,
     )

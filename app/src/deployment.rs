@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, state};
+use crate::auth::ssr::{signed_in, state};
 
 /// How often the page asks again when the event stream is unavailable.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -30,11 +30,7 @@ pub struct LoadedDeployment {
 pub async fn load_deployment(id: i64) -> Result<LoadedDeployment, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let me = actor
-                .as_user()
-                .map(|u| u.to_session_user())
-                .ok_or(AppError::Unauthenticated)?;
+            let (actor, me) = signed_in().await?;
             let detail = state()?.engine.deployment(&actor, id).await?;
             Ok(LoadedDeployment { me, detail })
         }

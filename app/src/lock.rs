@@ -14,7 +14,7 @@ use model::{DeploymentStatus, DeploymentView, LockView, Role, SessionUser};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, state};
+use crate::auth::ssr::{actor, signed_in, state};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LockPage {
@@ -27,11 +27,7 @@ pub struct LockPage {
 pub async fn environment_lock(environment: String) -> Result<LockPage, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let me = actor
-                .as_user()
-                .map(|u| u.to_session_user())
-                .ok_or(AppError::Unauthenticated)?;
+            let (actor, me) = signed_in().await?;
             let env = state()?.engine.environment(&actor, &environment).await?;
             Ok(LockPage {
                 me,

@@ -14,15 +14,7 @@ use model::{
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, state};
-
-#[cfg(feature = "ssr")]
-fn me(actor: &engine::pipeline::Actor) -> Result<SessionUser, AppError> {
-    actor
-        .as_user()
-        .map(|u| u.to_session_user())
-        .ok_or(AppError::Unauthenticated)
-}
+use crate::auth::ssr::{actor, signed_in, state};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReleasesPage {
@@ -41,8 +33,7 @@ pub struct ReleasePage {
 pub async fn list_releases() -> Result<ReleasesPage, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let me = me(&actor)?;
+            let (actor, me) = signed_in().await?;
             let engine = &state()?.engine;
             Ok(ReleasesPage {
                 me,
@@ -58,8 +49,7 @@ pub async fn list_releases() -> Result<ReleasesPage, AppError> {
 pub async fn load_release(id: i64) -> Result<ReleasePage, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let me = me(&actor)?;
+            let (actor, me) = signed_in().await?;
             let release = state()?.engine.release(&actor, id).await?;
             Ok(ReleasePage { me, release })
         }

@@ -11,7 +11,7 @@ use model::{PipelineSettings, Role, SessionUser};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, state};
+use crate::auth::ssr::{actor, signed_in, state};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SettingsPage {
@@ -24,11 +24,7 @@ pub struct SettingsPage {
 pub async fn load_pipeline_settings(environment: String) -> Result<SettingsPage, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let me = actor
-                .as_user()
-                .map(|u| u.to_session_user())
-                .ok_or(AppError::Unauthenticated)?;
+            let (actor, me) = signed_in().await?;
             let settings = state()?
                 .engine
                 .pipeline_settings(&actor, &environment)

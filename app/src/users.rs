@@ -9,7 +9,7 @@ use model::{Role, SessionUser, UserView};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, state};
+use crate::auth::ssr::{actor, signed_in, state};
 
 /// A role from a form field; anything else is refused, never defaulted.
 #[cfg(feature = "ssr")]
@@ -35,11 +35,7 @@ pub struct IssuedPassword {
 pub async fn list_users() -> Result<UsersPage, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let me = actor
-                .as_user()
-                .map(|u| u.to_session_user())
-                .ok_or(AppError::Unauthenticated)?;
+            let (actor, me) = signed_in().await?;
             let users = state()?.engine.list_users(&actor).await?;
             Ok(UsersPage { me, users })
         }
