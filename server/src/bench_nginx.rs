@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context};
 use engine::router::{NginxRouter, NginxSettings};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,28 +13,41 @@ use std::time::{Duration, Instant};
 const BINARY: &str = "/usr/sbin/nginx";
 const UPSTREAM: &str = "switchyard_bench";
 
-/// A running nginx; stopped (SIGQUIT: workers finish, then exit) when dropped.
-pub struct NginxSite {
-    child: Child,
-    settings: NginxSettings,
-    /// Where users reach it: `127.0.0.1:PORT`.
-    pub public: String,
+/// An nginx master started in a process group of its own; stopped when
+/// dropped (SIGQUIT: workers finish, then exit; after 5 s the whole group is
+/// killed, so no worker outlives the benchmark — killing only the master
+/// would leave its workers behind).
+pub struct NginxGroup(pub Child);
+
+impl NginxGroup {
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<NginxGroup> {
+        cmd.process_group(0).spawn().map(NginxGroup)
+    }
 }
 
-impl Drop for NginxSite {
+impl Drop for NginxGroup {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT);
+        use nix::sys::signal::{killpg, Signal};
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = killpg(group, Signal::SIGQUIT);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = self.0.wait();
     }
+}
+
+/// nginx switched by the engine's `NginxRouter`.
+pub struct NginxSite {
+    nginx: NginxGroup,
+    settings: NginxSettings,
+    /// Where users reach it: `127.0.0.1:PORT`.
+    pub public: String,
 }
 
 impl NginxSite {
@@ -78,18 +92,19 @@ impl NginxSite {
         NginxRouter::new(settings.clone())
             .ensure_include()
             .context("writing the nginx upstream include")?;
-        let child = Command::new(BINARY)
-            .arg("-c")
-            .arg(&conf)
-            .arg("-p")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting nginx")?;
+        let nginx = NginxGroup::spawn(
+            Command::new(BINARY)
+                .arg("-c")
+                .arg(&conf)
+                .arg("-p")
+                .arg(dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .context("starting nginx")?;
         let mut site = NginxSite {
-            child,
+            nginx,
             settings,
             public: format!("127.0.0.1:{port}"),
         };
@@ -97,7 +112,7 @@ impl NginxSite {
         while !(dir.join("nginx.pid").exists()
             && std::net::TcpStream::connect(&site.public).is_ok())
         {
-            if let Ok(Some(status)) = site.child.try_wait() {
+            if let Ok(Some(status)) = site.nginx.0.try_wait() {
                 bail!(
                     "nginx exited ({status}) before it served: {}",
                     std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()

@@ -12,6 +12,7 @@
 //!
 //! Figures to read, not assertions: these machines are shared 2-core boxes.
 
+use crate::bench_nginx::NginxGroup;
 use crate::bench_rig::{spawn_proxy, Samples, TOKEN};
 use anyhow::{bail, Context};
 use engine::router::{BuiltinRouter, TrafficRouter};
@@ -86,7 +87,7 @@ async fn start_demo(bin_dir: &Path, version: &str) -> anyhow::Result<(Owned, Str
 }
 
 /// nginx with its own prefix on a loopback port, `proxy_pass` to `upstream`.
-fn start_nginx(dir: &Path, upstream: &str) -> anyhow::Result<Option<(Owned, String)>> {
+fn start_nginx(dir: &Path, upstream: &str) -> anyhow::Result<Option<(NginxGroup, String)>> {
     let bin = Path::new("/usr/sbin/nginx");
     if !bin.exists() {
         return Ok(None);
@@ -104,18 +105,19 @@ fn start_nginx(dir: &Path, upstream: &str) -> anyhow::Result<Option<(Owned, Stri
          proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), conf)?;
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting nginx")?;
-    Ok(Some((Owned(child), format!("127.0.0.1:{port}"))))
+    let nginx = NginxGroup::spawn(
+        Command::new(bin)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .context("starting nginx")?;
+    Ok(Some((nginx, format!("127.0.0.1:{port}"))))
 }
 
 /// Resident memory of `pid` and its child processes (nginx workers), in KiB.
@@ -158,6 +160,56 @@ fn rss_kib_with_children(pid: u32) -> u64 {
 struct LoadCounts {
     ok: AtomicU64,
     failed: AtomicU64,
+    /// Requests sent on a kept-alive connection the server closed as they
+    /// went out (nginx's old workers close idle connections at a reload).
+    /// Browsers retry such an idempotent request once on a new connection;
+    /// so does this load, and a request whose retry also fails counts as
+    /// failed.
+    retried: AtomicU64,
+    /// What the failures were (an HTTP status, or the innermost error).
+    kinds: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl LoadCounts {
+    fn failure(&self, kind: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        *self
+            .kinds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_default() += 1;
+    }
+}
+
+/// The innermost cause of an error, which names what actually happened.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = e;
+    while let Some(inner) = e.source() {
+        e = inner;
+    }
+    e.to_string()
+}
+
+/// A request that went out on a kept-alive connection the server dropped
+/// before any answer began: closed (hyper's "incomplete message") or reset
+/// (the server closed it with the request unread). Browsers resend such a
+/// request once on a new connection.
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        let incomplete = err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_incomplete_message());
+        let reset = err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset);
+        if incomplete || reset {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Paced load: `rate` requests per second over `workers` tasks until `stop`.
@@ -182,12 +234,22 @@ fn constant_load(
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 while !stop.load(Ordering::Relaxed) {
                     tick.tick().await;
-                    let ok = match http.get(&url).send().await {
-                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                        Err(_) => false,
+                    let mut sent = http.get(&url).send().await;
+                    if sent.as_ref().is_err_and(closed_before_answer) {
+                        counts.retried.fetch_add(1, Ordering::Relaxed);
+                        sent = http.get(&url).send().await;
+                    }
+                    let failure = match sent {
+                        Ok(r) if !r.status().is_success() => Some(format!("HTTP {}", r.status())),
+                        Ok(r) => r.bytes().await.err().map(|e| root_cause(&e)),
+                        Err(e) => Some(root_cause(&e)),
                     };
-                    let c = if ok { &counts.ok } else { &counts.failed };
-                    c.fetch_add(1, Ordering::Relaxed);
+                    match failure {
+                        None => {
+                            counts.ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(kind) => counts.failure(kind),
+                    }
                 }
             })
         })
@@ -224,7 +286,7 @@ async fn switches_under_load(
     router: &dyn TrafficRouter,
     slots: &Slots,
     opts: &Options,
-) -> anyhow::Result<(u64, u64, Duration, Samples)> {
+) -> anyhow::Result<(LoadCounts, Duration, Samples)> {
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(LoadCounts::default());
     let workers = constant_load(
@@ -255,12 +317,29 @@ async fn switches_under_load(
     for w in workers {
         let _ = w.await;
     }
-    Ok((
+    let counts = Arc::try_unwrap(counts)
+        .map_err(|_| anyhow::anyhow!("the load workers still hold their counters"))?;
+    Ok((counts, took, applied))
+}
+
+fn report_switches(router: &str, opts: &Options, counts: &LoadCounts, took: Duration) {
+    println!(
+        "switches under load ({router}): {} switches in {:.1} s, {} requests answered, {} failed; \
+         {} first lost their kept-alive connection (closed or reset by the server) and were answered on the one retry browsers make",
+        opts.switches,
+        took.as_secs_f64(),
         counts.ok.load(Ordering::Relaxed),
         counts.failed.load(Ordering::Relaxed),
-        took,
-        applied,
-    ))
+        counts.retried.load(Ordering::Relaxed),
+    );
+    for (kind, n) in counts
+        .kinds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        println!("    failed: {n} × {kind}");
+    }
 }
 
 /// From the switch command to the first user request answered by the new
@@ -296,7 +375,12 @@ async fn switch_to_first_answer(
         };
         let user = async {
             loop {
-                let body = http.get(&url).send().await?.text().await?;
+                // nginx closes kept-alive connections at a reload: ask again.
+                let body = match http.get(&url).send().await {
+                    Ok(r) => r.text().await?,
+                    Err(e) if closed_before_answer(&e) => continue,
+                    Err(e) => return Err(e.into()),
+                };
                 if body.contains(version) {
                     return Ok::<_, anyhow::Error>(t.elapsed());
                 }
@@ -394,29 +478,23 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
         "proxy benchmark: {} switches under {} req/s; wrk -t2 -c{} -d{}s",
         opts.switches, opts.rate, opts.wrk_connections, opts.wrk_secs
     );
-    let (ok, failed, took, _) = switches_under_load(&proxy.public, &router, &slots, &opts).await?;
-    println!(
-        "switches under load (switchyard-proxy): {} switches in {:.1} s, {} requests answered, {} failed",
-        opts.switches,
-        took.as_secs_f64(),
-        ok,
-        failed
-    );
+    let (counts, took, _) = switches_under_load(&proxy.public, &router, &slots, &opts).await?;
+    report_switches("switchyard-proxy", &opts, &counts, took);
     let (applied, served) = switch_to_first_answer(&proxy.public, &router, &slots, 50).await?;
     println!("{}", applied.row("switch command acknowledged"));
     println!("{}", served.row("switch command → first new-slot answer"));
     match crate::bench_nginx::NginxSite::start(&root.join("nginx-router")).await? {
         Some(site) => {
             let router = site.router();
-            let (ok, failed, took, applied) =
+            // Users on blue before the load starts, as with the proxy.
+            let generation = router.current().await?.generation + 1;
+            router
+                .apply(&slots.table(generation, SlotColor::Blue))
+                .await?;
+            wait_until_answers(&http_client()?, &format!("http://{}/", site.public)).await?;
+            let (counts, took, applied) =
                 switches_under_load(&site.public, &router, &slots, &opts).await?;
-            println!(
-                "switches under load (nginx router): {} switches in {:.1} s, {} requests answered, {} failed",
-                opts.switches,
-                took.as_secs_f64(),
-                ok,
-                failed
-            );
+            report_switches("nginx router", &opts, &counts, took);
             println!(
                 "{}",
                 applied.row("nginx switch (include, nginx -t, reload confirmed)")
