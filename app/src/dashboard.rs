@@ -104,6 +104,14 @@ pub(crate) fn short_time(rfc3339: &str) -> String {
     }
 }
 
+/// "14 min 05 s", "42 s": what is left of a standby window.
+fn countdown(secs: i64) -> String {
+    match secs {
+        s if s >= 60 => format!("{} min {:02} s", s / 60, s % 60),
+        s => format!("{s} s"),
+    }
+}
+
 pub(crate) fn duration_text(ms: Option<i64>) -> String {
     match ms {
         Some(ms) if ms < 1000 => format!("{ms} ms"),
@@ -345,7 +353,13 @@ fn SlotCard(view: SlotView) -> impl IntoView {
         slot.address.is_some(),
         slot.standby_until.as_deref(),
     ) {
-        (false, true, Some(until)) => Some(format!("warm until {}", short_time(until))),
+        (false, true, Some(until)) => Some(format!(
+            "warm until {}{}",
+            short_time(until),
+            slot.standby_left_secs
+                .map(|s| format!(" ({} left)", countdown(s)))
+                .unwrap_or_default()
+        )),
         (false, true, None) => Some("warm until the next deploy".to_string()),
         (false, false, Some(_)) => {
             Some("not running; a rollback starts it again first".to_string())

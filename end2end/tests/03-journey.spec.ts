@@ -68,8 +68,16 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     await expect(green.getByTestId('slot-state')).toHaveText('healthy');
     await expect(blue.getByTestId('slot-marker')).toHaveText('standby');
     await expect(blue.getByTestId('slot-version')).toHaveText('v1');
-    // The standby window (15 minutes by default) is shown on the standby.
-    await expect(blue.getByTestId('slot-standby')).toHaveText(/^warm until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+    // The standby window (15 minutes by default) is shown on the standby,
+    // counting down with each refresh.
+    const standby = blue.getByTestId('slot-standby');
+    await expect(standby).toHaveText(/^warm until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(1[45] min \d\d s left\)$/);
+    const left = async () => {
+      const m = /\((\d+) min (\d+) s left\)/.exec((await standby.textContent()) ?? '');
+      return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+    };
+    const first = await left();
+    await expect.poll(left, { message: 'the standby countdown goes down' }).toBeLessThan(first);
     await expect(green.getByTestId('slot-standby')).toHaveCount(0);
   });
 

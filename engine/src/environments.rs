@@ -710,6 +710,7 @@ pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
                 last_health_message: s.last_health_message,
                 last_health_at: s.last_health_at.map(|t| t.to_rfc3339()),
                 standby_until: s.standby_until.map(|t| t.to_rfc3339()),
+                standby_left_secs: s.standby_until.map(|t| (t - now).num_seconds().max(0)),
             })
             .collect(),
     })

@@ -8,9 +8,11 @@
 //! milliseconds when it reaches the named point. Without the feature
 //! [`pause`] does nothing and costs nothing.
 //!
-//! Points: `start.spawned` (the new slot runs and is recorded; the start step
-//! has not ended), `switch.applied` (the router already sends users to the
-//! new slot; the records do not say so yet).
+//! Points: `preflight.checked` (the router answered; nothing started yet),
+//! `start.spawned` (the new slot runs and is recorded; the start step has not
+//! ended), `switch.applied` (the router already sends users to the new slot;
+//! the records do not say so yet), `standby.recording` (drained; the standby
+//! step has begun).
 
 #[cfg(feature = "failpoints")]
 pub async fn pause(point: &str) {

@@ -832,6 +832,7 @@ impl Engine {
         // Preflight: the router must answer before anything is started.
         let router = self.router_for(&env)?;
         let routed = router.current().await?;
+        crate::failpoint::pause("preflight.checked").await;
         // Re-read under the lock: the active slot may have changed since the request.
         let env = environments::find(pool, &env.name).await?;
         if env.active == Some(idle) {
@@ -1002,6 +1003,7 @@ impl Engine {
         let standby = match env.active {
             Some(old) => {
                 self.step_start(dep_id, "standby").await?;
+                crate::failpoint::pause("standby.recording").await;
                 let old_version = environments::slot(pool, env.id, old)
                     .await
                     .ok()

@@ -2419,3 +2419,98 @@ async fn admins_change_the_pipeline_settings_and_the_next_deploy_uses_them() {
     let m = gates.message.as_deref().unwrap();
     assert!(m.contains("/health") && m.contains("20 requests"), "{m}");
 }
+
+#[tokio::test]
+async fn an_interrupted_cold_rollback_stops_the_slot_it_started_again_and_keeps_its_version() {
+    use engine::runtime::Runtime as _;
+    let h = Harness::with_v1_live().await;
+    let pool = h.engine.pool().clone();
+    let env = environments::find(&pool, ENV).await.unwrap();
+    // A standby window of 1 ms: after the deploy, the expiry pass stops blue.
+    environments::set_timings(
+        &pool,
+        env.id,
+        environments::Timings {
+            drain_timeout: Duration::from_secs(5),
+            watch_window: Duration::ZERO,
+            standby_window: Duration::from_millis(1),
+        },
+    )
+    .await
+    .unwrap();
+    let d = h.engine.deploy(&Actor::system(), ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    h.engine.expire_standbys().await.unwrap();
+    assert_eq!(h.slot(SlotColor::Blue).await.handle, None);
+
+    // A console that died while a cold rollback waited for blue's health:
+    // blue runs again, users are still on green.
+    let env = environments::find(&pool, ENV).await.unwrap();
+    let again = h
+        .runtime
+        .start(&Engine::spec(&env, SlotColor::Blue, "v1"))
+        .await
+        .unwrap();
+    environments::set_slot(
+        &pool,
+        env.id,
+        SlotColor::Blue,
+        Some("v1"),
+        SlotState::Starting,
+        Some(&again.handle),
+        Some(&again.address),
+    )
+    .await
+    .unwrap();
+    let dep = engine::deployments::begin(
+        &pool,
+        &engine::deployments::NewDeployment {
+            environment_id: env.id,
+            kind: DeploymentKind::Rollback,
+            from_version: Some("v2"),
+            to_version: Some("v1"),
+            from_slot: Some(SlotColor::Green),
+            to_slot: Some(SlotColor::Blue),
+            requested_by: None,
+            reason: Some("bad release"),
+            holder: None,
+        },
+    )
+    .await
+    .unwrap();
+    steps::plan(&pool, dep, steps::ROLLBACK_COLD).await.unwrap();
+    for done in ["lock", "start"] {
+        steps::start(&pool, dep, done).await.unwrap();
+        steps::finish(&pool, dep, done, StepStatus::Succeeded, "ok")
+            .await
+            .unwrap();
+    }
+    steps::start(&pool, dep, "health").await.unwrap();
+
+    let restarted = Engine::new(pool.clone(), h.runtime.clone());
+    restarted.reconcile().await.unwrap();
+    let row = engine::deployments::get(&pool, dep).await.unwrap();
+    assert_eq!(row.status, DeploymentStatus::Failed, "{row:?}");
+    assert!(
+        row.message
+            .as_deref()
+            .unwrap()
+            .contains("the blue slot it started was stopped"),
+        "{row:?}"
+    );
+    let blue = h.slot(SlotColor::Blue).await;
+    assert_eq!(blue.handle, None, "{blue:?}");
+    assert!(!pid_alive(again.handle.parse().unwrap()));
+    // Still the standby a rollback can start again.
+    assert_eq!(blue.version.as_deref(), Some("v1"));
+    assert!(blue.standby_until.is_some(), "{blue:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+
+    let r = restarted
+        .rollback(&Actor::system(), ENV, "bad release, again")
+        .await
+        .unwrap();
+    assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+}

@@ -265,6 +265,9 @@ pub struct SlotView {
     /// A standby: until when it is kept warm (in the past once its window
     /// stopped it; a rollback then starts it again).
     pub standby_until: Option<String>,
+    /// Seconds left in the standby window when this view was read (0 once
+    /// it has passed); the dashboard refreshes it as a countdown.
+    pub standby_left_secs: Option<i64>,
 }
 
 /// An environment with both of its slots.

@@ -461,6 +461,17 @@ async fn users_on_new_after_the_crash(
 }
 
 #[tokio::test]
+async fn a_console_killed_in_the_preflight_comes_back_with_users_on_the_old_slot() {
+    kill_during(
+        "preflight",
+        "v2",
+        "preflight.checked=4000",
+        Outcome::UsersStayOnOld,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_console_killed_in_the_start_step_comes_back_with_users_on_the_old_slot() {
     // Starting a process takes a millisecond: a failpoint holds the step
     // open after the slot runs and is recorded.
@@ -541,4 +552,15 @@ async fn a_watch_window_goes_on_after_the_console_is_killed() {
         site.users_get().await.as_deref(),
         Some("switchyard-demo v2\n")
     );
+}
+
+#[tokio::test]
+async fn a_console_killed_in_the_standby_step_comes_back_with_the_switch_done() {
+    kill_during(
+        "standby",
+        "v2",
+        "standby.recording=4000",
+        Outcome::UsersOnNew,
+    )
+    .await;
 }
