@@ -162,9 +162,9 @@ struct LoadCounts {
     failed: AtomicU64,
     /// Requests sent on a kept-alive connection the server closed as they
     /// went out (nginx's old workers close idle connections at a reload).
-    /// Browsers retry such an idempotent request once on a new connection;
-    /// so does this load, and a request whose retry also fails counts as
-    /// failed.
+    /// Browsers resend such an idempotent request once, on a new
+    /// connection; so does this load, and a request whose resend also fails
+    /// counts as failed.
     retried: AtomicU64,
     /// What the failures were (an HTTP status, or the innermost error).
     kinds: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
@@ -223,10 +223,22 @@ fn constant_load(
     let workers = 32u32;
     let period = Duration::from_secs_f64(f64::from(workers) / f64::from(rate.max(1)));
     let http = http_client()?;
+    // The resend goes out on a new connection, as a browser's does: a pool
+    // could hand it another kept-alive connection the same reload closes.
+    let fresh = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
+        .build()?;
     Ok((0..workers)
         .map(|w| {
-            let (url, stop, counts, http) =
-                (url.clone(), stop.clone(), counts.clone(), http.clone());
+            let (url, stop, counts, http, fresh) = (
+                url.clone(),
+                stop.clone(),
+                counts.clone(),
+                http.clone(),
+                fresh.clone(),
+            );
             tokio::spawn(async move {
                 // Stagger the workers so the load is even, not 32 at once.
                 tokio::time::sleep(period * w / workers).await;
@@ -237,7 +249,7 @@ fn constant_load(
                     let mut sent = http.get(&url).send().await;
                     if sent.as_ref().is_err_and(closed_before_answer) {
                         counts.retried.fetch_add(1, Ordering::Relaxed);
-                        sent = http.get(&url).send().await;
+                        sent = fresh.get(&url).send().await;
                     }
                     let failure = match sent {
                         Ok(r) if !r.status().is_success() => Some(format!("HTTP {}", r.status())),
