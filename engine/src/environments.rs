@@ -672,25 +672,24 @@ pub async fn set_active(pool: &Pool, env_id: i64, color: SlotColor, generation: 
 
 pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
     let slots = slots(pool, env.id).await?;
-    let in_progress = crate::deployments::in_progress(pool, env.id)
-        .await?
-        .map(|(by, since)| {
-            format!(
-                "deploy in progress by {by} since {}",
-                since.format("%Y-%m-%d %H:%M:%S UTC")
-            )
-        });
+    // One read of the running deployment serves the banner and the lock view.
     let now = crate::now();
-    let lock = crate::lock::of_environment(pool, env.id)
-        .await?
-        .map(|l| model::LockView {
-            deployment_id: l.deployment_id,
-            kind: l.kind,
-            requested_by: l.requested_by.clone(),
-            since: l.since.to_rfc3339(),
-            heartbeat_age_secs: l.heartbeat_age(now).as_secs(),
-            holder: l.holder,
-        });
+    let held = crate::lock::of_environment(pool, env.id).await?;
+    let in_progress = held.as_ref().map(|l| {
+        format!(
+            "deploy in progress by {} since {}",
+            l.requested_by,
+            l.since.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    });
+    let lock = held.map(|l| model::LockView {
+        deployment_id: l.deployment_id,
+        kind: l.kind,
+        heartbeat_age_secs: l.heartbeat_age(now).as_secs(),
+        requested_by: l.requested_by,
+        since: l.since.to_rfc3339(),
+        holder: l.holder,
+    });
     Ok(EnvironmentView {
         name: env.name.clone(),
         app_url: env.app_url.clone(),
