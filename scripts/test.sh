@@ -17,6 +17,11 @@ disk() { log "disk: $(df -h --output=avail "$ROOT" | tail -1 | tr -d ' ') free, 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+# The WASM entry (frontend) only builds for wasm32; everything else is linted
+# with its tests, benches and examples.
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
+
 log "Docker Engine and the demo images (the Docker runtime is tested for real)"
 bash "$ROOT/scripts/docker.sh"
 
