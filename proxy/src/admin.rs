@@ -17,6 +17,12 @@
 //! from answers when unset, and set with the same generation-fenced PUT.
 //! `active` must be present in a PUT (`null` clears the route).
 //!
+//! Upstream addresses must pass [`crate::upstream_policy`]: `ip:port` on
+//! loopback or in an `--allow-upstream` network, never link-local,
+//! unspecified, multicast/broadcast, port 0 or this proxy's own listeners.
+//! A refused table is a 400 naming the field and the reason, and changes
+//! nothing.
+//!
 //! Metrics are per slot, both listeners together and per listener
 //! (`listeners.public`, `listeners.preview`); see [`crate::metrics`] for what
 //! each number means and how windows are computed.
@@ -26,6 +32,7 @@
 use crate::metrics::{BadWindow, MetricsReport, MetricsSnapshot, SeriesReport, SlotMetrics};
 use crate::routing::{RouteTable, Routing, SwitchError};
 use crate::token::AdminToken;
+use crate::upstream_policy::UpstreamPolicy;
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -137,7 +144,7 @@ async fn put_routing(
     State(state): State<AdminState>,
     body: Bytes,
 ) -> Result<Json<RouteTable>, AdminError> {
-    let next = parse_routing_table(&body)?;
+    let next = parse_routing_table(&body, state.routing.policy())?;
     let installed = state.routing.switch(next).await?;
     match &installed.active {
         Some(up) => tracing::info!(
@@ -160,10 +167,13 @@ async fn put_routing(
     Ok(Json(RouteTable::clone(&installed)))
 }
 
+/// A PUT body as a table that may be installed: well-formed and valid
+/// under `policy`.
+///
 /// `active` must be present: serde would read a missing (or misspelt) key as
 /// `None`, and "no active slot" takes every user offline, so clearing the
 /// route has to be said explicitly with `"active": null`.
-fn parse_routing_table(body: &[u8]) -> Result<RouteTable, AdminError> {
+pub fn parse_routing_table(body: &[u8], policy: &UpstreamPolicy) -> Result<RouteTable, AdminError> {
     let malformed = |e: serde_json::Error| AdminError::Malformed(e.to_string());
     let value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
     if value.get("active").is_none() {
@@ -171,7 +181,9 @@ fn parse_routing_table(body: &[u8]) -> Result<RouteTable, AdminError> {
             "field `active` is required (use null to clear the route)".to_string(),
         ));
     }
-    serde_json::from_value(value).map_err(malformed)
+    let table: RouteTable = serde_json::from_value(value).map_err(malformed)?;
+    table.validate(policy)?;
+    Ok(table)
 }
 
 async fn get_status(State(state): State<AdminState>) -> Json<Status> {

@@ -15,9 +15,13 @@
 //!   are copied both ways until either side closes. The connection counts as
 //!   in flight (and `upgraded`) for its slot until then.
 //!
+//! * **Console cookies**: the console's session cookie is removed from every
+//!   forwarded request ([`ConsoleCookies`], `--strip-cookie`).
+//!
 //! One routing-table load per request and no lock anywhere: a switch affects
 //! only requests that start after it.
 
+use crate::console_cookies::ConsoleCookies;
 use crate::metrics::{Listener, RequestGuard, SlotMetrics};
 use crate::routing::{RouteTable, Routing};
 use axum::body::Body;
@@ -43,11 +47,13 @@ pub const SLOT_HEADER: &str = "x-switchyard-slot";
 /// The cookie that keeps a client on its slot while a canary split is on.
 pub const SLOT_COOKIE: &str = "switchyard_slot";
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ForwardConfig {
     pub connect_timeout: Duration,
     /// From sending the request until the upstream's response headers arrive.
     pub response_header_timeout: Duration,
+    /// Cookies removed from every forwarded request.
+    pub console_cookies: ConsoleCookies,
 }
 
 impl Default for ForwardConfig {
@@ -55,6 +61,7 @@ impl Default for ForwardConfig {
         ForwardConfig {
             connect_timeout: Duration::from_secs(2),
             response_header_timeout: Duration::from_secs(30),
+            console_cookies: ConsoleCookies::default(),
         }
     }
 }
@@ -65,6 +72,7 @@ pub struct Forwarder {
     routing: Arc<Routing>,
     metrics: Arc<SlotMetrics>,
     response_header_timeout: Duration,
+    console_cookies: ConsoleCookies,
     listener: Listener,
     /// New clients seen while a canary split is on; spreads them exactly.
     new_clients: Arc<AtomicU64>,
@@ -86,6 +94,7 @@ impl Forwarder {
             routing,
             metrics,
             response_header_timeout: config.response_header_timeout,
+            console_cookies: config.console_cookies,
             listener: Listener::Public,
             new_clients: Arc::new(AtomicU64::new(0)),
         }
@@ -199,7 +208,7 @@ async fn forward(State(f): State<Forwarder>, mut req: Request) -> Response {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let mut outbound = match upstream_request(req, upstream, client_ip) {
+    let mut outbound = match upstream_request(req, upstream, client_ip, &f.console_cookies) {
         Ok(outbound) => outbound,
         Err(err) => {
             tracing::error!(%slot, address = %upstream.address, %err, "cannot build upstream request");
@@ -229,6 +238,7 @@ async fn forward(State(f): State<Forwarder>, mut req: Request) -> Response {
                 }
                 _ => downstream_response(response, guard),
             };
+            f.console_cookies.strip_set_cookie(response.headers_mut());
             if let Some(pinned) = pin_cookie {
                 let cookie = format!("{SLOT_COOKIE}={pinned}; Path=/; HttpOnly; SameSite=Lax");
                 if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -333,6 +343,7 @@ fn upstream_request(
     req: Request,
     upstream: &Upstream,
     client_ip: Option<std::net::IpAddr>,
+    console_cookies: &ConsoleCookies,
 ) -> Result<Request, BuildError> {
     let (mut parts, body) = req.into_parts();
 
@@ -345,6 +356,7 @@ fn upstream_request(
     });
 
     strip_hop_by_hop(&mut parts.headers);
+    console_cookies.strip(&mut parts.headers);
 
     let path_and_query = parts
         .uri
@@ -564,13 +576,20 @@ mod tests {
             .header(header::HOST, "app.example")
             .header("x-forwarded-for", "10.0.0.1")
             .header(header::CONNECTION, "keep-alive")
+            .header(header::COOKIE, "switchyard_session=s3cret; cart=42")
             .body(Body::empty())
             .unwrap();
         let upstream = Upstream {
             slot: SlotColor::Green,
             address: "127.0.0.1:9002".into(),
         };
-        let out = upstream_request(req, &upstream, Some("192.0.2.7".parse().unwrap())).unwrap();
+        let out = upstream_request(
+            req,
+            &upstream,
+            Some("192.0.2.7".parse().unwrap()),
+            &ConsoleCookies::default(),
+        )
+        .unwrap();
         assert_eq!(out.uri(), "http://127.0.0.1:9002/a/b?c=d");
         let h = out.headers();
         assert_eq!(h[header::HOST], "app.example");
@@ -578,5 +597,6 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert!(!h.contains_key(header::CONNECTION));
+        assert_eq!(h[header::COOKIE], "cart=42");
     }
 }

@@ -13,14 +13,18 @@
 //!   upstream errors, in flight, latency histogram with p50/p95/p99, windowed
 //!   views over the last N seconds, Prometheus text.
 //! * [`admin`]: the admin API (routing, status, metrics, drain status).
+//! * [`upstream_policy`]: which addresses a routing table may send users to.
+//! * [`console_cookies`]: the console's session cookie, never forwarded.
 
 pub mod admin;
+pub mod console_cookies;
 pub mod forward;
 pub mod metrics;
 pub mod ready_file;
 pub mod routing;
 pub mod state_file;
 pub mod token;
+pub mod upstream_policy;
 
 use crate::admin::AdminState;
 use crate::forward::{ForwardConfig, Forwarder};
@@ -28,6 +32,7 @@ use crate::metrics::{Listener, SlotMetrics};
 use crate::routing::{RouteTable, Routing};
 use crate::state_file::{StateFile, StateFileError};
 use crate::token::AdminToken;
+use crate::upstream_policy::{Network, UpstreamPolicy};
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +51,8 @@ pub struct ProxyConfig {
     pub preview: Option<SocketAddr>,
     pub state_file: PathBuf,
     pub token: AdminToken,
+    /// Networks upstreams may be in besides loopback (`--allow-upstream`).
+    pub allow_upstream: Vec<Network>,
     pub forward: ForwardConfig,
     /// How long a shutdown waits for in-flight requests before giving up.
     pub drain_timeout: Duration,
@@ -64,6 +71,7 @@ impl ProxyConfig {
             preview: None,
             state_file,
             token,
+            allow_upstream: Vec::new(),
             forward: ForwardConfig::default(),
             drain_timeout: Duration::from_secs(30),
         }
@@ -110,24 +118,11 @@ impl RunningProxy {
     }
 }
 
-/// Restores routing from the state file, binds both listeners and serves.
+/// Binds the listeners, restores routing from the state file and serves.
+///
+/// Binding comes first because the restored table is checked against the
+/// addresses the listeners actually got (port 0 picks one).
 pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
-    let state_file = StateFile::new(&config.state_file);
-    let restored = state_file.load()?;
-    let initial = match restored {
-        Some(table) => {
-            log_restored(&table, &config.state_file);
-            table
-        }
-        None => {
-            tracing::info!(state_file = %config.state_file.display(), "no state file yet: no active slot until the console sets one");
-            RouteTable::default()
-        }
-    };
-
-    let routing = Arc::new(Routing::new(initial, state_file));
-    let metrics = Arc::new(SlotMetrics::default());
-
     let public = bind("public listener", config.listen).await?;
     let admin = bind("admin listener", config.admin).await?;
     let preview = match config.preview {
@@ -140,6 +135,32 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         Some((addr, listener)) => Some(local_addr("preview listener", *addr, listener)?),
         None => None,
     };
+    let mut policy = UpstreamPolicy::new(config.allow_upstream)
+        .with_own_listener("public", listen_addr)
+        .with_own_listener("admin", admin_addr);
+    if let Some(addr) = preview_addr {
+        policy = policy.with_own_listener("preview", addr);
+    }
+
+    let state_file = StateFile::new(&config.state_file);
+    let initial = match state_file.load(&policy)? {
+        Some(table) => {
+            log_restored(&table, &config.state_file);
+            table
+        }
+        None => {
+            tracing::info!(state_file = %config.state_file.display(), "no state file yet: no active slot until the console sets one");
+            RouteTable::default()
+        }
+    };
+    if !policy.allowed().is_empty() {
+        let allowed: Vec<String> = policy.allowed().iter().map(|n| n.to_string()).collect();
+        tracing::info!(allowed = %allowed.join(", "), "upstreams allowed on loopback and in these networks");
+    }
+
+    let routing = Arc::new(Routing::new(initial, state_file, policy));
+    let metrics = Arc::new(SlotMetrics::default());
+
     if !admin_addr.ip().is_loopback() {
         tracing::warn!(%admin_addr, "admin API listens on a non-loopback address; the bearer token is all that protects routing");
     }

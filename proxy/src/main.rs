@@ -2,8 +2,10 @@
 //! SIGTERM/SIGINT. Exit code 1 when it cannot start.
 
 use clap::Parser;
+use proxy::console_cookies::{self, ConsoleCookies};
 use proxy::ready_file::{self, ReadyInfo};
 use proxy::token::AdminToken;
+use proxy::upstream_policy::Network;
 use proxy::ProxyConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +36,20 @@ struct Cli {
     /// Once all listeners are bound, write {"listen","admin","preview"?,"pid"} JSON here.
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// A network upstreams may be in besides loopback, e.g. 172.17.0.0/16;
+    /// repeat for more. Link-local, unspecified, multicast/broadcast
+    /// addresses, port 0 and this proxy's own listeners stay refused.
+    #[arg(long = "allow-upstream", value_name = "CIDR")]
+    allow_upstream: Vec<Network>,
+    /// A cookie removed from every forwarded request (the console's session
+    /// cookie, by default); repeat for more. Giving any replaces the defaults.
+    #[arg(
+        long = "strip-cookie",
+        value_name = "NAME",
+        value_parser = console_cookies::cookie_name,
+        default_values = console_cookies::DEFAULT_NAMES
+    )]
+    strip_cookie: Vec<String>,
 }
 
 #[tokio::main]
@@ -59,6 +75,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let token = AdminToken::from_file(&cli.token_file)?;
     let mut config = ProxyConfig::new(cli.listen, cli.admin, cli.state_file, token);
     config.preview = cli.preview;
+    config.allow_upstream = cli.allow_upstream;
+    config.forward.console_cookies = ConsoleCookies::new(&cli.strip_cookie)?;
     let proxy = proxy::start(config).await?;
     // Signal handlers go in before the ready file says the proxy is up:
     // whoever reads it may send SIGTERM at once, and an uninstalled handler

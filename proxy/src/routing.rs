@@ -2,8 +2,8 @@
 //! atomically and fenced by generation.
 
 use crate::state_file::{StateFile, StateFileError};
+use crate::upstream_policy::{Refusal, UpstreamPolicy};
 use arc_swap::ArcSwap;
-use hyper::http::uri::Authority;
 use model::{RoutingTable, SlotColor, Upstream};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -70,13 +70,19 @@ impl RouteTable {
         Some((canary.percent, preview))
     }
 
-    /// Checks everything the data path relies on, once, at PUT time.
-    pub fn validate(&self) -> Result<(), SwitchError> {
-        for upstream in [self.active.as_ref(), self.preview.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            validate_address(&upstream.address)?;
+    /// Checks everything the data path relies on, once, when a table comes
+    /// in (a PUT, or the state file at start), so no request meets a bad one.
+    pub fn validate(&self, policy: &UpstreamPolicy) -> Result<(), SwitchError> {
+        for (field, upstream) in [("active", &self.active), ("preview", &self.preview)] {
+            if let Some(upstream) = upstream {
+                policy
+                    .check(&upstream.address)
+                    .map_err(|reason| SwitchError::InvalidUpstream {
+                        field,
+                        address: upstream.address.clone(),
+                        reason,
+                    })?;
+            }
         }
         let invalid = |reason: String| Err(SwitchError::InvalidTable(reason));
         if let (Some(active), Some(preview)) = (&self.active, &self.preview) {
@@ -109,8 +115,12 @@ impl RouteTable {
 pub enum SwitchError {
     #[error("stale generation {offered}: current generation is {current}")]
     Stale { offered: u64, current: u64 },
-    #[error("invalid upstream address {address:?}: {reason}")]
-    InvalidUpstream { address: String, reason: String },
+    #[error("{field} upstream {address:?}: {reason}")]
+    InvalidUpstream {
+        field: &'static str,
+        address: String,
+        reason: Refusal,
+    },
     #[error("invalid routing table: {0}")]
     InvalidTable(String),
     #[error(transparent)]
@@ -125,15 +135,28 @@ pub struct Routing {
     table: ArcSwap<RouteTable>,
     writer: tokio::sync::Mutex<()>,
     state_file: StateFile,
+    policy: UpstreamPolicy,
 }
 
 impl Routing {
-    pub fn new(initial: impl Into<RouteTable>, state_file: StateFile) -> Routing {
+    /// `initial` is trusted: it is the default table or one already
+    /// validated against `policy` (the state file's, at start).
+    pub fn new(
+        initial: impl Into<RouteTable>,
+        state_file: StateFile,
+        policy: UpstreamPolicy,
+    ) -> Routing {
         Routing {
             table: ArcSwap::from_pointee(initial.into()),
             writer: tokio::sync::Mutex::new(()),
             state_file,
+            policy,
         }
+    }
+
+    /// What every table installed here is validated against.
+    pub fn policy(&self) -> &UpstreamPolicy {
+        &self.policy
     }
 
     /// The table a request is routed by. A switch after this call does not
@@ -159,7 +182,7 @@ impl Routing {
         next: impl Into<RouteTable>,
     ) -> Result<Arc<RouteTable>, SwitchError> {
         let next = next.into();
-        next.validate()?;
+        next.validate(&self.policy)?;
         let _writer = self.writer.lock().await;
         let current = self.table.load();
         if next.generation <= current.generation {
@@ -184,30 +207,14 @@ impl Routing {
     }
 }
 
-/// An upstream must be `host:port` so `http://{address}/…` is a valid URI for
-/// every request; checking once here keeps that failure off the data path.
-pub fn validate_address(address: &str) -> Result<Authority, SwitchError> {
-    let invalid = |reason: &str| SwitchError::InvalidUpstream {
-        address: address.to_string(),
-        reason: reason.to_string(),
-    };
-    let authority: Authority = address.parse().map_err(|_| invalid("expected host:port"))?;
-    if authority.as_str().contains('@') {
-        return Err(invalid("credentials are not allowed"));
-    }
-    if authority.port_u16().is_none() {
-        return Err(invalid("a port is required"));
-    }
-    if authority.host().is_empty() {
-        return Err(invalid("a host is required"));
-    }
-    Ok(authority)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use model::{SlotColor, Upstream};
+
+    fn loopback() -> UpstreamPolicy {
+        UpstreamPolicy::loopback_only()
+    }
 
     fn table(generation: u64, port: u16) -> RoutingTable {
         RoutingTable {
@@ -224,11 +231,11 @@ mod tests {
     async fn newer_generation_is_persisted_then_swapped_and_stale_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("routing.json"));
-        let routing = Routing::new(RoutingTable::default(), file.clone());
+        let routing = Routing::new(RoutingTable::default(), file.clone(), loopback());
 
         routing.switch(table(1, 9001)).await.unwrap();
         assert_eq!(*routing.current(), table(1, 9001));
-        assert_eq!(file.load().unwrap(), Some(table(1, 9001).into()));
+        assert_eq!(file.load(&loopback()).unwrap(), Some(table(1, 9001).into()));
 
         let err = routing.switch(table(1, 9002)).await.unwrap_err();
         assert_eq!(
@@ -236,14 +243,14 @@ mod tests {
             "stale generation 1: current generation is 1"
         );
         assert_eq!(*routing.current(), table(1, 9001));
-        assert_eq!(file.load().unwrap(), Some(table(1, 9001).into()));
+        assert_eq!(file.load(&loopback()).unwrap(), Some(table(1, 9001).into()));
     }
 
     #[tokio::test]
     async fn failed_persist_leaves_routing_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("missing-dir").join("routing.json"));
-        let routing = Routing::new(table(1, 9001), file);
+        let routing = Routing::new(table(1, 9001), file, loopback());
         let err = routing.switch(table(2, 9002)).await.unwrap_err();
         assert!(matches!(err, SwitchError::Persist(_)));
         assert_eq!(*routing.current(), table(1, 9001));
@@ -264,7 +271,7 @@ mod tests {
                 percent: 10,
             }),
         };
-        assert!(t.validate().is_ok());
+        assert!(t.validate(&loopback()).is_ok());
         assert_eq!(t.canary_upstream().unwrap().1.address, "127.0.0.1:9002");
         assert_eq!(
             t.upstream(SlotColor::Green).unwrap().address,
@@ -272,18 +279,18 @@ mod tests {
         );
 
         t.canary.as_mut().unwrap().percent = 101;
-        assert!(t.validate().is_err());
+        assert!(t.validate(&loopback()).is_err());
         t.canary.as_mut().unwrap().percent = 100;
         t.canary.as_mut().unwrap().slot = SlotColor::Blue;
         assert!(t
-            .validate()
+            .validate(&loopback())
             .unwrap_err()
             .to_string()
             .contains("must be the preview slot"));
         t.canary = None;
         t.preview = Some(up(SlotColor::Blue, 9003));
         assert!(t
-            .validate()
+            .validate(&loopback())
             .unwrap_err()
             .to_string()
             .contains("is the active slot"));
@@ -292,7 +299,7 @@ mod tests {
             address: "nope".into(),
         });
         assert!(matches!(
-            t.validate(),
+            t.validate(&loopback()),
             Err(SwitchError::InvalidUpstream { .. })
         ));
 
@@ -311,14 +318,29 @@ mod tests {
         );
     }
 
-    #[test]
-    fn addresses_must_be_host_and_port() {
-        assert!(validate_address("127.0.0.1:8080").is_ok());
-        assert!(validate_address("localhost:8080").is_ok());
-        assert!(validate_address("[::1]:8080").is_ok());
-        assert!(validate_address("127.0.0.1").is_err());
-        assert!(validate_address("http://127.0.0.1:80").is_err());
-        assert!(validate_address("user@host:80").is_err());
-        assert!(validate_address("").is_err());
+    #[tokio::test]
+    async fn a_refused_upstream_names_its_field_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("routing.json"));
+        let routing = Routing::new(RoutingTable::default(), file.clone(), loopback());
+        routing.switch(table(1, 9001)).await.unwrap();
+
+        let mut next = RouteTable::from(table(2, 9002));
+        next.preview = Some(Upstream {
+            slot: SlotColor::Green,
+            address: "169.254.169.254:80".into(),
+        });
+        let err = routing.switch(next).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"preview upstream "169.254.169.254:80": link-local/metadata addresses are never allowed"#
+        );
+        let err = routing.switch(table(2, 0)).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"active upstream "127.0.0.1:0": port 0 is never allowed"#
+        );
+        assert_eq!(*routing.current(), table(1, 9001));
+        assert_eq!(file.load(&loopback()).unwrap(), Some(table(1, 9001).into()));
     }
 }

@@ -1,6 +1,7 @@
 //! Where the routing table survives restarts of the proxy.
 
-use crate::routing::RouteTable;
+use crate::routing::{RouteTable, SwitchError};
+use crate::upstream_policy::UpstreamPolicy;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,14 @@ pub enum StateFileError {
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
+    },
+    // The file may predate the policy (an older proxy, other flags) or have
+    // been edited by hand; routing users to where it points unchecked would
+    // let the file bypass the checks the admin API makes.
+    #[error("state file {path} holds a routing table this proxy refuses: {source}; fix or remove it, refusing to start")]
+    Refused {
+        path: PathBuf,
+        source: Box<SwitchError>,
     },
     #[error("cannot write state file {path}: {source}")]
     Write {
@@ -40,8 +49,9 @@ impl StateFile {
         &self.path
     }
 
-    /// `Ok(None)` when the file does not exist yet (first start).
-    pub fn load(&self) -> Result<Option<RouteTable>, StateFileError> {
+    /// `Ok(None)` when the file does not exist yet (first start); the table
+    /// otherwise, once it passes the same checks as a PUT of it would.
+    pub fn load(&self, policy: &UpstreamPolicy) -> Result<Option<RouteTable>, StateFileError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -52,12 +62,27 @@ impl StateFile {
                 })
             }
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StateFileError::Corrupt {
+        self.decode(&bytes, policy).map(Some)
+    }
+
+    /// The table in `bytes` (this file's content), checked against `policy`.
+    pub fn decode(
+        &self,
+        bytes: &[u8],
+        policy: &UpstreamPolicy,
+    ) -> Result<RouteTable, StateFileError> {
+        let table: RouteTable =
+            serde_json::from_slice(bytes).map_err(|source| StateFileError::Corrupt {
                 path: self.path.clone(),
                 source,
-            })
+            })?;
+        table
+            .validate(policy)
+            .map_err(|source| StateFileError::Refused {
+                path: self.path.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(table)
     }
 
     /// Blocking (fsync): call it from `spawn_blocking` on async paths.
@@ -106,7 +131,7 @@ mod tests {
     fn missing_file_is_a_first_start_and_round_trip_works() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("routing.json"));
-        assert_eq!(file.load().unwrap(), None);
+        assert_eq!(file.load(&UpstreamPolicy::loopback_only()).unwrap(), None);
         let table = RoutingTable {
             generation: 7,
             active: Some(Upstream {
@@ -117,7 +142,10 @@ mod tests {
         };
         let table = RouteTable::from(table);
         file.store(&table).unwrap();
-        assert_eq!(file.load().unwrap(), Some(table));
+        assert_eq!(
+            file.load(&UpstreamPolicy::loopback_only()).unwrap(),
+            Some(table)
+        );
         assert!(!dir.path().join("routing.json.tmp").exists());
     }
 
@@ -126,8 +154,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("routing.json");
         std::fs::write(&path, "{\"generation\": ").unwrap();
-        let err = StateFile::new(&path).load().unwrap_err();
+        let err = StateFile::new(&path)
+            .load(&UpstreamPolicy::loopback_only())
+            .unwrap_err();
         assert!(matches!(err, StateFileError::Corrupt { .. }));
         assert!(err.to_string().contains("refusing to start"));
+    }
+
+    #[test]
+    fn a_table_the_policy_refuses_is_an_error_naming_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routing.json");
+        std::fs::write(
+            &path,
+            r#"{"generation": 4, "active": {"slot": "blue", "address": "169.254.169.254:80"}}"#,
+        )
+        .unwrap();
+        let err = StateFile::new(&path)
+            .load(&UpstreamPolicy::loopback_only())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                r#"state file {} holds a routing table this proxy refuses: active upstream "169.254.169.254:80": link-local/metadata addresses are never allowed; fix or remove it, refusing to start"#,
+                path.display()
+            )
+        );
+        // Structural rules too: the preview must be the idle slot.
+        std::fs::write(
+            &path,
+            r#"{"generation": 4, "active": {"slot": "blue", "address": "127.0.0.1:9001"},
+                "preview": {"slot": "blue", "address": "127.0.0.1:9002"}}"#,
+        )
+        .unwrap();
+        let err = StateFile::new(&path)
+            .load(&UpstreamPolicy::loopback_only())
+            .unwrap_err();
+        assert!(matches!(err, StateFileError::Refused { .. }), "{err}");
     }
 }

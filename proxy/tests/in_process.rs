@@ -8,6 +8,7 @@ use proxy::metrics::SlotMetrics;
 use proxy::routing::Routing;
 use proxy::state_file::StateFile;
 use proxy::token::AdminToken;
+use proxy::upstream_policy::UpstreamPolicy;
 use proxy::{ProxyConfig, RunningProxy};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -32,6 +33,7 @@ fn admin_app(dir: &Path) -> (axum::Router, Arc<Routing>) {
     let routing = Arc::new(Routing::new(
         RoutingTable::default(),
         StateFile::new(dir.join("routing.json")),
+        UpstreamPolicy::loopback_only(),
     ));
     let app = admin::app(AdminState {
         routing: Arc::clone(&routing),
@@ -180,7 +182,7 @@ async fn put_installs_newer_generation_and_refuses_stale_ones() {
         assert_eq!(*routing.current(), t1, "a stale PUT changes nothing");
         assert_eq!(
             StateFile::new(dir.path().join("routing.json"))
-                .load()
+                .load(&UpstreamPolicy::loopback_only())
                 .unwrap(),
             Some(t1.clone().into())
         );
@@ -216,7 +218,8 @@ async fn malformed_bodies_are_400_with_a_message() {
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "body {body:?}");
         let msg = json(res).await["error"].as_str().unwrap().to_string();
         assert!(
-            msg.starts_with("invalid routing table") || msg.starts_with("invalid upstream address"),
+            msg.starts_with("invalid routing table")
+                || msg.starts_with("active upstream \"no-port\""),
             "{msg}"
         );
     }
@@ -225,6 +228,10 @@ async fn malformed_bodies_are_400_with_a_message() {
 }
 
 async fn start_proxy(dir: &Path) -> RunningProxy {
+    start_proxy_with(dir, |_| {}).await
+}
+
+async fn start_proxy_with(dir: &Path, configure: impl FnOnce(&mut ProxyConfig)) -> RunningProxy {
     let mut config = ProxyConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         "127.0.0.1:0".parse().unwrap(),
@@ -232,6 +239,7 @@ async fn start_proxy(dir: &Path) -> RunningProxy {
         AdminToken::new(TOKEN).unwrap(),
     );
     config.drain_timeout = Duration::from_secs(5);
+    configure(&mut config);
     proxy::start(config).await.expect("proxy starts")
 }
 
@@ -472,4 +480,282 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     proxy.shutdown().await;
     let res = slow.await.unwrap().expect("in-flight request completes");
     assert_eq!(res.status(), 200);
+}
+
+/// Every class of refused upstream, PUT over HTTP as `active` and as
+/// `preview`: 400 naming the field and the reason, and neither the table
+/// nor the state file changes.
+#[tokio::test]
+async fn refused_upstreams_are_400_name_the_field_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let proxy = start_proxy_with(dir.path(), |config| {
+        config.preview = Some("127.0.0.1:0".parse().unwrap());
+        config.allow_upstream = vec!["172.17.0.0/16".parse().unwrap()];
+    })
+    .await;
+    let public = proxy.listen_addr.to_string();
+    let admin = proxy.admin_addr.to_string();
+    let preview = proxy.preview_addr.unwrap().to_string();
+
+    let installed = serde_json::json!({
+        "generation": 1,
+        "active": {"slot": "blue", "address": "127.0.0.1:9001"},
+        "preview": {"slot": "green", "address": "172.17.0.2:8080"},
+    });
+    let res = put_json(&c, &proxy, &installed).await;
+    assert_eq!(res.status(), 200, "loopback and an allowed network pass");
+    let state_file = dir.path().join("routing.json");
+    let on_disk = std::fs::read(&state_file).unwrap();
+
+    let never = "are never allowed";
+    let outside =
+        "not on loopback and not inside any --allow-upstream network (allowed: 172.17.0.0/16)";
+    let host_name = "host names are not allowed, only IP addresses (ip:port, IPv6 as [::1]:port)";
+    let cases: Vec<(String, String)> = vec![
+        (
+            "169.254.169.254:80".into(),
+            format!("link-local/metadata addresses {never}"),
+        ),
+        (
+            "[fe80::1]:80".into(),
+            format!("link-local/metadata addresses {never}"),
+        ),
+        (
+            "[::ffff:169.254.169.254]:80".into(),
+            format!("link-local/metadata addresses {never}"),
+        ),
+        (
+            "0.0.0.0:8080".into(),
+            format!("unspecified addresses (0.0.0.0, ::) {never}"),
+        ),
+        (
+            "[::]:8080".into(),
+            format!("unspecified addresses (0.0.0.0, ::) {never}"),
+        ),
+        (
+            "224.0.0.1:80".into(),
+            format!("multicast/broadcast addresses {never}"),
+        ),
+        (
+            "255.255.255.255:80".into(),
+            format!("multicast/broadcast addresses {never}"),
+        ),
+        (
+            "[ff02::1]:80".into(),
+            format!("multicast/broadcast addresses {never}"),
+        ),
+        ("127.0.0.1:0".into(), "port 0 is never allowed".into()),
+        ("10.0.0.1:80".into(), outside.into()),
+        ("192.168.1.10:80".into(), outside.into()),
+        ("172.18.0.2:80".into(), outside.into()),
+        ("8.8.8.8:80".into(), outside.into()),
+        ("localhost:9001".into(), host_name.into()),
+        ("metadata.google.internal:80".into(), host_name.into()),
+        (
+            "127.0.0.1".into(),
+            "expected ip:port (IPv6 as [::1]:port)".into(),
+        ),
+        (
+            "127.0.0.1:09001".into(),
+            "write it as \"127.0.0.1:9001\"".into(),
+        ),
+        (
+            public.clone(),
+            format!("that is this proxy's own public listener ({public})"),
+        ),
+        (
+            admin.clone(),
+            format!("that is this proxy's own admin listener ({admin})"),
+        ),
+        (
+            preview.clone(),
+            format!("that is this proxy's own preview listener ({preview})"),
+        ),
+        (
+            format!("[::1]:{}", proxy.admin_addr.port()),
+            format!("that is this proxy's own admin listener ({admin})"),
+        ),
+    ];
+    for (address, reason) in &cases {
+        for field in ["active", "preview"] {
+            let mut table = installed.clone();
+            table["generation"] = 2.into();
+            table[field]["address"] = address.as_str().into();
+            let res = put_json(&c, &proxy, &table).await;
+            assert_eq!(res.status(), 400, "{field} {address}");
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(
+                body["error"],
+                format!("{field} upstream {address:?}: {reason}"),
+                "{field} {address}"
+            );
+            let current: serde_json::Value = c
+                .get(format!("http://{admin}/admin/routing"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(current, installed, "{field} {address}: table unchanged");
+            assert_eq!(
+                std::fs::read(&state_file).unwrap(),
+                on_disk,
+                "{field} {address}"
+            );
+        }
+    }
+    proxy.shutdown().await;
+}
+
+async fn put_json(
+    c: &reqwest::Client,
+    proxy: &RunningProxy,
+    table: &serde_json::Value,
+) -> reqwest::Response {
+    c.put(format!("http://{}/admin/routing", proxy.admin_addr))
+        .bearer_auth(TOKEN)
+        .json(table)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_state_file_with_a_refused_upstream_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routing.json");
+    std::fs::write(
+        &path,
+        r#"{"generation": 3, "active": {"slot": "green", "address": "10.0.0.5:80"}}"#,
+    )
+    .unwrap();
+    let config = |allow: &str| {
+        let mut config = ProxyConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+            path.clone(),
+            AdminToken::new(TOKEN).unwrap(),
+        );
+        config.allow_upstream = vec![allow.parse().unwrap()];
+        config
+    };
+    let err = proxy::start(config("172.17.0.0/16"))
+        .await
+        .err()
+        .expect("refuses to start");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "state file {} holds a routing table this proxy refuses: active upstream \"10.0.0.5:80\": \
+             not on loopback and not inside any --allow-upstream network (allowed: 172.17.0.0/16); \
+             fix or remove it, refusing to start",
+            path.display()
+        )
+    );
+    // The same file is fine where the operator allowed that network.
+    let proxy = proxy::start(config("10.0.0.0/8")).await.expect("starts");
+    assert_eq!(proxy.routing.current().generation, 3);
+    proxy.shutdown().await;
+}
+
+/// An upstream that answers with the `Cookie` headers it received, one per
+/// line, or `(none)`.
+async fn start_cookie_echo() -> SocketAddr {
+    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let cookies: Vec<String> = headers
+            .get_all("cookie")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        if cookies.is_empty() {
+            "(none)".to_string()
+        } else {
+            cookies.join("\n")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn the_console_session_cookie_never_reaches_the_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let proxy = start_proxy(dir.path()).await;
+    let app = start_cookie_echo().await;
+    assert_eq!(
+        switch(&c, &proxy, &table(1, SlotColor::Blue, &app.to_string())).await,
+        200
+    );
+    let url = format!("http://{}/", proxy.listen_addr);
+    let app_sees = |cookies: &[&str]| {
+        let mut req = c.get(&url);
+        for cookie in cookies {
+            req = req.header("cookie", *cookie);
+        }
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+
+    assert_eq!(
+        app_sees(&["theme=dark; switchyard_session=s3cret;cart=\"a b\""]).await,
+        "theme=dark;cart=\"a b\""
+    );
+    assert_eq!(
+        app_sees(&["__Host-switchyard_session=s3cret; theme=dark"]).await,
+        "theme=dark"
+    );
+    assert_eq!(app_sees(&["switchyard_session=s3cret"]).await, "(none)");
+    assert_eq!(
+        app_sees(&["switchyard_session=a; __Host-switchyard_session=b"]).await,
+        "(none)"
+    );
+    // Two Cookie headers (HTTP/2 clients split them): each is cleaned, and
+    // the one left empty is dropped.
+    assert_eq!(
+        app_sees(&[
+            "a=1; switchyard_session=s3cret",
+            "switchyard_session=s3cret"
+        ])
+        .await,
+        "a=1"
+    );
+    // Untouched when no console cookie is there, look-alikes included.
+    for untouched in [
+        "a=1;b=2 ;  c=3",
+        "my_switchyard_session=1; switchyard_slot=blue",
+        "note=switchyard_session",
+    ] {
+        assert_eq!(app_sees(&[untouched]).await, untouched);
+    }
+    assert_eq!(app_sees(&[]).await, "(none)");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn cookie_names_to_strip_are_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let proxy = start_proxy_with(dir.path(), |config| {
+        config.forward.console_cookies =
+            proxy::console_cookies::ConsoleCookies::new(["console_sid"]).unwrap();
+    })
+    .await;
+    let app = start_cookie_echo().await;
+    assert_eq!(
+        switch(&c, &proxy, &table(1, SlotColor::Blue, &app.to_string())).await,
+        200
+    );
+    let res = c
+        .get(format!("http://{}/", proxy.listen_addr))
+        .header("cookie", "console_sid=x; switchyard_session=y")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "switchyard_session=y");
+    proxy.shutdown().await;
 }

@@ -427,3 +427,143 @@ fn sigterm_stops_the_proxy_with_exit_code_0() {
     let log = std::fs::read_to_string(dir.path().join("proxy.log")).unwrap();
     assert!(!log.contains(TOKEN), "the token never reaches logs");
 }
+
+/// Runs the binary with `extra` flags until it exits (it must refuse to
+/// start); (exit code, stderr).
+fn refused_start(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    let out = Command::new(PROXY_BIN)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--state-file")
+        .arg(dir.join("routing.json"))
+        .arg("--token-file")
+        .arg(dir.join("token"))
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn refuses_to_start_with_a_bad_allow_upstream_or_strip_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value, why) in [
+        (
+            "--allow-upstream",
+            "172.17.0.1/16",
+            "host bits are set after /16 (did you mean 172.17.0.0/16?)",
+        ),
+        (
+            "--allow-upstream",
+            "172.17.0.0",
+            "the /prefix length is missing",
+        ),
+        (
+            "--allow-upstream",
+            "docker0/16",
+            "\"docker0\" is not an IP address",
+        ),
+        (
+            "--allow-upstream",
+            "fd00::/200",
+            "the prefix length must be a number from 0 to 128",
+        ),
+        ("--strip-cookie", "a=b", "is not a cookie name"),
+        ("--strip-cookie", "", "is not a cookie name: it is empty"),
+    ] {
+        let (code, stderr) = refused_start(dir.path(), &[flag, value]);
+        assert_eq!(code, Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(why), "{flag} {value}: {stderr}");
+    }
+}
+
+#[test]
+fn refuses_to_start_with_a_state_file_routing_where_it_must_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("routing.json");
+    std::fs::write(
+        &state_file,
+        r#"{"generation": 9, "active": {"slot": "blue", "address": "127.0.0.1:9001"},
+            "preview": {"slot": "green", "address": "169.254.169.254:80"}}"#,
+    )
+    .unwrap();
+    let (code, stderr) = refused_start(dir.path(), &["--allow-upstream", "169.254.0.0/16"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "state file {} holds a routing table this proxy refuses: preview upstream \"169.254.169.254:80\": link-local/metadata addresses are never allowed",
+            state_file.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// The flags end to end on the real binary: `--allow-upstream` lets a table
+/// name that network (nothing is sent there: a PUT does not connect), and
+/// `--strip-cookie` replaces the default names.
+#[tokio::test]
+async fn allow_upstream_and_strip_cookie_flags_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy_with(
+        dir.path(),
+        &[
+            "--allow-upstream",
+            "172.17.0.0/16",
+            "--allow-upstream",
+            "fd00::/8",
+            "--strip-cookie",
+            "console_sid",
+        ],
+    );
+    let c = reqwest::Client::new();
+    assert_eq!(
+        put(&c, &proxy, &route(1, SlotColor::Blue, "172.17.0.2:8080")).await,
+        200
+    );
+    assert_eq!(
+        put(&c, &proxy, &route(2, SlotColor::Blue, "[fd00::2]:8080")).await,
+        200
+    );
+    assert_eq!(
+        put(&c, &proxy, &route(3, SlotColor::Blue, "10.0.0.2:8080")).await,
+        400
+    );
+    let own_admin = proxy.info.admin.to_string();
+    assert_eq!(
+        put(&c, &proxy, &route(3, SlotColor::Blue, &own_admin)).await,
+        400
+    );
+
+    let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_addr = app.local_addr().unwrap();
+    let echo = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        headers
+            .get("cookie")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default()
+    });
+    tokio::spawn(async move { axum::serve(app, echo).await });
+    assert_eq!(
+        put(
+            &c,
+            &proxy,
+            &route(3, SlotColor::Green, &app_addr.to_string())
+        )
+        .await,
+        200
+    );
+    let seen = c
+        .get(format!("http://{}/", proxy.info.listen))
+        .header("cookie", "console_sid=1; switchyard_session=2; theme=dark")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(seen, "switchyard_session=2; theme=dark");
+}
