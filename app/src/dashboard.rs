@@ -304,7 +304,7 @@ fn OperateForms(
 fn EnvironmentStatus(env: EnvironmentView) -> impl IntoView {
     view! {
         <p class="app-url">
-            "Users reach " <a href=env.app_url.clone() data-testid="app-url">{env.app_url.clone()}</a>
+            "Users reach " <a href=crate::links::web_link(&env.app_url) data-testid="app-url">{env.app_url.clone()}</a>
         </p>
         {env.preview_url.map(|url| view! {
             <p class="preview-url">

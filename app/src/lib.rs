@@ -8,12 +8,15 @@ pub mod checklists;
 pub mod dashboard;
 pub mod deployment;
 pub mod error;
+pub mod form;
 pub mod layout;
+pub mod links;
 pub mod lock;
 pub mod releases;
 pub mod settings;
 #[cfg(feature = "ssr")]
 pub mod state;
+pub mod textarea;
 pub mod traffic;
 pub mod users;
 
@@ -26,6 +29,7 @@ use leptos_router::{
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    provide_csp_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -41,6 +45,18 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// Hands the nonce the console's security headers put in this response's
+/// Content-Security-Policy to Leptos, which writes it on every inline script
+/// it emits (hydration, streamed resources): scripts without it do not run.
+fn provide_csp_nonce() {
+    #[cfg(feature = "ssr")]
+    if let Some(nonce) = use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<leptos::nonce::Nonce>().cloned())
+    {
+        provide_context(nonce);
     }
 }
 

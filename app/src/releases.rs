@@ -4,6 +4,7 @@
 
 use crate::error::AppError;
 use crate::layout::{page_error, TopBar};
+use crate::textarea::TextArea;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
@@ -227,9 +228,9 @@ fn RequestForm(action: ServerAction<RequestRelease>, environments: Vec<String>) 
                     </select>
                 </label>
                 <label>"Version" <input type="text" name="version" placeholder="e.g. v2" data-testid="request-version"/></label>
-                <label>"Notes" <textarea name="notes" rows="3" data-testid="request-notes"></textarea></label>
+                <label>"Notes" <TextArea name="notes" rows=3 attr:data-testid="request-notes"/></label>
                 <label>"Migration SQL (optional)"
-                    <textarea name="migration_sql" rows="4" placeholder="ALTER TABLE … ADD COLUMN … DEFAULT …" data-testid="request-sql"></textarea>
+                    <TextArea name="migration_sql" rows=4 attr:placeholder="ALTER TABLE … ADD COLUMN … DEFAULT …" attr:data-testid="request-sql"/>
                 </label>
                 <button type="submit" data-testid="request-submit" disabled=move || action.pending().get()>"Request release"</button>
             </ActionForm>
@@ -518,8 +519,8 @@ fn EditForms(
             <ActionForm action=edit attr:class="stacked">
                 <input type="hidden" name="release" value=release.id/>
                 <input type="hidden" name="revision" value=release.revision/>
-                <label>"Notes" <textarea name="notes" rows="3" data-testid="edit-notes">{release.notes.clone()}</textarea></label>
-                <label>"Migration SQL" <textarea name="migration_sql" rows="4" data-testid="edit-sql">{release.migration_sql.clone()}</textarea></label>
+                <label>"Notes" <TextArea name="notes" rows=3 value=release.notes.clone() attr:data-testid="edit-notes"/></label>
+                <label>"Migration SQL" <TextArea name="migration_sql" rows=4 value=release.migration_sql.clone() attr:data-testid="edit-sql"/></label>
                 <button type="submit" data-testid="edit-submit">"Save changes"</button>
             </ActionForm>
             <ActionForm action=cancel attr:class="inline">

@@ -4,6 +4,7 @@
 
 use crate::error::AppError;
 use crate::layout::{page_error, TopBar};
+use crate::textarea::TextArea;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -173,7 +174,7 @@ fn SettingsForm(
                 <legend>"Gates (before the switch)"</legend>
                 <label class="setting">
                     <span>"Smoke routes"</span>
-                    <textarea name="smoke_paths" rows="3" readonly=!admin data-setting="smoke_paths">{s.smoke_paths.clone()}</textarea>
+                    <TextArea name="smoke_paths" rows=3 readonly=!admin value=s.smoke_paths.clone() attr:data-setting="smoke_paths"/>
                     <small>"one path per line; each must answer 2xx"</small>
                 </label>
                 {field("Sample requests", "sample_requests", s.sample_requests.to_string(), "0 turns the performance sample off", admin)}

@@ -1,4 +1,5 @@
-import { expect, test, type Page } from '@playwright/test';
+import type { Page } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { USERS } from '../support/constants';
 import { actionResult, environment, expectHydrated, signIn } from '../support/console';
 

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { CONSOLE_URL, USERS } from '../support/constants';
 import { expectHydrated } from '../support/console';
 

@@ -1,4 +1,5 @@
-import { expect, test, type Browser, type Page } from '@playwright/test';
+import type { Browser, Page } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { USERS, type Account } from '../support/constants';
 import { expectHydrated, expectLive, liveVersion, SAME_ORIGIN_JSON, signIn } from '../support/console';
 

@@ -2,7 +2,7 @@
 //! what admins do to users. Every change is authorized here and audited; the
 //! console never edits the users table itself.
 
-use crate::audit::{AuditActor, Event, Outcome};
+use crate::audit::Outcome;
 use crate::error::{Error, Result};
 use crate::pipeline::{Actor, Engine};
 use crate::rbac::Action;
@@ -10,31 +10,20 @@ use crate::users::{self, User};
 use model::{Role, UserView};
 
 impl Engine {
-    /// Checks a password and records the attempt. Every failure is the same
-    /// `BadCredentials`; a login that cannot be audited does not happen.
+    /// Checks a password and records the attempt, through the sign-in
+    /// throttle (see [`crate::throttle`]): a username or address with too
+    /// many recent failures is refused with `Throttled` without its password
+    /// being checked. Every failure is the same `BadCredentials`; a login
+    /// that cannot be audited does not happen.
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         source_ip: Option<String>,
     ) -> Result<User> {
-        match crate::auth::login(self.pool(), username, password).await {
-            Ok(user) => {
-                let actor = Actor::user(user.clone()).from_ip(source_ip);
-                self.audit(actor.event("auth.login", Outcome::Ok)).await?;
-                Ok(user)
-            }
-            Err(Error::BadCredentials) => {
-                let attempted = AuditActor::Anonymous {
-                    attempted: username.to_string(),
-                };
-                let mut ev = Event::new(attempted, "auth.login", Outcome::Failed);
-                ev.source_ip = source_ip;
-                self.audit(ev).await?;
-                Err(Error::BadCredentials)
-            }
-            Err(e) => Err(e),
-        }
+        crate::throttle::LoginThrottle::shared()
+            .login(self, username, password, source_ip)
+            .await
     }
 
     pub async fn logout(&self, actor: &Actor) -> Result<()> {

@@ -125,6 +125,8 @@ impl Engine {
         notes: &str,
         migration_sql: &str,
     ) -> Result<ReleaseView> {
+        // The role first: who may not act learns nothing of which ids exist.
+        self.authorize(actor, Action::RequestRelease, None).await?;
         let release = releases::get(self.pool(), release_id).await?;
         self.authorize(actor, Action::RequestRelease, Some(&release.environment))
             .await?;
@@ -161,6 +163,8 @@ impl Engine {
         seen_revision: i64,
         reason: &str,
     ) -> Result<ReleaseView> {
+        // The role first: who may not act learns nothing of which ids exist.
+        self.authorize(actor, Action::RequestRelease, None).await?;
         let release = releases::get(self.pool(), release_id).await?;
         self.authorize(actor, Action::RequestRelease, Some(&release.environment))
             .await?;
@@ -196,6 +200,8 @@ impl Engine {
         seen_revision: i64,
         note: &str,
     ) -> Result<ReleaseView> {
+        // The role first: who may not act learns nothing of which ids exist.
+        self.authorize(actor, Action::SignChecklist, None).await?;
         let release = releases::get(self.pool(), release_id).await?;
         self.authorize(actor, Action::SignChecklist, Some(&release.environment))
             .await?;
@@ -305,6 +311,8 @@ impl Engine {
         item_id: i64,
         reason: &str,
     ) -> Result<ReleaseView> {
+        // The role first: who may not act learns nothing of which ids exist.
+        self.authorize(actor, Action::SignChecklist, None).await?;
         let release = releases::get(self.pool(), release_id).await?;
         self.authorize(actor, Action::SignChecklist, Some(&release.environment))
             .await?;
@@ -347,6 +355,9 @@ impl Engine {
 
     /// A release with its checklist evaluated now, and what `actor` may do.
     pub async fn release(&self, actor: &Actor, release_id: i64) -> Result<ReleaseView> {
+        // The role first: who may not act learns nothing of which ids exist.
+        self.authorize(actor, Action::ViewEnvironments, None)
+            .await?;
         let release = releases::get(self.pool(), release_id).await?;
         self.authorize(actor, Action::ViewEnvironments, Some(&release.environment))
             .await?;
@@ -546,6 +557,9 @@ impl Engine {
 
     /// Replaces an environment's checklist with the default one (admins).
     pub async fn reset_checklist(&self, actor: &Actor, env_name: &str) -> Result<()> {
+        // Before the lookup: a refused caller cannot probe environment names.
+        self.authorize(actor, Action::ManageChecklists, Some(env_name))
+            .await?;
         let env = environments::find(self.pool(), env_name).await?;
         let settings = checklists::settings(self.pool(), env.id).await?;
         let items = checklists::default_template(

@@ -153,7 +153,12 @@ impl AuditLog {
     /// Appends `event`. An error here must stop the action it describes.
     pub async fn append(&self, pool: &Pool, event: Event) -> Result<Entry> {
         let _guard = self.append.lock().await;
-        let mut tx = pool.begin().await?;
+        // IMMEDIATE takes SQLite's write lock before the read of the last
+        // entry: a deferred transaction that read first would be refused
+        // (SQLITE_BUSY_SNAPSHOT) if any other connection committed in between
+        // — a session write, a deploy step — and the action would fail for
+        // want of its audit entry.
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&mut *tx)

@@ -52,8 +52,8 @@ pub async fn set_settings(pool: &Pool, env_id: i64, s: &ApprovalSettings) -> Res
     Ok(())
 }
 
-/// The checklist teams start from: reference/001 §9, reference/002
-/// "Pre-Deployment Checklist", reference/003 "Prerequisites". Items that need
+/// The checklist teams start from: the pre-deployment items common to the
+/// blue-green runbooks Switchyard replaces (docs/ARCHITECTURE.md). Items that need
 /// configuration (an upstream environment, a backup command) are optional
 /// until an admin configures them and marks them required.
 pub fn default_template(has_upstream: bool, has_backup: bool) -> Vec<TemplateItem> {

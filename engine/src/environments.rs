@@ -50,7 +50,7 @@ pub struct Environment {
 }
 
 /// Settings for a new environment; the durations fall back to the defaults
-/// teams use by hand (reference/001: poll every 250 ms, give up after 60 s).
+/// teams use by hand (poll every 250 ms, give up after 60 s).
 #[derive(Clone, Debug)]
 pub struct NewEnvironment {
     pub name: String,

@@ -8,6 +8,11 @@ pub enum Error {
     InvalidInput(String),
     #[error("wrong username or password")]
     BadCredentials,
+    /// Sign-in refused without checking the password: too many failed
+    /// attempts for this username or from this address, or too many
+    /// sign-ins being checked at once (see `throttle`).
+    #[error("too many sign-in attempts; try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
     #[error("not signed in")]
     Unauthenticated,
     #[error("{role} may not {action}")]

@@ -1,6 +1,6 @@
 //! Gates: what the new release must show on the idle slot, before any user
-//! reaches it (DESIGN.md pipeline step "gates"; reference/002's smoke tests
-//! and performance thresholds).
+//! reaches it (docs/ARCHITECTURE.md, pipeline step "gates": the smoke tests and
+//! performance thresholds teams run by hand before switching).
 //!
 //! Two checks, both against the idle slot — through the router's preview
 //! address when it has one, else at the slot's own address (the pipeline
@@ -50,16 +50,17 @@ impl Default for GateSettings {
 
 impl GateSettings {
     /// Checks settings an operator typed: paths must be absolute and plain
-    /// (they end up in a URL after the slot's address).
+    /// (they end up in a URL after the slot's address, and on a page every
+    /// role reads: no markup or quote characters either).
     pub fn validate(&self) -> Result<(), String> {
         for p in &self.smoke_paths {
             let plain = p.starts_with('/')
                 && p.len() <= 200
                 && p.chars()
-                    .all(|c| c.is_ascii_graphic() && c != '#' && c != '\\');
+                    .all(|c| c.is_ascii_graphic() && !"#\\<>\"'`".contains(c));
             if !plain {
                 return Err(format!(
-                    "smoke route {p:?} must start with '/' and hold no spaces, '#' or '\\'"
+                    "smoke route {p:?} must start with '/' and hold no spaces or any of # \\ < > \" ' `"
                 ));
             }
         }
@@ -340,7 +341,17 @@ mod tests {
     fn operator_paths_are_checked() {
         let mut g = GateSettings::default();
         assert!(g.validate().is_ok());
-        for bad in ["health", "/a b", "/x#frag", "/x\\y"] {
+        for bad in [
+            "health",
+            "/a b",
+            "/x#frag",
+            "/x\\y",
+            "/<script>",
+            "/a\"b",
+            "/a'b",
+            "/a`b",
+            "/a\tb",
+        ] {
             g.smoke_paths = vec![bad.into()];
             assert!(g.validate().is_err(), "{bad:?} was accepted");
         }

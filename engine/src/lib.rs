@@ -23,12 +23,14 @@ pub mod plan;
 pub mod preview;
 pub mod rbac;
 pub mod recovery;
+pub mod refusals;
 pub mod releases;
 pub mod router;
 pub mod runtime;
 pub mod settings;
 pub mod steps;
 pub mod store;
+pub mod throttle;
 pub mod users;
 pub mod watch;
 

@@ -1,6 +1,6 @@
 //! "Migrations are additive-only": while blue and green run side by side they
-//! share one database, so the release's SQL may only add (reference/003:
-//! add tables, columns with defaults, indexes, enum values). The SQL is parsed
+//! share one database, so the release's SQL may only add (what blue-green
+//! runbooks allow: tables, columns with defaults, indexes, enum values). The SQL is parsed
 //! with a real parser, not pattern-matched: a statement the parser cannot read
 //! is reported as not verified, never as additive.
 
@@ -101,6 +101,10 @@ fn breaking_alter(op: &AlterTableOperation) -> Option<&'static str> {
         | AlterTableOperation::DropIndex { .. } => {
             Some("drops a constraint or index the live version relies on")
         }
+        AlterTableOperation::DropPartitions { .. } => Some("drops partitions holding live data"),
+        AlterTableOperation::DropClusteringKey => {
+            Some("drops a clustering key the live version's queries rely on")
+        }
         AlterTableOperation::RenameColumn { .. } => Some("renames a column the live version uses"),
         AlterTableOperation::RenameTable { .. } => Some("renames a table the live version uses"),
         AlterTableOperation::ChangeColumn { .. } | AlterTableOperation::ModifyColumn { .. } => {
@@ -110,6 +114,14 @@ fn breaking_alter(op: &AlterTableOperation) -> Option<&'static str> {
             AlterColumnOperation::SetDataType { .. } => Some("changes a column's type"),
             AlterColumnOperation::SetNotNull => {
                 Some("makes a column NOT NULL: the live version may still write NULL")
+            }
+            AlterColumnOperation::DropDefault => {
+                Some("drops a default the live version's inserts may rely on")
+            }
+            // Not harmful to the live version, but the new one may write NULLs
+            // that the old one, after a rollback, does not expect.
+            AlterColumnOperation::DropNotNull => {
+                Some("drops NOT NULL: after a rollback the old version may read NULLs")
             }
             _ => None,
         },
@@ -160,7 +172,7 @@ mod tests {
 
     #[test]
     fn additive_changes_pass() {
-        // The migration reference/003 runs before its blue-green deploys.
+        // A migration of the kind a team's runbook runs before a blue-green deploy.
         let sql = "BEGIN;
             ALTER TYPE queue_status_enum ADD VALUE IF NOT EXISTS 'processing';
             ALTER TABLE customers ADD COLUMN IF NOT EXISTS processing_started_at TIMESTAMP DEFAULT NULL;

@@ -1,6 +1,6 @@
 //! The deploy and rollback workers.
 //!
-//! The rules from reference/000 are enforced here, not in the UI: the active
+//! The safety rules (docs/ARCHITECTURE.md) are enforced here, not in the UI: the active
 //! slot is never stopped or replaced during a deploy, and a deploy that fails at
 //! any step leaves users on the slot they were on.
 
@@ -685,6 +685,8 @@ impl Engine {
         release_id: i64,
         seen_revision: i64,
     ) -> Result<PreparedDeploy> {
+        // The role first: who may not act learns nothing of which ids exist.
+        self.authorize(actor, Action::Deploy, None).await?;
         let release = releases::get(self.pool(), release_id).await?;
         self.authorize(actor, Action::Deploy, Some(&release.environment))
             .await?;

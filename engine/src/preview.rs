@@ -1,5 +1,5 @@
 //! The preview address: where a deploy's gates reach the idle slot
-//! (DESIGN.md, deploy step 5) without any user reaching it.
+//! (docs/ARCHITECTURE.md, deploy step 5) without any user reaching it.
 //!
 //! When the environment's router has a preview listener
 //! ([`TrafficRouter::preview_url`], configured as the environment's

@@ -79,7 +79,7 @@ pub fn allows(role: Role, action: Action) -> bool {
         // after an incident.
         Action::ViewEnvironments | Action::ViewAudit => true,
         Action::Deploy | Action::Rollback => matches!(role, Role::Deployer | Role::Admin),
-        // Breaking a lock overrides a running deployment: admins only (DESIGN).
+        // Breaking a lock overrides a running deployment: admins only.
         Action::ManageUsers
         | Action::ManageChecklists
         | Action::BreakLock

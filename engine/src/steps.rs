@@ -15,7 +15,7 @@ use crate::store::Pool;
 use chrono::{DateTime, Utc};
 use model::{StepStatus, StepView};
 
-/// The steps of a deploy, in order (DESIGN.md, the deploy pipeline).
+/// The steps of a deploy, in order (docs/ARCHITECTURE.md, the deploy pipeline).
 pub const DEPLOY: &[&str] = &[
     "lock",
     "preflight",

@@ -1,7 +1,7 @@
 //! The watch window: after a deploy has switched users to the new slot, the
 //! engine keeps an eye on it for a while (default 5 minutes) and rolls back by
-//! itself when it breaches a threshold (reference/002's and reference/003's
-//! auto-rollback triggers):
+//! itself when it breaches a threshold (the auto-rollback triggers of teams'
+//! blue-green runbooks):
 //!
 //! * **error rate** of what users got from the new slot through the router
 //!   since the switch, at or above the environment's limit (the gates' limit,

@@ -626,3 +626,58 @@ pub struct UserView {
     pub role: Role,
     pub disabled: bool,
 }
+
+/// What a sign-in throttle counts failures against (see `engine::throttle`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginLockKind {
+    /// An attempted username, trimmed and lowercased (whether or not such
+    /// an account exists).
+    Account,
+    /// A source address: an IPv4 address or an IPv6 /64.
+    Address,
+}
+
+impl LoginLockKind {
+    pub const ALL: [LoginLockKind; 2] = [LoginLockKind::Account, LoginLockKind::Address];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginLockKind::Account => "account",
+            LoginLockKind::Address => "address",
+        }
+    }
+}
+
+impl fmt::Display for LoginLockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LoginLockKind {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "account" => Ok(LoginLockKind::Account),
+            "address" => Ok(LoginLockKind::Address),
+            _ => Err(UnknownVariant::new("login lock kind", s)),
+        }
+    }
+}
+
+/// A throttled sign-in key as the admin page shows it: how many consecutive
+/// failures it has, and until when it is locked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginLockView {
+    pub kind: LoginLockKind,
+    pub key: String,
+    pub failures: u32,
+    /// RFC 3339; `None` before the first lock. In the past once the lock
+    /// has passed (the failures still count until they are forgotten).
+    pub locked_until: Option<String>,
+    /// Seconds left in the lock when this view was read (0 when not locked).
+    pub locked_secs_left: u64,
+    /// RFC 3339, the last failed attempt.
+    pub last_failure_at: Option<String>,
+}

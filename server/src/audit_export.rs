@@ -23,9 +23,14 @@ const CSV_HEADER: &str =
     "id,at,actor_kind,actor_name,source_ip,action,environment,target,reason,result,details,hash\n";
 
 /// Quotes a CSV field when needed, and defuses cells a spreadsheet would run
-/// as a formula (`=`, `+`, `-`, `@`), since actors choose some of this text.
+/// as a formula (`=`, `+`, `-`, `@`, also behind leading spaces, tabs or
+/// line breaks, which spreadsheets skip), since actors choose some of this
+/// text.
 fn csv_field(v: &str) -> String {
-    let v = if v.starts_with(['=', '+', '-', '@']) {
+    let formula = v
+        .trim_start_matches([' ', '\t', '\r', '\n'])
+        .starts_with(['=', '+', '-', '@']);
+    let v = if formula || v.starts_with(['\t', '\r']) {
         format!("'{v}")
     } else {
         v.to_string()
@@ -165,6 +170,10 @@ mod tests {
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(csv_field("-1"), "'-1");
+        assert_eq!(csv_field("\t=1+1"), "'\t=1+1");
+        assert_eq!(csv_field(" @SUM(A1)"), "' @SUM(A1)");
+        assert_eq!(csv_field("\r=cmd"), "\"'\r=cmd\"");
+        assert_eq!(csv_field("\n+1"), "\"'\n+1\"");
         assert_eq!(csv_field("line\nbreak"), "\"line\nbreak\"");
     }
 }

@@ -1,29 +1,146 @@
 //! The console's HTTP surface: Leptos pages and server functions behind the
-//! session layer, the same-origin guard for every mutation, and the login
-//! redirect for pages.
+//! session layer; the request guard (host allow-list, same-origin check for
+//! every mutation, form bodies only, refusals audited); security headers; the
+//! login redirect for pages.
 
-use crate::{audit_export, events};
+pub use crate::hosts::AllowedHosts;
+use crate::refusal_audit::RefusalAudit;
+use crate::{audit_export, events, headers};
 use app::state::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use engine::refusals::RefusedRequest;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::ServeDir;
 use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
 
-/// Refuses state-changing requests that a browser sent from another origin.
-/// Browsers always send `Sec-Fetch-Site` or `Origin` on cross-site POSTs, so
-/// a request with neither is not a cross-site browser request (e.g. curl).
-pub async fn same_origin_guard(req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(req).await;
+/// Largest request body the console reads (release notes and migration SQL
+/// are the longest fields); a longer one is answered 413 unread.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every request passes before a page or server function sees it.
+#[derive(Clone)]
+pub struct Guard {
+    hosts: AllowedHosts,
+    refusals: RefusalAudit,
+    /// Each server function's body check, by path.
+    form_checks: Arc<HashMap<&'static str, app::form::Check>>,
+}
+
+/// Checks every request in order, each refusal audited (rate-limited):
+/// - the `Host` is one the console serves (421 otherwise: DNS rebinding);
+/// - a state-changing request comes from this origin (403 otherwise);
+/// - a server function gets a form body (415 otherwise) that fits its
+///   arguments (400 naming the field otherwise), so no other encoding and no
+///   malformed field reaches a function;
+/// - and, after the fact, a mutation answered 401 is recorded.
+async fn request_guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let source_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let refuse = |kind: RefusedRequest, status: StatusCode, body: Response| {
+        let refusals = guard.refusals.clone();
+        let (method, path, source_ip) = (method.to_string(), path.clone(), source_ip.clone());
+        async move {
+            refusals.record(kind, &method, &path, source_ip).await;
+            tracing::warn!(%method, %path, %status, "refused a request ({})", kind.audit_name());
+            body
+        }
+    };
+
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !host.is_some_and(|h| guard.hosts.allows(h)) {
+        let status = StatusCode::MISDIRECTED_REQUEST;
+        let body = (
+            status,
+            "unknown host: this console answers only to its configured origins (--public-origin)",
+        )
+            .into_response();
+        return refuse(RefusedRequest::UnknownHost, status, body).await;
     }
-    let headers = req.headers();
+    let mutation = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if mutation && !same_origin(req.headers()) {
+        let status = StatusCode::FORBIDDEN;
+        let body = (status, "cross-origin request refused").into_response();
+        return refuse(RefusedRequest::CrossOrigin, status, body).await;
+    }
+    let req = if mutation && path.starts_with("/api/") {
+        match checked_form(&guard, &path, req).await {
+            Ok(req) => req,
+            Err(refused) => return refused,
+        }
+    } else {
+        req
+    };
+    let res = next.run(req).await;
+    // A failed sign-in is audited by the engine as such.
+    if mutation && res.status() == StatusCode::UNAUTHORIZED && path != "/api/login" {
+        let status = res.status();
+        return refuse(RefusedRequest::Unauthenticated, status, res).await;
+    }
+    res
+}
+
+/// A server function's request with its body read and checked against the
+/// function's arguments (`app::form`), put back together for Leptos.
+async fn checked_form(guard: &Guard, path: &str, req: Request) -> Result<Request, Response> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !app::form::is_form(content_type) {
+        return Err(app_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            app::form::UNSUPPORTED_MEDIA_TYPE,
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            app_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+            )
+        })?;
+    if let Some(check) = guard.form_checks.get(path) {
+        check(&bytes).map_err(|m| app_error(StatusCode::BAD_REQUEST, &m))?;
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// An error answer the console's front end decodes like a server function's.
+fn app_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::to_string(&app::error::AppError::BadRequest(message.to_string()))
+        .unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Whether a state-changing request may come from where it says it comes
+/// from. Browsers always send `Sec-Fetch-Site` or `Origin` on cross-site
+/// POSTs, so a request with neither is not a cross-site browser request
+/// (e.g. curl). The `Host` it is compared with was checked already.
+fn same_origin(headers: &axum::http::HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let allowed = if let Some(site) = headers.get("sec-fetch-site") {
+    if let Some(site) = headers.get("sec-fetch-site") {
         matches!(site.to_str(), Ok("same-origin") | Ok("none"))
     } else if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
@@ -33,12 +150,6 @@ pub async fn same_origin_guard(req: Request, next: Next) -> Response {
         origin_host.is_some() && origin_host == host
     } else {
         true
-    };
-    if allowed {
-        next.run(req).await
-    } else {
-        tracing::warn!(method = %req.method(), path = %req.uri().path(), "refused a cross-origin request");
-        (StatusCode::FORBIDDEN, "cross-origin request refused").into_response()
     }
 }
 
@@ -66,10 +177,25 @@ async fn login_redirect(
 pub fn router<Store: SessionStore + Clone>(
     state: AppState,
     sessions: SessionManagerLayer<Store>,
+    hosts: AllowedHosts,
 ) -> Router {
     let routes = generate_route_list(app::App);
     let options = state.leptos_options.clone();
+    let guard = Guard {
+        hosts,
+        refusals: RefusalAudit::new(state.engine.clone()),
+        form_checks: Arc::new(app::form::server_function_checks().into_iter().collect()),
+    };
+    // The compiled front end, compressed (gzip or brotli, as the browser
+    // asks): the WASM shrinks to about a third.
+    let pkg = ServeDir::new(std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir));
     Router::new()
+        .nest_service(
+            "/pkg",
+            tower::ServiceBuilder::new()
+                .layer(CompressionLayer::new())
+                .service(pkg),
+        )
         .route(
             "/audit/export.jsonl",
             get(|s, session, q| {
@@ -96,8 +222,21 @@ pub fn router<Store: SessionStore + Clone>(
             login_redirect,
         ))
         .layer(sessions)
-        .layer(middleware::from_fn(same_origin_guard))
+        .layer(middleware::from_fn_with_state(guard, request_guard))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(headers::security_headers))
         .with_state(state)
+}
+
+/// The session cookie's name. Over HTTPS it carries the `__Host-` prefix:
+/// browsers then accept it only with `Secure`, `Path=/` and no `Domain`, so
+/// no other host (or plain-HTTP page) can plant or widen it.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-switchyard_session"
+    } else {
+        "switchyard_session"
+    }
 }
 
 pub fn session_layer<Store: SessionStore + Clone>(
@@ -106,7 +245,8 @@ pub fn session_layer<Store: SessionStore + Clone>(
     idle: std::time::Duration,
 ) -> SessionManagerLayer<Store> {
     SessionManagerLayer::new(store)
-        .with_name("switchyard_session")
+        .with_name(session_cookie_name(secure))
+        .with_path("/")
         .with_http_only(true)
         .with_secure(secure)
         .with_same_site(tower_sessions::cookie::SameSite::Strict)

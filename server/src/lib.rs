@@ -4,11 +4,16 @@
 pub mod audit_export;
 pub mod bench;
 pub mod bench_deploy;
+pub mod bench_login;
 pub mod bench_nginx;
 pub mod bench_proxy;
 pub mod bench_rig;
 pub mod bootstrap;
 pub mod config;
 pub mod events;
+pub mod headers;
+pub mod hosts;
 pub mod http;
+pub mod private_files;
 pub mod proxy_process;
+pub mod refusal_audit;

@@ -7,7 +7,7 @@ use engine::runtime::ProcessRuntime;
 use engine::Engine;
 use leptos::prelude::LeptosOptions;
 use server::config::{default_bin_dir, Config, PreviewListen};
-use server::{bootstrap, http, proxy_process};
+use server::{bootstrap, http, private_files, proxy_process};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,6 +75,15 @@ enum BenchCommand {
         #[arg(long)]
         bin_dir: Option<PathBuf>,
     },
+    /// Sign-in throttling: wrong passwords judged against one account with and
+    /// without the throttle (same run), then one address across usernames.
+    Login {
+        /// Seconds each attack runs.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        #[arg(long, default_value_t = 8)]
+        attackers: usize,
+    },
     /// The data plane: failed requests across switches under load, switch →
     /// first new-slot answer, throughput and p99 (direct, switchyard-proxy,
     /// nginx) with wrk, proxy memory.
@@ -138,9 +147,15 @@ struct ServeArgs {
     /// Health-wait deadline for the demo environment, in seconds.
     #[arg(long, default_value_t = 60)]
     health_deadline_secs: u64,
-    /// Mark the session cookie Secure (serve over HTTPS).
+    /// Mark the session cookie Secure and name it `__Host-switchyard_session`
+    /// (serve over HTTPS).
     #[arg(long, env = "SWITCHYARD_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// An origin people reach the console at (`https://console.example.com`),
+    /// repeatable, comma-separated in the variable. Requests naming any other
+    /// host are refused; the listen address and localhost are always allowed.
+    #[arg(long, env = "SWITCHYARD_PUBLIC_ORIGIN", value_delimiter = ',')]
+    public_origin: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +183,9 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Whatever this process (and the proxy and slots it starts) creates is
+    // private to its user: the data directory holds sessions and secrets.
+    private_files::restrict_umask();
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("creating {}", cli.data_dir.display()))?;
     match cli.command {
@@ -189,6 +207,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Audit { entries, runs }) => {
             server::bench::audit(&cli.data_dir.join("bench"), entries, runs.max(1)).await
+        }
+        Command::Bench(BenchCommand::Login { secs, attackers }) => {
+            server::bench_login::login(&cli.data_dir, secs.max(1), attackers.max(1)).await
         }
         Command::Bench(BenchCommand::Deploy {
             runs,
@@ -303,6 +324,14 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
         session_idle_timeout: Duration::from_secs(8 * 3600),
         session_absolute_timeout: Duration::from_secs(24 * 3600),
     };
+    let hosts = args
+        .public_origin
+        .iter()
+        .try_fold(http::AllowedHosts::for_listen(cfg.listen), |h, o| {
+            h.with_origin(o)
+        })
+        .map_err(anyhow::Error::msg)?;
+    private_files::secure_data_dir(&cfg.data_dir)?;
     let pool = engine::store::open(&cfg.database_url()).await?;
     let runtime = Arc::new(ProcessRuntime::new(cfg.log_dir()));
     let mut engine = Engine::new(pool.clone(), runtime);
@@ -364,7 +393,10 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
     let router = http::router(
         state,
         http::session_layer(store, cfg.secure_cookies, cfg.session_idle_timeout),
+        hosts,
     );
+    // The database and its WAL exist now: none of them readable by others.
+    private_files::secure_data_dir(&cfg.data_dir)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is it in use?)", cfg.listen))?;

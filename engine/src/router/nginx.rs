@@ -1,7 +1,7 @@
 //! Drives a local nginx: the active slot lives in an upstream include file
 //! that the operator's nginx configuration `include`s inside `http { }`.
 //!
-//! `apply` follows the runbook teams use by hand (reference/001), minus the
+//! `apply` follows the runbook teams use by hand (write, test, reload), minus the
 //! ways it breaks: the include is replaced atomically (temp file, fsync,
 //! rename), `nginx -t` checks the whole configuration before anything is
 //! reloaded, a failed check puts the previous include back byte for byte (so

@@ -1,0 +1,66 @@
+import type { Browser, Page } from '@playwright/test';
+import { expect, test } from '../support/test';
+import { USERS, type Account } from '../support/constants';
+import { expectHydrated, signIn } from '../support/console';
+
+async function person(browser: Browser, account: Account): Promise<Page> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, account);
+  return page;
+}
+
+/** Set by the payloads below if any of them ever runs. */
+async function scriptRan(page: Page): Promise<boolean> {
+  return page.evaluate(() => document.body.dataset.xss !== undefined || (window as { __xss?: boolean }).__xss === true);
+}
+
+const NOTES = `</textarea><script>document.body.dataset.xss='notes'</script><img src=x onerror="window.__xss=true">`;
+const SQL = `</textarea><script>document.body.dataset.xss='sql'</script>`;
+
+test('release notes holding markup are shown as text to the people who open them', async ({ browser }) => {
+  const dana = await person(browser, USERS.dana);
+  await dana.goto('/releases');
+  await expectHydrated(dana);
+  await dana.getByTestId('request-environment').selectOption('production');
+  await dana.getByTestId('request-version').fill('v2');
+  await dana.getByTestId('request-notes').fill(NOTES);
+  await dana.getByTestId('request-sql').fill(SQL);
+  await dana.getByTestId('request-submit').click();
+  await expect(dana).toHaveURL(/\/releases\/\d+$/);
+  const url = dana.url();
+
+  // The approver opens it fresh: the server's HTML, then hydration.
+  const alice = await person(browser, USERS.alice);
+  const answer = await alice.goto(url);
+  const csp = answer?.headers()['content-security-policy'] ?? '';
+  expect(csp).toContain("script-src 'self' 'nonce-");
+  expect(csp).not.toContain('unsafe-inline');
+  expect(answer?.headers()['x-frame-options']).toBe('DENY');
+  expect(answer?.headers()['cache-control']).toBe('no-store');
+  await expectHydrated(alice);
+  await expect(alice.getByText(NOTES).first()).toBeVisible();
+  expect(await scriptRan(alice)).toBe(false);
+
+  // The requester's own edit form holds the text as its value, unchanged.
+  await dana.reload();
+  await expectHydrated(dana);
+  await expect(dana.getByTestId('edit-notes')).toHaveValue(NOTES);
+  await expect(dana.getByTestId('edit-sql')).toHaveValue(SQL);
+  expect(await scriptRan(dana)).toBe(false);
+  // Saved without a change, it stays byte for byte what was written.
+  await dana.getByTestId('edit-submit').click();
+  await dana.reload();
+  await expect(dana.getByTestId('edit-notes')).toHaveValue(NOTES);
+});
+
+test('the front end is served compressed and revalidated', async ({ request }) => {
+  const page = await request.get('/login');
+  const html = await page.text();
+  const wasm = html.match(/\/pkg\/[^"']+\.wasm/)?.[0];
+  expect(wasm, 'the page names its WASM').toBeTruthy();
+  const res = await request.get(wasm!, { headers: { 'Accept-Encoding': 'br, gzip' } });
+  expect(res.status()).toBe(200);
+  expect(['br', 'gzip']).toContain(res.headers()['content-encoding']);
+  expect(res.headers()['cache-control']).toBe('no-cache');
+});

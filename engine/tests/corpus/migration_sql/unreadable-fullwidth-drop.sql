@@ -1,0 +1,1 @@
+ＤＲＯＰ TABLE customers;

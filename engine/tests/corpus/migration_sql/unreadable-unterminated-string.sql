@@ -1,0 +1,2 @@
+CREATE TABLE t (id INT, note TEXT DEFAULT 'unterminated);
+DROP TABLE customers;

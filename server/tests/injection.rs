@@ -1,0 +1,482 @@
+//! Stored and reflected script injection, tried on every page.
+//!
+//! Every text column of the schema is either filled here with injection
+//! payloads — straight into the database, so that what is tested is the
+//! rendering, whatever validation let through or a future face writes — or
+//! listed as not holding people's text. A column added by a migration and in
+//! neither list fails the test until someone decides which it is.
+//!
+//! Then every page is rendered through the real router (server-side HTML with
+//! its streamed resource chunks and hydration data) and parsed as a browser
+//! does: no element, attribute or script may come out of a payload.
+
+mod support;
+
+use support::*;
+
+/// Text columns whose content people write (directly, or through a name they
+/// chose): filled with payloads.
+const WRITABLE: &[(&str, &str)] = &[
+    ("users", "username"),
+    ("environments", "name"),
+    ("environments", "app_url"),
+    ("environments", "artifact_template"),
+    ("environments", "health_path"),
+    ("environments", "upstream_environment"),
+    ("environments", "backup_command"),
+    ("environments", "gate_smoke_paths"),
+    ("environments", "preview_listen"),
+    ("environments", "nginx_conf"),
+    ("environments", "nginx_include"),
+    ("environments", "nginx_pid_file"),
+    ("environments", "nginx_binary"),
+    ("environments", "nginx_prefix"),
+    ("environments", "nginx_upstream"),
+    ("slots", "version"),
+    ("slots", "address"),
+    ("slots", "handle"),
+    ("slots", "last_health_message"),
+    ("deployments", "from_version"),
+    ("deployments", "to_version"),
+    ("deployments", "reason"),
+    ("deployments", "message"),
+    ("deployments", "holder"),
+    ("deployment_steps", "message"),
+    ("checklist_items", "title"),
+    ("checklist_items", "description"),
+    ("releases", "version"),
+    ("releases", "artifact"),
+    ("releases", "notes"),
+    ("releases", "migration_sql"),
+    ("release_items", "title"),
+    ("release_items", "description"),
+    ("signoffs", "note"),
+    ("signoffs", "void_reason"),
+    ("deployment_watches", "message"),
+    ("login_throttle", "key"),
+    // Append-only: filled through the engine's own append (see `fill_audit`).
+    ("audit_log", "actor_name"),
+    ("audit_log", "source_ip"),
+    ("audit_log", "environment"),
+    ("audit_log", "target"),
+    ("audit_log", "reason"),
+    ("audit_log", "details"),
+];
+
+/// Text columns that hold no one's words: enumerations the schema checks,
+/// times the console writes, hashes and secrets never rendered.
+const NOT_PEOPLES_TEXT: &[(&str, &str, &str)] = &[
+    (
+        "users",
+        "password_hash",
+        "argon2 PHC string, never rendered",
+    ),
+    ("users", "role", "CHECK-ed enumeration"),
+    ("users", "created_at", "time written by the console"),
+    ("environments", "runtime", "CHECK-ed enumeration"),
+    ("environments", "router", "CHECK-ed enumeration"),
+    (
+        "environments",
+        "proxy_admin_url",
+        "never rendered (admin API address)",
+    ),
+    (
+        "environments",
+        "proxy_token_file",
+        "a secret's path, never rendered",
+    ),
+    ("environments", "active_color", "CHECK-ed enumeration"),
+    ("environments", "created_at", "time written by the console"),
+    ("slots", "color", "CHECK-ed enumeration"),
+    ("slots", "state", "CHECK-ed enumeration"),
+    ("slots", "last_health_at", "time written by the console"),
+    ("slots", "updated_at", "time written by the console"),
+    ("slots", "standby_until", "time written by the console"),
+    ("deployments", "kind", "CHECK-ed enumeration"),
+    ("deployments", "status", "CHECK-ed enumeration"),
+    ("deployments", "from_slot", "CHECK-ed enumeration"),
+    ("deployments", "to_slot", "CHECK-ed enumeration"),
+    ("deployments", "started_at", "time written by the console"),
+    ("deployments", "finished_at", "time written by the console"),
+    ("deployments", "heartbeat_at", "time written by the console"),
+    ("deployment_steps", "name", "step names are the engine's"),
+    ("deployment_steps", "status", "CHECK-ed enumeration"),
+    (
+        "deployment_steps",
+        "started_at",
+        "time written by the console",
+    ),
+    (
+        "deployment_steps",
+        "finished_at",
+        "time written by the console",
+    ),
+    ("checklist_items", "required_role", "CHECK-ed enumeration"),
+    ("checklist_items", "auto_check", "CHECK-ed enumeration"),
+    (
+        "checklist_items",
+        "created_at",
+        "time written by the console",
+    ),
+    ("releases", "status", "CHECK-ed enumeration"),
+    ("releases", "created_at", "time written by the console"),
+    ("releases", "updated_at", "time written by the console"),
+    ("release_items", "required_role", "CHECK-ed enumeration"),
+    ("release_items", "auto_check", "CHECK-ed enumeration"),
+    ("signoffs", "signed_at", "time written by the console"),
+    ("signoffs", "expires_at", "time written by the console"),
+    ("signoffs", "voided_at", "time written by the console"),
+    ("login_throttle", "kind", "CHECK-ed enumeration"),
+    (
+        "deployment_watches",
+        "slot",
+        "slot colour written by the engine",
+    ),
+    ("deployment_watches", "status", "CHECK-ed enumeration"),
+    (
+        "deployment_watches",
+        "started_at",
+        "time written by the console",
+    ),
+    ("deployment_watches", "until", "time written by the console"),
+    (
+        "deployment_watches",
+        "finished_at",
+        "time written by the console",
+    ),
+    ("audit_log", "at", "time written by the console"),
+    ("audit_log", "actor_kind", "CHECK-ed enumeration"),
+    ("audit_log", "action", "the engine's action names"),
+    ("audit_log", "result", "CHECK-ed enumeration"),
+    ("audit_log", "prev_hash", "hex digest"),
+    ("audit_log", "hash", "hex digest"),
+    ("tower_sessions", "id", "session id, never rendered"),
+    ("_sqlx_migrations", "description", "migration file names"),
+];
+
+/// Tables that are bookkeeping, not content (full-text index shadows).
+fn is_internal_table(name: &str) -> bool {
+    name.starts_with("sqlite_") || name.starts_with("audit_fts")
+}
+
+/// Markup that, if rendered raw anywhere, leaves an element carrying
+/// `data-xss` or a script of its own; the tag says which column it came from.
+fn markup_payload(tag: &str) -> String {
+    format!(
+        "{tag}</textarea></title></style></script><b data-xss=\"{tag}\">x</b>\
+         <script>document.body.dataset.xss=\"{tag}\"</script>\" data-xss=\"{tag}\" ' data-xss='{tag}'"
+    )
+}
+
+/// A link target that would run script if a page used it as one.
+fn url_payload(tag: &str) -> String {
+    format!("javascript:document.body.dataset.xss='{tag}'")
+}
+
+async fn text_columns(pool: &Pool) -> Vec<(String, String)> {
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut out = Vec::new();
+    for t in tables.into_iter().filter(|t| !is_internal_table(t)) {
+        let cols: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, type FROM pragma_table_info(?)")
+                .bind(&t)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        for (c, ty) in cols {
+            if ty.eq_ignore_ascii_case("TEXT") {
+                out.push((t.clone(), c));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_text_column_is_either_filled_with_payloads_or_explained() {
+    let c = start().await;
+    let unclassified: Vec<String> = text_columns(&c.pool)
+        .await
+        .into_iter()
+        .filter(|(t, col)| {
+            !WRITABLE.contains(&(t.as_str(), col.as_str()))
+                && !NOT_PEOPLES_TEXT
+                    .iter()
+                    .any(|(nt, nc, _)| nt == t && nc == col)
+        })
+        .map(|(t, col)| format!("{t}.{col}"))
+        .collect();
+    assert!(
+        unclassified.is_empty(),
+        "text columns neither in WRITABLE (gets payloads) nor in NOT_PEOPLES_TEXT (says why not): {unclassified:?}"
+    );
+    // And the lists name nothing that does not exist (a renamed column would
+    // otherwise silently drop out of the matrix).
+    let all = text_columns(&c.pool).await;
+    for (t, col) in WRITABLE {
+        assert!(
+            all.iter().any(|(at, ac)| at == t && ac == col),
+            "WRITABLE names {t}.{col}, which the schema does not have"
+        );
+    }
+}
+
+/// What the matrix renders: a release with items and a signature, a failed
+/// deployment with steps, a running one holding the lock, a checklist, a
+/// throttled sign-in, users, and audit entries.
+struct Scene {
+    admin: String,
+    /// The release's requester: the only one shown its edit form.
+    requester: String,
+    release: i64,
+    deployment: i64,
+}
+
+async fn build_scene(c: &Console) -> Scene {
+    c.user("root", Role::Admin).await;
+    let lead = engine::users::create(&c.pool, "lead", PASSWORD, Role::Approver)
+        .await
+        .unwrap();
+    c.user("victim", Role::Viewer).await;
+    // Before the checklist exists: without one, a deploy needs no release.
+    let deployment = c.failed_deploy().await.id;
+    let (release, item, _, _) = c.protected_release("dev").await;
+    let engine = Engine::new(
+        c.pool.clone(),
+        Arc::new(ProcessRuntime::new(c._dir.path().join("logs"))),
+    );
+    let view = engine
+        .release(&engine::pipeline::Actor::user(lead.clone()), release)
+        .await
+        .unwrap();
+    engine
+        .sign_item(
+            &engine::pipeline::Actor::user(lead),
+            release,
+            item,
+            view.revision,
+            "reviewed",
+        )
+        .await
+        .unwrap();
+    // A second deployment, running: the environment's lock, with its holder.
+    sqlx::query(
+        "INSERT INTO deployments (environment_id, kind, status, from_version, to_version, \
+         from_slot, to_slot, reason, message, started_at, holder, heartbeat_at) \
+         SELECT environment_id, kind, 'running', from_version, to_version, from_slot, to_slot, \
+         reason, message, started_at, 'host/1/1/x', started_at FROM deployments WHERE id = ?",
+    )
+    .bind(deployment)
+    .execute(&c.pool)
+    .await
+    .unwrap();
+    // A sign-in throttled for a while (the key is what the person typed).
+    for _ in 0..8 {
+        c.login("nobody-in-particular", "wrong password!!", None)
+            .await;
+    }
+    let admin = c.session_for("root").await;
+    let requester = c.session_for("dev").await;
+    Scene {
+        admin,
+        requester,
+        release,
+        deployment,
+    }
+}
+
+/// Overwrites every writable column of every row with `payload(tag)`, the
+/// tag naming the column; the old value follows it, so unique columns stay
+/// unique.
+async fn fill(c: &Console, payload: fn(&str) -> String) {
+    for (table, column) in WRITABLE.iter().filter(|(t, _)| *t != "audit_log") {
+        // The signed-in admin keeps a name they can sign in with.
+        let rows = if *table == "users" {
+            "WHERE role <> 'admin'"
+        } else {
+            ""
+        };
+        sqlx::query(&format!(
+            "UPDATE {table} SET {column} = ? || '#' || COALESCE({column}, '') {rows}"
+        ))
+        .bind(payload(&format!("{table}.{column}")))
+        .execute(&c.pool)
+        .await
+        .unwrap_or_else(|e| panic!("filling {table}.{column}: {e}"));
+    }
+    fill_audit(c, payload).await;
+}
+
+/// The audit log refuses UPDATE: its payloads go in as new entries, through
+/// the same append every action uses, and through a failed sign-in.
+async fn fill_audit(c: &Console, payload: fn(&str) -> String) {
+    let engine = Engine::new(
+        c.pool.clone(),
+        Arc::new(ProcessRuntime::new(c._dir.path().join("logs"))),
+    );
+    let p = |col: &str| payload(&format!("audit_log.{col}"));
+    let mut ev = engine::audit::Event::new(
+        engine::audit::AuditActor::Anonymous {
+            attempted: p("actor_name"),
+        },
+        "auth.login",
+        engine::audit::Outcome::Failed,
+    );
+    ev.source_ip = Some(p("source_ip"));
+    ev.environment = Some(p("environment"));
+    ev.target = Some(p("target"));
+    ev.reason = Some(p("reason"));
+    ev.details = serde_json::json!({ "error": p("details"), "link": p("details.link") });
+    engine.audit(ev).await.unwrap();
+    c.login(&p("login.username"), "wrong password!!", None)
+        .await;
+}
+
+/// Every page of the console (each is rendered for the admin, who sees the
+/// most, and for the requester of the release, who alone sees its edit form).
+async fn pages(c: &Console, s: &Scene) -> Vec<String> {
+    let env: String = sqlx::query_scalar("SELECT name FROM environments LIMIT 1")
+        .fetch_one(&c.pool)
+        .await
+        .unwrap();
+    let env = urlencode(&env);
+    let reflected = urlencode(&markup_payload("reflected.query"));
+    vec![
+        "/login".into(),
+        "/".into(),
+        "/releases".into(),
+        format!("/releases/{}", s.release),
+        format!("/deployments/{}", s.deployment),
+        format!("/deployments/{}", s.deployment + 1),
+        "/audit".into(),
+        format!(
+            "/audit?actor={reflected}&action={reflected}&environment={reflected}&since={reflected}&until={reflected}&q={reflected}"
+        ),
+        "/users".into(),
+        format!("/environments/{env}/checklist"),
+        format!("/environments/{env}/lock"),
+        format!("/environments/{env}/settings"),
+        format!("/environments/{reflected}/settings"),
+        format!("/no-such-page/{reflected}"),
+    ]
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What a browser would build from `html` that came out of a payload.
+fn injected(html: &str) -> Vec<String> {
+    let doc = scraper::Html::parse_document(html);
+    let mut found = Vec::new();
+    for node in doc.root_element().descendants() {
+        let Some(el) = scraper::ElementRef::wrap(node) else {
+            continue;
+        };
+        let e = el.value();
+        for (name, value) in e.attrs() {
+            if name == "data-xss" {
+                found.push(format!("<{} data-xss={value:?}>", e.name()));
+            }
+            if name.starts_with("on") {
+                found.push(format!("<{} {name}={value:?}>", e.name()));
+            }
+            let is_url = matches!(
+                name,
+                "href" | "src" | "action" | "formaction" | "xlink:href"
+            );
+            if is_url && value.trim().to_ascii_lowercase().starts_with("javascript:") {
+                found.push(format!("<{} {name}={value:?}>", e.name()));
+            }
+        }
+        if e.name() == "script" {
+            let text: String = el.text().collect();
+            if text.trim_start().starts_with("document.body.dataset.xss") {
+                found.push(format!("<script>{}</script>", text.trim()));
+            }
+        }
+    }
+    found
+}
+
+async fn assert_no_injection(c: &Console, s: &Scene, payload: fn(&str) -> String) {
+    fill(c, payload).await;
+    let mut failures = Vec::new();
+    let people = [("admin", &s.admin), ("requester", &s.requester)];
+    for (path, (who, session)) in pages(c, s)
+        .await
+        .into_iter()
+        .flat_map(|p| people.map(|who| (p.clone(), who)))
+    {
+        let r = c.get(&path, Some(session)).await;
+        assert!(
+            r.status.is_success() || r.status == StatusCode::NOT_FOUND,
+            "GET {path}: {}",
+            r.status
+        );
+        assert!(
+            r.body.contains("</html>"),
+            "GET {path}: the page did not render to the end"
+        );
+        for f in injected(&r.body) {
+            failures.push(format!("{path} as the {who}: {f}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "payloads came out as markup:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn no_payload_in_any_writable_field_becomes_markup_on_any_page() {
+    let c = start().await;
+    let s = build_scene(&c).await;
+    // The detector itself finds what it looks for.
+    assert_eq!(
+        injected(&format!("<p>{}</p>", markup_payload("t"))).len(),
+        2
+    );
+    assert_no_injection(&c, &s, markup_payload).await;
+
+    // The payload is on the pages, as text: the fields were rendered.
+    let release = c
+        .get(&format!("/releases/{}", s.release), Some(&s.requester))
+        .await;
+    assert!(
+        release.body.contains("releases.notes&lt;"),
+        "the release page does not show its notes"
+    );
+    assert!(
+        release.body.contains("data-testid=\"edit-notes\""),
+        "the requester is not shown the edit form"
+    );
+    let audit = c.get("/audit", Some(&s.admin)).await;
+    assert!(
+        audit.body.contains("audit_log.reason&lt;"),
+        "the audit page does not show the entry"
+    );
+}
+
+#[tokio::test]
+async fn no_writable_field_becomes_a_script_link() {
+    let c = start().await;
+    let s = build_scene(&c).await;
+    assert_eq!(
+        injected(&format!("<a href=\"{}\">x</a>", url_payload("t"))).len(),
+        1
+    );
+    assert_no_injection(&c, &s, url_payload).await;
+}

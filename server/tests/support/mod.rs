@@ -1,0 +1,311 @@
+//! A console for HTTP-level tests: the real axum router from `server::http`,
+//! real server functions and a real SQLite file, served on a loopback port;
+//! with helpers to post forms and read answers the way the browser does.
+#![allow(dead_code)] // each test file uses its own part of it
+
+pub use app::error::AppError;
+pub use app::state::AppState;
+pub use engine::environments::{self, NewEnvironment};
+pub use engine::runtime::ProcessRuntime;
+pub use engine::store::Pool;
+pub use engine::Engine;
+pub use leptos::prelude::LeptosOptions;
+pub use model::{DeploymentStatus, DeploymentView, Role};
+pub use reqwest::header::{HeaderMap, ACCEPT, COOKIE, ORIGIN, SET_COOKIE};
+pub use reqwest::StatusCode;
+pub use std::net::SocketAddr;
+pub use std::sync::Arc;
+pub use std::time::Duration;
+pub use tower_sessions_sqlx_store::SqliteStore;
+
+pub const PASSWORD: &str = "a long enough password";
+pub const ENV: &str = "production";
+
+pub struct Console {
+    pub origin: String,
+    pub pool: Pool,
+    pub http: reqwest::Client,
+    pub server: tokio::task::JoinHandle<()>,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    /// The server function's error, decoded as the browser decodes it.
+    pub fn error(&self) -> AppError {
+        assert!(
+            !self.status.is_success(),
+            "expected an error, got {}: {}",
+            self.status,
+            self.body
+        );
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("error body {:?} is not an AppError: {e}", self.body))
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        assert!(self.status.is_success(), "{}: {}", self.status, self.body);
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body {:?} does not decode: {e}", self.body))
+    }
+
+    /// The `switchyard_session` Set-Cookie header, if any.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("switchyard_session="))
+            .map(str::to_string)
+    }
+
+    /// `switchyard_session=<id>`, ready for a Cookie header.
+    pub fn session(&self) -> String {
+        let set = self
+            .session_cookie()
+            .unwrap_or_else(|| panic!("no session cookie set ({}: {})", self.status, self.body));
+        set.split(';').next().unwrap().trim().to_string()
+    }
+}
+
+pub async fn start() -> Console {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = engine::store::open(&format!(
+        "sqlite:{}",
+        dir.path().join("switchyard.db").display()
+    ))
+    .await
+    .unwrap();
+    let engine = Engine::new(
+        pool.clone(),
+        Arc::new(ProcessRuntime::new(dir.path().join("logs"))),
+    );
+    let store = SqliteStore::new(pool.clone());
+    store.migrate().await.unwrap();
+
+    // An environment whose proxy is not running: a deploy that gets past every
+    // check fails at the preflight, and nothing is ever started.
+    let unused_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token_file = dir.path().join("proxy-token");
+    std::fs::write(&token_file, "http-test-token\n").unwrap();
+    environments::create(
+        &pool,
+        &NewEnvironment::new(
+            ENV,
+            "http://127.0.0.1:1/",
+            "/bin/true {version}",
+            &format!("http://127.0.0.1:{unused_port}"),
+            &token_file.display().to_string(),
+        ),
+    )
+    .await
+    .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let leptos_options = LeptosOptions::builder()
+        .output_name("switchyard")
+        .site_root(dir.path().join("site").display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    let state = AppState {
+        leptos_options,
+        engine,
+        session_absolute_timeout: Duration::from_secs(24 * 3600),
+    };
+    let router = server::http::router(
+        state,
+        server::http::session_layer(store, false, Duration::from_secs(8 * 3600)),
+        server::http::AllowedHosts::for_listen(addr),
+    );
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    Console {
+        origin: format!("http://{addr}"),
+        pool,
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        server,
+        _dir: dir,
+    }
+}
+
+impl Console {
+    /// Gives ENV the default checklist and has `requester` (a deployer)
+    /// request v2 there. Returns the release id, the ids of its "Code
+    /// reviewed" and "Rollback plan confirmed" items, and a template item id.
+    pub async fn protected_release(&self, requester: &str) -> (i64, i64, i64, i64) {
+        let engine = Engine::new(
+            self.pool.clone(),
+            Arc::new(ProcessRuntime::new(self._dir.path().join("logs"))),
+        );
+        let system = engine::pipeline::Actor::system();
+        engine
+            .set_checklist_template(
+                &system,
+                ENV,
+                &engine::checklists::default_template(false, false),
+            )
+            .await
+            .unwrap();
+        let user = engine::users::create(&self.pool, requester, PASSWORD, Role::Deployer)
+            .await
+            .unwrap();
+        let release = engine
+            .request_release(
+                &engine::pipeline::Actor::user(user),
+                &model::ReleaseRequest {
+                    environment: ENV.into(),
+                    version: "v2".into(),
+                    notes: String::new(),
+                    migration_sql: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+        let id_of = |title: &str| release.items.iter().find(|i| i.title == title).unwrap().id;
+        let template = engine.checklist_template(&system, ENV).await.unwrap();
+        (
+            release.id,
+            id_of("Code reviewed"),
+            id_of("Rollback plan confirmed"),
+            template[0].id,
+        )
+    }
+
+    /// A deploy of v1 by the system, which fails at the preflight (the
+    /// environment's proxy is not running). Returns its deployment.
+    pub async fn failed_deploy(&self) -> DeploymentView {
+        let engine = Engine::new(
+            self.pool.clone(),
+            Arc::new(ProcessRuntime::new(self._dir.path().join("logs"))),
+        );
+        let d = engine
+            .deploy(&engine::pipeline::Actor::system(), ENV, "v1")
+            .await
+            .unwrap();
+        assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+        d
+    }
+
+    pub async fn user(&self, name: &str, role: Role) {
+        engine::users::create(&self.pool, name, PASSWORD, role)
+            .await
+            .unwrap();
+    }
+
+    /// POSTs a form the way the console's own page does (same origin, JSON
+    /// answer), with `headers` added or overriding.
+    pub async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.origin))
+            .header(ACCEPT, "application/json")
+            .form(form);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("origin"))
+        {
+            req = req.header(ORIGIN, &self.origin);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> Resp {
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.origin))
+            .header(ACCEPT, "text/html");
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    pub async fn read(resp: reqwest::Response) -> Resp {
+        Resp {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    pub async fn login(&self, name: &str, password: &str, cookie: Option<&str>) -> Resp {
+        self.post(
+            "/api/login",
+            &[("username", name), ("password", password)],
+            cookie,
+            &[],
+        )
+        .await
+    }
+
+    /// Signs in and returns the session cookie.
+    pub async fn session_for(&self, name: &str) -> String {
+        let r = self.login(name, PASSWORD, None).await;
+        assert!(
+            r.status.is_success(),
+            "login {name}: {}: {}",
+            r.status,
+            r.body
+        );
+        r.session()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        tower_sessions_sqlx_store::sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn overview_user(&self, cookie: &str) -> Result<String, AppError> {
+        let r = self
+            .post("/api/load_overview", &[], Some(cookie), &[])
+            .await;
+        if r.status.is_success() {
+            let v: serde_json::Value = r.json();
+            Ok(v["user"]["username"].as_str().unwrap().to_string())
+        } else {
+            Err(r.error())
+        }
+    }
+}
