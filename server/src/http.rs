@@ -101,17 +101,6 @@ async fn request_guard(State(guard): State<Guard>, req: Request, next: Next) -> 
 /// A server function's request with its body read and checked against the
 /// function's arguments (`app::form`), put back together for Leptos.
 async fn checked_form(guard: &Guard, path: &str, req: Request) -> Result<Request, Response> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !app::form::is_form(content_type) {
-        return Err(app_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            app::form::UNSUPPORTED_MEDIA_TYPE,
-        ));
-    }
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
@@ -121,6 +110,19 @@ async fn checked_form(guard: &Guard, path: &str, req: Request) -> Result<Request
                 &format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
             )
         })?;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    // No body at all (a function without arguments called by `fetch`) is an
+    // empty form; any body must say it is one.
+    let no_body = content_type.is_none() && bytes.is_empty();
+    if !no_body && !content_type.is_some_and(app::form::is_form) {
+        return Err(app_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            app::form::UNSUPPORTED_MEDIA_TYPE,
+        ));
+    }
     if let Some(check) = guard.form_checks.get(path) {
         check(&bytes).map_err(|m| app_error(StatusCode::BAD_REQUEST, &m))?;
     }

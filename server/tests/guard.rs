@@ -254,3 +254,33 @@ async fn every_answer_carries_the_security_headers() {
         "the hydration script has no nonce"
     );
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_answered_429_with_retry_after() {
+    let c = start().await;
+    c.user("tess", Role::Deployer).await;
+    for _ in 0..5 {
+        let r = c.login("tess", "not the password", None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    // Locked now (1 s after the fifth failure, doubling after each more):
+    // the right password too gets the same refusal, and no session.
+    let r = c.login("tess", PASSWORD, None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert!(matches!(r.error(), AppError::TooManyAttempts { .. }));
+    assert_eq!(r.session_cookie(), None);
+    // A name that does not exist is locked the same way: a 429 says
+    // nothing about whether the account exists.
+    for _ in 0..5 {
+        c.login("nobody-by-that-name", "not the password", None)
+            .await;
+    }
+    let r = c.login("nobody-by-that-name", PASSWORD, None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    // Once the lock has passed, the right password works.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = c.login("tess", PASSWORD, None).await;
+    assert!(r.status.is_success(), "{}: {}", r.status, r.body);
+}
