@@ -140,7 +140,7 @@ impl Engine {
         password: &str,
     ) -> Result<UserView> {
         self.authorize(actor, Action::ManageUsers, None).await?;
-        crate::auth::validate_new_password(password)?;
+        crate::password::validate_new_password(password)?;
         let target = self.target_user(user_id).await?;
         self.audit_user_change(
             actor,

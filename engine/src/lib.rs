@@ -18,6 +18,7 @@ pub mod gates;
 pub mod health;
 pub mod lock;
 pub mod migration_check;
+pub mod password;
 pub mod pipeline;
 pub mod plan;
 pub mod preview;

@@ -1,8 +1,8 @@
-//! Console users. The password hash stays inside this module and `auth`; what
-//! leaves the engine is `model::SessionUser`.
+//! Console users. The password hash stays inside this module, `password`
+//! and `auth`; what leaves the engine is `model::SessionUser`.
 
-use crate::auth::{self, PasswordHash};
 use crate::error::{parse_stored, Error, Result};
+use crate::password::{hash_password, validate_new_password, PasswordHash};
 use crate::store::Pool;
 use model::{Role, SessionUser, UserView};
 
@@ -82,8 +82,8 @@ pub fn validate_username(name: &str) -> Result<()> {
 
 pub async fn create(pool: &Pool, username: &str, password: &str, role: Role) -> Result<User> {
     validate_username(username)?;
-    auth::validate_new_password(password)?;
-    let hash = auth::hash_password(password.to_string()).await?;
+    validate_new_password(password)?;
+    let hash = hash_password(password.to_string()).await?;
     let res = sqlx::query(
         "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
     )
@@ -188,8 +188,8 @@ pub async fn set_disabled(pool: &Pool, id: i64, disabled: bool) -> Result<()> {
 }
 
 pub async fn set_password(pool: &Pool, id: i64, password: &str) -> Result<()> {
-    auth::validate_new_password(password)?;
-    let hash = auth::hash_password(password.to_string()).await?;
+    validate_new_password(password)?;
+    let hash = hash_password(password.to_string()).await?;
     sqlx::query("UPDATE users SET password_hash = ?, auth_epoch = auth_epoch + 1 WHERE id = ?")
         .bind(hash.as_str())
         .bind(id)

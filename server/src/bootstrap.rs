@@ -110,7 +110,7 @@ pub async fn ensure_admin(
     }
     let (password, generated) = match from_env.filter(|p| !p.is_empty()) {
         Some(p) => (p, false),
-        None => (engine::auth::generate_password(), true),
+        None => (engine::password::generate_password(), true),
     };
     engine
         .create_user(&Actor::system(), "admin", &password, Role::Admin)

@@ -194,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
             let engine = offline_engine(&cli.data_dir).await?;
             let (password, generated) = match std::env::var("SWITCHYARD_PASSWORD") {
                 Ok(p) if !p.is_empty() => (p, false),
-                _ => (engine::auth::generate_password(), true),
+                _ => (engine::password::generate_password(), true),
             };
             let user = engine
                 .create_user(&Actor::system(), &name, &password, role)
