@@ -732,14 +732,7 @@ impl LoginThrottle {
             let _writes = self.inner.writes.lock().await;
             match claim_refusal_audit(engine.pool(), l).await {
                 Ok(true) => {
-                    let mut ev = Event::new(
-                        AuditActor::Anonymous {
-                            attempted: username.to_string(),
-                        },
-                        "auth.throttled",
-                        Outcome::Denied,
-                    );
-                    ev.source_ip = source_ip.clone();
+                    let mut ev = throttled_event(username, source_ip);
                     ev.target = Some(l.key.key.clone());
                     ev.details = serde_json::json!({
                         "kind": l.key.kind.as_str(),
@@ -782,14 +775,7 @@ impl LoginThrottle {
         };
         if let Some(refused) = refused {
             let _writes = self.inner.writes.lock().await;
-            let mut ev = Event::new(
-                AuditActor::Anonymous {
-                    attempted: username.to_string(),
-                },
-                "auth.throttled",
-                Outcome::Denied,
-            );
-            ev.source_ip = source_ip.clone();
+            let mut ev = throttled_event(username, source_ip);
             ev.details = serde_json::json!({
                 "kind": "busy",
                 "refused": refused,
@@ -932,6 +918,19 @@ impl Engine {
             .clear_lock(self, actor, kind, key)
             .await
     }
+}
+
+/// The audit entry of a refused sign-in: who was tried, from where.
+fn throttled_event(username: &str, source_ip: &Option<String>) -> Event {
+    let mut ev = Event::new(
+        AuditActor::Anonymous {
+            attempted: username.to_string(),
+        },
+        "auth.throttled",
+        Outcome::Denied,
+    );
+    ev.source_ip = source_ip.clone();
+    ev
 }
 
 #[cfg(test)]
