@@ -24,7 +24,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path,
+    path, SsrMode,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -73,19 +73,35 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/switchyard.css"/>
         <Title text="Switchyard"/>
+        // Every page renders whole before its first byte is sent (`Async`):
+        // a page's status (403 for a page this person may not see, 404 for a
+        // missing deployment) is set by the data it loads, and with streaming
+        // it would be 200 or not depending on which finished first. The same
+        // full HTML is what a browser without JavaScript gets.
         <Router>
-            <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
-                <Route path=path!("/login") view=auth::LoginPage/>
-                <Route path=path!("/") view=dashboard::DashboardPage/>
-                <Route path=path!("/deployments/:id") view=deployment::DeploymentPage/>
-                <Route path=path!("/audit") view=audit::AuditLogPage/>
-                <Route path=path!("/users") view=users::UsersPage/>
-                <Route path=path!("/releases") view=releases::ReleasesListPage/>
-                <Route path=path!("/releases/:id") view=releases::ReleaseDetailPage/>
-                <Route path=path!("/environments/:name/checklist") view=checklists::ChecklistTemplatePage/>
-                <Route path=path!("/environments/:name/lock") view=lock::LockDetailPage/>
-                <Route path=path!("/environments/:name/settings") view=settings::SettingsDetailPage/>
+            <Routes fallback=NotFound>
+                <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
+                <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
+                <Route path=path!("/deployments/:id") view=deployment::DeploymentPage ssr=SsrMode::Async/>
+                <Route path=path!("/audit") view=audit::AuditLogPage ssr=SsrMode::Async/>
+                <Route path=path!("/users") view=users::UsersPage ssr=SsrMode::Async/>
+                <Route path=path!("/releases") view=releases::ReleasesListPage ssr=SsrMode::Async/>
+                <Route path=path!("/releases/:id") view=releases::ReleaseDetailPage ssr=SsrMode::Async/>
+                <Route path=path!("/environments/:name/checklist") view=checklists::ChecklistTemplatePage ssr=SsrMode::Async/>
+                <Route path=path!("/environments/:name/lock") view=lock::LockDetailPage ssr=SsrMode::Async/>
+                <Route path=path!("/environments/:name/settings") view=settings::SettingsDetailPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }
+}
+
+/// An address that names no page: 404, so that links checkers and monitors
+/// see a missing page as one.
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+        opts.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! { <p class="notice">"Page not found."</p> }
 }

@@ -337,31 +337,40 @@ async fn fill_audit(c: &Console, payload: fn(&str) -> String) {
 }
 
 /// Every page of the console (each is rendered for the admin, who sees the
-/// most, and for the requester of the release, who alone sees its edit form).
-async fn pages(c: &Console, s: &Scene) -> Vec<String> {
+/// most, and for the requester of the release, who alone sees its edit form),
+/// with the status each of them gets: a refusal or a missing page is still a
+/// whole page, and its status never depends on timing (pages render whole).
+async fn pages(c: &Console, s: &Scene) -> Vec<(String, (StatusCode, StatusCode))> {
     let env: String = sqlx::query_scalar("SELECT name FROM environments LIMIT 1")
         .fetch_one(&c.pool)
         .await
         .unwrap();
     let env = urlencode(&env);
     let reflected = urlencode(&markup_payload("reflected.query"));
+    const OK: StatusCode = StatusCode::OK;
+    const BOTH: (StatusCode, StatusCode) = (OK, OK);
+    const MISSING: (StatusCode, StatusCode) = (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND);
     vec![
-        "/login".into(),
-        "/".into(),
-        "/releases".into(),
-        format!("/releases/{}", s.release),
-        format!("/deployments/{}", s.deployment),
-        format!("/deployments/{}", s.deployment + 1),
-        "/audit".into(),
-        format!(
-            "/audit?actor={reflected}&action={reflected}&environment={reflected}&since={reflected}&until={reflected}&q={reflected}"
+        ("/login".into(), BOTH),
+        ("/".into(), BOTH),
+        ("/releases".into(), BOTH),
+        (format!("/releases/{}", s.release), BOTH),
+        (format!("/deployments/{}", s.deployment), BOTH),
+        (format!("/deployments/{}", s.deployment + 1), BOTH),
+        ("/audit".into(), BOTH),
+        (
+            format!(
+                "/audit?actor={reflected}&action={reflected}&environment={reflected}&since={reflected}&until={reflected}&q={reflected}"
+            ),
+            BOTH,
         ),
-        "/users".into(),
-        format!("/environments/{env}/checklist"),
-        format!("/environments/{env}/lock"),
-        format!("/environments/{env}/settings"),
-        format!("/environments/{reflected}/settings"),
-        format!("/no-such-page/{reflected}"),
+        // Only admins manage people.
+        ("/users".into(), (OK, StatusCode::FORBIDDEN)),
+        (format!("/environments/{env}/checklist"), BOTH),
+        (format!("/environments/{env}/lock"), BOTH),
+        (format!("/environments/{env}/settings"), BOTH),
+        (format!("/environments/{reflected}/settings"), MISSING),
+        (format!("/no-such-page/{reflected}"), MISSING),
     ]
 }
 
@@ -414,17 +423,17 @@ async fn assert_no_injection(c: &Console, s: &Scene, payload: fn(&str) -> String
     fill(c, payload).await;
     let mut failures = Vec::new();
     let people = [("admin", &s.admin), ("requester", &s.requester)];
-    for (path, (who, session)) in pages(c, s)
+    for ((path, statuses), (who, session)) in pages(c, s)
         .await
         .into_iter()
         .flat_map(|p| people.map(|who| (p.clone(), who)))
     {
         let r = c.get(&path, Some(session)).await;
-        assert!(
-            r.status.is_success() || r.status == StatusCode::NOT_FOUND,
-            "GET {path}: {}",
-            r.status
-        );
+        let expected = match who {
+            "admin" => statuses.0,
+            _ => statuses.1,
+        };
+        assert_eq!(r.status, expected, "GET {path} as the {who}");
         assert!(
             r.body.contains("</html>"),
             "GET {path}: the page did not render to the end"
