@@ -30,7 +30,8 @@
 //! Errors are JSON `{"error": "..."}`; 401 carries `WWW-Authenticate: Bearer`.
 
 use crate::metrics::{BadWindow, MetricsReport, MetricsSnapshot, SeriesReport, SlotMetrics};
-use crate::routing::{RouteTable, Routing, SwitchError};
+use crate::route_table::RouteTable;
+use crate::routing::{Routing, SwitchError};
 use crate::token::AdminToken;
 use crate::upstream_policy::UpstreamPolicy;
 use axum::body::Bytes;
@@ -94,9 +95,7 @@ impl IntoResponse for AdminError {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
             AdminError::Malformed(_) | AdminError::BadQuery(_) => StatusCode::BAD_REQUEST,
             AdminError::Switch(SwitchError::Stale { .. }) => StatusCode::CONFLICT,
-            AdminError::Switch(
-                SwitchError::InvalidUpstream { .. } | SwitchError::InvalidTable(_),
-            ) => StatusCode::BAD_REQUEST,
+            AdminError::Switch(SwitchError::Invalid(_)) => StatusCode::BAD_REQUEST,
             AdminError::Switch(SwitchError::Persist(_) | SwitchError::PersistInterrupted) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -182,7 +181,7 @@ pub fn parse_routing_table(body: &[u8], policy: &UpstreamPolicy) -> Result<Route
         ));
     }
     let table: RouteTable = serde_json::from_value(value).map_err(malformed)?;
-    table.validate(policy)?;
+    table.validate(policy).map_err(SwitchError::Invalid)?;
     Ok(table)
 }
 

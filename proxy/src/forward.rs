@@ -23,7 +23,8 @@
 
 use crate::console_cookies::ConsoleCookies;
 use crate::metrics::{Listener, RequestGuard, SlotMetrics};
-use crate::routing::{RouteTable, Routing};
+use crate::route_table::RouteTable;
+use crate::routing::Routing;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -485,7 +486,7 @@ impl hyper::body::Body for GuardedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::Canary;
+    use crate::route_table::Canary;
 
     #[test]
     fn canary_split_is_exact_and_even() {

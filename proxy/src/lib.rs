@@ -7,8 +7,10 @@
 //! * [`forward`]: the public listener (active slot, optional canary split
 //!   sticky by cookie) and the optional preview listener (always the idle
 //!   slot), WebSocket/upgrade passthrough.
-//! * [`routing`]: the table ([`routing::RouteTable`]: active, preview,
-//!   canary), swapped atomically and fenced by generation.
+//! * [`route_table`]: the table ([`route_table::RouteTable`]: active,
+//!   preview, canary) and the rules every table must obey.
+//! * [`routing`]: the table in effect, swapped atomically, fenced by
+//!   generation and persisted ([`state_file`]) before a switch is answered.
 //! * [`metrics`]: per slot and listener: requests, responses by status class,
 //!   upstream errors, in flight, latency histogram with p50/p95/p99, windowed
 //!   views over the last N seconds, Prometheus text.
@@ -21,6 +23,7 @@ pub mod console_cookies;
 pub mod forward;
 pub mod metrics;
 pub mod ready_file;
+pub mod route_table;
 pub mod routing;
 pub mod state_file;
 pub mod token;
@@ -29,7 +32,8 @@ pub mod upstream_policy;
 use crate::admin::AdminState;
 use crate::forward::{ForwardConfig, Forwarder};
 use crate::metrics::{Listener, SlotMetrics};
-use crate::routing::{RouteTable, Routing};
+use crate::route_table::RouteTable;
+use crate::routing::Routing;
 use crate::state_file::{StateFile, StateFileError};
 use crate::token::AdminToken;
 use crate::upstream_policy::{Network, UpstreamPolicy};

@@ -1,6 +1,6 @@
 //! Where the routing table survives restarts of the proxy.
 
-use crate::routing::{RouteTable, SwitchError};
+use crate::route_table::{RouteTable, TableError};
 use crate::upstream_policy::UpstreamPolicy;
 use std::ffi::OsString;
 use std::io::Write;
@@ -24,10 +24,7 @@ pub enum StateFileError {
     // been edited by hand; routing users to where it points unchecked would
     // let the file bypass the checks the admin API makes.
     #[error("state file {path} holds a routing table this proxy refuses: {source}; fix or remove it, refusing to start")]
-    Refused {
-        path: PathBuf,
-        source: Box<SwitchError>,
-    },
+    Refused { path: PathBuf, source: TableError },
     #[error("cannot write state file {path}: {source}")]
     Write {
         path: PathBuf,
@@ -80,7 +77,7 @@ impl StateFile {
             .validate(policy)
             .map_err(|source| StateFileError::Refused {
                 path: self.path.clone(),
-                source: Box::new(source),
+                source,
             })?;
         Ok(table)
     }
@@ -100,7 +97,7 @@ impl StateFile {
 /// Writes `PATH.tmp`, fsyncs it, renames it over `PATH` and fsyncs the
 /// directory, so a crash at any point leaves either the old or the new file
 /// complete, never a torn one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp: OsString = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

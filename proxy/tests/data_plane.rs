@@ -1,32 +1,18 @@
 //! The proxy started in-process on real sockets: metrics, the preview
 //! listener, drain status, upgrade (WebSocket) passthrough and the canary split.
 
+mod support;
+
 use axum::http::StatusCode;
 use model::{SlotColor, Upstream};
-use proxy::routing::{Canary, RouteTable};
-use proxy::token::AdminToken;
-use proxy::{ProxyConfig, RunningProxy};
+use proxy::route_table::{Canary, RouteTable};
+use proxy::RunningProxy;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
+use support::in_process::{start_proxy, start_proxy_with};
+use support::{admin_get, put_routing_status, serve_upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-const TOKEN: &str = "data-plane-token";
-
-async fn start_proxy(dir: &Path, preview: bool) -> RunningProxy {
-    let mut config = ProxyConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-        dir.join("routing.json"),
-        AdminToken::new(TOKEN).unwrap(),
-    );
-    if preview {
-        config.preview = Some("127.0.0.1:0".parse().unwrap());
-    }
-    config.drain_timeout = Duration::from_secs(5);
-    proxy::start(config).await.expect("proxy starts")
-}
 
 /// Answers `<name> <path>`; `/slow` after 800 ms, `/boom` with a 500,
 /// `/missing` with a 404.
@@ -45,10 +31,7 @@ async fn start_upstream(name: &'static str) -> SocketAddr {
         };
         (status, format!("{name} {path}"))
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+    serve_upstream(app).await
 }
 
 fn up(slot: SlotColor, addr: SocketAddr) -> Upstream {
@@ -58,27 +41,9 @@ fn up(slot: SlotColor, addr: SocketAddr) -> Upstream {
     }
 }
 
-async fn put(c: &reqwest::Client, proxy: &RunningProxy, t: &serde_json::Value) -> u16 {
-    c.put(format!("http://{}/admin/routing", proxy.admin_addr))
-        .bearer_auth(TOKEN)
-        .json(t)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-async fn admin_get(c: &reqwest::Client, proxy: &RunningProxy, path: &str) -> reqwest::Response {
-    c.get(format!("http://{}{path}", proxy.admin_addr))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-}
-
+/// `GET path` on the admin API, which must answer 200, as JSON.
 async fn admin_json(c: &reqwest::Client, proxy: &RunningProxy, path: &str) -> serde_json::Value {
-    let res = admin_get(c, proxy, path).await;
+    let res = admin_get(c, proxy.admin_addr, path).await;
     assert_eq!(res.status(), 200, "{path}");
     res.json().await.unwrap()
 }
@@ -87,10 +52,10 @@ async fn admin_json(c: &reqwest::Client, proxy: &RunningProxy, path: &str) -> se
 async fn metrics_count_classes_latency_and_windows_in_json_and_prometheus() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let proxy = start_proxy(dir.path(), false).await;
+    let proxy = start_proxy(dir.path()).await;
     let blue = start_upstream("blue").await;
     let table = serde_json::json!({"generation": 1, "active": up(SlotColor::Blue, blue)});
-    assert_eq!(put(&c, &proxy, &table).await, 200);
+    assert_eq!(put_routing_status(&c, proxy.admin_addr, &table).await, 200);
 
     let base = format!("http://{}", proxy.listen_addr);
     for path in ["/", "/", "/", "/missing", "/boom"] {
@@ -142,13 +107,18 @@ async fn metrics_count_classes_latency_and_windows_in_json_and_prometheus() {
     );
 
     for bad in ["0", "601", "ten", "-1"] {
-        let res = admin_get(&c, &proxy, &format!("/admin/metrics?window_secs={bad}")).await;
+        let res = admin_get(
+            &c,
+            proxy.admin_addr,
+            &format!("/admin/metrics?window_secs={bad}"),
+        )
+        .await;
         assert_eq!(res.status(), 400, "{bad}");
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["error"], "window_secs must be between 1 and 600");
     }
 
-    let res = admin_get(&c, &proxy, "/admin/metrics/prometheus").await;
+    let res = admin_get(&c, proxy.admin_addr, "/admin/metrics/prometheus").await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.headers()["content-type"],
@@ -173,7 +143,10 @@ async fn metrics_count_classes_latency_and_windows_in_json_and_prometheus() {
 async fn preview_listener_serves_the_idle_slot_and_is_counted_apart() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let proxy = start_proxy(dir.path(), true).await;
+    let proxy = start_proxy_with(dir.path(), |config| {
+        config.preview = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
     let preview = format!("http://{}", proxy.preview_addr.expect("preview listener"));
     let public = format!("http://{}", proxy.listen_addr);
     let blue = start_upstream("blue").await;
@@ -188,7 +161,7 @@ async fn preview_listener_serves_the_idle_slot_and_is_counted_apart() {
 
     // The console's old shape (no preview): still no preview slot.
     let t = serde_json::json!({"generation": 1, "active": up(SlotColor::Blue, blue)});
-    assert_eq!(put(&c, &proxy, &t).await, 200);
+    assert_eq!(put_routing_status(&c, proxy.admin_addr, &t).await, 200);
     assert_eq!(
         c.get(format!("{preview}/")).send().await.unwrap().status(),
         503
@@ -201,7 +174,7 @@ async fn preview_listener_serves_the_idle_slot_and_is_counted_apart() {
         "active": up(SlotColor::Blue, blue),
         "preview": up(SlotColor::Green, green),
     });
-    assert_eq!(put(&c, &proxy, &t).await, 200);
+    assert_eq!(put_routing_status(&c, proxy.admin_addr, &t).await, 200);
     assert_eq!(admin_json(&c, &proxy, "/admin/routing").await, t);
     let res = c.get(format!("{preview}/try")).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -220,7 +193,7 @@ async fn preview_listener_serves_the_idle_slot_and_is_counted_apart() {
         "active": up(SlotColor::Green, green),
         "preview": up(SlotColor::Blue, blue),
     });
-    assert_eq!(put(&c, &proxy, &t).await, 200);
+    assert_eq!(put_routing_status(&c, proxy.admin_addr, &t).await, 200);
     assert_eq!(
         c.get(format!("{preview}/"))
             .send()
@@ -250,7 +223,7 @@ async fn preview_listener_serves_the_idle_slot_and_is_counted_apart() {
     let b = &m["slots"]["blue"];
     assert_eq!(b["listeners"]["preview"]["requests"], 1);
     assert_eq!(b["listeners"]["public"]["requests"], 1);
-    let text = admin_get(&c, &proxy, "/admin/metrics/prometheus")
+    let text = admin_get(&c, proxy.admin_addr, "/admin/metrics/prometheus")
         .await
         .text()
         .await
@@ -266,7 +239,11 @@ async fn preview_listener_serves_the_idle_slot_and_is_counted_apart() {
         serde_json::json!({"generation": 9, "active": up(SlotColor::Green, green), "canary": {"slot": "blue", "percent": 10}}),
         serde_json::json!({"generation": 9, "active": up(SlotColor::Green, green), "preview": up(SlotColor::Blue, blue), "canary": {"slot": "blue", "percent": 101}}),
     ] {
-        assert_eq!(put(&c, &proxy, &bad).await, 400, "{bad}");
+        assert_eq!(
+            put_routing_status(&c, proxy.admin_addr, &bad).await,
+            400,
+            "{bad}"
+        );
     }
     assert_eq!(admin_json(&c, &proxy, "/admin/routing").await, t);
     proxy.shutdown().await;
@@ -276,11 +253,11 @@ async fn preview_listener_serves_the_idle_slot_and_is_counted_apart() {
 async fn drain_status_counts_in_flight_requests_of_the_old_slot() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let proxy = start_proxy(dir.path(), false).await;
+    let proxy = start_proxy(dir.path()).await;
     let blue = start_upstream("blue").await;
     let green = start_upstream("green").await;
     let t = serde_json::json!({"generation": 1, "active": up(SlotColor::Blue, blue)});
-    assert_eq!(put(&c, &proxy, &t).await, 200);
+    assert_eq!(put_routing_status(&c, proxy.admin_addr, &t).await, 200);
 
     let slow: Vec<_> = (0..3)
         .map(|_| {
@@ -290,7 +267,7 @@ async fn drain_status_counts_in_flight_requests_of_the_old_slot() {
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t = serde_json::json!({"generation": 2, "active": up(SlotColor::Green, green)});
-    assert_eq!(put(&c, &proxy, &t).await, 200);
+    assert_eq!(put_routing_status(&c, proxy.admin_addr, &t).await, 200);
 
     let d = admin_json(&c, &proxy, "/admin/drain?slot=blue").await;
     assert_eq!(
@@ -315,7 +292,7 @@ async fn drain_status_counts_in_flight_requests_of_the_old_slot() {
     }
 
     for bad in ["/admin/drain", "/admin/drain?slot=purple"] {
-        let res = admin_get(&c, &proxy, bad).await;
+        let res = admin_get(&c, proxy.admin_addr, bad).await;
         assert_eq!(res.status(), 400, "{bad}");
         let body: serde_json::Value = res.json().await.unwrap();
         assert!(body["error"].as_str().unwrap().contains("slot"));
@@ -373,10 +350,10 @@ async fn read_head(sock: &mut TcpStream) -> String {
 async fn upgrades_are_passed_through_and_counted_until_closed() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let proxy = start_proxy(dir.path(), false).await;
+    let proxy = start_proxy(dir.path()).await;
     let echo = start_upgrade_echo().await;
     let t = serde_json::json!({"generation": 1, "active": up(SlotColor::Blue, echo)});
-    assert_eq!(put(&c, &proxy, &t).await, 200);
+    assert_eq!(put_routing_status(&c, proxy.admin_addr, &t).await, 200);
 
     let mut sock = TcpStream::connect(proxy.listen_addr).await.unwrap();
     sock.write_all(
@@ -432,7 +409,7 @@ async fn upgrades_are_passed_through_and_counted_until_closed() {
 #[tokio::test]
 async fn canary_sends_a_share_of_new_clients_and_keeps_them_by_cookie() {
     let dir = tempfile::tempdir().unwrap();
-    let proxy = start_proxy(dir.path(), false).await;
+    let proxy = start_proxy(dir.path()).await;
     let admin = reqwest::Client::new();
     let blue = start_upstream("blue").await;
     let green = start_upstream("green").await;
@@ -447,7 +424,7 @@ async fn canary_sends_a_share_of_new_clients_and_keeps_them_by_cookie() {
         }),
     };
     let t = serde_json::to_value(canary(1, 20)).unwrap();
-    assert_eq!(put(&admin, &proxy, &t).await, 200);
+    assert_eq!(put_routing_status(&admin, proxy.admin_addr, &t).await, 200);
 
     // 20 new clients: exactly 4 on green, each pinned by a cookie.
     let c = reqwest::Client::new();
@@ -492,7 +469,7 @@ async fn canary_sends_a_share_of_new_clients_and_keeps_them_by_cookie() {
 
     // Canary at 0 %: new clients all blue, but canary clients keep green.
     let t = serde_json::to_value(canary(2, 0)).unwrap();
-    assert_eq!(put(&admin, &proxy, &t).await, 200);
+    assert_eq!(put_routing_status(&admin, proxy.admin_addr, &t).await, 200);
     for _ in 0..5 {
         assert_eq!(get(None).await.0, "blue");
     }
@@ -508,7 +485,7 @@ async fn canary_sends_a_share_of_new_clients_and_keeps_them_by_cookie() {
         "active": up(SlotColor::Blue, blue),
         "preview": up(SlotColor::Green, green),
     });
-    assert_eq!(put(&admin, &proxy, &t).await, 200);
+    assert_eq!(put_routing_status(&admin, proxy.admin_addr, &t).await, 200);
     assert_eq!(get(Some(green_cookie)).await, ("blue".into(), None));
     assert_eq!(get(None).await, ("blue".into(), None));
 

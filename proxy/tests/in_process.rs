@@ -1,33 +1,25 @@
 //! The proxy started in-process: admin API contract and data-plane behaviour.
 
+mod support;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use model::{RoutingTable, SlotColor, Upstream};
+use model::{RoutingTable, SlotColor};
 use proxy::admin::{self, AdminState};
 use proxy::metrics::SlotMetrics;
 use proxy::routing::Routing;
 use proxy::state_file::StateFile;
 use proxy::token::AdminToken;
 use proxy::upstream_policy::UpstreamPolicy;
-use proxy::{ProxyConfig, RunningProxy};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use support::in_process::{self, start_proxy, start_proxy_with};
+use support::{
+    admin_get, put_routing, put_routing_status, route, serve_upstream, start_cookie_echo, TOKEN,
+};
 use tower::ServiceExt;
-
-const TOKEN: &str = "test-token-123";
-
-fn table(generation: u64, slot: SlotColor, address: &str) -> RoutingTable {
-    RoutingTable {
-        generation,
-        active: Some(Upstream {
-            slot,
-            address: address.to_string(),
-        }),
-        preview: None,
-    }
-}
 
 fn admin_app(dir: &Path) -> (axum::Router, Arc<Routing>) {
     let routing = Arc::new(Routing::new(
@@ -155,7 +147,7 @@ async fn put_installs_newer_generation_and_refuses_stale_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (app, routing) = admin_app(dir.path());
 
-    let t1 = table(1, SlotColor::Blue, "127.0.0.1:9001");
+    let t1 = route(1, SlotColor::Blue, "127.0.0.1:9001");
     let res = app
         .clone()
         .oneshot(put(serde_json::to_vec(&t1).unwrap(), Some(TOKEN)))
@@ -166,7 +158,7 @@ async fn put_installs_newer_generation_and_refuses_stale_ones() {
     assert_eq!(*routing.current(), t1);
 
     for stale in [0, 1] {
-        let t = table(stale, SlotColor::Green, "127.0.0.1:9002");
+        let t = route(stale, SlotColor::Green, "127.0.0.1:9002");
         let res = app
             .clone()
             .oneshot(put(serde_json::to_vec(&t).unwrap(), Some(TOKEN)))
@@ -227,22 +219,6 @@ async fn malformed_bodies_are_400_with_a_message() {
     assert!(!dir.path().join("routing.json").exists());
 }
 
-async fn start_proxy(dir: &Path) -> RunningProxy {
-    start_proxy_with(dir, |_| {}).await
-}
-
-async fn start_proxy_with(dir: &Path, configure: impl FnOnce(&mut ProxyConfig)) -> RunningProxy {
-    let mut config = ProxyConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-        dir.join("routing.json"),
-        AdminToken::new(TOKEN).unwrap(),
-    );
-    config.drain_timeout = Duration::from_secs(5);
-    configure(&mut config);
-    proxy::start(config).await.expect("proxy starts")
-}
-
 /// An upstream that answers with what it received, slowly for `/slow`.
 async fn start_echo(name: &'static str) -> SocketAddr {
     use axum::extract::Request;
@@ -272,24 +248,7 @@ async fn start_echo(name: &'static str) -> SocketAddr {
         });
         (StatusCode::OK, echo.to_string())
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
-async fn switch(
-    c: &reqwest::Client,
-    proxy: &RunningProxy,
-    t: &RoutingTable,
-) -> reqwest::StatusCode {
-    c.put(format!("http://{}/admin/routing", proxy.admin_addr))
-        .bearer_auth(TOKEN)
-        .json(t)
-        .send()
-        .await
-        .unwrap()
-        .status()
+    serve_upstream(app).await
 }
 
 #[tokio::test]
@@ -299,8 +258,8 @@ async fn state_file_is_written_and_restored_by_a_new_instance() {
     let upstream = start_echo("blue").await;
 
     let first = start_proxy(dir.path()).await;
-    let t = table(5, SlotColor::Blue, &upstream.to_string());
-    assert_eq!(switch(&c, &first, &t).await, 200);
+    let t = route(5, SlotColor::Blue, &upstream.to_string());
+    assert_eq!(put_routing_status(&c, first.admin_addr, &t).await, 200);
     let on_disk: RoutingTable =
         serde_json::from_slice(&std::fs::read(dir.path().join("routing.json")).unwrap()).unwrap();
     assert_eq!(on_disk, t);
@@ -317,7 +276,12 @@ async fn state_file_is_written_and_restored_by_a_new_instance() {
     assert_eq!(res.headers()["x-switchyard-slot"], "blue");
     // The restored generation still fences: the old one is stale.
     assert_eq!(
-        switch(&c, &second, &table(5, SlotColor::Green, "127.0.0.1:1")).await,
+        put_routing_status(
+            &c,
+            second.admin_addr,
+            &route(5, SlotColor::Green, "127.0.0.1:1")
+        )
+        .await,
         409
     );
     second.shutdown().await;
@@ -327,12 +291,7 @@ async fn state_file_is_written_and_restored_by_a_new_instance() {
 async fn corrupt_state_file_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("routing.json"), "{ not json").unwrap();
-    let config = ProxyConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-        dir.path().join("routing.json"),
-        AdminToken::new(TOKEN).unwrap(),
-    );
+    let config = in_process::config(dir.path().join("routing.json"));
     let err = proxy::start(config).await.err().expect("refuses to start");
     assert!(err.to_string().contains("is corrupt"), "{err}");
 }
@@ -353,7 +312,12 @@ async fn forwards_with_forwarding_headers_and_reports_failures_in_plain_text() {
 
     let green = start_echo("green").await;
     assert_eq!(
-        switch(&c, &proxy, &table(1, SlotColor::Green, &green.to_string())).await,
+        put_routing_status(
+            &c,
+            proxy.admin_addr,
+            &route(1, SlotColor::Green, &green.to_string())
+        )
+        .await,
         200
     );
     let res = c
@@ -394,7 +358,12 @@ async fn forwards_with_forwarding_headers_and_reports_failures_in_plain_text() {
         .local_addr()
         .unwrap();
     assert_eq!(
-        switch(&c, &proxy, &table(2, SlotColor::Blue, &dead.to_string())).await,
+        put_routing_status(
+            &c,
+            proxy.admin_addr,
+            &route(2, SlotColor::Blue, &dead.to_string())
+        )
+        .await,
         200
     );
     let res = c.get(format!("{base}/")).send().await.unwrap();
@@ -404,12 +373,8 @@ async fn forwards_with_forwarding_headers_and_reports_failures_in_plain_text() {
         format!("switchyard-proxy: slot blue at {dead} unreachable\n")
     );
 
-    let status: serde_json::Value = c
-        .get(format!("http://{}/admin/status", proxy.admin_addr))
-        .bearer_auth(TOKEN)
-        .send()
+    let status: serde_json::Value = admin_get(&c, proxy.admin_addr, "/admin/status")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -435,7 +400,12 @@ async fn a_switch_leaves_in_flight_requests_on_their_slot_and_counts_them() {
     let blue = start_echo("blue").await;
     let green = start_echo("green").await;
     assert_eq!(
-        switch(&c, &proxy, &table(1, SlotColor::Blue, &blue.to_string())).await,
+        put_routing_status(
+            &c,
+            proxy.admin_addr,
+            &route(1, SlotColor::Blue, &blue.to_string())
+        )
+        .await,
         200
     );
 
@@ -448,7 +418,12 @@ async fn a_switch_leaves_in_flight_requests_on_their_slot_and_counts_them() {
     assert_eq!(proxy.metrics.in_flight(SlotColor::Blue), 1);
 
     assert_eq!(
-        switch(&c, &proxy, &table(2, SlotColor::Green, &green.to_string())).await,
+        put_routing_status(
+            &c,
+            proxy.admin_addr,
+            &route(2, SlotColor::Green, &green.to_string())
+        )
+        .await,
         200
     );
     let res = c.get(format!("{base}/")).send().await.unwrap();
@@ -469,7 +444,12 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let proxy = start_proxy(dir.path()).await;
     let blue = start_echo("blue").await;
     assert_eq!(
-        switch(&c, &proxy, &table(1, SlotColor::Blue, &blue.to_string())).await,
+        put_routing_status(
+            &c,
+            proxy.admin_addr,
+            &route(1, SlotColor::Blue, &blue.to_string())
+        )
+        .await,
         200
     );
     let slow = tokio::spawn({
@@ -503,7 +483,7 @@ async fn refused_upstreams_are_400_name_the_field_and_change_nothing() {
         "active": {"slot": "blue", "address": "127.0.0.1:9001"},
         "preview": {"slot": "green", "address": "172.17.0.2:8080"},
     });
-    let res = put_json(&c, &proxy, &installed).await;
+    let res = put_routing(&c, proxy.admin_addr, &installed).await;
     assert_eq!(res.status(), 200, "loopback and an allowed network pass");
     let state_file = dir.path().join("routing.json");
     let on_disk = std::fs::read(&state_file).unwrap();
@@ -582,7 +562,7 @@ async fn refused_upstreams_are_400_name_the_field_and_change_nothing() {
             let mut table = installed.clone();
             table["generation"] = 2.into();
             table[field]["address"] = address.as_str().into();
-            let res = put_json(&c, &proxy, &table).await;
+            let res = put_routing(&c, proxy.admin_addr, &table).await;
             assert_eq!(res.status(), 400, "{field} {address}");
             let body: serde_json::Value = res.json().await.unwrap();
             assert_eq!(
@@ -590,12 +570,8 @@ async fn refused_upstreams_are_400_name_the_field_and_change_nothing() {
                 format!("{field} upstream {address:?}: {reason}"),
                 "{field} {address}"
             );
-            let current: serde_json::Value = c
-                .get(format!("http://{admin}/admin/routing"))
-                .bearer_auth(TOKEN)
-                .send()
+            let current: serde_json::Value = admin_get(&c, proxy.admin_addr, "/admin/routing")
                 .await
-                .unwrap()
                 .json()
                 .await
                 .unwrap();
@@ -610,19 +586,6 @@ async fn refused_upstreams_are_400_name_the_field_and_change_nothing() {
     proxy.shutdown().await;
 }
 
-async fn put_json(
-    c: &reqwest::Client,
-    proxy: &RunningProxy,
-    table: &serde_json::Value,
-) -> reqwest::Response {
-    c.put(format!("http://{}/admin/routing", proxy.admin_addr))
-        .bearer_auth(TOKEN)
-        .json(table)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_state_file_with_a_refused_upstream_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -633,12 +596,7 @@ async fn a_state_file_with_a_refused_upstream_refuses_to_start() {
     )
     .unwrap();
     let config = |allow: &str| {
-        let mut config = ProxyConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-            path.clone(),
-            AdminToken::new(TOKEN).unwrap(),
-        );
+        let mut config = in_process::config(path.clone());
         config.allow_upstream = vec![allow.parse().unwrap()];
         config
     };
@@ -661,27 +619,6 @@ async fn a_state_file_with_a_refused_upstream_refuses_to_start() {
     proxy.shutdown().await;
 }
 
-/// An upstream that answers with the `Cookie` headers it received, one per
-/// line, or `(none)`.
-async fn start_cookie_echo() -> SocketAddr {
-    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
-        let cookies: Vec<String> = headers
-            .get_all("cookie")
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect();
-        if cookies.is_empty() {
-            "(none)".to_string()
-        } else {
-            cookies.join("\n")
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
 #[tokio::test]
 async fn the_console_session_cookie_never_reaches_the_app() {
     let dir = tempfile::tempdir().unwrap();
@@ -689,7 +626,12 @@ async fn the_console_session_cookie_never_reaches_the_app() {
     let proxy = start_proxy(dir.path()).await;
     let app = start_cookie_echo().await;
     assert_eq!(
-        switch(&c, &proxy, &table(1, SlotColor::Blue, &app.to_string())).await,
+        put_routing_status(
+            &c,
+            proxy.admin_addr,
+            &route(1, SlotColor::Blue, &app.to_string())
+        )
+        .await,
         200
     );
     let url = format!("http://{}/", proxy.listen_addr);
@@ -747,7 +689,12 @@ async fn cookie_names_to_strip_are_configurable() {
     .await;
     let app = start_cookie_echo().await;
     assert_eq!(
-        switch(&c, &proxy, &table(1, SlotColor::Blue, &app.to_string())).await,
+        put_routing_status(
+            &c,
+            proxy.admin_addr,
+            &route(1, SlotColor::Blue, &app.to_string())
+        )
+        .await,
         200
     );
     let res = c

@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 use proxy::admin::parse_routing_table;
-use proxy::routing::RouteTable;
+use proxy::route_table::RouteTable;
 use proxy::state_file::StateFile;
 use proxy::upstream_policy::UpstreamPolicy;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

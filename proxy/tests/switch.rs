@@ -4,149 +4,18 @@
 //!
 //! Needs the demo binary: `cargo build -p demo` (or `--workspace`) first.
 
-use model::{RoutingTable, SlotColor, Upstream};
-use proxy::ready_file::ReadyInfo;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use model::{RoutingTable, SlotColor};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-const PROXY_BIN: &str = env!("CARGO_BIN_EXE_switchyard-proxy");
-const TOKEN: &str = "switch-test-token";
-
-/// Kills the process when dropped, so a failing assertion leaves no orphans.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `target/debug/deps/switch-…` → `target/debug/switchyard-demo`.
-fn demo_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("switchyard-demo"))
-        .expect("test executable lives in target/<profile>/deps");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first: cargo build -p demo",
-        bin.display()
-    );
-    bin
-}
-
-fn start_demo(version: &str) -> (Process, String) {
-    let mut child = Command::new(demo_bin())
-        .args(["--app-version", version])
-        .env("PORT", "0")
-        .env_remove("DEMO_BIND")
-        .env_remove("DEMO_ERROR_RATE")
-        .env_remove("DEMO_LATENCY_MS")
-        .env_remove("DEMO_FAIL_HEALTH")
-        .env_remove("DEMO_STARTUP_DELAY_MS")
-        .env_remove("DEMO_EXIT_AT_START")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn switchyard-demo");
-    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-    let addr = loop {
-        let line = lines.next().expect("demo exited early").expect("stderr");
-        if let Some((_, addr)) = line.split_once(" listening on ") {
-            break addr.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Process(child), addr)
-}
-
-struct Proxy {
-    _process: Process,
-    info: ReadyInfo,
-}
-
-impl Proxy {
-    fn kill(mut self) {
-        // SIGKILL: no chance to flush or clean up, like a power cut.
-        self._process.0.kill().expect("SIGKILL proxy");
-        self._process.0.wait().expect("reap proxy");
-    }
-}
-
-fn start_proxy(dir: &Path) -> Proxy {
-    start_proxy_with(dir, &[])
-}
-
-fn start_proxy_with(dir: &Path, extra: &[&str]) -> Proxy {
-    let token_file = dir.join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let ready = dir.join("ready.json");
-    let _ = std::fs::remove_file(&ready);
-    let log = std::fs::File::create(dir.join("proxy.log")).unwrap();
-    let child = Command::new(PROXY_BIN)
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .arg("--state-file")
-        .arg(dir.join("routing.json"))
-        .arg("--token-file")
-        .arg(&token_file)
-        .arg("--ready-file")
-        .arg(&ready)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn switchyard-proxy");
-    let mut process = Process(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(bytes) = std::fs::read(&ready) {
-            let info: ReadyInfo = serde_json::from_slice(&bytes).expect("ready file is JSON");
-            assert_eq!(info.pid, process.0.id());
-            return Proxy {
-                _process: process,
-                info,
-            };
-        }
-        if let Ok(Some(status)) = process.0.try_wait() {
-            let log = std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default();
-            panic!("proxy exited with {status} before it was ready:\n{log}");
-        }
-        assert!(Instant::now() < deadline, "proxy not ready after 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn route(generation: u64, slot: SlotColor, address: &str) -> RoutingTable {
-    RoutingTable {
-        generation,
-        active: Some(Upstream {
-            slot,
-            address: address.to_string(),
-        }),
-        preview: None,
-    }
-}
-
-async fn put(c: &reqwest::Client, proxy: &Proxy, table: &RoutingTable) -> u16 {
-    c.put(format!("http://{}/admin/routing", proxy.info.admin))
-        .bearer_auth(TOKEN)
-        .json(table)
-        .send()
-        .await
-        .expect("admin API answers")
-        .status()
-        .as_u16()
-}
+use std::time::Duration;
+use support::spawned::{proxy_command, start_demo, start_proxy, start_proxy_with, SpawnedProxy};
+use support::{admin_get, put_routing_status, route, start_cookie_echo, TOKEN};
 
 /// (status, body, slot header) of `GET /` through the proxy.
-async fn get(c: &reqwest::Client, proxy: &Proxy) -> (u16, String, String) {
+async fn get(c: &reqwest::Client, proxy: &SpawnedProxy) -> (u16, String, String) {
     let res = c
         .get(format!("http://{}/", proxy.info.listen))
         .send()
@@ -176,7 +45,7 @@ async fn switches_between_real_demo_slots_and_survives_sigkill() {
     assert_eq!(get(&c, &proxy).await.0, 503, "no route yet");
 
     let v1 = route(1, SlotColor::Blue, &blue_addr);
-    assert_eq!(put(&c, &proxy, &v1).await, 200);
+    assert_eq!(put_routing_status(&c, proxy.info.admin, &v1).await, 200);
     for _ in 0..3 {
         assert_eq!(
             get(&c, &proxy).await,
@@ -185,7 +54,12 @@ async fn switches_between_real_demo_slots_and_survives_sigkill() {
     }
 
     assert_eq!(
-        put(&c, &proxy, &route(2, SlotColor::Green, &green_addr)).await,
+        put_routing_status(
+            &c,
+            proxy.info.admin,
+            &route(2, SlotColor::Green, &green_addr)
+        )
+        .await,
         200
     );
     for _ in 0..3 {
@@ -196,14 +70,19 @@ async fn switches_between_real_demo_slots_and_survives_sigkill() {
     }
 
     assert_eq!(
-        put(&c, &proxy, &route(3, SlotColor::Blue, &blue_addr)).await,
+        put_routing_status(&c, proxy.info.admin, &route(3, SlotColor::Blue, &blue_addr)).await,
         200
     );
     assert_eq!(get(&c, &proxy).await.1, "switchyard-demo 1.0.0\n");
 
     // A worker that lost the race replays its generation-2 switch: refused.
     assert_eq!(
-        put(&c, &proxy, &route(2, SlotColor::Green, &green_addr)).await,
+        put_routing_status(
+            &c,
+            proxy.info.admin,
+            &route(2, SlotColor::Green, &green_addr)
+        )
+        .await,
         409
     );
     assert_eq!(get(&c, &proxy).await.1, "switchyard-demo 1.0.0\n");
@@ -215,12 +94,8 @@ async fn switches_between_real_demo_slots_and_survives_sigkill() {
         (200, "switchyard-demo 1.0.0\n".into(), "blue".into()),
         "restored route without any PUT"
     );
-    let routing: RoutingTable = c
-        .get(format!("http://{}/admin/routing", proxy.info.admin))
-        .bearer_auth(TOKEN)
-        .send()
+    let routing: RoutingTable = admin_get(&c, proxy.info.admin, "/admin/routing")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -238,7 +113,7 @@ async fn no_request_fails_during_twenty_switches() {
         .build()
         .unwrap();
     assert_eq!(
-        put(&c, &proxy, &route(1, SlotColor::Blue, &blue_addr)).await,
+        put_routing_status(&c, proxy.info.admin, &route(1, SlotColor::Blue, &blue_addr)).await,
         200
     );
 
@@ -278,7 +153,7 @@ async fn no_request_fails_during_twenty_switches() {
         } else {
             route(generation, SlotColor::Blue, &blue_addr)
         };
-        assert_eq!(put(&c, &proxy, &table).await, 200);
+        assert_eq!(put_routing_status(&c, proxy.info.admin, &table).await, 200);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -294,12 +169,8 @@ async fn no_request_fails_during_twenty_switches() {
     assert!(seen_v1.load(Ordering::Relaxed) > 0);
     assert!(seen_v2.load(Ordering::Relaxed) > 0);
 
-    let status: serde_json::Value = c
-        .get(format!("http://{}/admin/status", proxy.info.admin))
-        .bearer_auth(TOKEN)
-        .send()
+    let status: serde_json::Value = admin_get(&c, proxy.info.admin, "/admin/status")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -327,14 +198,7 @@ async fn preview_flag_serves_the_idle_demo_slot_and_metrics_tell_them_apart() {
         "active": {"slot": "blue", "address": blue_addr},
         "preview": {"slot": "green", "address": green_addr},
     });
-    let status = c
-        .put(format!("http://{}/admin/routing", proxy.info.admin))
-        .bearer_auth(TOKEN)
-        .json(&table)
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let status = put_routing_status(&c, proxy.info.admin, &table).await;
     assert_eq!(status, 200);
     for _ in 0..3 {
         let res = c.get(format!("http://{preview}/")).send().await.unwrap();
@@ -343,18 +207,12 @@ async fn preview_flag_serves_the_idle_demo_slot_and_metrics_tell_them_apart() {
     }
     assert_eq!(get(&c, &proxy).await.1, "switchyard-demo 1.0.0\n");
 
-    let metrics: serde_json::Value = c
-        .get(format!(
-            "http://{}/admin/metrics?window_secs=60",
-            proxy.info.admin
-        ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metrics: serde_json::Value =
+        admin_get(&c, proxy.info.admin, "/admin/metrics?window_secs=60")
+            .await
+            .json()
+            .await
+            .unwrap();
     let green = &metrics["slots"]["green"];
     assert_eq!(green["listeners"]["preview"]["responses"]["2xx"], 3);
     assert_eq!(green["listeners"]["public"]["requests"], 0);
@@ -374,16 +232,7 @@ async fn preview_flag_serves_the_idle_demo_slot_and_metrics_tell_them_apart() {
 #[test]
 fn refuses_to_start_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |token_file: &Path| {
-        Command::new(PROXY_BIN)
-            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-            .arg("--state-file")
-            .arg(dir.path().join("routing.json"))
-            .arg("--token-file")
-            .arg(token_file)
-            .output()
-            .unwrap()
-    };
+    let run = |token_file: &Path| proxy_command(dir.path(), token_file).output().unwrap();
     let out = run(&dir.path().join("missing"));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read admin token file"));
@@ -400,12 +249,7 @@ fn refuses_to_start_with_a_corrupt_state_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), TOKEN).unwrap();
     std::fs::write(dir.path().join("routing.json"), "garbage").unwrap();
-    let out = Command::new(PROXY_BIN)
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .arg("--state-file")
-        .arg(dir.path().join("routing.json"))
-        .arg("--token-file")
-        .arg(dir.path().join("token"))
+    let out = proxy_command(dir.path(), &dir.path().join("token"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -422,7 +266,7 @@ fn sigterm_stops_the_proxy_with_exit_code_0() {
     let dir = tempfile::tempdir().unwrap();
     let mut proxy = start_proxy(dir.path());
     kill(Pid::from_raw(proxy.info.pid as i32), Signal::SIGTERM).unwrap();
-    let status = proxy._process.0.wait().expect("proxy exits");
+    let status = proxy.process.0.wait().expect("proxy exits");
     assert_eq!(status.code(), Some(0));
     let log = std::fs::read_to_string(dir.path().join("proxy.log")).unwrap();
     assert!(!log.contains(TOKEN), "the token never reaches logs");
@@ -432,12 +276,7 @@ fn sigterm_stops_the_proxy_with_exit_code_0() {
 /// start); (exit code, stderr).
 fn refused_start(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
     std::fs::write(dir.join("token"), TOKEN).unwrap();
-    let out = Command::new(PROXY_BIN)
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .arg("--state-file")
-        .arg(dir.join("routing.json"))
-        .arg("--token-file")
-        .arg(dir.join("token"))
+    let out = proxy_command(dir, &dir.join("token"))
         .args(extra)
         .output()
         .unwrap();
@@ -521,36 +360,43 @@ async fn allow_upstream_and_strip_cookie_flags_take_effect() {
     );
     let c = reqwest::Client::new();
     assert_eq!(
-        put(&c, &proxy, &route(1, SlotColor::Blue, "172.17.0.2:8080")).await,
+        put_routing_status(
+            &c,
+            proxy.info.admin,
+            &route(1, SlotColor::Blue, "172.17.0.2:8080")
+        )
+        .await,
         200
     );
     assert_eq!(
-        put(&c, &proxy, &route(2, SlotColor::Blue, "[fd00::2]:8080")).await,
+        put_routing_status(
+            &c,
+            proxy.info.admin,
+            &route(2, SlotColor::Blue, "[fd00::2]:8080")
+        )
+        .await,
         200
     );
     assert_eq!(
-        put(&c, &proxy, &route(3, SlotColor::Blue, "10.0.0.2:8080")).await,
+        put_routing_status(
+            &c,
+            proxy.info.admin,
+            &route(3, SlotColor::Blue, "10.0.0.2:8080")
+        )
+        .await,
         400
     );
     let own_admin = proxy.info.admin.to_string();
     assert_eq!(
-        put(&c, &proxy, &route(3, SlotColor::Blue, &own_admin)).await,
+        put_routing_status(&c, proxy.info.admin, &route(3, SlotColor::Blue, &own_admin)).await,
         400
     );
 
-    let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app_addr = app.local_addr().unwrap();
-    let echo = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
-        headers
-            .get("cookie")
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default()
-    });
-    tokio::spawn(async move { axum::serve(app, echo).await });
+    let app_addr = start_cookie_echo().await;
     assert_eq!(
-        put(
+        put_routing_status(
             &c,
-            &proxy,
+            proxy.info.admin,
             &route(3, SlotColor::Green, &app_addr.to_string())
         )
         .await,
