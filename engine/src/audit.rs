@@ -158,7 +158,7 @@ impl AuditLog {
         // (SQLITE_BUSY_SNAPSHOT) if any other connection committed in between
         // — a session write, a deploy step — and the action would fail for
         // want of its audit entry.
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&mut *tx)

@@ -203,7 +203,7 @@ pub async fn replace_template(pool: &Pool, env_id: i64, items: &[TemplateItem]) 
     for item in items {
         validate_item(item)?;
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin_write(pool).await?;
     sqlx::query("DELETE FROM checklist_items WHERE environment_id = ?")
         .bind(env_id)
         .execute(&mut *tx)

@@ -300,7 +300,7 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
         validate_preview_listen(listen)?;
     }
     let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin_write(pool).await?;
     let res = sqlx::query(
         "INSERT INTO environments (name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
          health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at, \

@@ -106,7 +106,7 @@ pub struct NewRelease<'a> {
 /// Stores a release with its checklist copied from `template`.
 pub async fn create(pool: &Pool, new: &NewRelease<'_>, template: &[TemplateItem]) -> Result<i64> {
     let now = crate::now();
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin_write(pool).await?;
     let id = sqlx::query(
         "INSERT INTO releases (environment_id, version, artifact, notes, migration_sql, requested_by, \
          created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -264,7 +264,7 @@ pub struct NewSignoff<'a> {
 /// signature (someone else signed first).
 pub async fn sign(pool: &Pool, s: &NewSignoff<'_>) -> Result<i64> {
     let now = crate::now();
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin_write(pool).await?;
     let current: Option<(i64, String)> =
         sqlx::query_as("SELECT revision, status FROM releases WHERE id = ?")
             .bind(s.release_id)
@@ -351,7 +351,7 @@ pub async fn edit(
     migration_sql: &str,
 ) -> Result<(i64, u64)> {
     let now = crate::now();
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin_write(pool).await?;
     let updated = sqlx::query(
         "UPDATE releases SET notes = ?, migration_sql = ?, revision = revision + 1, updated_at = ? \
          WHERE id = ? AND revision = ? AND status = 'open'",

@@ -27,3 +27,14 @@ pub async fn open(url: &str) -> Result<Pool> {
     sqlx::migrate!("../migrations").run(&pool).await?;
     Ok(pool)
 }
+
+/// A transaction that will write: it takes SQLite's write lock at `BEGIN`
+/// (`IMMEDIATE`), waiting up to the busy timeout for another writer. A
+/// deferred transaction that reads before it writes is refused outright
+/// (SQLITE_BUSY_SNAPSHOT, "database is locked") when another connection
+/// committed in between — a session write, a deploy step — and the
+/// person's action fails with an internal error. Every writing transaction
+/// in the engine begins here.
+pub(crate) async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
