@@ -9,7 +9,7 @@ use model::SessionUser;
 pub mod ssr {
     use crate::error::AppError;
     use crate::state::AppState;
-    use engine::pipeline::Actor;
+    use engine::Actor;
     use leptos::prelude::*;
     use tower_sessions::Session;
 
@@ -83,10 +83,10 @@ pub mod ssr {
             return Ok(None);
         }
         let auth_epoch = session.get::<i64>(AUTH_EPOCH).await.map_err(internal)?;
-        let user = match engine::users::find(st.engine.pool(), id).await? {
-            // Disabled, or the password was reset since this session began.
-            Some(u) if !u.disabled && auth_epoch == Some(u.auth_epoch) => u,
-            _ => {
+        let user = match st.engine.session_user(id, auth_epoch).await? {
+            Some(u) => u,
+            // Gone, disabled, or the password was reset since this session began.
+            None => {
                 session.flush().await.map_err(internal)?;
                 return Ok(None);
             }

@@ -2,14 +2,30 @@
 //! what admins do to users. Every change is authorized here and audited; the
 //! console never edits the users table itself.
 
+use crate::actor::Actor;
 use crate::audit::Outcome;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::pipeline::{Actor, Engine};
 use crate::rbac::Action;
 use crate::users::{self, User};
 use model::{Role, UserView};
 
 impl Engine {
+    /// The account behind a signed-in session, if it still stands: it
+    /// exists, is enabled, and its password was not reset since the session
+    /// began (`auth_epoch`, as the session recorded it). The console asks on
+    /// every request, so disabling an account or resetting its password ends
+    /// its sessions at once.
+    pub async fn session_user(
+        &self,
+        user_id: i64,
+        auth_epoch: Option<i64>,
+    ) -> Result<Option<User>> {
+        Ok(users::find(self.pool(), user_id)
+            .await?
+            .filter(|u| !u.disabled && auth_epoch == Some(u.auth_epoch)))
+    }
+
     /// Checks a password and records the attempt, through the sign-in
     /// throttle (see [`crate::throttle`]): a username or address with too
     /// many recent failures is refused with `Throttled` without its password

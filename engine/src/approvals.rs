@@ -5,16 +5,18 @@
 //! OWASP transaction authorization (a signature covers exactly what the
 //! signer saw: editing voids it; re-checked when the deploy executes).
 
+use crate::actor::Actor;
 use crate::audit::Outcome;
 use crate::checklists::{self, ApprovalSettings};
 use crate::deployments;
+use crate::engine::Engine;
 use crate::environments::{self, Environment};
 use crate::error::{Error, Result};
 use crate::migration_check::{self, Verdict};
-use crate::pipeline::{validate_version, Actor, Engine};
 use crate::rbac::{self, Action};
 use crate::releases::{self, NewRelease, NewSignoff, Release, ReleaseItem, Signoff};
 use crate::users::User;
+use crate::version::validate_version;
 use chrono::{DateTime, Utc};
 use model::{
     AutoCheck, ChecklistItemView, ItemState, ReleaseRequest, ReleaseStatus, ReleaseSummary,

@@ -6,11 +6,13 @@
 //! functions that authenticate, authorize and map errors.
 
 pub mod accounts;
+mod actor;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod checklists;
 pub mod deployments;
+mod engine;
 pub mod environments;
 pub mod error;
 pub mod failpoint;
@@ -18,10 +20,10 @@ pub mod gates;
 pub mod health;
 pub mod lock;
 pub mod migration_check;
+mod monitor;
 pub mod password;
 pub mod pipeline;
-pub mod plan;
-pub mod preview;
+mod queries;
 pub mod rbac;
 pub mod recovery;
 pub mod refusals;
@@ -33,10 +35,13 @@ pub mod steps;
 pub mod store;
 pub mod throttle;
 pub mod users;
+mod version;
 pub mod watch;
 
+pub use actor::{Actor, Principal};
+pub use engine::Engine;
 pub use error::Error;
-pub use pipeline::Engine;
+pub use version::validate_version;
 
 /// Current time as stored in the database (RFC 3339, UTC).
 pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {

@@ -4,12 +4,13 @@
 //! one who takes the lock over closes the deployment, cleans up what the
 //! worker left half-done and leaves traffic where the router has it.
 
+use crate::actor::Actor;
 use crate::audit::Outcome;
 use crate::deployments;
+use crate::engine::Engine;
 use crate::environments::{self, Environment};
 use crate::error::{Error, Result};
 use crate::lock::{self, Liveness, Lock};
-use crate::pipeline::{Actor, Engine};
 use crate::rbac::Action;
 use crate::runtime::Liveness as ProcessLiveness;
 use crate::steps;
@@ -62,7 +63,7 @@ impl Engine {
                     }
                 }
             }
-            match self.routed(&env).await {
+            match self.router_answers(&env).await {
                 Ok(table) if table.generation > env.routing_generation => {
                     if let Some(up) = table.active {
                         tracing::warn!(env = %env.name, slot = %up.slot, "router is ahead of the records; adopting its active slot");
@@ -255,7 +256,7 @@ impl Engine {
                 .any(|s| s.name == "start" && s.status != model::StepStatus::Pending),
             DeploymentKind::Switch => false,
         };
-        match self.routed(env).await {
+        match self.router_answers(env).await {
             Ok(t) if t.active.as_ref().map(|u| u.slot) == Some(to) => {
                 // Stopped between the switch and its bookkeeping: the slot
                 // users left gets its standby window as if it had finished.

@@ -6,8 +6,8 @@
 //! without bound; the entry says how many like it were left out.
 
 use crate::audit::{AuditActor, Event, Outcome};
+use crate::engine::Engine;
 use crate::error::Result;
-use crate::pipeline::Engine;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RefusedRequest {

@@ -4,11 +4,12 @@
 //! changed. A change applies from the next deploy: a running one keeps the
 //! settings it started with.
 
+use crate::actor::Actor;
 use crate::audit::Outcome;
+use crate::engine::Engine;
 use crate::environments::{self, Environment, Timings};
 use crate::error::{Error, Result};
 use crate::gates::GateSettings;
-use crate::pipeline::{Actor, Engine};
 use crate::rbac::Action;
 use model::PipelineSettings;
 use std::time::Duration;

@@ -13,39 +13,21 @@
 use crate::error::{parse_stored as parse, Result};
 use crate::store::Pool;
 use chrono::{DateTime, Utc};
-use model::{StepStatus, StepView};
-
-/// The steps of a deploy, in order (docs/ARCHITECTURE.md, the deploy pipeline).
-pub const DEPLOY: &[&str] = &[
-    "lock",
-    "preflight",
-    "start",
-    "health",
-    "gates",
-    "switch",
-    "drain",
-    "standby",
-];
-/// The steps of a rollback: the warm standby was checked before the lock was
-/// taken, so what remains is the switch itself.
-pub const ROLLBACK: &[&str] = &["lock", "switch"];
-/// A rollback to a standby its window already stopped: it starts again and
-/// must be healthy before users go back to it.
-pub const ROLLBACK_COLD: &[&str] = &["lock", "start", "health", "switch"];
+use model::{StepName, StepStatus, StepView};
 
 /// What a step left running by a console that died says.
 pub const INTERRUPTED: &str = "console stopped during this step";
 
 /// Writes every step of a new deployment as `pending`.
-pub async fn plan(pool: &Pool, deployment_id: i64, names: &[&str]) -> Result<()> {
-    let mut tx = pool.begin().await?;
+pub async fn plan(pool: &Pool, deployment_id: i64, names: &[StepName]) -> Result<()> {
+    let mut tx = crate::store::begin_write(pool).await?;
     for (i, name) in names.iter().enumerate() {
         sqlx::query(
             "INSERT INTO deployment_steps (deployment_id, seq, name, status) VALUES (?, ?, ?, 'pending')",
         )
         .bind(deployment_id)
         .bind(i as i64 + 1)
-        .bind(*name)
+        .bind(name.as_str())
         .execute(&mut *tx)
         .await?;
     }
@@ -54,14 +36,14 @@ pub async fn plan(pool: &Pool, deployment_id: i64, names: &[&str]) -> Result<()>
 }
 
 /// Marks a step running from now.
-pub async fn start(pool: &Pool, deployment_id: i64, name: &str) -> Result<()> {
+pub async fn start(pool: &Pool, deployment_id: i64, name: StepName) -> Result<()> {
     sqlx::query(
         "UPDATE deployment_steps SET status = 'running', started_at = ?, finished_at = NULL, message = NULL \
          WHERE deployment_id = ? AND name = ?",
     )
     .bind(crate::now())
     .bind(deployment_id)
-    .bind(name)
+    .bind(name.as_str())
     .execute(pool)
     .await?;
     Ok(())
@@ -69,13 +51,18 @@ pub async fn start(pool: &Pool, deployment_id: i64, name: &str) -> Result<()> {
 
 /// Updates a running step's message (e.g. the in-flight count while the old
 /// slot drains), so the deployment's page shows where it is.
-pub async fn progress(pool: &Pool, deployment_id: i64, name: &str, message: &str) -> Result<()> {
+pub async fn progress(
+    pool: &Pool,
+    deployment_id: i64,
+    name: StepName,
+    message: &str,
+) -> Result<()> {
     sqlx::query(
         "UPDATE deployment_steps SET message = ? WHERE deployment_id = ? AND name = ? AND status = 'running'",
     )
     .bind(message)
     .bind(deployment_id)
-    .bind(name)
+    .bind(name.as_str())
     .execute(pool)
     .await?;
     Ok(())
@@ -86,7 +73,7 @@ pub async fn progress(pool: &Pool, deployment_id: i64, name: &str, message: &str
 pub async fn finish(
     pool: &Pool,
     deployment_id: i64,
-    name: &str,
+    name: StepName,
     status: StepStatus,
     message: &str,
 ) -> Result<()> {
@@ -100,7 +87,7 @@ pub async fn finish(
     .bind(now)
     .bind(now)
     .bind(deployment_id)
-    .bind(name)
+    .bind(name.as_str())
     .execute(pool)
     .await?;
     Ok(())
@@ -110,7 +97,7 @@ pub async fn finish(
 /// `succeeded` when the run succeeded), steps never reached become `skipped`.
 pub async fn close(pool: &Pool, deployment_id: i64, failure: Option<&str>) -> Result<()> {
     let now = crate::now();
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin_write(pool).await?;
     let (status, message) = match failure {
         Some(m) => ("failed", Some(m)),
         None => ("succeeded", None),
@@ -218,20 +205,22 @@ mod tests {
     #[tokio::test]
     async fn a_failure_fails_the_running_step_and_skips_the_rest() {
         let (pool, dep) = pool_with_deployment().await;
-        plan(&pool, dep, DEPLOY).await.unwrap();
+        // Every step a deploy has, in its order.
+        let all = StepName::ALL;
+        plan(&pool, dep, &all).await.unwrap();
         let steps = list(&pool, dep).await.unwrap();
         assert_eq!(
             steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            DEPLOY
+            all.map(StepName::as_str)
         );
         assert!(steps.iter().all(|s| s.status == StepStatus::Pending
             && s.started_at.is_none()
             && s.duration_ms.is_none()));
 
-        finish(&pool, dep, "lock", StepStatus::Succeeded, "locked")
+        finish(&pool, dep, StepName::Lock, StepStatus::Succeeded, "locked")
             .await
             .unwrap();
-        start(&pool, dep, "preflight").await.unwrap();
+        start(&pool, dep, StepName::Preflight).await.unwrap();
         let running = &list(&pool, dep).await.unwrap()[1];
         assert_eq!(running.status, StepStatus::Running);
         assert!(running.started_at.is_some() && running.finished_at.is_none());

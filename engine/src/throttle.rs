@@ -37,9 +37,10 @@
 //! hour again; an account that signs in many times an hour (a script) gives
 //! an attacker more than the design target of 100 guesses an hour.
 
+use crate::actor::Actor;
 use crate::audit::{AuditActor, Event, Outcome};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::pipeline::{Actor, Engine};
 use crate::rbac::Action;
 use crate::store::Pool;
 use crate::users::User;

@@ -16,9 +16,10 @@
 //! `deployment_watches`, so the deployment's page shows it and a restarted
 //! console picks up a window that has not ended ([`Engine::resume_watches`]).
 
+use crate::actor::Actor;
+use crate::engine::Engine;
 use crate::environments::{self, Environment};
 use crate::error::{parse_stored as parse, Result};
-use crate::pipeline::{Actor, Engine};
 use crate::router::SlotTraffic;
 use crate::store::Pool;
 use chrono::{DateTime, Utc};

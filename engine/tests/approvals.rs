@@ -7,8 +7,8 @@
 
 use engine::checklists::{self, ApprovalSettings};
 use engine::environments::{self, NewEnvironment};
-use engine::pipeline::Actor;
 use engine::runtime::ProcessRuntime;
+use engine::Actor;
 use engine::{Engine, Error};
 use model::{AutoCheck, DeploymentStatus, ItemState, ReleaseRequest, ReleaseView, Role, SlotColor};
 use std::process::Child;

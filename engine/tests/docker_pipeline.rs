@@ -10,8 +10,8 @@
 //! and kills its proxy when it ends, even when it fails.
 
 use engine::environments::{self, NewEnvironment};
-use engine::pipeline::Actor;
 use engine::runtime::{DockerRuntime, Liveness, ProcessRuntime, Runtime};
+use engine::Actor;
 use engine::{Engine, Error};
 use model::{DeploymentStatus, SlotColor};
 use std::process::Child;

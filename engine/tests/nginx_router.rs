@@ -11,9 +11,9 @@
 //! process group when it ends, even when an assertion fails.
 
 use engine::environments::{self, NewEnvironment};
-use engine::pipeline::Actor;
 use engine::router::{NginxRouter, NginxSettings, RouterError, TrafficRouter};
 use engine::runtime::{Liveness, RunningSlot, RuntimeError, SlotSpec};
+use engine::Actor;
 use model::{DeploymentStatus, RoutingTable, SlotColor, Upstream};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;

@@ -10,13 +10,13 @@
 
 use async_trait::async_trait;
 use engine::environments::{self, NewEnvironment};
-use engine::pipeline::Actor;
 use engine::runtime::{Liveness, ProcessRuntime, RunningSlot, Runtime, RuntimeError, SlotSpec};
 use engine::users::User;
+use engine::Actor;
 use engine::{steps, Engine, Error};
 use model::{
-    DeploymentKind, DeploymentStatus, DeploymentView, Role, SlotColor, SlotState, StepStatus,
-    StepView,
+    DeploymentKind, DeploymentStatus, DeploymentView, Role, SlotColor, SlotState, StepName,
+    StepStatus, StepView,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -1226,14 +1226,16 @@ async fn reconcile_closes_the_step_a_dead_console_left_running() {
     )
     .await
     .unwrap();
-    steps::plan(&pool, dep, steps::DEPLOY).await.unwrap();
-    for done in ["lock", "preflight", "start"] {
+    steps::plan(&pool, dep, engine::pipeline::DEPLOY)
+        .await
+        .unwrap();
+    for done in [StepName::Lock, StepName::Preflight, StepName::Start] {
         steps::start(&pool, dep, done).await.unwrap();
         steps::finish(&pool, dep, done, Succeeded, "ok")
             .await
             .unwrap();
     }
-    steps::start(&pool, dep, "health").await.unwrap();
+    steps::start(&pool, dep, StepName::Health).await.unwrap();
 
     let restarted = Engine::new(
         pool.clone(),
@@ -1925,7 +1927,10 @@ async fn a_dry_run_shows_the_plan_and_what_blocks_it_without_changing_anything()
         (ENV, "v2")
     );
     let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
-    let mut expected = steps::DEPLOY.to_vec();
+    let mut expected: Vec<&str> = engine::pipeline::DEPLOY
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
     expected.push("watch");
     assert_eq!(names, expected);
     let detail = |n: &str| {
@@ -2211,7 +2216,7 @@ async fn foreign_lock(h: &Harness, heartbeat_age: chrono::Duration) -> i64 {
         .execute(h.engine.pool())
         .await
         .unwrap();
-    steps::plan(h.engine.pool(), dep, steps::DEPLOY)
+    steps::plan(h.engine.pool(), dep, engine::pipeline::DEPLOY)
         .await
         .unwrap();
     dep
@@ -2479,14 +2484,16 @@ async fn an_interrupted_cold_rollback_stops_the_slot_it_started_again_and_keeps_
     )
     .await
     .unwrap();
-    steps::plan(&pool, dep, steps::ROLLBACK_COLD).await.unwrap();
-    for done in ["lock", "start"] {
+    steps::plan(&pool, dep, engine::pipeline::ROLLBACK_COLD)
+        .await
+        .unwrap();
+    for done in [StepName::Lock, StepName::Start] {
         steps::start(&pool, dep, done).await.unwrap();
         steps::finish(&pool, dep, done, StepStatus::Succeeded, "ok")
             .await
             .unwrap();
     }
-    steps::start(&pool, dep, "health").await.unwrap();
+    steps::start(&pool, dep, StepName::Health).await.unwrap();
 
     let restarted = Engine::new(pool.clone(), h.runtime.clone());
     restarted.reconcile().await.unwrap();

@@ -14,8 +14,8 @@
 //! Needs the sibling binaries: `cargo build -p demo -p proxy` first.
 
 use engine::environments::{self, NewEnvironment};
-use engine::pipeline::Actor;
 use engine::runtime::ProcessRuntime;
+use engine::Actor;
 use engine::Engine;
 use model::{DeploymentStatus, SlotColor, SlotState, StepStatus};
 use nix::sys::signal::{kill, Signal};

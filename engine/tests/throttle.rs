@@ -8,9 +8,9 @@
 //! with the process's shared throttle and the default policy.
 
 use engine::audit::{self, Entry};
-use engine::pipeline::Actor;
 use engine::runtime::ProcessRuntime;
 use engine::throttle::{Backoff, LoginThrottle, ThrottlePolicy};
+use engine::Actor;
 use engine::{Engine, Error};
 use model::{LoginLockKind, Role};
 use std::sync::Arc;

@@ -391,6 +391,63 @@ impl FromStr for StepStatus {
     }
 }
 
+/// The steps a deployment can have, in the order a deploy runs them (the
+/// engine's `pipeline` module has one file per step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepName {
+    Lock,
+    Preflight,
+    Start,
+    Health,
+    Gates,
+    Switch,
+    Drain,
+    Standby,
+}
+
+impl StepName {
+    pub const ALL: [StepName; 8] = [
+        StepName::Lock,
+        StepName::Preflight,
+        StepName::Start,
+        StepName::Health,
+        StepName::Gates,
+        StepName::Switch,
+        StepName::Drain,
+        StepName::Standby,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::Lock => "lock",
+            StepName::Preflight => "preflight",
+            StepName::Start => "start",
+            StepName::Health => "health",
+            StepName::Gates => "gates",
+            StepName::Switch => "switch",
+            StepName::Drain => "drain",
+            StepName::Standby => "standby",
+        }
+    }
+}
+
+impl fmt::Display for StepName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StepName {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StepName::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownVariant::new("step name", s))
+    }
+}
+
 /// One step of a deployment's timeline (lock, preflight, start, health,
 /// switch, standby for a deploy; lock, switch for a rollback).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

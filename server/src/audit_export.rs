@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use engine::pipeline::Actor;
+use engine::Actor;
 use model::{AuditEntryView, AuditFilter};
 use std::collections::HashMap;
 use tower_sessions::Session;

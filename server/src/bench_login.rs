@@ -4,9 +4,9 @@
 //! unthrottled password check, in the same run. Then one address guessing
 //! across many usernames. Figures to read, not assertions.
 
-use engine::pipeline::Actor;
 use engine::runtime::ProcessRuntime;
 use engine::throttle::ThrottlePolicy;
+use engine::Actor;
 use engine::Engine;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,7 +6,7 @@ use crate::config::Config;
 use anyhow::Context;
 use engine::checklists;
 use engine::environments::{self, NewEnvironment};
-use engine::pipeline::Actor;
+use engine::Actor;
 use engine::Engine;
 use model::Role;
 

@@ -21,7 +21,7 @@ use axum::extract::{Path, State};
 use axum::http::{Extensions, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use engine::pipeline::Actor;
+use engine::Actor;
 use engine::Engine;
 use model::{DeploymentDetail, DeploymentStatus, StepStatus, WatchStatus};
 use std::convert::Infallible;
@@ -90,11 +90,13 @@ impl Follow {
     /// The account, read fresh: a disabled user or a reset password ends
     /// the stream, a role change applies to the next read.
     async fn actor(&self) -> Option<Actor> {
-        match engine::users::find(self.engine.pool(), self.user_id).await {
-            Ok(Some(u)) if !u.disabled && u.auth_epoch == self.auth_epoch => {
-                Some(Actor::user(u).from_ip(self.source_ip.clone()))
-            }
-            Ok(_) => None,
+        match self
+            .engine
+            .session_user(self.user_id, Some(self.auth_epoch))
+            .await
+        {
+            Ok(Some(u)) => Some(Actor::user(u).from_ip(self.source_ip.clone())),
+            Ok(None) => None,
             Err(e) => {
                 tracing::warn!(error = %e, "deployment events: reading the user");
                 None

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use engine::pipeline::Actor;
 use engine::runtime::ProcessRuntime;
+use engine::Actor;
 use engine::Engine;
 use leptos::prelude::LeptosOptions;
 use server::config::{default_bin_dir, Config, PreviewListen};
@@ -254,7 +254,7 @@ async fn main() -> anyhow::Result<()> {
                 engine = engine.with_runtime("docker", Arc::new(docker));
             }
             let plan = engine
-                .plan_deploy(&engine::pipeline::Actor::system(), &environment, &version)
+                .plan_deploy(&engine::Actor::system(), &environment, &version)
                 .await?;
             println!(
                 "dry run: deploy {} to {} — {}; nothing was changed",
@@ -279,7 +279,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Audit(AuditCommand::Verify) => {
             let engine = offline_engine(&cli.data_dir).await?;
-            match engine::audit::verify(engine.pool()).await? {
+            match engine.verify_audit().await? {
                 engine::audit::Verdict::Intact { entries } => {
                     println!("audit log intact: {entries} entries, every link checks out");
                     Ok(())

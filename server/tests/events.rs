@@ -376,7 +376,7 @@ async fn a_viewer_follows_a_real_deploy_over_server_sent_events() {
             site.dir.path().join("logs"),
         )),
     )
-    .deployment(&engine::pipeline::Actor::system(), id)
+    .deployment(&engine::Actor::system(), id)
     .await
     .unwrap();
     assert_eq!(engine_view.steps, last.steps);

@@ -250,12 +250,12 @@ async fn build_scene(c: &Console) -> Scene {
         Arc::new(ProcessRuntime::new(c._dir.path().join("logs"))),
     );
     let view = engine
-        .release(&engine::pipeline::Actor::user(lead.clone()), release)
+        .release(&engine::Actor::user(lead.clone()), release)
         .await
         .unwrap();
     engine
         .sign_item(
-            &engine::pipeline::Actor::user(lead),
+            &engine::Actor::user(lead),
             release,
             item,
             view.revision,

@@ -2,20 +2,20 @@
 //! would stop it — without taking the lock, starting anything or switching.
 //! The console's "Plan" form and `switchyard deploy --dry-run` show it.
 //!
-//! It runs the same read-only checks as a real deploy (role, version,
-//! artifact, approvals, the lock, the router) and turns each into a blocker
-//! instead of an error, so one answer lists everything in the way.
+//! It asks the same questions as a real deploy — the role, the version, the
+//! request checks ([`Engine::request_checks`]: approvals, artifact), the lock,
+//! the router as the preflight asks it — and turns each failure into a
+//! blocker instead of an error, so one answer lists everything in the way.
 
-use crate::approvals::Moment;
-use crate::checklists;
+use super::step::DEPLOY;
+use crate::actor::Actor;
 use crate::deployments;
+use crate::engine::Engine;
 use crate::environments::{self, Environment};
 use crate::error::Result;
-use crate::pipeline::{validate_version, Actor, Engine};
 use crate::rbac::Action;
-use crate::runtime::Runtime;
-use crate::steps;
-use model::{DeployPlan, PlanStep, SlotColor};
+use crate::version::validate_version;
+use model::{DeployPlan, PlanStep, SlotColor, StepName};
 use std::time::Duration;
 
 fn secs(d: Duration) -> String {
@@ -48,30 +48,16 @@ impl Engine {
         let mut blockers = Vec::new();
 
         // The same checks as a deploy, each a blocker rather than an error.
-        let runtime: Option<std::sync::Arc<dyn Runtime>> = match self.runtime_for(&env) {
-            Ok(rt) => Some(rt),
+        let protected = crate::checklists::is_protected(pool, env.id).await?;
+        let release = match self.release_of(&env, version).await {
+            Ok(r) => r,
             Err(e) => {
                 blockers.push(e.to_string());
                 None
             }
         };
-        if let Some(rt) = &runtime {
-            if let Err(e) = rt.check(&Self::spec(&env, SlotColor::Blue, version)).await {
-                blockers.push(format!("unknown version {version}: {e}"));
-            }
-        }
-        let protected = checklists::is_protected(pool, env.id).await?;
-        if protected {
-            let approved = match self.release_for(&env, version).await {
-                Ok(r) => self
-                    .ensure_deployable(r.id, r.revision, Moment::Review)
-                    .await
-                    .map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = approved {
-                blockers.push(e.to_string());
-            }
+        for b in self.request_checks(&env, version, release).await {
+            blockers.push(b.into_error().to_string());
         }
         let lock = match deployments::in_progress(pool, env.id).await? {
             Some((by, since)) => {
@@ -84,18 +70,16 @@ impl Engine {
             }
             None => format!("take {}'s lock (free now)", env.name),
         };
-        let router = match self.router_for(&env) {
-            Ok(r) => match r.current().await {
-                Ok(t) => format!(
-                    "the {} router answers (routing generation {})",
-                    env.router, t.generation
-                ),
-                Err(e) => {
-                    let m = format!("the {} router does not answer: {e}", env.router);
-                    blockers.push(m.clone());
-                    m
-                }
-            },
+        let router = match self.router_answers(&env).await {
+            Ok(t) => format!(
+                "the {} router answers (routing generation {})",
+                env.router, t.generation
+            ),
+            Err(crate::Error::Router(e)) => {
+                let m = format!("the {} router does not answer: {e}", env.router);
+                blockers.push(m.clone());
+                m
+            }
             Err(e) => {
                 blockers.push(e.to_string());
                 e.to_string()
@@ -118,7 +102,7 @@ impl Engine {
         })
     }
 
-    /// What each step of [`steps::DEPLOY`] would do here, then the watch.
+    /// What each step of [`DEPLOY`] would do here, then the watch.
     async fn describe_steps(
         &self,
         env: &Environment,
@@ -160,41 +144,41 @@ impl Engine {
             )
         };
         let mut out: Vec<PlanStep> = Vec::new();
-        for name in steps::DEPLOY {
-            let detail = match *name {
-                "lock" => lock.clone(),
-                "preflight" => format!("{preflight}; {idle} is the idle slot"),
-                "start" => format!(
+        for &name in DEPLOY {
+            let detail = match name {
+                StepName::Lock => lock.clone(),
+                StepName::Preflight => format!("{preflight}; {idle} is the idle slot"),
+                StepName::Start => format!(
                     "start {version} in {idle} with the {} runtime{replaced}",
                     env.runtime
                 ),
-                "health" => format!(
+                StepName::Health => format!(
                     "GET {} every {} until 2xx, for up to {}",
                     env.health_path,
                     ms(env.health_interval),
                     secs(env.health_deadline)
                 ),
-                "gates" => match &env.preview_listen {
+                StepName::Gates => match &env.preview_listen {
                     Some(l) => format!(
                         "through the preview address http://{l} ({idle} published there, never to users): {smoke}; {sample}"
                     ),
                     None => format!("directly at {idle}'s address (no preview address configured): {smoke}; {sample}"),
                 },
-                "switch" => match active {
+                StepName::Switch => match active {
                     Some(c) => format!(
                         "users move from {} to {idle} ({version}) in one atomic switch",
                         live_text(c)
                     ),
                     None => format!("users reach {idle} ({version}): the first deploy"),
                 },
-                "drain" => match active {
+                StepName::Drain => match active {
                     Some(c) => format!(
                         "{c} gets no new requests; up to {} for the ones it has",
                         secs(env.drain_timeout)
                     ),
                     None => "skipped: no previous slot".to_string(),
                 },
-                "standby" => match active {
+                StepName::Standby => match active {
                     Some(c) if env.standby_window.is_zero() => format!(
                         "{} stays warm until the next deploy: rollback is a switch",
                         live_text(c)
@@ -206,10 +190,9 @@ impl Engine {
                     ),
                     None => "skipped: no previous slot".to_string(),
                 },
-                other => other.to_string(),
             };
             out.push(PlanStep {
-                name: (*name).to_string(),
+                name: name.as_str().to_string(),
                 detail,
             });
         }

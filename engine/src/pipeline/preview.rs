@@ -29,10 +29,10 @@
 //! before; the step's message says which ("through the preview address …"
 //! or "directly at …").
 
+use crate::engine::Engine;
 use crate::environments::{self, Environment};
 use crate::error::Result;
 use crate::gates;
-use crate::pipeline::Engine;
 use crate::router::{TrafficRouter, SLOT_HEADER};
 use model::{RoutingTable, SlotColor, Upstream};
 
@@ -66,12 +66,12 @@ impl Engine {
         Ok(table)
     }
 
-    /// The gates step: gates through the preview address when the router
+    /// The gates step's work: gates through the preview address when the router
     /// has one, else directly at `address`. Returns the routing table in
     /// force afterwards (the switch fences on its generation) and the
     /// step's message: what passed, or why it failed. A failure has already
     /// withdrawn the preview.
-    pub(crate) async fn gates_step(
+    pub(super) async fn gate_through_preview(
         &self,
         router: &dyn TrafficRouter,
         env: &Environment,

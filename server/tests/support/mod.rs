@@ -165,7 +165,7 @@ impl Console {
             self.pool.clone(),
             Arc::new(ProcessRuntime::new(self._dir.path().join("logs"))),
         );
-        let system = engine::pipeline::Actor::system();
+        let system = engine::Actor::system();
         engine
             .set_checklist_template(
                 &system,
@@ -179,7 +179,7 @@ impl Console {
             .unwrap();
         let release = engine
             .request_release(
-                &engine::pipeline::Actor::user(user),
+                &engine::Actor::user(user),
                 &model::ReleaseRequest {
                     environment: ENV.into(),
                     version: "v2".into(),
@@ -207,7 +207,7 @@ impl Console {
             Arc::new(ProcessRuntime::new(self._dir.path().join("logs"))),
         );
         let d = engine
-            .deploy(&engine::pipeline::Actor::system(), ENV, "v1")
+            .deploy(&engine::Actor::system(), ENV, "v1")
             .await
             .unwrap();
         assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");

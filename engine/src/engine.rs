@@ -1,0 +1,192 @@
+//! The engine's front door: [`Engine`] holds the store, the drivers and this
+//! console's running workers, and every action the console offers is one of
+//! its methods, each authorizing its [`Actor`] first. The methods live beside
+//! their domain: reads in `queries`, the deploy and rollback in `pipeline`,
+//! releases and checklists in `approvals`, people in `accounts`.
+
+use crate::actor::Actor;
+use crate::audit::{AuditLog, Event, Outcome};
+use crate::environments::Environment;
+use crate::error::{Error, Result};
+use crate::health::Prober;
+use crate::lock::{Holder, LockTiming};
+use crate::pipeline::Workers;
+use crate::rbac::Action;
+use crate::router::{BuiltinRouter, NginxRouter, TrafficRouter};
+use crate::runtime::{Runtime, SlotSpec};
+use crate::store::Pool;
+use model::SlotColor;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+    /// Runtime drivers by name (`environments.runtime`). Outside `Inner` so
+    /// `with_runtime` can add one to an engine value without locks.
+    runtimes: Arc<HashMap<String, Arc<dyn Runtime>>>,
+    lock_timing: LockTiming,
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
+    pub(crate) prober: Prober,
+    audit: AuditLog,
+    /// Serializes taking an environment's lock (a deployment row) with a pass
+    /// of [`Engine::expire_standbys`]: the expiry never stops a standby that a
+    /// rollback has just checked and is about to switch to.
+    pub(crate) lifecycle: tokio::sync::Mutex<()>,
+    /// This console as the holder of the locks its workers take.
+    pub(crate) holder: Holder,
+    /// The deploy and rollback workers running in this console.
+    pub(crate) workers: Workers,
+}
+
+impl Engine {
+    /// An engine with `runtime` registered as `process` (the default every
+    /// environment gets); add others with [`Engine::with_runtime`].
+    pub fn new(pool: Pool, runtime: Arc<dyn Runtime>) -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                pool,
+                prober: Prober::default(),
+                audit: AuditLog::default(),
+                lifecycle: tokio::sync::Mutex::new(()),
+                holder: Holder::this_process(),
+                workers: Workers::default(),
+            }),
+            runtimes: Arc::new(HashMap::from([("process".to_string(), runtime)])),
+            lock_timing: LockTiming::default(),
+        }
+    }
+
+    /// How often workers beat and when a silent lock counts as stale (tests
+    /// shorten both).
+    pub fn with_lock_timing(mut self, timing: LockTiming) -> Self {
+        self.lock_timing = timing;
+        self
+    }
+
+    /// This console as a lock holder.
+    pub fn holder(&self) -> &Holder {
+        &self.inner.holder
+    }
+
+    pub(crate) fn lock_timing(&self) -> LockTiming {
+        self.lock_timing
+    }
+
+    /// Registers (or replaces) the runtime used by environments whose
+    /// `runtime` column is `name`, e.g. `docker`. Clones made before this
+    /// call keep the set they had.
+    pub fn with_runtime(mut self, name: &str, runtime: Arc<dyn Runtime>) -> Self {
+        Arc::make_mut(&mut self.runtimes).insert(name.to_string(), runtime);
+        self
+    }
+
+    /// The runtime driver `env` asks for. An environment naming a driver this
+    /// console was not configured with is refused before anything starts.
+    pub(crate) fn runtime_for(&self, env: &Environment) -> Result<Arc<dyn Runtime>> {
+        self.runtimes.get(&env.runtime).cloned().ok_or_else(|| {
+            let mut known: Vec<&str> = self.runtimes.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            Error::InvalidInput(format!(
+                "environment {} uses the {:?} runtime, which this console is not configured with (configured: {})",
+                env.name,
+                env.runtime,
+                known.join(", ")
+            ))
+        })
+    }
+
+    pub(crate) fn prober(&self) -> &Prober {
+        &self.inner.prober
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The traffic router `env` names. A router value is built per
+    /// operation; the nginx router serializes applies with a file lock, so
+    /// that is safe.
+    pub(crate) fn router_for(&self, env: &Environment) -> Result<Arc<dyn TrafficRouter>> {
+        match env.router.as_str() {
+            "nginx" => {
+                let settings = env.nginx.clone().ok_or_else(|| {
+                    Error::Internal(format!(
+                        "environment {} uses the nginx router without its settings",
+                        env.name
+                    ))
+                })?;
+                Ok(Arc::new(
+                    NginxRouter::new(settings).with_preview(env.preview_listen.clone()),
+                ))
+            }
+            "builtin" => {
+                let token = std::fs::read_to_string(&env.proxy_token_file).map_err(|e| {
+                    Error::Internal(format!(
+                        "reading proxy admin token {}: {e}",
+                        env.proxy_token_file
+                    ))
+                })?;
+                Ok(Arc::new(
+                    BuiltinRouter::new(&env.proxy_admin_url, token.trim().to_string())
+                        .with_preview(env.preview_listen.clone()),
+                ))
+            }
+            other => Err(Error::InvalidInput(format!(
+                "environment {} uses the {other:?} router, which this console does not know",
+                env.name
+            ))),
+        }
+    }
+
+    /// What the runtime is asked to start for `version` in `color`.
+    pub fn spec(env: &Environment, color: SlotColor, version: &str) -> SlotSpec {
+        SlotSpec {
+            environment: env.name.clone(),
+            color,
+            version: version.to_string(),
+            artifact: env.artifact_template.replace("{version}", version),
+        }
+    }
+
+    /// Appends to the audit log. Callers stop the action when this fails.
+    pub async fn audit(&self, event: Event) -> Result<()> {
+        self.inner
+            .audit
+            .append(self.pool(), event)
+            .await
+            .map(|_| ())
+    }
+
+    /// Walks the audit log's hash chain from the first entry (the
+    /// `switchyard audit verify` command).
+    pub async fn verify_audit(&self) -> Result<crate::audit::Verdict> {
+        crate::audit::verify(self.pool()).await
+    }
+
+    /// Whether `actor` may do `action` (in `environment`), with refusals
+    /// recorded in the audit log. Server functions that check more than the
+    /// engine call them with (a confirmation box, a form's numbers) call this
+    /// first, so a refused role learns nothing from those checks.
+    pub async fn authorize(
+        &self,
+        actor: &Actor,
+        action: Action,
+        environment: Option<&str>,
+    ) -> Result<()> {
+        let refused = match actor.may(action) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let mut ev = actor.event(action.audit_name(), Outcome::Denied);
+        ev.environment = environment.map(str::to_string);
+        ev.details = serde_json::json!({ "error": refused.to_string() });
+        if let Err(e) = self.audit(ev).await {
+            tracing::error!(error = %e, "could not audit a refused request");
+        }
+        Err(refused)
+    }
+}

@@ -1,0 +1,68 @@
+//! Step 3, start: the new version starts in the idle slot. Whatever the idle
+//! slot still ran (the previous standby) is replaced; the active slot is
+//! never touched.
+
+use super::run::{DeployRun, Done};
+use crate::engine::Engine;
+use crate::environments;
+use crate::error::{Error, Result};
+use model::SlotState;
+
+pub(super) async fn run(engine: &Engine, run: &mut DeployRun) -> Result<Done> {
+    let pool = engine.pool();
+    let (env, idle, version) = (&run.env, run.idle, run.version.as_str());
+    let previous = environments::slot(pool, env.id, idle).await?;
+    if let Some(handle) = &previous.handle {
+        run.runtime.stop(handle, env.stop_grace).await?;
+    }
+    environments::set_slot(
+        pool,
+        env.id,
+        idle,
+        Some(version),
+        SlotState::Starting,
+        None,
+        None,
+    )
+    .await?;
+    environments::clear_standby(pool, env.id, idle).await?;
+
+    let running = match run.runtime.start(&Engine::spec(env, idle, version)).await {
+        Ok(r) => r,
+        Err(e) => {
+            environments::set_slot(
+                pool,
+                env.id,
+                idle,
+                Some(version),
+                SlotState::Stopped,
+                None,
+                None,
+            )
+            .await?;
+            return Err(Error::DeploymentFailed(format!("start: {e}")));
+        }
+    };
+    environments::set_slot(
+        pool,
+        env.id,
+        idle,
+        Some(version),
+        SlotState::Starting,
+        Some(&running.handle),
+        Some(&running.address),
+    )
+    .await?;
+    crate::failpoint::pause("start.spawned").await;
+    let replaced = match (&previous.handle, &previous.version) {
+        (Some(_), Some(v)) => format!(" (replacing the previous standby, {v})"),
+        (Some(_), None) => " (replacing the previous standby)".to_string(),
+        _ => String::new(),
+    };
+    let message = format!(
+        "{version} started in {idle} at {}{replaced}",
+        running.address
+    );
+    run.set_running(running);
+    Ok(Done::Succeeded(message))
+}

@@ -1,0 +1,96 @@
+//! The read side: what the console's pages show, each read authorized first.
+//! Nothing here changes anything.
+
+use crate::actor::Actor;
+use crate::deployments;
+use crate::engine::Engine;
+use crate::environments;
+use crate::error::Result;
+use crate::rbac::Action;
+use crate::steps;
+use model::{DeploymentDetail, DeploymentView};
+
+impl Engine {
+    pub async fn audit_search(
+        &self,
+        actor: &Actor,
+        filter: &model::AuditFilter,
+        limit: i64,
+    ) -> Result<model::AuditPage> {
+        actor.may(Action::ViewAudit)?;
+        crate::audit::search(self.pool(), filter, limit).await
+    }
+
+    pub async fn environment(&self, actor: &Actor, name: &str) -> Result<model::EnvironmentView> {
+        actor.may(Action::ViewEnvironments)?;
+        let env = environments::find(self.pool(), name).await?;
+        environments::view(self.pool(), &env).await
+    }
+
+    pub async fn environment_names(&self, actor: &Actor) -> Result<Vec<String>> {
+        actor.may(Action::ViewEnvironments)?;
+        Ok(environments::list(self.pool())
+            .await?
+            .into_iter()
+            .map(|e| e.name)
+            .collect())
+    }
+
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        env_name: &str,
+        limit: i64,
+    ) -> Result<Vec<DeploymentView>> {
+        actor.may(Action::ViewEnvironments)?;
+        let env = environments::find(self.pool(), env_name).await?;
+        deployments::history(self.pool(), env.id, limit.clamp(1, 500)).await
+    }
+
+    /// One deployment with its steps, for its page. Whoever may read the
+    /// history may read this.
+    pub async fn deployment(&self, actor: &Actor, id: i64) -> Result<DeploymentDetail> {
+        actor.may(Action::ViewEnvironments)?;
+        let deployment = deployments::get(self.pool(), id).await?;
+        let steps = steps::list(self.pool(), id).await?;
+        let elapsed_ms = match deployment.duration_ms {
+            Some(ms) => ms,
+            None => chrono::DateTime::parse_from_rfc3339(&deployment.started_at)
+                .map(|t| (crate::now() - t.with_timezone(&chrono::Utc)).num_milliseconds())
+                .unwrap_or(0)
+                .max(0),
+        };
+        Ok(DeploymentDetail {
+            deployment,
+            steps,
+            elapsed_ms,
+            watch: crate::watch::view(self.pool(), id).await?,
+        })
+    }
+
+    /// Both slots' traffic over the last five minutes in 10-second points,
+    /// for the dashboard. The router being unreachable is an answer here
+    /// (shown in the panel), not an error: the rest of the page still works.
+    pub async fn traffic(&self, actor: &Actor, env_name: &str) -> Result<model::TrafficView> {
+        actor.may(Action::ViewEnvironments)?;
+        let env = environments::find(self.pool(), env_name).await?;
+        let router = self.router_for(&env)?;
+        Ok(match router.traffic_series(300, 10).await {
+            Ok(Some(series)) => model::TrafficView {
+                series: Some(series),
+                unavailable: None,
+            },
+            Ok(None) => model::TrafficView {
+                series: None,
+                unavailable: Some(format!(
+                    "the {} router reports no per-slot traffic",
+                    env.router
+                )),
+            },
+            Err(e) => model::TrafficView {
+                series: None,
+                unavailable: Some(format!("traffic figures unavailable: {e}")),
+            },
+        })
+    }
+}
