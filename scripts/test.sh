@@ -35,6 +35,13 @@ ensure_apt nginx
 
 log "cargo test"
 cargo test --workspace --exclude frontend
+
+# The benchmarks are a binary of their own (bench/): one small run keeps it
+# working (figures are read from full runs; see the README).
+log "switchyard-bench audit (smoke run)"
+bench_dir="$(mktemp -d)"
+"$ROOT/target/debug/switchyard-bench" --data-dir "$bench_dir" audit --entries 2000 --runs 1 >/dev/null
+rm -rf "$bench_dir"
 disk
 if [ "${CI:-}" = "true" ]; then
   log "cargo clean --profile dev (CI: free the disk before the release build)"

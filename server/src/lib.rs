@@ -2,12 +2,6 @@
 //! router, kept out of `main` so tests can build the same app on port 0.
 
 pub mod audit_export;
-pub mod bench;
-pub mod bench_deploy;
-pub mod bench_login;
-pub mod bench_nginx;
-pub mod bench_proxy;
-pub mod bench_rig;
 pub mod bootstrap;
 pub mod config;
 pub mod events;

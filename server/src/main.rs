@@ -48,59 +48,6 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Benchmarks (figures to read, not tests).
-    #[command(subcommand)]
-    Bench(BenchCommand),
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// Time the audit page's queries over a generated log (in its own database
-    /// under DATA_DIR/bench, never the console's).
-    Audit {
-        #[arg(long, default_value_t = 1_000_000)]
-        entries: u64,
-        #[arg(long, default_value_t = 21)]
-        runs: usize,
-    },
-    /// Deploy overhead (whole deploy minus the service's own start-up) and
-    /// rollback time, for the process runtime and Docker when it answers.
-    Deploy {
-        #[arg(long, default_value_t = 11)]
-        runs: usize,
-        /// The environment's health-check interval during the deploys.
-        #[arg(long, default_value_t = 250)]
-        health_interval_ms: u64,
-        /// Directory holding switchyard-proxy and switchyard-demo.
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
-    },
-    /// Sign-in throttling: wrong passwords judged against one account with and
-    /// without the throttle (same run), then one address across usernames.
-    Login {
-        /// Seconds each attack runs.
-        #[arg(long, default_value_t = 60)]
-        secs: u64,
-        #[arg(long, default_value_t = 8)]
-        attackers: usize,
-    },
-    /// The data plane: failed requests across switches under load, switch →
-    /// first new-slot answer, throughput and p99 (direct, switchyard-proxy,
-    /// nginx) with wrk, proxy memory.
-    Proxy {
-        #[arg(long, default_value_t = 100)]
-        switches: usize,
-        /// Paced load during the switches, requests per second.
-        #[arg(long, default_value_t = 1000)]
-        rate: u32,
-        #[arg(long, default_value_t = 10)]
-        wrk_secs: u64,
-        #[arg(long, default_value_t = 50)]
-        wrk_connections: u32,
-        /// Directory holding switchyard-proxy and switchyard-demo.
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
-    },
 }
 
 #[derive(Subcommand)]
@@ -204,40 +151,6 @@ async fn main() -> anyhow::Result<()> {
                 println!("password (shown once): {password}");
             }
             Ok(())
-        }
-        Command::Bench(BenchCommand::Audit { entries, runs }) => {
-            server::bench::audit(&cli.data_dir.join("bench"), entries, runs.max(1)).await
-        }
-        Command::Bench(BenchCommand::Login { secs, attackers }) => {
-            server::bench_login::login(&cli.data_dir, secs.max(1), attackers.max(1)).await
-        }
-        Command::Bench(BenchCommand::Deploy {
-            runs,
-            health_interval_ms,
-            bin_dir,
-        }) => {
-            let opts = server::bench_deploy::Options {
-                runs: runs.max(1),
-                health_interval: Duration::from_millis(health_interval_ms.max(1)),
-                bin_dir: bin_dir.unwrap_or_else(default_bin_dir),
-            };
-            server::bench_deploy::deploy(&cli.data_dir, opts).await
-        }
-        Command::Bench(BenchCommand::Proxy {
-            switches,
-            rate,
-            wrk_secs,
-            wrk_connections,
-            bin_dir,
-        }) => {
-            let opts = server::bench_proxy::Options {
-                bin_dir: bin_dir.unwrap_or_else(default_bin_dir),
-                switches: switches.max(1),
-                rate: rate.max(1),
-                wrk_secs: wrk_secs.max(1),
-                wrk_connections: wrk_connections.max(1),
-            };
-            server::bench_proxy::proxy(&cli.data_dir, opts).await
         }
         Command::Deploy {
             environment,

@@ -12,8 +12,8 @@
 //!
 //! Figures to read, not assertions: these machines are shared 2-core boxes.
 
-use crate::bench_nginx::NginxGroup;
-use crate::bench_rig::{spawn_proxy, Samples, TOKEN};
+use crate::nginx::NginxGroup;
+use crate::rig::{spawn_proxy, Samples, TOKEN};
 use anyhow::{bail, Context};
 use engine::router::{BuiltinRouter, TrafficRouter};
 use model::{RoutingTable, SlotColor, Upstream};
@@ -495,7 +495,7 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
     let (applied, served) = switch_to_first_answer(&proxy.public, &router, &slots, 50).await?;
     println!("{}", applied.row("switch command acknowledged"));
     println!("{}", served.row("switch command → first new-slot answer"));
-    match crate::bench_nginx::NginxSite::start(&root.join("nginx-router")).await? {
+    match crate::nginx::NginxSite::start(&root.join("nginx-router")).await? {
         Some(site) => {
             let router = site.router();
             // Users on blue before the load starts, as with the proxy.

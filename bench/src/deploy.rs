@@ -11,7 +11,7 @@
 //! router confirming the switch, and to the first user request answered by the
 //! other version. Figures to read, not assertions: these machines are shared.
 
-use crate::bench_rig::{spawn_proxy, Samples};
+use crate::rig::{spawn_proxy, Samples};
 use anyhow::{bail, Context};
 use engine::environments::{self, NewEnvironment};
 use engine::health::Prober;

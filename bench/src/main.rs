@@ -1,0 +1,129 @@
+//! `switchyard-bench`: Switchyard's benchmarks, figures to read rather than
+//! tests (these shared 2-core machines make timed tests flaky). Each command
+//! prints its figures; docs/ARCHITECTURE.md and the README say which issue's
+//! targets they measure. Kept out of the console binary: a console does not
+//! ship a load generator.
+
+mod audit;
+mod deploy;
+mod login;
+mod nginx;
+mod proxy;
+mod rig;
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard-bench",
+    about = "Switchyard's benchmarks (figures to read, not tests)",
+    version
+)]
+struct Cli {
+    /// Directory for the benchmarks' own databases, proxies and logs.
+    #[arg(long, default_value = ".switchyard", global = true)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Time the audit page's queries over a generated log (in its own database
+    /// under DATA_DIR/bench, never the console's).
+    Audit {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        #[arg(long, default_value_t = 21)]
+        runs: usize,
+    },
+    /// Deploy overhead (whole deploy minus the service's own start-up) and
+    /// rollback time, for the process runtime and Docker when it answers.
+    Deploy {
+        #[arg(long, default_value_t = 11)]
+        runs: usize,
+        /// The environment's health-check interval during the deploys.
+        #[arg(long, default_value_t = 250)]
+        health_interval_ms: u64,
+        /// Directory holding switchyard-proxy and switchyard-demo.
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+    },
+    /// Sign-in throttling: wrong passwords judged against one account with and
+    /// without the throttle (same run), then one address across usernames.
+    Login {
+        /// Seconds each attack runs.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        #[arg(long, default_value_t = 8)]
+        attackers: usize,
+    },
+    /// The data plane: failed requests across switches under load, switch →
+    /// first new-slot answer, throughput and p99 (direct, switchyard-proxy,
+    /// nginx) with wrk, proxy memory.
+    Proxy {
+        #[arg(long, default_value_t = 100)]
+        switches: usize,
+        /// Paced load during the switches, requests per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        wrk_secs: u64,
+        #[arg(long, default_value_t = 50)]
+        wrk_connections: u32,
+        /// Directory holding switchyard-proxy and switchyard-demo.
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+    },
+}
+
+/// switchyard-proxy and switchyard-demo are built beside this binary.
+fn beside_this_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Audit { entries, runs } => {
+            audit::audit(&cli.data_dir.join("bench"), entries, runs.max(1)).await
+        }
+        Command::Login { secs, attackers } => {
+            login::login(&cli.data_dir, secs.max(1), attackers.max(1)).await
+        }
+        Command::Deploy {
+            runs,
+            health_interval_ms,
+            bin_dir,
+        } => {
+            let opts = deploy::Options {
+                runs: runs.max(1),
+                health_interval: Duration::from_millis(health_interval_ms.max(1)),
+                bin_dir: bin_dir.unwrap_or_else(beside_this_binary),
+            };
+            deploy::deploy(&cli.data_dir, opts).await
+        }
+        Command::Proxy {
+            switches,
+            rate,
+            wrk_secs,
+            wrk_connections,
+            bin_dir,
+        } => {
+            let opts = proxy::Options {
+                bin_dir: bin_dir.unwrap_or_else(beside_this_binary),
+                switches: switches.max(1),
+                rate: rate.max(1),
+                wrk_secs: wrk_secs.max(1),
+                wrk_connections: wrk_connections.max(1),
+            };
+            proxy::proxy(&cli.data_dir, opts).await
+        }
+    }
+}
