@@ -1,41 +1,24 @@
 //! Releases, their checklists and sign-offs, as the browser sees them.
 
+use crate::string_enum::string_enum;
 use crate::Role;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
-/// What the engine verifies by itself for an automatic checklist item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AutoCheck {
-    /// The same version succeeded in the environment's upstream (promotion).
-    UpstreamSucceeded,
-    /// The release's SQL only adds (parsed, not pattern-matched).
-    MigrationsAdditive,
-    /// The idle slot can take the release: not busy, artifact available.
-    IdleSlotHealthy,
-    /// The configured backup command says a recent enough backup exists.
-    BackupRecent,
+string_enum! {
+    /// What the engine verifies by itself for an automatic checklist item.
+    pub enum AutoCheck("automatic check") {
+        /// The same version succeeded in the environment's upstream (promotion).
+        UpstreamSucceeded = "upstream_succeeded",
+        /// The release's SQL only adds (parsed, not pattern-matched).
+        MigrationsAdditive = "migrations_additive",
+        /// The idle slot can take the release: not busy, artifact available.
+        IdleSlotHealthy = "idle_slot_healthy",
+        /// The configured backup command says a recent enough backup exists.
+        BackupRecent = "backup_recent",
+    }
 }
 
 impl AutoCheck {
-    pub const ALL: [AutoCheck; 4] = [
-        AutoCheck::UpstreamSucceeded,
-        AutoCheck::MigrationsAdditive,
-        AutoCheck::IdleSlotHealthy,
-        AutoCheck::BackupRecent,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AutoCheck::UpstreamSucceeded => "upstream_succeeded",
-            AutoCheck::MigrationsAdditive => "migrations_additive",
-            AutoCheck::IdleSlotHealthy => "idle_slot_healthy",
-            AutoCheck::BackupRecent => "backup_recent",
-        }
-    }
-
     pub fn describe(self) -> &'static str {
         match self {
             AutoCheck::UpstreamSucceeded => "succeeded in the upstream environment",
@@ -43,22 +26,6 @@ impl AutoCheck {
             AutoCheck::IdleSlotHealthy => "idle slot ready",
             AutoCheck::BackupRecent => "recent backup",
         }
-    }
-}
-
-impl fmt::Display for AutoCheck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AutoCheck {
-    type Err = crate::UnknownVariant;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AutoCheck::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| crate::UnknownVariant::new("automatic check", s))
     }
 }
 
@@ -147,30 +114,10 @@ pub struct ChecklistItemView {
     pub can_revoke: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReleaseStatus {
-    Open,
-    Cancelled,
-}
-
-impl ReleaseStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReleaseStatus::Open => "open",
-            ReleaseStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl FromStr for ReleaseStatus {
-    type Err = crate::UnknownVariant;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "open" => Ok(ReleaseStatus::Open),
-            "cancelled" => Ok(ReleaseStatus::Cancelled),
-            _ => Err(crate::UnknownVariant::new("release status", s)),
-        }
+string_enum! {
+    pub enum ReleaseStatus("release status") {
+        Open = "open",
+        Cancelled = "cancelled",
     }
 }
 

@@ -1,0 +1,89 @@
+//! Slots and environments as the dashboard shows them.
+
+use crate::string_enum::string_enum;
+use crate::LockView;
+use serde::{Deserialize, Serialize};
+
+string_enum! {
+    /// One of the two slots of an environment.
+    pub enum SlotColor("slot colour") {
+        Blue = "blue",
+        Green = "green",
+    }
+}
+
+impl SlotColor {
+    pub fn other(self) -> SlotColor {
+        match self {
+            SlotColor::Blue => SlotColor::Green,
+            SlotColor::Green => SlotColor::Blue,
+        }
+    }
+}
+
+string_enum! {
+    /// Lifecycle of the process or container behind a slot.
+    pub enum SlotState("slot state") {
+        Stopped = "stopped",
+        Starting = "starting",
+        Healthy = "healthy",
+        Unhealthy = "unhealthy",
+        Draining = "draining",
+    }
+}
+
+/// One slot as shown on the dashboard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlotView {
+    pub color: SlotColor,
+    pub version: Option<String>,
+    pub state: SlotState,
+    pub active: bool,
+    /// Upstream address (host:port) while the slot runs.
+    pub address: Option<String>,
+    /// Result of the last health probe: `None` until one ran.
+    pub last_health_ok: Option<bool>,
+    pub last_health_message: Option<String>,
+    pub last_health_at: Option<String>,
+    /// A standby: until when it is kept warm (in the past once its window
+    /// stopped it; a rollback then starts it again).
+    pub standby_until: Option<String>,
+    /// Seconds left in the standby window when this view was read (0 once
+    /// it has passed); the dashboard refreshes it as a countdown.
+    pub standby_left_secs: Option<i64>,
+}
+
+/// An environment with both of its slots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentView {
+    pub name: String,
+    /// The address users reach (switchyard-proxy's public listener).
+    pub app_url: String,
+    /// Where the router serves the idle slot while a deploy's gates run
+    /// (`None`: no preview listener configured; gates go to the slot).
+    #[serde(default)]
+    pub preview_url: Option<String>,
+    pub active: Option<SlotColor>,
+    pub slots: Vec<SlotView>,
+    /// Set while a deployment runs: "deploy in progress by X since T".
+    pub in_progress: Option<String>,
+    /// The environment's lock while a deployment runs.
+    pub lock: Option<LockView>,
+}
+
+/// How an environment's deploys wait and judge, as the settings page shows
+/// and edits them. Durations in milliseconds; the error-rate threshold in
+/// percent; smoke routes one per line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipelineSettings {
+    pub health_interval_ms: u64,
+    pub health_deadline_ms: u64,
+    pub smoke_paths: String,
+    pub sample_requests: u32,
+    pub p95_ms: u64,
+    pub p99_ms: u64,
+    pub max_error_pct: f64,
+    pub drain_timeout_ms: u64,
+    pub watch_window_ms: u64,
+    pub standby_window_ms: u64,
+}
