@@ -89,7 +89,8 @@ async fn bench_runtime(
         &format!("http://{}", proxy.admin),
         &dir.join("proxy-token").display().to_string(),
     );
-    new.runtime = name.to_string();
+    let kind: model::RuntimeKind = name.parse()?;
+    new.runtime = kind;
     new.health_interval = opts.health_interval;
     new.stop_grace = Duration::from_secs(5);
     // The watch runs after a deploy has finished (it is not part of its
@@ -97,7 +98,7 @@ async fn bench_runtime(
     new.watch_window = Duration::ZERO;
     let env = environments::create(&pool, &new).await?;
     let engine = Engine::new(pool, Arc::new(ProcessRuntime::new(dir.join("logs"))))
-        .with_runtime(name, runtime.clone());
+        .with_runtime(kind, runtime.clone());
     let actor = Actor::system();
     let http = reqwest::Client::builder()
         .no_proxy()

@@ -15,16 +15,16 @@ use crate::rbac::Action;
 use crate::router::{BuiltinRouter, NginxRouter, TrafficRouter};
 use crate::runtime::{Runtime, SlotSpec};
 use crate::store::Pool;
-use model::SlotColor;
+use model::{RouterKind, RuntimeKind, SlotColor};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) inner: Arc<Inner>,
-    /// Runtime drivers by name (`environments.runtime`). Outside `Inner` so
+    /// Runtime drivers by kind (`environments.runtime`). Outside `Inner` so
     /// `with_runtime` can add one to an engine value without locks.
-    runtimes: Arc<HashMap<String, Arc<dyn Runtime>>>,
+    runtimes: Arc<HashMap<RuntimeKind, Arc<dyn Runtime>>>,
     lock_timing: LockTiming,
 }
 
@@ -43,8 +43,8 @@ pub(crate) struct Inner {
 }
 
 impl Engine {
-    /// An engine with `runtime` registered as `process` (the default every
-    /// environment gets); add others with [`Engine::with_runtime`].
+    /// An engine with `runtime` registered as [`RuntimeKind::Process`] (the
+    /// default every environment gets); add others with [`Engine::with_runtime`].
     pub fn new(pool: Pool, runtime: Arc<dyn Runtime>) -> Self {
         Engine {
             inner: Arc::new(Inner {
@@ -55,7 +55,7 @@ impl Engine {
                 holder: Holder::this_process(),
                 workers: Workers::default(),
             }),
-            runtimes: Arc::new(HashMap::from([("process".to_string(), runtime)])),
+            runtimes: Arc::new(HashMap::from([(RuntimeKind::Process, runtime)])),
             lock_timing: LockTiming::default(),
         }
     }
@@ -76,11 +76,10 @@ impl Engine {
         self.lock_timing
     }
 
-    /// Registers (or replaces) the runtime used by environments whose
-    /// `runtime` column is `name`, e.g. `docker`. Clones made before this
-    /// call keep the set they had.
-    pub fn with_runtime(mut self, name: &str, runtime: Arc<dyn Runtime>) -> Self {
-        Arc::make_mut(&mut self.runtimes).insert(name.to_string(), runtime);
+    /// Registers (or replaces) the runtime used by environments of `kind`.
+    /// Clones made before this call keep the set they had.
+    pub fn with_runtime(mut self, kind: RuntimeKind, runtime: Arc<dyn Runtime>) -> Self {
+        Arc::make_mut(&mut self.runtimes).insert(kind, runtime);
         self
     }
 
@@ -88,12 +87,12 @@ impl Engine {
     /// console was not configured with is refused before anything starts.
     pub(crate) fn runtime_for(&self, env: &Environment) -> Result<Arc<dyn Runtime>> {
         self.runtimes.get(&env.runtime).cloned().ok_or_else(|| {
-            let mut known: Vec<&str> = self.runtimes.keys().map(String::as_str).collect();
+            let mut known: Vec<&str> = self.runtimes.keys().map(|k| k.as_str()).collect();
             known.sort_unstable();
             Error::InvalidInput(format!(
                 "environment {} uses the {:?} runtime, which this console is not configured with (configured: {})",
                 env.name,
-                env.runtime,
+                env.runtime.as_str(),
                 known.join(", ")
             ))
         })
@@ -111,8 +110,8 @@ impl Engine {
     /// operation; the nginx router serializes applies with a file lock, so
     /// that is safe.
     pub(crate) fn router_for(&self, env: &Environment) -> Result<Arc<dyn TrafficRouter>> {
-        match env.router.as_str() {
-            "nginx" => {
+        match env.router {
+            RouterKind::Nginx => {
                 let settings = env.nginx.clone().ok_or_else(|| {
                     Error::Internal(format!(
                         "environment {} uses the nginx router without its settings",
@@ -123,7 +122,7 @@ impl Engine {
                     NginxRouter::new(settings).with_preview(env.preview_listen.clone()),
                 ))
             }
-            "builtin" => {
+            RouterKind::Builtin => {
                 let token = std::fs::read_to_string(&env.proxy_token_file).map_err(|e| {
                     Error::Internal(format!(
                         "reading proxy admin token {}: {e}",
@@ -135,10 +134,6 @@ impl Engine {
                         .with_preview(env.preview_listen.clone()),
                 ))
             }
-            other => Err(Error::InvalidInput(format!(
-                "environment {} uses the {other:?} router, which this console does not know",
-                env.name
-            ))),
         }
     }
 

@@ -5,7 +5,7 @@ use crate::gates::GateSettings;
 use crate::router::NginxSettings;
 use crate::store::Pool;
 use chrono::{DateTime, Utc};
-use model::{EnvironmentView, SlotColor, SlotState, SlotView};
+use model::{EnvironmentView, RouterKind, RuntimeKind, SlotColor, SlotState, SlotView};
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -13,12 +13,11 @@ pub struct Environment {
     pub id: i64,
     pub name: String,
     pub app_url: String,
-    /// Which runtime driver runs the slots (`process`, `docker`); the engine
-    /// looks it up by this name.
-    pub runtime: String,
+    /// Which runtime driver runs the slots; the engine looks it up by kind.
+    pub runtime: RuntimeKind,
     pub artifact_template: String,
-    /// Which traffic router switches users (`builtin`, `nginx`).
-    pub router: String,
+    /// Which traffic router switches users.
+    pub router: RouterKind,
     /// Builtin router: switchyard-proxy's admin API and its secret's file.
     pub proxy_admin_url: String,
     pub proxy_token_file: String,
@@ -55,11 +54,11 @@ pub struct Environment {
 pub struct NewEnvironment {
     pub name: String,
     pub app_url: String,
-    /// `process` (the default) or `docker`.
-    pub runtime: String,
+    /// `Process` by default.
+    pub runtime: RuntimeKind,
     pub artifact_template: String,
-    /// `builtin` (the default) or `nginx`.
-    pub router: String,
+    /// `Builtin` by default.
+    pub router: RouterKind,
     pub proxy_admin_url: String,
     pub proxy_token_file: String,
     /// Required when `router` is `nginx`, ignored otherwise.
@@ -87,9 +86,9 @@ impl NewEnvironment {
         NewEnvironment {
             name: name.into(),
             app_url: app_url.into(),
-            runtime: "process".into(),
+            runtime: RuntimeKind::Process,
             artifact_template: artifact_template.into(),
-            router: "builtin".into(),
+            router: RouterKind::Builtin,
             proxy_admin_url: proxy_admin_url.into(),
             proxy_token_file: proxy_token_file.into(),
             nginx: None,
@@ -163,13 +162,9 @@ fn ms(v: i64) -> Duration {
 impl TryFrom<EnvRow> for Environment {
     type Error = Error;
     fn try_from(r: EnvRow) -> Result<Self> {
-        let nginx = match (
-            r.router.as_str(),
-            r.nginx_conf,
-            r.nginx_include,
-            r.nginx_pid_file,
-        ) {
-            ("nginx", Some(conf), Some(include), Some(pid_file)) => Some(NginxSettings {
+        let router: RouterKind = parse(&r.router)?;
+        let nginx = match (router, r.nginx_conf, r.nginx_include, r.nginx_pid_file) {
+            (RouterKind::Nginx, Some(conf), Some(include), Some(pid_file)) => Some(NginxSettings {
                 binary: r
                     .nginx_binary
                     .unwrap_or_else(|| NginxSettings::DEFAULT_BINARY.into())
@@ -192,9 +187,9 @@ impl TryFrom<EnvRow> for Environment {
             id: r.id,
             name: r.name,
             app_url: r.app_url,
-            runtime: r.runtime,
+            runtime: parse(&r.runtime)?,
             artifact_template: r.artifact_template,
-            router: r.router,
+            router,
             proxy_admin_url: r.proxy_admin_url,
             proxy_token_file: r.proxy_token_file,
             nginx,
@@ -249,12 +244,6 @@ impl TryFrom<SlotRow> for Slot {
     }
 }
 
-/// Runtime drivers an environment may name (the `environments.runtime` CHECK).
-pub const RUNTIMES: [&str; 2] = ["process", "docker"];
-
-/// Traffic routers an environment may name (the `environments.router` CHECK).
-pub const ROUTERS: [&str; 2] = ["builtin", "nginx"];
-
 const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
      health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation, \
      router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
@@ -272,27 +261,13 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
             "environment name must be 1-40 characters: a-z, 0-9, '-'".into(),
         ));
     }
-    if !RUNTIMES.contains(&new.runtime.as_str()) {
-        return Err(Error::InvalidInput(format!(
-            "runtime {:?} is not one of: {}",
-            new.runtime,
-            RUNTIMES.join(", ")
-        )));
-    }
-    if !ROUTERS.contains(&new.router.as_str()) {
-        return Err(Error::InvalidInput(format!(
-            "router {:?} is not one of: {}",
-            new.router,
-            ROUTERS.join(", ")
-        )));
-    }
-    let nginx = match (new.router.as_str(), &new.nginx) {
-        ("nginx", None) => {
+    let nginx = match (new.router, &new.nginx) {
+        (RouterKind::Nginx, None) => {
             return Err(Error::InvalidInput(
                 "the nginx router needs its settings (configuration, include, pid file)".into(),
             ))
         }
-        ("nginx", Some(n)) => Some(n),
+        (RouterKind::Nginx, Some(n)) => Some(n),
         _ => None,
     };
     new.gates.validate().map_err(Error::InvalidInput)?;
@@ -311,7 +286,7 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     )
     .bind(&new.name)
     .bind(&new.app_url)
-    .bind(&new.runtime)
+    .bind(new.runtime.as_str())
     .bind(&new.artifact_template)
     .bind(&new.proxy_admin_url)
     .bind(&new.proxy_token_file)
@@ -320,7 +295,7 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     .bind(new.health_deadline.as_millis() as i64)
     .bind(new.stop_grace.as_millis() as i64)
     .bind(crate::now())
-    .bind(&new.router)
+    .bind(new.router.as_str())
     .bind(nginx.map(|n| path(&n.binary)))
     .bind(nginx.map(|n| path(&n.conf)))
     .bind(nginx.and_then(|n| n.prefix.as_deref().map(path)))
@@ -831,14 +806,16 @@ mod tests {
 
         // The new CHECK: docker is accepted, anything else still refused.
         let mut new = NewEnvironment::new("containers", "u", "img:{version}", "p", "t");
-        new.runtime = "docker".into();
-        assert_eq!(create(&pool, &new).await.unwrap().runtime, "docker");
-        new.name = "elsewhere".into();
-        new.runtime = "kubernetes".into();
-        assert!(matches!(
-            create(&pool, &new).await,
-            Err(Error::InvalidInput(_))
-        ));
+        new.runtime = RuntimeKind::Docker;
+        assert_eq!(
+            create(&pool, &new).await.unwrap().runtime,
+            RuntimeKind::Docker
+        );
+        // A runtime the console does not know cannot even be named.
+        assert_eq!(
+            "kubernetes".parse::<RuntimeKind>().unwrap_err().to_string(),
+            "unknown runtime \"kubernetes\""
+        );
         let raw = sqlx::query(
             "INSERT INTO environments (name, app_url, runtime, artifact_template, proxy_admin_url, \
              proxy_token_file, created_at) VALUES ('k', 'u', 'kubernetes', 'a', 'p', 't', 'now')",
@@ -970,7 +947,7 @@ mod tests {
         // The new CHECK: nginx with its settings round-trips; nginx without
         // them, or an unknown router, is refused.
         let mut new = NewEnvironment::new("edge", "u", "cmd {version}", "", "");
-        new.router = "nginx".into();
+        new.router = RouterKind::Nginx;
         assert!(matches!(
             create(&pool, &new).await,
             Err(Error::InvalidInput(_))
@@ -988,15 +965,14 @@ mod tests {
         let edge = create(&pool, &new).await.unwrap();
         assert_eq!(edge.id, 4, "an id was handed out twice");
         assert_eq!(
-            (edge.router.as_str(), edge.nginx),
-            ("nginx", Some(settings))
+            (edge.router, edge.nginx),
+            (RouterKind::Nginx, Some(settings))
         );
-        new.name = "elsewhere".into();
-        new.router = "envoy".into();
-        assert!(matches!(
-            create(&pool, &new).await,
-            Err(Error::InvalidInput(_))
-        ));
+        // A router the console does not know cannot even be named.
+        assert_eq!(
+            "envoy".parse::<RouterKind>().unwrap_err().to_string(),
+            "unknown router \"envoy\""
+        );
         for raw in [
             "INSERT INTO environments (name, app_url, router, artifact_template, proxy_admin_url, \
              proxy_token_file, created_at) VALUES ('n', 'u', 'nginx', 'a', 'p', 't', 'now')",

@@ -120,7 +120,7 @@ impl Harness {
             &format!("http://{admin}"),
             &dir.path().join("proxy-token").display().to_string(),
         );
-        new.runtime = runtime.to_string();
+        new.runtime = runtime.parse().expect("a runtime kind");
         new.health_interval = Duration::from_millis(50);
         new.health_deadline = Duration::from_secs(3);
         new.stop_grace = Duration::from_secs(2);
@@ -136,7 +136,7 @@ impl Harness {
                     .await
                     .unwrap_or_else(|e| panic!("no Docker Engine ({e}): {DOCKER_HINT}")),
             );
-            engine = engine.with_runtime("docker", rt.clone());
+            engine = engine.with_runtime(model::RuntimeKind::Docker, rt.clone());
             docker = Some(rt);
         }
         Harness {

@@ -644,7 +644,7 @@ async fn the_pipeline_deploys_and_rolls_back_through_nginx() {
         "",
         "",
     );
-    new.router = "nginx".into();
+    new.router = model::RouterKind::Nginx;
     new.nginx = Some(router.settings().clone());
     new.health_interval = Duration::from_millis(50);
     new.health_deadline = Duration::from_secs(10);
@@ -821,7 +821,7 @@ async fn the_pipeline_gates_through_the_nginx_preview_block() {
         "",
         "",
     );
-    new.router = "nginx".into();
+    new.router = model::RouterKind::Nginx;
     new.nginx = Some(router.settings().clone());
     new.preview_listen = Some(listen.clone());
     new.health_interval = Duration::from_millis(50);

@@ -22,6 +22,26 @@ impl SlotColor {
 }
 
 string_enum! {
+    /// Which driver runs an environment's slots.
+    pub enum RuntimeKind("runtime") {
+        /// Local processes (the default): `artifact_template` is a command.
+        Process = "process",
+        /// Docker Engine containers: `artifact_template` is an image.
+        Docker = "docker",
+    }
+}
+
+string_enum! {
+    /// Which traffic router switches an environment's users.
+    pub enum RouterKind("router") {
+        /// switchyard-proxy, through its admin API (the default).
+        Builtin = "builtin",
+        /// nginx: an include file and a confirmed reload.
+        Nginx = "nginx",
+    }
+}
+
+string_enum! {
     /// Lifecycle of the process or container behind a slot.
     pub enum SlotState("slot state") {
         Stopped = "stopped",

@@ -164,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
             );
             let mut engine = offline_engine(&cli.data_dir).await?;
             if let Ok(docker) = engine::runtime::DockerRuntime::connect().await {
-                engine = engine.with_runtime("docker", Arc::new(docker));
+                engine = engine.with_runtime(model::RuntimeKind::Docker, Arc::new(docker));
             }
             let plan = engine
                 .plan_deploy(&engine::Actor::system(), &environment, &version)
@@ -251,7 +251,7 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
     // Docker is optional: environments on the docker runtime work when an
     // engine answers, and are refused with a clear error when none does.
     match engine::runtime::DockerRuntime::connect().await {
-        Ok(docker) => engine = engine.with_runtime("docker", Arc::new(docker)),
+        Ok(docker) => engine = engine.with_runtime(model::RuntimeKind::Docker, Arc::new(docker)),
         Err(e) => tracing::info!(error = %e, "no Docker Engine: the docker runtime is unavailable"),
     }
 
