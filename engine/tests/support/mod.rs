@@ -1,7 +1,12 @@
 //! Helpers shared by the engine's integration tests: finding the sibling
-//! binaries, starting a real switchyard-proxy, cleaning up Docker containers.
+//! binaries, starting a real switchyard-proxy, cleaning up Docker containers;
+//! and, in [`harness`], the environment the `pipeline_*.rs` tests drive.
 // Each test crate uses a different subset of these.
 #![allow(dead_code)]
+
+// Not every test binary uses every helper of the pipeline harness.
+#[allow(dead_code)]
+pub mod harness;
 
 use engine::runtime::docker::LABEL_ENVIRONMENT;
 use std::path::{Path, PathBuf};

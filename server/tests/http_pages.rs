@@ -1,0 +1,202 @@
+//! Pages and exports over HTTP: pages need a session and a GET never
+//! deploys, the audit export is for signed-in users and follows the page's
+//! filter, and a deployment's data and page show its steps and why it failed.
+//!
+//! The real axum router from `server::http`, real server functions and a
+//! real SQLite file, served on a loopback port (see `support`). No proxy or
+//! slot process is involved: every request here is decided before any
+//! runtime work, or fails at the pipeline's preflight against an unreachable
+//! router.
+
+mod support;
+
+use reqwest::header::LOCATION;
+use support::*;
+
+#[tokio::test]
+async fn pages_need_a_session_and_get_never_deploys() {
+    let c = start().await;
+    c.user("dora", Role::Deployer).await;
+
+    let r = c.get("/", None).await;
+    assert!(r.status.is_redirection(), "{}: {}", r.status, r.body);
+    assert_eq!(r.headers.get(LOCATION).unwrap(), "/login");
+    let r = c.get("/login", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let cookie = c.session_for("dora").await;
+    let r = c.get("/", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    for path in [
+        "/api/deploy?environment=production&version=v2",
+        "/api/rollback?environment=production&reason=get",
+    ] {
+        let r = c.get(path, Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "GET {path}");
+    }
+    assert_eq!(c.count("deployments").await, 0);
+}
+
+/// The audit export needs a session, follows the page's filter, and every
+/// login attempt and refusal shows up in it — without the password.
+#[tokio::test]
+async fn audit_export_is_signed_in_only_and_follows_the_filter() {
+    let c = start().await;
+    c.user("vera", Role::Viewer).await;
+    let r = c.get("/audit/export.csv", None).await;
+    assert_eq!(r.status.as_u16(), 401, "{}", r.body);
+
+    let wrong = c.login("vera", "guessing-the-password", None).await;
+    assert_eq!(wrong.status.as_u16(), 401);
+    let cookie = c.session_for("vera").await;
+    let r = c
+        .post(
+            "/api/deploy",
+            &[("environment", ENV), ("version", "v2")],
+            Some(&cookie),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403);
+
+    let jsonl = c.get("/audit/export.jsonl", Some(&cookie)).await;
+    assert_eq!(jsonl.status.as_u16(), 200, "{}", jsonl.body);
+    let entries: Vec<serde_json::Value> = jsonl
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["result"].as_str().unwrap()))
+        .collect();
+    // Newest first.
+    assert_eq!(
+        actions,
+        [
+            ("deploy.request", "denied"),
+            ("auth.login", "ok"),
+            ("auth.login", "failed")
+        ]
+    );
+    assert!(entries[0]["source_ip"]
+        .as_str()
+        .unwrap()
+        .starts_with("127."));
+    assert!(!jsonl.body.contains("guessing-the-password"));
+    assert!(!jsonl.body.contains(PASSWORD));
+
+    let csv = c
+        .get(
+            "/audit/export.csv?action=auth.login&actor=vera",
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(csv.status.as_u16(), 200);
+    assert!(csv.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert!(
+        lines[0].starts_with("id,at,actor_kind,actor_name"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines.len(), 3, "header + two login attempts: {}", csv.body);
+    assert!(lines[1].contains(",auth.login,") && lines[1].contains(",ok,"));
+    assert!(lines[2].contains(",failed,"));
+}
+
+/// A deployment's page data over HTTP: its steps say where and why it
+/// stopped, every role can read it, and an unknown id is a 404.
+#[tokio::test]
+async fn a_deployment_reads_with_its_steps_and_says_why_it_failed() {
+    let c = start().await;
+    let d = c.failed_deploy().await;
+    c.user("vera", Role::Viewer).await;
+    let cookie = c.session_for("vera").await;
+    let r = c
+        .post(
+            "/api/load_deployment",
+            &[("id", &d.id.to_string())],
+            Some(&cookie),
+            &[],
+        )
+        .await;
+    let v: serde_json::Value = r.json();
+    assert_eq!(v["me"]["username"], "vera");
+    assert_eq!(v["detail"]["deployment"]["id"], d.id);
+    assert_eq!(v["detail"]["deployment"]["status"], "failed");
+    let steps: Vec<(String, String)> = v["detail"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("lock", "succeeded"),
+        ("preflight", "failed"),
+        ("start", "skipped"),
+        ("health", "skipped"),
+        ("gates", "skipped"),
+        ("switch", "skipped"),
+        ("drain", "skipped"),
+        ("standby", "skipped"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(steps, expected, "{}", r.body);
+    let why = v["detail"]["steps"][1]["message"].as_str().unwrap();
+    assert!(why.contains("traffic router"), "{why}");
+    assert!(
+        !r.body.contains("http-test-token"),
+        "the proxy token leaked: {}",
+        r.body
+    );
+
+    let r = c
+        .post(
+            "/api/load_deployment",
+            &[("id", "9999")],
+            Some(&cookie),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 404, "{}", r.body);
+    assert!(matches!(r.error(), AppError::NotFound(_)), "{}", r.body);
+    let r = c.get("/api/deployments/9999/events", Some(&cookie)).await;
+    assert_eq!(r.status.as_u16(), 404, "{}", r.body);
+    let r = c
+        .get(&format!("/api/deployments/{}/events", d.id), Some(&cookie))
+        .await;
+    assert!(r.body.contains("traffic router"), "{}", r.body);
+    assert!(
+        !r.body.contains("http-test-token"),
+        "the proxy token leaked: {}",
+        r.body
+    );
+
+    // The page itself needs a session, like every other page, and renders
+    // the timeline on the server.
+    let path = format!("/deployments/{}", d.id);
+    let page = c.get(&path, None).await;
+    assert!(
+        page.status.is_redirection(),
+        "{}: {}",
+        page.status,
+        page.body
+    );
+    assert_eq!(page.headers.get(LOCATION).unwrap(), "/login");
+    let page = c.get(&path, Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Preflight checks"), "{}", page.body);
+    assert!(page.body.contains("traffic router"), "{}", page.body);
+}
