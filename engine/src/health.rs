@@ -6,16 +6,23 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Prober {
     http: reqwest::Client,
+    /// Never reuses a connection: see [`Prober::unpooled`].
+    unpooled: reqwest::Client,
 }
 
 impl Default for Prober {
     fn default() -> Self {
-        Prober {
-            http: reqwest::Client::builder()
+        let client = |idle_per_host: usize| {
+            reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .no_proxy()
+                .pool_max_idle_per_host(idle_per_host)
                 .build()
-                .expect("static reqwest configuration"),
+                .expect("static reqwest configuration")
+        };
+        Prober {
+            http: client(usize::MAX),
+            unpooled: client(0),
         }
     }
 }
@@ -31,6 +38,16 @@ impl Prober {
     /// The prober's client (short timeout, no proxy), shared with the gates.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// A client that opens a new connection for every request, for the
+    /// router's preview address. A router that reloads (nginx) lets its old
+    /// workers finish the connections they hold: a request sent on a
+    /// connection kept from before a preview write can be answered with the
+    /// configuration before it, and the gates would measure the wrong slot
+    /// (the slot check refuses that, failing a good deploy).
+    pub fn unpooled(&self) -> &reqwest::Client {
+        &self.unpooled
     }
 
     pub async fn probe(&self, address: &str, path: &str) -> Probe {
@@ -102,5 +119,63 @@ mod tests {
         let r = p.probe(&closed, "/health").await;
         assert!(!r.ok);
         assert!(r.message.contains("connection refused"), "{}", r.message);
+    }
+
+    /// A keep-alive server that counts the connections it accepted.
+    async fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let resp = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if s.write_all(resp.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn the_preview_client_never_reuses_a_connection() {
+        use std::sync::atomic::Ordering;
+        let p = Prober::default();
+        let (addr, accepted) = counting_server().await;
+        for _ in 0..3 {
+            p.http()
+                .get(format!("http://{addr}/"))
+                .send()
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "the pooled client keeps one"
+        );
+        for _ in 0..3 {
+            p.unpooled()
+                .get(format!("http://{addr}/"))
+                .send()
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            4,
+            "every preview request comes on a new connection"
+        );
     }
 }

@@ -79,8 +79,8 @@ impl Engine {
         address: &str,
         routed: RoutingTable,
     ) -> (RoutingTable, std::result::Result<String, String>) {
-        let http = self.prober().http();
         let Some(url) = router.preview_url() else {
+            let http = self.prober().http();
             let checked = gates::check(http, &format!("http://{address}"), &env.gates).await;
             return (
                 routed,
@@ -104,6 +104,8 @@ impl Engine {
                 )
             }
         };
+        // New connections only: see Prober::unpooled.
+        let http = self.prober().unpooled();
         let checked = match self.preview_serves(&url, idle, &env.health_path).await {
             Ok(()) => gates::check(http, &url, &env.gates).await,
             Err(why) => Err(why),
@@ -160,7 +162,7 @@ impl Engine {
     ) -> std::result::Result<(), String> {
         let resp = self
             .prober()
-            .http()
+            .unpooled()
             .get(format!("{url}{health_path}"))
             .send()
             .await
