@@ -1,0 +1,268 @@
+use super::*;
+
+async fn log_with(n: usize) -> (Pool, AuditLog) {
+    let pool = crate::store::open("sqlite::memory:").await.unwrap();
+    let log = AuditLog::default();
+    for i in 0..n {
+        let mut ev = Event::new(
+            AuditActor::User {
+                id: 1,
+                name: "dana".into(),
+            },
+            "deploy.start",
+            Outcome::Ok,
+        );
+        ev.environment = Some("production".into());
+        ev.target = Some(format!("v{i}"));
+        log.append(&pool, ev).await.unwrap();
+    }
+    (pool, log)
+}
+
+/// Tampering needs the triggers out of the way, as an attacker with raw
+/// database access would do.
+async fn drop_guards(pool: &Pool) {
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_delete")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn search_filters_and_pages_newest_first() {
+    let (pool, log) = log_with(7).await;
+    let mut other = Event::new(AuditActor::System, "rollback.start", Outcome::Ok);
+    other.environment = Some("staging".into());
+    other.reason = Some("checkout is throwing 500s".into());
+    log.append(&pool, other).await.unwrap();
+
+    let all = search(&pool, &AuditFilter::default(), 3).await.unwrap();
+    assert_eq!(
+        all.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [8, 7, 6]
+    );
+    assert_eq!(all.next_before, Some(6));
+    let next = AuditFilter {
+        before: all.next_before,
+        ..Default::default()
+    };
+    let page2 = search(&pool, &next, 3).await.unwrap();
+    assert_eq!(
+        page2.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [5, 4, 3]
+    );
+    let last = AuditFilter {
+        before: Some(3),
+        ..Default::default()
+    };
+    let page3 = search(&pool, &last, 3).await.unwrap();
+    assert_eq!(page3.entries.len(), 2);
+    assert_eq!(page3.next_before, None);
+
+    let by = |f: AuditFilter| {
+        let pool = pool.clone();
+        async move {
+            search(&pool, &f, 100)
+                .await
+                .unwrap()
+                .entries
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        by(AuditFilter {
+            actor: Some("system".into()),
+            ..Default::default()
+        })
+        .await,
+        [8]
+    );
+    assert_eq!(
+        by(AuditFilter {
+            action: Some("rollback".into()),
+            ..Default::default()
+        })
+        .await,
+        [8]
+    );
+    assert_eq!(
+        by(AuditFilter {
+            action: Some("deploy.start".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        7
+    );
+    assert_eq!(
+        by(AuditFilter {
+            action: Some("deploy.st".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        0
+    );
+    assert_eq!(
+        by(AuditFilter {
+            environment: Some("staging".into()),
+            ..Default::default()
+        })
+        .await,
+        [8]
+    );
+    assert_eq!(
+        by(AuditFilter {
+            text: Some("throwing checkout".into()),
+            ..Default::default()
+        })
+        .await,
+        [8]
+    );
+    assert_eq!(
+        by(AuditFilter {
+            text: Some("v3".into()),
+            ..Default::default()
+        })
+        .await,
+        [4]
+    );
+    // FTS syntax in user input is taken literally, not as an operator.
+    assert!(by(AuditFilter {
+        text: Some("\"v3\" OR *".into()),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    let today = Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(
+        by(AuditFilter {
+            since: Some(today.clone()),
+            until: Some(today),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        8
+    );
+    assert!(by(AuditFilter {
+        until: Some("2000-01-01".into()),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+}
+
+#[tokio::test]
+async fn an_untouched_chain_verifies() {
+    let (pool, _) = log_with(5).await;
+    assert_eq!(verify(&pool).await.unwrap(), Verdict::Intact { entries: 5 });
+    let rows = recent(&pool, 10).await.unwrap();
+    assert_eq!(rows[0].id, 5);
+    assert_eq!(rows[4].prev_hash, GENESIS);
+    assert_eq!(rows[0].prev_hash, rows[1].hash);
+}
+
+#[tokio::test]
+async fn the_database_refuses_update_and_delete() {
+    let (pool, _) = log_with(2).await;
+    let upd = sqlx::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 1")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(upd.to_string().contains("append-only"), "{upd}");
+    let del = sqlx::query("DELETE FROM audit_log WHERE id = 2")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(del.to_string().contains("append-only"), "{del}");
+    assert_eq!(verify(&pool).await.unwrap(), Verdict::Intact { entries: 2 });
+}
+
+#[tokio::test]
+async fn a_modified_entry_is_found() {
+    let (pool, _) = log_with(4).await;
+    drop_guards(&pool).await;
+    sqlx::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    match verify(&pool).await.unwrap() {
+        Verdict::Broken { id, why, .. } => {
+            assert_eq!(id, 3);
+            assert!(why.contains("content"), "{why}");
+        }
+        v => panic!("tampering not found: {v:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_entry_is_found() {
+    let (pool, _) = log_with(4).await;
+    drop_guards(&pool).await;
+    sqlx::query("DELETE FROM audit_log WHERE id = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        verify(&pool).await.unwrap(),
+        Verdict::Broken {
+            id: 3,
+            position: 2,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn reordered_entries_are_found() {
+    let (pool, _) = log_with(4).await;
+    drop_guards(&pool).await;
+    // Swap the contents of entries 2 and 3, hashes and all.
+    sqlx::query(
+        "UPDATE audit_log SET id = CASE id WHEN 2 THEN -3 WHEN 3 THEN -2 END WHERE id IN (2, 3)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE audit_log SET id = -id WHERE id < 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    match verify(&pool).await.unwrap() {
+        Verdict::Broken { id, .. } => assert_eq!(id, 2),
+        v => panic!("reordering not found: {v:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_rehashed_forgery_still_breaks_the_next_link() {
+    let (pool, _) = log_with(3).await;
+    drop_guards(&pool).await;
+    // Edit entry 2 and fix up its own hash: entry 3 still points to the old one.
+    let mut e: Entry = sqlx::query_as("SELECT * FROM audit_log WHERE id = 2")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    e.reason = Some("nothing to see".into());
+    let forged = e.compute_hash();
+    sqlx::query("UPDATE audit_log SET reason = ?, hash = ? WHERE id = 2")
+        .bind(&e.reason)
+        .bind(&forged)
+        .execute(&pool)
+        .await
+        .unwrap();
+    match verify(&pool).await.unwrap() {
+        Verdict::Broken { id, why, .. } => {
+            assert_eq!(id, 3);
+            assert!(why.contains("point"), "{why}");
+        }
+        v => panic!("forgery not found: {v:?}"),
+    }
+}
