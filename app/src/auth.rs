@@ -38,7 +38,7 @@ pub mod ssr {
     }
 
     /// Starts an authenticated session under a fresh id (no fixation).
-    pub async fn begin(session: &Session, user: &engine::users::User) -> Result<(), AppError> {
+    pub async fn begin(session: &Session, user: &engine::User) -> Result<(), AppError> {
         session.cycle_id().await.map_err(internal)?;
         session.insert(USER_ID, user.id).await.map_err(internal)?;
         session
@@ -58,7 +58,7 @@ pub mod ssr {
 
     /// The signed-in user, read fresh from the database on every call so that
     /// a role change or a disabled account takes effect at once.
-    pub async fn current_user() -> Result<Option<engine::users::User>, AppError> {
+    pub async fn current_user() -> Result<Option<engine::User>, AppError> {
         user_of(&state()?, &session().await?).await
     }
 
@@ -68,7 +68,7 @@ pub mod ssr {
     pub async fn user_of(
         st: &AppState,
         session: &Session,
-    ) -> Result<Option<engine::users::User>, AppError> {
+    ) -> Result<Option<engine::User>, AppError> {
         let Some(id) = session.get::<i64>(USER_ID).await.map_err(internal)? else {
             return Ok(None);
         };

@@ -59,7 +59,7 @@ pub async fn break_lock(
             if confirm.as_deref() != Some("on") {
                 // Still authorized first: a viewer learns nothing from here.
                 engine
-                    .authorize(&actor, engine::rbac::Action::BreakLock, Some(&environment))
+                    .authorize(&actor, engine::Action::BreakLock, Some(&environment))
                     .await?;
                 return Err(AppError::Refused(
                     "confirm that you want to break the lock (tick the box)".into(),

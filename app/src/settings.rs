@@ -75,7 +75,7 @@ pub async fn save_pipeline_settings(
             engine
                 .authorize(
                     &actor,
-                    engine::rbac::Action::ManageEnvironments,
+                    engine::Action::ManageEnvironments,
                     Some(&environment),
                 )
                 .await?;

@@ -70,7 +70,7 @@ pub async fn create_user(username: String, role: String) -> Result<IssuedPasswor
     crate::error::respond(
         async move {
             let role = parse_role(&role)?;
-            let password = engine::password::generate_password();
+            let password = engine::generate_password();
             let user = state()?
                 .engine
                 .create_user(&actor().await?, username.trim(), &password, role)
@@ -115,7 +115,7 @@ pub async fn set_user_disabled(user_id: i64, disabled: bool) -> Result<UserView,
 pub async fn reset_password(user_id: i64) -> Result<IssuedPassword, AppError> {
     crate::error::respond(
         async move {
-            let password = engine::password::generate_password();
+            let password = engine::generate_password();
             let user = state()?
                 .engine
                 .reset_password(&actor().await?, user_id, &password)

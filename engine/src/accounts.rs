@@ -26,6 +26,12 @@ impl Engine {
             .filter(|u| !u.disabled && auth_epoch == Some(u.auth_epoch)))
     }
 
+    /// Whether any account exists: the console creates the first admin on
+    /// an empty table only.
+    pub async fn has_accounts(&self) -> Result<bool> {
+        Ok(users::count(self.pool()).await? > 0)
+    }
+
     /// Checks a password and records the attempt, through the sign-in
     /// throttle (see [`crate::throttle`]): a username or address with too
     /// many recent failures is refused with `Throttled` without its password

@@ -17,6 +17,7 @@ pub struct ApprovalSettings {
     pub signoff_ttl: Duration,
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and benchmarks
 pub const DEFAULT_SIGNOFF_TTL: Duration = Duration::from_secs(24 * 3600);
 
 pub async fn settings(pool: &Pool, env_id: i64) -> Result<ApprovalSettings> {

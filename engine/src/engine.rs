@@ -102,7 +102,15 @@ impl Engine {
         &self.inner.prober
     }
 
+    /// The store. Public only with the `internals` feature (tests and
+    /// benchmarks inspect records); the console goes through methods.
+    #[cfg(feature = "internals")]
     pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    #[cfg(not(feature = "internals"))]
+    pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
     }
 

@@ -4,43 +4,84 @@
 //!
 //! The engine never imports Leptos; the UI calls into it through thin server
 //! functions that authenticate, authorize and map errors.
+//!
+//! **Layers, kept by the compiler.** The console (app, server) reaches the
+//! engine through [`Engine`] methods and the types re-exported at this root;
+//! the store (`store`, `environments`, `deployments`, `steps`, `lock`,
+//! `releases`, `checklists`, `users`, `auth`, `audit`, `throttle`) and the drivers
+//! (`runtime`, `router`, `health`) are private to the engine. The
+//! `internals` feature makes them public for the engine's own integration
+//! tests, the server's tests and the benchmarks, which seed and inspect
+//! records directly; the console's build never enables it (the test command
+//! checks `app` and `server` alone, without it).
 
-pub mod accounts;
+/// Declares modules public with the `internals` feature and crate-private
+/// without it (see the crate documentation).
+macro_rules! internal {
+    ($($(#[$meta:meta])* mod $name:ident;)+) => {
+        $(
+            $(#[$meta])*
+            #[cfg(feature = "internals")]
+            pub mod $name;
+            $(#[$meta])*
+            #[cfg(not(feature = "internals"))]
+            pub(crate) mod $name;
+        )+
+    };
+}
+
+// Faces: impl blocks on Engine, and the types their methods take.
+mod accounts;
 mod actor;
-pub mod approvals;
-pub mod audit;
-pub mod auth;
-pub mod checklists;
-pub mod deployments;
+mod approvals;
 mod engine;
-pub mod environments;
 pub mod error;
-pub mod failpoint;
-pub mod gates;
-pub mod health;
-pub mod lock;
-pub mod migration_check;
 mod monitor;
-pub mod password;
 pub mod pipeline;
 mod queries;
-pub mod rbac;
-pub mod recovery;
 pub mod refusals;
-pub mod releases;
-pub mod router;
-pub mod runtime;
-pub mod settings;
-pub mod steps;
-pub mod store;
-pub mod throttle;
-pub mod users;
+mod settings;
 mod version;
-pub mod watch;
+
+internal! {
+    // The store.
+    mod store;
+    mod environments;
+    mod deployments;
+    mod steps;
+    mod lock;
+    mod releases;
+    mod checklists;
+    mod users;
+    mod auth;
+    mod audit;
+    mod throttle;
+    // Rules and arithmetic the store and the pipeline share.
+    mod rbac;
+    mod password;
+    mod gates;
+    mod migration_check;
+    mod failpoint;
+    // After and around a run.
+    mod watch;
+    mod recovery;
+    // The drivers.
+    mod runtime;
+    mod router;
+    mod health;
+}
 
 pub use actor::{Actor, Principal};
+pub use audit::Verdict as AuditVerdict;
+pub use checklists::default_template as default_checklist;
 pub use engine::Engine;
+pub use environments::NewEnvironment;
 pub use error::Error;
+pub use password::generate_password;
+pub use rbac::Action;
+pub use runtime::{DockerRuntime, ProcessRuntime};
+pub use store::{open as open_database, Pool};
+pub use users::User;
 pub use version::validate_version;
 
 /// Current time as stored in the database (RFC 3339, UTC).

@@ -95,6 +95,28 @@ fn timings(s: &PipelineSettings) -> Result<Timings> {
 }
 
 impl Engine {
+    /// Registers a new environment (admins; the console registers its demo
+    /// as the system), audited as `environment.create`. Its name, gates and
+    /// preview address are checked; a taken name is refused.
+    pub async fn register_environment(
+        &self,
+        actor: &Actor,
+        new: &environments::NewEnvironment,
+    ) -> Result<model::EnvironmentView> {
+        self.authorize(actor, Action::ManageEnvironments, Some(&new.name))
+            .await?;
+        let env = environments::create(self.pool(), new).await?;
+        let mut ev = actor.event("environment.create", Outcome::Ok);
+        ev.environment = Some(env.name.clone());
+        ev.details = serde_json::json!({
+            "runtime": env.runtime,
+            "router": env.router,
+            "artifact_template": env.artifact_template,
+        });
+        self.audit(ev).await?;
+        environments::view(self.pool(), &env).await
+    }
+
     pub async fn pipeline_settings(
         &self,
         actor: &Actor,

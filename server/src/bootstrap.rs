@@ -4,10 +4,7 @@
 
 use crate::config::Config;
 use anyhow::Context;
-use engine::checklists;
-use engine::environments::{self, NewEnvironment};
-use engine::Actor;
-use engine::Engine;
+use engine::{Actor, Engine, NewEnvironment};
 use model::Role;
 
 /// The releases the quickstart can deploy. `v2+unhealthy` is a build whose
@@ -53,45 +50,47 @@ pub fn install_demo_releases(cfg: &Config) -> anyhow::Result<()> {
 /// nothing is. Safe to run at every start.
 pub async fn seed_demo(cfg: &Config, engine: &Engine) -> anyhow::Result<()> {
     install_demo_releases(cfg)?;
-    let pool = engine.pool();
-    if environments::find(pool, DEMO_ENVIRONMENT).await.is_err() {
-        let template = format!(
-            "{}/{{version}}/switchyard-demo",
-            cfg.releases_dir().display()
-        );
-        let mut new = NewEnvironment::new(
-            DEMO_ENVIRONMENT,
-            &format!("http://{}/", cfg.app_listen),
-            &template,
-            &format!("http://{}", cfg.proxy_admin),
-            &cfg.proxy_token_file().display().to_string(),
-        );
-        new.health_deadline = cfg.health_deadline;
-        // The proxy this console starts listens there: deploys' gates reach
-        // the idle slot through it. An environment registered before keeps
-        // what it has (its running proxy may have no preview listener).
-        new.preview_listen = cfg.proxy_preview.map(|a| a.to_string());
-        environments::create(pool, &new).await?;
-        tracing::info!("registered environment {DEMO_ENVIRONMENT} with the demo service");
-    }
-    let env = environments::find(pool, DEMO_ENVIRONMENT).await?;
+    let system = Actor::system();
+    let env = match engine.environment(&system, DEMO_ENVIRONMENT).await {
+        Ok(env) => env,
+        Err(e) if !matches!(e, engine::Error::NotFound(_)) => return Err(e.into()),
+        Err(_) => {
+            let template = format!(
+                "{}/{{version}}/switchyard-demo",
+                cfg.releases_dir().display()
+            );
+            let mut new = NewEnvironment::new(
+                DEMO_ENVIRONMENT,
+                &format!("http://{}/", cfg.app_listen),
+                &template,
+                &format!("http://{}", cfg.proxy_admin),
+                &cfg.proxy_token_file().display().to_string(),
+            );
+            new.health_deadline = cfg.health_deadline;
+            // The proxy this console starts listens there: deploys' gates reach
+            // the idle slot through it. An environment registered before keeps
+            // what it has (its running proxy may have no preview listener).
+            new.preview_listen = cfg.proxy_preview.map(|a| a.to_string());
+            let env = engine.register_environment(&system, &new).await?;
+            tracing::info!("registered environment {DEMO_ENVIRONMENT} with the demo service");
+            env
+        }
+    };
     if env.active.is_none() {
         // v1 goes live as the starting point, before the checklist applies.
-        let d = engine
-            .deploy(&Actor::system(), DEMO_ENVIRONMENT, "v1")
-            .await?;
+        let d = engine.deploy(&system, DEMO_ENVIRONMENT, "v1").await?;
         anyhow::ensure!(
             d.status == model::DeploymentStatus::Succeeded,
             "could not put the demo's v1 live: {}",
             d.message.unwrap_or_default()
         );
-        let template = checklists::template(pool, env.id).await?;
+        let template = engine.checklist_template(&system, DEMO_ENVIRONMENT).await?;
         if cfg.demo_checklist && template.is_empty() {
             engine
                 .set_checklist_template(
-                    &Actor::system(),
+                    &system,
                     DEMO_ENVIRONMENT,
-                    &checklists::default_template(false, false),
+                    &engine::default_checklist(false, false),
                 )
                 .await?;
         }
@@ -105,12 +104,12 @@ pub async fn ensure_admin(
     engine: &Engine,
     from_env: Option<String>,
 ) -> anyhow::Result<Option<(String, Option<String>)>> {
-    if engine::users::count(engine.pool()).await? > 0 {
+    if engine.has_accounts().await? {
         return Ok(None);
     }
     let (password, generated) = match from_env.filter(|p| !p.is_empty()) {
         Some(p) => (p, false),
-        None => (engine::password::generate_password(), true),
+        None => (engine::generate_password(), true),
     };
     engine
         .create_user(&Actor::system(), "admin", &password, Role::Admin)

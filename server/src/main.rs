@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use engine::runtime::ProcessRuntime;
 use engine::Actor;
 use engine::Engine;
 use leptos::prelude::LeptosOptions;
@@ -141,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
             let engine = offline_engine(&cli.data_dir).await?;
             let (password, generated) = match std::env::var("SWITCHYARD_PASSWORD") {
                 Ok(p) if !p.is_empty() => (p, false),
-                _ => (engine::password::generate_password(), true),
+                _ => (engine::generate_password(), true),
             };
             let user = engine
                 .create_user(&Actor::system(), &name, &password, role)
@@ -163,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
                  `switchyard deploy --dry-run ENV VERSION` shows the plan"
             );
             let mut engine = offline_engine(&cli.data_dir).await?;
-            if let Ok(docker) = engine::runtime::DockerRuntime::connect().await {
+            if let Ok(docker) = engine::DockerRuntime::connect().await {
                 engine = engine.with_runtime(model::RuntimeKind::Docker, Arc::new(docker));
             }
             let plan = engine
@@ -193,11 +192,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Verify) => {
             let engine = offline_engine(&cli.data_dir).await?;
             match engine.verify_audit().await? {
-                engine::audit::Verdict::Intact { entries } => {
+                engine::AuditVerdict::Intact { entries } => {
                     println!("audit log intact: {entries} entries, every link checks out");
                     Ok(())
                 }
-                engine::audit::Verdict::Broken { id, position, why } => {
+                engine::AuditVerdict::Broken { id, position, why } => {
                     println!("audit log BROKEN at entry {id} (position {position}): {why}");
                     std::process::exit(1);
                 }
@@ -208,14 +207,14 @@ async fn main() -> anyhow::Result<()> {
 
 /// The engine for command-line tools that change records but run nothing.
 async fn offline_engine(data_dir: &std::path::Path) -> anyhow::Result<Engine> {
-    let pool = engine::store::open(&format!(
+    let pool = engine::open_database(&format!(
         "sqlite:{}",
         data_dir.join("switchyard.db").display()
     ))
     .await?;
     Ok(Engine::new(
         pool,
-        Arc::new(ProcessRuntime::new(data_dir.join("logs"))),
+        Arc::new(engine::ProcessRuntime::new(data_dir.join("logs"))),
     ))
 }
 
@@ -245,12 +244,12 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
         })
         .map_err(anyhow::Error::msg)?;
     private_files::secure_data_dir(&cfg.data_dir)?;
-    let pool = engine::store::open(&cfg.database_url()).await?;
-    let runtime = Arc::new(ProcessRuntime::new(cfg.log_dir()));
+    let pool = engine::open_database(&cfg.database_url()).await?;
+    let runtime = Arc::new(engine::ProcessRuntime::new(cfg.log_dir()));
     let mut engine = Engine::new(pool.clone(), runtime);
     // Docker is optional: environments on the docker runtime work when an
     // engine answers, and are refused with a clear error when none does.
-    match engine::runtime::DockerRuntime::connect().await {
+    match engine::DockerRuntime::connect().await {
         Ok(docker) => engine = engine.with_runtime(model::RuntimeKind::Docker, Arc::new(docker)),
         Err(e) => tracing::info!(error = %e, "no Docker Engine: the docker runtime is unavailable"),
     }

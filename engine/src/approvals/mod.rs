@@ -18,7 +18,6 @@ mod templates;
 mod views;
 
 pub(crate) use readiness::Moment;
-pub use readiness::Readiness;
 
 use crate::actor::Actor;
 use crate::error::{Error, Result};

@@ -298,6 +298,7 @@ pub async fn search(pool: &Pool, filter: &AuditFilter, limit: i64) -> Result<Aud
 }
 
 /// Newest first, at most `limit`.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and benchmarks
 pub async fn recent(pool: &Pool, limit: i64) -> Result<Vec<Entry>> {
     Ok(
         sqlx::query_as("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")

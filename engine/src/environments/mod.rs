@@ -438,6 +438,7 @@ pub fn validate_preview_listen(listen: &str) -> Result<()> {
     }
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and benchmarks
 /// Sets (or, with `None`, removes) the router's preview listen address.
 /// Takes effect from the next deploy's gates step; the router's listener
 /// itself is the operator's (switchyard-proxy's `--preview`, or nginx).

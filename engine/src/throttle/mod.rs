@@ -51,7 +51,9 @@ use counts::{
     charge, claim_refusal_audit, key_of, keys_of, millis, now_ms, read, refund, reset,
     restart_lock, rfc3339, secs_until, Charge, Key, ListedRow, Locked,
 };
-pub use policy::{account_key, address_key, Backoff, ThrottlePolicy};
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))] // tests
+pub use policy::Backoff;
+pub use policy::ThrottlePolicy;
 
 use crate::actor::Actor;
 use crate::audit::{AuditActor, Event, Outcome};
@@ -135,15 +137,13 @@ impl LoginThrottle {
         SHARED.get_or_init(|| LoginThrottle::new(ThrottlePolicy::default()))
     }
 
-    pub fn policy(&self) -> &ThrottlePolicy {
-        &self.inner.policy
-    }
-
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and benchmarks
     /// Password checks running right now.
     pub fn verifications_running(&self) -> usize {
         self.inner.running.load(Ordering::SeqCst)
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and benchmarks
     /// The most password checks that ever ran at once under this throttle.
     pub fn peak_verifications(&self) -> usize {
         self.inner.peak_running.load(Ordering::SeqCst)

@@ -38,6 +38,7 @@ impl Backoff {
             .min(self.max_lock)
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and benchmarks
     /// The most guesses at one key that fit in any `window`, for an attacker
     /// who guesses as fast as the locks allow (in parallel or not: every
     /// guess is charged before it is checked).

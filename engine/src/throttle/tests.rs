@@ -1,3 +1,4 @@
+use super::policy::{account_key, address_key};
 use super::*;
 
 const HOUR: Duration = Duration::from_secs(3600);

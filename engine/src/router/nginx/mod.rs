@@ -104,10 +104,12 @@ impl NginxRouter {
         self
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and benchmarks
     pub fn settings(&self) -> &NginxSettings {
         &self.settings
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and benchmarks
     /// Writes the include at generation 0 with no active slot (requests get
     /// 502) if it does not exist yet, so nginx can start before the first
     /// switch: its `include` of a missing file is an error. Returns whether
