@@ -26,6 +26,14 @@ pub enum AppError {
     /// that is not a form): answered 400 before the function runs.
     #[error("{0}")]
     BadRequest(String),
+    /// The request's state no longer holds or a rule refuses it: a deploy in
+    /// progress, no standby, a stale form, one's own release (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A field's value is not acceptable; `field` is the form field's name
+    /// (for scripts and API clients), `message` says why for people (400).
+    #[error("{message}")]
+    InvalidInput { field: String, message: String },
     #[error("internal error (details are in the server log)")]
     Internal,
     /// Transport or encoding trouble between browser and server.
@@ -42,7 +50,8 @@ impl AppError {
             AppError::TooManyAttempts { .. } => 429,
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
-            AppError::Refused(_) => 409,
+            AppError::Refused(_) | AppError::Conflict(_) => 409,
+            AppError::InvalidInput { .. } => 400,
             AppError::Transport(_) | AppError::BadRequest(_) => 400,
             AppError::Internal => 500,
         }
@@ -72,6 +81,16 @@ fn set_status(e: &AppError) {
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(*retry_after_secs),
             );
+        }
+    }
+}
+
+impl AppError {
+    /// A refusal of one field's value, named by its form name.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::InvalidInput {
+            field: field.into(),
+            message: message.into(),
         }
     }
 }
