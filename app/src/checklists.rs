@@ -52,16 +52,21 @@ pub async fn add_checklist_item(
 ) -> Result<(), AppError> {
     crate::error::respond(
         async move {
-            let refused = |e: model::UnknownVariant| AppError::Refused(e.to_string());
-            let required_role: Role = required_role.parse().map_err(refused)?;
+            let refused = |field: &'static str| {
+                move |e: model::UnknownVariant| AppError::invalid(field, e.to_string())
+            };
+            let required_role: Role = required_role.parse().map_err(refused("required_role"))?;
             let auto_check = match kind.as_str() {
                 "manual" => None,
-                other => Some(other.parse::<AutoCheck>().map_err(refused)?),
+                other => Some(other.parse::<AutoCheck>().map_err(refused("kind"))?),
             };
             let max_age_hours = match max_age_hours.as_deref().map(str::trim) {
                 None | Some("") => None,
                 Some(h) => Some(h.parse::<i64>().map_err(|_| {
-                    AppError::Refused(format!("maximum age {h:?} is not a number of hours"))
+                    AppError::invalid(
+                        "max_age_hours",
+                        format!("maximum age {h:?} is not a number of hours"),
+                    )
                 })?),
             };
             let item = TemplateItem {

@@ -10,6 +10,7 @@
 //! function runs, so nothing changes. A test checks that every registered
 //! server function is listed.
 
+use crate::error::AppError;
 use serde::de::DeserializeOwned;
 
 /// The only body a server function takes (the console's own forms send it).
@@ -29,28 +30,47 @@ pub fn is_form(content_type: &str) -> bool {
 }
 
 /// Decodes a form body into `T` as Leptos will (serde_qs, depth 5), naming
-/// the field that does not fit.
-pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+/// the field that does not fit ("body" when the body as a whole does not).
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     if std::str::from_utf8(body).is_err() {
-        return Err("the body is not valid UTF-8".into());
+        return Err(AppError::invalid("body", "the body is not valid UTF-8"));
     }
     let config = serde_qs::Config::new(5, false);
-    let de = serde_qs::Deserializer::with_config(&config, body).map_err(|e| e.to_string())?;
+    let de = serde_qs::Deserializer::with_config(&config, body)
+        .map_err(|e| AppError::invalid("body", e.to_string()))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         if path == "." || path.is_empty() {
-            inner
+            // serde names a missing field only in its message.
+            let field = missing_field(&inner).unwrap_or("body").to_string();
+            AppError::InvalidInput {
+                field,
+                message: inner,
+            }
         } else {
-            format!("field \"{path}\": {inner}")
+            let message = format!("field \"{path}\": {inner}");
+            AppError::InvalidInput {
+                field: path,
+                message,
+            }
         }
     })
 }
 
-/// Checks a body against one server function's arguments.
-pub type Check = fn(&[u8]) -> Result<(), String>;
+/// The name in serde's "missing field `name`".
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split('`')
+        .next()
+        .filter(|f| !f.is_empty())
+}
 
-fn check<T: DeserializeOwned>(body: &[u8]) -> Result<(), String> {
+/// Checks a body against one server function's arguments.
+pub type Check = fn(&[u8]) -> Result<(), AppError>;
+
+fn check<T: DeserializeOwned>(body: &[u8]) -> Result<(), AppError> {
     decode::<T>(body).map(|_| ())
 }
 
@@ -127,12 +147,18 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let e = decode::<Sign>(b"release=seven&note=x").unwrap_err();
-        assert!(e.contains("\"release\""), "{e}");
-        let e = decode::<Sign>(b"note=x").unwrap_err();
-        assert!(e.contains("release"), "{e}");
-        assert!(decode::<Sign>(b"release=1&note=\xff").is_err());
-        assert!(decode::<Sign>(b"").is_err());
+        let field = |body: &[u8]| match decode::<Sign>(body).unwrap_err() {
+            AppError::InvalidInput { field, message } => (field, message),
+            e => panic!("{e:?}"),
+        };
+        let (f, m) = field(b"release=seven&note=x");
+        assert_eq!(f, "release");
+        assert!(m.contains("\"release\""), "{m}");
+        let (f, m) = field(b"note=x");
+        assert_eq!(f, "release");
+        assert!(m.contains("missing field"), "{m}");
+        assert_eq!(field(b"release=1&note=\xff").0, "body");
+        assert_eq!(field(b"").0, "release");
     }
 
     #[test]

@@ -40,8 +40,8 @@ pub async fn environment_lock(environment: String) -> Result<LockPage, AppError>
 }
 
 /// `deployment` is the deployment the admin looked at; `confirm` the
-/// explicit confirmation every destructive action needs (checked here, not
-/// only by the browser).
+/// explicit confirmation every destructive action needs (checked by the
+/// engine, after the role).
 #[server(endpoint = "break_lock")]
 pub async fn break_lock(
     environment: String,
@@ -52,21 +52,16 @@ pub async fn break_lock(
     crate::error::respond(
         async move {
             let actor = actor().await?;
-            let engine = &state()?.engine;
             let deployment: i64 = deployment.trim().parse().map_err(|_| {
-                AppError::Refused(format!("deployment {deployment:?} is not a number"))
+                AppError::invalid(
+                    "deployment",
+                    format!("deployment {deployment:?} is not a number"),
+                )
             })?;
-            if confirm.as_deref() != Some("on") {
-                // Still authorized first: a viewer learns nothing from here.
-                engine
-                    .authorize(&actor, engine::Action::BreakLock, Some(&environment))
-                    .await?;
-                return Err(AppError::Refused(
-                    "confirm that you want to break the lock (tick the box)".into(),
-                ));
-            }
-            Ok(engine
-                .break_lock(&actor, &environment, deployment, &reason)
+            let confirmed = confirm.as_deref() == Some("on");
+            Ok(state()?
+                .engine
+                .break_lock(&actor, &environment, deployment, &reason, confirmed)
                 .await?)
         }
         .await,

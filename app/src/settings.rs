@@ -42,11 +42,15 @@ pub async fn load_pipeline_settings(environment: String) -> Result<SettingsPage,
 
 /// A form field that must be a whole number, named in the refusal.
 #[cfg(feature = "ssr")]
-fn whole<T: std::str::FromStr>(label: &str, value: &str) -> Result<T, AppError> {
+fn whole<T: std::str::FromStr>(
+    field: &'static str,
+    label: &str,
+    value: &str,
+) -> Result<T, AppError> {
     value
         .trim()
         .parse()
-        .map_err(|_| AppError::Refused(format!("{label}: {value:?} is not a whole number")))
+        .map_err(|_| AppError::invalid(field, format!("{label}: {value:?} is not a whole number")))
 }
 
 /// Every field is text as the browser sends it; the server parses and the
@@ -80,20 +84,33 @@ pub async fn save_pipeline_settings(
                 )
                 .await?;
             let settings = PipelineSettings {
-                health_interval_ms: whole("health interval", &health_interval_ms)?,
-                health_deadline_ms: whole("health deadline", &health_deadline_ms)?,
+                health_interval_ms: whole(
+                    "health_interval_ms",
+                    "health interval",
+                    &health_interval_ms,
+                )?,
+                health_deadline_ms: whole(
+                    "health_deadline_ms",
+                    "health deadline",
+                    &health_deadline_ms,
+                )?,
                 smoke_paths,
-                sample_requests: whole("sample requests", &sample_requests)?,
-                p95_ms: whole("p95 threshold", &p95_ms)?,
-                p99_ms: whole("p99 threshold", &p99_ms)?,
+                sample_requests: whole("sample_requests", "sample requests", &sample_requests)?,
+                p95_ms: whole("p95_ms", "p95 threshold", &p95_ms)?,
+                p99_ms: whole("p99_ms", "p99 threshold", &p99_ms)?,
                 max_error_pct: max_error_pct.trim().parse().map_err(|_| {
-                    AppError::Refused(format!(
-                        "error-rate threshold: {max_error_pct:?} is not a number"
-                    ))
+                    AppError::invalid(
+                        "max_error_pct",
+                        format!("error-rate threshold: {max_error_pct:?} is not a number"),
+                    )
                 })?,
-                drain_timeout_ms: whole("drain timeout", &drain_timeout_ms)?,
-                watch_window_ms: whole("watch window", &watch_window_ms)?,
-                standby_window_ms: whole("standby window", &standby_window_ms)?,
+                drain_timeout_ms: whole("drain_timeout_ms", "drain timeout", &drain_timeout_ms)?,
+                watch_window_ms: whole("watch_window_ms", "watch window", &watch_window_ms)?,
+                standby_window_ms: whole(
+                    "standby_window_ms",
+                    "standby window",
+                    &standby_window_ms,
+                )?,
             };
             Ok(engine
                 .set_pipeline_settings(&actor, &environment, &settings)

@@ -16,7 +16,7 @@ use crate::auth::ssr::{actor, signed_in, state};
 #[cfg(feature = "ssr")]
 fn parse_role(role: &str) -> Result<Role, AppError> {
     role.parse()
-        .map_err(|e: model::UnknownVariant| AppError::Refused(e.to_string()))
+        .map_err(|e: model::UnknownVariant| AppError::invalid("role", e.to_string()))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ pub async fn clear_login_lock(kind: String, key: String) -> Result<(), AppError>
             let actor = actor().await?;
             let kind = kind
                 .parse()
-                .map_err(|e: model::UnknownVariant| AppError::BadRequest(e.to_string()))?;
+                .map_err(|e: model::UnknownVariant| AppError::invalid("kind", e.to_string()))?;
             state()?.engine.clear_login_lock(&actor, kind, &key).await?;
             Ok(())
         }

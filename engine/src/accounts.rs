@@ -90,7 +90,7 @@ impl Engine {
             && !still_admin
             && users::other_enabled_admins(self.pool(), target.id).await? == 0
         {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Conflict(format!(
                 "{} is the last enabled admin; make someone else admin first",
                 target.username
             )));

@@ -79,11 +79,17 @@ mod tests {
         let pool = crate::store::open("sqlite::memory:").await.unwrap();
         assert!(matches!(
             users::create(&pool, "carol", "short", Role::Viewer).await,
-            Err(Error::InvalidInput(_))
+            Err(Error::InvalidInput {
+                field: "password",
+                ..
+            })
         ));
         assert!(matches!(
             users::create(&pool, "bad name", "long enough pw", Role::Viewer).await,
-            Err(Error::InvalidInput(_))
+            Err(Error::InvalidInput {
+                field: "username",
+                ..
+            })
         ));
         users::create(&pool, "dave", "long enough pw", Role::Viewer)
             .await

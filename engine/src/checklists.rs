@@ -36,8 +36,9 @@ pub async fn settings(pool: &Pool, env_id: i64) -> Result<ApprovalSettings> {
 
 pub async fn set_settings(pool: &Pool, env_id: i64, s: &ApprovalSettings) -> Result<()> {
     if s.signoff_ttl.as_secs() == 0 {
-        return Err(Error::InvalidInput(
-            "sign-offs must stay valid for at least a second".into(),
+        return Err(Error::invalid(
+            "signoff_ttl_hours",
+            "sign-offs must stay valid for at least a second",
         ));
     }
     sqlx::query(
@@ -167,27 +168,35 @@ pub async fn template(pool: &Pool, env_id: i64) -> Result<Vec<TemplateItem>> {
 pub fn validate_item(item: &TemplateItem) -> Result<()> {
     let title = item.title.trim();
     if title.is_empty() || title.chars().count() > 120 {
-        return Err(Error::InvalidInput(
-            "an item needs a title of 1-120 characters".into(),
+        return Err(Error::invalid(
+            "title",
+            "an item needs a title of 1-120 characters",
         ));
     }
     if item.description.chars().count() > 2000 {
-        return Err(Error::InvalidInput(
-            "an item's description is limited to 2000 characters".into(),
+        return Err(Error::invalid(
+            "description",
+            "an item's description is limited to 2000 characters",
         ));
     }
     if item.required_role == Role::Viewer {
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::invalid(
+            "required_role",
+            format!(
             "{title:?}: viewers cannot sign; choose deployer, approver or admin"
         )));
     }
     match (item.auto_check, item.max_age_hours) {
         (Some(AutoCheck::BackupRecent), Some(h)) if (1..=24 * 365).contains(&h) => Ok(()),
-        (Some(AutoCheck::BackupRecent), _) => Err(Error::InvalidInput(format!(
+        (Some(AutoCheck::BackupRecent), _) => Err(Error::invalid(
+            "max_age_hours",
+            format!(
             "{title:?}: a backup check needs a maximum age of 1 to 8760 hours"
         ))),
         (_, None) => Ok(()),
-        (_, Some(_)) => Err(Error::InvalidInput(format!(
+        (_, Some(_)) => Err(Error::invalid(
+            "max_age_hours",
+            format!(
             "{title:?}: only a backup check takes a maximum age"
         ))),
     }
@@ -197,8 +206,9 @@ pub fn validate_item(item: &TemplateItem) -> Result<()> {
 /// checklist they were given.
 pub async fn replace_template(pool: &Pool, env_id: i64, items: &[TemplateItem]) -> Result<()> {
     if items.len() > 50 {
-        return Err(Error::InvalidInput(
-            "a checklist is limited to 50 items".into(),
+        return Err(Error::invalid(
+            "items",
+            "a checklist is limited to 50 items",
         ));
     }
     for item in items {

@@ -89,7 +89,9 @@ impl Engine {
         self.runtimes.get(&env.runtime).cloned().ok_or_else(|| {
             let mut known: Vec<&str> = self.runtimes.keys().map(|k| k.as_str()).collect();
             known.sort_unstable();
-            Error::InvalidInput(format!(
+            Error::invalid(
+                "runtime",
+                format!(
                 "environment {} uses the {:?} runtime, which this console is not configured with (configured: {})",
                 env.name,
                 env.runtime.as_str(),

@@ -2,10 +2,17 @@ use chrono::{DateTime, Utc};
 
 /// Everything the engine can refuse or fail with. Variants carry what a person
 /// needs to act on; `Internal` is for causes that are logged, not shown.
+/// [`Error::kind`] sorts them into the few kinds callers answer differently
+/// (the console's `AppError` has one variant per kind, with the same names).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
+    /// A value a person gave is not acceptable. `field` is the name of the
+    /// form field (or API parameter) it came in, so a form can point at it.
+    #[error("{message}")]
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
     #[error("wrong username or password")]
     BadCredentials,
     /// Sign-in refused without checking the password: too many failed
@@ -24,9 +31,10 @@ pub enum Error {
     /// The request was made against a state that has changed (a stale form).
     #[error("{0}")]
     Conflict(String),
-    /// Allowed by role but refused by a rule, e.g. signing one's own release.
+    /// Allowed by role but forbidden by a rule, e.g. signing one's own
+    /// release or cancelling someone else's.
     #[error("{0}")]
-    Refused(String),
+    RuleForbids(String),
     /// The release's checklist is not complete; the message lists what is missing.
     #[error("{0}")]
     NotApproved(String),
@@ -54,14 +62,72 @@ pub enum Error {
     Internal(String),
 }
 
+/// How a caller should answer an [`Error`]: the refusals a person can act
+/// on, apart from failures of the machinery underneath.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Nobody is signed in (401).
+    Unauthenticated,
+    /// A sign-in with a wrong name or password (401).
+    BadCredentials,
+    /// Too many sign-in attempts (429); ask again after this many seconds.
+    Throttled {
+        retry_after_secs: u64,
+    },
+    /// The role, or a rule such as four-eyes, does not allow it (403).
+    Forbidden,
+    NotFound,
+    /// The state does not allow it now: a deploy in progress, a stale form,
+    /// a closed release, no standby, a failed deploy (409).
+    Conflict,
+    /// A value a person gave, named by its field (400).
+    InvalidInput,
+    /// A runtime or traffic router did not do what was asked; the message
+    /// is shown because it is what an operator needs to fix it (503).
+    Unavailable,
+    /// A cause that is logged, never shown (500).
+    Internal,
+}
+
 impl Error {
-    /// True for errors whose message is safe and useful to show to the user;
-    /// the rest become an opaque "internal error" with the cause logged.
-    pub fn is_user_facing(&self) -> bool {
-        !matches!(
-            self,
-            Error::Database(_) | Error::Migration(_) | Error::Internal(_)
-        )
+    /// A field's value is refused, with why.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The one mapping from errors to kinds.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Unauthenticated => ErrorKind::Unauthenticated,
+            Error::BadCredentials => ErrorKind::BadCredentials,
+            Error::Throttled { retry_after_secs } => ErrorKind::Throttled {
+                retry_after_secs: *retry_after_secs,
+            },
+            Error::Forbidden { .. } | Error::RuleForbids(_) => ErrorKind::Forbidden,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::AlreadyExists(_)
+            | Error::Conflict(_)
+            | Error::NotApproved(_)
+            | Error::DeployInProgress { .. }
+            | Error::LockLost(_)
+            | Error::NoStandby(_)
+            | Error::DeploymentFailed(_) => ErrorKind::Conflict,
+            Error::InvalidInput { .. } | Error::UnknownVersion { .. } => ErrorKind::InvalidInput,
+            Error::Runtime(_) | Error::Router(_) => ErrorKind::Unavailable,
+            Error::Database(_) | Error::Migration(_) | Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The form field an invalid input came in, if the error names one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Error::InvalidInput { field, .. } => Some(field),
+            Error::UnknownVersion { .. } => Some("version"),
+            _ => None,
+        }
     }
 }
 

@@ -52,26 +52,39 @@ impl GateSettings {
     /// Checks settings an operator typed: paths must be absolute and plain
     /// (they end up in a URL after the slot's address, and on a page every
     /// role reads: no markup or quote characters either).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> crate::error::Result<()> {
+        use crate::error::Error;
         for p in &self.smoke_paths {
             let plain = p.starts_with('/')
                 && p.len() <= 200
                 && p.chars()
                     .all(|c| c.is_ascii_graphic() && !"#\\<>\"'`".contains(c));
             if !plain {
-                return Err(format!(
-                    "smoke route {p:?} must start with '/' and hold no spaces or any of # \\ < > \" ' `"
+                return Err(Error::invalid(
+                    "smoke_paths",
+                    format!(
+                        "smoke route {p:?} must start with '/' and hold no spaces or any of # \\ < > \" ' `"
+                    ),
                 ));
             }
         }
-        if self.p95.is_zero() || self.p99.is_zero() {
-            return Err("latency thresholds must be above 0 ms".into());
+        if self.p95.is_zero() {
+            return Err(Error::invalid("p95_ms", "latency thresholds must be above 0 ms"));
+        }
+        if self.p99.is_zero() {
+            return Err(Error::invalid("p99_ms", "latency thresholds must be above 0 ms"));
         }
         if !(0.0..=1.0).contains(&self.max_error_rate) {
-            return Err("the error-rate threshold must be between 0 and 100 %".into());
+            return Err(Error::invalid(
+                "max_error_pct",
+                "the error-rate threshold must be between 0 and 100 %",
+            ));
         }
         if self.sample_requests > 10_000 {
-            return Err("a performance sample of more than 10000 requests is refused".into());
+            return Err(Error::invalid(
+                "sample_requests",
+                "a performance sample of more than 10000 requests is refused",
+            ));
         }
         Ok(())
     }

@@ -76,7 +76,7 @@ pub use audit::Verdict as AuditVerdict;
 pub use checklists::default_template as default_checklist;
 pub use engine::Engine;
 pub use environments::NewEnvironment;
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use password::generate_password;
 pub use rbac::Action;
 pub use runtime::{DockerRuntime, ProcessRuntime};

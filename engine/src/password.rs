@@ -44,12 +44,14 @@ pub fn generate_password() -> String {
 
 pub fn validate_new_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::invalid(
+            "password",
+            format!(
             "password must be at least {MIN_PASSWORD_LEN} characters"
         )));
     }
     if password.len() > 1024 {
-        return Err(Error::InvalidInput("password is too long".into()));
+        return Err(Error::invalid("password", "password is too long"));
     }
     Ok(())
 }

@@ -121,24 +121,37 @@ impl Engine {
     /// held by another console is broken only when that console is gone or
     /// silent — a live worker elsewhere cannot be stopped from here, and
     /// closing its row under it would let two workers act at once.
+    ///
+    /// Breaking a lock is destructive (a running deploy is abandoned), so it
+    /// needs an explicit `confirmed` besides the reason: the rule is kept
+    /// here, not by the browser's checkbox alone.
     pub async fn break_lock(
         &self,
         actor: &Actor,
         env_name: &str,
         seen: i64,
         reason: &str,
+        confirmed: bool,
     ) -> Result<DeploymentView> {
         self.authorize(actor, Action::BreakLock, Some(env_name))
             .await?;
+        if !confirmed {
+            return Err(Error::invalid(
+                "confirm",
+                "confirm that you want to break the lock (tick the box)",
+            ));
+        }
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(Error::InvalidInput(
-                "a reason is required to break a lock".into(),
+            return Err(Error::invalid(
+                "reason",
+                "a reason is required to break a lock",
             ));
         }
         if reason.len() > 500 {
-            return Err(Error::InvalidInput(
-                "reason is too long (at most 500 characters)".into(),
+            return Err(Error::invalid(
+                "reason",
+                "reason is too long (at most 500 characters)",
             ));
         }
         let env = environments::find(self.pool(), env_name).await?;
@@ -164,7 +177,7 @@ impl Engine {
             None => {
                 let now = crate::now();
                 if held.liveness(self.holder(), self.lock_timing(), now) == Liveness::Alive {
-                    return Err(Error::Refused(format!(
+                    return Err(Error::RuleForbids(format!(
                         "deployment #{seen} runs in another console ({}) that is alive: its last \
                          heartbeat was {} s ago. Its lock can be broken once that console is gone \
                          or silent for {} s",

@@ -273,7 +273,7 @@ pub async fn sign(pool: &Pool, s: &NewSignoff<'_>) -> Result<i64> {
     match current {
         Some((rev, status)) if rev == s.revision && status == "open" => {}
         Some((_, status)) if status != "open" => {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Conflict(format!(
                 "release #{} is {status}",
                 s.release_id
             )))
@@ -373,7 +373,7 @@ pub async fn edit(
         return Err(match current {
             None => Error::NotFound(format!("release #{release_id}")),
             Some((_, status)) if status != "open" => {
-                Error::InvalidInput(format!("release #{release_id} is {status}"))
+                Error::Conflict(format!("release #{release_id} is {status}"))
             }
             Some((rev, _)) => stale(release_id, seen_revision, rev),
         });
@@ -409,7 +409,7 @@ pub async fn cancel(pool: &Pool, release_id: i64, seen_revision: i64) -> Result<
     }
     let r = get(pool, release_id).await?;
     if r.status != ReleaseStatus::Open {
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::Conflict(format!(
             "release #{release_id} is already {}",
             r.status.as_str()
         )));

@@ -42,13 +42,15 @@ fn health(s: &PipelineSettings) -> Result<(Duration, Duration)> {
     let interval = Duration::from_millis(s.health_interval_ms);
     let deadline = Duration::from_millis(s.health_deadline_ms);
     if interval < Duration::from_millis(10) || interval > Duration::from_secs(60) {
-        return Err(Error::InvalidInput(
-            "the health interval must be between 10 ms and 60 s".into(),
+        return Err(Error::invalid(
+            "health_interval_ms",
+            "the health interval must be between 10 ms and 60 s",
         ));
     }
     if deadline < interval || deadline > MAX_HEALTH_DEADLINE {
-        return Err(Error::InvalidInput(
-            "the health deadline must be at least one interval and at most 30 minutes".into(),
+        return Err(Error::invalid(
+            "health_deadline_ms",
+            "the health deadline must be at least one interval and at most 30 minutes",
         ));
     }
     Ok((interval, deadline))
@@ -56,8 +58,9 @@ fn health(s: &PipelineSettings) -> Result<(Duration, Duration)> {
 
 fn gates(s: &PipelineSettings) -> Result<GateSettings> {
     if !s.max_error_pct.is_finite() {
-        return Err(Error::InvalidInput(
-            "the error-rate threshold must be a number".into(),
+        return Err(Error::invalid(
+            "max_error_pct",
+            "the error-rate threshold must be a number",
         ));
     }
     let g = GateSettings {
@@ -67,7 +70,7 @@ fn gates(s: &PipelineSettings) -> Result<GateSettings> {
         p99: Duration::from_millis(s.p99_ms),
         max_error_rate: s.max_error_pct / 100.0,
     };
-    g.validate().map_err(Error::InvalidInput)?;
+    g.validate()?;
     Ok(g)
 }
 
@@ -78,17 +81,26 @@ fn timings(s: &PipelineSettings) -> Result<Timings> {
         standby_window: Duration::from_millis(s.standby_window_ms),
     };
     if t.drain_timeout.is_zero() {
-        return Err(Error::InvalidInput(
-            "the drain timeout must be above 0".into(),
+        return Err(Error::invalid(
+            "drain_timeout_ms",
+            "the drain timeout must be above 0",
         ));
     }
     if t.drain_timeout > Duration::from_secs(3600)
         || t.watch_window > MAX_WINDOW
         || t.standby_window > MAX_WINDOW
     {
-        return Err(Error::InvalidInput(
-            "the drain timeout may be at most 1 hour, the watch and standby windows at most 7 days"
-                .into(),
+        // Named after the first field out of range, so the form points at it.
+        let field = if t.drain_timeout > Duration::from_secs(3600) {
+            "drain_timeout_ms"
+        } else if t.watch_window > MAX_WINDOW {
+            "watch_window_ms"
+        } else {
+            "standby_window_ms"
+        };
+        return Err(Error::invalid(
+            field,
+            "the drain timeout may be at most 1 hour, the watch and standby windows at most 7 days",
         ));
     }
     Ok(t)

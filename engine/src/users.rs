@@ -74,8 +74,9 @@ pub fn validate_username(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidInput(
-            "username must be 1-64 characters: letters, digits, '_', '-', '.'".into(),
+        Err(Error::invalid(
+            "username",
+            "username must be 1-64 characters: letters, digits, '_', '-', '.'",
         ))
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 /// Refuses a version that is empty, too long or outside `[A-Za-z0-9.+_-]`.
 pub fn validate_version(version: &str) -> Result<()> {
     if version.is_empty() {
-        return Err(Error::InvalidInput("version is required".into()));
+        return Err(Error::invalid("version", "version is required"));
     }
     let ok = version.len() <= 64
         && version
@@ -16,9 +16,10 @@ pub fn validate_version(version: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
-            "version {version:?} may only use letters, digits and . - _ + (at most 64)"
-        )))
+        Err(Error::invalid(
+            "version",
+            format!("version {version:?} may only use letters, digits and . - _ + (at most 64)"),
+        ))
     }
 }
 
@@ -40,13 +41,19 @@ mod tests {
             &"x".repeat(65),
         ] {
             assert!(
-                matches!(validate_version(bad), Err(Error::InvalidInput(_))),
+                matches!(
+                    validate_version(bad),
+                    Err(Error::InvalidInput {
+                        field: "version",
+                        ..
+                    })
+                ),
                 "{bad:?} was accepted"
             );
         }
         assert_eq!(
             validate_version("").unwrap_err().to_string(),
-            "invalid input: version is required"
+            "version is required"
         );
     }
 }

@@ -189,7 +189,7 @@ async fn requester_cannot_sign_and_each_item_needs_its_role() {
         .sign_item(&dana, release.id, rollback_plan, 1, "I promise")
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Refused(_)), "{err}");
+    assert!(matches!(err, Error::RuleForbids(_)), "{err}");
     assert!(err.to_string().contains("four-eyes"), "{err}");
     // A deployer may sign a deployer item but not an approver item.
     let err = w
@@ -371,7 +371,7 @@ async fn editing_voids_signatures_and_stale_forms_are_refused() {
         .edit_release(&alice, release.id, 1, "mine now", "")
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Refused(_)), "{err}");
+    assert!(matches!(err, Error::RuleForbids(_)), "{err}");
     let edited = w
         .engine
         .edit_release(

@@ -317,7 +317,16 @@ async fn an_environment_on_an_unconfigured_runtime_is_refused_before_anything_st
         .deploy(&Actor::system(), &h.env, "v1")
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "runtime",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("\"docker\" runtime"), "{err}");
     assert!(h
         .engine

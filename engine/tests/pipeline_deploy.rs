@@ -128,9 +128,27 @@ async fn bad_versions_leave_users_on_the_slot_they_were_on() {
     let rows = h.history().await.len();
 
     let e = assert_refused(&h, "empty", h.engine.deploy(&dora, ENV, "").await, v1).await;
-    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput {
+                field: "version",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = assert_refused(&h, "blank", h.engine.deploy(&dora, ENV, "   ").await, v1).await;
-    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput {
+                field: "version",
+                ..
+            }
+        ),
+        "{e}"
+    );
     for bad in [
         "v1;rm -rf /",
         "../v1",
@@ -140,7 +158,16 @@ async fn bad_versions_leave_users_on_the_slot_they_were_on() {
         ".hidden",
     ] {
         let e = assert_refused(&h, bad, h.engine.deploy(&dora, ENV, bad).await, v1).await;
-        assert!(matches!(e, Error::InvalidInput(_)), "{bad}: {e}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidInput {
+                    field: "version",
+                    ..
+                }
+            ),
+            "{bad}: {e}"
+        );
     }
     let e = assert_refused(&h, "unknown", h.engine.deploy(&dora, ENV, "v9").await, v1).await;
     assert!(matches!(e, Error::UnknownVersion { .. }), "{e}");
@@ -217,7 +244,16 @@ async fn rollback_refusals_change_nothing() {
             v2,
         )
         .await;
-        assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidInput {
+                    field: "reason",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
     let e = assert_refused(
         &h,
@@ -226,7 +262,16 @@ async fn rollback_refusals_change_nothing() {
         v2,
     )
     .await;
-    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput {
+                field: "reason",
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert_eq!(h.history().await.len(), rows);
     assert_eq!(h.active().await, Some(SlotColor::Green));
 

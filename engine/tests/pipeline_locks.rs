@@ -455,18 +455,55 @@ async fn an_admin_breaks_a_running_deploys_lock_and_users_stay_where_they_were()
     let (task, dep) = slow_deploy_in_health(&h, &dora).await;
     let green_pid = pid_of(&h.slot(SlotColor::Green).await);
 
-    // Refusals change nothing: a deployer, no reason, a lock that changed hands.
+    // Refusals change nothing: a deployer, no reason, no confirmation, a lock
+    // that changed hands.
     let e = h
         .engine
-        .break_lock(&dora, ENV, dep, "stuck")
+        .break_lock(&dora, ENV, dep, "stuck", true)
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Forbidden { .. }), "{e}");
-    let e = h.engine.break_lock(&ada, ENV, dep, "  ").await.unwrap_err();
-    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
     let e = h
         .engine
-        .break_lock(&ada, ENV, dep + 1, "stuck")
+        .break_lock(&ada, ENV, dep, "  ", true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput {
+                field: "reason",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Unconfirmed: refused naming the checkbox, after the role (a deployer
+    // asking unconfirmed hears "may not", not about the box).
+    let e = h
+        .engine
+        .break_lock(&ada, ENV, dep, "stuck", false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput {
+                field: "confirm",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = h
+        .engine
+        .break_lock(&dora, ENV, dep, "stuck", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Forbidden { .. }), "{e}");
+    let e = h
+        .engine
+        .break_lock(&ada, ENV, dep + 1, "stuck", true)
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Conflict(_)), "{e}");
@@ -474,7 +511,7 @@ async fn an_admin_breaks_a_running_deploys_lock_and_users_stay_where_they_were()
 
     let broken = h
         .engine
-        .break_lock(&ada, ENV, dep, "health wait hangs, INC-42")
+        .break_lock(&ada, ENV, dep, "health wait hangs, INC-42", true)
         .await
         .unwrap();
     assert_eq!(broken.status, DeploymentStatus::Failed, "{broken:?}");
@@ -515,7 +552,7 @@ async fn an_admin_breaks_a_running_deploys_lock_and_users_stay_where_they_were()
     // The environment is free again.
     let e = h
         .engine
-        .break_lock(&ada, ENV, dep, "again")
+        .break_lock(&ada, ENV, dep, "again", true)
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Conflict(_)), "{e}");
@@ -574,10 +611,10 @@ async fn a_lock_whose_console_went_silent_expires_and_a_live_one_is_not_broken()
     assert_eq!(h.engine.recover_locks().await.unwrap(), 0);
     let e = h
         .engine
-        .break_lock(&ada, ENV, dep, "looks stuck")
+        .break_lock(&ada, ENV, dep, "looks stuck", true)
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Refused(_)), "{e}");
+    assert!(matches!(e, Error::RuleForbids(_)), "{e}");
     assert!(e.to_string().contains("console-2.internal"), "{e}");
     assert_eq!(lock_row(&h, dep).await.0, "running");
     let e = h.engine.deploy(&ada, ENV, "v3").await.unwrap_err();
@@ -621,7 +658,7 @@ async fn a_lock_whose_console_went_silent_expires_and_a_live_one_is_not_broken()
     let dep = foreign_lock(&h, chrono::Duration::seconds(120)).await;
     let broken = h
         .engine
-        .break_lock(&ada, ENV, dep, "console-2 was decommissioned")
+        .break_lock(&ada, ENV, dep, "console-2 was decommissioned", true)
         .await
         .unwrap();
     assert_eq!(broken.status, DeploymentStatus::Failed);

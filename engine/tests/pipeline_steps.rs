@@ -339,7 +339,16 @@ async fn a_release_that_fails_its_gates_never_reaches_users() {
     let e = environments::set_gates(h.engine.pool(), env.id, &bad)
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput {
+                field: "smoke_paths",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let stored = environments::find(h.engine.pool(), ENV)
         .await
         .unwrap()
@@ -532,7 +541,16 @@ async fn a_dry_run_shows_the_plan_and_what_blocks_it_without_changing_anything()
         .plan_deploy(&dora, ENV, "../etc")
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput {
+                field: "version",
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     // Nothing changed.
     assert_eq!(h.history().await, before_history);
@@ -597,7 +615,7 @@ async fn admins_change_the_pipeline_settings_and_the_next_deploy_uses_them() {
         let mut s = wanted.clone();
         change(&mut s);
         match h.engine.set_pipeline_settings(&ada, ENV, &s).await {
-            Err(Error::InvalidInput(m)) => bad.push(m),
+            Err(Error::InvalidInput { message, .. }) => bad.push(message),
             other => panic!("{what}: {other:?}"),
         }
     }

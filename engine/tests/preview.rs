@@ -492,6 +492,15 @@ async fn without_a_preview_address_gates_go_direct_and_a_dead_one_fails_the_gate
         let e = environments::set_preview_listen(h.engine.pool(), env.id, Some(bad))
             .await
             .unwrap_err();
-        assert!(matches!(e, engine::Error::InvalidInput(_)), "{bad:?}: {e}");
+        assert!(
+            matches!(
+                e,
+                engine::Error::InvalidInput {
+                    field: "preview_listen",
+                    ..
+                }
+            ),
+            "{bad:?}: {e}"
+        );
     }
 }

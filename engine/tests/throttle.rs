@@ -129,7 +129,12 @@ async fn engine_login_locks_after_five_failures() {
         err.to_string(),
         "too many sign-in attempts; try again in 1 s"
     );
-    assert!(err.is_user_facing());
+    assert_eq!(
+        err.kind(),
+        engine::ErrorKind::Throttled {
+            retry_after_secs: 1
+        }
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let u = w.engine.login("alice", PASSWORD, from).await.unwrap();
     assert_eq!(u.username, "alice");

@@ -6,6 +6,7 @@
 pub use crate::hosts::AllowedHosts;
 use crate::refusal_audit::RefusalAudit;
 use crate::{audit_export, events, headers};
+use app::error::AppError;
 use app::state::AppState;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -107,7 +108,10 @@ async fn checked_form(guard: &Guard, path: &str, req: Request) -> Result<Request
         .map_err(|_| {
             app_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+                AppError::invalid(
+                    "body",
+                    format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+                ),
             )
         })?;
     let content_type = parts
@@ -120,19 +124,18 @@ async fn checked_form(guard: &Guard, path: &str, req: Request) -> Result<Request
     if !no_body && !content_type.is_some_and(app::form::is_form) {
         return Err(app_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            app::form::UNSUPPORTED_MEDIA_TYPE,
+            AppError::invalid("content-type", app::form::UNSUPPORTED_MEDIA_TYPE),
         ));
     }
     if let Some(check) = guard.form_checks.get(path) {
-        check(&bytes).map_err(|m| app_error(StatusCode::BAD_REQUEST, &m))?;
+        check(&bytes).map_err(|e| app_error(StatusCode::BAD_REQUEST, e))?;
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// An error answer the console's front end decodes like a server function's.
-fn app_error(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::to_string(&app::error::AppError::BadRequest(message.to_string()))
-        .unwrap_or_default();
+fn app_error(status: StatusCode, error: AppError) -> Response {
+    let body = serde_json::to_string(&error).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

@@ -269,7 +269,7 @@ async fn repeated_wrong_passwords_are_answered_429_with_retry_after() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
-    assert!(matches!(r.error(), AppError::TooManyAttempts { .. }));
+    assert!(matches!(r.error(), AppError::Throttled { .. }));
     assert_eq!(r.session_cookie(), None);
     // A name that does not exist is locked the same way: a 429 says
     // nothing about whether the account exists.

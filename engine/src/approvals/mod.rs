@@ -26,17 +26,18 @@ use crate::users::User;
 /// A signature's note, or a cancellation's reason.
 const MAX_SIGN_NOTE: usize = 2_000;
 
-fn check_len(what: &str, value: &str, max: usize) -> Result<()> {
+fn check_len(field: &'static str, what: &str, value: &str, max: usize) -> Result<()> {
     if value.len() > max {
-        return Err(Error::InvalidInput(format!(
-            "{what} is limited to {max} bytes"
-        )));
+        return Err(Error::invalid(
+            field,
+            format!("{what} is limited to {max} bytes"),
+        ));
     }
     Ok(())
 }
 
 fn user_of(actor: &Actor) -> Result<&User> {
-    actor
-        .as_user()
-        .ok_or_else(|| Error::Refused("only a signed-in person can do this, not the system".into()))
+    actor.as_user().ok_or_else(|| {
+        Error::RuleForbids("only a signed-in person can do this, not the system".into())
+    })
 }

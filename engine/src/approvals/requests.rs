@@ -30,8 +30,13 @@ impl Engine {
         let user = user_of(actor)?;
         let version = req.version.trim();
         validate_version(version)?;
-        check_len("notes", &req.notes, MAX_NOTES)?;
-        check_len("migration SQL", &req.migration_sql, MAX_SQL)?;
+        check_len("notes", "notes", &req.notes, MAX_NOTES)?;
+        check_len(
+            "migration_sql",
+            "migration SQL",
+            &req.migration_sql,
+            MAX_SQL,
+        )?;
         let env = environments::find(self.pool(), env_name).await?;
         let artifact = Self::spec(&env, SlotColor::Blue, version).artifact;
         let template = checklists::template(self.pool(), env.id).await?;
@@ -76,13 +81,13 @@ impl Engine {
             .await?;
         let user = user_of(actor)?;
         if user.id != release.requested_by && user.role != Role::Admin {
-            return Err(Error::Refused(format!(
+            return Err(Error::RuleForbids(format!(
                 "only {} (who requested it) or an admin may edit release #{release_id}",
                 release.requested_by_name
             )));
         }
-        check_len("notes", notes, MAX_NOTES)?;
-        check_len("migration SQL", migration_sql, MAX_SQL)?;
+        check_len("notes", "notes", notes, MAX_NOTES)?;
+        check_len("migration_sql", "migration SQL", migration_sql, MAX_SQL)?;
         let (revision, voided) = releases::edit(
             self.pool(),
             release_id,
@@ -114,18 +119,16 @@ impl Engine {
             .await?;
         let user = user_of(actor)?;
         if user.id != release.requested_by && user.role != Role::Admin {
-            return Err(Error::Refused(format!(
+            return Err(Error::RuleForbids(format!(
                 "only {} (who requested it) or an admin may cancel release #{release_id}",
                 release.requested_by_name
             )));
         }
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(Error::InvalidInput(
-                "say why the release is cancelled".into(),
-            ));
+            return Err(Error::invalid("reason", "say why the release is cancelled"));
         }
-        check_len("reason", reason, MAX_SIGN_NOTE)?;
+        check_len("reason", "reason", reason, MAX_SIGN_NOTE)?;
         releases::cancel(self.pool(), release_id, seen_revision).await?;
         let mut ev = actor.event("release.cancel", Outcome::Ok);
         ev.environment = Some(release.environment.clone());

@@ -45,7 +45,7 @@ impl Engine {
             return Err(why);
         }
         let note = note.trim();
-        check_len("note", note, MAX_SIGN_NOTE)?;
+        check_len("note", "note", note, MAX_SIGN_NOTE)?;
         let settings = checklists::settings(self.pool(), release.environment_id).await?;
         let expires_at = crate::now()
             + chrono::Duration::from_std(settings.signoff_ttl)
@@ -95,7 +95,7 @@ impl Engine {
         seen_revision: i64,
     ) -> Option<Error> {
         if release.status != ReleaseStatus::Open {
-            return Some(Error::InvalidInput(format!(
+            return Some(Error::Conflict(format!(
                 "release #{} is {}",
                 release.id,
                 release.status.as_str()
@@ -105,19 +105,22 @@ impl Engine {
             return Some(releases::stale(release.id, seen_revision, release.revision));
         }
         if item.item.auto_check.is_some() {
-            return Some(Error::InvalidInput(format!(
-                "{:?} is verified by Switchyard, not signed",
-                item.item.title
-            )));
+            return Some(Error::invalid(
+                "item",
+                format!(
+                    "{:?} is verified by Switchyard, not signed",
+                    item.item.title
+                ),
+            ));
         }
         if user.id == release.requested_by {
-            return Some(Error::Refused(format!(
+            return Some(Error::RuleForbids(format!(
                 "you requested release #{}: someone else must sign its checklist (four-eyes)",
                 release.id
             )));
         }
         if !user.role.covers(item.item.required_role) {
-            return Some(Error::Refused(format!(
+            return Some(Error::RuleForbids(format!(
                 "{:?} must be signed by a {} or higher; you are a {}",
                 item.item.title, item.item.required_role, user.role
             )));
@@ -141,11 +144,9 @@ impl Engine {
         let user = user_of(actor)?;
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(Error::InvalidInput(
-                "say why the signature is revoked".into(),
-            ));
+            return Err(Error::invalid("reason", "say why the signature is revoked"));
         }
-        check_len("reason", reason, MAX_SIGN_NOTE)?;
+        check_len("reason", "reason", reason, MAX_SIGN_NOTE)?;
         let signoff = releases::live_signoffs(self.pool(), release_id)
             .await?
             .into_iter()
@@ -156,7 +157,7 @@ impl Engine {
                 ))
             })?;
         if signoff.signed_by != user.id && user.role != Role::Admin {
-            return Err(Error::Refused(format!(
+            return Err(Error::RuleForbids(format!(
                 "only {} (who signed it) or an admin may revoke this signature",
                 signoff.signed_by_name
             )));

@@ -107,8 +107,9 @@ impl Engine {
         let env = environments::find(self.pool(), env_name).await?;
         if let Some(up) = &settings.upstream {
             if up == &env.name {
-                return Err(Error::InvalidInput(
-                    "an environment cannot be its own upstream".into(),
+                return Err(Error::invalid(
+                    "upstream",
+                    "an environment cannot be its own upstream",
                 ));
             }
             environments::find(self.pool(), up).await?;

@@ -220,20 +220,22 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !valid_name {
-        return Err(Error::InvalidInput(
-            "environment name must be 1-40 characters: a-z, 0-9, '-'".into(),
+        return Err(Error::invalid(
+            "name",
+            "environment name must be 1-40 characters: a-z, 0-9, '-'",
         ));
     }
     let nginx = match (new.router, &new.nginx) {
         (RouterKind::Nginx, None) => {
-            return Err(Error::InvalidInput(
-                "the nginx router needs its settings (configuration, include, pid file)".into(),
+            return Err(Error::invalid(
+                "nginx",
+                "the nginx router needs its settings (configuration, include, pid file)",
             ))
         }
         (RouterKind::Nginx, Some(n)) => Some(n),
         _ => None,
     };
-    new.gates.validate().map_err(Error::InvalidInput)?;
+    new.gates.validate()?;
     if let Some(listen) = &new.preview_listen {
         validate_preview_listen(listen)?;
     }
@@ -340,7 +342,7 @@ fn found(rows: u64, env_id: i64) -> Result<()> {
 /// Replaces an environment's gate settings, refusing invalid ones. Takes
 /// effect from the next deploy's gates step.
 pub async fn set_gates(pool: &Pool, env_id: i64, gates: &GateSettings) -> Result<()> {
-    gates.validate().map_err(Error::InvalidInput)?;
+    gates.validate()?;
     let updated = sqlx::query(
         "UPDATE environments SET gate_smoke_paths = ?, gate_sample_requests = ?, gate_p95_ms = ?, \
          gate_p99_ms = ?, gate_max_error_pct = ? WHERE id = ?",
@@ -399,8 +401,9 @@ impl Environment {
 /// Replaces an environment's timings. Takes effect from the next deploy.
 pub async fn set_timings(pool: &Pool, env_id: i64, t: Timings) -> Result<()> {
     if t.drain_timeout.is_zero() {
-        return Err(Error::InvalidInput(
-            "the drain timeout must be above 0".into(),
+        return Err(Error::invalid(
+            "drain_timeout_ms",
+            "the drain timeout must be above 0",
         ));
     }
     let updated = sqlx::query(
@@ -432,7 +435,9 @@ pub fn validate_preview_listen(listen: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
+        Err(Error::invalid(
+            "preview_listen",
+            format!(
             "preview listen address {listen:?} must be host:port, e.g. 127.0.0.1:8082"
         )))
     }

@@ -257,7 +257,7 @@ async fn nginx_router_migration_keeps_rows_and_foreign_keys() {
     new.router = RouterKind::Nginx;
     assert!(matches!(
         create(&pool, &new).await,
-        Err(Error::InvalidInput(_))
+        Err(Error::InvalidInput { field: "nginx", .. })
     ));
     let settings = NginxSettings {
         binary: "/usr/sbin/nginx".into(),

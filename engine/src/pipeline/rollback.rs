@@ -39,13 +39,15 @@ impl Engine {
             .await?;
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(Error::InvalidInput(
-                "a reason is required to roll back".into(),
+            return Err(Error::invalid(
+                "reason",
+                "a reason is required to roll back",
             ));
         }
         if reason.len() > 500 {
-            return Err(Error::InvalidInput(
-                "reason is too long (at most 500 characters)".into(),
+            return Err(Error::invalid(
+                "reason",
+                "reason is too long (at most 500 characters)",
             ));
         }
         let env = environments::find(self.pool(), env_name).await?;
