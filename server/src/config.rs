@@ -18,8 +18,8 @@ pub struct Config {
     /// switchyard-proxy's preview listener (`--preview`), where deploys'
     /// gates reach the idle slot; `None`: no preview listener.
     pub proxy_preview: Option<SocketAddr>,
-    /// Start switchyard-proxy if it is not answering yet.
-    pub spawn_proxy: bool,
+    /// What the console does about switchyard-proxy at start.
+    pub proxy: ProxyAtStart,
     /// Register the demo service as environment `production` with v1 live.
     pub demo: bool,
     /// Give the demo environment the default checklist when registering it.
@@ -34,6 +34,26 @@ pub struct Config {
     pub secure_cookies: bool,
     pub session_idle_timeout: Duration,
     pub session_absolute_timeout: Duration,
+    /// Origins people reach the console at (`--public-origin`), besides the
+    /// listen address and localhost; requests naming another host are refused.
+    pub public_origins: Vec<String>,
+    /// Create an `admin` account when the database has none.
+    pub first_admin: bool,
+    /// That account's password (`SWITCHYARD_ADMIN_PASSWORD`); `None`: one is
+    /// generated and shown once.
+    pub admin_password: Option<String>,
+}
+
+/// What `Console::build` does about switchyard-proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyAtStart {
+    /// Start it (with the console's token) unless it already answers.
+    Spawn,
+    /// Expect it to answer already (`--no-spawn-proxy`); refuse to start otherwise.
+    Expect,
+    /// Leave proxies alone: every environment names its own. For consoles
+    /// whose environments point at proxies that are not running (HTTP tests).
+    Unmanaged,
 }
 
 impl Config {

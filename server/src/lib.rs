@@ -1,9 +1,11 @@
-//! The `switchyard` binary's library: configuration, wiring and the HTTP
-//! router, kept out of `main` so tests can build the same app on port 0.
+//! The `switchyard` binary's library: configuration, wiring
+//! ([`console::Console::build`]) and the HTTP router, kept out of `main` so
+//! the tests build the same console on port 0.
 
 pub mod audit_export;
 pub mod bootstrap;
 pub mod config;
+pub mod console;
 pub mod events;
 pub mod headers;
 pub mod hosts;

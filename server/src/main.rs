@@ -4,14 +4,13 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use engine::Actor;
 use engine::Engine;
-use leptos::prelude::LeptosOptions;
-use server::config::{default_bin_dir, Config, PreviewListen};
-use server::{bootstrap, http, private_files, proxy_process};
+use server::config::{default_bin_dir, Config, PreviewListen, ProxyAtStart};
+use server::console::{Console, FirstAdmin};
+use server::{bootstrap, private_files};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_sessions_sqlx_store::SqliteStore;
 
 #[derive(Parser)]
 #[command(name = "switchyard", about = "Blue-green deployment console", version)]
@@ -219,14 +218,17 @@ async fn offline_engine(data_dir: &std::path::Path) -> anyhow::Result<Engine> {
 }
 
 async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
-    let data_dir = std::path::absolute(&data_dir)?;
     let cfg = Config {
-        data_dir,
+        data_dir: std::path::absolute(&data_dir)?,
         listen: args.listen,
         app_listen: args.app_listen,
         proxy_admin: args.proxy_admin,
         proxy_preview: args.proxy_preview.0,
-        spawn_proxy: !args.no_spawn_proxy,
+        proxy: if args.no_spawn_proxy {
+            ProxyAtStart::Expect
+        } else {
+            ProxyAtStart::Spawn
+        },
         demo: !args.no_demo,
         demo_checklist: args.demo_checklist == "default",
         bin_dir: args.bin_dir.unwrap_or_else(default_bin_dir),
@@ -235,90 +237,29 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
         secure_cookies: args.secure_cookies,
         session_idle_timeout: Duration::from_secs(8 * 3600),
         session_absolute_timeout: Duration::from_secs(24 * 3600),
+        public_origins: args.public_origin,
+        first_admin: true,
+        admin_password: std::env::var("SWITCHYARD_ADMIN_PASSWORD").ok(),
     };
-    let hosts = args
-        .public_origin
-        .iter()
-        .try_fold(http::AllowedHosts::for_listen(cfg.listen), |h, o| {
-            h.with_origin(o)
-        })
-        .map_err(anyhow::Error::msg)?;
-    private_files::secure_data_dir(&cfg.data_dir)?;
-    let pool = engine::open_database(&cfg.database_url()).await?;
-    let runtime = Arc::new(engine::ProcessRuntime::new(cfg.log_dir()));
-    let mut engine = Engine::new(pool.clone(), runtime);
-    // Docker is optional: environments on the docker runtime work when an
-    // engine answers, and are refused with a clear error when none does.
-    match engine::DockerRuntime::connect().await {
-        Ok(docker) => engine = engine.with_runtime(model::RuntimeKind::Docker, Arc::new(docker)),
-        Err(e) => tracing::info!(error = %e, "no Docker Engine: the docker runtime is unavailable"),
-    }
-
-    proxy_process::ensure_token(&cfg.proxy_token_file())?;
-    proxy_process::ensure_running(&cfg).await?;
-    engine.reconcile().await?;
-    let admin =
-        bootstrap::ensure_admin(&engine, std::env::var("SWITCHYARD_ADMIN_PASSWORD").ok()).await?;
-    if cfg.demo {
-        bootstrap::seed_demo(&cfg, &engine).await?;
-    }
-
-    let store = SqliteStore::new(pool.clone());
-    store.migrate().await?;
-    let deletion = tokio::spawn(
-        tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
-            store.clone(),
-            tokio::time::Duration::from_secs(600),
-        ),
-    );
-    let monitor = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = engine.probe_slots().await {
-                    tracing::warn!(error = %e, "health round failed");
-                }
-                // A lock whose console died or went silent is recovered
-                // here, without waiting for that console to come back.
-                if let Err(e) = engine.recover_locks().await {
-                    tracing::warn!(error = %e, "lock recovery round failed");
-                }
-                if let Err(e) = engine.expire_standbys().await {
-                    tracing::warn!(error = %e, "standby expiry round failed");
-                }
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        })
-    };
-
-    let leptos_options = LeptosOptions::builder()
-        .output_name("switchyard")
-        .site_root(cfg.site_root.display().to_string())
-        .site_pkg_dir("pkg")
-        .site_addr(cfg.listen)
-        .build();
-    let state = app::state::AppState {
-        leptos_options,
-        engine: engine.clone(),
-        session_absolute_timeout: cfg.session_absolute_timeout,
-    };
-    let router = http::router(
-        state,
-        http::session_layer(store, cfg.secure_cookies, cfg.session_idle_timeout),
-        hosts,
-    );
-    // The database and its WAL exist now: none of them readable by others.
-    private_files::secure_data_dir(&cfg.data_dir)?;
+    let console = Console::build(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is it in use?)", cfg.listen))?;
+    print_banner(&cfg, console.first_admin());
+    console.serve(listener, shutdown_signal()).await
+}
 
+/// Where the console is and how to sign in, on standard output.
+fn print_banner(cfg: &Config, first_admin: Option<&FirstAdmin>) {
     println!("Switchyard console: http://{}/", cfg.listen);
-    match admin {
-        Some((user, Some(password))) => {
-            println!("Sign in as {user} with password {password} (shown once)")
+    match first_admin {
+        Some(FirstAdmin {
+            username,
+            generated_password: Some(password),
+        }) => println!("Sign in as {username} with password {password} (shown once)"),
+        Some(FirstAdmin { username, .. }) => {
+            println!("Sign in as {username} with SWITCHYARD_ADMIN_PASSWORD")
         }
-        Some((user, None)) => println!("Sign in as {user} with SWITCHYARD_ADMIN_PASSWORD"),
         None => println!("Sign in with an existing account (switchyard user add NAME --role ROLE)"),
     }
     if cfg.demo {
@@ -333,40 +274,7 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    // A graceful shutdown waits for open responses, and a deployment page's
-    // event stream can stay open for many minutes: past a short grace period
-    // the console stops anyway (browsers fall back to asking, then reconnect).
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let serve = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
-        let stopping = stopping.clone();
-        async move {
-            shutdown_signal().await;
-            stopping.notify_one();
-        }
-    });
-    tokio::select! {
-        served = std::future::IntoFuture::into_future(serve) => served?,
-        _ = async {
-            stopping.notified().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => tracing::info!(
-            "responses still open {} s after the shutdown signal (event streams): stopping anyway",
-            SHUTDOWN_GRACE.as_secs()
-        ),
-    }
-    // Slots and switchyard-proxy keep running: users must not notice that the
-    // console stopped.
-    monitor.abort();
-    deletion.abort();
-    Ok(())
 }
-
-/// How long a shutdown waits for open responses to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -52,7 +52,7 @@ pub async fn ensure_running(cfg: &Config) -> anyhow::Result<()> {
         tracing::info!(%admin, "switchyard-proxy already running");
         return Ok(());
     }
-    if !cfg.spawn_proxy {
+    if cfg.proxy != crate::config::ProxyAtStart::Spawn {
         bail!("switchyard-proxy does not answer at {admin} (and --no-spawn-proxy was given)");
     }
     let bin = cfg.bin("switchyard-proxy");

@@ -4,19 +4,15 @@
 #![allow(dead_code)] // each test file uses its own part of it
 
 pub use app::error::AppError;
-pub use app::state::AppState;
 pub use engine::environments::{self, NewEnvironment};
 pub use engine::runtime::ProcessRuntime;
 pub use engine::store::Pool;
 pub use engine::Engine;
-pub use leptos::prelude::LeptosOptions;
 pub use model::{DeploymentStatus, DeploymentView, Role};
 pub use reqwest::header::{HeaderMap, ACCEPT, COOKIE, ORIGIN, SET_COOKIE};
 pub use reqwest::StatusCode;
-pub use std::net::SocketAddr;
 pub use std::sync::Arc;
 pub use std::time::Duration;
-pub use tower_sessions_sqlx_store::SqliteStore;
 
 pub const PASSWORD: &str = "a long enough password";
 pub const ENV: &str = "production";
@@ -79,20 +75,34 @@ impl Resp {
     }
 }
 
+/// A console built by `Console::build` as `switchyard serve` builds it, on
+/// a loopback port, with no proxy of its own, no demo and no first admin
+/// (each test creates the people it needs).
 pub async fn start() -> Console {
     let dir = tempfile::tempdir().unwrap();
-    let pool = engine::store::open(&format!(
-        "sqlite:{}",
-        dir.path().join("switchyard.db").display()
-    ))
-    .await
-    .unwrap();
-    let engine = Engine::new(
-        pool.clone(),
-        Arc::new(ProcessRuntime::new(dir.path().join("logs"))),
-    );
-    let store = SqliteStore::new(pool.clone());
-    store.migrate().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = server::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: addr,
+        app_listen: "127.0.0.1:1".parse().unwrap(),
+        proxy_admin: "127.0.0.1:1".parse().unwrap(),
+        proxy_preview: None,
+        proxy: server::config::ProxyAtStart::Unmanaged,
+        demo: false,
+        demo_checklist: false,
+        bin_dir: server::config::default_bin_dir(),
+        site_root: dir.path().join("site"),
+        health_deadline: Duration::from_secs(5),
+        secure_cookies: false,
+        session_idle_timeout: Duration::from_secs(8 * 3600),
+        session_absolute_timeout: Duration::from_secs(24 * 3600),
+        public_origins: Vec::new(),
+        first_admin: false,
+        admin_password: None,
+    };
+    let console = server::console::Console::build(&cfg).await.unwrap();
+    let pool = console.engine().pool().clone();
 
     // An environment whose proxy is not running: a deploy that gets past every
     // check fails at the preflight, and nothing is ever started.
@@ -116,31 +126,11 @@ pub async fn start() -> Console {
     .await
     .unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let leptos_options = LeptosOptions::builder()
-        .output_name("switchyard")
-        .site_root(dir.path().join("site").display().to_string())
-        .site_pkg_dir("pkg")
-        .site_addr(addr)
-        .build();
-    let state = AppState {
-        leptos_options,
-        engine,
-        session_absolute_timeout: Duration::from_secs(24 * 3600),
-    };
-    let router = server::http::router(
-        state,
-        server::http::session_layer(store, false, Duration::from_secs(8 * 3600)),
-        server::http::AllowedHosts::for_listen(addr),
-    );
     let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
+        console
+            .serve(listener, std::future::pending())
+            .await
+            .unwrap();
     });
     Console {
         origin: format!("http://{addr}"),

@@ -1,0 +1,207 @@
+//! The console, wired once: `Console::build(config)` is what `switchyard
+//! serve` runs and what the HTTP tests start, so the tests exercise the same
+//! engine, session store, router and background rounds as production.
+
+use crate::config::{Config, ProxyAtStart};
+use crate::{bootstrap, http, private_files, proxy_process};
+use anyhow::Context;
+use axum::Router;
+use engine::Engine;
+use leptos::prelude::LeptosOptions;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tower_sessions_sqlx_store::SqliteStore;
+
+/// How long a shutdown waits for open responses to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often the monitor round runs (slot probes, lock recovery, standby expiry).
+const MONITOR_ROUND: Duration = Duration::from_secs(5);
+
+/// A console ready to serve: its engine, its router and the rounds that run
+/// beside it.
+pub struct Console {
+    engine: Engine,
+    router: Router,
+    tasks: Vec<JoinHandle<()>>,
+    first_admin: Option<FirstAdmin>,
+}
+
+/// The account `build` created because the database had none.
+pub struct FirstAdmin {
+    pub username: String,
+    /// The generated password, to be shown once; `None` when it was given.
+    pub generated_password: Option<String>,
+}
+
+impl Console {
+    /// Opens the data directory and the database, registers the drivers,
+    /// makes sure switchyard-proxy runs, recovers what a previous console left
+    /// behind, creates the first account and the demo if asked, and starts
+    /// the background rounds.
+    pub async fn build(cfg: &Config) -> anyhow::Result<Console> {
+        let hosts = cfg
+            .public_origins
+            .iter()
+            .try_fold(http::AllowedHosts::for_listen(cfg.listen), |h, o| {
+                h.with_origin(o)
+            })
+            .map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        private_files::secure_data_dir(&cfg.data_dir)?;
+        let pool = engine::open_database(&cfg.database_url()).await?;
+        let runtime = Arc::new(engine::ProcessRuntime::new(cfg.log_dir()));
+        let mut engine = Engine::new(pool.clone(), runtime);
+        // Docker is optional: environments on the docker runtime work when an
+        // engine answers, and are refused with a clear error when none does.
+        match engine::DockerRuntime::connect().await {
+            Ok(docker) => {
+                engine = engine.with_runtime(model::RuntimeKind::Docker, Arc::new(docker))
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "no Docker Engine: the docker runtime is unavailable")
+            }
+        }
+
+        if cfg.proxy != ProxyAtStart::Unmanaged {
+            proxy_process::ensure_token(&cfg.proxy_token_file())?;
+            proxy_process::ensure_running(cfg).await?;
+        }
+        // What a console that died mid-deploy left behind is settled before
+        // anyone can act: users stay on (or return to) a slot that answers.
+        engine.reconcile().await?;
+        let first_admin = if cfg.first_admin {
+            bootstrap::ensure_admin(&engine, cfg.admin_password.clone())
+                .await?
+                .map(|(username, generated_password)| FirstAdmin {
+                    username,
+                    generated_password,
+                })
+        } else {
+            None
+        };
+        if cfg.demo {
+            bootstrap::seed_demo(cfg, &engine).await?;
+        }
+
+        // Sessions live in the same database file.
+        let store = SqliteStore::new(pool);
+        store.migrate().await?;
+        let tasks = vec![
+            tokio::spawn({
+                let deletion =
+                    tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
+                        store.clone(),
+                        tokio::time::Duration::from_secs(600),
+                    );
+                async move {
+                    if let Err(e) = deletion.await {
+                        tracing::warn!(error = %e, "expired-session deletion stopped");
+                    }
+                }
+            }),
+            tokio::spawn(monitor(engine.clone())),
+        ];
+
+        let leptos_options = LeptosOptions::builder()
+            .output_name("switchyard")
+            .site_root(cfg.site_root.display().to_string())
+            .site_pkg_dir("pkg")
+            .site_addr(cfg.listen)
+            .build();
+        let state = app::state::AppState {
+            leptos_options,
+            engine: engine.clone(),
+            session_absolute_timeout: cfg.session_absolute_timeout,
+        };
+        let router = http::router(
+            state,
+            http::session_layer(store, cfg.secure_cookies, cfg.session_idle_timeout),
+            hosts,
+        );
+        // The database and its WAL exist now: none of them readable by others.
+        private_files::secure_data_dir(&cfg.data_dir)?;
+        Ok(Console {
+            engine,
+            router,
+            tasks,
+            first_admin,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The account created at this start, if the database had none.
+    pub fn first_admin(&self) -> Option<&FirstAdmin> {
+        self.first_admin.as_ref()
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then waits at most
+    /// a short grace period for open responses. The background rounds stop
+    /// with it; slots and switchyard-proxy keep running, so users do not
+    /// notice that the console stopped.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        // A graceful shutdown waits for open responses, and a deployment
+        // page's event stream can stay open for many minutes: past the grace
+        // period the console stops anyway (browsers fall back to asking, then
+        // reconnect).
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let serve = axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown({
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.notify_one();
+            }
+        });
+        let served = tokio::select! {
+            served = std::future::IntoFuture::into_future(serve) => served.map_err(anyhow::Error::from),
+            _ = async {
+                stopping.notified().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => {
+                tracing::info!(
+                    "responses still open {} s after the shutdown signal (event streams): stopping anyway",
+                    SHUTDOWN_GRACE.as_secs()
+                );
+                Ok(())
+            }
+        };
+        for task in &self.tasks {
+            task.abort();
+        }
+        served
+    }
+}
+
+/// Every few seconds: probe the slots for the dashboard, recover locks whose
+/// console died or went silent (without waiting for that console to come
+/// back), and stop standbys past their window.
+async fn monitor(engine: Engine) {
+    loop {
+        if let Err(e) = engine.probe_slots().await {
+            tracing::warn!(error = %e, "health round failed");
+        }
+        if let Err(e) = engine.recover_locks().await {
+            tracing::warn!(error = %e, "lock recovery round failed");
+        }
+        if let Err(e) = engine.expire_standbys().await {
+            tracing::warn!(error = %e, "standby expiry round failed");
+        }
+        tokio::time::sleep(MONITOR_ROUND).await;
+    }
+}
