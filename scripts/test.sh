@@ -29,6 +29,11 @@ cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
 log "cargo clippy -p server (the console without engine internals)"
 cargo clippy -p server -- -D warnings
 
+# The browser's half of the console (hydrate, wasm32) is linted too: server
+# functions and shared views compile differently there.
+log "cargo clippy -p app (hydrate, wasm32)"
+cargo clippy -p app --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
 log "Docker Engine and the demo images (the Docker runtime is tested for real)"
 bash "$ROOT/scripts/docker.sh"
 

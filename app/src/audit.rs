@@ -2,8 +2,8 @@
 //! time range and free text, paged by keyset, exportable as JSON Lines or CSV.
 //! Filters live in the query string, so a filtered view is a link to share.
 
+use crate::components::{page_shell, Loading};
 use crate::error::AppError;
-use crate::layout::{page_error, TopBar};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use model::{AuditEntryView, AuditFilter, AuditPage, SessionUser};
@@ -82,27 +82,21 @@ pub fn AuditLogPage() -> impl IntoView {
     let query = use_query_map();
     let filter = Memo::new(move |_| query.with(|q| filter_from(|k| q.get(k))));
     let page = Resource::new(move || filter.get(), load_audit_page);
-    view! {
-        <Suspense fallback=|| view! { <p class="notice">"Loading the audit log…"</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok((user, page)) => {
-                        let f = filter.get_untracked();
-                        view! {
-                            <TopBar user/>
-                            <main>
-                                <h1>"Audit log"</h1>
-                                <FilterForm filter=f.clone()/>
-                                <AuditTable page filter=f/>
-                            </main>
-                        }
-                            .into_any()
-                    }
-                    Err(e) => page_error(e),
-                }
-            })}
-        </Suspense>
-    }
+    page_shell(
+        page,
+        Loading::Suspense,
+        "Loading the audit log…",
+        None,
+        move |(user, page)| {
+            let f = filter.get_untracked();
+            let contents = view! {
+                <h1>"Audit log"</h1>
+                <FilterForm filter=f.clone()/>
+                <AuditTable page filter=f/>
+            };
+            (user, contents)
+        },
+    )
 }
 
 #[component]

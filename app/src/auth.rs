@@ -124,6 +124,21 @@ pub mod ssr {
         let me = user.to_session_user();
         Ok((Actor::user(user).from_ip(source_ip().await), me))
     }
+
+    /// The signed-in actor, once the engine has allowed them `action` (on
+    /// `environment`): for server functions that read a form before their
+    /// one engine call, so that a refused role learns nothing from it.
+    pub async fn authorized(
+        action: engine::Action,
+        environment: Option<&str>,
+    ) -> Result<Actor, AppError> {
+        let actor = actor().await?;
+        state()?
+            .engine
+            .authorize(&actor, action, environment)
+            .await?;
+        Ok(actor)
+    }
 }
 
 #[server(endpoint = "whoami")]

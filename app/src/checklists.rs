@@ -1,8 +1,8 @@
 //! An environment's checklist template: everyone reads it, admins change it.
 //! Releases already requested keep the checklist they were given.
 
+use crate::components::{action_result, page_shell, Loading, ResultIds};
 use crate::error::AppError;
-use crate::layout::{page_error, TopBar};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -10,7 +10,9 @@ use model::{AutoCheck, Role, SessionUser, TemplateItem};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, signed_in, state};
+use crate::auth::ssr::{actor, authorized, signed_in, state};
+#[cfg(feature = "ssr")]
+use crate::fields::{choice, optional_whole_number};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChecklistPage {
@@ -52,35 +54,22 @@ pub async fn add_checklist_item(
 ) -> Result<(), AppError> {
     crate::error::respond(
         async move {
-            let refused = |field: &'static str| {
-                move |e: model::UnknownVariant| AppError::invalid(field, e.to_string())
-            };
-            let required_role: Role = required_role.parse().map_err(refused("required_role"))?;
-            let auto_check = match kind.as_str() {
-                "manual" => None,
-                other => Some(other.parse::<AutoCheck>().map_err(refused("kind"))?),
-            };
-            let max_age_hours = match max_age_hours.as_deref().map(str::trim) {
-                None | Some("") => None,
-                Some(h) => Some(h.parse::<i64>().map_err(|_| {
-                    AppError::invalid(
-                        "max_age_hours",
-                        format!("maximum age {h:?} is not a number of hours"),
-                    )
-                })?),
-            };
+            let actor = authorized(engine::Action::ManageChecklists, Some(&environment)).await?;
             let item = TemplateItem {
                 id: 0,
                 title,
                 description,
-                required_role,
-                auto_check,
-                max_age_hours,
+                required_role: choice("required_role", &required_role)?,
+                auto_check: match kind.as_str() {
+                    "manual" => None,
+                    other => Some(choice::<AutoCheck>("kind", other)?),
+                },
+                max_age_hours: optional_whole_number("max_age_hours", max_age_hours.as_deref())?,
                 required: required.is_some(),
             };
             Ok(state()?
                 .engine
-                .add_checklist_item(&actor().await?, &environment, item)
+                .add_checklist_item(&actor, &environment, item)
                 .await?)
         }
         .await,
@@ -139,33 +128,21 @@ pub fn ChecklistTemplatePage() -> impl IntoView {
         ]
         .into_iter()
         .flatten()
-        .map(|e| view! { <p class="result error" role="alert" data-testid="action-error">{e.to_string()}</p> })
+        .map(|e| action_result(e, ResultIds::PAGE))
         .collect_view()
     };
-    view! {
-        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok(p) => {
-                        let admin = p.me.role == Role::Admin;
-                        let env = p.environment.clone();
-                        view! {
-                            <TopBar user=p.me.clone()/>
-                            <main>
-                                <h1>{format!("Checklist of {}", p.environment)}</h1>
-                                <p class="notice">"Every release requested for this environment gets these items. A release deploys only when each required item is signed (never by its requester) or verified."</p>
-                                {errors}
-                                <TemplateTable items=p.items.clone() environment=env.clone() admin remove/>
-                                {admin.then(|| view! { <AdminForms environment=env.clone() add reset/> })}
-                            </main>
-                        }
-                        .into_any()
-                    }
-                    Err(e) => page_error(e),
-                }
-            })}
-        </Suspense>
-    }
+    page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+        let admin = p.me.role == Role::Admin;
+        let env = p.environment.clone();
+        let contents = view! {
+            <h1>{format!("Checklist of {}", p.environment)}</h1>
+            <p class="notice">"Every release requested for this environment gets these items. A release deploys only when each required item is signed (never by its requester) or verified."</p>
+            {errors}
+            <TemplateTable items=p.items.clone() environment=env.clone() admin remove/>
+            {admin.then(|| view! { <AdminForms environment=env.clone() add reset/> })}
+        };
+        (p.me, contents)
+    })
 }
 
 #[component]

@@ -2,8 +2,9 @@
 //! the deployment history. Status and history refresh every two seconds; the
 //! forms sit outside the refreshing parts so typing is never interrupted.
 
+use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
 use crate::error::AppError;
-use crate::layout::{page_error, TopBar};
+use crate::format::{countdown, duration_text, short_time};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use model::{
@@ -96,30 +97,6 @@ pub async fn rollback(environment: String, reason: String) -> Result<DeploymentV
     )
 }
 
-/// "2026-11-22T02:15:03.123+00:00" → "2026-11-22 02:15:03 UTC".
-pub(crate) fn short_time(rfc3339: &str) -> String {
-    match rfc3339.get(..19) {
-        Some(t) => format!("{} UTC", t.replace('T', " ")),
-        None => rfc3339.to_string(),
-    }
-}
-
-/// "14 min 05 s", "42 s": what is left of a standby window.
-fn countdown(secs: i64) -> String {
-    match secs {
-        s if s >= 60 => format!("{} min {:02} s", s / 60, s % 60),
-        s => format!("{s} s"),
-    }
-}
-
-pub(crate) fn duration_text(ms: Option<i64>) -> String {
-    match ms {
-        Some(ms) if ms < 1000 => format!("{ms} ms"),
-        Some(ms) => format!("{:.1} s", ms as f64 / 1000.0),
-        None => "—".into(),
-    }
-}
-
 fn outcome_text(d: &DeploymentView) -> String {
     let msg = d.message.clone().unwrap_or_default();
     match d.status {
@@ -132,29 +109,15 @@ fn outcome_text(d: &DeploymentView) -> String {
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| load_overview());
-    view! {
-        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match overview.await {
-                    Ok(o) => {
-                        let role = o.user.role;
-                        view! {
-                            <TopBar user=o.user.clone()/>
-                            <main>
-                                {o
-                                    .environments
-                                    .into_iter()
-                                    .map(|name| view! { <EnvironmentPanel name role/> })
-                                    .collect_view()}
-                            </main>
-                        }
-                            .into_any()
-                    }
-                    Err(e) => page_error(e),
-                }
-            })}
-        </Suspense>
-    }
+    page_shell(overview, Loading::Suspense, "Loading…", None, |o| {
+        let role = o.user.role;
+        let panels = o
+            .environments
+            .into_iter()
+            .map(|name| view! { <EnvironmentPanel name role/> })
+            .collect_view();
+        (o.user, panels)
+    })
 }
 
 #[component]
@@ -219,13 +182,14 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
     }
 }
 
-fn action_result(r: Option<Result<DeploymentView, AppError>>) -> Option<impl IntoView> {
-    let (class, text) = match r? {
-        Ok(d) if d.status == DeploymentStatus::Succeeded => ("result ok", outcome_text(&d)),
-        Ok(d) => ("result error", outcome_text(&d)),
-        Err(e) => ("result error", e.to_string()),
+/// A deploy's or rollback's answer: it ran (and how that went) or it was refused.
+fn run_result(r: Option<Result<DeploymentView, AppError>>) -> Option<AnyView> {
+    let outcome = match r? {
+        Ok(d) if d.status == DeploymentStatus::Succeeded => Outcome::Done(outcome_text(&d)),
+        Ok(d) => Outcome::Failed(outcome_text(&d)),
+        Err(e) => e.into(),
     };
-    Some(view! { <p class=class role="status" data-testid="action-result">{text}</p> })
+    Some(action_result(outcome, ResultIds::RUN))
 }
 
 /// A dry run's answer: the steps a deploy would take and what blocks it.
@@ -294,8 +258,8 @@ fn OperateForms(
             <label>"Version" <input type="text" name="version" placeholder="e.g. v2" data-testid="plan-version"/></label>
             <button type="submit" disabled=move || plan.pending().get()>"Plan (dry run)"</button>
         </ActionForm>
-        {move || action_result(deploy.value().get())}
-        {move || action_result(rollback.value().get())}
+        {move || run_result(deploy.value().get())}
+        {move || run_result(rollback.value().get())}
         {move || plan.value().get().map(plan_view)}
     }
 }

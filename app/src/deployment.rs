@@ -5,9 +5,9 @@
 //! (`/api/deployments/{id}/events`, see the server's `events` module); if the
 //! stream cannot be opened or breaks, the page asks again every second.
 
-use crate::dashboard::{duration_text, short_time};
+use crate::components::{page_shell, Loading};
 use crate::error::AppError;
-use crate::layout::{page_error, TopBar};
+use crate::format::{duration_text, short_time};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use model::{DeploymentDetail, DeploymentStatus, DeploymentView, SessionUser, StepView};
@@ -201,41 +201,33 @@ pub fn DeploymentPage() -> impl IntoView {
             on_cleanup(move || handle.clear());
         }
     });
-    view! {
-        <Transition fallback=|| view! { <p class="notice">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok(p) => {
-                        let loaded = p.detail;
-                        // What the stream pushed for this deployment, else
-                        // what was loaded (the server's render, hydrated as is).
-                        let detail = move || {
-                            pushed
-                                .get()
-                                .filter(|d| d.deployment.id == loaded.deployment.id)
-                                .unwrap_or_else(|| loaded.clone())
-                        };
-                        view! {
-                            <TopBar user=p.me.clone()/>
-                            <main class="deployment">
-                                {move || {
-                                    let d = detail();
-                                    view! {
-                                        <DeploymentHeader deployment=d.deployment elapsed_ms=d.elapsed_ms/>
-                                        <h2>"Steps"</h2>
-                                        <Timeline steps=d.steps/>
-                                        {d.watch.map(|w| view! { <Watch watch=w/> })}
-                                    }
-                                }}
-                            </main>
-                        }
-                        .into_any()
-                    }
-                    Err(e) => page_error(e),
+    page_shell(
+        page,
+        Loading::Transition,
+        "Loading…",
+        Some("deployment"),
+        move |p| {
+            let loaded = p.detail;
+            // What the stream pushed for this deployment, else what was
+            // loaded (the server's render, hydrated as is).
+            let detail = move || {
+                pushed
+                    .get()
+                    .filter(|d| d.deployment.id == loaded.deployment.id)
+                    .unwrap_or_else(|| loaded.clone())
+            };
+            let contents = move || {
+                let d = detail();
+                view! {
+                    <DeploymentHeader deployment=d.deployment elapsed_ms=d.elapsed_ms/>
+                    <h2>"Steps"</h2>
+                    <Timeline steps=d.steps/>
+                    {d.watch.map(|w| view! { <Watch watch=w/> })}
                 }
-            })}
-        </Transition>
-    }
+            };
+            (p.me, contents)
+        },
+    )
 }
 
 fn versions(d: &DeploymentView) -> String {

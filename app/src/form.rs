@@ -70,6 +70,7 @@ fn missing_field(message: &str) -> Option<&str> {
 /// Checks a body against one server function's arguments.
 pub type Check = fn(&[u8]) -> Result<(), AppError>;
 
+#[cfg(feature = "ssr")]
 fn check<T: DeserializeOwned>(body: &[u8]) -> Result<(), AppError> {
     decode::<T>(body).map(|_| ())
 }

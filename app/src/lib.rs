@@ -5,11 +5,14 @@
 pub mod audit;
 pub mod auth;
 pub mod checklists;
+pub mod components;
 pub mod dashboard;
 pub mod deployment;
 pub mod error;
+#[cfg(feature = "ssr")]
+pub mod fields;
 pub mod form;
-pub mod layout;
+pub mod format;
 pub mod links;
 pub mod lock;
 pub mod releases;

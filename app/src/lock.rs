@@ -4,9 +4,9 @@
 //! decides whether it may happen (it refuses to break a live worker in
 //! another console) and audits it with the reason.
 
-use crate::dashboard::short_time;
+use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
 use crate::error::AppError;
-use crate::layout::{page_error, TopBar};
+use crate::format::short_time;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -14,7 +14,9 @@ use model::{DeploymentStatus, DeploymentView, LockView, Role, SessionUser};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, signed_in, state};
+use crate::auth::ssr::{authorized, signed_in, state};
+#[cfg(feature = "ssr")]
+use crate::fields::whole_number;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LockPage {
@@ -51,13 +53,8 @@ pub async fn break_lock(
 ) -> Result<DeploymentView, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let deployment: i64 = deployment.trim().parse().map_err(|_| {
-                AppError::invalid(
-                    "deployment",
-                    format!("deployment {deployment:?} is not a number"),
-                )
-            })?;
+            let actor = authorized(engine::Action::BreakLock, Some(&environment)).await?;
+            let deployment = whole_number("deployment", &deployment)?;
             let confirmed = confirm.as_deref() == Some("on");
             Ok(state()?
                 .engine
@@ -77,37 +74,25 @@ pub fn LockDetailPage() -> impl IntoView {
         move || (env(), breaker.version().get()),
         |(env, _)| environment_lock(env),
     );
-    view! {
-        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok(p) => {
-                        let admin = p.me.role == Role::Admin;
-                        view! {
-                            <TopBar user=p.me.clone()/>
-                            <main>
-                                <h1>{format!("Deployment lock of {}", p.environment)}</h1>
-                                <p class="notice">
-                                    "One deployment runs per environment at a time. Its console refreshes a heartbeat every few seconds; a lock whose console is gone or silent for 30 s is recovered by itself."
-                                </p>
-                                {lock_view(p.lock.clone())}
-                                {match (admin, p.lock) {
-                                    (true, Some(lock)) => view! {
-                                        <BreakForm environment=p.environment.clone() lock breaker/>
-                                    }.into_any(),
-                                    _ => ().into_any(),
-                                }}
-                                {move || breaker.value().get().map(break_result)}
-                                <p><a href="/">"Back to the environments"</a></p>
-                            </main>
-                        }
-                        .into_any()
-                    }
-                    Err(e) => page_error(e),
-                }
-            })}
-        </Suspense>
-    }
+    page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+        let admin = p.me.role == Role::Admin;
+        let contents = view! {
+            <h1>{format!("Deployment lock of {}", p.environment)}</h1>
+            <p class="notice">
+                "One deployment runs per environment at a time. Its console refreshes a heartbeat every few seconds; a lock whose console is gone or silent for 30 s is recovered by itself."
+            </p>
+            {lock_view(p.lock.clone())}
+            {match (admin, p.lock) {
+                (true, Some(lock)) => view! {
+                    <BreakForm environment=p.environment.clone() lock breaker/>
+                }.into_any(),
+                _ => ().into_any(),
+            }}
+            {move || breaker.value().get().map(break_result)}
+            <p><a href="/">"Back to the environments"</a></p>
+        };
+        (p.me, contents)
+    })
 }
 
 fn lock_view(lock: Option<LockView>) -> AnyView {
@@ -164,27 +149,23 @@ fn BreakForm(
     }
 }
 
-fn break_result(r: Result<DeploymentView, AppError>) -> impl IntoView {
-    match r {
+/// Breaking ends the deployment as failed: that is the good outcome here.
+fn break_result(r: Result<DeploymentView, AppError>) -> AnyView {
+    let outcome = match r {
         Ok(d) => {
-            let class = if d.status == DeploymentStatus::Failed {
-                "result ok"
+            let text = format!(
+                "Lock broken. Deployment #{} {}: {}",
+                d.id,
+                d.status,
+                d.message.unwrap_or_default()
+            );
+            if d.status == DeploymentStatus::Failed {
+                Outcome::Done(text)
             } else {
-                "result"
-            };
-            view! {
-                <p class=class role="status" data-testid="action-result">
-                    {format!(
-                        "Lock broken. Deployment #{} {}: {}",
-                        d.id,
-                        d.status,
-                        d.message.unwrap_or_default()
-                    )}
-                </p>
+                Outcome::Said(text)
             }
-            .into_any()
         }
-        Err(e) => view! { <p class="result error" role="alert" data-testid="action-error">{e.to_string()}</p> }
-            .into_any(),
-    }
+        Err(e) => e.into(),
+    };
+    action_result(outcome, ResultIds::PAGE)
 }

@@ -2,8 +2,9 @@
 //! Every button here is a request the engine decides on again; the page only
 //! hides what the user's role cannot do.
 
+use crate::components::{action_result, page_shell, Loading, ResultIds};
 use crate::error::AppError;
-use crate::layout::{page_error, TopBar};
+use crate::format::short_time;
 use crate::textarea::TextArea;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -166,20 +167,9 @@ pub async fn deploy_release(release: i64, revision: i64) -> Result<DeploymentVie
     )
 }
 
-fn short_time(rfc3339: &str) -> String {
-    match rfc3339.get(..19) {
-        Some(t) => format!("{} UTC", t.replace('T', " ")),
-        None => rfc3339.to_string(),
-    }
-}
-
-fn error_line<T>(r: Option<Result<T, AppError>>) -> Option<impl IntoView> {
-    match r? {
-        Ok(_) => None,
-        Err(e) => Some(
-            view! { <p class="result error" role="alert" data-testid="action-error">{e.to_string()}</p> },
-        ),
-    }
+/// A refused action's answer; what succeeded shows in the page itself.
+fn error_line<T>(r: Option<Result<T, AppError>>) -> Option<AnyView> {
+    r?.err().map(|e| action_result(e, ResultIds::PAGE))
 }
 
 #[component]
@@ -194,25 +184,15 @@ pub fn ReleasesListPage() -> impl IntoView {
         }
     });
     view! {
-        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok(p) => {
-                        let may_request = p.me.role != Role::Viewer;
-                        view! {
-                            <TopBar user=p.me.clone()/>
-                            <main>
-                                <h1>"Releases"</h1>
-                                {may_request.then(|| view! { <RequestForm action=request environments=p.environments.clone()/> })}
-                                <ReleaseTable rows=p.releases/>
-                            </main>
-                        }
-                            .into_any()
-                    }
-                    Err(e) => page_error(e),
-                }
-            })}
-        </Suspense>
+        {page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+            let may_request = p.me.role != Role::Viewer;
+            let contents = view! {
+                <h1>"Releases"</h1>
+                {may_request.then(|| view! { <RequestForm action=request environments=p.environments.clone()/> })}
+                <ReleaseTable rows=p.releases/>
+            };
+            (p.me, contents)
+        })}
     }
 }
 
@@ -309,29 +289,19 @@ pub fn ReleaseDetailPage() -> impl IntoView {
         },
         |(id, ..)| load_release(id),
     );
-    view! {
-        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok(p) => view! {
-                        <TopBar user=p.me.clone()/>
-                        <main>
-                            <ReleaseHeader release=p.release.clone()/>
-                            {move || error_line(sign.value().get())}
-                            {move || error_line(revoke.value().get())}
-                            {move || error_line(edit.value().get())}
-                            {move || error_line(cancel.value().get())}
-                            <Checklist release=p.release.clone() sign revoke/>
-                            <DeployBox release=p.release.clone() deploy/>
-                            {p.release.can_edit.then(|| view! { <EditForms release=p.release.clone() edit cancel/> })}
-                        </main>
-                    }
-                    .into_any(),
-                    Err(e) => page_error(e),
-                }
-            })}
-        </Suspense>
-    }
+    page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+        let contents = view! {
+            <ReleaseHeader release=p.release.clone()/>
+            {move || error_line(sign.value().get())}
+            {move || error_line(revoke.value().get())}
+            {move || error_line(edit.value().get())}
+            {move || error_line(cancel.value().get())}
+            <Checklist release=p.release.clone() sign revoke/>
+            <DeployBox release=p.release.clone() deploy/>
+            {p.release.can_edit.then(|| view! { <EditForms release=p.release.clone() edit cancel/> })}
+        };
+        (p.me, contents)
+    })
 }
 
 #[component]

@@ -1,9 +1,12 @@
 //! An environment's pipeline settings: everyone reads them, admins change
 //! them. The values are what the next deploy waits for and judges by (health
 //! wait, gates, drain, watch and standby windows).
+// The browser's side of `save_pipeline_settings` takes one argument per form
+// field, as the server's does, but the macro does not carry its allow over.
+#![cfg_attr(not(feature = "ssr"), allow(clippy::too_many_arguments))]
 
+use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
 use crate::error::AppError;
-use crate::layout::{page_error, TopBar};
 use crate::textarea::TextArea;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -12,7 +15,9 @@ use model::{PipelineSettings, Role, SessionUser};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, signed_in, state};
+use crate::auth::ssr::{authorized, signed_in, state};
+#[cfg(feature = "ssr")]
+use crate::fields::{number, whole_number};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SettingsPage {
@@ -40,19 +45,6 @@ pub async fn load_pipeline_settings(environment: String) -> Result<SettingsPage,
     )
 }
 
-/// A form field that must be a whole number, named in the refusal.
-#[cfg(feature = "ssr")]
-fn whole<T: std::str::FromStr>(
-    field: &'static str,
-    label: &str,
-    value: &str,
-) -> Result<T, AppError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| AppError::invalid(field, format!("{label}: {value:?} is not a whole number")))
-}
-
 /// Every field is text as the browser sends it; the server parses and the
 /// engine checks ranges, so a malformed form is refused and changes nothing.
 #[server(endpoint = "save_pipeline_settings")]
@@ -72,47 +64,23 @@ pub async fn save_pipeline_settings(
 ) -> Result<PipelineSettings, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let engine = &state()?.engine;
             // Refuse roles before looking at the form: a viewer learns
             // nothing about which fields would have passed.
-            engine
-                .authorize(
-                    &actor,
-                    engine::Action::ManageEnvironments,
-                    Some(&environment),
-                )
-                .await?;
+            let actor = authorized(engine::Action::ManageEnvironments, Some(&environment)).await?;
             let settings = PipelineSettings {
-                health_interval_ms: whole(
-                    "health_interval_ms",
-                    "health interval",
-                    &health_interval_ms,
-                )?,
-                health_deadline_ms: whole(
-                    "health_deadline_ms",
-                    "health deadline",
-                    &health_deadline_ms,
-                )?,
+                health_interval_ms: whole_number("health_interval_ms", &health_interval_ms)?,
+                health_deadline_ms: whole_number("health_deadline_ms", &health_deadline_ms)?,
                 smoke_paths,
-                sample_requests: whole("sample_requests", "sample requests", &sample_requests)?,
-                p95_ms: whole("p95_ms", "p95 threshold", &p95_ms)?,
-                p99_ms: whole("p99_ms", "p99 threshold", &p99_ms)?,
-                max_error_pct: max_error_pct.trim().parse().map_err(|_| {
-                    AppError::invalid(
-                        "max_error_pct",
-                        format!("error-rate threshold: {max_error_pct:?} is not a number"),
-                    )
-                })?,
-                drain_timeout_ms: whole("drain_timeout_ms", "drain timeout", &drain_timeout_ms)?,
-                watch_window_ms: whole("watch_window_ms", "watch window", &watch_window_ms)?,
-                standby_window_ms: whole(
-                    "standby_window_ms",
-                    "standby window",
-                    &standby_window_ms,
-                )?,
+                sample_requests: whole_number("sample_requests", &sample_requests)?,
+                p95_ms: whole_number("p95_ms", &p95_ms)?,
+                p99_ms: whole_number("p99_ms", &p99_ms)?,
+                max_error_pct: number("max_error_pct", &max_error_pct)?,
+                drain_timeout_ms: whole_number("drain_timeout_ms", &drain_timeout_ms)?,
+                watch_window_ms: whole_number("watch_window_ms", &watch_window_ms)?,
+                standby_window_ms: whole_number("standby_window_ms", &standby_window_ms)?,
             };
-            Ok(engine
+            Ok(state()?
+                .engine
                 .set_pipeline_settings(&actor, &environment, &settings)
                 .await?)
         }
@@ -129,30 +97,18 @@ pub fn SettingsDetailPage() -> impl IntoView {
         move || (env(), save.version().get()),
         |(env, _)| load_pipeline_settings(env),
     );
-    view! {
-        <Suspense fallback=|| view! { <p class="notice">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok(p) => {
-                        let admin = p.me.role == Role::Admin;
-                        view! {
-                            <TopBar user=p.me.clone()/>
-                            <main>
-                                <h1>{format!("Pipeline settings of {}", p.environment)}</h1>
-                                <p class="notice">
-                                    "What the next deploy waits for and judges by. A deploy already running keeps the settings it started with."
-                                </p>
-                                <SettingsForm environment=p.environment.clone() s=p.settings.clone() admin save/>
-                                {move || save.value().get().map(save_result)}
-                            </main>
-                        }
-                        .into_any()
-                    }
-                    Err(e) => page_error(e),
-                }
-            })}
-        </Suspense>
-    }
+    page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+        let admin = p.me.role == Role::Admin;
+        let contents = view! {
+            <h1>{format!("Pipeline settings of {}", p.environment)}</h1>
+            <p class="notice">
+                "What the next deploy waits for and judges by. A deploy already running keeps the settings it started with."
+            </p>
+            <SettingsForm environment=p.environment.clone() s=p.settings.clone() admin save/>
+            {move || save.value().get().map(save_result)}
+        };
+        (p.me, contents)
+    })
 }
 
 /// One labelled number field; read-only for everyone but admins.
@@ -212,9 +168,10 @@ fn SettingsForm(
     }
 }
 
-fn save_result(r: Result<PipelineSettings, AppError>) -> impl IntoView {
-    match r {
-        Ok(_) => view! { <p class="result ok" role="status" data-testid="action-result">"Saved. The next deploy uses these settings."</p> }.into_any(),
-        Err(e) => view! { <p class="result error" role="alert" data-testid="action-error">{e.to_string()}</p> }.into_any(),
-    }
+fn save_result(r: Result<PipelineSettings, AppError>) -> AnyView {
+    let outcome = match r {
+        Ok(_) => Outcome::Done("Saved. The next deploy uses these settings.".into()),
+        Err(e) => e.into(),
+    };
+    action_result(outcome, ResultIds::PAGE)
 }

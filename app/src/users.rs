@@ -2,22 +2,17 @@
 //! passwords; see and clear sign-in locks. Generated passwords are shown
 //! once, to the admin who asked.
 
+use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
 use crate::error::AppError;
-use crate::layout::{page_error, TopBar};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use model::{LoginLockView, Role, SessionUser, UserView};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::auth::ssr::{actor, signed_in, state};
-
-/// A role from a form field; anything else is refused, never defaulted.
+use crate::auth::ssr::{actor, authorized, signed_in, state};
 #[cfg(feature = "ssr")]
-fn parse_role(role: &str) -> Result<Role, AppError> {
-    role.parse()
-        .map_err(|e: model::UnknownVariant| AppError::invalid("role", e.to_string()))
-}
+use crate::fields::choice;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UsersPage {
@@ -54,10 +49,8 @@ pub async fn list_users() -> Result<UsersPage, AppError> {
 pub async fn clear_login_lock(kind: String, key: String) -> Result<(), AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
-            let kind = kind
-                .parse()
-                .map_err(|e: model::UnknownVariant| AppError::invalid("kind", e.to_string()))?;
+            let actor = authorized(engine::Action::ManageUsers, None).await?;
+            let kind = choice("kind", &kind)?;
             state()?.engine.clear_login_lock(&actor, kind, &key).await?;
             Ok(())
         }
@@ -69,11 +62,12 @@ pub async fn clear_login_lock(kind: String, key: String) -> Result<(), AppError>
 pub async fn create_user(username: String, role: String) -> Result<IssuedPassword, AppError> {
     crate::error::respond(
         async move {
-            let role = parse_role(&role)?;
+            let actor = authorized(engine::Action::ManageUsers, None).await?;
+            let role = choice("role", &role)?;
             let password = engine::generate_password();
             let user = state()?
                 .engine
-                .create_user(&actor().await?, username.trim(), &password, role)
+                .create_user(&actor, username.trim(), &password, role)
                 .await?;
             Ok(IssuedPassword {
                 username: user.username,
@@ -88,11 +82,9 @@ pub async fn create_user(username: String, role: String) -> Result<IssuedPasswor
 pub async fn change_role(user_id: i64, role: String) -> Result<UserView, AppError> {
     crate::error::respond(
         async move {
-            let role = parse_role(&role)?;
-            Ok(state()?
-                .engine
-                .change_role(&actor().await?, user_id, role)
-                .await?)
+            let actor = authorized(engine::Action::ManageUsers, None).await?;
+            let role = choice("role", &role)?;
+            Ok(state()?.engine.change_role(&actor, user_id, role).await?)
         }
         .await,
     )
@@ -137,18 +129,19 @@ fn issued(r: Option<Result<IssuedPassword, AppError>>) -> Option<AnyView> {
             </p>
         }
         .into_any(),
-        Err(e) => view! { <p class="result error" role="alert" data-testid="users-result">{e.to_string()}</p> }.into_any(),
+        Err(e) => action_result(e, ResultIds::USERS),
     })
 }
 
 fn changed(r: Option<Result<UserView, AppError>>) -> Option<AnyView> {
-    Some(match r? {
+    let outcome = match r? {
         Ok(u) => {
             let state = if u.disabled { "disabled" } else { "enabled" };
-            view! { <p class="result ok" role="status" data-testid="users-result">{format!("{} is now {} ({state})", u.username, u.role)}</p> }.into_any()
+            Outcome::Done(format!("{} is now {} ({state})", u.username, u.role))
         }
-        Err(e) => view! { <p class="result error" role="alert" data-testid="users-result">{e.to_string()}</p> }.into_any(),
-    })
+        Err(e) => e.into(),
+    };
+    Some(action_result(outcome, ResultIds::USERS))
 }
 
 #[component]
@@ -171,33 +164,25 @@ pub fn UsersPage() -> impl IntoView {
         |_| list_users(),
     );
     view! {
-        <Suspense fallback=|| view! { <p class="notice">"Loading users…"</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok(p) => view! {
-                        <TopBar user=p.me/>
-                        <main>
-                            <h1>"Users"</h1>
-                            <ActionForm action=create attr:class="create-user">
-                                <label>"Username" <input type="text" name="username" required data-testid="new-username"/></label>
-                                <label>"Role" <RoleSelect selected=Role::Viewer/></label>
-                                <button type="submit">"Create user"</button>
-                            </ActionForm>
-                            <UserTable users=p.users role disable reset/>
-                            <LoginLocks locks=p.locks unlock/>
-                        </main>
-                    }
-                    .into_any(),
-                    Err(e) => page_error(e),
-                }
-            })}
-        </Suspense>
+        {page_shell(page, Loading::Suspense, "Loading users…", None, move |p| {
+            let contents = view! {
+                <h1>"Users"</h1>
+                <ActionForm action=create attr:class="create-user">
+                    <label>"Username" <input type="text" name="username" required data-testid="new-username"/></label>
+                    <label>"Role" <RoleSelect selected=Role::Viewer/></label>
+                    <button type="submit">"Create user"</button>
+                </ActionForm>
+                <UserTable users=p.users role disable reset/>
+                <LoginLocks locks=p.locks unlock/>
+            };
+            (p.me, contents)
+        })}
         {move || issued(create.value().get())}
         {move || issued(reset.value().get())}
         {move || changed(role.value().get())}
         {move || changed(disable.value().get())}
         {move || match unlock.value().get() {
-            Some(Err(e)) => Some(view! { <p class="result error" role="alert" data-testid="users-result">{e.to_string()}</p> }),
+            Some(Err(e)) => Some(action_result(e, ResultIds::USERS)),
             _ => None,
         }}
     }
