@@ -2,7 +2,7 @@
 //! serve` runs and what the HTTP tests start, so the tests exercise the same
 //! engine, session store, router and background rounds as production.
 
-use crate::config::{Config, ProxyAtStart};
+use crate::config::{self, Config, ProxyAtStart};
 use crate::{bootstrap, http, private_files, proxy_process};
 use anyhow::Context;
 use axum::Router;
@@ -10,6 +10,7 @@ use engine::Engine;
 use leptos::prelude::LeptosOptions;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -206,6 +207,17 @@ impl Console {
         drop(rounds);
         served
     }
+}
+
+/// The engine for command-line tools that change records but run nothing
+/// (`user add`, `deploy --dry-run`, `audit verify`): the console's database
+/// and log directory, without proxy, reconciliation or rounds.
+pub async fn offline_engine(data_dir: &Path) -> anyhow::Result<Engine> {
+    let pool = engine::open_database(&config::database_url(data_dir)).await?;
+    Ok(Engine::new(
+        pool,
+        Arc::new(engine::ProcessRuntime::new(config::log_dir(data_dir))),
+    ))
 }
 
 /// Every few seconds: probe the slots for the dashboard, recover locks whose
