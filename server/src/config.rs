@@ -1,9 +1,16 @@
 //! Runtime configuration of `switchyard serve`, with the embedded defaults the
-//! quickstart relies on.
+//! quickstart relies on: the flags (`ServeArgs`) and the `Config` they become,
+//! which `Console::build` takes.
 
+use clap::Args;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A session ends after this long without a request…
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
+/// …and this long after sign-in, however active.
+pub const SESSION_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -58,7 +65,7 @@ pub enum ProxyAtStart {
 
 impl Config {
     pub fn database_url(&self) -> String {
-        format!("sqlite:{}", self.data_dir.join("switchyard.db").display())
+        database_url(&self.data_dir)
     }
     pub fn proxy_token_file(&self) -> PathBuf {
         self.data_dir.join("proxy.token")
@@ -67,7 +74,7 @@ impl Config {
         self.data_dir.join("proxy-routing.json")
     }
     pub fn log_dir(&self) -> PathBuf {
-        self.data_dir.join("logs")
+        log_dir(&self.data_dir)
     }
     pub fn releases_dir(&self) -> PathBuf {
         self.data_dir.join("releases")
@@ -75,6 +82,98 @@ impl Config {
     pub fn bin(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
     }
+}
+
+/// The flags of `switchyard serve`, each one a `Config` field.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Address users reach (switchyard-proxy's public listener).
+    #[arg(long, env = "SWITCHYARD_APP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub app_listen: SocketAddr,
+    /// switchyard-proxy's admin API; keep it on loopback.
+    #[arg(long, env = "SWITCHYARD_PROXY_ADMIN", default_value = "127.0.0.1:8081")]
+    pub proxy_admin: SocketAddr,
+    /// switchyard-proxy's preview listener, where deploys' gates reach the
+    /// idle slot before any user does (`off`: none; gates call the slot directly).
+    #[arg(
+        long,
+        env = "SWITCHYARD_PROXY_PREVIEW",
+        default_value = "127.0.0.1:8082"
+    )]
+    pub proxy_preview: PreviewListen,
+    /// Do not start switchyard-proxy; expect it to be running already.
+    #[arg(long)]
+    pub no_spawn_proxy: bool,
+    /// Do not register the demo service.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Checklist the demo environment gets when it is first registered:
+    /// `default` (code reviewed, tests passing, … signed by two other people)
+    /// or `none` (any version deploys directly, for trying things alone).
+    #[arg(long, env = "SWITCHYARD_DEMO_CHECKLIST", default_value = "default", value_parser = ["default", "none"])]
+    pub demo_checklist: String,
+    /// Where switchyard-proxy and switchyard-demo are (default: next to this binary).
+    #[arg(long, env = "SWITCHYARD_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Compiled front end (cargo-leptos output).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+    /// Health-wait deadline for the demo environment, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub health_deadline_secs: u64,
+    /// Mark the session cookie Secure and name it `__Host-switchyard_session`
+    /// (serve over HTTPS).
+    #[arg(long, env = "SWITCHYARD_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// An origin people reach the console at (`https://console.example.com`),
+    /// repeatable, comma-separated in the variable. Requests naming any other
+    /// host are refused; the listen address and localhost are always allowed.
+    #[arg(long, env = "SWITCHYARD_PUBLIC_ORIGIN", value_delimiter = ',')]
+    pub public_origin: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The console `switchyard serve` runs: these flags, the data directory
+    /// (made absolute: paths under it are handed to switchyard-proxy and
+    /// stored in the database, e.g. the demo's releases and proxy token) and
+    /// the first admin's password from `SWITCHYARD_ADMIN_PASSWORD`.
+    pub fn into_config(self, data_dir: &Path) -> std::io::Result<Config> {
+        Ok(Config {
+            data_dir: std::path::absolute(data_dir)?,
+            listen: self.listen,
+            app_listen: self.app_listen,
+            proxy_admin: self.proxy_admin,
+            proxy_preview: self.proxy_preview.0,
+            proxy: if self.no_spawn_proxy {
+                ProxyAtStart::Expect
+            } else {
+                ProxyAtStart::Spawn
+            },
+            demo: !self.no_demo,
+            demo_checklist: self.demo_checklist == "default",
+            bin_dir: self.bin_dir.unwrap_or_else(default_bin_dir),
+            site_root: self.site_root,
+            health_deadline: Duration::from_secs(self.health_deadline_secs.max(1)),
+            secure_cookies: self.secure_cookies,
+            session_idle_timeout: SESSION_IDLE_TIMEOUT,
+            session_absolute_timeout: SESSION_ABSOLUTE_TIMEOUT,
+            public_origins: self.public_origin,
+            first_admin: true,
+            admin_password: std::env::var("SWITCHYARD_ADMIN_PASSWORD").ok(),
+        })
+    }
+}
+
+/// The database under `data_dir` (also opened by the offline commands).
+pub fn database_url(data_dir: &Path) -> String {
+    format!("sqlite:{}", data_dir.join("switchyard.db").display())
+}
+
+/// The slots' logs under `data_dir`.
+pub fn log_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("logs")
 }
 
 /// `--proxy-preview`: an address, or `off` for no preview listener.

@@ -2,7 +2,7 @@
 //! serve` runs and what the HTTP tests start, so the tests exercise the same
 //! engine, session store, router and background rounds as production.
 
-use crate::config::{Config, ProxyAtStart};
+use crate::config::{self, Config, ProxyAtStart};
 use crate::{bootstrap, http, private_files, proxy_process};
 use anyhow::Context;
 use axum::Router;
@@ -10,6 +10,7 @@ use engine::Engine;
 use leptos::prelude::LeptosOptions;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -26,8 +27,21 @@ const MONITOR_ROUND: Duration = Duration::from_secs(5);
 pub struct Console {
     engine: Engine,
     router: Router,
-    tasks: Vec<JoinHandle<()>>,
+    rounds: Rounds,
     first_admin: Option<FirstAdmin>,
+}
+
+/// The background rounds (expired-session deletion, the monitor). Dropping
+/// them stops them: when `serve` ends, when its future is dropped (a test
+/// aborting its server task) or when a console is dropped unserved.
+struct Rounds(Vec<JoinHandle<()>>);
+
+impl Drop for Rounds {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// The account `build` created because the database had none.
@@ -91,7 +105,7 @@ impl Console {
         // Sessions live in the same database file.
         let store = SqliteStore::new(pool);
         store.migrate().await?;
-        let tasks = vec![
+        let rounds = Rounds(vec![
             tokio::spawn({
                 let deletion =
                     tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
@@ -105,7 +119,7 @@ impl Console {
                 }
             }),
             tokio::spawn(monitor(engine.clone())),
-        ];
+        ]);
 
         let leptos_options = LeptosOptions::builder()
             .output_name("switchyard")
@@ -128,13 +142,22 @@ impl Console {
         Ok(Console {
             engine,
             router,
-            tasks,
+            rounds,
             first_admin,
         })
     }
 
+    /// The engine the router's pages and server functions use.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The console's routes and middleware, as `serve` runs them. `serve`
+    /// gives each request a `ConnectInfo<SocketAddr>`; one sent here directly
+    /// without it has no peer address (the audit log and the per-address
+    /// login throttle read it).
+    pub fn router(&self) -> &Router {
+        &self.router
     }
 
     /// The account created at this start, if the database had none.
@@ -151,6 +174,7 @@ impl Console {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let Console { router, rounds, .. } = self;
         // A graceful shutdown waits for open responses, and a deployment
         // page's event stream can stay open for many minutes: past the grace
         // period the console stops anyway (browsers fall back to asking, then
@@ -158,8 +182,7 @@ impl Console {
         let stopping = Arc::new(tokio::sync::Notify::new());
         let serve = axum::serve(
             listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown({
             let stopping = stopping.clone();
@@ -181,11 +204,20 @@ impl Console {
                 Ok(())
             }
         };
-        for task in &self.tasks {
-            task.abort();
-        }
+        drop(rounds);
         served
     }
+}
+
+/// The engine for command-line tools that change records but run nothing
+/// (`user add`, `deploy --dry-run`, `audit verify`): the console's database
+/// and log directory, without proxy, reconciliation or rounds.
+pub async fn offline_engine(data_dir: &Path) -> anyhow::Result<Engine> {
+    let pool = engine::open_database(&config::database_url(data_dir)).await?;
+    Ok(Engine::new(
+        pool,
+        Arc::new(engine::ProcessRuntime::new(config::log_dir(data_dir))),
+    ))
 }
 
 /// Every few seconds: probe the slots for the dashboard, recover locks whose

@@ -1,16 +1,13 @@
 //! `switchyard`: the console server and its command-line tools.
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use engine::Actor;
-use engine::Engine;
-use server::config::{default_bin_dir, Config, PreviewListen, ProxyAtStart};
-use server::console::{Console, FirstAdmin};
+use server::config::{Config, ServeArgs};
+use server::console::{offline_engine, Console, FirstAdmin};
 use server::{bootstrap, private_files};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "switchyard", about = "Blue-green deployment console", version)]
@@ -52,55 +49,6 @@ enum Command {
 enum AuditCommand {
     /// Walk the hash chain and report the first broken link (exit code 1 if any).
     Verify,
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
-    /// Address users reach (switchyard-proxy's public listener).
-    #[arg(long, env = "SWITCHYARD_APP_LISTEN", default_value = "127.0.0.1:8080")]
-    app_listen: SocketAddr,
-    /// switchyard-proxy's admin API; keep it on loopback.
-    #[arg(long, env = "SWITCHYARD_PROXY_ADMIN", default_value = "127.0.0.1:8081")]
-    proxy_admin: SocketAddr,
-    /// switchyard-proxy's preview listener, where deploys' gates reach the
-    /// idle slot before any user does (`off`: none; gates call the slot directly).
-    #[arg(
-        long,
-        env = "SWITCHYARD_PROXY_PREVIEW",
-        default_value = "127.0.0.1:8082"
-    )]
-    proxy_preview: PreviewListen,
-    /// Do not start switchyard-proxy; expect it to be running already.
-    #[arg(long)]
-    no_spawn_proxy: bool,
-    /// Do not register the demo service.
-    #[arg(long)]
-    no_demo: bool,
-    /// Checklist the demo environment gets when it is first registered:
-    /// `default` (code reviewed, tests passing, … signed by two other people)
-    /// or `none` (any version deploys directly, for trying things alone).
-    #[arg(long, env = "SWITCHYARD_DEMO_CHECKLIST", default_value = "default", value_parser = ["default", "none"])]
-    demo_checklist: String,
-    /// Where switchyard-proxy and switchyard-demo are (default: next to this binary).
-    #[arg(long, env = "SWITCHYARD_BIN_DIR")]
-    bin_dir: Option<PathBuf>,
-    /// Compiled front end (cargo-leptos output).
-    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
-    site_root: PathBuf,
-    /// Health-wait deadline for the demo environment, in seconds.
-    #[arg(long, default_value_t = 60)]
-    health_deadline_secs: u64,
-    /// Mark the session cookie Secure and name it `__Host-switchyard_session`
-    /// (serve over HTTPS).
-    #[arg(long, env = "SWITCHYARD_SECURE_COOKIES")]
-    secure_cookies: bool,
-    /// An origin people reach the console at (`https://console.example.com`),
-    /// repeatable, comma-separated in the variable. Requests naming any other
-    /// host are refused; the listen address and localhost are always allowed.
-    #[arg(long, env = "SWITCHYARD_PUBLIC_ORIGIN", value_delimiter = ',')]
-    public_origin: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -204,43 +152,8 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The engine for command-line tools that change records but run nothing.
-async fn offline_engine(data_dir: &std::path::Path) -> anyhow::Result<Engine> {
-    let pool = engine::open_database(&format!(
-        "sqlite:{}",
-        data_dir.join("switchyard.db").display()
-    ))
-    .await?;
-    Ok(Engine::new(
-        pool,
-        Arc::new(engine::ProcessRuntime::new(data_dir.join("logs"))),
-    ))
-}
-
 async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
-    let cfg = Config {
-        data_dir: std::path::absolute(&data_dir)?,
-        listen: args.listen,
-        app_listen: args.app_listen,
-        proxy_admin: args.proxy_admin,
-        proxy_preview: args.proxy_preview.0,
-        proxy: if args.no_spawn_proxy {
-            ProxyAtStart::Expect
-        } else {
-            ProxyAtStart::Spawn
-        },
-        demo: !args.no_demo,
-        demo_checklist: args.demo_checklist == "default",
-        bin_dir: args.bin_dir.unwrap_or_else(default_bin_dir),
-        site_root: args.site_root,
-        health_deadline: Duration::from_secs(args.health_deadline_secs.max(1)),
-        secure_cookies: args.secure_cookies,
-        session_idle_timeout: Duration::from_secs(8 * 3600),
-        session_absolute_timeout: Duration::from_secs(24 * 3600),
-        public_origins: args.public_origin,
-        first_admin: true,
-        admin_password: std::env::var("SWITCHYARD_ADMIN_PASSWORD").ok(),
-    };
+    let cfg = args.into_config(&data_dir)?;
     let console = Console::build(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -245,10 +245,7 @@ async fn build_scene(c: &Console) -> Scene {
     // Before the checklist exists: without one, a deploy needs no release.
     let deployment = c.failed_deploy().await.id;
     let (release, item, _, _) = c.protected_release("dev").await;
-    let engine = Engine::new(
-        c.pool.clone(),
-        Arc::new(ProcessRuntime::new(c._dir.path().join("logs"))),
-    );
+    let engine = &c.engine;
     let view = engine
         .release(&engine::Actor::user(lead.clone()), release)
         .await
@@ -314,10 +311,7 @@ async fn fill(c: &Console, payload: fn(&str) -> String) {
 /// The audit log refuses UPDATE: its payloads go in as new entries, through
 /// the same append every action uses, and through a failed sign-in.
 async fn fill_audit(c: &Console, payload: fn(&str) -> String) {
-    let engine = Engine::new(
-        c.pool.clone(),
-        Arc::new(ProcessRuntime::new(c._dir.path().join("logs"))),
-    );
+    let engine = &c.engine;
     let p = |col: &str| payload(&format!("audit_log.{col}"));
     let mut ev = engine::audit::Event::new(
         engine::audit::AuditActor::Anonymous {

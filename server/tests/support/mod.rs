@@ -1,17 +1,16 @@
-//! A console for HTTP-level tests: the real axum router from `server::http`,
-//! real server functions and a real SQLite file, served on a loopback port;
-//! with helpers to post forms and read answers the way the browser does.
+//! A console for HTTP-level tests: the one `switchyard serve` runs, built by
+//! `server::console::Console::build` on a temporary data directory and served
+//! on a loopback port; with helpers to post forms and read answers the way
+//! the browser does.
 #![allow(dead_code)] // each test file uses its own part of it
 
 pub use app::error::AppError;
 pub use engine::environments::{self, NewEnvironment};
-pub use engine::runtime::ProcessRuntime;
 pub use engine::store::Pool;
 pub use engine::Engine;
 pub use model::{DeploymentStatus, DeploymentView, Role};
 pub use reqwest::header::{HeaderMap, ACCEPT, COOKIE, ORIGIN, SET_COOKIE};
 pub use reqwest::StatusCode;
-pub use std::sync::Arc;
 pub use std::time::Duration;
 
 pub const PASSWORD: &str = "a long enough password";
@@ -19,6 +18,8 @@ pub const ENV: &str = "production";
 
 pub struct Console {
     pub origin: String,
+    /// The engine the console serves with, for arranging what a test needs.
+    pub engine: Engine,
     pub pool: Pool,
     pub http: reqwest::Client,
     pub server: tokio::task::JoinHandle<()>,
@@ -95,14 +96,15 @@ pub async fn start() -> Console {
         site_root: dir.path().join("site"),
         health_deadline: Duration::from_secs(5),
         secure_cookies: false,
-        session_idle_timeout: Duration::from_secs(8 * 3600),
-        session_absolute_timeout: Duration::from_secs(24 * 3600),
+        session_idle_timeout: server::config::SESSION_IDLE_TIMEOUT,
+        session_absolute_timeout: server::config::SESSION_ABSOLUTE_TIMEOUT,
         public_origins: Vec::new(),
         first_admin: false,
         admin_password: None,
     };
     let console = server::console::Console::build(&cfg).await.unwrap();
-    let pool = console.engine().pool().clone();
+    let engine = console.engine().clone();
+    let pool = engine.pool().clone();
 
     // An environment whose proxy is not running: a deploy that gets past every
     // check fails at the preflight, and nothing is ever started.
@@ -134,6 +136,7 @@ pub async fn start() -> Console {
     });
     Console {
         origin: format!("http://{addr}"),
+        engine,
         pool,
         http: reqwest::Client::builder()
             .no_proxy()
@@ -151,10 +154,7 @@ impl Console {
     /// request v2 there. Returns the release id, the ids of its "Code
     /// reviewed" and "Rollback plan confirmed" items, and a template item id.
     pub async fn protected_release(&self, requester: &str) -> (i64, i64, i64, i64) {
-        let engine = Engine::new(
-            self.pool.clone(),
-            Arc::new(ProcessRuntime::new(self._dir.path().join("logs"))),
-        );
+        let engine = &self.engine;
         let system = engine::Actor::system();
         engine
             .set_checklist_template(
@@ -192,10 +192,7 @@ impl Console {
     /// A deploy of v1 by the system, which fails at the preflight (the
     /// environment's proxy is not running). Returns its deployment.
     pub async fn failed_deploy(&self) -> DeploymentView {
-        let engine = Engine::new(
-            self.pool.clone(),
-            Arc::new(ProcessRuntime::new(self._dir.path().join("logs"))),
-        );
+        let engine = &self.engine;
         let d = engine
             .deploy(&engine::Actor::system(), ENV, "v1")
             .await
