@@ -26,6 +26,9 @@ pub struct Engine {
     /// `with_runtime` can add one to an engine value without locks.
     runtimes: Arc<HashMap<RuntimeKind, Arc<dyn Runtime>>>,
     lock_timing: LockTiming,
+    /// Signed audit checkpoints (`with_checkpoints`); `None` in tests and
+    /// tools that sign none.
+    pub(crate) sealing: Option<Arc<crate::sealing::Sealing>>,
 }
 
 pub(crate) struct Inner {
@@ -57,6 +60,7 @@ impl Engine {
             }),
             runtimes: Arc::new(HashMap::from([(RuntimeKind::Process, runtime)])),
             lock_timing: LockTiming::default(),
+            sealing: None,
         }
     }
 
@@ -159,17 +163,10 @@ impl Engine {
 
     /// Appends to the audit log. Callers stop the action when this fails.
     pub async fn audit(&self, event: Event) -> Result<()> {
-        self.inner
-            .audit
-            .append(self.pool(), event)
-            .await
-            .map(|_| ())
-    }
-
-    /// Walks the audit log's hash chain from the first entry (the
-    /// `switchyard audit verify` command).
-    pub async fn verify_audit(&self) -> Result<crate::audit::Verdict> {
-        crate::audit::verify(self.pool()).await
+        let action = event.action;
+        self.inner.audit.append(self.pool(), event).await?;
+        self.checkpoint_after(action).await;
+        Ok(())
     }
 
     /// Whether `actor` may do `action` (in `environment`), with refusals

@@ -40,6 +40,7 @@ mod monitor;
 pub mod pipeline;
 mod queries;
 pub mod refusals;
+mod sealing;
 mod settings;
 mod version;
 
@@ -72,6 +73,10 @@ internal! {
 }
 
 pub use actor::{Actor, Principal};
+pub use audit::checkpoint::{parse_public_key, public_key_text};
+pub use audit::checkpoints::{Checkpoints as AuditCheckpoints, Sealed as AuditSealed};
+pub use audit::export::{verify_export as verify_audit_export, ExportBroken, ExportReport};
+pub use audit::Checkpoint as AuditCheckpoint;
 pub use audit::Verdict as AuditVerdict;
 pub use checklists::default_template as default_checklist;
 pub use engine::Engine;
@@ -80,6 +85,7 @@ pub use error::{Error, ErrorKind};
 pub use password::generate_password;
 pub use rbac::Action;
 pub use runtime::{DockerRuntime, ProcessRuntime};
+pub use sealing::ExportCursor as AuditExportCursor;
 pub use store::{open as open_database, Pool};
 pub use users::User;
 pub use version::validate_version;

@@ -42,3 +42,27 @@ pub struct AuditPage {
     /// Pass as `before` to get the next (older) page; `None` on the last page.
     pub next_before: Option<i64>,
 }
+
+/// The audit log's seal, for the audit page: the newest signed checkpoint
+/// and what the console's last verification found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditSealView {
+    /// `None` until the first checkpoint is signed.
+    pub newest: Option<CheckpointView>,
+    /// When the chain and the checkpoints were last verified, and whether
+    /// they checked out (`None` before the first verification).
+    pub checked_at: Option<String>,
+    pub intact: Option<bool>,
+    /// What failed, for admins only (others see that it failed).
+    pub problem: Option<String>,
+}
+
+/// One signed checkpoint: after `entries` entries, at `at`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointView {
+    pub seq: u64,
+    pub at: String,
+    pub entries: u64,
+    /// The signing key, `ed25519:<hex>`.
+    pub key: String,
+}

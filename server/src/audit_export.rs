@@ -1,5 +1,7 @@
 //! `GET /audit/export.{jsonl,csv}`: the audit log under the page's filter,
 //! streamed page by page so a million entries never sit in memory at once.
+//! The JSON Lines export carries the proof an auditor verifies offline
+//! (`switchyard audit verify-export`); the CSV is for reading.
 
 use app::state::AppState;
 use axum::body::{Body, Bytes};
@@ -67,18 +69,8 @@ fn csv_line(e: &AuditEntryView) -> String {
     line
 }
 
-fn render(format: Format, entries: &[AuditEntryView]) -> String {
-    entries
-        .iter()
-        .map(|e| match format {
-            Format::JsonLines => {
-                let mut l = serde_json::to_string(e).unwrap_or_default();
-                l.push('\n');
-                l
-            }
-            Format::Csv => csv_line(e),
-        })
-        .collect()
+fn render_csv(entries: &[AuditEntryView]) -> String {
+    entries.iter().map(csv_line).collect()
 }
 
 pub async fn export(
@@ -94,9 +86,15 @@ pub async fn export(
     };
     let actor = Actor::user(user);
     let filter = app::audit::filter_from(|k| params.get(k).cloned());
-    // Check access (and the filter) before the response starts streaming.
-    let first = match state.engine.audit_search(&actor, &filter, CHUNK).await {
-        Ok(p) => p,
+    let engine = state.engine.clone();
+    // Access (and the filter) are checked before the response starts
+    // streaming: a refusal is a status, not a cut-off file.
+    let body = match format {
+        Format::JsonLines => verifiable(engine, actor, filter).await,
+        Format::Csv => csv(engine, actor, filter).await,
+    };
+    let body = match body {
+        Ok(b) => b,
         Err(e @ engine::Error::Forbidden { .. }) => {
             return (StatusCode::FORBIDDEN, e.to_string()).into_response()
         }
@@ -105,43 +103,6 @@ pub async fn export(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    let head = match format {
-        Format::JsonLines => String::new(),
-        Format::Csv => CSV_HEADER.to_string(),
-    };
-    let first_chunk = head + &render(format, &first.entries);
-    let engine = state.engine.clone();
-    let stream = futures_util::stream::unfold(
-        (Some(first_chunk), first.next_before),
-        move |(pending, next)| {
-            let engine = engine.clone();
-            let actor = actor.clone();
-            let filter = filter.clone();
-            async move {
-                if let Some(chunk) = pending {
-                    return Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), (None, next)));
-                }
-                let before = next?;
-                let f = AuditFilter {
-                    before: Some(before),
-                    ..filter
-                };
-                match engine.audit_search(&actor, &f, CHUNK).await {
-                    Ok(p) => Some((
-                        Ok(Bytes::from(render(format, &p.entries))),
-                        (None, p.next_before),
-                    )),
-                    Err(e) => {
-                        tracing::error!(error = %e, "audit export stopped");
-                        Some((
-                            Err(std::io::Error::other("audit export failed")),
-                            (None, None),
-                        ))
-                    }
-                }
-            }
-        },
-    );
     let (content_type, name) = match format {
         Format::JsonLines => ("application/x-ndjson", "switchyard-audit.jsonl"),
         Format::Csv => ("text/csv; charset=utf-8", "switchyard-audit.csv"),
@@ -154,9 +115,79 @@ pub async fn export(
                 format!("attachment; filename=\"{name}\""),
             ),
         ],
-        Body::from_stream(stream),
+        body,
     )
         .into_response()
+}
+
+/// A stream's failure past the first byte: logged, and the download breaks
+/// off (the client sees an incomplete transfer, never a silently short file).
+fn stopped(e: engine::Error) -> std::io::Error {
+    tracing::error!(error = %e, "audit export stopped");
+    std::io::Error::other("audit export failed")
+}
+
+/// JSON Lines an auditor can verify offline: a freshly signed checkpoint,
+/// then the entries under the filter, newest first, with links standing for
+/// the ones left out (the format is `engine::audit::export`'s).
+async fn verifiable(
+    engine: engine::Engine,
+    actor: Actor,
+    filter: AuditFilter,
+) -> Result<Body, engine::Error> {
+    let (head, cursor) = engine.audit_export_start(&actor).await?;
+    let stream =
+        futures_util::stream::unfold((Some(head), Some(cursor)), move |(pending, cursor)| {
+            let (engine, actor, filter) = (engine.clone(), actor.clone(), filter.clone());
+            async move {
+                if let Some(head) = pending {
+                    return Some((Ok(Bytes::from(head)), (None, cursor)));
+                }
+                let mut cursor = cursor?;
+                match engine
+                    .audit_export_block(&actor, &filter, &mut cursor)
+                    .await
+                {
+                    Ok(Some(block)) => Some((Ok(Bytes::from(block)), (None, Some(cursor)))),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(stopped(e)), (None, None))),
+                }
+            }
+        });
+    Ok(Body::from_stream(stream))
+}
+
+/// CSV for spreadsheets, page by page under the filter, newest first.
+async fn csv(
+    engine: engine::Engine,
+    actor: Actor,
+    filter: AuditFilter,
+) -> Result<Body, engine::Error> {
+    let first = engine.audit_search(&actor, &filter, CHUNK).await?;
+    let first_chunk = CSV_HEADER.to_string() + &render_csv(&first.entries);
+    let stream = futures_util::stream::unfold(
+        (Some(first_chunk), first.next_before),
+        move |(pending, next)| {
+            let (engine, actor, filter) = (engine.clone(), actor.clone(), filter.clone());
+            async move {
+                if let Some(chunk) = pending {
+                    return Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), (None, next)));
+                }
+                let f = AuditFilter {
+                    before: Some(next?),
+                    ..filter
+                };
+                match engine.audit_search(&actor, &f, CHUNK).await {
+                    Ok(p) => Some((
+                        Ok(Bytes::from(render_csv(&p.entries))),
+                        (None, p.next_before),
+                    )),
+                    Err(e) => Some((Err(stopped(e)), (None, None))),
+                }
+            }
+        },
+    );
+    Ok(Body::from_stream(stream))
 }
 
 #[cfg(test)]

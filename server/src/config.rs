@@ -49,6 +49,12 @@ pub struct Config {
     /// That account's password (`SWITCHYARD_ADMIN_PASSWORD`); `None`: one is
     /// generated and shown once.
     pub admin_password: Option<String>,
+    /// How often the audit log gets a signed checkpoint (when entries were
+    /// appended since the last one).
+    pub audit_checkpoint_interval: Duration,
+    /// A shell command each new checkpoint line is piped to, to keep a copy
+    /// where whoever can write this machine's files cannot reach.
+    pub audit_checkpoint_command: Option<String>,
 }
 
 /// What `Console::build` does about switchyard-proxy.
@@ -132,6 +138,14 @@ pub struct ServeArgs {
     /// host are refused; the listen address and localhost are always allowed.
     #[arg(long, env = "SWITCHYARD_PUBLIC_ORIGIN", value_delimiter = ',')]
     pub public_origin: Vec<String>,
+    /// Seconds between the audit log's signed checkpoints (one is also
+    /// signed at every deploy and rollback finish and before each export).
+    #[arg(long, env = "SWITCHYARD_AUDIT_CHECKPOINT_SECS", default_value_t = 60)]
+    pub audit_checkpoint_secs: u64,
+    /// A shell command that receives each new checkpoint line on its standard
+    /// input, e.g. `ssh audit@vault 'cat >> switchyard-checkpoints.jsonl'`.
+    #[arg(long, env = "SWITCHYARD_AUDIT_CHECKPOINT_COMMAND")]
+    pub audit_checkpoint_command: Option<String>,
 }
 
 impl ServeArgs {
@@ -162,6 +176,8 @@ impl ServeArgs {
             public_origins: self.public_origin,
             first_admin: true,
             admin_password: std::env::var("SWITCHYARD_ADMIN_PASSWORD").ok(),
+            audit_checkpoint_interval: Duration::from_secs(self.audit_checkpoint_secs.max(1)),
+            audit_checkpoint_command: self.audit_checkpoint_command,
         })
     }
 }

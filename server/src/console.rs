@@ -69,7 +69,9 @@ impl Console {
         private_files::secure_data_dir(&cfg.data_dir)?;
         let pool = engine::open_database(&cfg.database_url()).await?;
         let runtime = Arc::new(engine::ProcessRuntime::new(cfg.log_dir()));
-        let mut engine = Engine::new(pool.clone(), runtime);
+        let checkpoints = engine::AuditCheckpoints::open(&cfg.data_dir)?
+            .with_sink(cfg.audit_checkpoint_command.clone());
+        let mut engine = Engine::new(pool.clone(), runtime).with_checkpoints(checkpoints);
         // Docker is optional: environments on the docker runtime work when an
         // engine answers, and are refused with a clear error when none does.
         match engine::DockerRuntime::connect().await {
@@ -101,6 +103,10 @@ impl Console {
         if cfg.demo {
             bootstrap::seed_demo(cfg, &engine).await?;
         }
+        // Vouch for the log as this console found and extended it, and check
+        // it before anyone reads it: the audit page shows the outcome.
+        engine.checkpoint_audit().await?;
+        engine.refresh_audit_seal().await?;
 
         // Sessions live in the same database file.
         let store = SqliteStore::new(pool);
@@ -119,6 +125,7 @@ impl Console {
                 }
             }),
             tokio::spawn(monitor(engine.clone())),
+            tokio::spawn(seal(engine.clone(), cfg.audit_checkpoint_interval)),
         ]);
 
         let leptos_options = LeptosOptions::builder()
@@ -223,6 +230,26 @@ pub async fn offline_engine(data_dir: &Path) -> anyhow::Result<Engine> {
 /// Every few seconds: probe the slots for the dashboard, recover locks whose
 /// console died or went silent (without waiting for that console to come
 /// back), and stop standbys past their window.
+/// Every this many checkpoint rounds the whole chain is verified again.
+const VERIFY_EVERY: u32 = 10;
+
+/// Signs a checkpoint each `interval` when entries were appended, and
+/// verifies the log every `VERIFY_EVERY` rounds (a full walk: at a million
+/// entries a few seconds of one core, so not every round).
+async fn seal(engine: Engine, interval: Duration) {
+    for round in 1u32.. {
+        tokio::time::sleep(interval).await;
+        if let Err(e) = engine.checkpoint_audit().await {
+            tracing::error!(error = %e, "could not sign an audit checkpoint");
+        }
+        if round % VERIFY_EVERY == 0 {
+            if let Err(e) = engine.refresh_audit_seal().await {
+                tracing::error!(error = %e, "could not verify the audit log");
+            }
+        }
+    }
+}
+
 async fn monitor(engine: Engine) {
     loop {
         if let Err(e) = engine.probe_slots().await {

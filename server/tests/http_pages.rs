@@ -62,11 +62,15 @@ async fn audit_export_is_signed_in_only_and_follows_the_filter() {
 
     let jsonl = c.get("/audit/export.jsonl", Some(&cookie)).await;
     assert_eq!(jsonl.status.as_u16(), 200, "{}", jsonl.body);
-    let entries: Vec<serde_json::Value> = jsonl
+    let lines: Vec<serde_json::Value> = jsonl
         .body
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // A signed checkpoint first, then the entries it vouches for.
+    assert_eq!(lines[0]["type"], "checkpoint", "{}", jsonl.body);
+    let entries: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "entry").collect();
+    assert_eq!(entries.len(), lines.len() - 1, "{}", jsonl.body);
     let actions: Vec<(&str, &str)> = entries
         .iter()
         .map(|e| (e["action"].as_str().unwrap(), e["result"].as_str().unwrap()))
@@ -80,6 +84,13 @@ async fn audit_export_is_signed_in_only_and_follows_the_filter() {
             ("auth.login", "failed")
         ]
     );
+    // Verifiable offline with the console's public key, and complete.
+    let key = engine::AuditCheckpoints::existing(c._dir.path())
+        .public_key()
+        .unwrap();
+    let report = engine::verify_audit_export(jsonl.body.as_bytes(), &key).unwrap();
+    assert_eq!((report.entries, report.links), (3, 0));
+    assert!(report.complete, "{report:?}");
     assert!(entries[0]["source_ip"]
         .as_str()
         .unwrap()

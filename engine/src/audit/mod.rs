@@ -5,8 +5,13 @@
 //! Secrets never belong in an entry: callers pass names and ids, never
 //! passwords or tokens, and `details` is built from typed values here.
 
+pub mod checkpoint;
+pub mod checkpoints;
+pub mod export;
 #[cfg(test)]
 mod tests;
+
+pub use checkpoint::Checkpoint;
 
 use crate::error::{Error, Result};
 use crate::store::Pool;
@@ -119,10 +124,42 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// SHA-256 over a canonical encoding: a JSON array of every field but the
-    /// hash itself, in a fixed order. JSON arrays leave no room for ambiguity
-    /// between fields (no separator can be smuggled into a value).
+    /// SHA-256 over a canonical encoding of the entry's own fields (all but
+    /// the two hashes): a JSON array in a fixed order, so no separator can be
+    /// smuggled into a value. An export can carry this digest in place of an
+    /// entry it leaves out and still prove the chain around it.
+    pub fn body_digest(&self) -> String {
+        let canonical = serde_json::json!([
+            self.id,
+            self.at,
+            self.actor_kind,
+            self.actor_id,
+            self.actor_name,
+            self.source_ip,
+            self.action,
+            self.environment,
+            self.target,
+            self.reason,
+            self.result,
+            self.details,
+        ]);
+        sha256_hex(canonical.to_string().as_bytes())
+    }
+
+    /// The entry's link in the chain: its body digest and the hash of the
+    /// entry before it.
     pub fn compute_hash(&self) -> String {
+        link_hash(&self.body_digest(), &self.prev_hash)
+    }
+
+    /// Whether the stored hash is this entry's: the current form, or the
+    /// first one (every field and the previous hash in one array), which
+    /// entries written before checkpoints existed carry.
+    pub fn hash_checks_out(&self) -> bool {
+        self.hash == self.compute_hash() || self.hash == self.first_form_hash()
+    }
+
+    fn first_form_hash(&self) -> String {
         let canonical = serde_json::json!([
             self.id,
             self.at,
@@ -138,8 +175,19 @@ impl Entry {
             self.details,
             self.prev_hash,
         ]);
-        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+        sha256_hex(canonical.to_string().as_bytes())
     }
+}
+
+/// The hash of an entry whose body digest is `body_digest` and whose
+/// predecessor's hash is `prev_hash`. The "v2" tag keeps it apart from the
+/// first form, whose arrays start with a number.
+pub fn link_hash(body_digest: &str, prev_hash: &str) -> String {
+    sha256_hex(serde_json::json!(["v2", body_digest, prev_hash]).to_string().as_bytes())
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Appends entries one at a time, so each sees the hash of the one before.
@@ -148,7 +196,7 @@ pub struct AuditLog {
     append: Mutex<()>,
 }
 
-fn timestamp(t: DateTime<Utc>) -> String {
+pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -230,6 +278,21 @@ impl From<Entry> for AuditEntryView {
             hash: e.hash,
         }
     }
+}
+
+/// Whether `filter` leaves every entry in (pagination aside).
+pub(crate) fn filters_nothing(filter: &AuditFilter) -> bool {
+    [
+        &filter.actor,
+        &filter.action,
+        &filter.environment,
+        &filter.since,
+        &filter.until,
+        &filter.text,
+    ]
+    .into_iter()
+    .all(|f| given(f).is_none())
+        && filter.before.is_none()
 }
 
 fn given(field: &Option<String>) -> Option<&str> {
@@ -322,9 +385,31 @@ pub enum Verdict {
     },
 }
 
-/// Walks the whole chain in order, in batches so a long log needs little
-/// memory, and reports the first broken link.
+/// What a signed checkpoint says the log held: its head hash after
+/// `entries` entries (keyed by `entries` in [`Anchors`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    /// The checkpoint's sequence number, for messages.
+    pub seq: u64,
+    pub at: String,
+    pub head: String,
+}
+
+/// Checkpoints by the number of entries they vouch for.
+pub type Anchors = std::collections::BTreeMap<u64, Anchor>;
+
+/// Walks the chain alone (no checkpoints): edits, removals and moves inside
+/// it are found; a cut tail is not — see [`verify_with`].
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and benchmarks
 pub async fn verify(pool: &Pool) -> Result<Verdict> {
+    verify_with(pool, &Anchors::new()).await
+}
+
+/// Walks the whole chain in order, in batches so a long log needs little
+/// memory, and reports the first broken link. Each anchor's entry must carry
+/// the head hash the checkpoint signed, and the log must reach the furthest
+/// anchor: entries removed from the end are found here.
+pub async fn verify_with(pool: &Pool, anchors: &Anchors) -> Result<Verdict> {
     const BATCH: i64 = 5_000;
     let mut prev = GENESIS.to_string();
     let mut expected_id = 1i64;
@@ -337,7 +422,20 @@ pub async fn verify(pool: &Pool) -> Result<Verdict> {
                 .fetch_all(pool)
                 .await?;
         if batch.is_empty() {
-            return Ok(Verdict::Intact { entries: position });
+            return Ok(match anchors.last_key_value() {
+                Some((&vouched, a)) if vouched > position => Verdict::Broken {
+                    id: position as i64 + 1,
+                    position: position + 1,
+                    why: format!(
+                        "the log ends after {position} entries but checkpoint #{} of {} vouches for {vouched}: \
+                         entries {}..{vouched} were removed",
+                        a.seq,
+                        a.at,
+                        position + 1
+                    ),
+                },
+                _ => Verdict::Intact { entries: position },
+            });
         }
         for e in batch {
             position += 1;
@@ -348,10 +446,18 @@ pub async fn verify(pool: &Pool) -> Result<Verdict> {
                 ))
             } else if e.prev_hash != prev {
                 Some("it does not point to the entry before it".to_string())
-            } else if e.compute_hash() != e.hash {
+            } else if !e.hash_checks_out() {
                 Some("its content does not match its hash".to_string())
             } else {
-                None
+                anchors
+                    .get(&position)
+                    .filter(|a| a.head != e.hash)
+                    .map(|a| {
+                        format!(
+                            "it is not the entry checkpoint #{} of {} signed",
+                            a.seq, a.at
+                        )
+                    })
             };
             if let Some(why) = why {
                 return Ok(Verdict::Broken {

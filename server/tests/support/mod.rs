@@ -101,6 +101,8 @@ pub async fn start() -> Console {
         public_origins: Vec::new(),
         first_admin: false,
         admin_password: None,
+        audit_checkpoint_interval: Duration::from_secs(60),
+        audit_checkpoint_command: None,
     };
     let console = server::console::Console::build(&cfg).await.unwrap();
     let engine = console.engine().clone();
