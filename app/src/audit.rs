@@ -4,9 +4,10 @@
 
 use crate::components::{page_shell, Loading};
 use crate::error::AppError;
+use crate::format::short_time;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
-use model::{AuditEntryView, AuditFilter, AuditPage, SessionUser};
+use model::{AuditEntryView, AuditFilter, AuditPage, AuditSealView, SessionUser};
 
 pub const PAGE_SIZE: i64 = 50;
 
@@ -14,16 +15,15 @@ pub const PAGE_SIZE: i64 = 50;
 pub async fn load_audit_page(
     // An empty filter encodes to nothing at all: default it rather than fail.
     #[server(default)] filter: AuditFilter,
-) -> Result<(SessionUser, AuditPage), AppError> {
+) -> Result<(SessionUser, AuditPage, AuditSealView), AppError> {
     use crate::auth::ssr::{signed_in, state};
     crate::error::respond(
         async move {
             let (actor, user) = signed_in().await?;
-            let page = state()?
-                .engine
-                .audit_search(&actor, &filter, PAGE_SIZE)
-                .await?;
-            Ok((user, page))
+            let engine = &state()?.engine;
+            let page = engine.audit_search(&actor, &filter, PAGE_SIZE).await?;
+            let seal = engine.audit_seal(&actor).await?;
+            Ok((user, page, seal))
         }
         .await,
     )
@@ -87,16 +87,47 @@ pub fn AuditLogPage() -> impl IntoView {
         Loading::Suspense,
         "Loading the audit log…",
         None,
-        move |(user, page)| {
+        move |(user, page, seal)| {
             let f = filter.get_untracked();
             let contents = view! {
                 <h1>"Audit log"</h1>
+                <Seal seal/>
                 <FilterForm filter=f.clone()/>
                 <AuditTable page filter=f/>
             };
             (user, contents)
         },
     )
+}
+
+/// The newest signed checkpoint and the last verification; for admins, a
+/// banner saying what failed.
+#[component]
+fn Seal(seal: AuditSealView) -> impl IntoView {
+    let status = match (seal.intact, &seal.checked_at) {
+        (Some(true), Some(at)) => format!("verified {}", short_time(at)),
+        (Some(false), Some(at)) => format!("verification FAILED {}", short_time(at)),
+        _ => "not verified yet".to_string(),
+    };
+    let newest = match &seal.newest {
+        Some(c) => format!(
+            "Newest signed checkpoint: #{} of {} vouches for {} entries",
+            c.seq,
+            short_time(&c.at),
+            c.entries
+        ),
+        None => "No signed checkpoint yet".to_string(),
+    };
+    view! {
+        {seal.problem.map(|p| view! {
+            <p class="banner seal-broken" role="alert" data-testid="audit-seal-broken">
+                "The audit log failed verification: " {p}
+                " Run `switchyard audit verify` on the console's machine, and compare a copy of the checkpoints kept elsewhere."
+            </p>
+        })}
+        <p class="seal" data-testid="audit-seal">{newest} " · " {status}</p>
+    }
+    .into_any()
 }
 
 #[component]

@@ -11,6 +11,12 @@ test('anyone signed in filters the audit log and opens an entry', async ({ page 
   await expectHydrated(page);
   const rows = page.getByTestId('audit-table').locator('tbody tr');
   await expect(rows.first()).toBeVisible();
+  // A signed checkpoint (the journey's deploys signed some) vouches for the
+  // log, and the console's verification found it intact.
+  const seal = page.getByTestId('audit-seal');
+  await expect(seal).toContainText(/Newest signed checkpoint: #\d+ of .+ vouches for \d+ entries/);
+  await expect(seal).toContainText('verified');
+  await expect(page.getByTestId('audit-seal-broken')).toHaveCount(0);
 
   const filter = page.getByTestId('audit-filter');
   await filter.locator('input[name=actor]').fill('dana');
