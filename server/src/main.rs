@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the console (and start switchyard-proxy if it is not running).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
@@ -108,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("creating {}", cli.data_dir.display()))?;
     match cli.command {
-        Command::Serve(args) => serve(cli.data_dir, args).await,
+        Command::Serve(args) => serve(cli.data_dir, *args).await,
         Command::User(UserCommand::Add { name, role }) => {
             let engine = offline_engine(&cli.data_dir).await?;
             let (password, generated) = match std::env::var("SWITCHYARD_PASSWORD") {

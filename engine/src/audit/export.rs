@@ -30,7 +30,7 @@ pub enum Line {
     Checkpoint {
         line: String,
     },
-    Entry(ExportedEntry),
+    Entry(Box<ExportedEntry>),
     Link {
         id: i64,
         body_digest: String,
@@ -111,7 +111,7 @@ impl Line {
     /// An entry the filter matched, or the link standing for one it did not.
     pub fn for_entry(e: Entry, matched: bool) -> Line {
         if matched {
-            Line::Entry(e.into())
+            Line::Entry(Box::new(e.into()))
         } else {
             Line::Link {
                 id: e.id,
@@ -212,7 +212,7 @@ pub fn verify_export(
             (line, Some(_)) => {
                 let (id, body, prev) = match line {
                     Line::Entry(e) => {
-                        let e = Entry::from(e);
+                        let e = Entry::from(*e);
                         let hash_matches = e.hash_checks_out();
                         if !hash_matches {
                             return Err(broken(format!(
