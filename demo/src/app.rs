@@ -9,18 +9,51 @@ use axum::Router;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// The configuration `/config` reports: a plain variable as it is, a
+/// secret only as its digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShownConfig {
+    pub greeting: Option<String>,
+    pub api_secret_sha256: Option<String>,
+}
+
+impl ShownConfig {
+    pub fn from_env(env: &impl Fn(&str) -> Option<String>) -> ShownConfig {
+        use sha2::Digest;
+        ShownConfig {
+            greeting: env("GREETING"),
+            api_secret_sha256: env("API_SECRET")
+                .map(|s| hex_lower(&sha2::Sha256::digest(s.as_bytes()))),
+        }
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub struct DemoState {
     version: String,
     knobs: Knobs,
+    shown: ShownConfig,
     /// Non-health requests seen so far; drives the deterministic error rate.
     requests: AtomicU64,
 }
 
 impl DemoState {
     pub fn new(version: impl Into<String>, knobs: Knobs) -> Arc<DemoState> {
+        Self::with_config(version, knobs, ShownConfig::default())
+    }
+
+    pub fn with_config(
+        version: impl Into<String>,
+        knobs: Knobs,
+        shown: ShownConfig,
+    ) -> Arc<DemoState> {
         Arc::new(DemoState {
             version: version.into(),
             knobs,
+            shown,
             requests: AtomicU64::new(0),
         })
     }
@@ -42,6 +75,7 @@ const MAX_SLEEP_MS: u64 = 60_000;
 pub fn app(state: Arc<DemoState>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/config", get(config))
         .route("/sleep/{ms}", get(sleep_then_page))
         .fallback(page)
         .with_state(state)
@@ -95,4 +129,12 @@ async fn health(State(state): State<Arc<DemoState>>) -> Response {
         axum::Json(serde_json::json!({ "status": word, "version": state.version })),
     )
         .into_response()
+}
+
+async fn config(State(state): State<Arc<DemoState>>) -> Response {
+    axum::Json(serde_json::json!({
+        "greeting": state.shown.greeting,
+        "api_secret_sha256": state.shown.api_secret_sha256,
+    }))
+    .into_response()
 }

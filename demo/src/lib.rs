@@ -5,6 +5,10 @@
 //!   with header `x-app-version: {version}`.
 //! - `GET /health` → 200 `{"status":"ok","version":…}`, or 503
 //!   `{"status":"failing",…}` when the build is told to fail health.
+//! - `GET /config` → `{"greeting":…,"api_secret_sha256":…}`: the `GREETING`
+//!   variable and the SHA-256 of the `API_SECRET` variable (never the
+//!   secret itself), so tests and people can see what configuration a slot
+//!   started with.
 //!
 //! Configuration: `PORT` (required), `DEMO_BIND` (host, default `127.0.0.1`),
 //! `--app-version` / `APP_VERSION` (default `dev`). How a build can be told to
@@ -26,6 +30,8 @@ pub struct Config {
     pub port: u16,
     pub version: String,
     pub knobs: Knobs,
+    /// What `/config` reports.
+    pub shown: app::ShownConfig,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -61,11 +67,13 @@ impl Config {
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| DEFAULT_VERSION.to_string());
         let knobs = Knobs::from_env_and_version(&version, &env)?;
+        let shown = app::ShownConfig::from_env(&env);
         Ok(Config {
             host,
             port,
             version,
             knobs,
+            shown,
         })
     }
 }

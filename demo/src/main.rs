@@ -67,7 +67,7 @@ async fn main() -> ExitCode {
         Err(err) => eprintln!("switchyard-demo {version} listening (address unknown: {err})"),
     }
 
-    let state = DemoState::new(version.clone(), config.knobs);
+    let state = DemoState::with_config(version.clone(), config.knobs, config.shown);
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;

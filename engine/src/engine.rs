@@ -29,6 +29,8 @@ pub struct Engine {
     /// Signed audit checkpoints (`with_checkpoints`); `None` in tests and
     /// tools that sign none.
     pub(crate) sealing: Option<Arc<crate::sealing::Sealing>>,
+    /// The data directory's secrets key (`with_secrets`).
+    pub(crate) secrets: Option<Arc<crate::slot_env::cipher::SecretBox>>,
 }
 
 pub(crate) struct Inner {
@@ -61,6 +63,7 @@ impl Engine {
             runtimes: Arc::new(HashMap::from([(RuntimeKind::Process, runtime)])),
             lock_timing: LockTiming::default(),
             sealing: None,
+            secrets: None,
         }
     }
 
@@ -151,14 +154,40 @@ impl Engine {
         }
     }
 
-    /// What the runtime is asked to start for `version` in `color`.
+    /// The artifact of `version`, for the runtime's checks (does it exist?):
+    /// no variables or secrets, which only a start needs (`slot_spec`).
     pub fn spec(env: &Environment, color: SlotColor, version: &str) -> SlotSpec {
         SlotSpec {
             environment: env.name.clone(),
             color,
             version: version.to_string(),
             artifact: env.artifact_template.replace("{version}", version),
+            env: Default::default(),
         }
+    }
+
+    /// What the runtime is asked to start for `version` in `color`: the
+    /// artifact, and the environment's variables and decrypted secrets.
+    pub(crate) async fn slot_spec(
+        &self,
+        env: &Environment,
+        color: SlotColor,
+        version: &str,
+    ) -> Result<SlotSpec> {
+        let vars =
+            crate::slot_env::for_slot(self.pool(), self.secrets.as_deref(), env.id, &env.name)
+                .await?;
+        Ok(SlotSpec {
+            env: vars,
+            ..Self::spec(env, color, version)
+        })
+    }
+
+    /// Encrypts environments' secrets with `secrets` (and decrypts them for
+    /// slots); without it, an environment with secrets cannot start.
+    pub fn with_secrets(mut self, secrets: crate::slot_env::cipher::SecretBox) -> Self {
+        self.secrets = Some(Arc::new(secrets));
+        self
     }
 
     /// Appends to the audit log. Callers stop the action when this fails.

@@ -41,6 +41,7 @@ pub mod pipeline;
 mod queries;
 pub mod refusals;
 mod sealing;
+mod variables;
 mod settings;
 mod version;
 
@@ -56,6 +57,7 @@ internal! {
     mod users;
     mod auth;
     mod audit;
+    mod slot_env;
     mod throttle;
     // Rules and arithmetic the store and the pipeline share.
     mod rbac;
@@ -86,6 +88,15 @@ pub use password::generate_password;
 pub use rbac::Action;
 pub use runtime::{DockerRuntime, ProcessRuntime};
 pub use sealing::ExportCursor as AuditExportCursor;
+pub use slot_env::cipher::SecretBox;
+
+/// Checks a plain variable's name and value as `Engine::set_variable` does,
+/// so a command with several can refuse before writing any.
+pub fn slot_env_check(name: &str, value: &str) -> Result<(), Error> {
+    slot_env::validate_name(name)?;
+    slot_env::refuse_secret_like(name)?;
+    slot_env::validate_value("value", value)
+}
 pub use store::{open as open_database, Pool};
 pub use users::User;
 pub use version::validate_version;

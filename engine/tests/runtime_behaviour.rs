@@ -132,6 +132,7 @@ impl Fixture {
             color,
             version: version.into(),
             artifact,
+            env: Default::default(),
         }
     }
 
@@ -276,6 +277,30 @@ async fn serves_its_version_and_health(f: &Fixture) {
     );
     assert_eq!(get_when_up(&slot.address, "/health").await.0, 200);
     assert_eq!(rt.liveness(&slot.handle).await, Liveness::Running);
+    rt.stop(&slot.handle, Duration::from_secs(5)).await.unwrap();
+}
+
+/// The environment's variables and secrets are in the slot's process
+/// environment (the demo's `/config` shows `GREETING` and only a digest of
+/// `API_SECRET`), and cannot override `PORT`.
+async fn variables_and_secrets_reach_the_slot(f: &Fixture) {
+    let rt = f.rt();
+    let mut spec = f.spec(SlotColor::Blue, "v1");
+    spec.env = engine::slot_env::SlotEnv(vec![
+        ("GREETING".into(), "hello from the console".into()),
+        ("API_SECRET".into(), "s3cr3t v@lue".into()),
+    ]);
+    // What a log line of the spec shows: names, never values.
+    let shown = format!("{spec:?}");
+    assert!(shown.contains("API_SECRET") && !shown.contains("s3cr3t"), "{shown}");
+    let slot = rt.start(&spec).await.unwrap();
+    let (status, body) = get_when_up(&slot.address, "/config").await;
+    assert_eq!(status, 200, "{body}");
+    let config: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(config["greeting"], "hello from the console");
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(b"s3cr3t v@lue"));
+    assert_eq!(config["api_secret_sha256"], digest.as_str());
     rt.stop(&slot.handle, Duration::from_secs(5)).await.unwrap();
 }
 
@@ -444,6 +469,7 @@ macro_rules! behaviours {
 
 behaviours!(
     serves_its_version_and_health,
+    variables_and_secrets_reach_the_slot,
     unhealthy_build_starts_but_fails_health,
     crash_at_start_is_seen_with_its_exit_code,
     stop_within_grace_ends_the_slot,

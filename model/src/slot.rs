@@ -107,3 +107,26 @@ pub struct PipelineSettings {
     pub watch_window_ms: u64,
     pub standby_window_ms: u64,
 }
+
+/// An environment's variables (values shown) and secrets (never shown: only
+/// that they are set, when and by whom), for admins.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotEnvView {
+    pub variables: Vec<VariableView>,
+    pub secrets: Vec<SecretView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariableView {
+    pub name: String,
+    pub value: String,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretView {
+    pub name: String,
+    pub updated_at: String,
+    pub updated_by: String,
+}

@@ -71,7 +71,9 @@ impl Console {
         let runtime = Arc::new(engine::ProcessRuntime::new(cfg.log_dir()));
         let checkpoints = engine::AuditCheckpoints::open(&cfg.data_dir)?
             .with_sink(cfg.audit_checkpoint_command.clone());
-        let mut engine = Engine::new(pool.clone(), runtime).with_checkpoints(checkpoints);
+        let mut engine = Engine::new(pool.clone(), runtime)
+            .with_checkpoints(checkpoints)
+            .with_secrets(engine::SecretBox::open(&cfg.data_dir)?);
         // Docker is optional: environments on the docker runtime work when an
         // engine answers, and are refused with a clear error when none does.
         match engine::DockerRuntime::connect().await {
@@ -224,12 +226,28 @@ pub async fn offline_engine(data_dir: &Path) -> anyhow::Result<Engine> {
     Ok(Engine::new(
         pool,
         Arc::new(engine::ProcessRuntime::new(config::log_dir(data_dir))),
-    ))
+    )
+    .with_secrets(engine::SecretBox::open(data_dir)?))
 }
 
 /// Every few seconds: probe the slots for the dashboard, recover locks whose
 /// console died or went silent (without waiting for that console to come
 /// back), and stop standbys past their window.
+async fn monitor(engine: Engine) {
+    loop {
+        if let Err(e) = engine.probe_slots().await {
+            tracing::warn!(error = %e, "health round failed");
+        }
+        if let Err(e) = engine.recover_locks().await {
+            tracing::warn!(error = %e, "lock recovery round failed");
+        }
+        if let Err(e) = engine.expire_standbys().await {
+            tracing::warn!(error = %e, "standby expiry round failed");
+        }
+        tokio::time::sleep(MONITOR_ROUND).await;
+    }
+}
+
 /// Every this many checkpoint rounds the whole chain is verified again.
 const VERIFY_EVERY: u32 = 10;
 
@@ -247,20 +265,5 @@ async fn seal(engine: Engine, interval: Duration) {
                 tracing::error!(error = %e, "could not verify the audit log");
             }
         }
-    }
-}
-
-async fn monitor(engine: Engine) {
-    loop {
-        if let Err(e) = engine.probe_slots().await {
-            tracing::warn!(error = %e, "health round failed");
-        }
-        if let Err(e) = engine.recover_locks().await {
-            tracing::warn!(error = %e, "lock recovery round failed");
-        }
-        if let Err(e) = engine.expire_standbys().await {
-            tracing::warn!(error = %e, "standby expiry round failed");
-        }
-        tokio::time::sleep(MONITOR_ROUND).await;
     }
 }

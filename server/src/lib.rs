@@ -4,6 +4,7 @@
 
 pub mod audit_export;
 pub mod bootstrap;
+pub mod commands;
 pub mod config;
 pub mod console;
 pub mod events;

@@ -5,8 +5,9 @@ use clap::{Parser, Subcommand};
 use engine::Actor;
 use server::config::{Config, ServeArgs};
 use server::console::{offline_engine, Console, FirstAdmin};
+use server::commands::{self, audit::AuditCommand, env::EnvCommand};
 use server::{bootstrap, private_files};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -40,38 +41,21 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Inspect the audit log.
+    /// Inspect the audit log, its checkpoints and exports.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// An environment's variables and secrets.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// The key that encrypts environments' secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
 }
 
 #[derive(Subcommand)]
-enum AuditCommand {
-    /// Walk the hash chain and check it against the signed checkpoints;
-    /// report the first broken link or checkpoint (exit code 1 if any).
-    Verify {
-        /// A copy of the checkpoint stream kept elsewhere (default: the data
-        /// directory's `audit-checkpoints.jsonl`).
-        #[arg(long)]
-        checkpoints: Option<PathBuf>,
-        /// The key to trust, `ed25519:<hex>` (default: the data directory's
-        /// signing key).
-        #[arg(long)]
-        public_key: Option<String>,
-    },
-    /// Print the public key that verifies the checkpoints.
-    PublicKey,
-    /// Replace the signing key; the old key signs the new one into the
-    /// checkpoint stream, so verification crosses the rotation.
+enum SecretsCommand {
+    /// Re-encrypt every secret under a fresh key (`secrets.key`).
     RotateKey,
-    /// Verify an export (`/audit/export.jsonl`) offline, with only the file
-    /// and a public key: every entry is the one a signed checkpoint vouches
-    /// for, and a full export is complete up to it (exit code 1 if not).
-    VerifyExport {
-        file: PathBuf,
-        #[arg(long)]
-        public_key: String,
-    },
 }
 
 #[derive(Subcommand)]
@@ -103,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     // private to its user: the data directory holds sessions and secrets.
     private_files::restrict_umask();
     if let Command::Audit(AuditCommand::VerifyExport { file, public_key }) = &cli.command {
-        return verify_export(file, public_key);
+        return commands::audit::verify_export(file, public_key);
     }
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("creating {}", cli.data_dir.display()))?;
@@ -162,81 +146,10 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Audit(command) => audit(&cli.data_dir, command).await,
-    }
-}
-
-/// `switchyard audit …`: exit code 1 when something does not check out.
-async fn audit(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()> {
-    let checkpoints = || engine::AuditCheckpoints::existing(data_dir);
-    let sealed_engine = || async {
-        anyhow::Ok(
-            offline_engine(data_dir)
-                .await?
-                .with_checkpoints(checkpoints()),
-        )
-    };
-    match command {
-        AuditCommand::Verify {
-            checkpoints: file,
-            public_key,
-        } => {
-            let trusted = public_key
-                .as_deref()
-                .map(engine::parse_public_key)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--public-key: {e}"))?;
-            let sealed = sealed_engine()
-                .await?
-                .check_audit(file.as_deref(), trusted.as_ref())
-                .await?;
-            println!("{}", sealed.describe());
-            if !sealed.is_intact() {
-                std::process::exit(1);
-            }
-        }
-        AuditCommand::PublicKey => {
-            println!("{}", engine::public_key_text(&checkpoints().public_key()?));
-        }
-        AuditCommand::RotateKey => {
-            let c = sealed_engine().await?.rotate_audit_key().await?;
-            println!(
-                "signing key rotated: checkpoint #{} signed by {} names {}",
-                c.seq,
-                c.key,
-                c.new_key.as_deref().unwrap_or("")
-            );
-        }
-        AuditCommand::VerifyExport { .. } => unreachable!("handled before the data directory"),
-    }
-    Ok(())
-}
-
-/// `switchyard audit verify-export`: needs no data directory (an auditor's
-/// laptop has none).
-fn verify_export(file: &Path, public_key: &str) -> anyhow::Result<()> {
-    let key =
-        engine::parse_public_key(public_key).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?;
-    let reader = std::io::BufReader::new(
-        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
-    );
-    match engine::verify_audit_export(reader, &key) {
-        Ok(r) => {
-            println!(
-                "export verified: {} entries shown{}, proven against checkpoint #{} of {} ({} entries, signed by {}){}",
-                r.entries,
-                if r.links > 0 { format!(" and {} left out by the filter", r.links) } else { String::new() },
-                r.checkpoint_seq,
-                r.checkpoint_at,
-                r.checkpoint_entries,
-                r.key,
-                if r.complete { "; complete: every entry up to the checkpoint is in it" } else { "" }
-            );
-            Ok(())
-        }
-        Err(b) => {
-            println!("export BROKEN at line {}: {}", b.line, b.why);
-            std::process::exit(1);
+        Command::Audit(command) => commands::audit::run(&cli.data_dir, command).await,
+        Command::Env(command) => commands::env::run(&cli.data_dir, command).await,
+        Command::Secrets(SecretsCommand::RotateKey) => {
+            commands::env::rotate_secrets_key(&cli.data_dir).await
         }
     }
 }

@@ -156,9 +156,10 @@ impl Engine {
     ) -> Result<String> {
         let pool = self.pool();
         self.step_start(dep_id, StepName::Start).await?;
+        let spec = self.slot_spec(env, color, version).await?;
         let running = self
             .runtime_for(env)?
-            .start(&Self::spec(env, color, version))
+            .start(&spec)
             .await
             .map_err(|e| Error::DeploymentFailed(format!("start: {e}")))?;
         environments::set_slot(

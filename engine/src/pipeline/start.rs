@@ -11,6 +11,9 @@ use model::SlotState;
 pub(super) async fn run(engine: &Engine, run: &mut DeployRun) -> Result<Done> {
     let pool = engine.pool();
     let (env, idle, version) = (&run.env, run.idle, run.version.as_str());
+    // Before anything changes: a secret that does not decrypt fails the
+    // step with the idle slot as it was.
+    let spec = engine.slot_spec(env, idle, version).await?;
     let previous = environments::slot(pool, env.id, idle).await?;
     if let Some(handle) = &previous.handle {
         run.runtime.stop(handle, env.stop_grace).await?;
@@ -27,7 +30,7 @@ pub(super) async fn run(engine: &Engine, run: &mut DeployRun) -> Result<Done> {
     .await?;
     environments::clear_standby(pool, env.id, idle).await?;
 
-    let running = match run.runtime.start(&Engine::spec(env, idle, version)).await {
+    let running = match run.runtime.start(&spec).await {
         Ok(r) => r,
         Err(e) => {
             environments::set_slot(

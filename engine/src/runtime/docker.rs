@@ -266,14 +266,21 @@ impl Runtime for DockerRuntime {
         ]);
         let body = ContainerCreateBody {
             image: Some(image.clone()),
-            env: Some(vec![
-                format!("PORT={}", self.container_port),
-                format!("APP_VERSION={}", spec.version),
-                // Inside its own network namespace the service must listen on
-                // all interfaces for the published port to reach it; only the
-                // host side is kept to loopback.
-                "DEMO_BIND=0.0.0.0".to_string(),
-            ]),
+            env: Some(
+                spec.env
+                    .0
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .chain([
+                        format!("PORT={}", self.container_port),
+                        format!("APP_VERSION={}", spec.version),
+                        // Inside its own network namespace the service must
+                        // listen on all interfaces for the published port to
+                        // reach it; only the host side is kept to loopback.
+                        "DEMO_BIND=0.0.0.0".to_string(),
+                    ])
+                    .collect(),
+            ),
             labels: Some(labels),
             exposed_ports: Some(HashMap::from([(port_key.clone(), HashMap::new())])),
             host_config: Some(HostConfig {

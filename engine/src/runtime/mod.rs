@@ -21,6 +21,9 @@ pub struct SlotSpec {
     /// Driver-specific artifact: for the process runtime, a command line; for
     /// the docker runtime, an image reference.
     pub artifact: String,
+    /// The environment's variables and decrypted secrets, set beside `PORT`
+    /// and `APP_VERSION` (its `Debug` shows names only).
+    pub env: crate::slot_env::SlotEnv,
 }
 
 /// A slot that was started: the driver's handle (pid, container id) and the

@@ -91,6 +91,7 @@ impl Runtime for ProcessRuntime {
             .open(&log_path)?;
         let mut cmd = tokio::process::Command::new(&words[0]);
         cmd.args(&words[1..])
+            .envs(spec.env.0.iter().map(|(k, v)| (k, v)))
             .env("PORT", port.to_string())
             .env("APP_VERSION", &spec.version)
             .stdin(Stdio::null())
@@ -177,6 +178,7 @@ mod tests {
             color: SlotColor::Blue,
             version: "v1".into(),
             artifact: artifact.into(),
+            env: Default::default(),
         }
     }
 

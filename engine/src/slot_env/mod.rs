@@ -1,0 +1,334 @@
+//! What a slot's process environment holds besides `PORT` and
+//! `APP_VERSION`: an environment's plain variables and its secrets, stored
+//! here (secrets encrypted by `cipher`) and handed to the runtime at start
+//! as a [`SlotEnv`], whose `Debug` shows names only.
+
+pub mod cipher;
+
+use crate::error::{Error, Result};
+use crate::store::Pool;
+use cipher::{SecretBox, Sealed};
+use model::{SecretView, SlotEnvView, VariableView};
+
+/// Longest name and value accepted.
+const MAX_NAME: usize = 128;
+const MAX_VALUE: usize = 32 * 1024;
+
+/// Names the runtime sets itself, or keeps for Switchyard.
+const RESERVED: [&str; 2] = ["PORT", "APP_VERSION"];
+
+/// Name endings that say "this is a credential": such a name set as a plain
+/// variable (shown on pages, in exports and the audit log) is refused.
+const SECRET_LIKE: [&str; 8] = [
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "API_KEY",
+    "PRIVATE_KEY",
+    "CREDENTIALS",
+    "_PASS",
+];
+
+/// A variable or secret name: a shell identifier, not one the runtime sets.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok_start = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !ok_start
+        || name.len() > MAX_NAME
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(Error::invalid(
+            "name",
+            format!(
+                "a variable name is a letter or _ followed by letters, digits or _ \
+                 (at most {MAX_NAME}), like DATABASE_URL"
+            ),
+        ));
+    }
+    if RESERVED.contains(&name) || name.starts_with("SWITCHYARD_") {
+        return Err(Error::invalid(
+            "name",
+            format!("{name} is set by Switchyard itself (PORT, APP_VERSION, SWITCHYARD_*)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A value: at most 32 KiB, no NUL (a process environment cannot hold one).
+pub fn validate_value(field: &'static str, value: &str) -> Result<()> {
+    if value.len() > MAX_VALUE {
+        return Err(Error::invalid(field, format!("at most {MAX_VALUE} bytes")));
+    }
+    if value.contains('\0') {
+        return Err(Error::invalid(field, "a value cannot hold a NUL character"));
+    }
+    Ok(())
+}
+
+/// Refuses a plain variable whose name says it is a credential.
+pub fn refuse_secret_like(name: &str) -> Result<()> {
+    let upper = name.to_ascii_uppercase();
+    match SECRET_LIKE.iter().find(|s| upper.ends_with(*s)) {
+        Some(_) => Err(Error::invalid(
+            "name",
+            format!(
+                "{name} looks like a credential: set it as a secret, which is encrypted \
+                 and never shown, exported or audited"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The variables a slot starts with. Its `Debug` names them and hides every
+/// value: a spec that reaches a log line leaks nothing.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SlotEnv(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for SlotEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SecretRow {
+    name: String,
+    key_id: String,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl SecretRow {
+    fn sealed(self) -> (String, Sealed) {
+        (
+            self.name,
+            Sealed {
+                key_id: self.key_id,
+                nonce: self.nonce,
+                ciphertext: self.ciphertext,
+            },
+        )
+    }
+}
+
+/// Names and values of the variables, names and times of the secrets.
+pub async fn view(pool: &Pool, env_id: i64) -> Result<SlotEnvView> {
+    let variables = sqlx::query_as::<_, (String, String, String, String)>(
+        "SELECT name, value, updated_at, updated_by FROM environment_variables \
+         WHERE environment_id = ? ORDER BY name",
+    )
+    .bind(env_id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|(name, value, updated_at, updated_by)| VariableView {
+        name,
+        value,
+        updated_at,
+        updated_by,
+    })
+    .collect();
+    let secrets = sqlx::query_as::<_, (String, String, String)>(
+        "SELECT name, updated_at, updated_by FROM environment_secrets \
+         WHERE environment_id = ? ORDER BY name",
+    )
+    .bind(env_id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|(name, updated_at, updated_by)| SecretView {
+        name,
+        updated_at,
+        updated_by,
+    })
+    .collect();
+    Ok(SlotEnvView { variables, secrets })
+}
+
+/// The value a variable had, `None` if unset.
+pub async fn variable(pool: &Pool, env_id: i64, name: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT value FROM environment_variables WHERE environment_id = ? AND name = ?",
+    )
+    .bind(env_id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Whether a secret of that name is set.
+pub async fn has_secret(pool: &Pool, env_id: i64, name: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM environment_secrets WHERE environment_id = ? AND name = ?",
+    )
+    .bind(env_id)
+    .bind(name)
+    .fetch_one(pool)
+    .await?
+        > 0)
+}
+
+/// Sets a variable (or, with `sealed`, a secret) in one transaction that
+/// also removes the name from the other table: a name is one or the other.
+pub async fn set(
+    pool: &Pool,
+    env_id: i64,
+    name: &str,
+    value: Setting<'_>,
+    by: &str,
+) -> Result<()> {
+    let at = crate::audit::timestamp(crate::now());
+    let mut tx = crate::store::begin_write(pool).await?;
+    let other = match value {
+        Setting::Plain(_) => "environment_secrets",
+        Setting::Secret(_) => "environment_variables",
+    };
+    sqlx::query(&format!(
+        "DELETE FROM {other} WHERE environment_id = ? AND name = ?"
+    ))
+    .bind(env_id)
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    match value {
+        Setting::Plain(v) => {
+            sqlx::query(
+                "INSERT INTO environment_variables (environment_id, name, value, updated_at, updated_by) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (environment_id, name) DO UPDATE SET \
+                 value = excluded.value, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            )
+            .bind(env_id)
+            .bind(name)
+            .bind(v)
+            .bind(&at)
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Setting::Secret(s) => {
+            sqlx::query(
+                "INSERT INTO environment_secrets (environment_id, name, key_id, nonce, ciphertext, updated_at, updated_by) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (environment_id, name) DO UPDATE SET \
+                 key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
+                 updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            )
+            .bind(env_id)
+            .bind(name)
+            .bind(&s.key_id)
+            .bind(&s.nonce)
+            .bind(&s.ciphertext)
+            .bind(&at)
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What [`set`] stores.
+pub enum Setting<'a> {
+    Plain(&'a str),
+    Secret(Sealed),
+}
+
+/// Removes a variable or secret; whether there was one.
+pub async fn unset(pool: &Pool, env_id: i64, name: &str) -> Result<bool> {
+    let mut tx = crate::store::begin_write(pool).await?;
+    let mut removed = 0;
+    for table in ["environment_variables", "environment_secrets"] {
+        removed += sqlx::query(&format!(
+            "DELETE FROM {table} WHERE environment_id = ? AND name = ?"
+        ))
+        .bind(env_id)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(removed > 0)
+}
+
+/// Everything a slot of `env` starts with: variables, then secrets
+/// decrypted (a secret wins over a variable of the same name, which the
+/// store does not allow anyway).
+pub async fn for_slot(
+    pool: &Pool,
+    secrets: Option<&SecretBox>,
+    env_id: i64,
+    env_name: &str,
+) -> Result<SlotEnv> {
+    let mut vars: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, value FROM environment_variables WHERE environment_id = ? ORDER BY name",
+    )
+    .bind(env_id)
+    .fetch_all(pool)
+    .await?;
+    let rows: Vec<SecretRow> = sqlx::query_as(
+        "SELECT name, key_id, nonce, ciphertext FROM environment_secrets \
+         WHERE environment_id = ? ORDER BY name",
+    )
+    .bind(env_id)
+    .fetch_all(pool)
+    .await?;
+    if !rows.is_empty() {
+        let secrets = secrets.ok_or_else(|| {
+            Error::Internal(format!(
+                "environment {env_name} has secrets but this console holds no secrets key"
+            ))
+        })?;
+        for row in rows {
+            let (name, sealed) = row.sealed();
+            let value = secrets.open_value(env_name, &name, &sealed)?;
+            vars.retain(|(n, _)| *n != name);
+            vars.push((name, value));
+        }
+    }
+    Ok(SlotEnv(vars))
+}
+
+/// Re-encrypts every secret with `to` in one transaction
+/// (`switchyard secrets rotate-key`); how many.
+pub async fn reencrypt_all(pool: &Pool, from: &SecretBox, to: &SecretBox) -> Result<u64> {
+    let mut tx = crate::store::begin_write(pool).await?;
+    let rows: Vec<(i64, String, String, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT s.environment_id, e.name, s.name, s.key_id, s.nonce, s.ciphertext \
+         FROM environment_secrets s JOIN environments e ON e.id = s.environment_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let count = rows.len() as u64;
+    for (env_id, env_name, name, key_id, nonce, ciphertext) in rows {
+        let value = from.open_value(
+            &env_name,
+            &name,
+            &Sealed {
+                key_id,
+                nonce,
+                ciphertext,
+            },
+        )?;
+        let s = to.seal(&env_name, &name, &value)?;
+        sqlx::query(
+            "UPDATE environment_secrets SET key_id = ?, nonce = ?, ciphertext = ? \
+             WHERE environment_id = ? AND name = ?",
+        )
+        .bind(&s.key_id)
+        .bind(&s.nonce)
+        .bind(&s.ciphertext)
+        .bind(env_id)
+        .bind(&name)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(count)
+}

@@ -1,0 +1,28 @@
+-- What a slot's process environment holds besides PORT and APP_VERSION
+-- (issue 14; engine/src/slot_env/): plain variables, and secrets encrypted
+-- with the data directory's `secrets.key` (XChaCha20-Poly1305, the
+-- environment's and the secret's names as associated data). A name is a
+-- variable or a secret, never both (checked by the engine, which writes
+-- both tables in one transaction). `updated_by` is the username that set
+-- the value, `updated_at` the console's time: the pages show "set, updated
+-- at T by U" for secrets, never the value.
+CREATE TABLE environment_variables (
+    environment_id INTEGER NOT NULL REFERENCES environments (id),
+    name           TEXT    NOT NULL,
+    value          TEXT    NOT NULL,
+    updated_at     TEXT    NOT NULL,
+    updated_by     TEXT    NOT NULL,
+    PRIMARY KEY (environment_id, name)
+);
+
+CREATE TABLE environment_secrets (
+    environment_id INTEGER NOT NULL REFERENCES environments (id),
+    name           TEXT    NOT NULL,
+    -- First 16 hex digits of the encrypting key's SHA-256.
+    key_id         TEXT    NOT NULL,
+    nonce          BLOB    NOT NULL,
+    ciphertext     BLOB    NOT NULL,
+    updated_at     TEXT    NOT NULL,
+    updated_by     TEXT    NOT NULL,
+    PRIMARY KEY (environment_id, name)
+);

@@ -1,0 +1,5 @@
+//! The command-line tools besides `serve`, each on the console's data
+//! directory through `console::offline_engine`.
+
+pub mod audit;
+pub mod env;
