@@ -41,8 +41,8 @@ pub mod pipeline;
 mod queries;
 pub mod refusals;
 mod sealing;
-mod variables;
 mod settings;
+mod variables;
 mod version;
 
 internal! {

@@ -177,18 +177,26 @@ impl Engine {
         let sealing = self.sealing()?;
         sealing.files.checkpoint(self.pool(), false).await?;
         let lines = sealing.files.read_lines(None)?;
+        let (anchor, earlier) = lines
+            .split_last()
+            .ok_or_else(|| Error::Internal("no checkpoint to export against".into()))?;
+        // The rotations before the anchor carry trust to its key; the anchor
+        // itself may be a rotation (the verifier takes its new key too).
         let mut head = String::new();
-        let mut anchor = None;
-        for line in &lines {
-            let c = Checkpoint::parse(line).map_err(Error::Internal)?;
-            if c.new_key.is_some() {
+        for line in earlier {
+            if Checkpoint::parse(line)
+                .map_err(Error::Internal)?
+                .new_key
+                .is_some()
+            {
                 head += &Line::KeyRotation { line: line.clone() }.render();
             }
-            anchor = Some((line.clone(), c.entries));
         }
-        let (line, entries) =
-            anchor.ok_or_else(|| Error::Internal("no checkpoint to export against".into()))?;
-        head += &Line::Checkpoint { line }.render();
+        let entries = Checkpoint::parse(anchor).map_err(Error::Internal)?.entries;
+        head += &Line::Checkpoint {
+            line: anchor.clone(),
+        }
+        .render();
         Ok((
             head,
             ExportCursor {

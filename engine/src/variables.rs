@@ -78,9 +78,10 @@ impl Engine {
         if value.is_empty() {
             return Err(Error::invalid("secret", "a secret cannot be empty"));
         }
-        let secrets = self.secrets.as_deref().ok_or_else(|| {
-            Error::Internal("this console holds no secrets key".to_string())
-        })?;
+        let secrets = self
+            .secrets
+            .as_deref()
+            .ok_or_else(|| Error::Internal("this console holds no secrets key".to_string()))?;
         let sealed = secrets.seal(&env.name, name, value)?;
         let replaced = slot_env::has_secret(self.pool(), env.id, name).await?;
         let was_variable = slot_env::variable(self.pool(), env.id, name)
@@ -132,9 +133,10 @@ impl Engine {
     pub async fn rotate_secrets_key(&self, actor: &Actor) -> Result<u64> {
         self.authorize(actor, Action::ManageEnvironments, None)
             .await?;
-        let old = self.secrets.as_deref().ok_or_else(|| {
-            Error::Internal("this console holds no secrets key".to_string())
-        })?;
+        let old = self
+            .secrets
+            .as_deref()
+            .ok_or_else(|| Error::Internal("this console holds no secrets key".to_string()))?;
         let new = old.begin_rotation()?;
         let count = slot_env::reencrypt_all(self.pool(), old, &new).await?;
         new.finish_rotation()?;

@@ -292,7 +292,10 @@ async fn variables_and_secrets_reach_the_slot(f: &Fixture) {
     ]);
     // What a log line of the spec shows: names, never values.
     let shown = format!("{spec:?}");
-    assert!(shown.contains("API_SECRET") && !shown.contains("s3cr3t"), "{shown}");
+    assert!(
+        shown.contains("API_SECRET") && !shown.contains("s3cr3t"),
+        "{shown}"
+    );
     let slot = rt.start(&spec).await.unwrap();
     let (status, body) = get_when_up(&slot.address, "/config").await;
     assert_eq!(status, 200, "{body}");

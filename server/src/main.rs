@@ -3,9 +3,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use engine::Actor;
+use server::commands::{self, audit::AuditCommand, env::EnvCommand};
 use server::config::{Config, ServeArgs};
 use server::console::{offline_engine, Console, FirstAdmin};
-use server::commands::{self, audit::AuditCommand, env::EnvCommand};
 use server::{bootstrap, private_files};
 use std::path::PathBuf;
 use std::sync::Arc;

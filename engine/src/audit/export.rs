@@ -193,6 +193,8 @@ pub fn verify_export(
                 if keys.is_empty() {
                     keys.push(c.key.clone());
                 }
+                // A rotation as the anchor: its new key signed it too.
+                keys.extend(c.new_key.clone());
                 if !keys.contains(&trusted) {
                     return Err(broken(format!(
                         "signed by {}, which the trusted key {trusted} does not lead to",

@@ -109,4 +109,3 @@ pub fn verify_export(file: &Path, public_key: &str) -> anyhow::Result<()> {
         }
     }
 }
-
