@@ -22,6 +22,7 @@ pub mod state;
 pub mod textarea;
 pub mod traffic;
 pub mod users;
+pub mod variables;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

@@ -8,10 +8,11 @@
 use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
 use crate::error::AppError;
 use crate::textarea::TextArea;
+use crate::variables::{VariableActions, VariablesSection};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use model::{PipelineSettings, Role, SessionUser};
+use model::{PipelineSettings, Role, SessionUser, SlotEnvView};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
@@ -24,6 +25,8 @@ pub struct SettingsPage {
     pub me: SessionUser,
     pub environment: String,
     pub settings: PipelineSettings,
+    /// Variables and secret names: admins only (`None` for everyone else).
+    pub variables: Option<SlotEnvView>,
 }
 
 #[server(endpoint = "load_pipeline_settings")]
@@ -31,14 +34,20 @@ pub async fn load_pipeline_settings(environment: String) -> Result<SettingsPage,
     crate::error::respond(
         async move {
             let (actor, me) = signed_in().await?;
-            let settings = state()?
-                .engine
-                .pipeline_settings(&actor, &environment)
-                .await?;
+            let engine = &state()?.engine;
+            let settings = engine.pipeline_settings(&actor, &environment).await?;
+            // Only admins are asked: anyone else's read would be a refusal
+            // (and an audit entry) for a page they may see.
+            let variables = if me.role == Role::Admin {
+                Some(engine.slot_env(&actor, &environment).await?)
+            } else {
+                None
+            };
             Ok(SettingsPage {
                 me,
                 environment,
                 settings,
+                variables,
             })
         }
         .await,
@@ -93,9 +102,10 @@ pub fn SettingsDetailPage() -> impl IntoView {
     let params = use_params_map();
     let env = move || params.read().get("name").unwrap_or_default();
     let save = ServerAction::<SavePipelineSettings>::new();
+    let vars = VariableActions::new();
     let page = Resource::new(
-        move || (env(), save.version().get()),
-        |(env, _)| load_pipeline_settings(env),
+        move || (env(), save.version().get(), vars.version()),
+        |(env, _, _)| load_pipeline_settings(env),
     );
     page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
         let admin = p.me.role == Role::Admin;
@@ -106,6 +116,9 @@ pub fn SettingsDetailPage() -> impl IntoView {
             </p>
             <SettingsForm environment=p.environment.clone() s=p.settings.clone() admin save/>
             {move || save.value().get().map(save_result)}
+            {p.variables.clone().map(|v| view! {
+                <VariablesSection environment=p.environment.clone() vars=v actions=vars/>
+            })}
         };
         (p.me, contents)
     })

@@ -72,3 +72,44 @@ test('a deployer reads the settings but cannot change them', async ({ page }) =>
   await page.reload();
   await expect(page.locator('[data-setting="sample_requests"]')).toHaveValue('20');
 });
+
+test('an admin sets a variable and a secret; the secret is never shown again', async ({ page }) => {
+  const secret = 'e2e-s3cr3t-never-shown';
+  await signIn(page, USERS.admin);
+  await page.goto('/environments/production/settings');
+  await expectHydrated(page);
+  const section = page.getByTestId('variables');
+
+  // A name that is not an identifier is refused, naming it.
+  const variable = section.getByTestId('set-variable');
+  await variable.locator('input[name=name]').fill('MY GREETING');
+  await variable.locator('input[name=value]').fill('hello');
+  await variable.getByRole('button', { name: 'Set variable' }).click();
+  await expect(section.getByTestId('action-error')).toContainText('a letter or _');
+
+  await variable.locator('input[name=name]').fill('GREETING');
+  await variable.getByRole('button', { name: 'Set variable' }).click();
+  await expect(section.locator('tr[data-variable="GREETING"]')).toContainText('hello');
+
+  const form = section.getByTestId('set-secret');
+  await expect(form.locator('input[name=secret]')).toHaveAttribute('type', 'password');
+  await form.locator('input[name=name]').fill('API_SECRET');
+  await form.locator('input[name=secret]').fill(secret);
+  await form.getByRole('button', { name: 'Set secret' }).click();
+  const row = section.locator('tr[data-secret="API_SECRET"]');
+  await expect(row).toContainText('set (hidden)');
+  await expect(row).toContainText('by admin');
+  await page.reload();
+  await expectHydrated(page);
+  expect(await page.content()).not.toContain(secret);
+
+  // Removed again, so later journeys start slots as before.
+  await section.locator('tr[data-variable="GREETING"]').getByRole('button', { name: 'Remove' }).click();
+  await expect(section.locator('tr[data-variable="GREETING"]')).toHaveCount(0);
+
+  // A viewer sees the settings, not the variables.
+  await signIn(page, USERS.victor);
+  await page.goto('/environments/production/settings');
+  await expectHydrated(page);
+  await expect(page.getByTestId('variables')).toHaveCount(0);
+});

@@ -412,6 +412,25 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             ],
             [false, false, false, true],
         ),
+        (
+            "/api/set_variable",
+            vec![("environment", ENV), ("name", "GREETING"), ("value", "hi")],
+            [false, false, false, true],
+        ),
+        (
+            "/api/set_secret",
+            vec![
+                ("environment", ENV),
+                ("name", "API_SECRET"),
+                ("secret", "matrix"),
+            ],
+            [false, false, false, true],
+        ),
+        (
+            "/api/unset_variable",
+            vec![("environment", ENV), ("name", "GREETING")],
+            [false, false, false, true],
+        ),
         // Nothing is locked here: an admin is told so; everyone else is
         // refused before that is even looked at.
         (
@@ -443,6 +462,8 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             let signoffs_before = c.count("signoffs").await;
             let releases_before = c.count("releases").await;
             let template_before = c.count("checklist_items").await;
+            let variables_before = c.count("environment_variables").await;
+            let secrets_before = c.count("environment_secrets").await;
             let r = c.post(path, form, Some(&cookie), &[]).await;
             // A role refusal reads "<role> may not <action>"; rules say more.
             let denied = r.status.as_u16() == 403 && r.body.contains(" may not ");
@@ -498,6 +519,8 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
                     ("signoffs", signoffs_before),
                     ("releases", releases_before),
                     ("checklist_items", template_before),
+                    ("environment_variables", variables_before),
+                    ("environment_secrets", secrets_before),
                 ] {
                     assert_eq!(
                         c.count(table).await,
@@ -508,7 +531,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             }
         }
     }
-    assert_eq!(report.len(), 4 * 32, "{report:#?}");
+    assert_eq!(report.len(), 4 * 35, "{report:#?}");
 
     // GET routes: the deployment's event stream is a read every role may
     // follow (a finished deployment: its final state, then the end), and

@@ -54,6 +54,11 @@ const WRITABLE: &[(&str, &str)] = &[
     ("signoffs", "void_reason"),
     ("deployment_watches", "message"),
     ("login_throttle", "key"),
+    ("environment_variables", "name"),
+    ("environment_variables", "value"),
+    ("environment_variables", "updated_by"),
+    ("environment_secrets", "name"),
+    ("environment_secrets", "updated_by"),
     // Append-only: filled through the engine's own append (see `fill_audit`).
     ("audit_log", "actor_name"),
     ("audit_log", "source_ip"),
@@ -127,6 +132,21 @@ const NOT_PEOPLES_TEXT: &[(&str, &str, &str)] = &[
     ("signoffs", "expires_at", "time written by the console"),
     ("signoffs", "voided_at", "time written by the console"),
     ("login_throttle", "kind", "CHECK-ed enumeration"),
+    (
+        "environment_variables",
+        "updated_at",
+        "time written by the console",
+    ),
+    (
+        "environment_secrets",
+        "updated_at",
+        "time written by the console",
+    ),
+    (
+        "environment_secrets",
+        "key_id",
+        "hex digest, never rendered",
+    ),
     (
         "deployment_watches",
         "slot",
@@ -276,6 +296,16 @@ async fn build_scene(c: &Console) -> Scene {
         c.login("nobody-in-particular", "wrong password!!", None)
             .await;
     }
+    // A variable and a secret, shown on the settings page to admins.
+    let system = engine::Actor::system();
+    engine
+        .set_variable(&system, ENV, "GREETING", "hello")
+        .await
+        .unwrap();
+    engine
+        .set_secret(&system, ENV, "API_SECRET", "not shown")
+        .await
+        .unwrap();
     let admin = c.session_for("root").await;
     let requester = c.session_for("dev").await;
     Scene {

@@ -299,24 +299,24 @@ pub async fn for_slot(
 /// (`switchyard secrets rotate-key`); how many.
 pub async fn reencrypt_all(pool: &Pool, from: &SecretBox, to: &SecretBox) -> Result<u64> {
     let mut tx = crate::store::begin_write(pool).await?;
-    let rows: Vec<(i64, String, String, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-        "SELECT s.environment_id, e.name, s.name, s.key_id, s.nonce, s.ciphertext \
+    #[derive(sqlx::FromRow)]
+    struct Stored {
+        environment_id: i64,
+        environment: String,
+        #[sqlx(flatten)]
+        secret: SecretRow,
+    }
+    let rows: Vec<Stored> = sqlx::query_as(
+        "SELECT s.environment_id, e.name AS environment, s.name, s.key_id, s.nonce, s.ciphertext \
          FROM environment_secrets s JOIN environments e ON e.id = s.environment_id",
     )
     .fetch_all(&mut *tx)
     .await?;
     let count = rows.len() as u64;
-    for (env_id, env_name, name, key_id, nonce, ciphertext) in rows {
-        let value = from.open_value(
-            &env_name,
-            &name,
-            &Sealed {
-                key_id,
-                nonce,
-                ciphertext,
-            },
-        )?;
-        let s = to.seal(&env_name, &name, &value)?;
+    for row in rows {
+        let (name, sealed) = row.secret.sealed();
+        let value = from.open_value(&row.environment, &name, &sealed)?;
+        let s = to.seal(&row.environment, &name, &value)?;
         sqlx::query(
             "UPDATE environment_secrets SET key_id = ?, nonce = ?, ciphertext = ? \
              WHERE environment_id = ? AND name = ?",
@@ -324,7 +324,7 @@ pub async fn reencrypt_all(pool: &Pool, from: &SecretBox, to: &SecretBox) -> Res
         .bind(&s.key_id)
         .bind(&s.nonce)
         .bind(&s.ciphertext)
-        .bind(env_id)
+        .bind(row.environment_id)
         .bind(&name)
         .execute(&mut *tx)
         .await?;

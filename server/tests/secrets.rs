@@ -1,0 +1,312 @@
+//! Environments' secrets are write-only: set by an admin through the
+//! settings page's server function (or the CLI), refused to everyone else
+//! even called directly, and never found again — not in any page or server
+//! function's answer, the audit log, its exports, the checkpoint stream, the
+//! database file, any file of the data directory, or the CLI's output.
+//! Bad names and values are refused naming the field, changing nothing.
+//!
+//! A real console (see `support`) and the real `switchyard` binary on the
+//! same data directory.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use support::*;
+
+/// Long and unlike anything else, so a substring search cannot miss it.
+const SECRET: &str = "s3cr3t-Vd9qX2-never-print-me";
+
+fn switchyard(c: &Console, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("--data-dir")
+        .arg(c._dir.path())
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_secret_is_write_only_and_found_nowhere_afterwards() {
+    let c = start().await;
+    c.user("ada", Role::Admin).await;
+    c.user("vera", Role::Viewer).await;
+    c.user("dora", Role::Deployer).await;
+    let ada = c.session_for("ada").await;
+
+    // Only admins set secrets, even calling the server function directly.
+    for name in ["vera", "dora"] {
+        let cookie = c.session_for(name).await;
+        let r = c
+            .post(
+                "/api/set_secret",
+                &[
+                    ("environment", ENV),
+                    ("name", "API_SECRET"),
+                    ("secret", SECRET),
+                ],
+                Some(&cookie),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 403, "{name}: {}", r.body);
+    }
+    assert_eq!(c.count("environment_secrets").await, 0);
+
+    let r = c
+        .post(
+            "/api/set_secret",
+            &[
+                ("environment", ENV),
+                ("name", "API_SECRET"),
+                ("secret", SECRET),
+            ],
+            Some(&ada),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Replaced once, through the CLI (value on standard input).
+    let cli = switchyard(
+        &c,
+        &["env", "secret", ENV, "API_SECRET"],
+        Some(&format!("{SECRET}\n")),
+    );
+    assert!(cli.status.success(), "{}", text(&cli));
+    let r = c
+        .post(
+            "/api/set_variable",
+            &[
+                ("environment", ENV),
+                ("name", "GREETING"),
+                ("value", "hello"),
+            ],
+            Some(&ada),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // The admin's view: the secret by name, "set", never its value.
+    let r = c
+        .post(
+            "/api/load_pipeline_settings",
+            &[("environment", ENV)],
+            Some(&ada),
+            &[],
+        )
+        .await;
+    let page: serde_json::Value = r.json();
+    assert_eq!(page["variables"]["secrets"][0]["name"], "API_SECRET");
+    assert_eq!(page["variables"]["secrets"][0]["updated_by"], "system");
+    assert_eq!(page["variables"]["variables"][0]["value"], "hello");
+
+    // Everything a person or a program can get back.
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for cookie in [&ada, &c.session_for("vera").await] {
+        for path in [
+            "/".to_string(),
+            format!("/environments/{ENV}/settings"),
+            "/audit".to_string(),
+            "/audit?q=API_SECRET".to_string(),
+            "/audit/export.jsonl".to_string(),
+            "/audit/export.csv".to_string(),
+        ] {
+            seen.push((format!("GET {path}"), c.get(&path, Some(cookie)).await.body));
+        }
+        for (path, form) in [
+            ("/api/load_pipeline_settings", vec![("environment", ENV)]),
+            ("/api/audit_page", vec![]),
+            ("/api/environment_status", vec![("name", ENV)]),
+            ("/api/load_overview", vec![]),
+        ] {
+            let r = c.post(path, &form, Some(cookie), &[]).await;
+            seen.push((format!("POST {path}"), r.body));
+        }
+    }
+    let show = switchyard(&c, &["env", "show", ENV], None);
+    assert!(show.status.success(), "{}", text(&show));
+    assert!(
+        text(&show).contains("secret   API_SECRET (set, updated at"),
+        "{}",
+        text(&show)
+    );
+    seen.push(("switchyard env show".into(), text(&show)));
+    seen.push(("switchyard env secret".into(), text(&cli)));
+    let verify = switchyard(&c, &["audit", "verify"], None);
+    seen.push(("switchyard audit verify".into(), text(&verify)));
+    let audit: Vec<(String, String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT action, details, target, reason FROM audit_log")
+            .fetch_all(&c.pool)
+            .await
+            .unwrap();
+    assert!(audit.iter().any(|(a, ..)| a == "environment.secret"));
+    seen.push(("audit_log rows".into(), format!("{audit:?}")));
+    for (what, body) in &seen {
+        assert!(!body.contains(SECRET), "the secret's value is in {what}");
+    }
+    // At rest: not in the database (or its WAL), the checkpoints or any file
+    // of the data directory — the key file holds a key, not the value.
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(&c.pool)
+        .await
+        .unwrap();
+    let files = files_under(c._dir.path());
+    assert!(files.iter().any(|(p, _)| p.ends_with("switchyard.db")));
+    for (path, bytes) in files {
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "the secret's value is in {}",
+            path.display()
+        );
+    }
+    // And yet it is there for a slot to start with.
+    let env = engine::environments::find(&c.pool, ENV).await.unwrap();
+    let secrets = engine::SecretBox::open(c._dir.path()).unwrap();
+    let for_slot = engine::slot_env::for_slot(&c.pool, Some(&secrets), env.id, ENV)
+        .await
+        .unwrap();
+    assert!(for_slot
+        .0
+        .contains(&("API_SECRET".to_string(), SECRET.to_string())));
+    assert!(for_slot
+        .0
+        .contains(&("GREETING".to_string(), "hello".to_string())));
+}
+
+#[tokio::test]
+async fn bad_variables_are_refused_naming_the_field_and_change_nothing() {
+    let c = start().await;
+    c.user("ada", Role::Admin).await;
+    let ada = c.session_for("ada").await;
+    // (server function, fields, the field named, words of the message)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: [Case; 6] = [
+        (
+            "/api/set_variable",
+            vec![("name", "1ABC"), ("value", "x")],
+            "name",
+            "letter or _",
+        ),
+        (
+            "/api/set_variable",
+            vec![("name", "MY VAR"), ("value", "x")],
+            "name",
+            "letter or _",
+        ),
+        (
+            "/api/set_variable",
+            vec![("name", "PORT"), ("value", "9")],
+            "name",
+            "set by Switchyard",
+        ),
+        (
+            "/api/set_variable",
+            vec![("name", "DB_PASSWORD"), ("value", "hunter2")],
+            "name",
+            "looks like a credential",
+        ),
+        (
+            "/api/set_secret",
+            vec![("name", "API_TOKEN"), ("secret", "")],
+            "secret",
+            "cannot be empty",
+        ),
+        (
+            "/api/set_secret",
+            vec![("name", "SWITCHYARD_X"), ("secret", "y")],
+            "name",
+            "set by Switchyard",
+        ),
+    ];
+    for (path, fields, field, words) in cases {
+        let mut form = vec![("environment", ENV)];
+        form.extend(fields.iter().copied());
+        let r = c.post(path, &form, Some(&ada), &[]).await;
+        assert_eq!(r.status.as_u16(), 400, "{path} {fields:?}: {}", r.body);
+        match r.error() {
+            AppError::InvalidInput { field: f, message } => {
+                assert_eq!(f, field, "{fields:?}: {message}");
+                assert!(message.contains(words), "{message}");
+            }
+            e => panic!("{fields:?}: {e:?}"),
+        }
+    }
+    // An unknown environment is a 404; removing what is not there too.
+    let r = c
+        .post(
+            "/api/set_variable",
+            &[("environment", "nowhere"), ("name", "A"), ("value", "1")],
+            Some(&ada),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 404, "{}", r.body);
+    let r = c
+        .post(
+            "/api/unset_variable",
+            &[("environment", ENV), ("name", "A")],
+            Some(&ada),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 404, "{}", r.body);
+    assert_eq!(c.count("environment_variables").await, 0);
+    assert_eq!(c.count("environment_secrets").await, 0);
+
+    // A name is a variable or a secret, never both: setting one replaces
+    // the other.
+    let set = |path: &'static str, field: &'static str, v: &'static str| {
+        let ada = ada.clone();
+        let c = &c;
+        async move {
+            c.post(
+                path,
+                &[("environment", ENV), ("name", "API_URL"), (field, v)],
+                Some(&ada),
+                &[],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        set("/api/set_variable", "value", "http://a").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        set("/api/set_secret", "secret", "http://b").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(c.count("environment_variables").await, 0);
+    assert_eq!(c.count("environment_secrets").await, 1);
+}
