@@ -108,6 +108,7 @@ test('an admin sets a variable and a secret; the secret is never shown again', a
   await expect(section.locator('tr[data-variable="GREETING"]')).toHaveCount(0);
 
   // A viewer sees the settings, not the variables.
+  await page.context().clearCookies();
   await signIn(page, USERS.victor);
   await page.goto('/environments/production/settings');
   await expectHydrated(page);
