@@ -118,7 +118,7 @@ pub fn SettingsDetailPage() -> impl IntoView {
             {move || save.value().get().map(save_result)}
             {p.variables.clone().map(|v| view! {
                 <VariablesSection environment=p.environment.clone() vars=v actions=vars/>
-            })}
+            }.into_any())}
         };
         (p.me, contents)
     })

@@ -133,6 +133,7 @@ pub fn VariablesSection(
                     <td><RemoveButton environment=env.clone() name actions/></td>
                 </tr>
             }
+            .into_any()
         })
         .collect_view();
     let env = environment.clone();
@@ -150,6 +151,7 @@ pub fn VariablesSection(
                     <td><RemoveButton environment=env.clone() name actions/></td>
                 </tr>
             }
+            .into_any()
         })
         .collect_view();
     let (env_a, env_b) = (environment.clone(), environment);
@@ -181,6 +183,7 @@ pub fn VariablesSection(
             {move || actions.unset.value().get().map(answer)}
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -192,4 +195,5 @@ fn RemoveButton(environment: String, name: String, actions: VariableActions) -> 
             <button type="submit" class="link">"Remove"</button>
         </ActionForm>
     }
+    .into_any()
 }
