@@ -164,6 +164,7 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
             </Transition>
             <h3>"Traffic through the router"</h3>
             <crate::traffic::TrafficPanel name=name.clone() tick/>
+            {can_operate.then(|| view! { <crate::slot_output::SlotOutputPanel name=name.clone() tick/> })}
             {if can_operate {
                 view! { <OperateForms name=name.clone() deploy rollback/> }.into_any()
             } else {

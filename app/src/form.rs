@@ -114,6 +114,7 @@ checks![
     crate::releases::DeployRelease,
     crate::settings::LoadPipelineSettings,
     crate::settings::SavePipelineSettings,
+    crate::slot_output::SlotOutput,
     crate::traffic::SlotTraffic,
     crate::users::ListUsers,
     crate::users::ClearLoginLock,
@@ -121,6 +122,9 @@ checks![
     crate::users::ChangeRole,
     crate::users::SetUserDisabled,
     crate::users::ResetPassword,
+    crate::variables::SetVariable,
+    crate::variables::SetSecret,
+    crate::variables::UnsetVariable,
 ];
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod links;
 pub mod lock;
 pub mod releases;
 pub mod settings;
+pub mod slot_output;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod textarea;

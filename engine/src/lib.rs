@@ -42,6 +42,7 @@ mod queries;
 pub mod refusals;
 mod sealing;
 mod settings;
+mod slot_output;
 mod variables;
 mod version;
 

@@ -53,6 +53,16 @@ impl<R: Runtime> Runtime for Recording<R> {
     async fn liveness(&self, handle: &str) -> Liveness {
         self.inner.liveness(handle).await
     }
+    async fn recent_output(
+        &self,
+        environment: &str,
+        color: SlotColor,
+        max_bytes: usize,
+    ) -> Result<String, RuntimeError> {
+        self.inner
+            .recent_output(environment, color, max_bytes)
+            .await
+    }
 }
 
 enum Driver {
@@ -307,6 +317,31 @@ async fn variables_and_secrets_reach_the_slot(f: &Fixture) {
     rt.stop(&slot.handle, Duration::from_secs(5)).await.unwrap();
 }
 
+/// What the slot printed is readable, bounded to the newest bytes; a slot
+/// that never ran has printed nothing.
+async fn recent_output_shows_what_the_slot_printed(f: &Fixture) {
+    let rt = f.rt();
+    assert_eq!(
+        rt.recent_output(&f.env, SlotColor::Green, 4096)
+            .await
+            .unwrap(),
+        ""
+    );
+    let slot = rt.start(&f.spec(SlotColor::Green, "v1")).await.unwrap();
+    get_when_up(&slot.address, "/health").await;
+    let out = rt
+        .recent_output(&f.env, SlotColor::Green, 4096)
+        .await
+        .unwrap();
+    assert!(out.contains("switchyard-demo v1 listening on"), "{out:?}");
+    let short = rt
+        .recent_output(&f.env, SlotColor::Green, 10)
+        .await
+        .unwrap();
+    assert!(short.len() <= 10, "{short:?}");
+    rt.stop(&slot.handle, Duration::from_secs(5)).await.unwrap();
+}
+
 /// `+unhealthy`: it starts and serves, but its health check answers 503.
 async fn unhealthy_build_starts_but_fails_health(f: &Fixture) {
     let rt = f.rt();
@@ -473,6 +508,7 @@ macro_rules! behaviours {
 behaviours!(
     serves_its_version_and_health,
     variables_and_secrets_reach_the_slot,
+    recent_output_shows_what_the_slot_printed,
     unhealthy_build_starts_but_fails_health,
     crash_at_start_is_seen_with_its_exit_code,
     stop_within_grace_ends_the_slot,

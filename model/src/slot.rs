@@ -130,3 +130,13 @@ pub struct SecretView {
     pub updated_at: String,
     pub updated_by: String,
 }
+
+/// What a slot printed most recently (standard output and error), for
+/// deployers and admins; the environment's secret values are masked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotOutputView {
+    pub color: SlotColor,
+    pub text: String,
+    /// At most this many bytes are shown (the newest).
+    pub limit_bytes: u64,
+}

@@ -127,7 +127,7 @@ async fn refused_requests_are_audited_once_a_minute_with_the_count_left_out() {
             &[],
         )
         .await;
-    let (_, page): (serde_json::Value, model::AuditPage) = r.json();
+    let (_, page, _): (serde_json::Value, model::AuditPage, model::AuditSealView) = r.json();
     let actions: Vec<&str> = page.entries.iter().map(|e| e.action.as_str()).collect();
     assert!(actions.contains(&"request.cross_origin"), "{actions:?}");
     assert!(actions.contains(&"request.unauthenticated"), "{actions:?}");

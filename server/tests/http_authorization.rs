@@ -413,6 +413,11 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             [false, false, false, true],
         ),
         (
+            "/api/slot_output",
+            vec![("environment", ENV), ("color", "blue")],
+            [false, true, false, true],
+        ),
+        (
             "/api/set_variable",
             vec![("environment", ENV), ("name", "GREETING"), ("value", "hi")],
             [false, false, false, true],
@@ -484,6 +489,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
                     "/api/load_checklist",
                     "/api/environment_lock",
                     "/api/load_pipeline_settings",
+                    "/api/slot_output",
                 ];
                 if read.contains(path) {
                     assert!(
@@ -531,7 +537,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             }
         }
     }
-    assert_eq!(report.len(), 4 * 35, "{report:#?}");
+    assert_eq!(report.len(), 4 * 36, "{report:#?}");
 
     // GET routes: the deployment's event stream is a read every role may
     // follow (a finished deployment: its final state, then the end), and

@@ -310,3 +310,73 @@ async fn bad_variables_are_refused_naming_the_field_and_change_nothing() {
     assert_eq!(c.count("environment_variables").await, 0);
     assert_eq!(c.count("environment_secrets").await, 1);
 }
+
+/// A slot's recent output is for deployers and admins, and a secret the
+/// service printed is masked by name.
+#[tokio::test]
+async fn slot_output_masks_secrets_and_is_for_deployers() {
+    let c = start().await;
+    c.user("dora", Role::Deployer).await;
+    c.user("vera", Role::Viewer).await;
+    c.engine
+        .set_secret(&engine::Actor::system(), ENV, "API_SECRET", SECRET)
+        .await
+        .unwrap();
+    // What the process runtime wrote for a slot whose service printed its
+    // own credential.
+    let logs = c._dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join(format!("{ENV}-blue.log")),
+        format!("starting\nconnecting with token {SECRET}\nready\n"),
+    )
+    .unwrap();
+    let dora = c.session_for("dora").await;
+    let r = c
+        .post(
+            "/api/slot_output",
+            &[("environment", ENV), ("color", "blue")],
+            Some(&dora),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let out: model::SlotOutputView = r.json();
+    assert_eq!(
+        out.text,
+        "starting\nconnecting with token [secret API_SECRET]\nready\n"
+    );
+    assert!(!r.body.contains(SECRET));
+    // A slot that never ran printed nothing; a colour that is not one is
+    // refused by name.
+    let r = c
+        .post(
+            "/api/slot_output",
+            &[("environment", ENV), ("color", "green")],
+            Some(&dora),
+            &[],
+        )
+        .await;
+    assert_eq!(r.json::<model::SlotOutputView>().text, "");
+    let r = c
+        .post(
+            "/api/slot_output",
+            &[("environment", ENV), ("color", "purple")],
+            Some(&dora),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.body);
+    assert!(matches!(r.error(), AppError::InvalidInput { field, .. } if field == "color"));
+    // Viewers do not read slots' output.
+    let vera = c.session_for("vera").await;
+    let r = c
+        .post(
+            "/api/slot_output",
+            &[("environment", ENV), ("color", "blue")],
+            Some(&vera),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.body);
+}

@@ -381,6 +381,34 @@ impl Runtime for DockerRuntime {
     /// answer is `Running`: liveness feeds decisions that mark slots stopped,
     /// and a daemon hiccup must not make Switchyard forget a container that
     /// may be serving users (the health probe still tells whether it works).
+    async fn recent_output(
+        &self,
+        environment: &str,
+        color: model::SlotColor,
+        max_bytes: usize,
+    ) -> Result<String, RuntimeError> {
+        use futures_util::StreamExt;
+        let name = Self::container_name(environment, color);
+        let options = bollard::query_parameters::LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail("2000")
+            .build();
+        let mut stream = self.docker.logs(&name, Some(options));
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(out) => bytes.extend_from_slice(out.as_ref()),
+                // Never started here (or removed): nothing to show.
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(String::new()),
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Ok(super::tail_lines(&bytes, max_bytes))
+    }
+
     async fn liveness(&self, handle: &str) -> Liveness {
         match self.inspect(handle).await {
             Ok(None) => Liveness::Exited("container gone".into()),

@@ -68,4 +68,46 @@ pub trait Runtime: Send + Sync + 'static {
     /// Asks it to stop, and forces it after `grace`.
     async fn stop(&self, handle: &str, grace: Duration) -> Result<(), RuntimeError>;
     async fn liveness(&self, handle: &str) -> Liveness;
+    /// What the slot of `environment` in `color` printed most recently
+    /// (standard output and error together), at most `max_bytes`, oldest
+    /// line first; empty when it never ran.
+    async fn recent_output(
+        &self,
+        environment: &str,
+        color: SlotColor,
+        max_bytes: usize,
+    ) -> Result<String, RuntimeError> {
+        let _ = (environment, color, max_bytes);
+        Err(RuntimeError::Unavailable(
+            "this runtime keeps no output".into(),
+        ))
+    }
+}
+
+/// The last `max_bytes` of `bytes`, without the end of a line cut at the
+/// window's start.
+pub(crate) fn tail_lines(bytes: &[u8], max_bytes: usize) -> String {
+    let start = bytes.len().saturating_sub(max_bytes);
+    let mut tail = &bytes[start..];
+    if start > 0 && bytes[start - 1] != b'\n' {
+        tail = match tail.iter().position(|b| *b == b'\n') {
+            Some(nl) => &tail[nl + 1..],
+            None => &[],
+        };
+    }
+    String::from_utf8_lossy(tail).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_tail_starts_at_a_whole_line() {
+        let text = b"one\ntwo\nthree\n";
+        assert_eq!(super::tail_lines(text, 100), "one\ntwo\nthree\n");
+        // "wo\nthree\n": the cut line is dropped.
+        assert_eq!(super::tail_lines(text, 9), "three\n");
+        // "two\nthree\n" starts right after a newline: kept whole.
+        assert_eq!(super::tail_lines(text, 10), "two\nthree\n");
+        assert_eq!(super::tail_lines(text, 0), "");
+    }
 }

@@ -77,6 +77,34 @@ impl Runtime for ProcessRuntime {
         Ok(())
     }
 
+    async fn recent_output(
+        &self,
+        environment: &str,
+        color: model::SlotColor,
+        max_bytes: usize,
+    ) -> Result<String, RuntimeError> {
+        let path = self.log_dir.join(format!("{environment}-{color}.log"));
+        let bytes = match tokio::fs::File::open(&path).await {
+            Ok(mut f) => {
+                use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                let len = f.metadata().await?.len();
+                // One byte more than asked: `tail_lines` looks at the byte
+                // before its window to tell a cut line from a whole one.
+                let from = len.saturating_sub(max_bytes as u64 + 1);
+                f.seek(std::io::SeekFrom::Start(from)).await?;
+                let mut buf = Vec::with_capacity((len - from) as usize);
+                f.read_to_end(&mut buf).await?;
+                if from == 0 {
+                    return Ok(String::from_utf8_lossy(&buf).into_owned());
+                }
+                buf
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(super::tail_lines(&bytes, max_bytes))
+    }
+
     async fn start(&self, spec: &SlotSpec) -> Result<RunningSlot, RuntimeError> {
         self.check(spec).await?;
         let words = Self::command_line(spec)?;

@@ -257,6 +257,37 @@ pub async fn unset(pool: &Pool, env_id: i64, name: &str) -> Result<bool> {
     Ok(removed > 0)
 }
 
+/// The decrypted secrets of `env` (to mask them in what a slot printed).
+pub async fn secret_values(
+    pool: &Pool,
+    secrets: Option<&SecretBox>,
+    env_id: i64,
+    env_name: &str,
+) -> Result<Vec<(String, String)>> {
+    let rows: Vec<SecretRow> = sqlx::query_as(
+        "SELECT name, key_id, nonce, ciphertext FROM environment_secrets \
+         WHERE environment_id = ? ORDER BY name",
+    )
+    .bind(env_id)
+    .fetch_all(pool)
+    .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let secrets = secrets.ok_or_else(|| {
+        Error::Internal(format!(
+            "environment {env_name} has secrets but this console holds no secrets key"
+        ))
+    })?;
+    rows.into_iter()
+        .map(|row| {
+            let (name, sealed) = row.sealed();
+            let value = secrets.open_value(env_name, &name, &sealed)?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
 /// Everything a slot of `env` starts with: variables, then secrets
 /// decrypted (a secret wins over a variable of the same name, which the
 /// store does not allow anyway).
@@ -272,25 +303,9 @@ pub async fn for_slot(
     .bind(env_id)
     .fetch_all(pool)
     .await?;
-    let rows: Vec<SecretRow> = sqlx::query_as(
-        "SELECT name, key_id, nonce, ciphertext FROM environment_secrets \
-         WHERE environment_id = ? ORDER BY name",
-    )
-    .bind(env_id)
-    .fetch_all(pool)
-    .await?;
-    if !rows.is_empty() {
-        let secrets = secrets.ok_or_else(|| {
-            Error::Internal(format!(
-                "environment {env_name} has secrets but this console holds no secrets key"
-            ))
-        })?;
-        for row in rows {
-            let (name, sealed) = row.sealed();
-            let value = secrets.open_value(env_name, &name, &sealed)?;
-            vars.retain(|(n, _)| *n != name);
-            vars.push((name, value));
-        }
+    for (name, value) in secret_values(pool, secrets, env_id, env_name).await? {
+        vars.retain(|(n, _)| *n != name);
+        vars.push((name, value));
     }
     Ok(SlotEnv(vars))
 }

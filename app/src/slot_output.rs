@@ -1,0 +1,80 @@
+//! A slot's recent output on the dashboard, for deployers and admins: pick
+//! a slot, read what its service printed (newest last, secrets masked),
+//! following live while it is shown.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use model::{SlotColor, SlotOutputView};
+
+#[cfg(feature = "ssr")]
+use crate::auth::ssr::{authorized, state};
+
+#[server(endpoint = "slot_output")]
+pub async fn slot_output(environment: String, color: String) -> Result<SlotOutputView, AppError> {
+    crate::error::respond(
+        async move {
+            let actor = authorized(engine::Action::Deploy, Some(&environment)).await?;
+            let color: SlotColor = crate::fields::choice("color", &color)?;
+            Ok(state()?
+                .engine
+                .slot_output(&actor, &environment, color)
+                .await?)
+        }
+        .await,
+    )
+}
+
+/// Buttons to show one slot's output, refreshed with the dashboard's tick.
+#[component]
+pub fn SlotOutputPanel(name: String, tick: ReadSignal<u64>) -> impl IntoView {
+    let (shown, set_shown) = signal(None::<SlotColor>);
+    let env = name.clone();
+    let output = Resource::new(
+        move || (shown.get(), tick.get()),
+        move |(color, _)| {
+            let env = env.clone();
+            async move {
+                match color {
+                    Some(c) => Some(slot_output(env, c.to_string()).await),
+                    None => None,
+                }
+            }
+        },
+    );
+    let button = move |color: SlotColor| {
+        view! {
+            <button
+                type="button"
+                data-testid=format!("show-output-{color}")
+                aria-pressed=move || (shown.get() == Some(color)).to_string()
+                on:click=move |_| set_shown.set(Some(color))
+            >
+                {format!("{color} slot")}
+            </button>
+        }
+    };
+    view! {
+        <div class="slot-output">
+            <p>
+                "Recent output: " {button(SlotColor::Blue)} " " {button(SlotColor::Green)} " "
+                <button type="button" on:click=move |_| set_shown.set(None)>"Hide"</button>
+            </p>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match output.await {
+                        None => ().into_any(),
+                        Some(Ok(o)) => view! {
+                            <pre class="output" data-testid="slot-output" data-slot=o.color.to_string()>
+                                {if o.text.is_empty() { "(nothing printed yet)".to_string() } else { o.text }}
+                            </pre>
+                            <p class="notice">{format!("The newest {} KiB; secrets are masked.", o.limit_bytes / 1024)}</p>
+                        }
+                        .into_any(),
+                        Some(Err(e)) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </div>
+    }
+    .into_any()
+}
