@@ -28,7 +28,7 @@ pub struct Engine {
     lock_timing: LockTiming,
     /// Signed audit checkpoints (`with_checkpoints`); `None` in tests and
     /// tools that sign none.
-    pub(crate) sealing: Option<Arc<crate::sealing::Sealing>>,
+    pub(crate) sealing: Option<Arc<crate::audit::checkpoints::Seal>>,
     /// The data directory's secrets key (`with_secrets`).
     pub(crate) secrets: Option<Arc<crate::slot_env::cipher::SecretBox>>,
 }

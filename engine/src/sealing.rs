@@ -5,7 +5,7 @@
 //! `audit::export`; the files in `audit::checkpoints`.
 
 use crate::actor::Actor;
-use crate::audit::checkpoints::{Checkpoints, Sealed};
+use crate::audit::checkpoints::{Checkpoints, Seal, Sealed};
 use crate::audit::export::Line;
 use crate::audit::{self, Checkpoint, Entry};
 use crate::engine::Engine;
@@ -22,12 +22,6 @@ const EXPORT_BLOCK: i64 = 1000;
 /// Audit actions after which a checkpoint is signed at once: an incident
 /// review needs exactly these entries, so they must not wait for the round.
 const CHECKPOINT_AFTER: [&str; 2] = ["deploy.finish", "rollback.finish"];
-
-/// The checkpoint files and the last verification's outcome.
-pub(crate) struct Sealing {
-    files: Checkpoints,
-    last_check: Mutex<Option<(String, Sealed)>>,
-}
 
 /// Where an export stands between blocks: the highest id not yet written.
 #[derive(Clone, Copy, Debug)]
@@ -79,14 +73,14 @@ impl Sealed {
 impl Engine {
     /// Signs checkpoints into `files` from now on.
     pub fn with_checkpoints(mut self, files: Checkpoints) -> Self {
-        self.sealing = Some(std::sync::Arc::new(Sealing {
+        self.sealing = Some(std::sync::Arc::new(Seal {
             files,
             last_check: Mutex::new(None),
         }));
         self
     }
 
-    fn sealing(&self) -> Result<&Sealing> {
+    fn sealing(&self) -> Result<&Seal> {
         self.sealing
             .as_deref()
             .ok_or_else(|| Error::Internal("this console signs no audit checkpoints".to_string()))

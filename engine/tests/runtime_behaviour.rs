@@ -296,7 +296,7 @@ async fn serves_its_version_and_health(f: &Fixture) {
 async fn variables_and_secrets_reach_the_slot(f: &Fixture) {
     let rt = f.rt();
     let mut spec = f.spec(SlotColor::Blue, "v1");
-    spec.env = engine::slot_env::SlotEnv(vec![
+    spec.env = engine::runtime::SlotEnv(vec![
         ("GREETING".into(), "hello from the console".into()),
         ("API_SECRET".into(), "s3cr3t v@lue".into()),
     ]);

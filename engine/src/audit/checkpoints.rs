@@ -37,6 +37,13 @@ fn internal(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("{what} {}: {e}", path.display()))
 }
 
+/// An engine's checkpoint files and its last verification (when, and what
+/// it found), for the audit page.
+pub(crate) struct Seal {
+    pub(crate) files: Checkpoints,
+    pub(crate) last_check: std::sync::Mutex<Option<(String, Sealed)>>,
+}
+
 /// What `check` found: the chain and the checkpoints together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Sealed {

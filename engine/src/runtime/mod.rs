@@ -12,6 +12,19 @@ use std::time::Duration;
 pub use docker::DockerRuntime;
 pub use process::ProcessRuntime;
 
+/// The variables a slot starts with. Its `Debug` names them and hides every
+/// value: a spec that reaches a log line leaks nothing.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SlotEnv(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for SlotEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
 /// What to run in a slot.
 #[derive(Clone, Debug)]
 pub struct SlotSpec {
@@ -23,7 +36,7 @@ pub struct SlotSpec {
     pub artifact: String,
     /// The environment's variables and decrypted secrets, set beside `PORT`
     /// and `APP_VERSION` (its `Debug` shows names only).
-    pub env: crate::slot_env::SlotEnv,
+    pub env: SlotEnv,
 }
 
 /// A slot that was started: the driver's handle (pid, container id) and the

@@ -1,13 +1,14 @@
 //! What a slot's process environment holds besides `PORT` and
 //! `APP_VERSION`: an environment's plain variables and its secrets, stored
 //! here (secrets encrypted by `cipher`) and handed to the runtime at start
-//! as a [`SlotEnv`], whose `Debug` shows names only.
+//! as a `runtime::SlotEnv`, whose `Debug` shows names only.
 
 pub mod cipher;
 
 use crate::error::{Error, Result};
 use crate::store::Pool;
 use cipher::{SecretBox, Sealed};
+use crate::runtime::SlotEnv;
 use model::{SecretView, SlotEnvView, VariableView};
 
 /// Longest name and value accepted.
@@ -80,19 +81,6 @@ pub fn refuse_secret_like(name: &str) -> Result<()> {
             ),
         )),
         None => Ok(()),
-    }
-}
-
-/// The variables a slot starts with. Its `Debug` names them and hides every
-/// value: a spec that reaches a log line leaks nothing.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct SlotEnv(pub Vec<(String, String)>);
-
-impl std::fmt::Debug for SlotEnv {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.0.iter().map(|(name, _)| name))
-            .finish()
     }
 }
 
