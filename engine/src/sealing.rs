@@ -146,11 +146,9 @@ impl Engine {
         let Some(sealing) = self.sealing.as_deref() else {
             return Ok(AuditSealView::default());
         };
-        let newest = sealing
-            .files
-            .read_lines(None)?
-            .last()
-            .and_then(|l| Checkpoint::parse(l).ok());
+        // The file's tail only: the page loads often and the stream grows
+        // by a line a minute.
+        let newest = sealing.files.newest()?;
         let last = sealing.last_check.lock().expect("seal lock").clone();
         let admin = actor.may(Action::ManageUsers).is_ok();
         Ok(AuditSealView {

@@ -115,6 +115,12 @@ impl Checkpoints {
         }
     }
 
+    /// The newest checkpoint of this directory's stream, read from the
+    /// file's end (`None` before the first, or if the last line is not one).
+    pub fn newest(&self) -> Result<Option<Checkpoint>> {
+        Ok(last_line(&self.stream_path())?.and_then(|l| Checkpoint::parse(&l).ok()))
+    }
+
     /// The stream, checked against `trusted`.
     pub fn stream(
         &self,
