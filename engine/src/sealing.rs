@@ -60,7 +60,7 @@ impl Sealed {
             }
             Sealed::Unanchored { entries } => format!(
                 "audit log NOT VOUCHED FOR: {entries} entries but no checkpoint \
-                 (the checkpoint file is missing or empty)"
+                 (the checkpoint file is missing or empty; a console signs one when it starts)"
             ),
         }
     }
