@@ -36,6 +36,7 @@ mod actor;
 mod approvals;
 mod engine;
 pub mod error;
+mod key_file;
 mod monitor;
 pub mod pipeline;
 mod queries;

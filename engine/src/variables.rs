@@ -7,7 +7,7 @@
 use crate::actor::Actor;
 use crate::audit::Outcome;
 use crate::engine::Engine;
-use crate::environments;
+use crate::environments::{self, Environment};
 use crate::error::{Error, Result};
 use crate::rbac::Action;
 use crate::slot_env::{self, Setting};
@@ -17,9 +17,7 @@ impl Engine {
     /// Variables with values and secrets by name (admins: the values of
     /// variables are configuration, not for every viewer).
     pub async fn slot_env(&self, actor: &Actor, env_name: &str) -> Result<SlotEnvView> {
-        self.authorize(actor, Action::ManageEnvironments, Some(env_name))
-            .await?;
-        let env = environments::find(self.pool(), env_name).await?;
+        let env = self.environment_to_configure(actor, env_name).await?;
         slot_env::view(self.pool(), env.id).await
     }
 
@@ -33,9 +31,7 @@ impl Engine {
         name: &str,
         value: &str,
     ) -> Result<()> {
-        self.authorize(actor, Action::ManageEnvironments, Some(env_name))
-            .await?;
-        let env = environments::find(self.pool(), env_name).await?;
+        let env = self.environment_to_configure(actor, env_name).await?;
         slot_env::validate_name(name)?;
         slot_env::refuse_secret_like(name)?;
         slot_env::validate_value("value", value)?;
@@ -70,9 +66,7 @@ impl Engine {
         name: &str,
         value: &str,
     ) -> Result<()> {
-        self.authorize(actor, Action::ManageEnvironments, Some(env_name))
-            .await?;
-        let env = environments::find(self.pool(), env_name).await?;
+        let env = self.environment_to_configure(actor, env_name).await?;
         slot_env::validate_name(name)?;
         slot_env::validate_value("secret", value)?;
         if value.is_empty() {
@@ -108,9 +102,7 @@ impl Engine {
     /// Removes a variable or secret, audited as `environment.unset` (a
     /// variable's old value included, a secret's never).
     pub async fn unset_variable(&self, actor: &Actor, env_name: &str, name: &str) -> Result<()> {
-        self.authorize(actor, Action::ManageEnvironments, Some(env_name))
-            .await?;
-        let env = environments::find(self.pool(), env_name).await?;
+        let env = self.environment_to_configure(actor, env_name).await?;
         let before = slot_env::variable(self.pool(), env.id, name).await?;
         let secret = slot_env::has_secret(self.pool(), env.id, name).await?;
         if before.is_none() && !secret {
@@ -144,6 +136,16 @@ impl Engine {
         ev.details = serde_json::json!({ "secrets": count, "key_id": new.key_id() });
         self.audit(ev).await?;
         Ok(count)
+    }
+}
+
+impl Engine {
+    /// `env_name` for an admin changing its configuration: the role is
+    /// checked (and a refusal audited) before the environment is looked up.
+    async fn environment_to_configure(&self, actor: &Actor, env_name: &str) -> Result<Environment> {
+        self.authorize(actor, Action::ManageEnvironments, Some(env_name))
+            .await?;
+        environments::find(self.pool(), env_name).await
     }
 }
 

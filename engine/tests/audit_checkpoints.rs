@@ -300,14 +300,12 @@ async fn a_full_export_is_complete_and_an_edited_line_is_caught() {
         .collect();
     let i = lines.iter().position(|l| l["target"] == "v7").unwrap();
     lines[i]["target"] = "v8".into();
-    let mut e: engine::audit::Entry =
-        serde_json::from_value::<engine::audit::export::ExportedEntry>({
-            let mut v = lines[i].clone();
-            v.as_object_mut().unwrap().remove("type");
-            v
-        })
-        .unwrap()
-        .into();
+    let mut e: engine::audit::Entry = serde_json::from_value({
+        let mut v = lines[i].clone();
+        v.as_object_mut().unwrap().remove("type");
+        v
+    })
+    .unwrap();
     e.hash = e.compute_hash();
     lines[i]["hash"] = e.hash.clone().into();
     let rehashed: String = lines.iter().map(|l| format!("{l}\n")).collect();

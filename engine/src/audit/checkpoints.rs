@@ -286,27 +286,11 @@ fn new_key() -> SigningKey {
 }
 
 fn read_key(path: &Path) -> Result<SigningKey> {
-    let text = std::fs::read_to_string(path).map_err(|e| internal("reading", path, e))?;
-    let seed: [u8; 32] = hex::decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Error::Internal(format!("{} is not a signing key", path.display())))?;
-    Ok(SigningKey::from_bytes(&seed))
+    Ok(SigningKey::from_bytes(&crate::key_file::read(path, "a signing key")?))
 }
 
-/// Creates `path` with mode 0600 from the start (never readable by others,
-/// not even for an instant) and syncs it.
 fn write_key(path: &Path, key: &SigningKey) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| internal("creating", path, e))?;
-    writeln!(f, "{}", hex::encode(key.to_bytes()))
-        .and_then(|()| f.sync_all())
-        .map_err(|e| internal("writing", path, e))
+    crate::key_file::write(path, &key.to_bytes())
 }
 
 fn append_line(path: &Path, line: &str) -> Result<()> {

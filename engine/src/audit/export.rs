@@ -30,74 +30,13 @@ pub enum Line {
     Checkpoint {
         line: String,
     },
-    Entry(Box<ExportedEntry>),
+    /// The stored row, field for field (`Entry`'s own serde form).
+    Entry(Box<Entry>),
     Link {
         id: i64,
         body_digest: String,
         prev_hash: String,
     },
-}
-
-/// An entry as exported: the stored row, field for field.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportedEntry {
-    pub id: i64,
-    pub at: String,
-    pub actor_kind: String,
-    pub actor_id: Option<i64>,
-    pub actor_name: String,
-    pub source_ip: Option<String>,
-    pub action: String,
-    pub environment: Option<String>,
-    pub target: Option<String>,
-    pub reason: Option<String>,
-    pub result: String,
-    pub details: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-impl From<Entry> for ExportedEntry {
-    fn from(e: Entry) -> Self {
-        ExportedEntry {
-            id: e.id,
-            at: e.at,
-            actor_kind: e.actor_kind,
-            actor_id: e.actor_id,
-            actor_name: e.actor_name,
-            source_ip: e.source_ip,
-            action: e.action,
-            environment: e.environment,
-            target: e.target,
-            reason: e.reason,
-            result: e.result,
-            details: e.details,
-            prev_hash: e.prev_hash,
-            hash: e.hash,
-        }
-    }
-}
-
-impl From<ExportedEntry> for Entry {
-    fn from(e: ExportedEntry) -> Self {
-        Entry {
-            id: e.id,
-            at: e.at,
-            actor_kind: e.actor_kind,
-            actor_id: e.actor_id,
-            actor_name: e.actor_name,
-            source_ip: e.source_ip,
-            action: e.action,
-            environment: e.environment,
-            target: e.target,
-            reason: e.reason,
-            result: e.result,
-            details: e.details,
-            prev_hash: e.prev_hash,
-            hash: e.hash,
-        }
-    }
 }
 
 impl Line {
@@ -111,7 +50,7 @@ impl Line {
     /// An entry the filter matched, or the link standing for one it did not.
     pub fn for_entry(e: Entry, matched: bool) -> Line {
         if matched {
-            Line::Entry(Box::new(e.into()))
+            Line::Entry(Box::new(e))
         } else {
             Line::Link {
                 id: e.id,
@@ -214,7 +153,6 @@ pub fn verify_export(
             (line, Some(_)) => {
                 let (id, body, prev) = match line {
                     Line::Entry(e) => {
-                        let e = Entry::from(*e);
                         let hash_matches = e.hash_checks_out();
                         if !hash_matches {
                             return Err(broken(format!(

@@ -104,8 +104,9 @@ impl Event {
     }
 }
 
-/// A stored entry.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+/// A stored entry. Its serde form is an export's `entry` line (see `export`).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Entry {
     pub id: i64,
     pub at: String,
@@ -129,21 +130,26 @@ impl Entry {
     /// smuggled into a value. An export can carry this digest in place of an
     /// entry it leaves out and still prove the chain around it.
     pub fn body_digest(&self) -> String {
-        let canonical = serde_json::json!([
-            self.id,
-            self.at,
-            self.actor_kind,
-            self.actor_id,
-            self.actor_name,
-            self.source_ip,
-            self.action,
-            self.environment,
-            self.target,
-            self.reason,
-            self.result,
-            self.details,
-        ]);
-        sha256_hex(canonical.to_string().as_bytes())
+        sha256_hex(serde_json::Value::Array(self.fields()).to_string().as_bytes())
+    }
+
+    /// The entry's own fields, in the canonical order both hash forms use.
+    fn fields(&self) -> Vec<serde_json::Value> {
+        use serde_json::json;
+        vec![
+            json!(self.id),
+            json!(self.at),
+            json!(self.actor_kind),
+            json!(self.actor_id),
+            json!(self.actor_name),
+            json!(self.source_ip),
+            json!(self.action),
+            json!(self.environment),
+            json!(self.target),
+            json!(self.reason),
+            json!(self.result),
+            json!(self.details),
+        ]
     }
 
     /// The entry's link in the chain: its body digest and the hash of the
@@ -160,22 +166,9 @@ impl Entry {
     }
 
     fn first_form_hash(&self) -> String {
-        let canonical = serde_json::json!([
-            self.id,
-            self.at,
-            self.actor_kind,
-            self.actor_id,
-            self.actor_name,
-            self.source_ip,
-            self.action,
-            self.environment,
-            self.target,
-            self.reason,
-            self.result,
-            self.details,
-            self.prev_hash,
-        ]);
-        sha256_hex(canonical.to_string().as_bytes())
+        let mut fields = self.fields();
+        fields.push(self.prev_hash.clone().into());
+        sha256_hex(serde_json::Value::Array(fields).to_string().as_bytes())
     }
 }
 

@@ -13,15 +13,16 @@
 //! the pending key (`secrets.key.new`) is loaded beside the current one.
 
 use crate::error::{Error, Result};
+use crate::key_file;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 const KEY_FILE: &str = "secrets.key";
 const DOMAIN: &str = "switchyard-secret/1";
+/// How a key file that does not parse is named in the error.
+const WHAT: &str = "a secrets key";
 
 /// A value as stored: which key, the nonce, the ciphertext (with its tag).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,14 +74,14 @@ impl SecretBox {
     pub fn open(data_dir: &Path) -> Result<SecretBox> {
         let path = data_dir.join(KEY_FILE);
         if !path.exists() {
-            write_key(&path, &rand::random())?;
+            key_file::write(&path, &rand::random())?;
         }
         let pending_path = data_dir.join(format!("{KEY_FILE}.new"));
         Ok(SecretBox {
             dir: data_dir.to_path_buf(),
-            current: Key::from_bytes(&read_key(&path)?),
+            current: Key::from_bytes(&key_file::read(&path, WHAT)?),
             pending: if pending_path.exists() {
-                Some(Key::from_bytes(&read_key(&pending_path)?))
+                Some(Key::from_bytes(&key_file::read(&pending_path, WHAT)?))
             } else {
                 None
             },
@@ -152,10 +153,10 @@ impl SecretBox {
     pub fn begin_rotation(&self) -> Result<SecretBox> {
         let path = self.dir.join(format!("{KEY_FILE}.new"));
         let bytes: [u8; 32] = if path.exists() {
-            read_key(&path)?
+            key_file::read(&path, WHAT)?
         } else {
             let bytes = rand::random();
-            write_key(&path, &bytes)?;
+            key_file::write(&path, &bytes)?;
             bytes
         };
         Ok(SecretBox {
@@ -181,29 +182,6 @@ impl SecretBox {
     pub fn key_id(&self) -> &str {
         &self.current.id
     }
-}
-
-fn read_key(path: &Path) -> Result<[u8; 32]> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Internal(format!("reading {}: {e}", path.display())))?;
-    hex::decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Error::Internal(format!("{} is not a secrets key", path.display())))
-}
-
-/// Created with mode 0600 from the start, then synced.
-fn write_key(path: &Path, bytes: &[u8; 32]) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::Internal(format!("creating {}: {e}", path.display())))?;
-    writeln!(f, "{}", hex::encode(bytes))
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))
 }
 
 #[cfg(test)]
