@@ -35,6 +35,15 @@ pub async fn settings(pool: &Pool, env_id: i64) -> Result<ApprovalSettings> {
 }
 
 pub async fn set_settings(pool: &Pool, env_id: i64, s: &ApprovalSettings) -> Result<()> {
+    write_settings(&mut *pool.acquire().await?, env_id, s).await
+}
+
+/// [`set_settings`] inside the caller's transaction.
+pub async fn write_settings(
+    conn: &mut sqlx::SqliteConnection,
+    env_id: i64,
+    s: &ApprovalSettings,
+) -> Result<()> {
     if s.signoff_ttl.as_secs() == 0 {
         return Err(Error::invalid(
             "signoff_ttl_hours",
@@ -49,7 +58,7 @@ pub async fn set_settings(pool: &Pool, env_id: i64, s: &ApprovalSettings) -> Res
     .bind(&s.backup_command)
     .bind(s.signoff_ttl.as_secs() as i64)
     .bind(env_id)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -205,6 +214,18 @@ pub fn validate_item(item: &TemplateItem) -> Result<()> {
 /// Replaces an environment's template. Releases already requested keep the
 /// checklist they were given.
 pub async fn replace_template(pool: &Pool, env_id: i64, items: &[TemplateItem]) -> Result<()> {
+    let mut tx = crate::store::begin_write(pool).await?;
+    write_template(&mut tx, env_id, items).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`replace_template`] inside the caller's transaction.
+pub async fn write_template(
+    conn: &mut sqlx::SqliteConnection,
+    env_id: i64,
+    items: &[TemplateItem],
+) -> Result<()> {
     if items.len() > 50 {
         return Err(Error::invalid(
             "items",
@@ -214,10 +235,9 @@ pub async fn replace_template(pool: &Pool, env_id: i64, items: &[TemplateItem]) 
     for item in items {
         validate_item(item)?;
     }
-    let mut tx = crate::store::begin_write(pool).await?;
     sqlx::query("DELETE FROM checklist_items WHERE environment_id = ?")
         .bind(env_id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     for (position, item) in items.iter().enumerate() {
         sqlx::query(
@@ -233,10 +253,9 @@ pub async fn replace_template(pool: &Pool, env_id: i64, items: &[TemplateItem]) 
         .bind(item.max_age_hours)
         .bind(item.required)
         .bind(crate::now())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

@@ -28,7 +28,8 @@ pub async fn begin(pool: &Pool, d: &NewDeployment<'_>) -> Result<i64> {
     let res = sqlx::query(
         "INSERT INTO deployments (environment_id, kind, status, from_version, to_version, from_slot, to_slot, \
          requested_by, reason, started_at, holder, heartbeat_at) \
-         VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         SELECT ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ? \
+         WHERE EXISTS (SELECT 1 FROM environments WHERE id = ? AND archived_at IS NULL)",
     )
     .bind(d.environment_id)
     .bind(d.kind.as_str())
@@ -41,9 +42,15 @@ pub async fn begin(pool: &Pool, d: &NewDeployment<'_>) -> Result<i64> {
     .bind(crate::now())
     .bind(d.holder.map(|h| h.to_string()))
     .bind(crate::now())
+    .bind(d.environment_id)
     .execute(pool)
     .await;
     match res {
+        // Archived in the meantime (see `environments::archive`).
+        Ok(r) if r.rows_affected() == 0 => Err(Error::NotFound(format!(
+            "environment {} (archived)",
+            d.environment_id
+        ))),
         Ok(r) => Ok(r.last_insert_rowid()),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             let (by, since) = in_progress(pool, d.environment_id)

@@ -35,6 +35,7 @@ mod accounts;
 mod actor;
 mod approvals;
 mod engine;
+mod environment_config;
 pub mod error;
 mod key_file;
 mod monitor;
@@ -84,6 +85,9 @@ pub use audit::Checkpoint as AuditCheckpoint;
 pub use audit::Verdict as AuditVerdict;
 pub use checklists::default_template as default_checklist;
 pub use engine::Engine;
+pub use environment_config::file::{
+    parse as parse_environment_file, render as render_environment_file,
+};
 pub use environments::NewEnvironment;
 pub use error::{Error, ErrorKind};
 pub use password::generate_password;

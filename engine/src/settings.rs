@@ -38,7 +38,7 @@ pub fn of(env: &Environment) -> PipelineSettings {
 }
 
 /// The health wait's interval and deadline, checked.
-fn health(s: &PipelineSettings) -> Result<(Duration, Duration)> {
+pub(crate) fn health(s: &PipelineSettings) -> Result<(Duration, Duration)> {
     let interval = Duration::from_millis(s.health_interval_ms);
     let deadline = Duration::from_millis(s.health_deadline_ms);
     if interval < Duration::from_millis(10) || interval > Duration::from_secs(60) {
@@ -56,7 +56,7 @@ fn health(s: &PipelineSettings) -> Result<(Duration, Duration)> {
     Ok((interval, deadline))
 }
 
-fn gates(s: &PipelineSettings) -> Result<GateSettings> {
+pub(crate) fn gates(s: &PipelineSettings) -> Result<GateSettings> {
     if !s.max_error_pct.is_finite() {
         return Err(Error::invalid(
             "max_error_pct",
@@ -74,7 +74,7 @@ fn gates(s: &PipelineSettings) -> Result<GateSettings> {
     Ok(g)
 }
 
-fn timings(s: &PipelineSettings) -> Result<Timings> {
+pub(crate) fn timings(s: &PipelineSettings) -> Result<Timings> {
     let t = Timings {
         drain_timeout: Duration::from_millis(s.drain_timeout_ms),
         watch_window: Duration::from_millis(s.watch_window_ms),

@@ -8,6 +8,7 @@
 
 mod audit;
 mod deployment;
+mod environment_config;
 mod people;
 mod release;
 mod slot;
@@ -16,6 +17,7 @@ mod traffic;
 
 pub use audit::*;
 pub use deployment::*;
+pub use environment_config::*;
 pub use people::*;
 pub use release::*;
 pub use slot::*;

@@ -95,6 +95,7 @@ pub struct EnvironmentView {
 /// and edits them. Durations in milliseconds; the error-rate threshold in
 /// percent; smoke routes one per line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PipelineSettings {
     pub health_interval_ms: u64,
     pub health_deadline_ms: u64,

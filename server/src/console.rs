@@ -230,6 +230,16 @@ pub async fn offline_engine(data_dir: &Path) -> anyhow::Result<Engine> {
     .with_secrets(engine::SecretBox::open(data_dir)?))
 }
 
+/// [`offline_engine`] that can also stop Docker slots, when Docker Engine
+/// answers.
+pub async fn offline_engine_with_docker(data_dir: &Path) -> anyhow::Result<Engine> {
+    let engine = offline_engine(data_dir).await?;
+    Ok(match engine::DockerRuntime::connect().await {
+        Ok(docker) => engine.with_runtime(model::RuntimeKind::Docker, Arc::new(docker)),
+        Err(_) => engine,
+    })
+}
+
 /// Every few seconds: probe the slots for the dashboard, recover locks whose
 /// console died or went silent (without waiting for that console to come
 /// back), and stop standbys past their window.

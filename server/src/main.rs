@@ -5,10 +5,9 @@ use clap::{Parser, Subcommand};
 use engine::Actor;
 use server::commands::{self, audit::AuditCommand, env::EnvCommand};
 use server::config::{Config, ServeArgs};
-use server::console::{offline_engine, Console, FirstAdmin};
+use server::console::{offline_engine, offline_engine_with_docker, Console, FirstAdmin};
 use server::{bootstrap, private_files};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "switchyard", about = "Blue-green deployment console", version)]
@@ -47,6 +46,19 @@ enum Command {
     /// An environment's variables and secrets.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Create or change environments from a TOML file: prints what would
+    /// change, field by field; writes (all or nothing) only with `--yes`.
+    Apply {
+        #[arg(short = 'f', long)]
+        file: PathBuf,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Write every environment as the file `apply` reads (secrets by name).
+    Export {
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
     /// The key that encrypts environments' secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -118,10 +130,7 @@ async fn main() -> anyhow::Result<()> {
                 "deploys run in the console (its dashboard or a release's page); \
                  `switchyard deploy --dry-run ENV VERSION` shows the plan"
             );
-            let mut engine = offline_engine(&cli.data_dir).await?;
-            if let Ok(docker) = engine::DockerRuntime::connect().await {
-                engine = engine.with_runtime(model::RuntimeKind::Docker, Arc::new(docker));
-            }
+            let engine = offline_engine_with_docker(&cli.data_dir).await?;
             let plan = engine
                 .plan_deploy(&engine::Actor::system(), &environment, &version)
                 .await?;
@@ -148,6 +157,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Audit(command) => commands::audit::run(&cli.data_dir, command).await,
         Command::Env(command) => commands::env::run(&cli.data_dir, command).await,
+        Command::Apply { file, yes } => commands::declare::apply(&cli.data_dir, &file, yes).await,
+        Command::Export { output } => {
+            commands::declare::export(&cli.data_dir, output.as_deref()).await
+        }
         Command::Secrets(SecretsCommand::RotateKey) => {
             commands::env::rotate_secrets_key(&cli.data_dir).await
         }

@@ -213,34 +213,63 @@ const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_
      nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
      gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen";
 
-pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
-    let valid_name = (1..=40).contains(&new.name.len())
-        && new
-            .name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !valid_name {
-        return Err(Error::invalid(
-            "name",
-            "environment name must be 1-40 characters: a-z, 0-9, '-'",
-        ));
-    }
-    let nginx = match (new.router, &new.nginx) {
-        (RouterKind::Nginx, None) => {
+impl NewEnvironment {
+    /// Checks what the store cannot: the name's shape, the nginx settings'
+    /// presence, the gates, the preview address.
+    pub fn validate(&self) -> Result<()> {
+        validate_name(&self.name)?;
+        if self.router == RouterKind::Nginx && self.nginx.is_none() {
             return Err(Error::invalid(
                 "nginx",
                 "the nginx router needs its settings (configuration, include, pid file)",
-            ))
+            ));
         }
-        (RouterKind::Nginx, Some(n)) => Some(n),
-        _ => None,
-    };
-    new.gates.validate()?;
-    if let Some(listen) = &new.preview_listen {
-        validate_preview_listen(listen)?;
+        self.gates.validate()?;
+        if let Some(listen) = &self.preview_listen {
+            validate_preview_listen(listen)?;
+        }
+        Ok(())
     }
-    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+
+    /// The nginx settings when the router is nginx (ignored otherwise).
+    fn nginx(&self) -> Option<&NginxSettings> {
+        self.nginx.as_ref().filter(|_| self.router == RouterKind::Nginx)
+    }
+}
+
+/// An environment name: it appears in URLs, container names and nginx
+/// upstream names, so lowercase letters, digits and '-' only.
+pub fn validate_name(name: &str) -> Result<()> {
+    let valid = (1..=40).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            "environment name must be 1-40 characters: a-z, 0-9, '-'",
+        ))
+    }
+}
+
+pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
+    new.validate()?;
     let mut tx = crate::store::begin_write(pool).await?;
+    insert(&mut tx, new).await?;
+    tx.commit().await?;
+    find(pool, &new.name).await
+}
+
+fn path(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Inserts a checked environment and its two stopped slots, inside the
+/// caller's transaction (an apply writes many at once). Its id.
+pub async fn insert(conn: &mut sqlx::SqliteConnection, new: &NewEnvironment) -> Result<i64> {
+    let nginx = new.nginx();
     let res = sqlx::query(
         "INSERT INTO environments (name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
          health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at, \
@@ -277,12 +306,15 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
     .bind(new.watch_window.as_millis() as i64)
     .bind(new.standby_window.as_millis() as i64)
     .bind(new.preview_listen.as_deref())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await;
     let id = match res {
         Ok(r) => r.last_insert_rowid(),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(Error::AlreadyExists(format!("environment {:?}", new.name)))
+            return Err(Error::AlreadyExists(format!(
+                "environment {:?} (names stay taken after archiving: history refers to them)",
+                new.name
+            )))
         }
         Err(e) => return Err(e.into()),
     };
@@ -291,16 +323,108 @@ pub async fn create(pool: &Pool, new: &NewEnvironment) -> Result<Environment> {
             .bind(id)
             .bind(color.as_str())
             .bind(crate::now())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
-    tx.commit().await?;
-    find(pool, &new.name).await
+    Ok(id)
 }
 
+/// Replaces every setting of environment `id` with `new`'s (its name and
+/// its slots, active color and routing generation stay), inside the
+/// caller's transaction. Takes effect from the next deploy.
+pub async fn update(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    new: &NewEnvironment,
+) -> Result<()> {
+    let nginx = new.nginx();
+    let updated = sqlx::query(
+        "UPDATE environments SET app_url = ?, runtime = ?, artifact_template = ?, proxy_admin_url = ?, \
+         proxy_token_file = ?, health_path = ?, health_interval_ms = ?, health_deadline_ms = ?, \
+         stop_grace_ms = ?, router = ?, nginx_binary = ?, nginx_conf = ?, nginx_prefix = ?, \
+         nginx_include = ?, nginx_pid_file = ?, nginx_upstream = ?, nginx_reload_timeout_ms = ?, \
+         gate_smoke_paths = ?, gate_sample_requests = ?, gate_p95_ms = ?, gate_p99_ms = ?, \
+         gate_max_error_pct = ?, drain_timeout_ms = ?, watch_window_ms = ?, standby_window_ms = ?, \
+         preview_listen = ? WHERE id = ? AND archived_at IS NULL",
+    )
+    .bind(&new.app_url)
+    .bind(new.runtime.as_str())
+    .bind(&new.artifact_template)
+    .bind(&new.proxy_admin_url)
+    .bind(&new.proxy_token_file)
+    .bind(&new.health_path)
+    .bind(new.health_interval.as_millis() as i64)
+    .bind(new.health_deadline.as_millis() as i64)
+    .bind(new.stop_grace.as_millis() as i64)
+    .bind(new.router.as_str())
+    .bind(nginx.map(|n| path(&n.binary)))
+    .bind(nginx.map(|n| path(&n.conf)))
+    .bind(nginx.and_then(|n| n.prefix.as_deref().map(path)))
+    .bind(nginx.map(|n| path(&n.include)))
+    .bind(nginx.map(|n| path(&n.pid_file)))
+    .bind(nginx.map(|n| n.upstream.clone()))
+    .bind(nginx.map(|n| n.reload_timeout.as_millis() as i64))
+    .bind(new.gates.smoke_paths_text())
+    .bind(new.gates.sample_requests as i64)
+    .bind(new.gates.p95.as_millis() as i64)
+    .bind(new.gates.p99.as_millis() as i64)
+    .bind(new.gates.max_error_rate * 100.0)
+    .bind(new.drain_timeout.as_millis().max(1) as i64)
+    .bind(new.watch_window.as_millis() as i64)
+    .bind(new.standby_window.as_millis() as i64)
+    .bind(new.preview_listen.as_deref())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    found(updated.rows_affected(), id)
+}
+
+/// Archives environment `env_id`: refused while a deployment runs (checked
+/// in the same statement, so a deploy cannot slip in between; a deploy
+/// begun after it finds the environment archived).
+pub async fn archive(pool: &Pool, env_id: i64, by: &str) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE environments SET archived_at = ?, archived_by = ? \
+         WHERE id = ? AND archived_at IS NULL AND NOT EXISTS \
+         (SELECT 1 FROM deployments WHERE environment_id = ? AND status = 'running')",
+    )
+    .bind(crate::audit::timestamp(crate::now()))
+    .bind(by)
+    .bind(env_id)
+    .bind(env_id)
+    .execute(pool)
+    .await?;
+    if updated.rows_affected() == 1 {
+        return Ok(());
+    }
+    if let Some((by, since)) = crate::deployments::in_progress(pool, env_id).await? {
+        return Err(Error::DeployInProgress { by, since });
+    }
+    Err(Error::NotFound(format!("environment {env_id}")))
+}
+
+/// The archived environments, most recent first.
+pub async fn archived(pool: &Pool) -> Result<Vec<model::ArchivedEnvironment>> {
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT name, archived_at, archived_by FROM environments \
+         WHERE archived_at IS NOT NULL ORDER BY archived_at DESC, name",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, archived_at, by)| model::ArchivedEnvironment {
+            name,
+            archived_at,
+            archived_by: by.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// The live (not archived) environment of that name.
 pub async fn find(pool: &Pool, name: &str) -> Result<Environment> {
     sqlx::query_as::<_, EnvRow>(&format!(
-        "SELECT {ENV_COLUMNS} FROM environments WHERE name = ?"
+        "SELECT {ENV_COLUMNS} FROM environments WHERE name = ? AND archived_at IS NULL"
     ))
     .bind(name)
     .fetch_optional(pool)
@@ -309,6 +433,7 @@ pub async fn find(pool: &Pool, name: &str) -> Result<Environment> {
     .try_into()
 }
 
+/// By id, archived or not (history refers to archived ones by id).
 pub async fn get(pool: &Pool, id: i64) -> Result<Environment> {
     sqlx::query_as::<_, EnvRow>(&format!(
         "SELECT {ENV_COLUMNS} FROM environments WHERE id = ?"
@@ -320,9 +445,10 @@ pub async fn get(pool: &Pool, id: i64) -> Result<Environment> {
     .try_into()
 }
 
+/// The live environments (archived ones are left out).
 pub async fn list(pool: &Pool) -> Result<Vec<Environment>> {
     sqlx::query_as::<_, EnvRow>(&format!(
-        "SELECT {ENV_COLUMNS} FROM environments ORDER BY name"
+        "SELECT {ENV_COLUMNS} FROM environments WHERE archived_at IS NULL ORDER BY name"
     ))
     .fetch_all(pool)
     .await?

@@ -335,3 +335,61 @@ pub async fn reencrypt_all(pool: &Pool, from: &SecretBox, to: &SecretBox) -> Res
     tx.commit().await?;
     Ok(count)
 }
+
+/// Makes `env_id`'s plain variables exactly `wanted` and drops every secret
+/// not named in `keep_secrets`, inside the caller's transaction (an edit or
+/// an apply). A variable whose value is unchanged keeps its "updated at/by".
+/// Names are checked by the caller.
+pub async fn write_declared(
+    conn: &mut sqlx::SqliteConnection,
+    env_id: i64,
+    wanted: &std::collections::BTreeMap<String, String>,
+    keep_secrets: &[String],
+    by: &str,
+) -> Result<()> {
+    let at = crate::audit::timestamp(crate::now());
+    let current: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, value FROM environment_variables WHERE environment_id = ?",
+    )
+    .bind(env_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (name, value) in &current {
+        if wanted.get(name) != Some(value) {
+            sqlx::query("DELETE FROM environment_variables WHERE environment_id = ? AND name = ?")
+                .bind(env_id)
+                .bind(name)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    for (name, value) in wanted {
+        if current.iter().any(|(n, v)| n == name && v == value) {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO environment_variables (environment_id, name, value, updated_at, updated_by) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(env_id)
+        .bind(name)
+        .bind(value)
+        .bind(&at)
+        .bind(by)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let secrets: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM environment_secrets WHERE environment_id = ?")
+            .bind(env_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    for name in secrets.iter().filter(|n| !keep_secrets.contains(n)) {
+        sqlx::query("DELETE FROM environment_secrets WHERE environment_id = ? AND name = ?")
+            .bind(env_id)
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -2,4 +2,5 @@
 //! directory through `console::offline_engine`.
 
 pub mod audit;
+pub mod declare;
 pub mod env;

@@ -1,0 +1,165 @@
+//! An environment as people write it down: the Environments page's form,
+//! `switchyard env create|edit`, and the `[[environment]]` tables of the
+//! file `switchyard apply` reads and `switchyard export` writes. One shape
+//! for all three, so what the page saves, the file holds.
+//!
+//! Secrets appear by name only: their values are set one by one
+//! (`switchyard env secret`, the settings page) and never leave the console.
+
+use crate::{PipelineSettings, RouterKind, RuntimeKind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// The identity: never changed by an edit or an apply.
+    pub name: String,
+    #[serde(default = "process")]
+    pub runtime: RuntimeKind,
+    /// A command line (process) or an image reference (docker) holding
+    /// `{version}`, e.g. `registry.local:5000/shop:{version}`.
+    pub artifact: String,
+    /// Where users reach the service.
+    pub app_url: String,
+    /// host:port of the router's preview listener, where gates reach the
+    /// idle slot; empty: gates go to the slot directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_listen: Option<String>,
+    #[serde(default = "health_path")]
+    pub health_path: String,
+    /// How long a stopping slot gets between SIGTERM and SIGKILL.
+    #[serde(default = "stop_grace_ms")]
+    pub stop_grace_ms: u64,
+    /// A release must have succeeded there first (promotion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// Exit status 0 = a recent enough backup exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_command: Option<String>,
+    /// How long a checklist sign-off stays valid.
+    #[serde(default = "signoff_ttl_secs")]
+    pub signoff_ttl_secs: u64,
+    /// Names of the secrets the slots get (values are never written here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// Plain variables the slots get.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    pub router: RouterConfig,
+    #[serde(default)]
+    pub pipeline: PipelineSettings,
+}
+
+/// Which router switches users, with its settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    #[serde(default = "builtin")]
+    pub kind: RouterKind,
+    /// Builtin: switchyard-proxy's admin API and the file holding its token.
+    #[serde(default)]
+    pub admin_url: String,
+    #[serde(default)]
+    pub token_file: String,
+    /// Required when `kind` is nginx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx: Option<NginxConfig>,
+}
+
+/// The nginx router's files: see docs/ARCHITECTURE.md, "nginx router".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NginxConfig {
+    pub binary: String,
+    pub conf: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    pub include: String,
+    pub pid_file: String,
+    pub upstream: String,
+    pub reload_timeout_ms: u64,
+}
+
+/// Where a new environment's checklist comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChecklistSource {
+    /// The pre-deployment items common to the runbooks (the default).
+    #[default]
+    Default,
+    /// A copy of another environment's checklist.
+    CopyFrom(String),
+    /// No checklist: deploys need no release.
+    Empty,
+}
+
+/// What `apply` would do to one environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentPlan {
+    pub name: String,
+    pub action: PlanAction,
+    /// Field by field (dotted names, e.g. `pipeline.watch_window_ms`);
+    /// empty when unchanged.
+    pub changes: Vec<FieldChange>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlanAction {
+    Create,
+    Change,
+    Unchanged,
+    /// In the console, not in the file: left as it is (apply never drops an
+    /// environment; `switchyard env archive` does, with confirmation).
+    NotInFile,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// An archived environment: its history and audit entries stay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchivedEnvironment {
+    pub name: String,
+    pub archived_at: String,
+    pub archived_by: String,
+}
+
+impl Default for PipelineSettings {
+    /// The values teams use by hand: poll health every 250 ms for up to a
+    /// minute, smoke `/`, 50 samples under p95 200 ms / p99 500 ms / 1 %
+    /// errors, a 30 s drain, a 5-minute watch, a 15-minute warm standby.
+    fn default() -> Self {
+        PipelineSettings {
+            health_interval_ms: 250,
+            health_deadline_ms: 60_000,
+            smoke_paths: "/".into(),
+            sample_requests: 50,
+            p95_ms: 200,
+            p99_ms: 500,
+            max_error_pct: 1.0,
+            drain_timeout_ms: 30_000,
+            watch_window_ms: 300_000,
+            standby_window_ms: 900_000,
+        }
+    }
+}
+
+fn process() -> RuntimeKind {
+    RuntimeKind::Process
+}
+fn builtin() -> RouterKind {
+    RouterKind::Builtin
+}
+fn health_path() -> String {
+    "/health".into()
+}
+fn stop_grace_ms() -> u64 {
+    10_000
+}
+fn signoff_ttl_secs() -> u64 {
+    24 * 3600
+}
