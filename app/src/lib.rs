@@ -8,6 +8,7 @@ pub mod checklists;
 pub mod components;
 pub mod dashboard;
 pub mod deployment;
+pub mod environments;
 pub mod error;
 #[cfg(feature = "ssr")]
 pub mod fields;
@@ -92,6 +93,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/users") view=users::UsersPage ssr=SsrMode::Async/>
                 <Route path=path!("/releases") view=releases::ReleasesListPage ssr=SsrMode::Async/>
                 <Route path=path!("/releases/:id") view=releases::ReleaseDetailPage ssr=SsrMode::Async/>
+                <Route path=path!("/environments") view=environments::EnvironmentsListPage ssr=SsrMode::Async/>
+                <Route path=path!("/environments/:name") view=environments::EnvironmentsListPage ssr=SsrMode::Async/>
                 <Route path=path!("/environments/:name/checklist") view=checklists::ChecklistTemplatePage ssr=SsrMode::Async/>
                 <Route path=path!("/environments/:name/lock") view=lock::LockDetailPage ssr=SsrMode::Async/>
                 <Route path=path!("/environments/:name/settings") view=settings::SettingsDetailPage ssr=SsrMode::Async/>

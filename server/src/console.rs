@@ -140,6 +140,10 @@ impl Console {
             leptos_options,
             engine: engine.clone(),
             session_absolute_timeout: cfg.session_absolute_timeout,
+            proxy: app::state::ProxyAddress {
+                admin_url: format!("http://{}", cfg.proxy_admin),
+                token_file: cfg.proxy_token_file().display().to_string(),
+            },
         };
         let router = http::router(
             state,

@@ -436,6 +436,49 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             vec![("environment", ENV), ("name", "GREETING")],
             [false, false, false, true],
         ),
+        (
+            "/api/load_environments",
+            vec![],
+            [false, false, false, true],
+        ),
+        // The admin creates, edits and archives an environment of its own
+        // (the matrix's other rows keep using ENV).
+        (
+            "/api/create_environment",
+            vec![
+                ("name", "matrix"),
+                ("runtime", "docker"),
+                ("artifact", "127.0.0.1:5000/matrix:{version}"),
+                ("app_url", "http://127.0.0.1:9/"),
+                ("preview_listen", ""),
+                ("health_path", "/health"),
+                ("admin_url", "http://127.0.0.1:2"),
+                ("upstream", ""),
+                ("signoff_ttl_hours", "24"),
+                ("checklist", "default"),
+            ],
+            [false, false, false, true],
+        ),
+        (
+            "/api/edit_environment",
+            vec![
+                ("environment", "matrix"),
+                ("artifact", "127.0.0.1:5000/matrix-app:{version}"),
+                ("app_url", "http://127.0.0.1:9/"),
+                ("preview_listen", ""),
+                ("health_path", "/ready"),
+                ("stop_grace_ms", "5000"),
+                ("admin_url", "http://127.0.0.1:2"),
+                ("upstream", ""),
+                ("signoff_ttl_hours", "24"),
+            ],
+            [false, false, false, true],
+        ),
+        (
+            "/api/archive_environment",
+            vec![("environment", "matrix")],
+            [false, false, false, true],
+        ),
         // Nothing is locked here: an admin is told so; everyone else is
         // refused before that is even looked at.
         (
@@ -469,13 +512,16 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             let template_before = c.count("checklist_items").await;
             let variables_before = c.count("environment_variables").await;
             let secrets_before = c.count("environment_secrets").await;
+            let environments_before = c.count("environments").await;
             let r = c.post(path, form, Some(&cookie), &[]).await;
             // A role refusal reads "<role> may not <action>"; rules say more.
             let denied = r.status.as_u16() == 403 && r.body.contains(" may not ");
             report.push(format!("{path} {name} -> {}", r.status));
             if allowed[i] {
                 assert!(!denied, "{name} should be allowed {path}: {}", r.body);
-                // Reads have everything they need here: they must fully succeed.
+                // Reads have everything they need here, and so do the
+                // admin's own environment's create, edit and archive: they
+                // must fully succeed.
                 let read = [
                     "/api/load_overview",
                     "/api/environment_status",
@@ -490,6 +536,10 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
                     "/api/environment_lock",
                     "/api/load_pipeline_settings",
                     "/api/slot_output",
+                    "/api/load_environments",
+                    "/api/create_environment",
+                    "/api/edit_environment",
+                    "/api/archive_environment",
                 ];
                 if read.contains(path) {
                     assert!(
@@ -527,6 +577,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
                     ("checklist_items", template_before),
                     ("environment_variables", variables_before),
                     ("environment_secrets", secrets_before),
+                    ("environments", environments_before),
                 ] {
                     assert_eq!(
                         c.count(table).await,
@@ -537,7 +588,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             }
         }
     }
-    assert_eq!(report.len(), 4 * 36, "{report:#?}");
+    assert_eq!(report.len(), 4 * 40, "{report:#?}");
 
     // GET routes: the deployment's event stream is a read every role may
     // follow (a finished deployment: its final state, then the end), and

@@ -32,6 +32,8 @@ const WRITABLE: &[(&str, &str)] = &[
     ("environments", "nginx_binary"),
     ("environments", "nginx_prefix"),
     ("environments", "nginx_upstream"),
+    ("environments", "proxy_admin_url"),
+    ("environments", "archived_by"),
     ("slots", "version"),
     ("slots", "address"),
     ("slots", "handle"),
@@ -80,11 +82,7 @@ const NOT_PEOPLES_TEXT: &[(&str, &str, &str)] = &[
     ("users", "created_at", "time written by the console"),
     ("environments", "runtime", "CHECK-ed enumeration"),
     ("environments", "router", "CHECK-ed enumeration"),
-    (
-        "environments",
-        "proxy_admin_url",
-        "never rendered (admin API address)",
-    ),
+    ("environments", "archived_at", "time written by the console"),
     (
         "environments",
         "proxy_token_file",
@@ -306,6 +304,19 @@ async fn build_scene(c: &Console) -> Scene {
         .set_secret(&system, ENV, "API_SECRET", "not shown")
         .await
         .unwrap();
+    // An archived environment, listed by name, time and who archived it.
+    let mut retired = NewEnvironment::new(
+        "retired",
+        "http://127.0.0.1:9/",
+        "/bin/true {version}",
+        "http://127.0.0.1:9",
+        "/nonexistent/token",
+    );
+    retired.watch_window = std::time::Duration::ZERO;
+    let retired = environments::create(&c.pool, &retired).await.unwrap();
+    engine::environments::archive(&c.pool, retired.id, "root")
+        .await
+        .unwrap();
     let admin = c.session_for("root").await;
     let requester = c.session_for("dev").await;
     Scene {
@@ -393,6 +404,10 @@ async fn pages(c: &Console, s: &Scene) -> Vec<(String, (StatusCode, StatusCode))
         (format!("/environments/{env}/checklist"), BOTH),
         (format!("/environments/{env}/lock"), BOTH),
         (format!("/environments/{env}/settings"), BOTH),
+        // Only admins manage environments (variables' values are there).
+        ("/environments".into(), (OK, StatusCode::FORBIDDEN)),
+        (format!("/environments/{env}"), (OK, StatusCode::FORBIDDEN)),
+        (format!("/environments/{reflected}"), (OK, StatusCode::FORBIDDEN)),
         (format!("/environments/{reflected}/settings"), MISSING),
         (format!("/no-such-page/{reflected}"), MISSING),
     ]
@@ -501,6 +516,16 @@ async fn no_payload_in_any_writable_field_becomes_markup_on_any_page() {
         audit.body.contains("audit_log.reason&lt;"),
         "the audit page does not show the entry"
     );
+    let envs = c.get("/environments/x", Some(&s.admin)).await;
+    for shown in [
+        "environments.archived_by&lt;",
+        "environments.artifact_template&lt;",
+    ] {
+        assert!(
+            envs.body.contains(shown),
+            "the environments page does not show {shown}"
+        );
+    }
 }
 
 #[tokio::test]

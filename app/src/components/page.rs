@@ -14,9 +14,10 @@ pub fn TopBar(user: SessionUser) -> impl IntoView {
         <header class="top">
             <nav>
                 <a class="brand" href="/">"Switchyard"</a>
-                <a href="/">"Environments"</a>
+                <a href="/">"Dashboard"</a>
                 <a href="/releases">"Releases"</a>
                 <a href="/audit">"Audit log"</a>
+                {is_admin.then(|| view! { <a href="/environments" data-testid="nav-environments">"Environments"</a> })}
                 {is_admin.then(|| view! { <a href="/users">"Users"</a> })}
             </nav>
             <UserBar user/>

@@ -308,3 +308,26 @@ fn check_router(env_name: &str, r: &RouterConfig) -> Result<RouterParts> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that leaves `[pipeline]` out gets what a new environment
+    /// gets: the two defaults are one.
+    #[test]
+    fn the_files_defaults_are_a_new_environments() {
+        let n = NewEnvironment::new("x", "http://a/", "run {version}", "http://b", "/t");
+        let d = model::PipelineSettings::default();
+        assert_eq!(
+            settings::health(&d).unwrap(),
+            (n.health_interval, n.health_deadline)
+        );
+        assert_eq!(settings::gates(&d).unwrap(), n.gates);
+        let t = settings::timings(&d).unwrap();
+        assert_eq!(
+            (t.drain_timeout, t.watch_window, t.standby_window),
+            (n.drain_timeout, n.watch_window, n.standby_window)
+        );
+    }
+}

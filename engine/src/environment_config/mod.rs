@@ -22,7 +22,7 @@ use crate::slot_env;
 use convert::Checked;
 use model::{
     ArchivedEnvironment, ChecklistSource, EnvironmentConfig, EnvironmentPlan, FieldChange,
-    PlanAction, SlotColor,
+    PlanAction, RouterKind,
 };
 
 /// One environment of a write: its checked config, and the live one it
@@ -218,6 +218,18 @@ impl Engine {
                         format!("environment {:?} is declared twice", new.name),
                     ));
                 }
+                if o.checked.new.router == RouterKind::Builtin
+                    && new.router == RouterKind::Builtin
+                    && same_url(&o.checked.new.proxy_admin_url, &new.proxy_admin_url)
+                {
+                    return Err(Error::invalid(
+                        "admin_url",
+                        format!(
+                            "{} and {} both use switchyard-proxy at {}: each environment needs its own proxy",
+                            o.checked.new.name, new.name, new.proxy_admin_url
+                        ),
+                    ));
+                }
                 if o.checked.new.app_url == new.app_url {
                     return Err(Error::invalid(
                         "app_url",
@@ -238,6 +250,25 @@ impl Engine {
                              create the new environment at another address, then archive {})",
                             new.app_url, env.name, env.name
                         ),
+                    ));
+                }
+                // One switchyard-proxy routes one environment: a second
+                // one on it would overwrite the first's routes at its
+                // first deploy.
+                let same_proxy = new.router == RouterKind::Builtin
+                    && env.router == RouterKind::Builtin
+                    && same_url(&env.proxy_admin_url, &new.proxy_admin_url);
+                if same_proxy && !declared_here {
+                    return Err(in_environment(
+                        Error::invalid(
+                            "admin_url",
+                            format!(
+                                "switchyard-proxy at {} already switches environment {}: \
+                                 each environment needs its own proxy",
+                                new.proxy_admin_url, env.name
+                            ),
+                        ),
+                        &new.name,
                     ));
                 }
                 if new.preview_listen.is_some() && env.preview_listen == new.preview_listen {
@@ -369,6 +400,19 @@ impl Engine {
         let by = actor
             .as_user()
             .map_or_else(|| "system".to_string(), |u| u.username.clone());
+        // Slots to stop, the idle one first; the runtime that stops them is
+        // needed before anything changes.
+        let mut running = Vec::new();
+        for slot in environments::slots(self.pool(), env.id).await? {
+            if slot.handle.is_some() {
+                running.push(slot);
+            }
+        }
+        running.sort_by_key(|s| env.active == Some(s.color));
+        let runtime = match running.is_empty() {
+            true => None,
+            false => Some(self.runtime_for(&env)?),
+        };
         {
             // Same guard as a deploy's start: no deploy of this console can
             // begin between the check and the archive.
@@ -380,24 +424,20 @@ impl Engine {
         ev.details =
             serde_json::json!({ "served_users": env.active.is_some(), "active": env.active });
         self.audit(ev).await?;
-        self.stop_archived(&env).await
-    }
-
-    /// Stops an archived environment's slots, the idle one first.
-    async fn stop_archived(&self, env: &Environment) -> Result<()> {
-        let mut order: Vec<SlotColor> = SlotColor::ALL.to_vec();
-        order.sort_by_key(|c| env.active == Some(*c));
-        let runtime = self.runtime_for(env)?;
-        for color in order {
-            let slot = environments::slot(self.pool(), env.id, color).await?;
-            if let Some(handle) = &slot.handle {
+        if let Some(runtime) = runtime {
+            for slot in running {
+                let handle = slot.handle.as_deref().unwrap_or_default();
                 runtime.stop(handle, env.stop_grace).await?;
                 environments::record_stopped(self.pool(), env.id, &slot).await?;
-                tracing::info!(env = %env.name, slot = %color, "archived: slot stopped");
+                tracing::info!(env = %env.name, slot = %slot.color, "archived: slot stopped");
             }
         }
         Ok(())
     }
+}
+
+fn same_url(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 /// An error about one environment of several, saying which.
