@@ -85,7 +85,7 @@ build_demo_images() {
 FROM scratch
 COPY switchyard-demo /switchyard-demo
 ARG APP_VERSION=dev
-ENV APP_VERSION=${APP_VERSION} DEMO_BIND=0.0.0.0 PORT=8080
+ENV APP_VERSION=${APP_VERSION} HOST=0.0.0.0 PORT=8080
 EXPOSE 8080
 ENTRYPOINT ["/switchyard-demo"]
 EOF

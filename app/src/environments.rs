@@ -102,6 +102,30 @@ mod ssr {
         Some(raw.trim().to_string()).filter(|s| !s.is_empty())
     }
 
+    /// The container settings a browser may set (mounts are the host's:
+    /// `switchyard env edit` or a file), over `current`.
+    pub fn docker(
+        current: model::DockerConfig,
+        port: &str,
+        memory_mb: &str,
+        cpus: &str,
+        restart: &str,
+        network: &str,
+    ) -> Result<model::DockerConfig, AppError> {
+        let cpus = match cpus.trim() {
+            "" => None,
+            raw => Some(crate::fields::number("cpus", raw)?),
+        };
+        Ok(model::DockerConfig {
+            port: whole_number("port", port)?,
+            memory_mb: crate::fields::optional_whole_number("memory_mb", Some(memory_mb))?,
+            cpus,
+            restart: restart.trim().to_string(),
+            network: optional(network),
+            ..current
+        })
+    }
+
     /// Hours from the form, seconds in the config; an unchanged field keeps
     /// a value that is not whole hours.
     pub fn ttl_secs(raw: &str, current: u64) -> Result<u64, AppError> {
@@ -141,6 +165,11 @@ pub async fn create_environment(
     upstream: String,
     signoff_ttl_hours: String,
     checklist: String,
+    port: String,
+    memory_mb: String,
+    cpus: String,
+    restart: String,
+    network: String,
 ) -> Result<String, AppError> {
     crate::error::respond(
         async move {
@@ -179,6 +208,14 @@ pub async fn create_environment(
                     nginx: None,
                 },
                 pipeline: Default::default(),
+                docker: ssr::docker(
+                    Default::default(),
+                    &port,
+                    &memory_mb,
+                    &cpus,
+                    &restart,
+                    &network,
+                )?,
             };
             let created = st
                 .engine
@@ -205,6 +242,11 @@ pub async fn edit_environment(
     admin_url: String,
     upstream: String,
     signoff_ttl_hours: String,
+    port: String,
+    memory_mb: String,
+    cpus: String,
+    restart: String,
+    network: String,
 ) -> Result<String, AppError> {
     crate::error::respond(
         async move {
@@ -226,6 +268,8 @@ pub async fn edit_environment(
             config.stop_grace_ms = crate::fields::whole_number("stop_grace_ms", &stop_grace_ms)?;
             config.upstream = ssr::optional(&upstream);
             config.signoff_ttl_secs = ssr::ttl_secs(&signoff_ttl_hours, config.signoff_ttl_secs)?;
+            config.docker =
+                ssr::docker(config.docker, &port, &memory_mb, &cpus, &restart, &network)?;
             if config.router.kind == model::RouterKind::Builtin {
                 let admin_url = admin_url.trim().trim_end_matches('/');
                 if admin_url != config.router.admin_url.trim_end_matches('/') {
@@ -416,6 +460,7 @@ fn CreateForm(
                 {text("switchyard-proxy admin", "admin_url", proxy_admin_url, "on this host")}
                 {text("Upstream environment", "upstream", String::new(), "a release must succeed there first; empty: none")}
                 {text("Sign-offs valid (hours)", "signoff_ttl_hours", "24".into(), "")}
+                <DockerFields d=model::DockerConfig::default()/>
                 <label class="setting">
                     <span>"Checklist"</span>
                     <select name="checklist" data-field="checklist">
@@ -463,6 +508,7 @@ fn EditForm(
                 </label>
                 {text("Upstream environment", "upstream", c.upstream.clone().unwrap_or_default(), "empty: none")}
                 {text("Sign-offs valid (hours)", "signoff_ttl_hours", (c.signoff_ttl_secs / 3600).to_string(), "")}
+                <DockerFields d=c.docker.clone()/>
                 <p class="notice">
                     {format!(
                         "Backup command: {}. Set with `switchyard env edit` or an applied file.",
@@ -482,6 +528,46 @@ fn EditForm(
                 <button type="submit" class="danger" disabled=move || archive.pending().get()>"Archive"</button>
             </ActionForm>
         </section>
+    }
+    .into_any()
+}
+
+/// A Docker environment's container settings (mounts listed, set on the
+/// host's side).
+#[component]
+fn DockerFields(d: model::DockerConfig) -> impl IntoView {
+    let restart = d.restart.clone();
+    let options = ["no", "on-failure", "unless-stopped", "always"]
+        .into_iter()
+        .chain(
+            (!["no", "on-failure", "unless-stopped", "always"].contains(&restart.as_str()))
+                .then_some(restart.as_str()),
+        )
+        .map(|o| {
+            let selected = o == restart;
+            let o = o.to_string();
+            view! { <option value=o.clone() selected=selected>{o.clone()}</option> }
+        })
+        .collect_view();
+    let mounts = if d.volumes.is_empty() {
+        "none".to_string()
+    } else {
+        d.volumes.join(", ")
+    };
+    view! {
+        <fieldset data-testid="docker-settings">
+            <legend>"Docker containers"</legend>
+            {text("Container port", "port", d.port.to_string(), "the service listens there inside the container (told as PORT)")}
+            {text("Memory limit (MB)", "memory_mb", d.memory_mb.map(|m| m.to_string()).unwrap_or_default(), "empty: no limit")}
+            {text("CPU limit", "cpus", d.cpus.map(|c| c.to_string()).unwrap_or_default(), "CPUs, e.g. 0.5; empty: no limit")}
+            <label class="setting">
+                <span>"Restart policy"</span>
+                <select name="restart" data-field="restart">{options}</select>
+                <small>"no: Switchyard decides what a dead slot means"</small>
+            </label>
+            {text("Network", "network", d.network.clone().unwrap_or_default(), "empty: Docker's default bridge")}
+            <p class="notice">{format!("Mounts: {mounts}. Set with `switchyard env edit` or an applied file.")}</p>
+        </fieldset>
     }
     .into_any()
 }

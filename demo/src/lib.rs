@@ -10,7 +10,7 @@
 //!   secret itself), so tests and people can see what configuration a slot
 //!   started with.
 //!
-//! Configuration: `PORT` (required), `DEMO_BIND` (host, default `127.0.0.1`),
+//! Configuration: `PORT` (required), `HOST` (the address to listen on, default `127.0.0.1`; a container image sets `0.0.0.0`),
 //! `--app-version` / `APP_VERSION` (default `dev`). How a build can be told to
 //! misbehave — by env var or by the version's build metadata, e.g.
 //! `2.0.0+unhealthy` — is described in [`knobs`].
@@ -58,7 +58,7 @@ impl Config {
                 .parse::<u16>()
                 .map_err(|_| ConfigError::InvalidPort(p.clone()))?,
         };
-        let host = env("DEMO_BIND")
+        let host = env("HOST")
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| DEFAULT_BIND.to_string());
@@ -112,7 +112,7 @@ mod tests {
 
         let c = Config::from_env(
             Some("1.0.0+unhealthy".into()),
-            env_of(&[("PORT", "9000"), ("DEMO_BIND", "0.0.0.0")]),
+            env_of(&[("PORT", "9000"), ("HOST", "0.0.0.0")]),
         )
         .unwrap();
         assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 9000));

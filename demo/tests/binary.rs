@@ -25,7 +25,7 @@ fn command(version: &str, env: &[(&str, &str)]) -> Command {
     cmd.arg("--app-version")
         .arg(version)
         .env_remove("APP_VERSION")
-        .env_remove("DEMO_BIND")
+        .env_remove("HOST")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for key in [

@@ -163,6 +163,7 @@ impl Engine {
             version: version.to_string(),
             artifact: env.artifact_template.replace("{version}", version),
             env: Default::default(),
+            docker: env.docker.clone(),
         }
     }
 

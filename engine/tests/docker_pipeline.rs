@@ -336,3 +336,57 @@ async fn an_environment_on_an_unconfigured_runtime_is_refused_before_anything_st
         .is_empty());
     assert_eq!(h.slot(SlotColor::Blue).await.handle, None);
 }
+
+/// The environment's container settings reach Docker: the service listens on
+/// the environment's port (told as PORT, published on loopback), with its
+/// memory and CPU limits, restart policy and mounts; users are served.
+#[tokio::test]
+async fn containers_get_the_environments_port_limits_and_mounts() {
+    let h = Harness::new("docker", true).await;
+    let data = h._dir.path().join("shared");
+    std::fs::create_dir_all(&data).unwrap();
+    sqlx::query(
+        "UPDATE environments SET container_port = 9090, docker_memory_mb = 64, docker_cpus = 0.5, \
+         docker_restart = 'on-failure:2', docker_volumes = ? WHERE name = ?",
+    )
+    .bind(format!("{}:/data:ro", data.display()))
+    .bind(&h.env)
+    .execute(h.engine.pool())
+    .await
+    .unwrap();
+    h.deploy_ok("v1").await;
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+
+    let slot = h.slot(SlotColor::Blue).await;
+    let docker = h.docker.as_ref().unwrap().client();
+    let c = docker
+        .inspect_container(
+            slot.handle.as_deref().unwrap(),
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let env = c
+        .config
+        .as_ref()
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default();
+    assert!(env.contains(&"PORT=9090".to_string()), "{env:?}");
+    assert!(!env.iter().any(|e| e.starts_with("DEMO_BIND")), "{env:?}");
+    let host = c.host_config.unwrap();
+    assert_eq!(host.memory, Some(64 * 1024 * 1024));
+    assert_eq!(host.nano_cpus, Some(500_000_000));
+    let restart = host.restart_policy.unwrap();
+    assert_eq!(
+        restart.name,
+        Some(bollard::models::RestartPolicyNameEnum::ON_FAILURE)
+    );
+    assert_eq!(restart.maximum_retry_count, Some(2));
+    assert_eq!(
+        host.binds,
+        Some(vec![format!("{}:/data:ro", data.display())])
+    );
+    let bindings = host.port_bindings.unwrap();
+    let published = bindings["9090/tcp"].as_ref().unwrap();
+    assert_eq!(published[0].host_ip.as_deref(), Some("127.0.0.1"));
+}

@@ -41,6 +41,7 @@ async fn reconcile_fails_an_interrupted_deploy_and_keeps_traffic_on_the_active_s
         version: "v2".into(),
         artifact: format!("{}/releases/v2/switchyard-demo", h.dir.path().display()),
         env: Default::default(),
+        docker: Default::default(),
     };
     let half = h.runtime.start(&spec).await.unwrap();
     environments::set_slot(
@@ -121,6 +122,7 @@ async fn reconcile_never_stops_a_slot_the_router_may_be_serving() {
         version: "v2".into(),
         artifact: format!("{}/releases/v2/switchyard-demo", h.dir.path().display()),
         env: Default::default(),
+        docker: Default::default(),
     };
     let green = h.runtime.start(&spec).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -143,6 +143,7 @@ impl Fixture {
             version: version.into(),
             artifact,
             env: Default::default(),
+            docker: Default::default(),
         }
     }
 

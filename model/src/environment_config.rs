@@ -49,6 +49,47 @@ pub struct EnvironmentConfig {
     pub router: RouterConfig,
     #[serde(default)]
     pub pipeline: PipelineSettings,
+    /// What the containers of a Docker environment get besides the image
+    /// (a process environment ignores it).
+    #[serde(default)]
+    pub docker: DockerConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerConfig {
+    /// The port the service listens on inside the container (told to it as
+    /// `PORT`; published on a free loopback port of the host).
+    #[serde(default = "container_port")]
+    pub port: u16,
+    /// Mounts, `source:target[:ro]`: a host path or a named volume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// `no` (the default: Switchyard decides what a dead slot means),
+    /// `on-failure[:N]`, `unless-stopped` or `always`.
+    #[serde(default = "restart_no")]
+    pub restart: String,
+    /// A Docker network to attach the containers to; empty: the default
+    /// bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            port: container_port(),
+            volumes: Vec::new(),
+            memory_mb: None,
+            cpus: None,
+            restart: restart_no(),
+            network: None,
+        }
+    }
 }
 
 /// Which router switches users, with its settings.
@@ -148,6 +189,12 @@ impl Default for PipelineSettings {
     }
 }
 
+fn container_port() -> u16 {
+    8080
+}
+fn restart_no() -> String {
+    "no".into()
+}
 fn process() -> RuntimeKind {
     RuntimeKind::Process
 }

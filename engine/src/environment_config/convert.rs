@@ -2,14 +2,14 @@
 //! ([`EnvironmentConfig`]), with every field checked on the way in and named
 //! when refused.
 
-use super::artifact;
+use super::{artifact, docker};
 use crate::checklists::ApprovalSettings;
 use crate::environments::{self, Environment, NewEnvironment};
 use crate::error::{Error, Result};
 use crate::router::NginxSettings;
 use crate::settings;
 use crate::slot_env;
-use model::{EnvironmentConfig, NginxConfig, RouterConfig, RouterKind, SlotEnvView};
+use model::{DockerConfig, EnvironmentConfig, NginxConfig, RouterConfig, RouterKind, SlotEnvView};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -65,6 +65,14 @@ pub(super) fn to_config(
             }),
         },
         pipeline: settings::of(env),
+        docker: DockerConfig {
+            port: env.docker.port,
+            volumes: env.docker.volumes.clone(),
+            memory_mb: env.docker.memory_mb,
+            cpus: env.docker.cpus,
+            restart: env.docker.restart.clone(),
+            network: env.docker.network.clone(),
+        },
     }
 }
 
@@ -163,6 +171,7 @@ pub(super) fn check(c: &EnvironmentConfig) -> Result<Checked> {
         drain_timeout: timings.drain_timeout,
         watch_window: timings.watch_window,
         standby_window: timings.standby_window,
+        docker: docker::check(&c.docker)?,
     };
     new.validate()?;
     Ok(Checked {

@@ -9,6 +9,7 @@
 mod artifact;
 mod convert;
 mod diff;
+mod docker;
 pub mod file;
 
 use crate::actor::Actor;

@@ -13,6 +13,7 @@ pub use slots::{
 use crate::error::{parse_stored as parse, Error, Result};
 use crate::gates::GateSettings;
 use crate::router::NginxSettings;
+use crate::runtime::DockerOptions;
 use crate::store::Pool;
 use model::{EnvironmentView, RouterKind, RuntimeKind, SlotColor, SlotView};
 use std::time::Duration;
@@ -53,6 +54,8 @@ pub struct Environment {
     /// next deploy). Past it the slot is stopped; a rollback then starts it
     /// again before switching.
     pub standby_window: Duration,
+    /// What a Docker slot's container gets besides its image.
+    pub docker: DockerOptions,
     pub active: Option<SlotColor>,
     pub routing_generation: u64,
 }
@@ -82,6 +85,7 @@ pub struct NewEnvironment {
     pub drain_timeout: Duration,
     pub watch_window: Duration,
     pub standby_window: Duration,
+    pub docker: DockerOptions,
 }
 
 impl NewEnvironment {
@@ -110,6 +114,7 @@ impl NewEnvironment {
             drain_timeout: Duration::from_secs(30),
             watch_window: Duration::from_secs(300),
             standby_window: Duration::from_secs(15 * 60),
+            docker: DockerOptions::default(),
         }
     }
 }
@@ -146,6 +151,12 @@ struct EnvRow {
     watch_window_ms: i64,
     standby_window_ms: i64,
     preview_listen: Option<String>,
+    container_port: i64,
+    docker_volumes: String,
+    docker_memory_mb: Option<i64>,
+    docker_cpus: Option<f64>,
+    docker_restart: String,
+    docker_network: Option<String>,
 }
 
 fn ms(v: i64) -> Duration {
@@ -201,6 +212,14 @@ impl TryFrom<EnvRow> for Environment {
             drain_timeout: ms(r.drain_timeout_ms),
             watch_window: ms(r.watch_window_ms),
             standby_window: ms(r.standby_window_ms),
+            docker: DockerOptions {
+                port: u16::try_from(r.container_port).unwrap_or(8080),
+                volumes: r.docker_volumes.lines().map(String::from).collect(),
+                memory_mb: r.docker_memory_mb.map(|m| m.max(0) as u64),
+                cpus: r.docker_cpus,
+                restart: r.docker_restart,
+                network: r.docker_network,
+            },
             active: r.active_color.as_deref().map(parse).transpose()?,
             routing_generation: r.routing_generation.max(0) as u64,
         })
@@ -211,7 +230,8 @@ const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_
      health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation, \
      router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
      nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-     gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen";
+     gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen, \
+     container_port, docker_volumes, docker_memory_mb, docker_cpus, docker_restart, docker_network";
 
 impl NewEnvironment {
     /// Checks what the store cannot: the name's shape, the nginx settings'
@@ -275,8 +295,10 @@ pub async fn insert(conn: &mut sqlx::SqliteConnection, new: &NewEnvironment) -> 
          health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at, \
          router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
          nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-         gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen, \
+         container_port, docker_volumes, docker_memory_mb, docker_cpus, docker_restart, docker_network) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         ?, ?, ?, ?, ?, ?)",
     )
     .bind(&new.name)
     .bind(&new.app_url)
@@ -306,6 +328,12 @@ pub async fn insert(conn: &mut sqlx::SqliteConnection, new: &NewEnvironment) -> 
     .bind(new.watch_window.as_millis() as i64)
     .bind(new.standby_window.as_millis() as i64)
     .bind(new.preview_listen.as_deref())
+    .bind(new.docker.port as i64)
+    .bind(new.docker.volumes.join("\n"))
+    .bind(new.docker.memory_mb.map(|m| m as i64))
+    .bind(new.docker.cpus)
+    .bind(&new.docker.restart)
+    .bind(new.docker.network.as_deref())
     .execute(&mut *conn)
     .await;
     let id = match res {
@@ -345,7 +373,8 @@ pub async fn update(
          nginx_include = ?, nginx_pid_file = ?, nginx_upstream = ?, nginx_reload_timeout_ms = ?, \
          gate_smoke_paths = ?, gate_sample_requests = ?, gate_p95_ms = ?, gate_p99_ms = ?, \
          gate_max_error_pct = ?, drain_timeout_ms = ?, watch_window_ms = ?, standby_window_ms = ?, \
-         preview_listen = ? WHERE id = ? AND archived_at IS NULL",
+         preview_listen = ?, container_port = ?, docker_volumes = ?, docker_memory_mb = ?, \
+         docker_cpus = ?, docker_restart = ?, docker_network = ? WHERE id = ? AND archived_at IS NULL",
     )
     .bind(&new.app_url)
     .bind(new.runtime.as_str())
@@ -373,6 +402,12 @@ pub async fn update(
     .bind(new.watch_window.as_millis() as i64)
     .bind(new.standby_window.as_millis() as i64)
     .bind(new.preview_listen.as_deref())
+    .bind(new.docker.port as i64)
+    .bind(new.docker.volumes.join("\n"))
+    .bind(new.docker.memory_mb.map(|m| m as i64))
+    .bind(new.docker.cpus)
+    .bind(&new.docker.restart)
+    .bind(new.docker.network.as_deref())
     .bind(id)
     .execute(&mut *conn)
     .await?;

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig,
-    PortBinding,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions, StartContainerOptions,
@@ -40,8 +40,6 @@ pub const LABEL_ENVIRONMENT: &str = "dev.switchyard.environment";
 pub const LABEL_SLOT: &str = "dev.switchyard.slot";
 pub const LABEL_VERSION: &str = "dev.switchyard.version";
 
-/// The port the service listens on inside the container unless configured.
-pub const DEFAULT_CONTAINER_PORT: u16 = 8080;
 
 /// Requests other than `stop` are quick; `stop` waits for the grace period
 /// (see `stop`), the rest use bollard's default timeout.
@@ -49,7 +47,6 @@ const STOP_SLACK: Duration = Duration::from_secs(30);
 
 pub struct DockerRuntime {
     docker: Docker,
-    container_port: u16,
 }
 
 impl DockerRuntime {
@@ -71,17 +68,7 @@ impl DockerRuntime {
                 "the Docker Engine does not answer (is dockerd running?): {e}"
             ))
         })?;
-        Ok(DockerRuntime {
-            docker,
-            container_port: DEFAULT_CONTAINER_PORT,
-        })
-    }
-
-    /// The port the slot's service listens on inside the container (told to
-    /// it as `PORT`); default 8080.
-    pub fn with_container_port(mut self, port: u16) -> Self {
-        self.container_port = port;
-        self
+        Ok(DockerRuntime { docker })
     }
 
     /// The client, for callers that need more than the trait (tests, cleanup).
@@ -107,8 +94,31 @@ impl DockerRuntime {
         Ok(image)
     }
 
-    fn container_port_key(&self) -> String {
-        format!("{}/tcp", self.container_port)
+    /// What the environment asks of the container besides ports and
+    /// variables: mounts, limits, restart policy, network.
+    fn host_config(spec: &SlotSpec) -> HostConfig {
+        let d = &spec.docker;
+        let restart = d.restart.split_once(':').map_or(d.restart.as_str(), |(n, _)| n);
+        let name = match restart {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            _ => RestartPolicyNameEnum::NO,
+        };
+        HostConfig {
+            binds: Some(d.volumes.clone()).filter(|v| !v.is_empty()),
+            memory: d.memory_mb.map(|m| (m as i64).saturating_mul(1024 * 1024)),
+            nano_cpus: d.cpus.map(|c| (c * 1e9) as i64),
+            restart_policy: Some(RestartPolicy {
+                name: Some(name),
+                maximum_retry_count: d
+                    .restart
+                    .split_once(':')
+                    .and_then(|(_, n)| n.parse().ok()),
+            }),
+            network_mode: d.network.clone(),
+            ..Default::default()
+        }
     }
 
     /// `None` when the container does not exist.
@@ -257,7 +267,10 @@ impl Runtime for DockerRuntime {
         self.clear_leftover(&name).await?;
 
         let host_port = free_port()?;
-        let port_key = self.container_port_key();
+        // Inside its own network namespace the service listens on all
+        // interfaces (the image's business: the demo's sets HOST=0.0.0.0);
+        // only the host side of the published port is kept to loopback.
+        let port_key = format!("{}/tcp", spec.docker.port);
         let labels = HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),
             (LABEL_ENVIRONMENT.to_string(), spec.environment.clone()),
@@ -272,12 +285,8 @@ impl Runtime for DockerRuntime {
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .chain([
-                        format!("PORT={}", self.container_port),
+                        format!("PORT={}", spec.docker.port),
                         format!("APP_VERSION={}", spec.version),
-                        // Inside its own network namespace the service must
-                        // listen on all interfaces for the published port to
-                        // reach it; only the host side is kept to loopback.
-                        "DEMO_BIND=0.0.0.0".to_string(),
                     ])
                     .collect(),
             ),
@@ -291,9 +300,10 @@ impl Runtime for DockerRuntime {
                         host_port: Some(host_port.to_string()),
                     }]),
                 )])),
-                // No restart policy: a slot that dies must stay dead so the
-                // health wait and liveness see it, and Switchyard decides.
-                ..Default::default()
+                // Restart policy `no` unless the environment says otherwise:
+                // a slot that dies stays dead so the health wait and liveness
+                // see it, and Switchyard decides.
+                ..Self::host_config(spec)
             }),
             ..Default::default()
         };

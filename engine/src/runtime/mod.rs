@@ -25,6 +25,35 @@ impl std::fmt::Debug for SlotEnv {
     }
 }
 
+/// What a Docker slot's container gets besides its image (the process
+/// runtime ignores it). Checked when the environment is written down
+/// (`environment_config`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DockerOptions {
+    /// The port the service listens on inside the container.
+    pub port: u16,
+    /// `source:target[:ro]` mounts.
+    pub volumes: Vec<String>,
+    pub memory_mb: Option<u64>,
+    pub cpus: Option<f64>,
+    /// Docker's restart policy name, `no` by default.
+    pub restart: String,
+    pub network: Option<String>,
+}
+
+impl Default for DockerOptions {
+    fn default() -> Self {
+        DockerOptions {
+            port: 8080,
+            volumes: Vec::new(),
+            memory_mb: None,
+            cpus: None,
+            restart: "no".into(),
+            network: None,
+        }
+    }
+}
+
 /// What to run in a slot.
 #[derive(Clone, Debug)]
 pub struct SlotSpec {
@@ -37,6 +66,8 @@ pub struct SlotSpec {
     /// The environment's variables and decrypted secrets, set beside `PORT`
     /// and `APP_VERSION` (its `Debug` shows names only).
     pub env: SlotEnv,
+    /// The docker runtime's container settings.
+    pub docker: DockerOptions,
 }
 
 /// A slot that was started: the driver's handle (pid, container id) and the

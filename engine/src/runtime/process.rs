@@ -118,6 +118,13 @@ impl Runtime for ProcessRuntime {
             .append(true)
             .open(&log_path)?;
         let mut cmd = tokio::process::Command::new(&words[0]);
+        // The console's own settings (SWITCHYARD_ADMIN_PASSWORD, …) are not
+        // the service's: a slot inherits the rest of the environment only.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SWITCHYARD_") {
+                cmd.env_remove(name);
+            }
+        }
         cmd.args(&words[1..])
             .envs(spec.env.0.iter().map(|(k, v)| (k, v)))
             .env("PORT", port.to_string())
@@ -207,6 +214,7 @@ mod tests {
             version: "v1".into(),
             artifact: artifact.into(),
             env: Default::default(),
+        docker: Default::default(),
         }
     }
 

@@ -109,7 +109,7 @@ pub fn start_demo(version: &str) -> (Process, String) {
     let mut child = Command::new(demo_bin())
         .args(["--app-version", version])
         .env("PORT", "0")
-        .env_remove("DEMO_BIND")
+        .env_remove("HOST")
         .env_remove("DEMO_ERROR_RATE")
         .env_remove("DEMO_LATENCY_MS")
         .env_remove("DEMO_FAIL_HEALTH")

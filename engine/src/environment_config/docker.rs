@@ -1,0 +1,231 @@
+//! A Docker environment's container settings, checked as written down:
+//! the port, mounts, limits, restart policy and network.
+
+use crate::error::{Error, Result};
+use crate::runtime::DockerOptions;
+use model::DockerConfig;
+
+/// Docker refuses less than 6 MB; more than 1 TB is a typo.
+const MEMORY_MB: std::ops::RangeInclusive<u64> = 6..=1024 * 1024;
+
+pub(super) fn check(c: &DockerConfig) -> Result<DockerOptions> {
+    if c.port == 0 {
+        return Err(Error::invalid("port", "the container port is 1 to 65535"));
+    }
+    for v in &c.volumes {
+        check_volume(v)?;
+    }
+    if let Some(m) = c.memory_mb {
+        if !MEMORY_MB.contains(&m) {
+            return Err(Error::invalid(
+                "memory_mb",
+                "a memory limit is 6 MB to 1 TB (in MB)",
+            ));
+        }
+    }
+    if let Some(cpus) = c.cpus {
+        if !(0.01..=512.0).contains(&cpus) {
+            return Err(Error::invalid("cpus", "a CPU limit is 0.01 to 512 CPUs"));
+        }
+    }
+    check_restart(&c.restart)?;
+    let network = c
+        .network
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    if let Some(n) = network {
+        if matches!(n, "host" | "none") || n.starts_with("container:") {
+            return Err(Error::invalid(
+                "network",
+                format!(
+                    "network {n:?} takes the container off its own published port: blue and green \
+                     could not run side by side"
+                ),
+            ));
+        }
+        if !name_like(n) {
+            return Err(Error::invalid(
+                "network",
+                format!("{n:?} is not a Docker network name"),
+            ));
+        }
+    }
+    Ok(DockerOptions {
+        port: c.port,
+        volumes: c.volumes.iter().map(|v| v.trim().to_string()).collect(),
+        memory_mb: c.memory_mb,
+        cpus: c.cpus,
+        restart: c.restart.trim().to_string(),
+        network: network.map(String::from),
+    })
+}
+
+/// Docker's names: a letter or digit, then letters, digits, `_`, `.`, `-`.
+fn name_like(n: &str) -> bool {
+    n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && n.len() <= 128
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// `source:target[:ro|:rw]`, the source a host path or a named volume.
+fn check_volume(v: &str) -> Result<()> {
+    let parts: Vec<&str> = v.trim().split(':').collect();
+    let ok = match parts.as_slice() {
+        [source, target] | [source, target, "ro" | "rw"] => {
+            let source_ok = if source.starts_with('/') {
+                !source.contains("..")
+            } else {
+                name_like(source)
+            };
+            source_ok
+                && target.starts_with('/')
+                && !target.contains("..")
+                && !v
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "volumes",
+            format!(
+                "{v:?} is not a mount: write source:target[:ro], the source an absolute host \
+                 path or a volume name, the target an absolute path"
+            ),
+        ))
+    }
+}
+
+fn check_restart(r: &str) -> Result<()> {
+    let ok = match r.trim() {
+        "no" | "unless-stopped" | "always" | "on-failure" => true,
+        other => other
+            .strip_prefix("on-failure:")
+            .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| (1..=100).contains(&n))),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "restart",
+            "a restart policy is no, on-failure, on-failure:N (1-100), unless-stopped or always",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_limits_and_policies_are_checked() {
+        let ok = DockerConfig {
+            port: 3000,
+            volumes: vec![
+                "/srv/shop/uploads:/data".into(),
+                "shop-cache:/cache:ro".into(),
+            ],
+            memory_mb: Some(256),
+            cpus: Some(0.5),
+            restart: "on-failure:3".into(),
+            network: Some("shop_net".into()),
+        };
+        let opts = check(&ok).unwrap();
+        assert_eq!(opts.port, 3000);
+        assert_eq!(opts.volumes.len(), 2);
+        for (field, bad) in [
+            (
+                "port",
+                DockerConfig {
+                    port: 0,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "volumes",
+                DockerConfig {
+                    volumes: vec!["/srv".into()],
+                    ..ok.clone()
+                },
+            ),
+            (
+                "volumes",
+                DockerConfig {
+                    volumes: vec!["/a:data".into()],
+                    ..ok.clone()
+                },
+            ),
+            (
+                "volumes",
+                DockerConfig {
+                    volumes: vec!["/a:/b:rx".into()],
+                    ..ok.clone()
+                },
+            ),
+            (
+                "volumes",
+                DockerConfig {
+                    volumes: vec!["../etc:/b".into()],
+                    ..ok.clone()
+                },
+            ),
+            (
+                "memory_mb",
+                DockerConfig {
+                    memory_mb: Some(1),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "cpus",
+                DockerConfig {
+                    cpus: Some(f64::NAN),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "cpus",
+                DockerConfig {
+                    cpus: Some(0.0),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "restart",
+                DockerConfig {
+                    restart: "sometimes".into(),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "restart",
+                DockerConfig {
+                    restart: "on-failure:0".into(),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "network",
+                DockerConfig {
+                    network: Some("host".into()),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "network",
+                DockerConfig {
+                    network: Some("a b".into()),
+                    ..ok.clone()
+                },
+            ),
+        ] {
+            let err = check(&bad).unwrap_err();
+            assert_eq!(err.field(), Some(field), "{bad:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,14 @@
+-- What a Docker environment's containers get besides their image (issue 14):
+-- the port the service listens on inside the container (told to it as PORT,
+-- published on a free loopback port), mounts (one `source:target[:ro]` per
+-- line), memory and CPU limits, a restart policy and a network. Process
+-- environments ignore them.
+ALTER TABLE environments ADD COLUMN container_port INTEGER NOT NULL DEFAULT 8080
+    CHECK (container_port BETWEEN 1 AND 65535);
+ALTER TABLE environments ADD COLUMN docker_volumes TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN docker_memory_mb INTEGER
+    CHECK (docker_memory_mb IS NULL OR docker_memory_mb >= 6);
+ALTER TABLE environments ADD COLUMN docker_cpus REAL
+    CHECK (docker_cpus IS NULL OR docker_cpus > 0);
+ALTER TABLE environments ADD COLUMN docker_restart TEXT NOT NULL DEFAULT 'no';
+ALTER TABLE environments ADD COLUMN docker_network TEXT;
