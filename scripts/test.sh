@@ -36,6 +36,8 @@ cargo clippy -p app --features hydrate --target wasm32-unknown-unknown -- -D war
 
 log "Docker Engine and the demo images (the Docker runtime is tested for real)"
 bash "$ROOT/scripts/docker.sh"
+log "A Docker registry on loopback with the test images (pulls are tested for real)"
+bash "$ROOT/scripts/registry.sh"
 
 log "cargo build (debug binaries the integration tests start)"
 cargo build --workspace --exclude frontend

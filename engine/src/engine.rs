@@ -164,6 +164,7 @@ impl Engine {
             artifact: env.artifact_template.replace("{version}", version),
             env: Default::default(),
             docker: env.docker.clone(),
+            registry: None,
         }
     }
 
@@ -175,11 +176,37 @@ impl Engine {
         color: SlotColor,
         version: &str,
     ) -> Result<SlotSpec> {
-        let vars =
+        let mut vars =
             crate::slot_env::for_slot(self.pool(), self.secrets.as_deref(), env.id, &env.name)
                 .await?;
+        // The registry password is Docker's, not the service's: it logs the
+        // pull in and stays out of the container.
+        let registry = match (&env.docker.registry_user, &env.docker.registry_secret) {
+            (Some(user), Some(secret)) => {
+                let at = vars
+                    .0
+                    .iter()
+                    .position(|(n, _)| n == secret)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "registry_password_secret",
+                            format!(
+                                "the registry password secret {secret} of {} is not set",
+                                env.name
+                            ),
+                        )
+                    })?;
+                let (_, password) = vars.0.remove(at);
+                Some(crate::runtime::RegistryLogin {
+                    username: user.clone(),
+                    password,
+                })
+            }
+            _ => None,
+        };
         Ok(SlotSpec {
             env: vars,
+            registry,
             ..Self::spec(env, color, version)
         })
     }

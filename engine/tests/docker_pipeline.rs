@@ -390,3 +390,106 @@ async fn containers_get_the_environments_port_limits_and_mounts() {
     let published = bindings["9090/tcp"].as_ref().unwrap();
     assert_eq!(published[0].host_ip.as_deref(), Some("127.0.0.1"));
 }
+
+/// The registry `scripts/registry.sh` runs: its address and login.
+fn test_registry() -> (String, String, String) {
+    let dir = std::env::var("SWITCHYARD_REGISTRY_DIR")
+        .unwrap_or_else(|_| "/tmp/switchyard-registry".into());
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("{dir}/{f}"))
+            .unwrap_or_else(|e| panic!("{dir}/{f}: {e}: run `bash scripts/registry.sh` first"))
+            .trim()
+            .to_string()
+    };
+    (read("address"), read("user"), read("password"))
+}
+
+/// A missing image is pulled from a real registry (Debian's
+/// `docker-registry`, htpasswd login) with the login the environment names:
+/// a wrong password and a tag that exists nowhere are refused at preflight
+/// with the registry's reason and change nothing; the right one pulls and
+/// serves, and the password never reaches the container.
+#[tokio::test]
+async fn a_missing_image_is_pulled_with_the_environments_registry_login() {
+    let (registry, user, password) = test_registry();
+    let h = Harness::new("docker", true).await;
+    let engine = h
+        .engine
+        .clone()
+        .with_secrets(engine::SecretBox::open(h._dir.path()).unwrap());
+    let docker = h.docker.as_ref().unwrap().client();
+    let image = format!("{registry}/shop:v1");
+    // Not here, whatever an earlier run left: the deploy has to pull.
+    let _ = docker
+        .remove_image(
+            &image,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+    sqlx::query(
+        "UPDATE environments SET artifact_template = ?, docker_registry_user = ?, \
+         docker_registry_secret = 'REGISTRY_PASSWORD' WHERE name = ?",
+    )
+    .bind(format!("{registry}/shop:{{version}}"))
+    .bind(&user)
+    .bind(&h.env)
+    .execute(engine.pool())
+    .await
+    .unwrap();
+    let system = Actor::system();
+    engine
+        .set_secret(&system, &h.env, "REGISTRY_PASSWORD", "not-the-password")
+        .await
+        .unwrap();
+    let err = engine.deploy(&system, &h.env, "v1").await.unwrap_err();
+    let why = err.to_string();
+    assert!(
+        why.contains("neither on this machine nor in its registry"),
+        "{why}"
+    );
+    assert!(!why.contains("not-the-password"), "{why}");
+
+    engine
+        .set_secret(&system, &h.env, "REGISTRY_PASSWORD", &password)
+        .await
+        .unwrap();
+    let err = engine.deploy(&system, &h.env, "v9").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("neither on this machine nor in its registry"),
+        "{err}"
+    );
+    assert!(
+        h.slot(SlotColor::Blue).await.handle.is_none(),
+        "nothing started"
+    );
+
+    let t = Instant::now();
+    let d = engine.deploy(&system, &h.env, "v1").await.unwrap();
+    let took = t.elapsed();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+    eprintln!(
+        "[docker] deploy with a pull from the registry: {} ms",
+        took.as_millis()
+    );
+    docker
+        .inspect_image(&image)
+        .await
+        .expect("the image was pulled");
+    let slot = h.slot(SlotColor::Blue).await;
+    let c = docker
+        .inspect_container(
+            slot.handle.as_deref().unwrap(),
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let env = c.config.and_then(|c| c.env).unwrap_or_default();
+    assert!(
+        !env.iter()
+            .any(|e| e.contains(&password) || e.starts_with("REGISTRY_PASSWORD")),
+        "the registry password reached the container: {env:?}"
+    );
+}

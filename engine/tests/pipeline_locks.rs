@@ -42,6 +42,7 @@ async fn reconcile_fails_an_interrupted_deploy_and_keeps_traffic_on_the_active_s
         artifact: format!("{}/releases/v2/switchyard-demo", h.dir.path().display()),
         env: Default::default(),
         docker: Default::default(),
+        registry: None,
     };
     let half = h.runtime.start(&spec).await.unwrap();
     environments::set_slot(
@@ -123,6 +124,7 @@ async fn reconcile_never_stops_a_slot_the_router_may_be_serving() {
         artifact: format!("{}/releases/v2/switchyard-demo", h.dir.path().display()),
         env: Default::default(),
         docker: Default::default(),
+        registry: None,
     };
     let green = h.runtime.start(&spec).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -144,6 +144,7 @@ impl Fixture {
             artifact,
             env: Default::default(),
             docker: Default::default(),
+            registry: None,
         }
     }
 

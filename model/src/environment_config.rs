@@ -77,6 +77,13 @@ pub struct DockerConfig {
     /// bridge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// The registry login a missing image is pulled with: a user name…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_user: Option<String>,
+    /// …and the name of one of the environment's `secrets` holding the
+    /// password (that secret is not passed to the container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_password_secret: Option<String>,
 }
 
 impl Default for DockerConfig {
@@ -88,6 +95,8 @@ impl Default for DockerConfig {
             cpus: None,
             restart: restart_no(),
             network: None,
+            registry_user: None,
+            registry_password_secret: None,
         }
     }
 }

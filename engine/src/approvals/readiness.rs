@@ -226,7 +226,7 @@ impl Engine {
             ));
         }
         let rt = self.runtime_for(env)?;
-        let spec = Self::spec(env, idle, &release.version);
+        let spec = self.slot_spec(env, idle, &release.version).await?;
         Ok(match rt.check(&spec).await {
             Ok(()) => (
                 ItemState::Verified,

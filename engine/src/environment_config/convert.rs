@@ -72,6 +72,8 @@ pub(super) fn to_config(
             cpus: env.docker.cpus,
             restart: env.docker.restart.clone(),
             network: env.docker.network.clone(),
+            registry_user: env.docker.registry_user.clone(),
+            registry_password_secret: env.docker.registry_secret.clone(),
         },
     }
 }
@@ -171,7 +173,7 @@ pub(super) fn check(c: &EnvironmentConfig) -> Result<Checked> {
         drain_timeout: timings.drain_timeout,
         watch_window: timings.watch_window,
         standby_window: timings.standby_window,
-        docker: docker::check(&c.docker)?,
+        docker: docker::check(&c.docker, &secrets)?,
     };
     new.validate()?;
     Ok(Checked {

@@ -8,7 +8,9 @@ use model::DockerConfig;
 /// Docker refuses less than 6 MB; more than 1 TB is a typo.
 const MEMORY_MB: std::ops::RangeInclusive<u64> = 6..=1024 * 1024;
 
-pub(super) fn check(c: &DockerConfig) -> Result<DockerOptions> {
+/// `secrets`: the environment's secret names (the registry password must be
+/// one of them).
+pub(super) fn check(c: &DockerConfig, secrets: &[String]) -> Result<DockerOptions> {
     if c.port == 0 {
         return Err(Error::invalid("port", "the container port is 1 to 65535"));
     }
@@ -51,7 +53,44 @@ pub(super) fn check(c: &DockerConfig) -> Result<DockerOptions> {
             ));
         }
     }
+    let registry_user = c
+        .registry_user
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    let registry_secret = c
+        .registry_password_secret
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    match (registry_user, registry_secret) {
+        (None, None) => {}
+        (Some(u), Some(s)) => {
+            if u.len() > 256 || u.chars().any(|c| c.is_control() || c == ':') {
+                return Err(Error::invalid(
+                    "registry_user",
+                    "a registry user name has no ':' or control characters",
+                ));
+            }
+            if !secrets.iter().any(|n| n == s) {
+                return Err(Error::invalid(
+                    "registry_password_secret",
+                    format!(
+                        "{s} is not one of the environment's secrets (declare it in `secrets`)"
+                    ),
+                ));
+            }
+        }
+        _ => {
+            return Err(Error::invalid(
+                "registry_password_secret",
+                "a registry login needs both registry_user and registry_password_secret",
+            ))
+        }
+    }
     Ok(DockerOptions {
+        registry_user: registry_user.map(String::from),
+        registry_secret: registry_secret.map(String::from),
         port: c.port,
         volumes: c.volumes.iter().map(|v| v.trim().to_string()).collect(),
         memory_mb: c.memory_mb,
@@ -134,8 +173,10 @@ mod tests {
             cpus: Some(0.5),
             restart: "on-failure:3".into(),
             network: Some("shop_net".into()),
+            registry_user: None,
+            registry_password_secret: None,
         };
-        let opts = check(&ok).unwrap();
+        let opts = check(&ok, &[]).unwrap();
         assert_eq!(opts.port, 3000);
         assert_eq!(opts.volumes.len(), 2);
         for (field, bad) in [
@@ -224,7 +265,7 @@ mod tests {
                 },
             ),
         ] {
-            let err = check(&bad).unwrap_err();
+            let err = check(&bad, &[]).unwrap_err();
             assert_eq!(err.field(), Some(field), "{bad:?}: {err}");
         }
     }

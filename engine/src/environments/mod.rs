@@ -157,6 +157,8 @@ struct EnvRow {
     docker_cpus: Option<f64>,
     docker_restart: String,
     docker_network: Option<String>,
+    docker_registry_user: Option<String>,
+    docker_registry_secret: Option<String>,
 }
 
 fn ms(v: i64) -> Duration {
@@ -219,6 +221,8 @@ impl TryFrom<EnvRow> for Environment {
                 cpus: r.docker_cpus,
                 restart: r.docker_restart,
                 network: r.docker_network,
+                registry_user: r.docker_registry_user,
+                registry_secret: r.docker_registry_secret,
             },
             active: r.active_color.as_deref().map(parse).transpose()?,
             routing_generation: r.routing_generation.max(0) as u64,
@@ -231,7 +235,8 @@ const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_
      router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
      nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
      gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen, \
-     container_port, docker_volumes, docker_memory_mb, docker_cpus, docker_restart, docker_network";
+     container_port, docker_volumes, docker_memory_mb, docker_cpus, docker_restart, docker_network, \
+     docker_registry_user, docker_registry_secret";
 
 impl NewEnvironment {
     /// Checks what the store cannot: the name's shape, the nginx settings'
@@ -296,9 +301,10 @@ pub async fn insert(conn: &mut sqlx::SqliteConnection, new: &NewEnvironment) -> 
          router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
          nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
          gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen, \
-         container_port, docker_volumes, docker_memory_mb, docker_cpus, docker_restart, docker_network) \
+         container_port, docker_volumes, docker_memory_mb, docker_cpus, docker_restart, docker_network, \
+         docker_registry_user, docker_registry_secret) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-         ?, ?, ?, ?, ?, ?)",
+         ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&new.name)
     .bind(&new.app_url)
@@ -334,6 +340,8 @@ pub async fn insert(conn: &mut sqlx::SqliteConnection, new: &NewEnvironment) -> 
     .bind(new.docker.cpus)
     .bind(&new.docker.restart)
     .bind(new.docker.network.as_deref())
+    .bind(new.docker.registry_user.as_deref())
+    .bind(new.docker.registry_secret.as_deref())
     .execute(&mut *conn)
     .await;
     let id = match res {
@@ -374,7 +382,8 @@ pub async fn update(
          gate_smoke_paths = ?, gate_sample_requests = ?, gate_p95_ms = ?, gate_p99_ms = ?, \
          gate_max_error_pct = ?, drain_timeout_ms = ?, watch_window_ms = ?, standby_window_ms = ?, \
          preview_listen = ?, container_port = ?, docker_volumes = ?, docker_memory_mb = ?, \
-         docker_cpus = ?, docker_restart = ?, docker_network = ? WHERE id = ? AND archived_at IS NULL",
+         docker_cpus = ?, docker_restart = ?, docker_network = ?, docker_registry_user = ?, \
+         docker_registry_secret = ? WHERE id = ? AND archived_at IS NULL",
     )
     .bind(&new.app_url)
     .bind(new.runtime.as_str())
@@ -408,6 +417,8 @@ pub async fn update(
     .bind(new.docker.cpus)
     .bind(&new.docker.restart)
     .bind(new.docker.network.as_deref())
+    .bind(new.docker.registry_user.as_deref())
+    .bind(new.docker.registry_secret.as_deref())
     .bind(id)
     .execute(&mut *conn)
     .await?;

@@ -47,15 +47,17 @@ impl Engine {
                 blockers.push(Blocker::Approvals(e));
             }
         }
-        let artifact = match self.runtime_for(env) {
-            Ok(rt) => rt
-                .check(&Self::spec(env, SlotColor::Blue, version))
-                .await
-                .map_err(|e| Error::UnknownVersion {
-                    version: version.to_string(),
-                    reason: e.to_string(),
-                }),
-            Err(e) => Err(e),
+        // With the registry login: a tag that is neither here nor in the
+        // registry is refused before anything changes.
+        let artifact = match (
+            self.runtime_for(env),
+            self.slot_spec(env, SlotColor::Blue, version).await,
+        ) {
+            (Ok(rt), Ok(spec)) => rt.check(&spec).await.map_err(|e| Error::UnknownVersion {
+                version: version.to_string(),
+                reason: e.to_string(),
+            }),
+            (Err(e), _) | (_, Err(e)) => Err(e),
         };
         if let Err(e) = artifact {
             blockers.push(Blocker::Artifact(e));

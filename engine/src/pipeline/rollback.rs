@@ -62,14 +62,10 @@ impl Engine {
         let target = match (&standby.handle, standby.standby_until, &standby.version) {
             // Its window stopped it: it starts again first.
             (None, Some(_), Some(v)) => {
-                self.runtime_for(&env)?
-                    .check(&Self::spec(&env, standby_color, v))
-                    .await
-                    .map_err(|e| {
-                        Error::NoStandby(format!(
-                            "the {standby_color} slot cannot start again: {e}"
-                        ))
-                    })?;
+                let spec = self.slot_spec(&env, standby_color, v).await?;
+                self.runtime_for(&env)?.check(&spec).await.map_err(|e| {
+                    Error::NoStandby(format!("the {standby_color} slot cannot start again: {e}"))
+                })?;
                 RollbackTarget::Cold(v.clone())
             }
             _ => RollbackTarget::Warm(self.usable_standby(&env, &standby).await?),

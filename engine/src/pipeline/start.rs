@@ -6,7 +6,8 @@ use super::run::{DeployRun, Done};
 use crate::engine::Engine;
 use crate::environments;
 use crate::error::{Error, Result};
-use model::SlotState;
+use crate::runtime::SlotSpec;
+use model::{SlotState, StepName};
 
 pub(super) async fn run(engine: &Engine, run: &mut DeployRun) -> Result<Done> {
     let pool = engine.pool();
@@ -14,6 +15,7 @@ pub(super) async fn run(engine: &Engine, run: &mut DeployRun) -> Result<Done> {
     // Before anything changes: a secret that does not decrypt fails the
     // step with the idle slot as it was.
     let spec = engine.slot_spec(env, idle, version).await?;
+    fetch(engine, run, &spec).await?;
     let previous = environments::slot(pool, env.id, idle).await?;
     if let Some(handle) = &previous.handle {
         run.runtime.stop(handle, env.stop_grace).await?;
@@ -68,4 +70,32 @@ pub(super) async fn run(engine: &Engine, run: &mut DeployRun) -> Result<Done> {
     );
     run.set_running(running);
     Ok(Done::Succeeded(message))
+}
+
+/// Makes the artifact present before the idle slot is touched (a Docker
+/// pull), its progress shown on the step: a failed pull changes nothing.
+async fn fetch(engine: &Engine, run: &DeployRun, spec: &SlotSpec) -> Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let shown = {
+        let engine = engine.clone();
+        let dep_id = run.dep_id;
+        tokio::spawn(async move {
+            // At most a few writes a second, the latest line each time.
+            while let Some(mut line) = rx.recv().await {
+                while let Ok(newer) = rx.try_recv() {
+                    line = newer;
+                }
+                engine.step_progress(dep_id, StepName::Start, &line).await;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let fetched = run
+        .runtime
+        .fetch(spec, &move |line| {
+            let _ = tx.send(line);
+        })
+        .await;
+    let _ = shown.await;
+    fetched.map_err(|e| Error::DeploymentFailed(format!("start: {e}")))
 }

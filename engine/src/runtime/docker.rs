@@ -24,8 +24,9 @@ use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig,
     PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
+use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions, StartContainerOptions,
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, RemoveContainerOptions, StartContainerOptions,
     StopContainerOptions,
 };
 use bollard::Docker;
@@ -121,6 +122,18 @@ impl DockerRuntime {
         }
     }
 
+    /// Whether `image` is on this machine.
+    async fn present(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) if status_of(&e) == Some(400) => {
+                Err(RuntimeError::InvalidArtifact(format!("{image}: {e}")))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// `None` when the container does not exist.
     async fn inspect(
         &self,
@@ -200,6 +213,30 @@ fn status_of(e: &DockerError) -> Option<u16> {
     }
 }
 
+/// The registry's answer to a pull or an inspect, without the request.
+fn registry_answer(e: &DockerError) -> String {
+    match e {
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The login for the registry `image` names (its first path component when
+/// that is a host), from the spec; `None` without one.
+fn credentials(image: &str, spec: &SlotSpec) -> Option<DockerCredentials> {
+    let login = spec.registry.as_ref()?;
+    let host = image
+        .split_once('/')
+        .map(|(h, _)| h)
+        .filter(|h| h.contains(['.', ':']) || *h == "localhost");
+    Some(DockerCredentials {
+        username: Some(login.username.clone()),
+        password: Some(login.password.clone()),
+        serveraddress: host.map(String::from),
+        ..Default::default()
+    })
+}
+
 fn unavailable(e: DockerError) -> RuntimeError {
     RuntimeError::Unavailable(format!("Docker Engine: {e}"))
 }
@@ -248,20 +285,89 @@ fn describe_exit(c: &ContainerInspectResponse) -> String {
 impl Runtime for DockerRuntime {
     async fn check(&self, spec: &SlotSpec) -> Result<(), RuntimeError> {
         let image = Self::image_reference(&spec.artifact)?;
-        match self.docker.inspect_image(&image).await {
+        if self.present(&image).await? {
+            return Ok(());
+        }
+        // Not here: the registry must have it (asked with the environment's
+        // login; Docker answers from the registry's manifest, nothing is
+        // downloaded).
+        match self
+            .docker
+            .inspect_registry_image(&image, credentials(&image, spec))
+            .await
+        {
             Ok(_) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Err(RuntimeError::ArtifactNotFound(format!(
-                "image {image} is not present locally (no registry is reachable): build or import it"
-            ))),
-            Err(e) if status_of(&e) == Some(400) => Err(RuntimeError::InvalidArtifact(format!(
-                "{image}: {e}"
+            Err(e) if status_of(&e).is_some() => Err(RuntimeError::ArtifactNotFound(format!(
+                "image {image} is neither on this machine nor in its registry ({})",
+                registry_answer(&e)
             ))),
             Err(e) => Err(unavailable(e)),
         }
     }
 
+    async fn fetch(
+        &self,
+        spec: &SlotSpec,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<(), RuntimeError> {
+        use futures_util::StreamExt;
+        let image = Self::image_reference(&spec.artifact)?;
+        if self.present(&image).await? {
+            return Ok(());
+        }
+        progress(format!("pulling {image}"));
+        let options = CreateImageOptions {
+            from_image: Some(image.clone()),
+            ..Default::default()
+        };
+        let mut pull = self
+            .docker
+            .create_image(Some(options), None, credentials(&image, spec));
+        // Layers report their own progress; the step shows the latest line
+        // and how many layers are done.
+        let mut done = std::collections::HashSet::new();
+        while let Some(info) = pull.next().await {
+            match info {
+                Ok(info) => {
+                    if let Some(err) = info.error {
+                        return Err(RuntimeError::ArtifactNotFound(format!(
+                            "pulling {image}: {err}"
+                        )));
+                    }
+                    let status = info.status.unwrap_or_default();
+                    if let Some(id) = &info.id {
+                        if status.starts_with("Pull complete") || status.starts_with("Already exists") {
+                            done.insert(id.clone());
+                        }
+                    }
+                    let detail = info.progress.unwrap_or_default();
+                    progress(format!(
+                        "pulling {image}: {status} {detail} ({} layers done)",
+                        done.len()
+                    ));
+                }
+                Err(e) if status_of(&e).is_some() => {
+                    return Err(RuntimeError::ArtifactNotFound(format!(
+                        "pulling {image}: {}",
+                        registry_answer(&e)
+                    )))
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        if self.present(&image).await? {
+            progress(format!("pulled {image} ({} layers)", done.len()));
+            Ok(())
+        } else {
+            Err(RuntimeError::ArtifactNotFound(format!(
+                "pulling {image} ended without the image"
+            )))
+        }
+    }
+
     async fn start(&self, spec: &SlotSpec) -> Result<RunningSlot, RuntimeError> {
-        self.check(spec).await?;
+        // Normally fetched by the start step already (with its progress).
+        self.fetch(spec, &|_| {}).await?;
         let image = Self::image_reference(&spec.artifact)?;
         let name = Self::container_name(&spec.environment, spec.color);
         self.clear_leftover(&name).await?;
@@ -317,7 +423,7 @@ impl Runtime for DockerRuntime {
             .await
             .map_err(|e| match status_of(&e) {
                 Some(404) => RuntimeError::ArtifactNotFound(format!(
-                    "image {image} is not present locally (no registry is reachable): build or import it"
+                    "image {image} is not on this machine: pull, build or import it"
                 )),
                 Some(409) => RuntimeError::StartFailed(format!(
                     "container {name} was created by someone else meanwhile: {e}"

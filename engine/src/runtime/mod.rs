@@ -39,6 +39,10 @@ pub struct DockerOptions {
     /// Docker's restart policy name, `no` by default.
     pub restart: String,
     pub network: Option<String>,
+    /// Registry login for pulls: the user and the name of the secret that
+    /// holds the password (resolved into [`SlotSpec::registry`]).
+    pub registry_user: Option<String>,
+    pub registry_secret: Option<String>,
 }
 
 impl Default for DockerOptions {
@@ -50,7 +54,24 @@ impl Default for DockerOptions {
             cpus: None,
             restart: "no".into(),
             network: None,
+            registry_user: None,
+            registry_secret: None,
         }
+    }
+}
+
+/// A registry login, decrypted for one pull. Its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryLogin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,6 +89,8 @@ pub struct SlotSpec {
     pub env: SlotEnv,
     /// The docker runtime's container settings.
     pub docker: DockerOptions,
+    /// The registry login a missing image is pulled with, if any.
+    pub registry: Option<RegistryLogin>,
 }
 
 /// A slot that was started: the driver's handle (pid, container id) and the
@@ -107,6 +130,17 @@ pub enum RuntimeError {
 pub trait Runtime: Send + Sync + 'static {
     /// Checks that `spec` could be started (artifact exists) without starting it.
     async fn check(&self, spec: &SlotSpec) -> Result<(), RuntimeError>;
+    /// Makes `spec`'s artifact present where it can (the docker runtime
+    /// pulls a missing image), telling `progress` how far it got. Nothing
+    /// to do by default.
+    async fn fetch(
+        &self,
+        spec: &SlotSpec,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<(), RuntimeError> {
+        let _ = (spec, progress);
+        Ok(())
+    }
     /// Starts `spec`. Returns once it was launched, not once it is healthy.
     async fn start(&self, spec: &SlotSpec) -> Result<RunningSlot, RuntimeError>;
     /// Asks it to stop, and forces it after `grace`.

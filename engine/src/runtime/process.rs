@@ -215,6 +215,7 @@ mod tests {
             artifact: artifact.into(),
             env: Default::default(),
         docker: Default::default(),
+        registry: None,
         }
     }
 
