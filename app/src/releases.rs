@@ -21,8 +21,16 @@ use crate::auth::ssr::{actor, signed_in, state};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReleasesPage {
     pub me: SessionUser,
-    pub environments: Vec<String>,
+    pub environments: Vec<EnvironmentVersions>,
     pub releases: Vec<ReleaseSummary>,
+}
+
+/// An environment of the request form, with the versions its runtime
+/// offers (newest first; a typed one is still accepted).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentVersions {
+    pub name: String,
+    pub versions: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,9 +45,14 @@ pub async fn list_releases() -> Result<ReleasesPage, AppError> {
         async move {
             let (actor, me) = signed_in().await?;
             let engine = &state()?.engine;
+            let mut environments = Vec::new();
+            for name in engine.environment_names(&actor).await? {
+                let versions = engine.known_versions(&actor, &name).await?;
+                environments.push(EnvironmentVersions { name, versions });
+            }
             Ok(ReleasesPage {
                 me,
-                environments: engine.environment_names(&actor).await?,
+                environments,
                 releases: engine.releases(&actor, None).await?,
             })
         }
@@ -197,17 +210,47 @@ pub fn ReleasesListPage() -> impl IntoView {
 }
 
 #[component]
-fn RequestForm(action: ServerAction<RequestRelease>, environments: Vec<String>) -> impl IntoView {
+fn RequestForm(
+    action: ServerAction<RequestRelease>,
+    environments: Vec<EnvironmentVersions>,
+) -> impl IntoView {
+    // The version field suggests the chosen environment's versions.
+    let first = environments
+        .first()
+        .map(|e| e.name.clone())
+        .unwrap_or_default();
+    let (chosen, set_chosen) = signal(first);
+    let options = environments
+        .iter()
+        .map(|e| view! { <option value=e.name.clone()>{e.name.clone()}</option> })
+        .collect_view();
+    let lists = environments
+        .into_iter()
+        .map(|e| {
+            let id = format!("versions-{}", e.name);
+            let items = e
+                .versions
+                .into_iter()
+                .map(|v| view! { <option value=v/> })
+                .collect_view();
+            view! { <datalist id=id data-versions-of=e.name>{items}</datalist> }
+        })
+        .collect_view();
     view! {
         <section class="request">
             <h2>"Request a release"</h2>
             <ActionForm action attr:class="stacked">
                 <label>"Environment"
-                    <select name="environment" data-testid="request-environment">
-                        {environments.into_iter().map(|e| view! { <option value=e.clone()>{e.clone()}</option> }).collect_view()}
+                    <select name="environment" data-testid="request-environment"
+                        on:change=move |ev| set_chosen.set(event_target_value(&ev))>
+                        {options}
                     </select>
                 </label>
-                <label>"Version" <input type="text" name="version" placeholder="e.g. v2" data-testid="request-version"/></label>
+                <label>"Version"
+                    <input type="text" name="version" placeholder="e.g. v2" autocomplete="off"
+                        list=move || format!("versions-{}", chosen.get()) data-testid="request-version"/>
+                </label>
+                {lists}
                 <label>"Notes" <TextArea name="notes" rows=3 attr:data-testid="request-notes"/></label>
                 <label>"Migration SQL (optional)"
                     <TextArea name="migration_sql" rows=4 attr:placeholder="ALTER TABLE … ADD COLUMN … DEFAULT …" attr:data-testid="request-sql"/>

@@ -38,6 +38,7 @@ mod engine;
 mod environment_config;
 pub mod error;
 mod key_file;
+mod known_versions;
 mod monitor;
 pub mod pipeline;
 mod queries;

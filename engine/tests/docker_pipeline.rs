@@ -493,3 +493,57 @@ async fn a_missing_image_is_pulled_with_the_environments_registry_login() {
         "the registry password reached the container: {env:?}"
     );
 }
+
+/// The versions a release form offers: the process runtime's release
+/// directories (most recently changed first, only those holding the
+/// program), Docker's local tags and the registry's (only with the login).
+#[tokio::test]
+async fn runtimes_list_the_versions_they_could_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let releases = dir.path().join("releases");
+    let now = std::time::SystemTime::now();
+    for (i, v) in ["v1", "v2", "v10"].iter().enumerate() {
+        let d = releases.join(v);
+        std::fs::create_dir_all(d.join("bin")).unwrap();
+        std::fs::write(d.join("bin/app"), "").unwrap();
+        let when = now - Duration::from_secs(3600 * (3 - i as u64));
+        std::fs::File::open(&d).unwrap().set_modified(when).unwrap();
+    }
+    std::fs::create_dir_all(releases.join("v3-incomplete")).unwrap();
+    let process = ProcessRuntime::new(dir.path().join("logs"));
+    let template = format!("{}/{{version}}/bin/app --port 8080", releases.display());
+    assert_eq!(
+        process.versions(&template, None, 10).await.unwrap(),
+        ["v10", "v2", "v1"]
+    );
+    assert_eq!(process.versions(&template, None, 2).await.unwrap().len(), 2);
+
+    let docker = DockerRuntime::connect()
+        .await
+        .unwrap_or_else(|e| panic!("no Docker Engine ({e}): {DOCKER_HINT}"));
+    let local = docker
+        .versions("switchyard-demo:{version}", None, 50)
+        .await
+        .unwrap();
+    for v in ["v1", "v2", "v3", "v2-unhealthy"] {
+        assert!(local.contains(&v.to_string()), "{v} missing from {local:?}");
+    }
+    let (registry, user, password) = test_registry();
+    let template = format!("{registry}/shop:{{version}}");
+    let login = engine::runtime::RegistryLogin {
+        username: user,
+        password,
+    };
+    let listed = docker.versions(&template, Some(&login), 50).await.unwrap();
+    for v in ["v1", "v2", "v3", "v2-unhealthy"] {
+        assert!(
+            listed.contains(&v.to_string()),
+            "{v} missing from {listed:?}"
+        );
+    }
+    let anonymous = docker.versions(&template, None, 50).await.unwrap();
+    assert!(
+        !anonymous.contains(&"v2-unhealthy".to_string()),
+        "the registry listed its tags without the login: {anonymous:?}"
+    );
+}

@@ -26,7 +26,7 @@ use bollard::models::{
 };
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, RemoveContainerOptions, StartContainerOptions,
+    CreateContainerOptions, CreateImageOptions, ListImagesOptions, InspectContainerOptions, RemoveContainerOptions, StartContainerOptions,
     StopContainerOptions,
 };
 use bollard::Docker;
@@ -213,6 +213,64 @@ fn status_of(e: &DockerError) -> Option<u16> {
     }
 }
 
+/// The tags a registry lists for `repo` (`host[:port]/path`), by the
+/// registry API (the Docker Engine API has no such call); empty when it
+/// cannot be asked or does not answer in 2 s. Plain HTTP for a loopback
+/// registry, HTTPS otherwise.
+async fn registry_tags(repo: &str, login: Option<&super::RegistryLogin>) -> Vec<String> {
+    let Some((host, path)) = repo
+        .split_once('/')
+        .filter(|(h, _)| h.contains(['.', ':']) || *h == "localhost")
+    else {
+        return Vec::new();
+    };
+    let loopback = ["127.", "localhost", "[::1]"].iter().any(|p| host.starts_with(p));
+    let scheme = if loopback { "http" } else { "https" };
+    let client = match reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+    {
+        Ok(c) => c,
+        Err(_) => return Vec::new(),
+    };
+    let mut req = client.get(format!("{scheme}://{host}/v2/{path}/tags/list"));
+    if let Some(l) = login {
+        req = req.basic_auth(&l.username, Some(&l.password));
+    }
+    #[derive(serde::Deserialize)]
+    struct Tags {
+        tags: Option<Vec<String>>,
+    }
+    match req.send().await {
+        Ok(r) if r.status().is_success() => r
+            .json::<Tags>()
+            .await
+            .ok()
+            .and_then(|t| t.tags)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// Orders `v10` after `v9`: digit runs compare as numbers.
+fn natural_key(tag: &str) -> Vec<(u64, String)> {
+    let mut key = Vec::new();
+    let mut rest = tag;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            key.push((rest[..digits].parse().unwrap_or(u64::MAX), String::new()));
+            rest = &rest[digits..];
+        } else {
+            let text = rest.len() - rest.trim_start_matches(|c: char| !c.is_ascii_digit()).len();
+            key.push((0, rest[..text].to_string()));
+            rest = &rest[text..];
+        }
+    }
+    key
+}
+
 /// The registry's answer to a pull or an inspect, without the request.
 fn registry_answer(e: &DockerError) -> String {
     match e {
@@ -303,6 +361,51 @@ impl Runtime for DockerRuntime {
             ))),
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    /// For `repo:{version}`: the repository's local tags (newest image
+    /// first), then the registry's (asked with the login; natural order,
+    /// highest first). The registry is given 2 s.
+    async fn versions(
+        &self,
+        template: &str,
+        registry: Option<&super::RegistryLogin>,
+        limit: usize,
+    ) -> Result<Vec<String>, RuntimeError> {
+        let Some(repo) = template.trim().strip_suffix(":{version}") else {
+            return Ok(Vec::new());
+        };
+        let options = ListImagesOptions {
+            filters: Some(HashMap::from([(
+                "reference".to_string(),
+                vec![format!("{repo}:*")],
+            )])),
+            ..Default::default()
+        };
+        let mut local: Vec<(i64, String)> = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .flat_map(|i| {
+                let created = i.created;
+                i.repo_tags
+                    .into_iter()
+                    .filter_map(move |t| Some((created, t.strip_prefix(repo)?.strip_prefix(':')?.to_string())))
+            })
+            .collect();
+        local.sort_by(|a, b| b.cmp(a));
+        let mut versions: Vec<String> = local.into_iter().map(|(_, t)| t).collect();
+        let mut remote = registry_tags(repo, registry).await;
+        remote.sort_by(|a, b| natural_key(b).cmp(&natural_key(a)));
+        for tag in remote {
+            if !versions.contains(&tag) {
+                versions.push(tag);
+            }
+        }
+        versions.truncate(limit);
+        Ok(versions)
     }
 
     async fn fetch(

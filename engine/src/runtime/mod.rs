@@ -141,6 +141,19 @@ pub trait Runtime: Send + Sync + 'static {
         let _ = (spec, progress);
         Ok(())
     }
+    /// Versions this runtime could start for the artifact `template`
+    /// (holding `{version}`), newest first, at most `limit`: release
+    /// directories for the process runtime, local and registry tags for
+    /// Docker. Empty when it cannot tell.
+    async fn versions(
+        &self,
+        template: &str,
+        registry: Option<&RegistryLogin>,
+        limit: usize,
+    ) -> Result<Vec<String>, RuntimeError> {
+        let _ = (template, registry, limit);
+        Ok(Vec::new())
+    }
     /// Starts `spec`. Returns once it was launched, not once it is healthy.
     async fn start(&self, spec: &SlotSpec) -> Result<RunningSlot, RuntimeError>;
     /// Asks it to stop, and forces it after `grace`.

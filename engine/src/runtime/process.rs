@@ -105,6 +105,45 @@ impl Runtime for ProcessRuntime {
         Ok(super::tail_lines(&bytes, max_bytes))
     }
 
+    /// The release directories: for `/srv/releases/{version}/bin/app`,
+    /// the entries of `/srv/releases` whose `bin/app` exists, most recently
+    /// changed first.
+    async fn versions(
+        &self,
+        template: &str,
+        _registry: Option<&super::RegistryLogin>,
+        limit: usize,
+    ) -> Result<Vec<String>, RuntimeError> {
+        let program = shell_words::split(template)
+            .ok()
+            .and_then(|w| w.into_iter().next())
+            .unwrap_or_default();
+        let Some((dir, rest)) = program.split_once("{version}") else {
+            return Ok(Vec::new());
+        };
+        if !dir.ends_with('/') || !(rest.is_empty() || rest.starts_with('/')) {
+            return Ok(Vec::new());
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut found: Vec<(std::time::SystemTime, String)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                crate::version::validate_version(&name).ok()?;
+                let program = std::path::PathBuf::from(format!("{dir}{name}{rest}"));
+                program.exists().then_some(())?;
+                let changed = e.metadata().and_then(|m| m.modified()).ok()?;
+                Some((changed, name))
+            })
+            .collect();
+        found.sort_by(|a, b| b.cmp(a));
+        Ok(found.into_iter().take(limit).map(|(_, v)| v).collect())
+    }
+
     async fn start(&self, spec: &SlotSpec) -> Result<RunningSlot, RuntimeError> {
         self.check(spec).await?;
         let words = Self::command_line(spec)?;
