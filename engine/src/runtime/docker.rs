@@ -398,7 +398,7 @@ impl Runtime for DockerRuntime {
         local.sort_by(|a, b| b.cmp(a));
         let mut versions: Vec<String> = local.into_iter().map(|(_, t)| t).collect();
         let mut remote = registry_tags(repo, registry).await;
-        remote.sort_by(|a, b| natural_key(b).cmp(&natural_key(a)));
+        remote.sort_by_key(|t| std::cmp::Reverse(natural_key(t)));
         for tag in remote {
             if !versions.contains(&tag) {
                 versions.push(tag);
