@@ -39,6 +39,10 @@ listen=127.0.0.1:3100
 app_listen=127.0.0.1:3180
 proxy_admin=127.0.0.1:3181
 proxy_preview=127.0.0.1:3182
+# A second switchyard-proxy for the service the browser journey onboards
+# (end2end/tests/08e-environments.spec.ts): one proxy routes one environment.
+shop_listen=127.0.0.1:3190
+shop_admin=127.0.0.1:3191
 
 fail() { echo "e2e-server: $*" >&2; exit 1; }
 
@@ -62,7 +66,7 @@ if [[ -f "$state_file" ]]; then
 fi
 
 port_in_use() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-for addr in "$listen" "$app_listen" "$proxy_admin" "$proxy_preview"; do
+for addr in "$listen" "$app_listen" "$proxy_admin" "$proxy_preview" "$shop_listen" "$shop_admin"; do
   if port_in_use "$addr"; then
     fail "$addr is already in use (another server, or leftovers of a run not recorded in end2end/.e2e-data-dir): see ss -ltnp | grep ${addr##*:}"
   fi
@@ -79,6 +83,17 @@ add_user dana deployer deployer-password-1
 add_user victor viewer viewer-password-1
 add_user alice approver approver-password-1
 add_user bob approver approver-password-2
+
+# The onboarded service's containers of an earlier run that stopped half-way.
+if command -v docker >/dev/null 2>&1; then
+  docker rm -f switchyard-shop-blue switchyard-shop-green >/dev/null 2>&1 || true
+fi
+# Its proxy shares the console's admin token (the console keeps an existing
+# token file; environments created in the browser use it).
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$data_dir/proxy.token")
+"$SWITCHYARD_BIN_DIR/switchyard-proxy" --listen "$shop_listen" --admin "$shop_admin" \
+  --state-file "$data_dir/shop-routing.json" --token-file "$data_dir/proxy.token" \
+  >"$data_dir/shop-proxy.log" 2>&1 </dev/null &
 
 echo "e2e-server: data dir $data_dir; console output also in $log" >&2
 : >"$log"

@@ -1,0 +1,132 @@
+import { expect, test } from '../support/test';
+import { USERS } from '../support/constants';
+import { actionResult, deploy, environment, expectHydrated, rollBack, SAME_ORIGIN_JSON, signIn } from '../support/console';
+
+// An admin onboards a Docker service from the Environments page: a bad field
+// is refused by name and creates nothing; the service is created, edited and
+// archived; the release form suggests the versions a runtime knows.
+test('an admin creates, edits and archives an environment in the browser', async ({ page, browser }) => {
+  await signIn(page, USERS.admin);
+  await page.getByTestId('nav-environments').click();
+  await expect(page).toHaveURL(/\/environments$/);
+  await expectHydrated(page);
+  await expect(page.locator('[data-environment="production"]')).toBeVisible();
+
+  const create = page.getByTestId('create-environment');
+  await create.locator('[data-field="name"]').fill('catalog');
+  await create.locator('[data-field="artifact"]').fill('127.0.0.1:5055/catalog:latest');
+  await create.locator('[data-field="app_url"]').fill('http://127.0.0.1:8390/');
+  await create.locator('[data-field="admin_url"]').fill('http://127.0.0.1:8391');
+  await create.locator('[data-field="memory_mb"]').fill('128');
+  await page.getByTestId('create-environment-submit').click();
+  await expect(page.getByTestId('action-error')).toContainText('does not hold {version}');
+  await expect(page.locator('[data-environment="catalog"]')).toHaveCount(0);
+
+  await create.locator('[data-field="artifact"]').fill('127.0.0.1:5055/catalog:{version}');
+  await page.getByTestId('create-environment-submit').click();
+  await expect(page.getByTestId('action-result').filter({ hasText: 'Environment catalog created' })).toBeVisible();
+  const row = page.locator('[data-environment="catalog"]');
+  await expect(row).toContainText('127.0.0.1:5055/catalog:{version}');
+
+  await row.getByRole('link', { name: 'catalog' }).click();
+  await expect(page).toHaveURL(/\/environments\/catalog$/);
+  await expectHydrated(page);
+  const edit = page.getByTestId('edit-environment');
+  await expect(edit.locator('[data-field="memory_mb"]')).toHaveValue('128');
+  await edit.locator('[data-field="health_path"]').fill('/ready');
+  await edit.locator('[data-field="port"]').fill('9090');
+  await page.getByTestId('edit-environment-submit').click();
+  await expect(page.getByTestId('action-result').filter({ hasText: 'Saved' })).toContainText('health_path');
+  await page.reload();
+  await expectHydrated(page);
+  await expect(page.getByTestId('edit-environment').locator('[data-field="port"]')).toHaveValue('9090');
+
+  // The release form suggests the demo's release directories.
+  await page.goto('/releases');
+  await expectHydrated(page);
+  await expect(page.locator('datalist[data-versions-of="production"] option[value="v3"]')).toHaveCount(1);
+
+  // A viewer is refused the page and its actions, even called directly.
+  const viewer = await browser.newContext();
+  const vpage = await viewer.newPage();
+  await signIn(vpage, USERS.victor);
+  const refused = await vpage.request.post('/api/archive_environment', {
+    form: { environment: 'catalog', confirm: 'on' },
+    headers: SAME_ORIGIN_JSON,
+  });
+  expect(refused.status()).toBe(403);
+  await viewer.close();
+
+  await page.goto('/environments/catalog');
+  await expectHydrated(page);
+  await page.getByTestId('archive-environment').getByRole('button', { name: 'Archive' }).click();
+  await expect(page.getByTestId('action-result').filter({ hasText: 'catalog archived' })).toBeVisible();
+  await expect(page.locator('[data-archived="catalog"]')).toContainText('by admin');
+  await expect(page.locator('[data-environment="catalog"]')).toHaveCount(0);
+});
+
+/** What users of the onboarded service get (its own switchyard-proxy). */
+const SHOP_URL = 'http://127.0.0.1:3190/';
+
+async function shopServes(request: import('@playwright/test').APIRequestContext): Promise<string> {
+  const res = await request.get(SHOP_URL, { headers: { 'Cache-Control': 'no-cache' } });
+  return (await res.text()).trim();
+}
+
+// The done-when journey of issue 14, on Docker: an admin onboards "shop" in
+// the browser, a deployer deploys v1 then v2, reads the new slot's output and
+// rolls back; the admin archives it (its containers stop).
+test('an admin onboards a Docker service; a deployer ships, reads logs and rolls back', async ({
+  page,
+  request,
+}) => {
+  test.setTimeout(120_000);
+  await signIn(page, USERS.admin);
+  await page.goto('/environments');
+  await expectHydrated(page);
+  const create = page.getByTestId('create-environment');
+  await create.locator('[data-field="name"]').fill('shop');
+  await create.locator('[data-field="artifact"]').fill('switchyard-demo:{version}');
+  await create.locator('[data-field="app_url"]').fill(SHOP_URL);
+  await create.locator('[data-field="admin_url"]').fill('http://127.0.0.1:3191');
+  await create.locator('[data-field="checklist"]').selectOption('empty');
+  await page.getByTestId('create-environment-submit').click();
+  await expect(page.getByTestId('action-result').filter({ hasText: 'Environment shop created' })).toBeVisible();
+
+  await page.context().clearCookies();
+  await signIn(page, USERS.dana);
+  const shop = environment(page, 'shop');
+  await deploy(shop, 'v1');
+  await expect(actionResult(shop, /^deploy #\d+/)).toHaveText(/succeeded: v1 is live on blue/, { timeout: 45_000 });
+  await expect.poll(() => shopServes(request)).toBe('switchyard-demo v1');
+  await page.reload();
+  await expectHydrated(page);
+  await deploy(environment(page, 'shop'), 'v2');
+  await expect(actionResult(environment(page, 'shop'), /^deploy #\d+/)).toHaveText(/succeeded: v2 is live on green/, {
+    timeout: 45_000,
+  });
+  await expect.poll(() => shopServes(request)).toBe('switchyard-demo v2');
+
+  // The new slot's container output: the image listens on every interface.
+  await environment(page, 'shop').getByTestId('show-output-green').click();
+  const output = environment(page, 'shop').getByTestId('slot-output');
+  await expect(output).toContainText(/switchyard-demo v2 listening on 0\.0\.0\.0:8080/);
+
+  await page.reload();
+  await expectHydrated(page);
+  await rollBack(environment(page, 'shop'), 'e2e: back to v1');
+  await expect(actionResult(environment(page, 'shop'), /^rollback #\d+/)).toHaveText(/succeeded/, { timeout: 30_000 });
+  await expect.poll(() => shopServes(request)).toBe('switchyard-demo v1');
+
+  await page.context().clearCookies();
+  await signIn(page, USERS.admin);
+  await page.goto('/environments/shop');
+  await expectHydrated(page);
+  const archive = page.getByTestId('archive-environment');
+  await archive.getByRole('button', { name: 'Archive' }).click();
+  await expect(page.getByTestId('action-error')).toContainText('still serves users');
+  await archive.locator('[data-field="confirm"]').check();
+  await archive.getByRole('button', { name: 'Archive' }).click();
+  await expect(page.getByTestId('action-result').filter({ hasText: 'shop archived' })).toBeVisible();
+  await expect.poll(async () => (await request.get(SHOP_URL).catch(() => null))?.status() ?? 0).not.toBe(200);
+});
