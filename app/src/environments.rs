@@ -13,7 +13,7 @@
 // field, as the server's does, but the macro does not carry its allow over.
 #![cfg_attr(not(feature = "ssr"), allow(clippy::too_many_arguments))]
 
-use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
+use crate::components::{action_result, page_shell, Loading, ResultIds};
 use crate::error::AppError;
 use crate::format::short_time;
 use leptos::form::ActionForm;
@@ -312,12 +312,9 @@ pub async fn archive_environment(
     )
 }
 
+/// A text answer's line under its form.
 fn answer(r: Result<String, AppError>) -> AnyView {
-    let outcome = match r {
-        Ok(t) => Outcome::Done(t),
-        Err(e) => e.into(),
-    };
-    action_result(outcome, ResultIds::PAGE)
+    action_result(r, ResultIds::PAGE)
 }
 
 #[component]

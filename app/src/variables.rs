@@ -3,7 +3,7 @@
 //! U") — a secret's value goes in through a password field and never comes
 //! back out, not even to the admin who set it.
 
-use crate::components::{action_result, Outcome, ResultIds};
+use crate::components::{action_result, ResultIds};
 use crate::error::AppError;
 use crate::format::short_time;
 use leptos::form::ActionForm;
@@ -103,12 +103,9 @@ impl Default for VariableActions {
     }
 }
 
+/// A text answer's line under its form.
 fn answer(r: Result<String, AppError>) -> AnyView {
-    let outcome = match r {
-        Ok(t) => Outcome::Done(t),
-        Err(e) => e.into(),
-    };
-    action_result(outcome, ResultIds::PAGE)
+    action_result(r, ResultIds::PAGE)
 }
 
 #[component]

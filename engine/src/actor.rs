@@ -48,6 +48,13 @@ impl Actor {
         }
     }
 
+    /// How records that keep "updated by" name this actor: the username,
+    /// or `system`.
+    pub(crate) fn name(&self) -> String {
+        self.as_user()
+            .map_or_else(|| "system".to_string(), |u| u.username.clone())
+    }
+
     pub(crate) fn user_id(&self) -> Option<i64> {
         self.as_user().map(|u| u.id)
     }

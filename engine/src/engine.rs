@@ -181,34 +181,47 @@ impl Engine {
                 .await?;
         // The registry password is Docker's, not the service's: it logs the
         // pull in and stays out of the container.
-        let registry = match (&env.docker.registry_user, &env.docker.registry_secret) {
-            (Some(user), Some(secret)) => {
-                let at = vars
-                    .0
-                    .iter()
-                    .position(|(n, _)| n == secret)
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "registry_password_secret",
-                            format!(
-                                "the registry password secret {secret} of {} is not set",
-                                env.name
-                            ),
-                        )
-                    })?;
-                let (_, password) = vars.0.remove(at);
-                Some(crate::runtime::RegistryLogin {
-                    username: user.clone(),
-                    password,
-                })
-            }
-            _ => None,
-        };
+        if let Some(secret) = &env.docker.registry_secret {
+            vars.0.retain(|(n, _)| n != secret);
+        }
         Ok(SlotSpec {
             env: vars,
-            registry,
+            registry: self.registry_login(env).await?,
             ..Self::spec(env, color, version)
         })
+    }
+
+    /// The login a Docker environment pulls with: its registry user and the
+    /// secret it names, decrypted. `None` without one.
+    pub(crate) async fn registry_login(
+        &self,
+        env: &Environment,
+    ) -> Result<Option<crate::runtime::RegistryLogin>> {
+        let (Some(user), Some(secret)) = (&env.docker.registry_user, &env.docker.registry_secret)
+        else {
+            return Ok(None);
+        };
+        let password = crate::slot_env::secret_value(
+            self.pool(),
+            self.secrets.as_deref(),
+            env.id,
+            &env.name,
+            secret,
+        )
+        .await?
+        .ok_or_else(|| {
+            Error::invalid(
+                "registry_password_secret",
+                format!(
+                    "the registry password secret {secret} of {} is not set",
+                    env.name
+                ),
+            )
+        })?;
+        Ok(Some(crate::runtime::RegistryLogin {
+            username: user.clone(),
+            password,
+        }))
     }
 
     /// Encrypts environments' secrets with `secrets` (and decrypts them for

@@ -8,7 +8,6 @@ use crate::engine::Engine;
 use crate::environments;
 use crate::error::Result;
 use crate::rbac::Action;
-use model::SlotColor;
 
 /// How many a form offers.
 const OFFERED: usize = 20;
@@ -21,11 +20,14 @@ impl Engine {
         let Ok(runtime) = self.runtime_for(&env) else {
             return Ok(Vec::new());
         };
-        // The spec of version "{version}" is the template itself, with the
-        // registry login resolved.
-        let spec = self.slot_spec(&env, SlotColor::Blue, "{version}").await?;
+        // A form's suggestions: without the login (a secret that does not
+        // decrypt), the registry's tags are left out, not the page.
+        let login = self.registry_login(&env).await.unwrap_or_else(|e| {
+            tracing::warn!(env = %env.name, error = %e, "no registry login to list versions with");
+            None
+        });
         match runtime
-            .versions(&spec.artifact, spec.registry.as_ref(), OFFERED)
+            .versions(&env.artifact_template, login.as_ref(), OFFERED)
             .await
         {
             Ok(v) => Ok(v),

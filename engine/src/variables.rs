@@ -52,7 +52,7 @@ impl Engine {
             env.id,
             name,
             Setting::Plain(value),
-            &actor_name(actor),
+            &actor.name(),
         )
         .await
     }
@@ -94,7 +94,7 @@ impl Engine {
             env.id,
             name,
             Setting::Secret(sealed),
-            &actor_name(actor),
+            &actor.name(),
         )
         .await
     }
@@ -147,10 +147,4 @@ impl Engine {
             .await?;
         environments::find(self.pool(), env_name).await
     }
-}
-
-fn actor_name(actor: &Actor) -> String {
-    actor
-        .as_user()
-        .map_or_else(|| "system".to_string(), |u| u.username.clone())
 }

@@ -249,7 +249,11 @@ async fn docker_failed_releases_leave_users_on_the_previous_slot() {
     let rows = h.engine.history(&system, &h.env, 100).await.unwrap().len();
     let err = h.engine.deploy(&system, &h.env, "v9").await.unwrap_err();
     assert!(matches!(err, Error::UnknownVersion { .. }), "{err}");
-    assert!(err.to_string().contains("not present locally"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("neither on this machine nor in its registry"),
+        "{err}"
+    );
     assert_eq!(
         h.engine.history(&system, &h.env, 100).await.unwrap().len(),
         rows

@@ -21,6 +21,17 @@ impl From<AppError> for Outcome {
     }
 }
 
+/// A server function's answer in words: its text when it did it, the
+/// refusal otherwise.
+impl From<Result<String, AppError>> for Outcome {
+    fn from(r: Result<String, AppError>) -> Self {
+        match r {
+            Ok(t) => Outcome::Done(t),
+            Err(e) => e.into(),
+        }
+    }
+}
+
 /// The test ids a page gives its answers: most pages tell success and
 /// refusal apart (`action-result` / `action-error`); the users page and the
 /// dashboard's run box use one id for both.

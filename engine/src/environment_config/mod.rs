@@ -319,9 +319,7 @@ impl Engine {
         writes: &[Write],
         checklist: Option<&ChecklistSource>,
     ) -> Result<()> {
-        let by = actor
-            .as_user()
-            .map_or_else(|| "system".to_string(), |u| u.username.clone());
+        let by = actor.name();
         let copied = match checklist {
             Some(ChecklistSource::CopyFrom(from)) => {
                 let env = environments::find(self.pool(), from).await.map_err(|_| {
@@ -398,9 +396,7 @@ impl Engine {
                 ),
             ));
         }
-        let by = actor
-            .as_user()
-            .map_or_else(|| "system".to_string(), |u| u.username.clone());
+        let by = actor.name();
         // Slots to stop, the idle one first; the runtime that stops them is
         // needed before anything changes.
         let mut running = Vec::new();

@@ -291,59 +291,97 @@ fn path(p: &std::path::Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// The columns an environment's settings are written to, in the order
+/// [`bind_settings`] binds them: everything but its identity (id, name,
+/// creation time) and its state (active slot, routing generation, archive).
+const SETTINGS_COLUMNS: [&str; 34] = [
+    "app_url",
+    "runtime",
+    "artifact_template",
+    "proxy_admin_url",
+    "proxy_token_file",
+    "health_path",
+    "health_interval_ms",
+    "health_deadline_ms",
+    "stop_grace_ms",
+    "router",
+    "nginx_binary",
+    "nginx_conf",
+    "nginx_prefix",
+    "nginx_include",
+    "nginx_pid_file",
+    "nginx_upstream",
+    "nginx_reload_timeout_ms",
+    "gate_smoke_paths",
+    "gate_sample_requests",
+    "gate_p95_ms",
+    "gate_p99_ms",
+    "gate_max_error_pct",
+    "drain_timeout_ms",
+    "watch_window_ms",
+    "standby_window_ms",
+    "preview_listen",
+    "container_port",
+    "docker_volumes",
+    "docker_memory_mb",
+    "docker_cpus",
+    "docker_restart",
+    "docker_network",
+    "docker_registry_user",
+    "docker_registry_secret",
+];
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds `new`'s settings in [`SETTINGS_COLUMNS`]' order.
+fn bind_settings<'q>(q: Query<'q>, new: &'q NewEnvironment) -> Query<'q> {
+    let nginx = new.nginx();
+    q.bind(&new.app_url)
+        .bind(new.runtime.as_str())
+        .bind(&new.artifact_template)
+        .bind(&new.proxy_admin_url)
+        .bind(&new.proxy_token_file)
+        .bind(&new.health_path)
+        .bind(new.health_interval.as_millis() as i64)
+        .bind(new.health_deadline.as_millis() as i64)
+        .bind(new.stop_grace.as_millis() as i64)
+        .bind(new.router.as_str())
+        .bind(nginx.map(|n| path(&n.binary)))
+        .bind(nginx.map(|n| path(&n.conf)))
+        .bind(nginx.and_then(|n| n.prefix.as_deref().map(path)))
+        .bind(nginx.map(|n| path(&n.include)))
+        .bind(nginx.map(|n| path(&n.pid_file)))
+        .bind(nginx.map(|n| n.upstream.clone()))
+        .bind(nginx.map(|n| n.reload_timeout.as_millis() as i64))
+        .bind(new.gates.smoke_paths_text())
+        .bind(new.gates.sample_requests as i64)
+        .bind(new.gates.p95.as_millis() as i64)
+        .bind(new.gates.p99.as_millis() as i64)
+        .bind(new.gates.max_error_rate * 100.0)
+        .bind(new.drain_timeout.as_millis().max(1) as i64)
+        .bind(new.watch_window.as_millis() as i64)
+        .bind(new.standby_window.as_millis() as i64)
+        .bind(new.preview_listen.as_deref())
+        .bind(new.docker.port as i64)
+        .bind(new.docker.volumes.join("\n"))
+        .bind(new.docker.memory_mb.map(|m| m as i64))
+        .bind(new.docker.cpus)
+        .bind(&new.docker.restart)
+        .bind(new.docker.network.as_deref())
+        .bind(new.docker.registry_user.as_deref())
+        .bind(new.docker.registry_secret.as_deref())
+}
+
 /// Inserts a checked environment and its two stopped slots, inside the
 /// caller's transaction (an apply writes many at once). Its id.
 pub async fn insert(conn: &mut sqlx::SqliteConnection, new: &NewEnvironment) -> Result<i64> {
-    let nginx = new.nginx();
-    let res = sqlx::query(
-        "INSERT INTO environments (name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
-         health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, created_at, \
-         router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
-         nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
-         gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen, \
-         container_port, docker_volumes, docker_memory_mb, docker_cpus, docker_restart, docker_network, \
-         docker_registry_user, docker_registry_secret) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-         ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&new.name)
-    .bind(&new.app_url)
-    .bind(new.runtime.as_str())
-    .bind(&new.artifact_template)
-    .bind(&new.proxy_admin_url)
-    .bind(&new.proxy_token_file)
-    .bind(&new.health_path)
-    .bind(new.health_interval.as_millis() as i64)
-    .bind(new.health_deadline.as_millis() as i64)
-    .bind(new.stop_grace.as_millis() as i64)
-    .bind(crate::now())
-    .bind(new.router.as_str())
-    .bind(nginx.map(|n| path(&n.binary)))
-    .bind(nginx.map(|n| path(&n.conf)))
-    .bind(nginx.and_then(|n| n.prefix.as_deref().map(path)))
-    .bind(nginx.map(|n| path(&n.include)))
-    .bind(nginx.map(|n| path(&n.pid_file)))
-    .bind(nginx.map(|n| n.upstream.clone()))
-    .bind(nginx.map(|n| n.reload_timeout.as_millis() as i64))
-    .bind(new.gates.smoke_paths_text())
-    .bind(new.gates.sample_requests as i64)
-    .bind(new.gates.p95.as_millis() as i64)
-    .bind(new.gates.p99.as_millis() as i64)
-    .bind(new.gates.max_error_rate * 100.0)
-    .bind(new.drain_timeout.as_millis().max(1) as i64)
-    .bind(new.watch_window.as_millis() as i64)
-    .bind(new.standby_window.as_millis() as i64)
-    .bind(new.preview_listen.as_deref())
-    .bind(new.docker.port as i64)
-    .bind(new.docker.volumes.join("\n"))
-    .bind(new.docker.memory_mb.map(|m| m as i64))
-    .bind(new.docker.cpus)
-    .bind(&new.docker.restart)
-    .bind(new.docker.network.as_deref())
-    .bind(new.docker.registry_user.as_deref())
-    .bind(new.docker.registry_secret.as_deref())
-    .execute(&mut *conn)
-    .await;
+    let sql = format!(
+        "INSERT INTO environments (name, created_at, {}) VALUES (?, ?{})",
+        SETTINGS_COLUMNS.join(", "),
+        ", ?".repeat(SETTINGS_COLUMNS.len())
+    );
+    let q = sqlx::query(&sql).bind(&new.name).bind(crate::now());
+    let res = bind_settings(q, new).execute(&mut *conn).await;
     let id = match res {
         Ok(r) => r.last_insert_rowid(),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -373,55 +411,15 @@ pub async fn update(
     id: i64,
     new: &NewEnvironment,
 ) -> Result<()> {
-    let nginx = new.nginx();
-    let updated = sqlx::query(
-        "UPDATE environments SET app_url = ?, runtime = ?, artifact_template = ?, proxy_admin_url = ?, \
-         proxy_token_file = ?, health_path = ?, health_interval_ms = ?, health_deadline_ms = ?, \
-         stop_grace_ms = ?, router = ?, nginx_binary = ?, nginx_conf = ?, nginx_prefix = ?, \
-         nginx_include = ?, nginx_pid_file = ?, nginx_upstream = ?, nginx_reload_timeout_ms = ?, \
-         gate_smoke_paths = ?, gate_sample_requests = ?, gate_p95_ms = ?, gate_p99_ms = ?, \
-         gate_max_error_pct = ?, drain_timeout_ms = ?, watch_window_ms = ?, standby_window_ms = ?, \
-         preview_listen = ?, container_port = ?, docker_volumes = ?, docker_memory_mb = ?, \
-         docker_cpus = ?, docker_restart = ?, docker_network = ?, docker_registry_user = ?, \
-         docker_registry_secret = ? WHERE id = ? AND archived_at IS NULL",
-    )
-    .bind(&new.app_url)
-    .bind(new.runtime.as_str())
-    .bind(&new.artifact_template)
-    .bind(&new.proxy_admin_url)
-    .bind(&new.proxy_token_file)
-    .bind(&new.health_path)
-    .bind(new.health_interval.as_millis() as i64)
-    .bind(new.health_deadline.as_millis() as i64)
-    .bind(new.stop_grace.as_millis() as i64)
-    .bind(new.router.as_str())
-    .bind(nginx.map(|n| path(&n.binary)))
-    .bind(nginx.map(|n| path(&n.conf)))
-    .bind(nginx.and_then(|n| n.prefix.as_deref().map(path)))
-    .bind(nginx.map(|n| path(&n.include)))
-    .bind(nginx.map(|n| path(&n.pid_file)))
-    .bind(nginx.map(|n| n.upstream.clone()))
-    .bind(nginx.map(|n| n.reload_timeout.as_millis() as i64))
-    .bind(new.gates.smoke_paths_text())
-    .bind(new.gates.sample_requests as i64)
-    .bind(new.gates.p95.as_millis() as i64)
-    .bind(new.gates.p99.as_millis() as i64)
-    .bind(new.gates.max_error_rate * 100.0)
-    .bind(new.drain_timeout.as_millis().max(1) as i64)
-    .bind(new.watch_window.as_millis() as i64)
-    .bind(new.standby_window.as_millis() as i64)
-    .bind(new.preview_listen.as_deref())
-    .bind(new.docker.port as i64)
-    .bind(new.docker.volumes.join("\n"))
-    .bind(new.docker.memory_mb.map(|m| m as i64))
-    .bind(new.docker.cpus)
-    .bind(&new.docker.restart)
-    .bind(new.docker.network.as_deref())
-    .bind(new.docker.registry_user.as_deref())
-    .bind(new.docker.registry_secret.as_deref())
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+    let sets: Vec<String> = SETTINGS_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
+    let sql = format!(
+        "UPDATE environments SET {} WHERE id = ? AND archived_at IS NULL",
+        sets.join(", ")
+    );
+    let updated = bind_settings(sqlx::query(&sql), new)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     found(updated.rows_affected(), id)
 }
 

@@ -1,10 +1,9 @@
-//! The docker runtime: a slot is a container of a locally present image,
-//! named `switchyard-<environment>-<color>` and labelled as Switchyard's.
+//! The docker runtime: a slot is a container of an image, named
+//! `switchyard-<environment>-<color>` and labelled as Switchyard's.
 //!
-//! No registry is reachable where Switchyard runs, so nothing is ever pulled:
-//! an image that is not present locally is an unknown release, refused before
-//! anything starts. Images are built or imported on the machine
-//! (`scripts/docker.sh` builds the demo's).
+//! An image that is not on the machine is pulled from its registry (`fetch`,
+//! with the environment's login); one that is neither here nor in the
+//! registry is an unknown release, refused before anything starts.
 //!
 //! The artifact is an image reference (the environment's `artifact_template`
 //! with `{version}` substituted). Versions may carry semver build metadata

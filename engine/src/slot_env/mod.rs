@@ -245,6 +245,34 @@ pub async fn unset(pool: &Pool, env_id: i64, name: &str) -> Result<bool> {
     Ok(removed > 0)
 }
 
+/// One decrypted secret of `env`, `None` when it is not set.
+pub async fn secret_value(
+    pool: &Pool,
+    secrets: Option<&SecretBox>,
+    env_id: i64,
+    env_name: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let row: Option<SecretRow> = sqlx::query_as(
+        "SELECT name, key_id, nonce, ciphertext FROM environment_secrets \
+         WHERE environment_id = ? AND name = ?",
+    )
+    .bind(env_id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let secrets = secrets.ok_or_else(|| {
+        Error::Internal(format!(
+            "environment {env_name} has secrets but this console holds no secrets key"
+        ))
+    })?;
+    let (name, sealed) = row.sealed();
+    secrets.open_value(env_name, &name, &sealed).map(Some)
+}
+
 /// The decrypted secrets of `env` (to mask them in what a slot printed).
 pub async fn secret_values(
     pool: &Pool,
