@@ -8,9 +8,10 @@
 use crate::components::{page_shell, Loading};
 use crate::error::AppError;
 use crate::format::{duration_text, short_time};
+use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
-use model::{DeploymentDetail, DeploymentStatus, DeploymentView, SessionUser, StepView};
+use leptos_router::hooks::{use_navigate, use_params_map};
+use model::{DeploymentDetail, DeploymentStatus, DeploymentView, Role, SessionUser, StepView};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -24,6 +25,23 @@ const REFRESH: Duration = Duration::from_secs(1);
 pub struct LoadedDeployment {
     pub me: SessionUser,
     pub detail: DeploymentDetail,
+}
+
+/// Promotion: the version a succeeded deploy shipped, requested as a
+/// release of an environment downstream of it. Opens that release.
+#[server(endpoint = "promote")]
+pub async fn promote(deployment: i64, environment: String) -> Result<i64, AppError> {
+    crate::error::respond(
+        async move {
+            let (actor, _) = signed_in().await?;
+            let release = state()?
+                .engine
+                .promote(&actor, deployment, &environment)
+                .await?;
+            Ok(release.id)
+        }
+        .await,
+    )
 }
 
 #[server(endpoint = "load_deployment")]
@@ -147,6 +165,13 @@ pub fn DeploymentPage() -> impl IntoView {
     // The newest detail the event stream brought (browser only).
     let pushed = RwSignal::new(None::<DeploymentDetail>);
     let page = Resource::new(move || (id(), tick.get()), |(id, _)| load_deployment(id));
+    let promote = ServerAction::<Promote>::new();
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(release)) = promote.value().get() {
+            navigate(&format!("/releases/{release}"), Default::default());
+        }
+    });
     #[cfg(feature = "hydrate")]
     let stream = StoredValue::new_local(None::<follow::Stream>);
     #[cfg(feature = "hydrate")]
@@ -216,10 +241,14 @@ pub fn DeploymentPage() -> impl IntoView {
                     .filter(|d| d.deployment.id == loaded.deployment.id)
                     .unwrap_or_else(|| loaded.clone())
             };
+            let may_request = p.me.role != Role::Viewer;
             let contents = move || {
                 let d = detail();
+                let offers = (may_request && !d.promote_to.is_empty())
+                    .then(|| view! { <Promotions deployment=d.deployment.id targets=d.promote_to.clone() action=promote/> });
                 view! {
                     <DeploymentHeader deployment=d.deployment elapsed_ms=d.elapsed_ms/>
+                    {offers}
                     <h2>"Steps"</h2>
                     <Timeline steps=d.steps/>
                     {d.watch.map(|w| view! { <Watch watch=w/> })}
@@ -285,6 +314,36 @@ fn DeploymentHeader(deployment: DeploymentView, elapsed_ms: i64) -> impl IntoVie
 
 /// The watch window after the switch: live figures while it runs, the
 /// evidence and the automatic rollback after a breach.
+/// "Promote to production": one button per environment downstream.
+#[component]
+fn Promotions(
+    deployment: i64,
+    targets: Vec<String>,
+    action: ServerAction<Promote>,
+) -> impl IntoView {
+    let buttons = targets
+        .into_iter()
+        .map(|t| {
+            let label = format!("Promote to {t}");
+            let marker = t.clone();
+            view! {
+                <ActionForm action attr:class="promote" attr:data-promote-to=marker>
+                    <input type="hidden" name="deployment" value=deployment.to_string()/>
+                    <input type="hidden" name="environment" value=t/>
+                    <button type="submit" disabled=move || action.pending().get()>{label}</button>
+                </ActionForm>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="promotions" data-testid="promotions">
+            {buttons}
+            {move || action.value().get().and_then(|r| r.err()).map(|e| crate::components::action_result(e, crate::components::ResultIds::PAGE))}
+        </section>
+    }
+    .into_any()
+}
+
 #[component]
 fn Watch(watch: model::WatchView) -> impl IntoView {
     let w = watch;

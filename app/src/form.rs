@@ -102,6 +102,7 @@ checks![
     crate::dashboard::PlanDeploy,
     crate::dashboard::Rollback,
     crate::deployment::LoadDeployment,
+    crate::deployment::Promote,
     crate::environments::LoadEnvironments,
     crate::environments::CreateEnvironment,
     crate::environments::EditEnvironment,

@@ -92,6 +92,16 @@ test('an admin onboards a Docker service; a deployer ships, reads logs and rolls
   await create.locator('[data-field="checklist"]').selectOption('empty');
   await page.getByTestId('create-environment-submit').click();
   await expect(page.getByTestId('action-result').filter({ hasText: 'Environment shop created' })).toBeVisible();
+  // Its production: releases must have succeeded in shop first.
+  await page.reload();
+  await expectHydrated(page);
+  await create.locator('[data-field="name"]').fill('shop-live');
+  await create.locator('[data-field="artifact"]').fill('switchyard-demo:{version}');
+  await create.locator('[data-field="app_url"]').fill('http://127.0.0.1:3195/');
+  await create.locator('[data-field="admin_url"]').fill('http://127.0.0.1:3196');
+  await create.locator('[data-field="upstream"]').fill('shop');
+  await page.getByTestId('create-environment-submit').click();
+  await expect(page.getByTestId('action-result').filter({ hasText: 'Environment shop-live created' })).toBeVisible();
 
   await page.context().clearCookies();
   await signIn(page, USERS.dana);
@@ -106,6 +116,7 @@ test('an admin onboards a Docker service; a deployer ships, reads logs and rolls
     timeout: 45_000,
   });
   await expect.poll(() => shopServes(request)).toBe('switchyard-demo v2');
+  const shipped = /^deploy #(\d+)/.exec((await actionResult(environment(page, 'shop'), /^deploy #\d+/).textContent()) ?? '')![1];
 
   // The new slot's container output: the image listens on every interface.
   await environment(page, 'shop').getByTestId('show-output-green').click();
@@ -118,8 +129,21 @@ test('an admin onboards a Docker service; a deployer ships, reads logs and rolls
   await expect(actionResult(environment(page, 'shop'), /^rollback #\d+/)).toHaveText(/succeeded/, { timeout: 30_000 });
   await expect.poll(() => shopServes(request)).toBe('switchyard-demo v1');
 
+  // Promotion: the succeeded v2 deploy offers shop-live; the release it
+  // requests has its "succeeded upstream" item verified from history.
+  await page.goto(`/deployments/${shipped}`);
+  await expectHydrated(page);
+  await page.getByTestId('promotions').getByRole('button', { name: 'Promote to shop-live' }).click();
+  await expect(page).toHaveURL(/\/releases\/\d+$/);
+  await expect(page.locator('[data-item="Staging deployment successful"]').getByTestId('item-state')).toHaveText('verified');
+  await expect(page.getByTestId('release-status')).toHaveText('awaiting sign-off');
+
   await page.context().clearCookies();
   await signIn(page, USERS.admin);
+  await page.goto('/environments/shop-live');
+  await expectHydrated(page);
+  await page.getByTestId('archive-environment').getByRole('button', { name: 'Archive' }).click();
+  await expect(page.getByTestId('action-result').filter({ hasText: 'shop-live archived' })).toBeVisible();
   await page.goto('/environments/shop');
   await expectHydrated(page);
   const archive = page.getByTestId('archive-environment');

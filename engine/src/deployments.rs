@@ -174,3 +174,14 @@ pub async fn history(pool: &Pool, env_id: i64, limit: i64) -> Result<Vec<Deploym
     .map(DeploymentView::try_from)
     .collect()
 }
+
+/// The release a deployment shipped, if it shipped one.
+pub async fn release_of(pool: &Pool, id: i64) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar::<_, Option<i64>>("SELECT release_id FROM deployments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .flatten(),
+    )
+}

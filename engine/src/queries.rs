@@ -60,11 +60,19 @@ impl Engine {
                 .unwrap_or(0)
                 .max(0),
         };
+        let promote_to = if deployment.kind == model::DeploymentKind::Deploy
+            && deployment.status == model::DeploymentStatus::Succeeded
+        {
+            crate::environments::downstream_of(self.pool(), &deployment.environment).await?
+        } else {
+            Vec::new()
+        };
         Ok(DeploymentDetail {
             deployment,
             steps,
             elapsed_ms,
             watch: crate::watch::view(self.pool(), id).await?,
+            promote_to,
         })
     }
 

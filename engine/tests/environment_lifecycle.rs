@@ -468,3 +468,109 @@ async fn archiving_a_live_environment_stops_its_slots_and_keeps_history() {
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
 }
+
+/// Promotion: a succeeded deploy offers the environments downstream of it;
+/// promoting asks for a release of the same version there, whose
+/// "succeeded upstream" item is verified from history. Viewers, failed
+/// deploys and environments that do not take releases from it are refused.
+#[tokio::test]
+async fn a_succeeded_deploy_is_promoted_downstream() {
+    let h = Harness::with_v1_live().await;
+    let system = Actor::system();
+    let dana = h.user("dana", Role::Deployer).await;
+    let vera = h.user("vera", Role::Viewer).await;
+    let downstream = |name: &str, port: u16, upstream: Option<&str>| EnvironmentConfig {
+        name: name.into(),
+        app_url: format!("http://127.0.0.1:{port}/"),
+        upstream: upstream.map(String::from),
+        preview_listen: None,
+        runtime: model::RuntimeKind::Process,
+        artifact: "/nonexistent/{version}/app".into(),
+        router: model::RouterConfig {
+            kind: model::RouterKind::Builtin,
+            admin_url: format!("http://127.0.0.1:{}", port + 1),
+            token_file: "/nonexistent/token".into(),
+            nginx: None,
+        },
+        ..engine::parse_environment_file(&file()).unwrap().remove(1)
+    };
+    h.engine
+        .create_environment(
+            &system,
+            &downstream("live", 18400, Some(ENV)),
+            &ChecklistSource::Default,
+        )
+        .await
+        .unwrap();
+    h.engine
+        .create_environment(
+            &system,
+            &downstream("elsewhere", 18410, None),
+            &ChecklistSource::Default,
+        )
+        .await
+        .unwrap();
+
+    let shipped = h.engine.deploy(&system, ENV, "v2").await.unwrap();
+    assert_eq!(shipped.status, model::DeploymentStatus::Succeeded);
+    let detail = h.engine.deployment(&dana, shipped.id).await.unwrap();
+    assert_eq!(detail.promote_to, ["live"]);
+
+    let err = h
+        .engine
+        .promote(&vera, shipped.id, "live")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden { .. }), "{err:?}");
+    let err = h
+        .engine
+        .promote(&dana, shipped.id, "elsewhere")
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("environment"), "{err}");
+    let failed = h.engine.deploy(&system, ENV, "v2+unhealthy").await.unwrap();
+    assert_eq!(failed.status, model::DeploymentStatus::Failed);
+    assert!(h
+        .engine
+        .deployment(&dana, failed.id)
+        .await
+        .unwrap()
+        .promote_to
+        .is_empty());
+    let err = h
+        .engine
+        .promote(&dana, failed.id, "live")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+
+    let release = h.engine.promote(&dana, shipped.id, "live").await.unwrap();
+    assert_eq!(release.environment, "live");
+    assert_eq!(release.version, "v2");
+    assert!(
+        release.notes.starts_with("Promoted from production"),
+        "{}",
+        release.notes
+    );
+    let upstream_item = release
+        .items
+        .iter()
+        .find(|i| i.auto_check == Some(model::AutoCheck::UpstreamSucceeded))
+        .expect("the default checklist asks for the upstream");
+    assert_eq!(
+        upstream_item.state,
+        model::ItemState::Verified,
+        "{upstream_item:?}"
+    );
+
+    // Archived, its releases stay readable (history), and stay out of reach
+    // of a deploy.
+    h.engine
+        .archive_environment(&system, "live", false)
+        .await
+        .unwrap();
+    let listed = h.engine.releases(&dana, None).await.unwrap();
+    assert!(listed.iter().any(|r| r.id == release.id), "{listed:?}");
+    let again = h.engine.release(&dana, release.id).await.unwrap();
+    assert!(!again.deployable, "{again:?}");
+}

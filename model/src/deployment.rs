@@ -141,6 +141,10 @@ pub struct DeploymentDetail {
     pub elapsed_ms: i64,
     /// Deploys that switched users from a previous slot: the watch after it.
     pub watch: Option<WatchView>,
+    /// A succeeded deploy: the environments that take releases from this
+    /// one (their upstream), where its version may be promoted.
+    #[serde(default)]
+    pub promote_to: Vec<String>,
 }
 
 /// A dry run: what a deploy would do and what stands in its way.

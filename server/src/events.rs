@@ -225,6 +225,7 @@ mod tests {
             }],
             elapsed_ms,
             watch: None,
+            promote_to: Vec::new(),
         }
     }
 

@@ -436,6 +436,12 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             vec![("environment", ENV), ("name", "GREETING")],
             [false, false, false, true],
         ),
+        // Allowed roles are told the failed deploy cannot be promoted.
+        (
+            "/api/promote",
+            vec![("deployment", &did), ("environment", ENV)],
+            [false, true, true, true],
+        ),
         (
             "/api/load_environments",
             vec![],
@@ -598,7 +604,7 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
             }
         }
     }
-    assert_eq!(report.len(), 4 * 40, "{report:#?}");
+    assert_eq!(report.len(), 4 * 41, "{report:#?}");
 
     // GET routes: the deployment's event stream is a read every role may
     // follow (a finished deployment: its final state, then the end), and

@@ -87,7 +87,8 @@ impl Engine {
         let items = releases::items(pool, release.id).await?;
         let signoffs = releases::live_signoffs(pool, release.id).await?;
         let settings = checklists::settings(pool, release.environment_id).await?;
-        let env = environments::find(pool, &release.environment).await?;
+        // By id: the release of an archived environment stays readable.
+        let env = environments::get(pool, release.environment_id).await?;
         let now = crate::now();
         let mut evaluated = Vec::with_capacity(items.len());
         for item in items {
@@ -115,6 +116,9 @@ impl Engine {
             .collect();
         if release.status != ReleaseStatus::Open {
             blockers.insert(0, format!("the release is {}", release.status.as_str()));
+        }
+        if env.archived {
+            blockers.insert(0, format!("environment {} is archived", env.name));
         }
         Ok(Readiness {
             items: evaluated,
@@ -225,7 +229,11 @@ impl Engine {
                 vec![],
             ));
         }
-        let rt = self.runtime_for(env)?;
+        // A runtime this console lacks fails the item, not the release's page.
+        let rt = match self.runtime_for(env) {
+            Ok(rt) => rt,
+            Err(e) => return Ok((ItemState::Failed, e.to_string(), vec![])),
+        };
         let spec = self.slot_spec(env, idle, &release.version).await?;
         Ok(match rt.check(&spec).await {
             Ok(()) => (

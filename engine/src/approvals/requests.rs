@@ -64,6 +64,66 @@ impl Engine {
         self.release(actor, id).await
     }
 
+    /// Promotion: asks for the version a succeeded deploy shipped to go on
+    /// to `target`, an environment whose upstream is the deploy's. The new
+    /// release carries the shipped release's notes and migration SQL (when
+    /// the deploy shipped one) and says where it comes from; its checklist's
+    /// "succeeded upstream" item is then verified from history like any
+    /// other.
+    pub async fn promote(
+        &self,
+        actor: &Actor,
+        deployment_id: i64,
+        target: &str,
+    ) -> Result<ReleaseView> {
+        let target = target.trim();
+        self.authorize(actor, Action::RequestRelease, Some(target))
+            .await?;
+        let d = crate::deployments::get(self.pool(), deployment_id).await?;
+        let version = match (d.kind, d.status, &d.to_version) {
+            (model::DeploymentKind::Deploy, model::DeploymentStatus::Succeeded, Some(v)) => v,
+            _ => {
+                return Err(Error::Conflict(format!(
+                    "deployment #{deployment_id} is not a succeeded deploy: only those are promoted"
+                )))
+            }
+        };
+        let env = environments::find(self.pool(), target).await?;
+        let approval = checklists::settings(self.pool(), env.id).await?;
+        if approval.upstream.as_deref() != Some(d.environment.as_str()) {
+            return Err(Error::invalid(
+                "environment",
+                format!(
+                    "{target} does not take releases from {} (its upstream is {})",
+                    d.environment,
+                    approval.upstream.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
+        let shipped = match crate::deployments::release_of(self.pool(), deployment_id).await? {
+            Some(id) => Some(releases::get(self.pool(), id).await?),
+            None => None,
+        };
+        let mut notes = format!(
+            "Promoted from {} (deployment #{deployment_id}).",
+            d.environment
+        );
+        if let Some(r) = shipped.as_ref().filter(|r| !r.notes.trim().is_empty()) {
+            notes.push_str("\n\n");
+            notes.push_str(r.notes.trim());
+        }
+        self.request_release(
+            actor,
+            &model::ReleaseRequest {
+                environment: target.to_string(),
+                version: version.clone(),
+                notes,
+                migration_sql: shipped.map(|r| r.migration_sql).unwrap_or_default(),
+            },
+        )
+        .await
+    }
+
     /// Changes a release's notes and SQL. Every signature is voided: signers
     /// approved what they saw, not what it became.
     pub async fn edit_release(

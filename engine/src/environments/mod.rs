@@ -58,6 +58,9 @@ pub struct Environment {
     pub docker: DockerOptions,
     pub active: Option<SlotColor>,
     pub routing_generation: u64,
+    /// Archived: out of every list and lookup by name; only reached by id
+    /// (its history).
+    pub archived: bool,
 }
 
 /// Settings for a new environment; the durations fall back to the defaults
@@ -159,6 +162,7 @@ struct EnvRow {
     docker_network: Option<String>,
     docker_registry_user: Option<String>,
     docker_registry_secret: Option<String>,
+    archived_at: Option<String>,
 }
 
 fn ms(v: i64) -> Duration {
@@ -226,6 +230,7 @@ impl TryFrom<EnvRow> for Environment {
             },
             active: r.active_color.as_deref().map(parse).transpose()?,
             routing_generation: r.routing_generation.max(0) as u64,
+            archived: r.archived_at.is_some(),
         })
     }
 }
@@ -236,7 +241,7 @@ const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_
      nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
      gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen, \
      container_port, docker_volumes, docker_memory_mb, docker_cpus, docker_restart, docker_network, \
-     docker_registry_user, docker_registry_secret";
+     docker_registry_user, docker_registry_secret, archived_at";
 
 impl NewEnvironment {
     /// Checks what the store cannot: the name's shape, the nginx settings'
@@ -445,6 +450,17 @@ pub async fn archive(pool: &Pool, env_id: i64, by: &str) -> Result<()> {
         return Err(Error::DeployInProgress { by, since });
     }
     Err(Error::NotFound(format!("environment {env_id}")))
+}
+
+/// The live environments that take releases from `upstream` (promotion).
+pub async fn downstream_of(pool: &Pool, upstream: &str) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT name FROM environments WHERE upstream_environment = ? AND archived_at IS NULL \
+         ORDER BY name",
+    )
+    .bind(upstream)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// The archived environments, most recent first.
