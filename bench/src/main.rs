@@ -9,6 +9,7 @@ mod deploy;
 mod login;
 mod nginx;
 mod proxy;
+mod pull;
 mod rig;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,24 @@ enum Command {
         /// Directory holding switchyard-proxy and switchyard-demo.
         #[arg(long)]
         bin_dir: Option<PathBuf>,
+    },
+    /// A Docker deploy that pulls its image from the registry
+    /// (`scripts/registry.sh`) beside one of an image on the machine.
+    Pull {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Size of each image's own layer.
+        #[arg(long, default_value_t = 16)]
+        layer_mb: usize,
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Where scripts/registry.sh keeps the registry's address and login.
+        #[arg(
+            long,
+            env = "SWITCHYARD_REGISTRY_DIR",
+            default_value = "/tmp/switchyard-registry"
+        )]
+        registry_dir: PathBuf,
     },
     /// Sign-in throttling: wrong passwords judged against one account with and
     /// without the throttle (same run), then one address across usernames.
@@ -108,6 +127,20 @@ async fn main() -> anyhow::Result<()> {
                 bin_dir: bin_dir.unwrap_or_else(beside_this_binary),
             };
             deploy::deploy(&cli.data_dir, opts).await
+        }
+        Command::Pull {
+            runs,
+            layer_mb,
+            bin_dir,
+            registry_dir,
+        } => {
+            let opts = pull::Options {
+                runs: runs.max(1),
+                layer_mb: layer_mb.max(1),
+                bin_dir: bin_dir.unwrap_or_else(beside_this_binary),
+                registry_dir,
+            };
+            pull::pull(&cli.data_dir, opts).await
         }
         Command::Proxy {
             switches,
