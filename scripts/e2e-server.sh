@@ -87,6 +87,11 @@ add_user bob approver approver-password-2
 # The onboarded service's containers of an earlier run that stopped half-way.
 if command -v docker >/dev/null 2>&1; then
   docker rm -f switchyard-shop-blue switchyard-shop-green >/dev/null 2>&1 || true
+  # Its images are pulled from the registry (scripts/registry.sh) each run.
+  registry=$(cat "${SWITCHYARD_REGISTRY_DIR:-/tmp/switchyard-registry}/address" 2>/dev/null || true)
+  if [[ -n "$registry" ]]; then
+    docker rmi "$registry/shop:v1" "$registry/shop:v2" >/dev/null 2>&1 || true
+  fi
 fi
 # Its proxy shares the console's admin token (the console keeps an existing
 # token file; environments created in the browser use it).

@@ -247,6 +247,8 @@ pub async fn edit_environment(
     cpus: String,
     restart: String,
     network: String,
+    registry_user: Option<String>,
+    registry_password_secret: Option<String>,
 ) -> Result<String, AppError> {
     crate::error::respond(
         async move {
@@ -270,6 +272,14 @@ pub async fn edit_environment(
             config.signoff_ttl_secs = ssr::ttl_secs(&signoff_ttl_hours, config.signoff_ttl_secs)?;
             config.docker =
                 ssr::docker(config.docker, &port, &memory_mb, &cpus, &restart, &network)?;
+            // The pull's login: a user and the name of one of the
+            // environment's secrets (its value is set on the settings page).
+            if let Some(user) = registry_user {
+                config.docker.registry_user = ssr::optional(&user);
+            }
+            if let Some(secret) = registry_password_secret {
+                config.docker.registry_password_secret = ssr::optional(&secret);
+            }
             if config.router.kind == model::RouterKind::Builtin {
                 let admin_url = admin_url.trim().trim_end_matches('/');
                 if admin_url != config.router.admin_url.trim_end_matches('/') {
@@ -506,6 +516,11 @@ fn EditForm(
                 {text("Upstream environment", "upstream", c.upstream.clone().unwrap_or_default(), "empty: none")}
                 {text("Sign-offs valid (hours)", "signoff_ttl_hours", (c.signoff_ttl_secs / 3600).to_string(), "")}
                 <DockerFields d=c.docker.clone()/>
+                <fieldset data-testid="registry-login">
+                    <legend>"Registry login (pulls)"</legend>
+                    {text("User", "registry_user", c.docker.registry_user.clone().unwrap_or_default(), "empty: pull without a login")}
+                    {text("Password secret", "registry_password_secret", c.docker.registry_password_secret.clone().unwrap_or_default(), "the name of one of this environment's secrets (settings page)")}
+                </fieldset>
                 <p class="notice">
                     {format!(
                         "Backup command: {}. Set with `switchyard env edit` or an applied file.",

@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { expect, test } from '../support/test';
 import { USERS } from '../support/constants';
 import { actionResult, deploy, environment, expectHydrated, rollBack, SAME_ORIGIN_JSON, signIn } from '../support/console';
@@ -65,6 +67,12 @@ test('an admin creates, edits and archives an environment in the browser', async
   await expect(page.locator('[data-environment="catalog"]')).toHaveCount(0);
 });
 
+/** The registry scripts/registry.sh runs, with its login. */
+const REGISTRY_DIR = process.env.SWITCHYARD_REGISTRY_DIR ?? '/tmp/switchyard-registry';
+const REGISTRY = fs.readFileSync(path.join(REGISTRY_DIR, 'address'), 'utf8').trim();
+const registryUser = () => fs.readFileSync(path.join(REGISTRY_DIR, 'user'), 'utf8').trim();
+const registryPassword = () => fs.readFileSync(path.join(REGISTRY_DIR, 'password'), 'utf8').trim();
+
 /** What users of the onboarded service get (its own switchyard-proxy). */
 const SHOP_URL = 'http://127.0.0.1:3190/';
 
@@ -74,8 +82,9 @@ async function shopServes(request: import('@playwright/test').APIRequestContext)
 }
 
 // The done-when journey of issue 14, on Docker: an admin onboards "shop" in
-// the browser, a deployer deploys v1 then v2, reads the new slot's output and
-// rolls back; the admin archives it (its containers stop).
+// the browser (its images in the loopback registry, pulled with a login set
+// in the browser), a deployer deploys v1 then v2, reads the new slot's output
+// and rolls back; v2 is promoted to shop-live; the admin archives both.
 test('an admin onboards a Docker service; a deployer ships, reads logs and rolls back', async ({
   page,
   request,
@@ -86,12 +95,28 @@ test('an admin onboards a Docker service; a deployer ships, reads logs and rolls
   await expectHydrated(page);
   const create = page.getByTestId('create-environment');
   await create.locator('[data-field="name"]').fill('shop');
-  await create.locator('[data-field="artifact"]').fill('switchyard-demo:{version}');
+  await create.locator('[data-field="artifact"]').fill(`${REGISTRY}/shop:{version}`);
   await create.locator('[data-field="app_url"]').fill(SHOP_URL);
   await create.locator('[data-field="admin_url"]').fill('http://127.0.0.1:3191');
   await create.locator('[data-field="checklist"]').selectOption('empty');
   await page.getByTestId('create-environment-submit').click();
   await expect(page.getByTestId('action-result').filter({ hasText: 'Environment shop created' })).toBeVisible();
+  // The registry login its pulls use: the password as a secret, then the
+  // login naming it.
+  await page.goto('/environments/shop/settings');
+  await expectHydrated(page);
+  const secretForm = page.getByTestId('variables').getByTestId('set-secret');
+  await secretForm.locator('input[name=name]').fill('REGISTRY_PASSWORD');
+  await secretForm.locator('input[name=secret]').fill(registryPassword());
+  await secretForm.getByRole('button', { name: 'Set secret' }).click();
+  await expect(page.locator('tr[data-secret="REGISTRY_PASSWORD"]')).toContainText('set (hidden)');
+  await page.goto('/environments/shop');
+  await expectHydrated(page);
+  const login = page.getByTestId('registry-login');
+  await login.locator('[data-field="registry_user"]').fill(registryUser());
+  await login.locator('[data-field="registry_password_secret"]').fill('REGISTRY_PASSWORD');
+  await page.getByTestId('edit-environment-submit').click();
+  await expect(page.getByTestId('action-result').filter({ hasText: 'Saved' })).toContainText('docker.registry_user');
   // Its production: releases must have succeeded in shop first.
   await page.reload();
   await expectHydrated(page);

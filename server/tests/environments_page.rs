@@ -149,6 +149,18 @@ async fn an_admin_creates_edits_and_archives_with_every_bad_field_named() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(matches!(r.error(), AppError::InvalidInput { field, .. } if field == "artifact"));
+    // A registry login must name one of the environment's secrets.
+    let mut form = edit("/bin/true {version}", "/ready");
+    form[6].1 = env_proxy.as_str();
+    form.push(("registry_user", "ci"));
+    form.push(("registry_password_secret", "NOT_A_SECRET"));
+    let r = c
+        .post("/api/edit_environment", &form, Some(&admin), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        matches!(r.error(), AppError::InvalidInput { field, .. } if field == "registry_password_secret")
+    );
     let mut form = edit("/bin/true {version}", "/ready");
     form[6].1 = env_proxy.as_str();
     let r = c
