@@ -168,6 +168,21 @@ impl Engine {
         }
     }
 
+    /// What the runtime's `check` needs for `version`: the artifact and the
+    /// registry login a missing image is looked up with — one secret
+    /// decrypted, not the environment's variables.
+    pub(crate) async fn check_spec(
+        &self,
+        env: &Environment,
+        color: SlotColor,
+        version: &str,
+    ) -> Result<SlotSpec> {
+        Ok(SlotSpec {
+            registry: self.registry_login(env).await?,
+            ..Self::spec(env, color, version)
+        })
+    }
+
     /// What the runtime is asked to start for `version` in `color`: the
     /// artifact, and the environment's variables and decrypted secrets.
     pub(crate) async fn slot_spec(

@@ -234,7 +234,7 @@ impl Engine {
             Ok(rt) => rt,
             Err(e) => return Ok((ItemState::Failed, e.to_string(), vec![])),
         };
-        let spec = self.slot_spec(env, idle, &release.version).await?;
+        let spec = self.check_spec(env, idle, &release.version).await?;
         Ok(match rt.check(&spec).await {
             Ok(()) => (
                 ItemState::Verified,

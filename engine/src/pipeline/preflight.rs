@@ -51,7 +51,7 @@ impl Engine {
         // registry is refused before anything changes.
         let artifact = match (
             self.runtime_for(env),
-            self.slot_spec(env, SlotColor::Blue, version).await,
+            self.check_spec(env, SlotColor::Blue, version).await,
         ) {
             (Ok(rt), Ok(spec)) => rt.check(&spec).await.map_err(|e| Error::UnknownVersion {
                 version: version.to_string(),

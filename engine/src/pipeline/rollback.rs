@@ -62,7 +62,7 @@ impl Engine {
         let target = match (&standby.handle, standby.standby_until, &standby.version) {
             // Its window stopped it: it starts again first.
             (None, Some(_), Some(v)) => {
-                let spec = self.slot_spec(&env, standby_color, v).await?;
+                let spec = self.check_spec(&env, standby_color, v).await?;
                 self.runtime_for(&env)?.check(&spec).await.map_err(|e| {
                     Error::NoStandby(format!("the {standby_color} slot cannot start again: {e}"))
                 })?;

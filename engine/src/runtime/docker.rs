@@ -217,10 +217,7 @@ fn status_of(e: &DockerError) -> Option<u16> {
 /// cannot be asked or does not answer in 2 s. Plain HTTP for a loopback
 /// registry, HTTPS otherwise.
 async fn registry_tags(repo: &str, login: Option<&super::RegistryLogin>) -> Vec<String> {
-    let Some((host, path)) = repo
-        .split_once('/')
-        .filter(|(h, _)| h.contains(['.', ':']) || *h == "localhost")
-    else {
+    let Some((host, path)) = split_registry(repo) else {
         return Vec::new();
     };
     let loopback = ["127.", "localhost", "[::1]"].iter().any(|p| host.starts_with(p));
@@ -278,14 +275,20 @@ fn registry_answer(e: &DockerError) -> String {
     }
 }
 
+/// `host[:port]/path` → (host, path) when the first component names a
+/// registry (Docker's rule: it holds a '.' or ':', or is `localhost`);
+/// `None` for a Docker Hub name.
+fn split_registry(reference: &str) -> Option<(&str, &str)> {
+    reference
+        .split_once('/')
+        .filter(|(h, _)| h.contains(['.', ':']) || *h == "localhost")
+}
+
 /// The login for the registry `image` names (its first path component when
 /// that is a host), from the spec; `None` without one.
 fn credentials(image: &str, spec: &SlotSpec) -> Option<DockerCredentials> {
     let login = spec.registry.as_ref()?;
-    let host = image
-        .split_once('/')
-        .map(|(h, _)| h)
-        .filter(|h| h.contains(['.', ':']) || *h == "localhost");
+    let host = split_registry(image).map(|(h, _)| h);
     Some(DockerCredentials {
         username: Some(login.username.clone()),
         password: Some(login.password.clone()),
