@@ -39,10 +39,16 @@ listen=127.0.0.1:3100
 app_listen=127.0.0.1:3180
 proxy_admin=127.0.0.1:3181
 proxy_preview=127.0.0.1:3182
-# A second switchyard-proxy for the service the browser journey onboards
-# (end2end/tests/08e-environments.spec.ts): one proxy routes one environment.
+# The demo's staging environment: users, its proxy's admin API, its preview.
+staging_listen=127.0.0.1:3185
+staging_admin=127.0.0.1:3186
+staging_preview=127.0.0.1:3187
+# The service the browser journey onboards (end2end/tests/08e-environments.spec.ts):
+# the console starts its proxy when it is created.
 shop_listen=127.0.0.1:3190
 shop_admin=127.0.0.1:3191
+shop_live_listen=127.0.0.1:3195
+shop_live_admin=127.0.0.1:3196
 
 fail() { echo "e2e-server: $*" >&2; exit 1; }
 
@@ -66,7 +72,9 @@ if [[ -f "$state_file" ]]; then
 fi
 
 port_in_use() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-for addr in "$listen" "$app_listen" "$proxy_admin" "$proxy_preview" "$shop_listen" "$shop_admin"; do
+for addr in "$listen" "$app_listen" "$proxy_admin" "$proxy_preview" \
+  "$staging_listen" "$staging_admin" "$staging_preview" "$shop_listen" "$shop_admin" \
+  "$shop_live_listen" "$shop_live_admin"; do
   if port_in_use "$addr"; then
     fail "$addr is already in use (another server, or leftovers of a run not recorded in end2end/.e2e-data-dir): see ss -ltnp | grep ${addr##*:}"
   fi
@@ -93,13 +101,6 @@ if command -v docker >/dev/null 2>&1; then
     docker rmi "$registry/shop:v1" "$registry/shop:v2" >/dev/null 2>&1 || true
   fi
 fi
-# Its proxy shares the console's admin token (the console keeps an existing
-# token file; environments created in the browser use it).
-(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$data_dir/proxy.token")
-"$SWITCHYARD_BIN_DIR/switchyard-proxy" --listen "$shop_listen" --admin "$shop_admin" \
-  --state-file "$data_dir/shop-routing.json" --token-file "$data_dir/proxy.token" \
-  >"$data_dir/shop-proxy.log" 2>&1 </dev/null &
-
 echo "e2e-server: data dir $data_dir; console output also in $log" >&2
 : >"$log"
 # The console's output goes to Playwright (shown as [WebServer]) and to $log. tee runs
@@ -112,6 +113,7 @@ SWITCHYARD_ADMIN_PASSWORD=admin-password-1 exec "$bin" --data-dir "$data_dir" se
   --app-listen "$app_listen" \
   --proxy-admin "$proxy_admin" \
   --proxy-preview "$proxy_preview" \
+  --demo-staging "$staging_listen" \
   --health-deadline-secs 5 \
   --demo-checklist none \
   --site-root "$site_root"

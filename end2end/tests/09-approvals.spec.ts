@@ -1,7 +1,16 @@
 import type { Browser, Page } from '@playwright/test';
 import { expect, test } from '../support/test';
 import { USERS, type Account } from '../support/constants';
-import { expectHydrated, expectLive, liveVersion, SAME_ORIGIN_JSON, signIn } from '../support/console';
+import {
+  actionResult,
+  deploy,
+  environment,
+  expectHydrated,
+  expectLive,
+  liveVersion,
+  SAME_ORIGIN_JSON,
+  signIn,
+} from '../support/console';
 
 /** A signed-in page in its own browser context: separate cookies, separate person. */
 async function person(browser: Browser, account: Account): Promise<Page> {
@@ -31,7 +40,7 @@ async function sign(page: Page, title: string, note: string): Promise<void> {
 
 const APPROVER_ITEMS = ['Code reviewed', 'Tests passing', 'Monitoring ready'];
 
-test('two approvers and a deployer take a release from request to deployed', async ({ browser, request }) => {
+test('a version succeeds in staging, is promoted, signed by two approvers and deployed', async ({ browser, request }) => {
   // The admin gives production the default checklist from its page.
   const admin = await person(browser, USERS.admin);
   await admin.goto('/environments/production/checklist');
@@ -42,19 +51,28 @@ test('two approvers and a deployer take a release from request to deployed', asy
   const live = await liveVersion(request);
   const next = live === 'v3' ? 'v2' : 'v3';
 
-  // dana (deployer) requests the release, with an additive migration.
+  // dana (deployer) tries the version in staging first (no checklist there),
+  // then promotes the succeeded deploy: that requests the production release.
   const dana = await person(browser, USERS.dana);
-  await dana.goto('/releases');
+  const staging = environment(dana, 'staging');
+  await deploy(staging, next);
+  const staged = actionResult(staging, /^deploy #\d+/);
+  await expect(staged).toHaveText(new RegExp(`succeeded: ${next.replace('+', '\\+')} is live`), { timeout: 30_000 });
+  const stagedId = /^deploy #(\d+)/.exec((await staged.textContent()) ?? '')![1];
+  // Users of production still get what they had.
+  await expectLive(request, live);
+  await dana.goto(`/deployments/${stagedId}`);
   await expectHydrated(dana);
-  await dana.getByTestId('request-environment').selectOption('production');
-  await dana.getByTestId('request-version').fill(next);
-  await dana.getByTestId('request-notes').fill('Adds the processing status');
-  await dana.getByTestId('request-sql').fill(
-    "ALTER TABLE customers ADD COLUMN processing_started_at TIMESTAMP DEFAULT NULL;",
-  );
-  await dana.getByTestId('request-submit').click();
+  await dana.getByTestId('promotions').getByRole('button', { name: 'Promote to production' }).click();
   await expect(dana).toHaveURL(/\/releases\/\d+$/);
   const releaseId = dana.url().split('/').pop()!;
+  await expect(item(dana, 'Staging deployment successful').getByTestId('item-state')).toHaveText('verified');
+  // The release carries its migration: dana adds it (nobody has signed yet).
+  await dana.getByTestId('edit-sql').fill(
+    "ALTER TABLE customers ADD COLUMN processing_started_at TIMESTAMP DEFAULT NULL;",
+  );
+  await dana.getByTestId('edit-submit').click();
+  await expect(dana.getByTestId('release-revision')).toHaveText('2');
   await expect(dana.getByTestId('release-status')).toHaveText('awaiting sign-off');
   await expect(item(dana, 'Migrations additive-only').getByTestId('item-state')).toHaveText('verified');
   await expect(dana.getByTestId('not-deployable')).toBeVisible();
@@ -70,7 +88,7 @@ test('two approvers and a deployer take a release from request to deployed', asy
     return page.release.items.find((i: { title: string }) => i.title === 'Rollback plan confirmed').id;
   }, releaseId);
   const own = await dana.request.post('/api/sign_item', {
-    form: { release: releaseId, item: String(itemId), revision: '1', note: 'trust me' },
+    form: { release: releaseId, item: String(itemId), revision: '2', note: 'trust me' },
     headers: SAME_ORIGIN_JSON,
   });
   expect(own.status()).toBe(403);

@@ -31,6 +31,9 @@ pub struct Engine {
     pub(crate) sealing: Option<Arc<crate::audit::checkpoints::Seal>>,
     /// The data directory's secrets key (`with_secrets`).
     pub(crate) secrets: Option<Arc<crate::slot_env::cipher::SecretBox>>,
+    /// Starts the switchyard-proxy of each environment this console runs
+    /// (`with_proxy_launcher`); `None`: every proxy is someone else's.
+    pub(crate) launcher: Option<Arc<crate::router::ProxyLauncher>>,
 }
 
 pub(crate) struct Inner {
@@ -64,6 +67,7 @@ impl Engine {
             lock_timing: LockTiming::default(),
             sealing: None,
             secrets: None,
+            launcher: None,
         }
     }
 
@@ -237,6 +241,31 @@ impl Engine {
             username: user.clone(),
             password,
         }))
+    }
+
+    /// Runs the proxies of environments on this console's token and host
+    /// (see `router::launcher`): checked free and started when created.
+    pub fn with_proxy_launcher(mut self, launcher: crate::router::ProxyLauncher) -> Self {
+        self.launcher = Some(Arc::new(launcher));
+        self
+    }
+
+    /// Starts the proxy of every environment this console runs that does
+    /// not answer (at console start). One that cannot start is reported
+    /// and left: its environment's deploys say its router does not answer.
+    pub async fn start_proxies(&self) -> Result<()> {
+        let Some(launcher) = &self.launcher else {
+            return Ok(());
+        };
+        for env in crate::environments::list(self.pool()).await? {
+            let Some(p) = launcher.process_for((&env).into()) else {
+                continue;
+            };
+            if let Err(e) = launcher.ensure(&p).await {
+                tracing::warn!(environment = %env.name, error = %e, "its switchyard-proxy did not start");
+            }
+        }
+        Ok(())
     }
 
     /// Encrypts environments' secrets with `secrets` (and decrypts them for

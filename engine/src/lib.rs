@@ -93,6 +93,7 @@ pub use environments::NewEnvironment;
 pub use error::{Error, ErrorKind};
 pub use password::generate_password;
 pub use rbac::Action;
+pub use router::{ProxyLauncher, ProxyProcess};
 pub use runtime::{DockerRuntime, ProcessRuntime};
 pub use sealing::ExportCursor as AuditExportCursor;
 pub use slot_env::cipher::SecretBox;

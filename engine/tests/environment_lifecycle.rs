@@ -574,3 +574,106 @@ async fn a_succeeded_deploy_is_promoted_downstream() {
     let again = h.engine.release(&dana, release.id).await.unwrap();
     assert!(!again.deployable, "{again:?}");
 }
+
+/// The proxy of an environment on the console's token and host: a port in
+/// use is refused naming its field, with nothing written; a free one gets a
+/// real switchyard-proxy started, which users reach at once; a running
+/// proxy is not moved to another address.
+#[tokio::test]
+async fn a_created_environment_gets_its_own_proxy_on_free_ports_only() {
+    let (engine, dir) = engine().await;
+    let token = dir.path().join("proxy.token");
+    std::fs::write(&token, "lifecycle-test-token").unwrap();
+    let engine = engine.with_proxy_launcher(engine::ProxyLauncher::new(
+        support::sibling_bin("switchyard-proxy"),
+        token.clone(),
+        dir.path().to_path_buf(),
+        dir.path().join("logs"),
+    ));
+    // Stops the proxy this test starts, however it ends.
+    struct StopProxy(std::path::PathBuf);
+    impl Drop for StopProxy {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("pkill")
+                .arg("-f")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _stop = StopProxy(dir.path().join("proxy-shop-routing.json"));
+    let system = Actor::system();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ports: Vec<u16> = {
+        let held: Vec<_> = (0..4)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        held.iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect()
+    };
+    let config = |app: u16, admin: u16| {
+        configs(&format!(
+            r#"
+[[environment]]
+name = "shop"
+artifact = "/opt/shop/{{version}}/shop"
+app_url = "http://127.0.0.1:{app}/"
+preview_listen = "127.0.0.1:{preview}"
+
+[environment.router]
+admin_url = "http://127.0.0.1:{admin}"
+token_file = "{token}"
+"#,
+            preview = ports[2],
+            token = token.display()
+        ))
+        .remove(0)
+    };
+    let before = audit_count(&engine).await;
+    let in_use = taken.local_addr().unwrap().port();
+    let err = engine
+        .create_environment(&system, &config(in_use, ports[1]), &ChecklistSource::Empty)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput { field: "app_url", message } if message.contains("already in use")),
+        "{err:?}"
+    );
+    assert!(engine.environment_names(&system).await.unwrap().is_empty());
+    assert_eq!(audit_count(&engine).await, before, "nothing was written");
+
+    engine
+        .create_environment(
+            &system,
+            &config(ports[0], ports[1]),
+            &ChecklistSource::Empty,
+        )
+        .await
+        .unwrap();
+    // Users reach the new proxy at once: nothing is live yet, so 503.
+    let users = reqwest::get(format!("http://127.0.0.1:{}/", ports[0]))
+        .await
+        .expect("the console started the environment's proxy");
+    assert_eq!(users.status(), 503);
+    let status = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/admin/status", ports[1]))
+        .bearer_auth("lifecycle-test-token")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        status.status().is_success(),
+        "the proxy holds the console's token"
+    );
+
+    let err = engine
+        .edit_environment(&system, &config(ports[3], ports[1]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput { field: "app_url", message } if message.contains("does not move a running proxy")),
+        "{err:?}"
+    );
+    let kept = engine.environment_config(&system, "shop").await.unwrap();
+    assert_eq!(kept.app_url, format!("http://127.0.0.1:{}/", ports[0]));
+}

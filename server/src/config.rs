@@ -31,6 +31,10 @@ pub struct Config {
     pub demo: bool,
     /// Give the demo environment the default checklist when registering it.
     pub demo_checklist: bool,
+    /// Where the demo's `staging` environment serves users (its proxy's
+    /// admin API on the next port, its preview listener on the one after);
+    /// `None`: no staging. Registered with `production` on the first start.
+    pub demo_staging: Option<SocketAddr>,
     /// Directory holding switchyard-proxy and switchyard-demo (defaults to this binary's).
     pub bin_dir: PathBuf,
     /// Where the compiled front end (pkg/, CSS) is served from.
@@ -74,10 +78,10 @@ impl Config {
         database_url(&self.data_dir)
     }
     pub fn proxy_token_file(&self) -> PathBuf {
-        self.data_dir.join("proxy.token")
+        self.data_dir.join(PROXY_TOKEN_FILE)
     }
     pub fn proxy_state_file(&self) -> PathBuf {
-        self.data_dir.join("proxy-routing.json")
+        self.data_dir.join(PROXY_STATE_FILE)
     }
     pub fn log_dir(&self) -> PathBuf {
         log_dir(&self.data_dir)
@@ -108,7 +112,7 @@ pub struct ServeArgs {
         env = "SWITCHYARD_PROXY_PREVIEW",
         default_value = "127.0.0.1:8082"
     )]
-    pub proxy_preview: PreviewListen,
+    pub proxy_preview: AddrOrOff,
     /// Do not start switchyard-proxy; expect it to be running already.
     #[arg(long)]
     pub no_spawn_proxy: bool,
@@ -120,6 +124,15 @@ pub struct ServeArgs {
     /// or `none` (any version deploys directly, for trying things alone).
     #[arg(long, env = "SWITCHYARD_DEMO_CHECKLIST", default_value = "default", value_parser = ["default", "none"])]
     pub demo_checklist: String,
+    /// Where the demo's `staging` environment serves users, registered with
+    /// `production` on the first start as its upstream (its own proxy: admin
+    /// API on the next port, preview listener on the one after), or `off`.
+    #[arg(
+        long,
+        env = "SWITCHYARD_DEMO_STAGING",
+        default_value = "127.0.0.1:8090"
+    )]
+    pub demo_staging: AddrOrOff,
     /// Where switchyard-proxy and switchyard-demo are (default: next to this binary).
     #[arg(long, env = "SWITCHYARD_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
@@ -167,6 +180,7 @@ impl ServeArgs {
             },
             demo: !self.no_demo,
             demo_checklist: self.demo_checklist == "default",
+            demo_staging: self.demo_staging.0,
             bin_dir: self.bin_dir.unwrap_or_else(default_bin_dir),
             site_root: self.site_root,
             health_deadline: Duration::from_secs(self.health_deadline_secs.max(1)),
@@ -182,6 +196,11 @@ impl ServeArgs {
     }
 }
 
+/// The admin secret every switchyard-proxy of the console shares, in the data directory.
+pub const PROXY_TOKEN_FILE: &str = "proxy.token";
+/// The routing table of the console's own proxy (`--app-listen`).
+pub const PROXY_STATE_FILE: &str = "proxy-routing.json";
+
 /// The database under `data_dir` (also opened by the offline commands).
 pub fn database_url(data_dir: &Path) -> String {
     format!("sqlite:{}", data_dir.join("switchyard.db").display())
@@ -192,19 +211,19 @@ pub fn log_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("logs")
 }
 
-/// `--proxy-preview`: an address, or `off` for no preview listener.
+/// `--proxy-preview`, `--demo-staging`: an address, or `off` for none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PreviewListen(pub Option<SocketAddr>);
+pub struct AddrOrOff(pub Option<SocketAddr>);
 
-impl std::str::FromStr for PreviewListen {
+impl std::str::FromStr for AddrOrOff {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if s.eq_ignore_ascii_case("off") {
-            return Ok(PreviewListen(None));
+            return Ok(AddrOrOff(None));
         }
         s.parse()
-            .map(|a| PreviewListen(Some(a)))
-            .map_err(|e| format!("{e}: expected host:port (e.g. 127.0.0.1:8082) or `off`"))
+            .map(|a| AddrOrOff(Some(a)))
+            .map_err(|e| format!("{e}: expected host:port (e.g. 127.0.0.1:8090) or `off`"))
     }
 }
 

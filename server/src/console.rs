@@ -87,7 +87,17 @@ impl Console {
 
         if cfg.proxy != ProxyAtStart::Unmanaged {
             proxy_process::ensure_token(&cfg.proxy_token_file())?;
-            proxy_process::ensure_running(cfg).await?;
+            if cfg.proxy == ProxyAtStart::Spawn {
+                proxy_process::record_main(cfg)?;
+            }
+            let launcher = proxy_process::launcher(&cfg.data_dir, &cfg.bin_dir);
+            proxy_process::ensure_running(cfg, &launcher).await?;
+            if cfg.proxy == ProxyAtStart::Spawn {
+                // Environments created here since (page, CLI, file) each
+                // have their own proxy; those not running start again.
+                engine = engine.with_proxy_launcher(launcher);
+                engine.start_proxies().await?;
+            }
         }
         // What a console that died mid-deploy left behind is settled before
         // anyone can act: users stay on (or return to) a slot that answers.
@@ -235,9 +245,16 @@ pub async fn offline_engine(data_dir: &Path) -> anyhow::Result<Engine> {
 }
 
 /// [`offline_engine`] that can also stop Docker slots, when Docker Engine
-/// answers.
+/// answers, and starts the proxy of an environment it creates.
 pub async fn offline_engine_with_docker(data_dir: &Path) -> anyhow::Result<Engine> {
-    let engine = offline_engine(data_dir).await?;
+    // An environment created here gets its proxy started at once, as from
+    // the page: users can be served before any console runs.
+    let engine = offline_engine(data_dir)
+        .await?
+        .with_proxy_launcher(proxy_process::launcher(
+            data_dir,
+            &config::default_bin_dir(),
+        ));
     Ok(match engine::DockerRuntime::connect().await {
         Ok(docker) => engine.with_runtime(model::RuntimeKind::Docker, Arc::new(docker)),
         Err(_) => engine,

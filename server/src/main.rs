@@ -173,12 +173,21 @@ async fn serve(data_dir: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is it in use?)", cfg.listen))?;
-    print_banner(&cfg, console.first_admin());
+    let staging = match cfg.demo {
+        true => console
+            .engine()
+            .environment(&Actor::system(), bootstrap::DEMO_STAGING)
+            .await
+            .ok()
+            .map(|env| env.app_url),
+        false => None,
+    };
+    print_banner(&cfg, console.first_admin(), staging);
     console.serve(listener, shutdown_signal()).await
 }
 
 /// Where the console is and how to sign in, on standard output.
-fn print_banner(cfg: &Config, first_admin: Option<&FirstAdmin>) {
+fn print_banner(cfg: &Config, first_admin: Option<&FirstAdmin>, staging: Option<String>) {
     println!("Switchyard console: http://{}/", cfg.listen);
     match first_admin {
         Some(FirstAdmin {
@@ -199,6 +208,11 @@ fn print_banner(cfg: &Config, first_admin: Option<&FirstAdmin>) {
         if let Some(preview) = cfg.proxy_preview {
             println!(
                 "Deploys' gates reach the idle slot at http://{preview}/ (the preview address)"
+            );
+        }
+        if let Some(staging) = staging {
+            println!(
+                "Its staging environment is at {staging}: a version succeeds there before production takes it"
             );
         }
     }

@@ -1,14 +1,14 @@
-//! Starts switchyard-proxy as its own long-lived process. It is detached into
-//! its own process group so that stopping or crashing the console never drops
-//! a user request; a later console finds it again through its admin API.
+//! The console's switchyard-proxy processes: their shared admin token, and
+//! the launcher (`engine::ProxyLauncher`, which detaches each proxy into its
+//! own process group so that stopping or crashing the console never drops a
+//! user request) set up for this data directory.
 
 use crate::config::Config;
 use anyhow::{bail, Context};
+use engine::{ProxyLauncher, ProxyProcess};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 /// Creates the admin secret once (0600, random), and returns it.
 pub fn ensure_token(path: &Path) -> anyhow::Result<()> {
@@ -32,69 +32,64 @@ pub fn ensure_token(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn answers(admin: &str) -> bool {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(1))
-        .no_proxy()
-        .build()
-        .expect("static reqwest configuration");
-    matches!(
-        client.get(format!("http://{admin}/admin/health")).send().await,
-        Ok(r) if r.status().is_success()
-    )
+/// The launcher of this console's proxies (see `engine::ProxyLauncher`):
+/// the switchyard-proxy next to this binary, the data directory's token,
+/// state files beside the database and output under `logs/`.
+pub fn launcher(data_dir: &Path, bin_dir: &Path) -> ProxyLauncher {
+    // Environments name the token file by its absolute path.
+    let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let data_dir = data_dir.as_path();
+    let launcher = ProxyLauncher::new(
+        bin_dir.join("switchyard-proxy"),
+        data_dir.join(crate::config::PROXY_TOKEN_FILE),
+        data_dir.to_path_buf(),
+        crate::config::log_dir(data_dir),
+    );
+    match std::fs::read_to_string(data_dir.join(MAIN_ADMIN_FILE))
+        .ok()
+        .and_then(|a| a.trim().parse().ok())
+    {
+        Some(admin) => launcher.with_main(
+            admin,
+            data_dir.join(crate::config::PROXY_STATE_FILE),
+            crate::config::log_dir(data_dir).join(MAIN_LOG),
+        ),
+        None => launcher,
+    }
 }
 
-/// Makes sure switchyard-proxy answers on the configured admin address,
-/// starting it if needed.
-pub async fn ensure_running(cfg: &Config) -> anyhow::Result<()> {
-    let admin = cfg.proxy_admin.to_string();
-    if answers(&admin).await {
-        tracing::info!(%admin, "switchyard-proxy already running");
+/// Where `serve` records its own proxy's admin address, so that whoever
+/// starts that proxy again (the CLI, a console with other flags) gives it
+/// back its routing table.
+const MAIN_ADMIN_FILE: &str = "proxy-admin.addr";
+const MAIN_LOG: &str = "proxy.log";
+
+/// Records the console's own proxy (see [`MAIN_ADMIN_FILE`]).
+pub fn record_main(cfg: &Config) -> anyhow::Result<()> {
+    let path = cfg.data_dir.join(MAIN_ADMIN_FILE);
+    std::fs::write(&path, format!("{}\n", cfg.proxy_admin))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Makes sure the console's own switchyard-proxy (`--app-listen`,
+/// `--proxy-admin`, `--proxy-preview`) answers, starting it if needed.
+pub async fn ensure_running(cfg: &Config, launcher: &ProxyLauncher) -> anyhow::Result<()> {
+    let proxy = ProxyProcess {
+        listen: cfg.app_listen,
+        admin: cfg.proxy_admin,
+        preview: cfg.proxy_preview,
+        state_file: cfg.proxy_state_file(),
+        log_file: cfg.log_dir().join(MAIN_LOG),
+    };
+    if launcher.running(&proxy).await {
+        tracing::info!(admin = %proxy.admin, "switchyard-proxy already running");
         return Ok(());
     }
     if cfg.proxy != crate::config::ProxyAtStart::Spawn {
-        bail!("switchyard-proxy does not answer at {admin} (and --no-spawn-proxy was given)");
-    }
-    let bin = cfg.bin("switchyard-proxy");
-    if !bin.exists() {
         bail!(
-            "{} not found: build it with `cargo build -p proxy`",
-            bin.display()
+            "switchyard-proxy does not answer at {} (and --no-spawn-proxy was given)",
+            proxy.admin
         );
     }
-    std::fs::create_dir_all(cfg.log_dir())?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(cfg.log_dir().join("proxy.log"))?;
-    let mut cmd = std::process::Command::new(&bin);
-    cmd.arg("--listen")
-        .arg(cfg.app_listen.to_string())
-        .arg("--admin")
-        .arg(&admin)
-        .arg("--state-file")
-        .arg(cfg.proxy_state_file())
-        .arg("--token-file")
-        .arg(cfg.proxy_token_file())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log));
-    if let Some(preview) = cfg.proxy_preview {
-        cmd.arg("--preview").arg(preview.to_string());
-    }
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    tracing::info!(pid = child.id(), listen = %cfg.app_listen, %admin, preview = ?cfg.proxy_preview, "started switchyard-proxy");
-    for _ in 0..100 {
-        if answers(&admin).await {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!(
-        "switchyard-proxy did not come up at {admin}; see {}",
-        cfg.log_dir().join("proxy.log").display()
-    )
+    launcher.ensure(&proxy).await.map_err(anyhow::Error::msg)
 }

@@ -115,6 +115,7 @@ impl Site {
             .args(["--app-listen", &self.app, "--proxy-admin", &self.admin])
             .args(["--proxy-preview", &self.preview])
             .args(["--demo-checklist", "none", "--health-deadline-secs", "20"])
+            .args(["--demo-staging", "off"])
             .arg("--site-root")
             .arg(self.dir.path().join("site"))
             .env("SWITCHYARD_BIN_DIR", Self::bin_dir())

@@ -75,6 +75,7 @@ impl Site {
             .args(["--app-listen", &format!("127.0.0.1:{}", free_port())])
             .args(["--proxy-admin", &format!("127.0.0.1:{}", free_port())])
             .args(["--demo-checklist", "none", "--health-deadline-secs", "20"])
+            .args(["--demo-staging", "off"])
             .arg("--site-root")
             .arg(dir.path().join("site"))
             .env("SWITCHYARD_BIN_DIR", bin_dir)

@@ -19,6 +19,7 @@ use crate::engine::Engine;
 use crate::environments::{self, Environment};
 use crate::error::{Error, Result};
 use crate::rbac::Action;
+use crate::router::ProxyProcess;
 use crate::slot_env;
 use convert::Checked;
 use model::{
@@ -173,6 +174,7 @@ impl Engine {
             });
         }
         self.check_against(&live, &writes)?;
+        let proxies = self.proxies_to_start(&writes).await?;
         let mut plans: Vec<EnvironmentPlan> = writes
             .iter()
             .map(|w| EnvironmentPlan {
@@ -191,6 +193,7 @@ impl Engine {
                 other => Some(other),
             };
             self.write_configs(actor, &writes, source).await?;
+            self.start_written_proxies(&proxies).await;
         } else {
             for env in live
                 .iter()
@@ -308,6 +311,71 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The proxies this console is to start for `writes` (see
+    /// `router::launcher`), their addresses checked free. A running proxy
+    /// is not moved to new addresses: users reach it where it listens.
+    async fn proxies_to_start(&self, writes: &[Write]) -> Result<Vec<(String, ProxyProcess)>> {
+        let Some(launcher) = &self.launcher else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for w in writes.iter().filter(|w| !w.changes.is_empty()) {
+            let new = &w.checked.new;
+            let Some(p) = launcher.process_for(new.into()) else {
+                continue;
+            };
+            let before = w
+                .existing
+                .as_ref()
+                .and_then(|(env, _)| launcher.process_for(env.into()));
+            match before {
+                Some(old) if launcher.running(&old).await => {
+                    let moved = [
+                        ("app_url", old.listen != p.listen),
+                        ("admin_url", old.admin != p.admin),
+                        ("preview_listen", old.preview != p.preview),
+                    ];
+                    if let Some((field, _)) = moved.into_iter().find(|(_, m)| *m) {
+                        return Err(in_environment(
+                            Error::invalid(
+                                field,
+                                format!(
+                                    "{}'s switchyard-proxy is running (users at {}, admin {}):                                      the console does not move a running proxy; stop it                                      (pkill -f {}) and save again",
+                                    new.name,
+                                    old.listen,
+                                    old.admin,
+                                    old.state_file.display()
+                                ),
+                            ),
+                            &new.name,
+                        ));
+                    }
+                }
+                _ => launcher
+                    .check_free(&p)
+                    .await
+                    .map_err(|e| in_environment(e, &new.name))?,
+            }
+            out.push((new.name.clone(), p));
+        }
+        Ok(out)
+    }
+
+    /// Starts what [`Self::proxies_to_start`] found, once the environments
+    /// are written. One that does not come up is reported, not undone: the
+    /// environment exists and its first deploy's preflight says the router
+    /// does not answer.
+    async fn start_written_proxies(&self, proxies: &[(String, ProxyProcess)]) {
+        let Some(launcher) = &self.launcher else {
+            return;
+        };
+        for (name, p) in proxies {
+            if let Err(e) = launcher.ensure(p).await {
+                tracing::warn!(environment = %name, error = %e, "its switchyard-proxy did not start");
+            }
+        }
     }
 
     /// Audits, then writes every environment of `writes` in one

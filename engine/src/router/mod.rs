@@ -10,12 +10,14 @@
 pub const SLOT_HEADER: &str = "x-switchyard-slot";
 
 pub mod builtin;
+pub mod launcher;
 pub mod nginx;
 
 use async_trait::async_trait;
 use model::{RoutingTable, SlotColor, TrafficSeries};
 
 pub use builtin::BuiltinRouter;
+pub use launcher::{ProxyLauncher, ProxyProcess};
 pub use nginx::{NginxRouter, NginxSettings};
 
 #[derive(Debug, thiserror::Error)]

@@ -74,8 +74,11 @@ pub enum EnvCommand {
 
 pub async fn run(data_dir: &Path, command: EnvCommand) -> anyhow::Result<()> {
     let engine = match &command {
-        // Archiving stops slots, which may be containers.
-        EnvCommand::Archive { .. } => offline_engine_with_docker(data_dir).await?,
+        // Archiving stops slots, which may be containers; creating and
+        // editing start the environment's proxy when it is the console's.
+        EnvCommand::Create { .. } | EnvCommand::Edit { .. } | EnvCommand::Archive { .. } => {
+            offline_engine_with_docker(data_dir).await?
+        }
         _ => offline_engine(data_dir).await?,
     };
     let system = Actor::system();

@@ -92,6 +92,7 @@ pub async fn start() -> Console {
         proxy: server::config::ProxyAtStart::Unmanaged,
         demo: false,
         demo_checklist: false,
+        demo_staging: None,
         bin_dir: server::config::default_bin_dir(),
         site_root: dir.path().join("site"),
         health_deadline: Duration::from_secs(5),

@@ -1,0 +1,367 @@
+//! The switchyard-proxy processes a console runs for its environments.
+//!
+//! An environment on the builtin router whose proxy answers on a loopback
+//! admin address with the console's own token, at an app address that is an
+//! IP literal, is the console's to run: creating it (page, CLI, applied
+//! file) checks that its addresses are free and starts its proxy; every
+//! console start starts the ones that are not running. Each proxy is
+//! detached into its own process group, so stopping or crashing the console
+//! never drops a user request; a later console finds it again through its
+//! admin API. Environments whose proxy runs elsewhere (another host, another
+//! token) are left to whoever runs it.
+
+use crate::environments::{Environment, NewEnvironment};
+use crate::error::{Error, Result};
+use model::RouterKind;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// Where the console's proxies come from and keep their files.
+#[derive(Clone, Debug)]
+pub struct ProxyLauncher {
+    bin: PathBuf,
+    token_file: PathBuf,
+    state_dir: PathBuf,
+    log_dir: PathBuf,
+    /// The console's own proxy (`serve --proxy-admin`), by admin address,
+    /// with the files it has always had: an environment on it must find its
+    /// routing table there, whoever starts the proxy again.
+    main: Option<(SocketAddr, PathBuf, PathBuf)>,
+}
+
+/// One proxy the console runs: its three addresses and its files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyProcess {
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub preview: Option<SocketAddr>,
+    /// Its routing table, kept across restarts (`--state-file`).
+    pub state_file: PathBuf,
+    pub log_file: PathBuf,
+}
+
+impl ProxyLauncher {
+    /// `bin`: the switchyard-proxy executable; `token_file`: the admin
+    /// secret every proxy of this console shares; state files go to
+    /// `state_dir`, output to `log_dir`.
+    pub fn new(bin: PathBuf, token_file: PathBuf, state_dir: PathBuf, log_dir: PathBuf) -> Self {
+        ProxyLauncher {
+            bin,
+            token_file,
+            state_dir,
+            log_dir,
+            main: None,
+        }
+    }
+
+    /// The proxy at `admin` keeps `state_file` and `log_file` (the console's
+    /// own, named before environments had proxies of their own).
+    pub fn with_main(mut self, admin: SocketAddr, state_file: PathBuf, log_file: PathBuf) -> Self {
+        self.main = Some((admin, state_file, log_file));
+        self
+    }
+
+    /// The proxy this console runs for `env`, or `None` when someone else
+    /// runs it (another router, another token, an admin address off this
+    /// host, an app address that is a host name).
+    pub(crate) fn process_for(&self, env: ProxyOf<'_>) -> Option<ProxyProcess> {
+        if env.router != RouterKind::Builtin || Path::new(&env.proxy_token_file) != self.token_file
+        {
+            return None;
+        }
+        let admin = socket_of(env.proxy_admin_url).filter(|a| a.ip().is_loopback())?;
+        let listen = socket_of(env.app_url)?;
+        let preview = match env.preview_listen {
+            Some(p) => Some(p.parse().ok()?),
+            None => None,
+        };
+        let (state_file, log_file) = match &self.main {
+            Some((main, state, log)) if *main == admin => (state.clone(), log.clone()),
+            _ => (
+                self.state_dir
+                    .join(format!("proxy-{}-routing.json", env.name)),
+                self.log_dir.join(format!("proxy-{}.log", env.name)),
+            ),
+        };
+        Some(ProxyProcess {
+            listen,
+            admin,
+            preview,
+            state_file,
+            log_file,
+        })
+    }
+
+    /// Refuses addresses another program holds, naming the field each came
+    /// from. A proxy that already answers on `p.admin` is taken as this
+    /// console's (it kept running while the console was away).
+    pub(crate) async fn check_free(&self, p: &ProxyProcess) -> Result<()> {
+        if answers(p.admin).await {
+            return Ok(());
+        }
+        let fields = [
+            ("app_url", Some(p.listen)),
+            ("admin_url", Some(p.admin)),
+            ("preview_listen", p.preview),
+        ];
+        for (field, addr) in fields {
+            let Some(addr) = addr else { continue };
+            // Bound and dropped at once: the proxy binds it moments later.
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                let why = match e.kind() {
+                    std::io::ErrorKind::AddrInUse => "is already in use by another program".into(),
+                    _ => format!("cannot be listened on here ({e})"),
+                };
+                return Err(Error::invalid(field, format!("{field} {addr} {why}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the proxy at `admin` answers (it runs).
+    pub async fn running(&self, p: &ProxyProcess) -> bool {
+        answers(p.admin).await
+    }
+
+    /// Starts `p` unless it answers already, and waits until it does.
+    pub async fn ensure(&self, p: &ProxyProcess) -> std::result::Result<(), String> {
+        if answers(p.admin).await {
+            return Ok(());
+        }
+        if !self.bin.exists() {
+            return Err(format!(
+                "{} not found: build it with `cargo build -p proxy`",
+                self.bin.display()
+            ));
+        }
+        let spawn = || -> std::io::Result<u32> {
+            std::fs::create_dir_all(&self.log_dir)?;
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p.log_file)?;
+            let mut cmd = std::process::Command::new(&self.bin);
+            cmd.arg("--listen")
+                .arg(p.listen.to_string())
+                .arg("--admin")
+                .arg(p.admin.to_string())
+                .arg("--state-file")
+                .arg(&p.state_file)
+                .arg("--token-file")
+                .arg(&self.token_file)
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log.try_clone()?))
+                .stderr(Stdio::from(log));
+            if let Some(preview) = p.preview {
+                cmd.arg("--preview").arg(preview.to_string());
+            }
+            // Its own process group: a Ctrl-C or kill of the console's group
+            // does not reach the proxy users go through.
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            Ok(cmd.spawn()?.id())
+        };
+        let pid = spawn().map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
+        tracing::info!(pid, listen = %p.listen, admin = %p.admin, preview = ?p.preview, "started switchyard-proxy");
+        for _ in 0..100 {
+            if answers(p.admin).await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!(
+            "switchyard-proxy did not come up at {}; see {}",
+            p.admin,
+            p.log_file.display()
+        ))
+    }
+}
+
+/// What of an environment (new or stored) says who runs its proxy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ProxyOf<'a> {
+    pub name: &'a str,
+    pub router: RouterKind,
+    pub app_url: &'a str,
+    pub proxy_admin_url: &'a str,
+    pub proxy_token_file: &'a str,
+    pub preview_listen: Option<&'a str>,
+}
+
+impl<'a> From<&'a NewEnvironment> for ProxyOf<'a> {
+    fn from(e: &'a NewEnvironment) -> Self {
+        ProxyOf {
+            name: &e.name,
+            router: e.router,
+            app_url: &e.app_url,
+            proxy_admin_url: &e.proxy_admin_url,
+            proxy_token_file: &e.proxy_token_file,
+            preview_listen: e.preview_listen.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a Environment> for ProxyOf<'a> {
+    fn from(e: &'a Environment) -> Self {
+        ProxyOf {
+            name: &e.name,
+            router: e.router,
+            app_url: &e.app_url,
+            proxy_admin_url: &e.proxy_admin_url,
+            proxy_token_file: &e.proxy_token_file,
+            preview_listen: e.preview_listen.as_deref(),
+        }
+    }
+}
+
+/// `http://127.0.0.1:8080/…` → 127.0.0.1:8080 (`localhost` is 127.0.0.1;
+/// host names are not resolved: whoever names one runs the proxy).
+fn socket_of(url: &str) -> Option<SocketAddr> {
+    let authority = url
+        .strip_prefix("http://")?
+        .split(['/', '?', '#'])
+        .next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = match host {
+        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        other => other.parse().ok()?,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Whether a switchyard-proxy answers its unauthenticated health route at `admin`.
+pub async fn answers(admin: SocketAddr) -> bool {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .no_proxy()
+        .build()
+        .expect("static reqwest configuration");
+    matches!(
+        client.get(format!("http://{admin}/admin/health")).send().await,
+        Ok(r) if r.status().is_success()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launcher() -> ProxyLauncher {
+        ProxyLauncher::new(
+            "/bin/switchyard-proxy".into(),
+            "/data/proxy.token".into(),
+            "/data".into(),
+            "/data/logs".into(),
+        )
+    }
+
+    fn env(app: &str, admin: &str, token: &str) -> NewEnvironment {
+        NewEnvironment::new("shop", app, "img:{version}", admin, token)
+    }
+
+    #[test]
+    fn runs_the_proxies_it_holds_the_token_of_on_loopback() {
+        let l = launcher();
+        let mut e = env(
+            "http://127.0.0.1:3190/",
+            "http://127.0.0.1:3191",
+            "/data/proxy.token",
+        );
+        e.preview_listen = Some("127.0.0.1:3192".into());
+        let p = l.process_for((&e).into()).expect("the console's own proxy");
+        assert_eq!(p.listen, "127.0.0.1:3190".parse().unwrap());
+        assert_eq!(p.admin, "127.0.0.1:3191".parse().unwrap());
+        assert_eq!(p.preview, Some("127.0.0.1:3192".parse().unwrap()));
+        assert_eq!(p.state_file, Path::new("/data/proxy-shop-routing.json"));
+        assert_eq!(
+            l.process_for(
+                (&env(
+                    "http://localhost:3190",
+                    "http://localhost:3191",
+                    "/data/proxy.token"
+                ))
+                    .into()
+            )
+            .map(|p| p.listen),
+            Some("127.0.0.1:3190".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn the_consoles_own_proxy_keeps_its_files() {
+        let l = launcher().with_main(
+            "127.0.0.1:8081".parse().unwrap(),
+            "/data/proxy-routing.json".into(),
+            "/data/logs/proxy.log".into(),
+        );
+        let production = NewEnvironment::new(
+            "production",
+            "http://127.0.0.1:8080/",
+            "img:{version}",
+            "http://127.0.0.1:8081",
+            "/data/proxy.token",
+        );
+        let p = l.process_for((&production).into()).unwrap();
+        assert_eq!(p.state_file, Path::new("/data/proxy-routing.json"));
+        assert_eq!(p.log_file, Path::new("/data/logs/proxy.log"));
+        let staging = env(
+            "http://127.0.0.1:8090/",
+            "http://127.0.0.1:8091",
+            "/data/proxy.token",
+        );
+        let p = l.process_for((&staging).into()).unwrap();
+        assert_eq!(p.state_file, Path::new("/data/proxy-shop-routing.json"));
+    }
+
+    #[test]
+    fn leaves_other_proxies_to_whoever_runs_them() {
+        let l = launcher();
+        let other_token = env(
+            "http://127.0.0.1:3190/",
+            "http://127.0.0.1:3191",
+            "/etc/other.token",
+        );
+        let remote_admin = env(
+            "http://127.0.0.1:3190/",
+            "http://10.0.0.5:3191",
+            "/data/proxy.token",
+        );
+        let host_name = env(
+            "http://shop.example.com/",
+            "http://127.0.0.1:3191",
+            "/data/proxy.token",
+        );
+        let mut nginx = env(
+            "http://127.0.0.1:3190/",
+            "http://127.0.0.1:3191",
+            "/data/proxy.token",
+        );
+        nginx.router = RouterKind::Nginx;
+        for e in [other_token, remote_admin, host_name, nginx] {
+            assert_eq!(l.process_for((&e).into()), None, "{}: {}", e.app_url, e.proxy_admin_url);
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_an_address_another_program_holds() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let free_addr = free.local_addr().unwrap();
+        drop(free);
+        let p = ProxyProcess {
+            listen: free_addr,
+            admin: taken.local_addr().unwrap(),
+            preview: None,
+            state_file: "/nonexistent".into(),
+            log_file: "/nonexistent".into(),
+        };
+        let err = launcher().check_free(&p).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput { field: "admin_url", message } if message.contains("already in use")),
+            "{err:?}"
+        );
+    }
+}
