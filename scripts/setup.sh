@@ -93,8 +93,10 @@ ensure_build_tools() {
 build_release() {
   log "cargo leptos build --release"
   (cd "$ROOT" && cargo leptos build --release)
-  log "cargo build --release -p proxy -p demo"
-  (cd "$ROOT" && cargo build --release -p proxy -p demo)
+  log "cargo build --release -p demo; cargo build --profile proxy-release -p proxy"
+  (cd "$ROOT" && cargo build --release -p demo && cargo build --profile proxy-release -p proxy)
+  # The console starts the switchyard-proxy next to its own binary.
+  install -m 0755 "$ROOT/target/proxy-release/switchyard-proxy" "$ROOT/target/release/switchyard-proxy"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -11,6 +11,7 @@ mod nginx;
 mod proxy;
 mod pull;
 mod rig;
+mod throughput;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -80,8 +81,9 @@ enum Command {
         attackers: usize,
     },
     /// The data plane: failed requests across switches under load, switch →
-    /// first new-slot answer, throughput and p99 (direct, switchyard-proxy,
-    /// nginx) with wrk, proxy memory.
+    /// first new-slot answer, then throughput, p50/p99 and CPU time per
+    /// request with wrk in alternating rounds (direct, switchyard-proxy, an
+    /// optional earlier build, nginx, HAProxy), proxy memory.
     Proxy {
         #[arg(long, default_value_t = 100)]
         switches: usize,
@@ -92,6 +94,12 @@ enum Command {
         wrk_secs: u64,
         #[arg(long, default_value_t = 50)]
         wrk_connections: u32,
+        /// wrk rounds per contender, alternating the order.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Another switchyard-proxy binary (an earlier build) measured beside this one.
+        #[arg(long)]
+        baseline_proxy: Option<PathBuf>,
         /// Directory holding switchyard-proxy and switchyard-demo.
         #[arg(long)]
         bin_dir: Option<PathBuf>,
@@ -147,6 +155,8 @@ async fn main() -> anyhow::Result<()> {
             rate,
             wrk_secs,
             wrk_connections,
+            rounds,
+            baseline_proxy,
             bin_dir,
         } => {
             let opts = proxy::Options {
@@ -155,6 +165,8 @@ async fn main() -> anyhow::Result<()> {
                 rate: rate.max(1),
                 wrk_secs: wrk_secs.max(1),
                 wrk_connections: wrk_connections.max(1),
+                rounds: rounds.max(1),
+                baseline: baseline_proxy,
             };
             proxy::proxy(&cli.data_dir, opts).await
         }

@@ -14,6 +14,7 @@
 
 use crate::nginx::NginxGroup;
 use crate::rig::{spawn_proxy, Samples, TOKEN};
+use crate::throughput::{compare, rss_kib_with_children, start_haproxy, Contender, Settings};
 use anyhow::{bail, Context};
 use engine::router::{BuiltinRouter, TrafficRouter};
 use model::{RoutingTable, SlotColor, Upstream};
@@ -31,6 +32,10 @@ pub struct Options {
     /// wrk's duration and connections for the throughput runs.
     pub wrk_secs: u64,
     pub wrk_connections: u32,
+    /// Alternating wrk rounds per contender.
+    pub rounds: usize,
+    /// Another switchyard-proxy binary to measure beside this one.
+    pub baseline: Option<PathBuf>,
 }
 
 /// A process of the benchmark's own, killed when dropped.
@@ -118,42 +123,6 @@ fn start_nginx(dir: &Path, upstream: &str) -> anyhow::Result<Option<(NginxGroup,
     )
     .context("starting nginx")?;
     Ok(Some((nginx, format!("127.0.0.1:{port}"))))
-}
-
-/// Resident memory of `pid` and its child processes (nginx workers), in KiB.
-fn rss_kib_with_children(pid: u32) -> u64 {
-    let rss = |p: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{p}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
-    };
-    let mut total = rss(pid);
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            // Field 4 of /proc/<pid>/stat is the parent; the name (field 2)
-            // may hold spaces, so split after its closing parenthesis.
-            let parent = std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit_once(')')
-                        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                        .and_then(|p| p.parse::<u32>().ok())
-                });
-            if parent == Some(pid) {
-                total += rss(child);
-            }
-        }
-    }
-    total
 }
 
 #[derive(Default)]
@@ -409,66 +378,6 @@ async fn switch_to_first_answer(
     Ok((applied, served))
 }
 
-struct WrkResult {
-    requests_per_sec: f64,
-    p99: String,
-    errors: String,
-}
-
-/// One wrk run; `watch` is a pid whose peak RSS (with children) is sampled.
-async fn wrk(url: &str, opts: &Options, watch: Option<u32>) -> anyhow::Result<(WrkResult, u64)> {
-    let child = tokio::process::Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{}", opts.wrk_connections),
-            &format!("-d{}s", opts.wrk_secs),
-            "--latency",
-            url,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running wrk")?;
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = watch.map(|pid| {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            loop {
-                peak.fetch_max(rss_kib_with_children(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    });
-    let out = child.wait_with_output().await?;
-    if let Some(s) = sampler {
-        s.abort();
-    }
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let find = |prefix: &str| {
-        text.lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(prefix))
-            .map(str::to_string)
-    };
-    let requests_per_sec = find("Requests/sec:")
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .with_context(|| format!("unexpected wrk output:\n{text}"))?;
-    let p99 = find("99%")
-        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        .unwrap_or_else(|| "?".into());
-    let errors = find("Non-2xx")
-        .or_else(|| find("Socket errors"))
-        .unwrap_or_else(|| "none".into());
-    Ok((
-        WrkResult {
-            requests_per_sec,
-            p99,
-            errors,
-        },
-        peak.load(Ordering::Relaxed),
-    ))
-}
-
 pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
     let root = data_dir.join("bench-proxy");
     let _ = std::fs::remove_dir_all(&root);
@@ -527,50 +436,79 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
     router
         .apply(&slots.table(generation, SlotColor::Blue))
         .await?;
-    if which("wrk") {
-        let direct = wrk(&format!("http://{}/", slots.blue), &opts, None)
-            .await?
-            .0;
-        let (through, peak_kib) =
-            wrk(&format!("http://{}/", proxy.public), &opts, Some(proxy_pid)).await?;
-        let nginx = start_nginx(&root.join("nginx"), &slots.blue)?;
-        let mut rows = vec![
-            ("direct to the demo service", direct, None),
-            (
-                "through switchyard-proxy",
-                through,
-                Some((rest_kib, peak_kib)),
-            ),
-        ];
-        if let Some((nginx_proc, addr)) = &nginx {
-            let url = format!("http://{addr}/");
-            wait_until_answers(&http_client()?, &url).await?;
-            let pid = nginx_proc.0.id();
-            let rest = rss_kib_with_children(pid);
-            let (r, peak) = wrk(&url, &opts, Some(pid)).await?;
-            rows.push(("through nginx proxy_pass", r, Some((rest, peak))));
-        } else {
-            println!("nginx: not installed (apt-get install nginx), its row is skipped");
-        }
-        println!(
-            "  {:<30} {:>12} {:>10} {:>22}   errors",
-            "path", "requests/s", "p99", "RSS rest → peak (MiB)"
-        );
-        for (what, r, mem) in rows {
-            let mem = mem
-                .map(|(a, b)| format!("{:.1} → {:.1}", a as f64 / 1024.0, b as f64 / 1024.0))
-                .unwrap_or_else(|| "-".into());
-            println!(
-                "  {what:<30} {:>12.0} {:>10} {mem:>22}   {}",
-                r.requests_per_sec, r.p99, r.errors
-            );
-        }
-    } else {
+    if !which("wrk") {
         println!(
             "wrk: not installed (apt-get install wrk); throughput rows skipped. proxy RSS at rest {:.1} MiB",
             rest_kib as f64 / 1024.0
         );
+        return Ok(());
     }
+    let mut contenders = vec![
+        Contender {
+            name: "direct to the demo service".into(),
+            url: format!("http://{}/", slots.blue),
+            pid: None,
+        },
+        Contender {
+            name: "through switchyard-proxy".into(),
+            url: format!("http://{}/", proxy.public),
+            pid: Some(proxy_pid),
+        },
+    ];
+    // An earlier build, for before/after figures from the same run.
+    let baseline = match &opts.baseline {
+        Some(bin) => {
+            let dir = root.join("baseline");
+            std::fs::create_dir_all(&dir)?;
+            println!("baseline: {}", bin.display());
+            let p = crate::rig::spawn_proxy_bin(bin, &dir)?;
+            let r = BuiltinRouter::new(&format!("http://{}", p.admin), TOKEN.to_string());
+            let generation = r.current().await?.generation + 1;
+            r.apply(&slots.table(generation, SlotColor::Blue)).await?;
+            wait_until_answers(&http_client()?, &format!("http://{}/", p.public)).await?;
+            contenders.push(Contender {
+                name: "through the --baseline-proxy build".into(),
+                url: format!("http://{}/", p.public),
+                pid: Some(p.child.id()),
+            });
+            Some(p)
+        }
+        None => None,
+    };
+    let nginx = start_nginx(&root.join("nginx"), &slots.blue)?;
+    match &nginx {
+        Some((group, addr)) => {
+            let url = format!("http://{addr}/");
+            wait_until_answers(&http_client()?, &url).await?;
+            contenders.push(Contender {
+                name: "through nginx proxy_pass".into(),
+                url,
+                pid: Some(group.0.id()),
+            });
+        }
+        None => println!("nginx: not installed (apt-get install nginx), its row is skipped"),
+    }
+    let haproxy_port = free_port()?;
+    let haproxy = start_haproxy(&root.join("haproxy"), &slots.blue, haproxy_port)?;
+    match &haproxy {
+        Some(group) => {
+            let url = format!("http://127.0.0.1:{haproxy_port}/");
+            wait_until_answers(&http_client()?, &url).await?;
+            contenders.push(Contender {
+                name: "through HAProxy".into(),
+                url,
+                pid: Some(group.0.id()),
+            });
+        }
+        None => println!("haproxy: not installed (apt-get install haproxy), its row is skipped"),
+    }
+    let settings = Settings {
+        rounds: opts.rounds,
+        secs: opts.wrk_secs,
+        connections: opts.wrk_connections,
+    };
+    compare(&contenders, &settings).await?;
+    drop((baseline, nginx, haproxy));
     Ok(())
 }
 

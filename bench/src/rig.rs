@@ -23,10 +23,14 @@ impl Drop for Proxy {
 }
 
 pub fn spawn_proxy(bin_dir: &Path, dir: &Path) -> anyhow::Result<Proxy> {
+    spawn_proxy_bin(&bin_dir.join("switchyard-proxy"), dir)
+}
+
+/// [`spawn_proxy`] of the binary at `bin` (an earlier build, to compare).
+pub fn spawn_proxy_bin(bin: &Path, dir: &Path) -> anyhow::Result<Proxy> {
     std::fs::write(dir.join("proxy-token"), TOKEN)?;
     let ready = dir.join("proxy-ready.json");
-    let bin = bin_dir.join("switchyard-proxy");
-    let mut child = Command::new(&bin)
+    let mut child = Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .arg("--state-file")
         .arg(dir.join("routing.json"))

@@ -180,7 +180,9 @@ pub fn parse_routing_table(body: &[u8], policy: &UpstreamPolicy) -> Result<Route
             "field `active` is required (use null to clear the route)".to_string(),
         ));
     }
-    let table: RouteTable = serde_json::from_value(value).map_err(malformed)?;
+    // Decoded from the bytes, not the value: a key given twice is refused
+    // (a value keeps the last one silently), as the state file refuses it.
+    let table: RouteTable = serde_json::from_slice(body).map_err(malformed)?;
     table.validate(policy).map_err(SwitchError::Invalid)?;
     Ok(table)
 }

@@ -25,19 +25,15 @@ use crate::console_cookies::ConsoleCookies;
 use crate::metrics::{Listener, RequestGuard, SlotMetrics};
 use crate::route_table::RouteTable;
 use crate::routing::Routing;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use axum::http::{StatusCode, Uri, Version};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use crate::upstream_conn::{ConnectError, Release, UpstreamConns};
 use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri;
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::TokioIo;
 use model::{SlotColor, Upstream};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,11 +63,12 @@ impl Default for ForwardConfig {
     }
 }
 
-#[derive(Clone)]
+/// What every request of one listener shares: the table, the metrics, the
+/// settings. Built once per listener; each client connection holds an `Arc`.
 pub struct Forwarder {
-    client: Client<HttpConnector, Body>,
     routing: Arc<Routing>,
     metrics: Arc<SlotMetrics>,
+    connect_timeout: Duration,
     response_header_timeout: Duration,
     console_cookies: ConsoleCookies,
     listener: Listener,
@@ -82,18 +79,10 @@ pub struct Forwarder {
 impl Forwarder {
     /// A forwarder for the public listener.
     pub fn new(routing: Arc<Routing>, metrics: Arc<SlotMetrics>, config: ForwardConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        // Pooled HTTP/1 connections: a switch needs no new handshakes to the
-        // slot once it has served a few requests (e.g. gate traffic).
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
         Forwarder {
-            client,
             routing,
             metrics,
+            connect_timeout: config.connect_timeout,
             response_header_timeout: config.response_header_timeout,
             console_cookies: config.console_cookies,
             listener: Listener::Public,
@@ -101,20 +90,40 @@ impl Forwarder {
         }
     }
 
-    /// The same forwarder (sharing the connection pool) for another listener.
+    /// The same forwarder for another listener.
     pub fn for_listener(&self, listener: Listener) -> Self {
         Forwarder {
+            routing: Arc::clone(&self.routing),
+            metrics: Arc::clone(&self.metrics),
+            connect_timeout: self.connect_timeout,
+            response_header_timeout: self.response_header_timeout,
+            console_cookies: self.console_cookies.clone(),
             listener,
-            ..self.clone()
+            new_clients: Arc::clone(&self.new_clients),
         }
     }
 }
 
-/// Every method and path is forwarded; serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` so `X-Forwarded-For`
-/// knows the client.
-pub fn data_plane(forwarder: Forwarder) -> Router {
-    Router::new().fallback(forward).with_state(forwarder)
+/// One client connection: its address (for `X-Forwarded-For`, rendered
+/// once) and its own connections to the slots, reused request after request
+/// with no pool lock and no task hop (see [`UpstreamConns`]).
+pub struct ClientConn {
+    forwarder: Arc<Forwarder>,
+    client_ip: HeaderValue,
+    upstream: Arc<UpstreamConns>,
+}
+
+impl ClientConn {
+    pub fn new(forwarder: Arc<Forwarder>, client_ip: IpAddr) -> Self {
+        let client_ip = HeaderValue::from_str(&client_ip.to_string())
+            .expect("an IP address is a valid header value");
+        let connect_timeout = forwarder.connect_timeout;
+        ClientConn {
+            forwarder,
+            client_ip,
+            upstream: Arc::new(UpstreamConns::new(connect_timeout)),
+        }
+    }
 }
 
 /// Whether `n`-th new client (from 0) goes to the canary: exactly `percent`
@@ -174,7 +183,16 @@ fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
         .flatten()
 }
 
-async fn forward(State(f): State<Forwarder>, mut req: Request) -> Response {
+/// The response body the data plane sends: a slot's streamed body (with its
+/// request's guard riding along), or a short text of the proxy's own.
+pub enum ProxyBody {
+    Slot(GuardedBody),
+    Text(Option<Bytes>),
+}
+
+/// Forwards one request to the slot the table in force names.
+pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Response<ProxyBody> {
+    let f = &*conn.forwarder;
     // One load per request: a switch affects only requests that start after it.
     let table = f.routing.current();
     let (upstream, pin_cookie) = match f.listener {
@@ -205,70 +223,64 @@ async fn forward(State(f): State<Forwarder>, mut req: Request) -> Response {
         (protocol, client_side)
     });
 
-    let client_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    let mut outbound = match upstream_request(req, upstream, client_ip, &f.console_cookies) {
-        Ok(outbound) => outbound,
-        Err(err) => {
-            tracing::error!(%slot, address = %upstream.address, %err, "cannot build upstream request");
-            guard.upstream_error(StatusCode::BAD_GATEWAY);
-            return plain(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "switchyard-proxy: slot {slot} at {} has an invalid address\n",
-                    upstream.address
-                ),
-            );
-        }
-    };
+    let mut outbound = upstream_request(req, Some(&conn.client_ip), &f.console_cookies);
     if let Some((protocol, _)) = &upgrade {
         let headers = outbound.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol.clone());
     }
 
-    let answer = tokio::time::timeout(f.response_header_timeout, f.client.request(outbound)).await;
+    let mut sender = match conn.upstream.take(&upstream.address).await {
+        Ok(sender) => sender,
+        Err(err) => {
+            guard.upstream_error(StatusCode::BAD_GATEWAY);
+            tracing::warn!(%slot, address = %upstream.address, error = %err, "upstream unreachable");
+            let why = match err {
+                ConnectError::Address(_) => "has an invalid address",
+                _ => "unreachable",
+            };
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "switchyard-proxy: slot {slot} at {} {why}\n",
+                    upstream.address
+                ),
+            );
+        }
+    };
+    let answer = tokio::time::timeout(f.response_header_timeout, sender.send(outbound)).await;
     match answer {
         Ok(Ok(response)) => {
             guard.respond(response.status());
             let mut response = match upgrade {
                 Some((_, client_side)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                    // The upstream connection becomes the tunnel: not reused.
                     switch_protocols(response, client_side, guard)
                 }
-                _ => downstream_response(response, guard),
+                _ => downstream_response(
+                    response,
+                    guard,
+                    Release::new(Arc::clone(&conn.upstream), sender),
+                ),
             };
             f.console_cookies.strip_set_cookie(response.headers_mut());
             if let Some(pinned) = pin_cookie {
-                let cookie = format!("{SLOT_COOKIE}={pinned}; Path=/; HttpOnly; SameSite=Lax");
-                if let Ok(value) = HeaderValue::from_str(&cookie) {
-                    response.headers_mut().append(header::SET_COOKIE, value);
-                }
+                response
+                    .headers_mut()
+                    .append(header::SET_COOKIE, pin_cookie_value(pinned));
             }
             response
         }
         Ok(Err(err)) => {
             guard.upstream_error(StatusCode::BAD_GATEWAY);
-            if err.is_connect() {
-                tracing::warn!(%slot, address = %upstream.address, error = %error_chain(&err), "upstream unreachable");
-                plain(
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "switchyard-proxy: slot {slot} at {} unreachable\n",
-                        upstream.address
-                    ),
-                )
-            } else {
-                tracing::warn!(%slot, address = %upstream.address, error = %error_chain(&err), "upstream request failed");
-                plain(
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "switchyard-proxy: slot {slot} at {} failed to answer\n",
-                        upstream.address
-                    ),
-                )
-            }
+            tracing::warn!(%slot, address = %upstream.address, error = %error_chain(&err), "upstream request failed");
+            plain(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "switchyard-proxy: slot {slot} at {} failed to answer\n",
+                    upstream.address
+                ),
+            )
         }
         Err(_elapsed) => {
             guard.upstream_error(StatusCode::GATEWAY_TIMEOUT);
@@ -285,6 +297,18 @@ async fn forward(State(f): State<Forwarder>, mut req: Request) -> Response {
     }
 }
 
+/// `switchyard_slot=<color>; …`: built once per color.
+fn pin_cookie_value(slot: SlotColor) -> HeaderValue {
+    match slot {
+        SlotColor::Blue => {
+            HeaderValue::from_static("switchyard_slot=blue; Path=/; HttpOnly; SameSite=Lax")
+        }
+        SlotColor::Green => {
+            HeaderValue::from_static("switchyard_slot=green; Path=/; HttpOnly; SameSite=Lax")
+        }
+    }
+}
+
 /// The slot agreed to upgrade: answer the client 101 with the slot's
 /// headers, then splice the two upgraded connections together. The guard
 /// lives as long as the spliced connection.
@@ -292,7 +316,7 @@ fn switch_protocols(
     mut response: hyper::Response<Incoming>,
     client_side: hyper::upgrade::OnUpgrade,
     mut guard: RequestGuard,
-) -> Response {
+) -> Response<ProxyBody> {
     let slot = guard.slot();
     let upstream_side = hyper::upgrade::on(&mut response);
     let (mut parts, _body) = response.into_parts();
@@ -329,23 +353,18 @@ fn switch_protocols(
         }
         drop(guard);
     });
-    Response::from_parts(parts, Body::empty())
+    Response::from_parts(parts, ProxyBody::Text(None))
 }
 
-#[derive(Debug, thiserror::Error)]
-enum BuildError {
-    #[error("invalid upstream URI: {0}")]
-    Uri(#[from] axum::http::uri::InvalidUri),
-    #[error("invalid header value: {0}")]
-    Header(#[from] axum::http::header::InvalidHeaderValue),
-}
-
-fn upstream_request(
-    req: Request,
-    upstream: &Upstream,
-    client_ip: Option<std::net::IpAddr>,
+/// The client's request as the slot gets it: origin-form URI, HTTP/1.1,
+/// hop-by-hop headers and the console's cookies removed, the user's Host
+/// kept, `X-Forwarded-*` added. Reuses the request's parts: nothing is
+/// parsed again and the client address was rendered once per connection.
+fn upstream_request<B>(
+    req: Request<B>,
+    client_ip: Option<&HeaderValue>,
     console_cookies: &ConsoleCookies,
-) -> Result<Request, BuildError> {
+) -> Request<B> {
     let (mut parts, body) = req.into_parts();
 
     // HTTP/2 clients carry the host in the URI authority, not a Host header.
@@ -359,40 +378,52 @@ fn upstream_request(
     strip_hop_by_hop(&mut parts.headers);
     console_cookies.strip(&mut parts.headers);
 
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    parts.uri = format!("http://{}{}", upstream.address, path_and_query).parse::<Uri>()?;
-    // The pool speaks HTTP/1.1 to slots whatever the client spoke to us.
+    let mut target = uri::Parts::default();
+    target.path_and_query = Some(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| uri::PathAndQuery::from_static("/")),
+    );
+    parts.uri = Uri::from_parts(target).expect("a path alone is a valid origin-form URI");
+    // Slots are spoken to in HTTP/1.1 whatever the client spoke to us.
     parts.version = Version::HTTP_11;
 
     if let Some(host) = original_host {
         // Keep the user's Host: apps build absolute links and cookies from it.
         parts.headers.insert(header::HOST, host.clone());
-        parts.headers.insert("x-forwarded-host", host);
+        parts.headers.insert(X_FORWARDED_HOST, host);
     }
     if let Some(ip) = client_ip {
-        let forwarded_for = match parts.headers.get("x-forwarded-for") {
-            Some(prior) => match prior.to_str() {
-                Ok(prior) => format!("{prior}, {ip}"),
-                Err(_) => ip.to_string(),
-            },
-            None => ip.to_string(),
+        let forwarded_for = match parts.headers.get(X_FORWARDED_FOR) {
+            Some(prior) => {
+                let mut joined = Vec::with_capacity(prior.len() + 2 + ip.len());
+                joined.extend_from_slice(prior.as_bytes());
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_bytes(&joined).unwrap_or_else(|_| ip.clone())
+            }
+            None => ip.clone(),
         };
-        parts
-            .headers
-            .insert("x-forwarded-for", HeaderValue::from_str(&forwarded_for)?);
+        parts.headers.insert(X_FORWARDED_FOR, forwarded_for);
     }
     parts
         .headers
-        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
 
-    Ok(Request::from_parts(parts, body))
+    Request::from_parts(parts, body)
 }
 
-fn downstream_response(response: hyper::Response<Incoming>, guard: RequestGuard) -> Response {
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+fn downstream_response(
+    response: hyper::Response<Incoming>,
+    guard: RequestGuard,
+    release: Release,
+) -> Response<ProxyBody> {
     let slot = guard.slot();
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -401,13 +432,16 @@ fn downstream_response(response: hyper::Response<Incoming>, guard: RequestGuard)
         .insert(SLOT_HEADER, HeaderValue::from_static(slot.as_str()));
     // The guard rides along with the body: a request stays in flight (and
     // keeps draining a slot busy) until its response has been streamed out.
-    Response::from_parts(
-        parts,
-        Body::new(GuardedBody {
-            inner: body,
-            _guard: guard,
-        }),
-    )
+    let mut body = GuardedBody {
+        inner: body,
+        _guard: guard,
+        release,
+    };
+    if body.inner.is_end_stream() {
+        // Nothing to read (204, HEAD, empty): the connection is free now.
+        body.release.finished();
+    }
+    Response::from_parts(parts, ProxyBody::Slot(body))
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
@@ -438,13 +472,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn plain(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
+fn plain(status: StatusCode, body: String) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::Text(Some(Bytes::from(body))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -458,9 +493,20 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-struct GuardedBody {
+/// A slot's response body with its request's guard.
+pub struct GuardedBody {
     inner: Incoming,
     _guard: RequestGuard,
+    release: Release,
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        // Read to the end without a final poll (a known length reached).
+        if self.inner.is_end_stream() {
+            self.release.finished();
+        }
+    }
 }
 
 impl hyper::body::Body for GuardedBody {
@@ -471,7 +517,11 @@ impl hyper::body::Body for GuardedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            self.release.finished();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -480,6 +530,37 @@ impl hyper::body::Body for GuardedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl hyper::body::Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Slot(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Text(text) => Poll::Ready(text.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Slot(body) => body.is_end_stream(),
+            ProxyBody::Text(text) => text.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Slot(body) => body.size_hint(),
+            ProxyBody::Text(text) => {
+                SizeHint::with_exact(text.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
     }
 }
 
@@ -578,20 +659,15 @@ mod tests {
             .header("x-forwarded-for", "10.0.0.1")
             .header(header::CONNECTION, "keep-alive")
             .header(header::COOKIE, "switchyard_session=s3cret; cart=42")
-            .body(Body::empty())
+            .body(())
             .unwrap();
-        let upstream = Upstream {
-            slot: SlotColor::Green,
-            address: "127.0.0.1:9002".into(),
-        };
         let out = upstream_request(
             req,
-            &upstream,
-            Some("192.0.2.7".parse().unwrap()),
+            Some(&HeaderValue::from_static("192.0.2.7")),
             &ConsoleCookies::default(),
-        )
-        .unwrap();
-        assert_eq!(out.uri(), "http://127.0.0.1:9002/a/b?c=d");
+        );
+        assert_eq!(out.uri(), "/a/b?c=d");
+        assert_eq!(out.version(), Version::HTTP_11);
         let h = out.headers();
         assert_eq!(h[header::HOST], "app.example");
         assert_eq!(h["x-forwarded-host"], "app.example");

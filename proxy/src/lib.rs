@@ -4,9 +4,11 @@
 //! and it persists its routing table ([`state_file`]) so it survives its own
 //! restarts too.
 //!
+//! * [`serve`]: the listeners, hyper serving each client connection.
 //! * [`forward`]: the public listener (active slot, optional canary split
 //!   sticky by cookie) and the optional preview listener (always the idle
-//!   slot), WebSocket/upgrade passthrough.
+//!   slot), WebSocket/upgrade passthrough; each client connection reuses its
+//!   own upstream connections (`upstream_conn`).
 //! * [`route_table`]: the table ([`route_table::RouteTable`]: active,
 //!   preview, canary) and the rules every table must obey.
 //! * [`routing`]: the table in effect, swapped atomically, fenced by
@@ -25,8 +27,10 @@ pub mod metrics;
 pub mod ready_file;
 pub mod route_table;
 pub mod routing;
+pub mod serve;
 pub mod state_file;
 pub mod token;
+mod upstream_conn;
 pub mod upstream_policy;
 
 use crate::admin::AdminState;
@@ -60,6 +64,11 @@ pub struct ProxyConfig {
     pub forward: ForwardConfig,
     /// How long a shutdown waits for in-flight requests before giving up.
     pub drain_timeout: Duration,
+    /// Data-plane threads besides the caller's runtime: each runs its own
+    /// single-threaded runtime accepting from the same listeners, so a
+    /// client connection, its upstream connection and their wake-ups stay
+    /// on one thread (`switchyard-proxy --threads`; see docs/ARCHITECTURE.md).
+    pub extra_workers: usize,
 }
 
 impl ProxyConfig {
@@ -78,6 +87,7 @@ impl ProxyConfig {
             allow_upstream: Vec::new(),
             forward: ForwardConfig::default(),
             drain_timeout: Duration::from_secs(30),
+            extra_workers: 0,
         }
     }
 }
@@ -86,6 +96,8 @@ impl ProxyConfig {
 pub enum StartError {
     #[error(transparent)]
     StateFile(#[from] StateFileError),
+    #[error("cannot start data-plane thread: {0}")]
+    Worker(std::io::Error),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -104,6 +116,7 @@ pub struct RunningProxy {
     pub metrics: Arc<SlotMetrics>,
     stop: watch::Sender<bool>,
     servers: JoinHandle<()>,
+    workers: Vec<std::thread::JoinHandle<()>>,
     drain_timeout: Duration,
 }
 
@@ -112,7 +125,17 @@ impl RunningProxy {
     /// drain timeout) and returns.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        match tokio::time::timeout(self.drain_timeout, self.servers).await {
+        let workers = self.workers;
+        let all = async move {
+            let _ = self.servers.await;
+            let _ = tokio::task::spawn_blocking(move || {
+                for worker in workers {
+                    let _ = worker.join();
+                }
+            })
+            .await;
+        };
+        match tokio::time::timeout(self.drain_timeout, all).await {
             Ok(_) => tracing::info!("stopped"),
             Err(_) => tracing::warn!(
                 timeout = ?self.drain_timeout,
@@ -177,41 +200,74 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     });
 
     let (stop, stopped) = watch::channel(false);
+    let mut workers = Vec::with_capacity(config.extra_workers);
+    for i in 0..config.extra_workers {
+        let listeners = (
+            share(&public),
+            preview.as_ref().map(|(_, l)| share(l)).transpose(),
+        );
+        let (public_fd, preview_fd) = match listeners {
+            (Ok(public), Ok(preview)) => (public, preview),
+            (Err(e), _) | (_, Err(e)) => return Err(StartError::Worker(e)),
+        };
+        let public_forwarder = forwarder.for_listener(Listener::Public);
+        let preview_forwarder = forwarder.for_listener(Listener::Preview);
+        let stopped = stopped.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("data-plane-{}", i + 1))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        tracing::error!(%err, "data-plane thread cannot start its runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let preview = async {
+                        if let Some(fd) = preview_fd {
+                            match TcpListener::from_std(fd) {
+                                Ok(l) => serve::data_plane(l, preview_forwarder, stopped.clone()).await,
+                                Err(err) => tracing::error!(%err, "preview listener lost on a data-plane thread"),
+                            }
+                        }
+                    };
+                    let public = async {
+                        match TcpListener::from_std(public_fd) {
+                            Ok(l) => serve::data_plane(l, public_forwarder, stopped.clone()).await,
+                            Err(err) => tracing::error!(%err, "public listener lost on a data-plane thread"),
+                        }
+                    };
+                    tokio::join!(public, preview);
+                });
+            })
+            .map_err(StartError::Worker)?;
+        workers.push(worker);
+    }
     let preview_server = preview.map(|(_, listener)| {
-        axum::serve(
+        serve::data_plane(
             listener,
-            forward::data_plane(forwarder.for_listener(Listener::Preview))
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            forwarder.for_listener(Listener::Preview),
+            stopped.clone(),
         )
-        .with_graceful_shutdown(wait_for_stop(stopped.clone()))
-        .into_future()
     });
-    let data_server = axum::serve(
-        public,
-        forward::data_plane(forwarder).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(wait_for_stop(stopped.clone()))
-    .into_future();
+    let data_server = serve::data_plane(public, forwarder, stopped.clone());
     let admin_server = axum::serve(admin, admin_app)
         .with_graceful_shutdown(wait_for_stop(stopped.clone()))
         .into_future();
     let ticker = tick_metrics(Arc::clone(&metrics), stopped);
     let servers = tokio::spawn(async move {
         let preview = async move {
-            match preview_server {
-                Some(server) => server.await,
-                None => Ok(()),
+            if let Some(server) = preview_server {
+                server.await
             }
         };
-        let (data, admin, preview, ()) = tokio::join!(data_server, admin_server, preview, ticker);
-        if let Err(err) = data {
-            tracing::error!(%err, "public listener failed");
-        }
+        let ((), admin, (), ()) = tokio::join!(data_server, admin_server, preview, ticker);
         if let Err(err) = admin {
             tracing::error!(%err, "admin listener failed");
-        }
-        if let Err(err) = preview {
-            tracing::error!(%err, "preview listener failed");
         }
     });
 
@@ -224,8 +280,18 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         metrics,
         stop,
         servers,
+        workers,
         drain_timeout: config.drain_timeout,
     })
+}
+
+/// The same listening socket for another thread's runtime (a duplicated
+/// descriptor: both accept from one queue).
+fn share(listener: &TcpListener) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::AsFd;
+    let shared = std::net::TcpListener::from(listener.as_fd().try_clone_to_owned()?);
+    shared.set_nonblocking(true)?;
+    Ok(shared)
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -50,9 +50,15 @@ struct Cli {
         default_values = console_cookies::DEFAULT_NAMES
     )]
     strip_cookie: Vec<String>,
+    /// Data-plane threads, each with its own single-threaded runtime
+    /// (default: one per CPU). The admin API shares the first.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
-#[tokio::main]
+// The main thread's runtime is one data-plane thread (plus the admin API);
+// `--threads` adds the others (see ProxyConfig::extra_workers).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -77,6 +83,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.preview = cli.preview;
     config.allow_upstream = cli.allow_upstream;
     config.forward.console_cookies = ConsoleCookies::new(&cli.strip_cookie)?;
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    config.extra_workers = threads.max(1) - 1;
     let proxy = proxy::start(config).await?;
     // Signal handlers go in before the ready file says the proxy is up:
     // whoever reads it may send SIGTERM at once, and an uninstalled handler

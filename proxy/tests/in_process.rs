@@ -13,6 +13,7 @@ use proxy::token::AdminToken;
 use proxy::upstream_policy::UpstreamPolicy;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::in_process::{self, start_proxy, start_proxy_with};
@@ -704,5 +705,131 @@ async fn cookie_names_to_strip_are_configurable() {
         .await
         .unwrap();
     assert_eq!(res.text().await.unwrap(), "switchyard_session=y");
+    proxy.shutdown().await;
+}
+
+/// An upstream that names itself and counts the connections it accepted and
+/// still has open (`/empty` answers 204 with no body).
+async fn start_counting(name: &'static str) -> (SocketAddr, Arc<ConnCounts>) {
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Arc::new(ConnCounts::default());
+    let c = Arc::clone(&counts);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            c.accepted.fetch_add(1, Ordering::SeqCst);
+            c.open.fetch_add(1, Ordering::SeqCst);
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let mut res = hyper::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(name.as_bytes()),
+                    ));
+                    if req.uri().path() == "/empty" {
+                        *res.body_mut() = http_body_util::Full::new(bytes::Bytes::new());
+                        *res.status_mut() = hyper::StatusCode::NO_CONTENT;
+                    }
+                    Ok::<_, std::convert::Infallible>(res)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+                c.open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, counts)
+}
+
+#[derive(Default)]
+struct ConnCounts {
+    accepted: AtomicUsize,
+    open: AtomicUsize,
+}
+
+/// A kept-alive client's requests ride one upstream connection of its own
+/// (no handshake per request, bodiless answers included); after a switch
+/// its very next request goes to the new slot and its connection to the old
+/// one is closed.
+#[tokio::test]
+async fn a_client_keeps_its_upstream_connection_until_a_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy(dir.path()).await;
+    let (blue, blue_conns) = start_counting("blue").await;
+    let (green, green_conns) = start_counting("green").await;
+    let admin = reqwest::Client::new();
+    assert_eq!(
+        put_routing_status(
+            &admin,
+            proxy.admin_addr,
+            &route(1, SlotColor::Blue, &blue.to_string())
+        )
+        .await,
+        200
+    );
+    // One client, one kept-alive connection to the proxy.
+    let user = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("http://{}{path}", proxy.listen_addr);
+    for i in 0..30 {
+        let path = match i % 3 {
+            0 => "/",
+            1 => "/empty",
+            _ => "/head",
+        };
+        let res = if path == "/head" {
+            user.head(url(path)).send().await.unwrap()
+        } else {
+            user.get(url(path)).send().await.unwrap()
+        };
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        let body = res.text().await.unwrap();
+        if path == "/" {
+            assert_eq!(body, "blue");
+        }
+    }
+    assert_eq!(
+        blue_conns.accepted.load(Ordering::SeqCst),
+        1,
+        "30 requests of one kept-alive client, one upstream connection"
+    );
+
+    assert_eq!(
+        put_routing_status(
+            &admin,
+            proxy.admin_addr,
+            &route(2, SlotColor::Green, &green.to_string())
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        user.get(url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "green"
+    );
+    assert_eq!(green_conns.accepted.load(Ordering::SeqCst), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while blue_conns.open.load(Ordering::SeqCst) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle connection to the old slot stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Nothing is left counted in flight on either slot.
+    let drain = admin_get(&admin, proxy.admin_addr, "/admin/drain?slot=blue").await;
+    let drain: serde_json::Value = drain.json().await.unwrap();
+    assert_eq!(drain["in_flight"], 0, "{drain}");
     proxy.shutdown().await;
 }

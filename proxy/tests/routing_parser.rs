@@ -425,6 +425,8 @@ const BAD_SEEDS: &[(&str, &str)] = &[
         "multicast/broadcast addresses are never allowed",
     ),
     ("bad-canary-not-preview", "must be the preview slot"),
+    // A key given twice is ambiguous: refused, never "the last one wins".
+    ("bad-duplicate-active", "duplicate field `active`"),
     ("bad-canary-over-100", "canary percent 101 is over 100"),
     ("bad-canary-percent-256", "invalid value: integer `256`"),
     ("bad-credentials", "expected ip:port"),

@@ -1,0 +1,318 @@
+//! Throughput side by side: the same wrk load through each proxy in turn,
+//! in alternating rounds (so a noisy neighbour hurts every contender alike),
+//! with requests per second, p50/p99 and **CPU time per request** — the
+//! proxy process's (and its children's) user + system time from /proc over
+//! the run, divided by the requests wrk completed: the figure that survives
+//! a shared machine, since it counts the proxy's own work only.
+
+use anyhow::Context;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One way to reach the demo service.
+pub struct Contender {
+    pub name: String,
+    pub url: String,
+    /// The process doing the proxying (with its children), when there is one.
+    pub pid: Option<u32>,
+}
+
+pub struct Settings {
+    pub rounds: usize,
+    pub secs: u64,
+    pub connections: u32,
+}
+
+/// One wrk run through one contender.
+struct Run {
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// CPU microseconds of the proxy per completed request.
+    cpu_us_per_request: Option<f64>,
+    peak_rss_kib: u64,
+    errors: Option<String>,
+}
+
+/// Runs every contender `rounds` times, rotating the order each round, and
+/// prints one table of medians.
+pub async fn compare(contenders: &[Contender], settings: &Settings) -> anyhow::Result<()> {
+    let rest: Vec<u64> = contenders
+        .iter()
+        .map(|c| c.pid.map_or(0, rss_kib_with_children))
+        .collect();
+    let mut runs: Vec<Vec<Run>> = contenders.iter().map(|_| Vec::new()).collect();
+    for round in 0..settings.rounds {
+        for k in 0..contenders.len() {
+            let i = (round + k) % contenders.len();
+            runs[i].push(wrk(&contenders[i], settings).await?);
+        }
+    }
+    println!(
+        "throughput: wrk -t2 -c{} -d{}s, {} alternating rounds, medians",
+        settings.connections, settings.secs, settings.rounds
+    );
+    println!(
+        "  {:<34} {:>10} {:>8} {:>8} {:>12} {:>22}   errors",
+        "path", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "RSS rest → peak (MiB)"
+    );
+    for (i, c) in contenders.iter().enumerate() {
+        let r = &runs[i];
+        let med = |f: &dyn Fn(&Run) -> f64| median(r.iter().map(f).collect());
+        let cpu = median(r.iter().filter_map(|x| x.cpu_us_per_request).collect());
+        let peak = r.iter().map(|x| x.peak_rss_kib).max().unwrap_or(0);
+        let mem = match c.pid {
+            Some(_) => format!(
+                "{:.1} → {:.1}",
+                rest[i] as f64 / 1024.0,
+                peak as f64 / 1024.0
+            ),
+            None => "-".into(),
+        };
+        let errors: Vec<&str> = r.iter().filter_map(|x| x.errors.as_deref()).collect();
+        println!(
+            "  {:<34} {:>10.0} {:>8.2} {:>8.2} {:>12} {:>22}   {}",
+            c.name,
+            med(&|x| x.requests_per_sec),
+            med(&|x| x.p50_ms),
+            med(&|x| x.p99_ms),
+            if cpu.is_nan() {
+                "-".to_string()
+            } else {
+                format!("{cpu:.1}")
+            },
+            mem,
+            if errors.is_empty() {
+                "none".to_string()
+            } else {
+                errors.join("; ")
+            }
+        );
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+async fn wrk(c: &Contender, settings: &Settings) -> anyhow::Result<Run> {
+    let cpu_before = c.pid.map(cpu_ticks_with_children);
+    let child = tokio::process::Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{}", settings.connections),
+            &format!("-d{}s", settings.secs),
+            "--latency",
+            &c.url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running wrk")?;
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = c.pid.map(|pid| {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib_with_children(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let out = child.wait_with_output().await?;
+    if let Some(s) = sampler {
+        s.abort();
+    }
+    let cpu_ticks = match (c.pid, cpu_before) {
+        (Some(pid), Some(before)) => Some(cpu_ticks_with_children(pid).saturating_sub(before)),
+        _ => None,
+    };
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let parsed = parse_wrk(&text).with_context(|| format!("unexpected wrk output:\n{text}"))?;
+    let cpu_us_per_request = cpu_ticks.map(|ticks| {
+        let us = ticks as f64 * 1e6 / clock_ticks_per_sec();
+        us / parsed.requests.max(1) as f64
+    });
+    Ok(Run {
+        requests_per_sec: parsed.requests_per_sec,
+        p50_ms: parsed.p50_ms,
+        p99_ms: parsed.p99_ms,
+        cpu_us_per_request,
+        peak_rss_kib: peak.load(Ordering::Relaxed),
+        errors: parsed.errors,
+    })
+}
+
+struct WrkOutput {
+    requests: u64,
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: Option<String>,
+}
+
+fn parse_wrk(text: &str) -> Option<WrkOutput> {
+    let line = |prefix: &str| text.lines().map(str::trim).find(|l| l.starts_with(prefix));
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let requests_per_sec = line("Requests/sec:")?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let latency = |prefix: &str| line(prefix)?.split_whitespace().nth(1).and_then(millis);
+    let errors = line("Non-2xx")
+        .or_else(|| line("Socket errors"))
+        .map(str::to_string);
+    Some(WrkOutput {
+        requests,
+        requests_per_sec,
+        p50_ms: latency("50%")?,
+        p99_ms: latency("99%")?,
+        errors,
+    })
+}
+
+/// wrk's `812.00us`, `2.10ms`, `1.02s` in milliseconds.
+fn millis(v: &str) -> Option<f64> {
+    let (number, factor) = if let Some(n) = v.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|n| n * factor)
+}
+
+/// /proc counts CPU time in USER_HZ ticks, which Linux fixes at 100 on
+/// every architecture it exports /proc for, whatever the kernel's own HZ.
+fn clock_ticks_per_sec() -> f64 {
+    100.0
+}
+
+/// The pids of `pid` and its direct children (nginx's workers).
+fn with_children(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if stat_fields(child).and_then(|f| f.get(1).and_then(|p| p.parse().ok())) == Some(pid) {
+                pids.push(child);
+            }
+        }
+    }
+    pids
+}
+
+/// `/proc/<pid>/stat` after the command name (which may hold spaces):
+/// field 3 (state) is index 0.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// User + system CPU ticks of `pid` and its children (threads included).
+fn cpu_ticks_with_children(pid: u32) -> u64 {
+    with_children(pid)
+        .into_iter()
+        .filter_map(stat_fields)
+        .map(|f| {
+            // utime and stime are fields 14 and 15: indexes 11 and 12 here.
+            let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            field(11) + field(12)
+        })
+        .sum()
+}
+
+/// Resident memory of `pid` and its children, in KiB.
+pub fn rss_kib_with_children(pid: u32) -> u64 {
+    with_children(pid)
+        .into_iter()
+        .map(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|v| v.parse().ok())
+                })
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// HAProxy (Debian's) in the foreground on a loopback port, keeping
+/// connections to `upstream` alive and shared (`http-reuse always`), with
+/// its runtime API on a unix socket in `dir`.
+pub fn start_haproxy(
+    dir: &Path,
+    upstream: &str,
+    port: u16,
+) -> anyhow::Result<Option<crate::nginx::NginxGroup>> {
+    let bin = Path::new("/usr/sbin/haproxy");
+    if !bin.exists() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir)?;
+    let d = dir.display();
+    let conf = format!(
+        "global\n  maxconn 8192\n  stats socket {d}/haproxy.sock mode 600 level admin\n\
+         defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  \
+         http-reuse always\n\
+         frontend users\n  bind 127.0.0.1:{port}\n  default_backend app\n\
+         backend app\n  server blue {upstream}\n"
+    );
+    std::fs::write(dir.join("haproxy.cfg"), conf)?;
+    let group = crate::nginx::NginxGroup::spawn(
+        std::process::Command::new(bin)
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.join("haproxy.cfg"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .context("starting haproxy")?;
+    Ok(Some(group))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_output() {
+        let text = "Running 10s test @ http://127.0.0.1:8080/\n  2 threads and 50 connections\n\
+  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency     2.31ms  812.00us  20.1ms   90.00%\n\
+  Latency Distribution\n     50%    2.10ms\n     75%    2.50ms\n     90%    3.00ms\n     99%  812.00us\n\
+  212345 requests in 10.00s, 30.00MB read\nRequests/sec:  21234.50\nTransfer/sec:      3.00MB\n";
+        let w = parse_wrk(text).unwrap();
+        assert_eq!(w.requests, 212345);
+        assert_eq!(w.requests_per_sec, 21234.5);
+        assert_eq!(w.p50_ms, 2.1);
+        assert!((w.p99_ms - 0.812).abs() < 1e-9);
+        assert!(w.errors.is_none());
+        assert_eq!(millis("1.5s"), Some(1500.0));
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+    }
+}
