@@ -6,6 +6,7 @@
 
 mod audit;
 mod deploy;
+mod haproxy;
 mod login;
 mod nginx;
 mod proxy;

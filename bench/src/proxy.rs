@@ -12,9 +12,10 @@
 //!
 //! Figures to read, not assertions: these machines are shared 2-core boxes.
 
+use crate::haproxy::HaproxySite;
 use crate::nginx::NginxGroup;
 use crate::rig::{spawn_proxy, Samples, TOKEN};
-use crate::throughput::{compare, rss_kib_with_children, start_haproxy, Contender, Settings};
+use crate::throughput::{compare, rss_kib_with_children, Contender, Settings};
 use anyhow::{bail, Context};
 use engine::router::{BuiltinRouter, TrafficRouter};
 use model::{RoutingTable, SlotColor, Upstream};
@@ -404,6 +405,13 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
     let (applied, served) = switch_to_first_answer(&proxy.public, &router, &slots, 50).await?;
     println!("{}", applied.row("switch command acknowledged"));
     println!("{}", served.row("switch command → first new-slot answer"));
+    if let Some(socket) = &proxy.socket {
+        // The same switches through the admin API's unix socket.
+        let unix = BuiltinRouter::new(&format!("unix:{}", socket.display()), TOKEN.to_string());
+        let (applied, served) = switch_to_first_answer(&proxy.public, &unix, &slots, 50).await?;
+        println!("{}", applied.row("… acknowledged, over the unix socket"));
+        println!("{}", served.row("… first new-slot answer, unix socket"));
+    }
     match crate::nginx::NginxSite::start(&root.join("nginx-router")).await? {
         Some(site) => {
             let router = site.router();
@@ -412,23 +420,49 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
             router
                 .apply(&slots.table(generation, SlotColor::Blue))
                 .await?;
-            wait_until_answers(&http_client()?, &format!("http://{}/", site.public)).await?;
-            let (counts, took, applied) =
-                switches_under_load(&site.public, &router, &slots, &opts).await?;
-            report_switches("nginx router", &opts, &counts, took);
-            println!(
-                "{}",
-                applied.row("nginx switch (include, nginx -t, reload confirmed)")
-            );
-            let (_, served) = switch_to_first_answer(&site.public, &router, &slots, 20).await?;
-            println!(
-                "{}",
-                served.row("nginx: switch command → first new-slot answer")
-            );
+            switch_rows(
+                (
+                    "nginx router",
+                    "nginx switch (include, nginx -t, reload confirmed)",
+                ),
+                &site.public,
+                &router,
+                &slots,
+                &opts,
+            )
+            .await?;
         }
         None => {
             println!("nginx: not installed (apt-get install nginx), its switch rows are skipped")
         }
+    }
+    let haproxy = HaproxySite::start(
+        &root.join("haproxy"),
+        &slots.blue,
+        &slots.green,
+        free_port()?,
+    )?;
+    match &haproxy {
+        Some(site) => {
+            let router = site.router();
+            switch_rows(
+                (
+                    "HAProxy runtime API",
+                    "HAProxy switch (ready + maint on the stats socket)",
+                ),
+                &site.public,
+                &router,
+                &slots,
+                &opts,
+            )
+            .await?;
+            // Users back on blue for the throughput rounds.
+            let generation = router.current().await?.generation + 1;
+            router
+                .apply(&slots.table(generation, SlotColor::Blue))
+                .await?;
+        }
+        None => println!("haproxy: not installed (apt-get install haproxy), its rows are skipped"),
     }
 
     // Throughput: everything points at blue.
@@ -461,7 +495,7 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
             let dir = root.join("baseline");
             std::fs::create_dir_all(&dir)?;
             println!("baseline: {}", bin.display());
-            let p = crate::rig::spawn_proxy_bin(bin, &dir)?;
+            let p = crate::rig::spawn_proxy_bin(bin, &dir, false)?;
             let r = BuiltinRouter::new(&format!("http://{}", p.admin), TOKEN.to_string());
             let generation = r.current().await?.generation + 1;
             r.apply(&slots.table(generation, SlotColor::Blue)).await?;
@@ -488,19 +522,12 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
         }
         None => println!("nginx: not installed (apt-get install nginx), its row is skipped"),
     }
-    let haproxy_port = free_port()?;
-    let haproxy = start_haproxy(&root.join("haproxy"), &slots.blue, haproxy_port)?;
-    match &haproxy {
-        Some(group) => {
-            let url = format!("http://127.0.0.1:{haproxy_port}/");
-            wait_until_answers(&http_client()?, &url).await?;
-            contenders.push(Contender {
-                name: "through HAProxy".into(),
-                url,
-                pid: Some(group.0.id()),
-            });
-        }
-        None => println!("haproxy: not installed (apt-get install haproxy), its row is skipped"),
+    if let Some(site) = &haproxy {
+        contenders.push(Contender {
+            name: "through HAProxy".into(),
+            url: format!("http://{}/", site.public),
+            pid: Some(site.group.0.id()),
+        });
     }
     let settings = Settings {
         rounds: opts.rounds,
@@ -509,6 +536,27 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
     };
     compare(&contenders, &settings).await?;
     drop((baseline, nginx, haproxy));
+    Ok(())
+}
+
+/// Switches under load, then switch → first new-slot answer, through a
+/// router other than switchyard-proxy: `(name, what its command does)`.
+async fn switch_rows(
+    (name, command): (&str, &str),
+    public: &str,
+    router: &dyn TrafficRouter,
+    slots: &Slots,
+    opts: &Options,
+) -> anyhow::Result<()> {
+    wait_until_answers(&http_client()?, &format!("http://{public}/")).await?;
+    let (counts, took, applied) = switches_under_load(public, router, slots, opts).await?;
+    report_switches(name, opts, &counts, took);
+    println!("{}", applied.row(command));
+    let (_, served) = switch_to_first_answer(public, router, slots, 20).await?;
+    println!(
+        "{}",
+        served.row(&format!("{name}: switch command → first new-slot answer"))
+    );
     Ok(())
 }
 

@@ -13,6 +13,8 @@ pub struct Proxy {
     pub child: Child,
     pub public: String,
     pub admin: String,
+    /// Its admin API's unix socket (`--admin-socket`), when it has one.
+    pub socket: Option<std::path::PathBuf>,
 }
 
 impl Drop for Proxy {
@@ -23,14 +25,20 @@ impl Drop for Proxy {
 }
 
 pub fn spawn_proxy(bin_dir: &Path, dir: &Path) -> anyhow::Result<Proxy> {
-    spawn_proxy_bin(&bin_dir.join("switchyard-proxy"), dir)
+    spawn_proxy_bin(&bin_dir.join("switchyard-proxy"), dir, true)
 }
 
-/// [`spawn_proxy`] of the binary at `bin` (an earlier build, to compare).
-pub fn spawn_proxy_bin(bin: &Path, dir: &Path) -> anyhow::Result<Proxy> {
+/// [`spawn_proxy`] of the binary at `bin` (an earlier build, to compare,
+/// which may not know `--admin-socket`: `socket` false leaves it out).
+pub fn spawn_proxy_bin(bin: &Path, dir: &Path, socket: bool) -> anyhow::Result<Proxy> {
+    let socket = socket.then(|| dir.join("admin.sock"));
     std::fs::write(dir.join("proxy-token"), TOKEN)?;
     let ready = dir.join("proxy-ready.json");
-    let mut child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    if let Some(path) = &socket {
+        cmd.arg("--admin-socket").arg(path);
+    }
+    let mut child = cmd
         .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .arg("--state-file")
         .arg(dir.join("routing.json"))
@@ -53,6 +61,7 @@ pub fn spawn_proxy_bin(bin: &Path, dir: &Path) -> anyhow::Result<Proxy> {
                     child,
                     public,
                     admin,
+                    socket,
                 }),
                 _ => bail!("unexpected ready file {v}"),
             };

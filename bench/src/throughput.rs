@@ -6,7 +6,6 @@
 //! a shared machine, since it counts the proxy's own work only.
 
 use anyhow::Context;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -259,41 +258,6 @@ pub fn rss_kib_with_children(pid: u32) -> u64 {
                 .unwrap_or(0)
         })
         .sum()
-}
-
-/// HAProxy (Debian's) in the foreground on a loopback port, keeping
-/// connections to `upstream` alive and shared (`http-reuse always`), with
-/// its runtime API on a unix socket in `dir`.
-pub fn start_haproxy(
-    dir: &Path,
-    upstream: &str,
-    port: u16,
-) -> anyhow::Result<Option<crate::nginx::NginxGroup>> {
-    let bin = Path::new("/usr/sbin/haproxy");
-    if !bin.exists() {
-        return Ok(None);
-    }
-    std::fs::create_dir_all(dir)?;
-    let d = dir.display();
-    let conf = format!(
-        "global\n  maxconn 8192\n  stats socket {d}/haproxy.sock mode 600 level admin\n\
-         defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  \
-         http-reuse always\n\
-         frontend users\n  bind 127.0.0.1:{port}\n  default_backend app\n\
-         backend app\n  server blue {upstream}\n"
-    );
-    std::fs::write(dir.join("haproxy.cfg"), conf)?;
-    let group = crate::nginx::NginxGroup::spawn(
-        std::process::Command::new(bin)
-            .arg("-db")
-            .arg("-f")
-            .arg(dir.join("haproxy.cfg"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .context("starting haproxy")?;
-    Ok(Some(group))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! * [`console_cookies`]: the console's session cookie, never forwarded.
 
 pub mod admin;
+pub mod admin_socket;
 pub mod console_cookies;
 pub mod forward;
 pub mod metrics;
@@ -57,6 +58,8 @@ pub struct ProxyConfig {
     pub admin: SocketAddr,
     /// Optional second public listener that always serves the preview (idle) slot.
     pub preview: Option<SocketAddr>,
+    /// The admin API on a unix socket as well (mode 0600), `--admin-socket`.
+    pub admin_socket: Option<PathBuf>,
     pub state_file: PathBuf,
     pub token: AdminToken,
     /// Networks upstreams may be in besides loopback (`--allow-upstream`).
@@ -82,6 +85,7 @@ impl ProxyConfig {
             listen,
             admin,
             preview: None,
+            admin_socket: None,
             state_file,
             token,
             allow_upstream: Vec::new(),
@@ -96,6 +100,8 @@ impl ProxyConfig {
 pub enum StartError {
     #[error(transparent)]
     StateFile(#[from] StateFileError),
+    #[error("cannot serve the admin API on a unix socket: {0}")]
+    AdminSocket(#[from] admin_socket::SocketError),
     #[error("cannot start data-plane thread: {0}")]
     Worker(std::io::Error),
     #[error("cannot listen on {addr} ({what}): {source}")]
@@ -152,6 +158,10 @@ impl RunningProxy {
 pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     let public = bind("public listener", config.listen).await?;
     let admin = bind("admin listener", config.admin).await?;
+    let admin_unix = match &config.admin_socket {
+        Some(path) => Some(admin_socket::bind(path)?),
+        None => None,
+    };
     let preview = match config.preview {
         Some(addr) => Some((addr, bind("preview listener", addr).await?)),
         None => None,
@@ -255,6 +265,11 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         )
     });
     let data_server = serve::data_plane(public, forwarder, stopped.clone());
+    let admin_unix_server = admin_unix.map(|listener| {
+        axum::serve(listener, admin_app.clone())
+            .with_graceful_shutdown(wait_for_stop(stopped.clone()))
+            .into_future()
+    });
     let admin_server = axum::serve(admin, admin_app)
         .with_graceful_shutdown(wait_for_stop(stopped.clone()))
         .into_future();
@@ -265,9 +280,19 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
                 server.await
             }
         };
-        let ((), admin, (), ()) = tokio::join!(data_server, admin_server, preview, ticker);
+        let admin_unix = async move {
+            match admin_unix_server {
+                Some(server) => server.await,
+                None => Ok(()),
+            }
+        };
+        let ((), admin, admin_unix, (), ()) =
+            tokio::join!(data_server, admin_server, admin_unix, preview, ticker);
         if let Err(err) = admin {
             tracing::error!(%err, "admin listener failed");
+        }
+        if let Err(err) = admin_unix {
+            tracing::error!(%err, "admin socket failed");
         }
     });
 

@@ -23,6 +23,10 @@ struct Cli {
     /// Admin API listener, e.g. 127.0.0.1:8081; keep it on loopback.
     #[arg(long)]
     admin: SocketAddr,
+    /// The admin API on a unix socket as well, e.g. /run/switchyard/proxy.sock
+    /// (created with mode 0600; a stale file of a dead proxy is replaced).
+    #[arg(long)]
+    admin_socket: Option<PathBuf>,
     /// Optional preview listener, e.g. 127.0.0.1:8082: always serves the idle
     /// (preview) slot the console sets in the routing table; 503 until it does.
     #[arg(long)]
@@ -81,6 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let token = AdminToken::from_file(&cli.token_file)?;
     let mut config = ProxyConfig::new(cli.listen, cli.admin, cli.state_file, token);
     config.preview = cli.preview;
+    config.admin_socket = cli.admin_socket;
     config.allow_upstream = cli.allow_upstream;
     config.forward.console_cookies = ConsoleCookies::new(&cli.strip_cookie)?;
     let threads = cli.threads.unwrap_or_else(|| {

@@ -833,3 +833,92 @@ async fn a_client_keeps_its_upstream_connection_until_a_switch() {
     assert_eq!(drain["in_flight"], 0, "{drain}");
     proxy.shutdown().await;
 }
+
+/// `method path` on the admin API over its unix socket, with `token`:
+/// status and body.
+async fn over_socket(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "proxy")
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = req
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The admin API on a unix socket: mode 0600, the same routes and the same
+/// token as on TCP, a switch through it reaches users; a second proxy on a
+/// socket the first still answers on refuses to start, and a socket file
+/// left behind by a dead one is replaced.
+#[tokio::test]
+async fn the_admin_api_answers_on_a_private_unix_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("admin.sock");
+    let proxy = start_proxy_with(dir.path(), |c| c.admin_socket = Some(socket.clone())).await;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only its owner may connect");
+
+    let (status, _) = over_socket(&socket, "GET", "/admin/routing", None, "").await;
+    assert_eq!(status, 401, "the token is still required");
+    let upstream = start_echo("over-the-socket").await;
+    let table = serde_json::to_string(&route(1, SlotColor::Blue, &upstream.to_string())).unwrap();
+    let (status, body) = over_socket(&socket, "PUT", "/admin/routing", Some(TOKEN), &table).await;
+    assert_eq!(status, 200, "{body}");
+    let users = reqwest::get(format!("http://{}/", proxy.listen_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(users.contains("over-the-socket"), "{users}");
+    // The TCP admin API sees the same table.
+    let tcp = admin_get(&reqwest::Client::new(), proxy.admin_addr, "/admin/routing").await;
+    assert_eq!(
+        tcp.json::<serde_json::Value>().await.unwrap()["generation"],
+        1
+    );
+
+    let mut second = in_process::config(dir.path().join("other.json"));
+    second.admin_socket = Some(socket.clone());
+    let second = proxy::start(second).await;
+    match second {
+        Err(err) => assert!(
+            err.to_string()
+                .contains("another switchyard-proxy answers there"),
+            "{err}"
+        ),
+        Ok(_) => panic!("a second proxy took a live admin socket"),
+    }
+    proxy.shutdown().await;
+
+    // The first one is gone; its socket file stays behind and is replaced.
+    assert!(socket.exists());
+    let again = start_proxy_with(dir.path(), |c| c.admin_socket = Some(socket.clone())).await;
+    let (status, body) = over_socket(&socket, "GET", "/admin/routing", Some(TOKEN), "").await;
+    assert_eq!(status, 200, "{body}");
+    again.shutdown().await;
+}

@@ -253,12 +253,21 @@ type RouterParts = (String, String, Option<NginxSettings>);
 fn check_router(env_name: &str, r: &RouterConfig) -> Result<RouterParts> {
     match r.kind {
         RouterKind::Builtin => {
-            let admin = reqwest::Url::parse(r.admin_url.trim()).ok();
-            if !admin.is_some_and(|u| u.scheme() == "http" && u.host_str().is_some()) {
-                return Err(Error::invalid(
-                    "admin_url",
-                    "the builtin router needs switchyard-proxy's admin address, like http://127.0.0.1:9100",
-                ));
+            // Loopback TCP, or the proxy's unix socket (`--admin-socket`).
+            match r.admin_url.trim().strip_prefix("unix:") {
+                Some(socket) => {
+                    check_path("admin_url", socket)?;
+                }
+                None => {
+                    let admin = reqwest::Url::parse(r.admin_url.trim()).ok();
+                    if !admin.is_some_and(|u| u.scheme() == "http" && u.host_str().is_some()) {
+                        return Err(Error::invalid(
+                            "admin_url",
+                            "the builtin router needs switchyard-proxy's admin address, like \
+                             http://127.0.0.1:9100 or unix:/run/switchyard/proxy.sock",
+                        ));
+                    }
+                }
             }
             check_path("token_file", r.token_file.trim())?;
             Ok((

@@ -10,20 +10,38 @@ pub struct BuiltinRouter {
     token: String,
     /// host:port of the proxy's preview listener (`--preview`), if it has one.
     preview: Option<String>,
-    http: reqwest::Client,
+    transport: Transport,
 }
+
+/// How the admin API is reached: loopback TCP (`http://127.0.0.1:8081`) or
+/// the proxy's unix socket (`unix:/run/switchyard/proxy.sock`, started with
+/// `--admin-socket`), which spares each switch a TCP handshake.
+enum Transport {
+    Tcp(reqwest::Client),
+    Unix(std::path::PathBuf),
+}
+
+/// Every admin request gives up after this long.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl BuiltinRouter {
     pub fn new(admin_url: &str, token: String) -> Self {
+        let admin_url = admin_url.trim_end_matches('/').to_string();
+        let transport = match admin_url.strip_prefix("unix:") {
+            Some(path) => Transport::Unix(path.into()),
+            None => Transport::Tcp(
+                reqwest::Client::builder()
+                    .timeout(ADMIN_TIMEOUT)
+                    .no_proxy()
+                    .build()
+                    .expect("static reqwest configuration"),
+            ),
+        };
         BuiltinRouter {
-            admin_url: admin_url.trim_end_matches('/').to_string(),
+            admin_url,
             token,
             preview: None,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .no_proxy()
-                .build()
-                .expect("static reqwest configuration"),
+            transport,
         }
     }
 
@@ -34,12 +52,50 @@ impl BuiltinRouter {
         self
     }
 
-    /// Sends an admin request with the secret; a transport failure is
-    /// `Unreachable`.
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, RouterError> {
-        req.bearer_auth(&self.token).send().await.map_err(|e| {
-            RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url))
-        })
+    /// One admin request with the secret: its status and body. A transport
+    /// failure is `Unreachable`.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), RouterError> {
+        let unreachable =
+            |e: String| RouterError::Unreachable(format!("switchyard-proxy at {}: {e}", self.admin_url));
+        match &self.transport {
+            Transport::Tcp(http) => {
+                let mut req = http
+                    .request(method, format!("{}{path}", self.admin_url))
+                    .query(query)
+                    .bearer_auth(&self.token);
+                if let Some(body) = body {
+                    req = req
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body);
+                }
+                let resp = req.send().await.map_err(|e| unreachable(e.to_string()))?;
+                let status = resp.status();
+                let bytes = resp.bytes().await.map_err(|e| unreachable(e.to_string()))?;
+                Ok((status, bytes.to_vec()))
+            }
+            Transport::Unix(socket) => {
+                let target = match query {
+                    [] => path.to_string(),
+                    q => {
+                        let pairs: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        format!("{path}?{}", pairs.join("&"))
+                    }
+                };
+                tokio::time::timeout(
+                    ADMIN_TIMEOUT,
+                    unix_request(socket, method, &target, &self.token, body),
+                )
+                .await
+                .map_err(|_| unreachable(format!("no answer within {ADMIN_TIMEOUT:?}")))?
+                .map_err(unreachable)
+            }
+        }
     }
 
     /// `GET {admin_url}{path}?{query}` answered 2xx with a JSON body of type
@@ -50,26 +106,56 @@ impl BuiltinRouter {
         query: &[(&str, String)],
         what: &str,
     ) -> Result<T, RouterError> {
-        let resp = self
-            .send(
-                self.http
-                    .get(format!("{}{path}", self.admin_url))
-                    .query(query),
-            )
-            .await?;
-        if !resp.status().is_success() {
-            return Err(RouterError::Rejected(Self::error_body(resp).await));
+        let (status, body) = self.send(reqwest::Method::GET, path, query, None).await?;
+        if !status.is_success() {
+            return Err(RouterError::Rejected(error_body(status, &body)));
         }
-        resp.json()
-            .await
+        serde_json::from_slice(&body)
             .map_err(|e| RouterError::Rejected(format!("unreadable {what}: {e}")))
     }
+}
 
-    async fn error_body(resp: reqwest::Response) -> String {
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        format!("{status}: {}", body.trim())
+fn error_body(status: reqwest::StatusCode, body: &[u8]) -> String {
+    format!("{status}: {}", String::from_utf8_lossy(body).trim())
+}
+
+/// One HTTP/1.1 request over the proxy's unix socket.
+async fn unix_request(
+    socket: &std::path::Path,
+    method: reqwest::Method,
+    target: &str,
+    token: &str,
+    body: Option<Vec<u8>>,
+) -> Result<(reqwest::StatusCode, Vec<u8>), String> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let mut req = hyper::Request::builder()
+        .method(method.as_str())
+        .uri(target)
+        .header(hyper::header::HOST, "switchyard-proxy")
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    if body.is_some() {
+        req = req.header(hyper::header::CONTENT_TYPE, "application/json");
     }
+    let req = req
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = reqwest::StatusCode::from_u16(resp.status().as_u16()).map_err(|e| e.to_string())?;
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, bytes.to_vec()))
 }
 
 // Hand-written so the admin secret cannot reach a log through `{:?}`.
@@ -89,22 +175,18 @@ impl TrafficRouter for BuiltinRouter {
     }
 
     async fn apply(&self, table: &RoutingTable) -> Result<RoutingTable, RouterError> {
-        let resp = self
-            .send(
-                self.http
-                    .put(format!("{}/admin/routing", self.admin_url))
-                    .json(table),
-            )
+        let body = serde_json::to_vec(table)
+            .map_err(|e| RouterError::Rejected(format!("unencodable routing table: {e}")))?;
+        let (status, body) = self
+            .send(reqwest::Method::PUT, "/admin/routing", &[], Some(body))
             .await?;
-        match resp.status() {
-            s if s.is_success() => resp
-                .json()
-                .await
+        match status {
+            s if s.is_success() => serde_json::from_slice(&body)
                 .map_err(|e| RouterError::Rejected(format!("unreadable routing table: {e}"))),
             reqwest::StatusCode::CONFLICT => {
-                Err(RouterError::StaleGeneration(Self::error_body(resp).await))
+                Err(RouterError::StaleGeneration(error_body(status, &body)))
             }
-            _ => Err(RouterError::Rejected(Self::error_body(resp).await)),
+            _ => Err(RouterError::Rejected(error_body(status, &body))),
         }
     }
 

@@ -47,6 +47,16 @@ pub fn spawn_proxy(dir: &Path) -> (Child, ProxyInfo) {
 /// [`spawn_proxy`], with a preview listener (`--preview`, port 0) when
 /// `preview` is true.
 pub fn spawn_proxy_with(dir: &Path, preview: bool) -> (Child, ProxyInfo) {
+    let preview: &[&str] = if preview {
+        &["--preview", "127.0.0.1:0"]
+    } else {
+        &[]
+    };
+    spawn_proxy_args(dir, preview)
+}
+
+/// [`spawn_proxy`] with more flags (`--preview …`, `--admin-socket …`).
+pub fn spawn_proxy_args(dir: &Path, extra: &[&str]) -> (Child, ProxyInfo) {
     let ready = dir.join("proxy-ready.json");
     let _ = std::fs::remove_file(&ready);
     let log = std::fs::OpenOptions::new()
@@ -55,9 +65,7 @@ pub fn spawn_proxy_with(dir: &Path, preview: bool) -> (Child, ProxyInfo) {
         .open(dir.join("proxy.log"))
         .unwrap();
     let mut cmd = Command::new(sibling_bin("switchyard-proxy"));
-    if preview {
-        cmd.args(["--preview", "127.0.0.1:0"]);
-    }
+    cmd.args(extra);
     let mut child = cmd
         .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .arg("--state-file")

@@ -1,0 +1,151 @@
+//! HAProxy (Debian's package) as the benchmark's third contender: one
+//! frontend on a loopback port, a backend holding both slots, and a switch
+//! made the way HAProxy users make one without a reload — through its
+//! runtime API on the stats socket: the new slot's server made ready and
+//! the old one put in maintenance (it finishes what it has, takes nothing
+//! new), in one command line.
+
+use crate::nginx::NginxGroup;
+use anyhow::Context;
+use async_trait::async_trait;
+use engine::router::{RouterError, TrafficRouter};
+use model::{RoutingTable, SlotColor, Upstream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A running HAProxy whose users are on blue.
+pub struct HaproxySite {
+    pub group: NginxGroup,
+    /// host:port users reach.
+    pub public: String,
+    socket: PathBuf,
+    blue: String,
+    green: String,
+}
+
+impl HaproxySite {
+    /// Starts HAProxy in the foreground in `dir` on `port`; `None` when it
+    /// is not installed.
+    pub fn start(dir: &Path, blue: &str, green: &str, port: u16) -> anyhow::Result<Option<Self>> {
+        let bin = Path::new("/usr/sbin/haproxy");
+        if !bin.exists() {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(dir)?;
+        let socket = dir.join("haproxy.sock");
+        let conf = format!(
+            "global\n  maxconn 8192\n  stats socket {} mode 600 level admin\n\
+             defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  \
+             timeout server 30s\n  http-reuse always\n\
+             frontend users\n  bind 127.0.0.1:{port}\n  default_backend app\n\
+             backend app\n  server blue {blue}\n  server green {green} disabled\n",
+            socket.display()
+        );
+        std::fs::write(dir.join("haproxy.cfg"), conf)?;
+        let group = NginxGroup::spawn(
+            Command::new(bin)
+                .arg("-db")
+                .arg("-f")
+                .arg(dir.join("haproxy.cfg"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .context("starting haproxy")?;
+        Ok(Some(HaproxySite {
+            group,
+            public: format!("127.0.0.1:{port}"),
+            socket,
+            blue: blue.to_string(),
+            green: green.to_string(),
+        }))
+    }
+
+    pub fn router(&self) -> HaproxyRouter {
+        HaproxyRouter {
+            socket: self.socket.clone(),
+            state: Mutex::new(RoutingTable {
+                generation: 0,
+                active: Some(Upstream {
+                    slot: SlotColor::Blue,
+                    address: self.blue.clone(),
+                }),
+                preview: None,
+            }),
+            green: self.green.clone(),
+            blue: self.blue.clone(),
+        }
+    }
+}
+
+/// Switches HAProxy's backend between the two servers through the runtime
+/// API. The table it reports is the last one it applied (HAProxy has no
+/// generations; the benchmark only moves forward).
+pub struct HaproxyRouter {
+    socket: PathBuf,
+    state: Mutex<RoutingTable>,
+    blue: String,
+    green: String,
+}
+
+impl HaproxyRouter {
+    /// One runtime-API command line; HAProxy answers with an empty line per
+    /// command that succeeded, text otherwise.
+    async fn command(&self, line: &str) -> Result<(), RouterError> {
+        let mut stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| RouterError::Unreachable(format!("{}: {e}", self.socket.display())))?;
+        stream
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .map_err(|e| RouterError::Unreachable(e.to_string()))?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .await
+            .map_err(|e| RouterError::Unreachable(e.to_string()))?;
+        match answer.trim() {
+            "" => Ok(()),
+            other => Err(RouterError::Rejected(other.to_string())),
+        }
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for HaproxyRouter {
+    async fn current(&self) -> Result<RoutingTable, RouterError> {
+        Ok(self.state.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    async fn apply(&self, table: &RoutingTable) -> Result<RoutingTable, RouterError> {
+        let Some(active) = &table.active else {
+            return Err(RouterError::Rejected(
+                "the benchmark always has an active slot".into(),
+            ));
+        };
+        let expected = match active.slot {
+            SlotColor::Blue => &self.blue,
+            SlotColor::Green => &self.green,
+        };
+        if &active.address != expected {
+            return Err(RouterError::Rejected(format!(
+                "{} is not this backend's {} server",
+                active.address, active.slot
+            )));
+        }
+        let (up, down) = match active.slot {
+            SlotColor::Blue => ("blue", "green"),
+            SlotColor::Green => ("green", "blue"),
+        };
+        // The new server takes requests before the old one stops taking
+        // them: no moment without a server.
+        self.command(&format!(
+            "set server app/{up} state ready; set server app/{down} state maint"
+        ))
+        .await?;
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = table.clone();
+        Ok(table.clone())
+    }
+}
