@@ -144,6 +144,14 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
         move |_| deployment_history(env_name.clone()),
     );
     let can_operate = matches!(role, Role::Deployer | Role::Admin);
+    // What a rollback would do, from the refreshed status. Set by an effect
+    // (the browser only), so the server's page and the hydrating one agree.
+    let target = RwSignal::new(None);
+    Effect::new(move |_| {
+        if let Some(Ok(env)) = status.get() {
+            target.set(Some(crate::rollback::rollback_target(&env)));
+        }
+    });
     view! {
         <section class="environment" data-environment=name.clone()>
             <h2>{name.clone()}</h2>
@@ -166,7 +174,7 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
             <crate::traffic::TrafficPanel name=name.clone() tick/>
             {can_operate.then(|| view! { <crate::slot_output::SlotOutputPanel name=name.clone() tick/> })}
             {if can_operate {
-                view! { <OperateForms name=name.clone() deploy rollback/> }.into_any()
+                view! { <OperateForms name=name.clone() deploy rollback target=target.into()/> }.into_any()
             } else {
                 view! { <p class="notice">"Your role can view this environment but not change it."</p> }.into_any()
             }}
@@ -233,6 +241,7 @@ fn OperateForms(
     name: String,
     deploy: ServerAction<Deploy>,
     rollback: ServerAction<Rollback>,
+    target: Signal<Option<crate::rollback::RollbackTarget>>,
 ) -> impl IntoView {
     let deploy_env = name.clone();
     let plan_env = name.clone();
@@ -246,13 +255,7 @@ fn OperateForms(
                     {move || if deploy.pending().get() { "Deploying…" } else { "Deploy" }}
                 </button>
             </ActionForm>
-            <ActionForm action=rollback attr:class="rollback">
-                <input type="hidden" name="environment" value=name/>
-                <label>"Reason" <input type="text" name="reason" placeholder="why users go back" data-testid="rollback-reason"/></label>
-                <button type="submit" class="danger" disabled=move || rollback.pending().get()>
-                    "Roll back"
-                </button>
-            </ActionForm>
+            <crate::rollback::RollbackForm name rollback target/>
         </div>
         <ActionForm action=plan attr:class="plan">
             <input type="hidden" name="environment" value=plan_env/>

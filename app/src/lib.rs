@@ -17,6 +17,7 @@ pub mod format;
 pub mod links;
 pub mod lock;
 pub mod releases;
+pub mod rollback;
 pub mod settings;
 pub mod slot_output;
 #[cfg(feature = "ssr")]

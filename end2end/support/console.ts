@@ -49,9 +49,14 @@ export async function deploy(env: Locator, version: string): Promise<void> {
   await env.getByRole('button', { name: 'Deploy', exact: true }).click();
 }
 
+/** Opens the rollback confirmation (it names the target first), gives the reason, confirms. */
 export async function rollBack(env: Locator, reason: string): Promise<void> {
+  const confirm = env.getByTestId('rollback');
+  if (!(await confirm.evaluate((d) => (d as HTMLDetailsElement).open))) {
+    await env.getByTestId('rollback-open').click();
+  }
   await env.getByTestId('rollback-reason').fill(reason);
-  await env.getByRole('button', { name: 'Roll back' }).click();
+  await env.getByTestId('rollback-confirm').click();
 }
 
 /** What users get right now: `switchyard-demo <version>` → `<version>`. */

@@ -1,7 +1,7 @@
 import type { Page } from '@playwright/test';
 import { expect, test } from '../support/test';
 import { USERS } from '../support/constants';
-import { actionResult, environment, expectHydrated, signIn } from '../support/console';
+import { actionResult, deploy, environment, expectHydrated, signIn } from '../support/console';
 
 /** Marks the current document; a full page load (native form post) loses the mark. */
 async function markDocument(page: Page): Promise<void> {
@@ -57,16 +57,21 @@ test('release build hydrates', async ({ page }) => {
   expect(await sameDocument(page), 'sign-in form must not reload the page').toBe(true);
   expect(loads, 'no page load while submitting the sign-in form').toBe(0);
 
-  // Dashboard form: a refused rollback is answered in place too.
+  // Dashboard form: a refused deploy is answered in place too.
   await signIn(page, USERS.dana);
   const env = environment(page);
   await markDocument(page);
   loads = 0;
-  await env.getByTestId('rollback-reason').fill('');
-  await env.getByRole('button', { name: 'Roll back' }).click();
-  await expect(actionResult(env, 'a reason is required to roll back')).toBeVisible();
-  expect(await sameDocument(page), 'rollback form must not reload the page').toBe(true);
-  expect(loads, 'no page load while submitting the rollback form').toBe(0);
+  await deploy(env, '');
+  await expect(actionResult(env, 'version is required')).toBeVisible();
+  expect(await sameDocument(page), 'deploy form must not reload the page').toBe(true);
+  expect(loads, 'no page load while submitting the deploy form').toBe(0);
+  // Only v1 has ever run: the rollback says there is nothing to go back to
+  // and cannot be pressed.
+  await expect(env.getByTestId('rollback-open')).toHaveText('Roll back (no standby)');
+  await env.getByTestId('rollback-open').click();
+  await expect(env.getByTestId('rollback-plan')).toContainText('the green slot has never run a version');
+  await expect(env.getByTestId('rollback-confirm')).toBeDisabled();
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
 
   expect(problems, 'errors in the browser').toEqual([]);

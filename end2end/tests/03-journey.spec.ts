@@ -93,11 +93,21 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
 
   let rollbackId = 0;
   await test.step('roll back with a reason', async () => {
+    // The form says what it will do before anyone presses it.
+    await expect(env.getByTestId('rollback-open')).toHaveText('Roll back to v1 (blue)…');
+    await env.getByTestId('rollback-open').click();
+    await expect(env.getByTestId('rollback-plan')).toContainText('Users move from v2 (green) to v1 (blue).');
+    await expect(env.getByTestId('rollback-confirm')).toHaveText('Confirm: roll back to v1 (blue)');
     await rollBack(env, reason);
     const result = actionResult(env, /^rollback #\d+/);
     await expect(result).toHaveText(/^rollback #\d+ succeeded: /);
     rollbackId = idOf((await result.textContent()) ?? '');
     expect(rollbackId).toBeGreaterThan(deployId);
+    // Done: the reason is cleared and the confirmation closed, so a second
+    // press cannot flip users back by accident; the target is now v2.
+    await expect(env.getByTestId('rollback-reason')).toHaveValue('');
+    await expect(env.getByTestId('rollback')).not.toHaveAttribute('open', '');
+    await expect(env.getByTestId('rollback-open')).toHaveText('Roll back to v2 (green)…');
   });
 
   await test.step('users get v1 again; blue is active, green standby', async () => {

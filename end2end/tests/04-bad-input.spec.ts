@@ -65,6 +65,24 @@ test.describe('deployer mistakes are refused clearly', () => {
     await expectLive(request, live);
   });
 
+  test('rolling back without a reason is refused', async ({ page, request }) => {
+    const env = environment(page);
+    const live = await liveVersion(request);
+    const before = await deploymentIds(page);
+
+    await rollBack(env, '');
+    await expect(actionResult(env, 'a reason is required to roll back')).toBeVisible();
+
+    // Blanks are no reason either.
+    await page.reload();
+    await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+    await rollBack(env, '   ');
+    await expect(actionResult(env, 'a reason is required to roll back')).toBeVisible();
+
+    await expectNoNewDeployment(env, before);
+    await expectLive(request, live);
+  });
+
   test('a release that never gets healthy fails and users stay where they were', async ({ page, request }) => {
     const env = environment(page);
     const live = await liveVersion(request);
@@ -86,6 +104,11 @@ test.describe('deployer mistakes are refused clearly', () => {
     await expect(cells.nth(COL.versions)).toHaveText(`${live} → v2+unhealthy`);
     await expect(cells.nth(COL.who)).toHaveText('dana');
     await expect(cells.nth(COL.details)).toContainText(/health/i);
+    // The slot it used held the standby: the rollback now says it has none.
+    await expect(env.getByTestId('rollback-open')).toHaveText('Roll back (no standby)');
+    await env.getByTestId('rollback-open').click();
+    await expect(env.getByTestId('rollback-plan')).toContainText('holds v2+unhealthy, which is not running');
+    await expect(env.getByTestId('rollback-confirm')).toBeDisabled();
   });
 
   test('a release that answers errors fails its gates before any user reaches it', async ({ page, request }) => {
@@ -135,21 +158,4 @@ test.describe('deployer mistakes are refused clearly', () => {
     await expectLive(request, live);
   });
 
-  test('rolling back without a reason is refused', async ({ page, request }) => {
-    const env = environment(page);
-    const live = await liveVersion(request);
-    const before = await deploymentIds(page);
-
-    await rollBack(env, '');
-    await expect(actionResult(env, 'a reason is required to roll back')).toBeVisible();
-
-    // Blanks are no reason either.
-    await page.reload();
-    await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
-    await rollBack(env, '   ');
-    await expect(actionResult(env, 'a reason is required to roll back')).toBeVisible();
-
-    await expectNoNewDeployment(env, before);
-    await expectLive(request, live);
-  });
 });
