@@ -84,19 +84,6 @@ pub async fn plan_deploy(environment: String, version: String) -> Result<DeployP
     )
 }
 
-#[server(endpoint = "rollback")]
-pub async fn rollback(environment: String, reason: String) -> Result<DeploymentView, AppError> {
-    crate::error::respond(
-        async move {
-            Ok(state()?
-                .engine
-                .rollback(&actor().await?, &environment, &reason)
-                .await?)
-        }
-        .await,
-    )
-}
-
 fn outcome_text(d: &DeploymentView) -> String {
     let msg = d.message.clone().unwrap_or_default();
     match d.status {
@@ -123,7 +110,7 @@ pub fn DashboardPage() -> impl IntoView {
 #[component]
 fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
     let deploy = ServerAction::<Deploy>::new();
-    let rollback = ServerAction::<Rollback>::new();
+    let rollback = ServerAction::<crate::rollback::Rollback>::new();
     let (tick, set_tick) = signal(0u64);
     // Effects run only in the browser: the server renders one snapshot.
     Effect::new(move |_| {
@@ -240,7 +227,7 @@ fn plan_view(r: Result<DeployPlan, AppError>) -> impl IntoView {
 fn OperateForms(
     name: String,
     deploy: ServerAction<Deploy>,
-    rollback: ServerAction<Rollback>,
+    rollback: ServerAction<crate::rollback::Rollback>,
     target: Signal<Option<crate::rollback::RollbackTarget>>,
 ) -> impl IntoView {
     let deploy_env = name.clone();

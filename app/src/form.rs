@@ -100,7 +100,7 @@ checks![
     crate::dashboard::DeploymentHistory,
     crate::dashboard::Deploy,
     crate::dashboard::PlanDeploy,
-    crate::dashboard::Rollback,
+    crate::rollback::Rollback,
     crate::deployment::LoadDeployment,
     crate::deployment::Promote,
     crate::environments::LoadEnvironments,

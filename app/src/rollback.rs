@@ -4,11 +4,29 @@
 //! The confirmation is a `<details>` element, so it works before the WASM
 //! arrives; the server decides anyway (`Engine::rollback`).
 
-use crate::dashboard::Rollback;
+use crate::error::AppError;
 use leptos::form::ActionForm;
 use leptos::html;
 use leptos::prelude::*;
-use model::{DeploymentStatus, EnvironmentView, SlotColor};
+use model::{DeploymentStatus, DeploymentView, EnvironmentView, SlotColor};
+
+#[cfg(feature = "ssr")]
+use crate::auth::ssr::{actor, state};
+
+/// Switches users back to the standby (the engine checks the role, the
+/// reason and the standby).
+#[server(endpoint = "rollback")]
+pub async fn rollback(environment: String, reason: String) -> Result<DeploymentView, AppError> {
+    crate::error::respond(
+        async move {
+            Ok(state()?
+                .engine
+                .rollback(&actor().await?, &environment, &reason)
+                .await?)
+        }
+        .await,
+    )
+}
 
 /// What a rollback would do now, read from the environment's slots.
 #[derive(Clone, Debug, PartialEq)]
