@@ -65,6 +65,7 @@ impl Default for ForwardConfig {
 
 /// What every request of one listener shares: the table, the metrics, the
 /// settings. Built once per listener; each client connection holds an `Arc`.
+#[derive(Clone)]
 pub struct Forwarder {
     routing: Arc<Routing>,
     metrics: Arc<SlotMetrics>,
@@ -93,13 +94,8 @@ impl Forwarder {
     /// The same forwarder for another listener.
     pub fn for_listener(&self, listener: Listener) -> Self {
         Forwarder {
-            routing: Arc::clone(&self.routing),
-            metrics: Arc::clone(&self.metrics),
-            connect_timeout: self.connect_timeout,
-            response_header_timeout: self.response_header_timeout,
-            console_cookies: self.console_cookies.clone(),
             listener,
-            new_clients: Arc::clone(&self.new_clients),
+            ..self.clone()
         }
     }
 }
