@@ -10,6 +10,8 @@
 //! Needs the sibling binaries (`cargo build --workspace`): the console spawns
 //! switchyard-proxy and the demo's slots from `target/debug`.
 
+mod ports;
+
 use engine::environments;
 use model::StepStatus;
 use std::path::{Path, PathBuf};
@@ -20,14 +22,6 @@ use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "crash-test admin password";
 const ENV: &str = "production";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One data directory and its four addresses, shared by both lives of the
 /// console.
@@ -76,12 +70,13 @@ fn pids_mentioning(dir: &Path) -> Vec<i32> {
 
 impl Site {
     fn new() -> Site {
+        let [console, app, admin, preview] = ports::free_ports();
         let site = Site {
             dir: tempfile::tempdir().unwrap(),
-            console: format!("127.0.0.1:{}", free_port()),
-            app: format!("127.0.0.1:{}", free_port()),
-            admin: format!("127.0.0.1:{}", free_port()),
-            preview: format!("127.0.0.1:{}", free_port()),
+            console: format!("127.0.0.1:{console}"),
+            app: format!("127.0.0.1:{app}"),
+            admin: format!("127.0.0.1:{admin}"),
+            preview: format!("127.0.0.1:{preview}"),
             child: None,
             http: reqwest::Client::builder()
                 .no_proxy()

@@ -6,6 +6,8 @@
 //! Needs the sibling binaries (`cargo build --workspace --exclude frontend`):
 //! the console spawns switchyard-proxy and the demo's slots from `target/debug`.
 
+mod ports;
+
 use model::{DeploymentDetail, DeploymentStatus, Role, StepStatus, WatchStatus};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,14 +16,6 @@ use std::time::{Duration, Instant};
 const PASSWORD: &str = "events-test admin password";
 const VIEWER_PASSWORD: &str = "events-test viewer password";
 const ENV: &str = "production";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Site {
     dir: tempfile::TempDir,
@@ -62,7 +56,8 @@ impl Site {
     async fn start() -> Site {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("site")).unwrap();
-        let console = format!("127.0.0.1:{}", free_port());
+        let [console, app, admin] = ports::free_ports();
+        let console = format!("127.0.0.1:{console}");
         let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
         let bin_dir: PathBuf = Path::new(env!("CARGO_BIN_EXE_switchyard"))
             .parent()
@@ -72,8 +67,8 @@ impl Site {
             .arg("--data-dir")
             .arg(dir.path())
             .args(["serve", "--listen", &console])
-            .args(["--app-listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--proxy-admin", &format!("127.0.0.1:{}", free_port())])
+            .args(["--app-listen", &format!("127.0.0.1:{app}")])
+            .args(["--proxy-admin", &format!("127.0.0.1:{admin}")])
             .args(["--demo-checklist", "none", "--health-deadline-secs", "20"])
             .args(["--demo-staging", "off"])
             .arg("--site-root")
