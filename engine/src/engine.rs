@@ -293,7 +293,7 @@ impl Engine {
         action: Action,
         environment: Option<&str>,
     ) -> Result<()> {
-        let refused = match actor.may(action) {
+        let refused = match actor.may_on(action, environment) {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };

@@ -22,6 +22,10 @@ pub enum Error {
     Throttled { retry_after_secs: u64 },
     #[error("not signed in")]
     Unauthenticated,
+    /// An API token that does not let anyone in: malformed, unknown,
+    /// expired, revoked, or its owner disabled or now below its role.
+    #[error("invalid API token: {0}")]
+    BadToken(&'static str),
     #[error("{role} may not {action}")]
     Forbidden { role: String, action: String },
     #[error("{0} not found")]
@@ -101,7 +105,7 @@ impl Error {
     /// The one mapping from errors to kinds.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Unauthenticated => ErrorKind::Unauthenticated,
+            Error::Unauthenticated | Error::BadToken(_) => ErrorKind::Unauthenticated,
             Error::BadCredentials => ErrorKind::BadCredentials,
             Error::Throttled { retry_after_secs } => ErrorKind::Throttled {
                 retry_after_secs: *retry_after_secs,

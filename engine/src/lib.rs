@@ -46,6 +46,7 @@ pub mod refusals;
 mod sealing;
 mod settings;
 mod slot_output;
+mod tokens;
 mod variables;
 mod version;
 
@@ -107,6 +108,7 @@ pub fn slot_env_check(name: &str, value: &str) -> Result<(), Error> {
 }
 pub use store::{open as open_database, Pool};
 pub use users::User;
+pub use tokens::MAX_DAYS as TOKEN_MAX_DAYS;
 pub use version::validate_version;
 
 /// Current time as stored in the database (RFC 3339, UTC).

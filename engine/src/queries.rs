@@ -10,6 +10,19 @@ use crate::rbac::Action;
 use crate::steps;
 use model::{DeploymentDetail, DeploymentView};
 
+/// Whether `actor` may read the audit entries `filter` selects: anyone
+/// signed in may, but a token limited to some environments reads only
+/// theirs, so it must name one.
+pub(crate) fn may_read_audit(actor: &Actor, filter: &model::AuditFilter) -> Result<()> {
+    if actor.is_limited() && filter.environment.is_none() {
+        return Err(crate::Error::invalid(
+            "environment",
+            "this token is limited to some environments: name one of them",
+        ));
+    }
+    actor.may_on(Action::ViewAudit, filter.environment.as_deref())
+}
+
 impl Engine {
     pub async fn audit_search(
         &self,
@@ -17,12 +30,12 @@ impl Engine {
         filter: &model::AuditFilter,
         limit: i64,
     ) -> Result<model::AuditPage> {
-        actor.may(Action::ViewAudit)?;
+        may_read_audit(actor, filter)?;
         crate::audit::search(self.pool(), filter, limit).await
     }
 
     pub async fn environment(&self, actor: &Actor, name: &str) -> Result<model::EnvironmentView> {
-        actor.may(Action::ViewEnvironments)?;
+        actor.may_on(Action::ViewEnvironments, Some(name))?;
         let env = environments::find(self.pool(), name).await?;
         environments::view(self.pool(), &env).await
     }
@@ -33,6 +46,7 @@ impl Engine {
             .await?
             .into_iter()
             .map(|e| e.name)
+            .filter(|name| actor.reaches(name))
             .collect())
     }
 
@@ -42,7 +56,7 @@ impl Engine {
         env_name: &str,
         limit: i64,
     ) -> Result<Vec<DeploymentView>> {
-        actor.may(Action::ViewEnvironments)?;
+        actor.may_on(Action::ViewEnvironments, Some(env_name))?;
         let env = environments::find(self.pool(), env_name).await?;
         deployments::history(self.pool(), env.id, limit.clamp(1, 500)).await
     }
@@ -52,6 +66,11 @@ impl Engine {
     pub async fn deployment(&self, actor: &Actor, id: i64) -> Result<DeploymentDetail> {
         actor.may(Action::ViewEnvironments)?;
         let deployment = deployments::get(self.pool(), id).await?;
+        // Another environment's deployment is "not found" to a limited
+        // token, as if it did not exist.
+        if !actor.reaches(&deployment.environment) {
+            return Err(crate::Error::NotFound(format!("deployment #{id}")));
+        }
         let steps = steps::list(self.pool(), id).await?;
         let elapsed_ms = match deployment.duration_ms {
             Some(ms) => ms,
@@ -80,7 +99,7 @@ impl Engine {
     /// for the dashboard. The router being unreachable is an answer here
     /// (shown in the panel), not an error: the rest of the page still works.
     pub async fn traffic(&self, actor: &Actor, env_name: &str) -> Result<model::TrafficView> {
-        actor.may(Action::ViewEnvironments)?;
+        actor.may_on(Action::ViewEnvironments, Some(env_name))?;
         let env = environments::find(self.pool(), env_name).await?;
         let router = self.router_for(&env)?;
         Ok(match router.traffic_series(300, 10).await {

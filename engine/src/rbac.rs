@@ -91,6 +91,19 @@ pub fn allows(role: Role, action: Action) -> bool {
     }
 }
 
+/// Whether `role` stays within `owner`'s powers: every action it allows the
+/// owner's role allows too, and every checklist item it may sign the owner
+/// may sign. Roles are not a line (deployers deploy, approvers do not), so
+/// "lower" means exactly this. A token's role must stay within its owner's.
+pub fn role_within(role: Role, owner: Role) -> bool {
+    Action::ALL
+        .into_iter()
+        .all(|a| !allows(role, a) || allows(owner, a))
+        && Role::ALL
+            .into_iter()
+            .all(|item| !role.covers(item) || owner.covers(item))
+}
+
 pub fn authorize(role: Role, action: Action) -> Result<()> {
     if allows(role, action) {
         Ok(())
@@ -125,6 +138,20 @@ mod tests {
                 assert_eq!(authorize(role, action).is_ok(), allowed);
             }
         }
+    }
+
+    #[test]
+    fn a_role_is_within_itself_and_admin_but_deployer_and_approver_differ() {
+        use Role::*;
+        for r in Role::ALL {
+            assert!(role_within(r, r));
+            assert!(role_within(r, Admin));
+            assert!(role_within(Viewer, r));
+        }
+        assert!(!role_within(Deployer, Approver), "approvers do not deploy");
+        assert!(!role_within(Approver, Deployer), "deployers sign less");
+        assert!(!role_within(Admin, Deployer));
+        assert!(!role_within(Deployer, Viewer));
     }
 
     #[test]

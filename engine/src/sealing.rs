@@ -206,7 +206,7 @@ impl Engine {
         filter: &AuditFilter,
         cursor: &mut ExportCursor,
     ) -> Result<Option<String>> {
-        actor.may(Action::ViewAudit)?;
+        crate::queries::may_read_audit(actor, filter)?;
         let Some(hi) = cursor.next else {
             return Ok(None);
         };

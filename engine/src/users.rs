@@ -119,6 +119,17 @@ pub async fn find(pool: &Pool, id: i64) -> Result<Option<User>> {
         .transpose()
 }
 
+pub async fn find_by_name(pool: &Pool, username: &str) -> Result<Option<User>> {
+    sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
+    ))
+    .bind(username)
+    .fetch_optional(pool)
+    .await?
+    .map(User::try_from)
+    .transpose()
+}
+
 pub async fn count(pool: &Pool) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(pool)

@@ -13,6 +13,7 @@ mod people;
 mod release;
 mod slot;
 mod string_enum;
+mod token;
 mod traffic;
 
 pub use audit::*;
@@ -22,6 +23,7 @@ pub use people::*;
 pub use release::*;
 pub use slot::*;
 pub use string_enum::UnknownVariant;
+pub use token::*;
 pub use traffic::*;
 
 #[cfg(test)]

@@ -102,7 +102,11 @@ impl Engine {
             None => None,
         };
         let mut out = Vec::new();
-        for release in releases::list(self.pool(), env_id, 100).await? {
+        let reached = releases::list(self.pool(), env_id, 100)
+            .await?
+            .into_iter()
+            .filter(|r| actor.reaches(&r.environment));
+        for release in reached {
             // The list shows signatures only; automatic checks (which may run
             // a backup command) are evaluated on the release's own page.
             let items = releases::items(self.pool(), release.id).await?;

@@ -29,6 +29,11 @@ pub enum AuditActor {
         id: i64,
         name: String,
     },
+    /// A user acting through an API token: `name` says whose and which.
+    Token {
+        owner_id: i64,
+        name: String,
+    },
     System,
     /// Someone not signed in, e.g. a failed login: the name they typed.
     Anonymous {
@@ -40,6 +45,7 @@ impl AuditActor {
     fn kind(&self) -> &'static str {
         match self {
             AuditActor::User { .. } => "user",
+            AuditActor::Token { .. } => "token",
             AuditActor::System => "system",
             AuditActor::Anonymous { .. } => "anonymous",
         }
@@ -47,12 +53,13 @@ impl AuditActor {
     fn id(&self) -> Option<i64> {
         match self {
             AuditActor::User { id, .. } => Some(*id),
+            AuditActor::Token { owner_id, .. } => Some(*owner_id),
             _ => None,
         }
     }
     fn name(&self) -> String {
         match self {
-            AuditActor::User { name, .. } => name.clone(),
+            AuditActor::User { name, .. } | AuditActor::Token { name, .. } => name.clone(),
             AuditActor::System => "system".into(),
             AuditActor::Anonymous { attempted } => attempted.chars().take(64).collect(),
         }
