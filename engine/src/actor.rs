@@ -92,7 +92,7 @@ impl Actor {
         match (&self.principal, &self.token) {
             (Principal::User(u), Some(t)) => AuditActor::Token {
                 owner_id: u.id,
-                name: format!("{} (token {} {})", u.username, t.name, t.prefix),
+                name: format!("{} (token {} sy_{})", u.username, t.name, t.prefix),
             },
             (Principal::User(u), None) => AuditActor::User {
                 id: u.id,

@@ -107,8 +107,8 @@ pub fn slot_env_check(name: &str, value: &str) -> Result<(), Error> {
     slot_env::validate_value("value", value)
 }
 pub use store::{open as open_database, Pool};
-pub use users::User;
 pub use tokens::MAX_DAYS as TOKEN_MAX_DAYS;
+pub use users::User;
 pub use version::validate_version;
 
 /// Current time as stored in the database (RFC 3339, UTC).

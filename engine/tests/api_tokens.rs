@@ -81,20 +81,32 @@ async fn a_token_acts_for_its_owner_under_its_own_role_and_is_audited_as_a_token
     let alice = w.user("alice", Role::Deployer).await;
     let issued = w
         .engine
-        .create_token(&alice, None, &token("ci", TokenKind::Personal, Role::Viewer, None))
+        .create_token(
+            &alice,
+            None,
+            &token("ci", TokenKind::Personal, Role::Viewer, None),
+        )
         .await
         .unwrap();
-    assert!(issued.secret.starts_with(&format!("sy_{}_", issued.token.prefix)));
+    assert!(issued
+        .secret
+        .starts_with(&format!("sy_{}_", issued.token.prefix)));
     assert_eq!(issued.token.owner, "alice");
     assert_eq!(issued.token.role, Role::Viewer);
-    assert!(!format!("{issued:?}").contains(&issued.secret), "Debug hides it");
+    assert!(
+        !format!("{issued:?}").contains(&issued.secret),
+        "Debug hides it"
+    );
 
     let via_token = w.actor(&issued.secret).await.unwrap();
     assert_eq!(via_token.as_user().unwrap().username, "alice");
     assert_eq!(via_token.as_user().unwrap().role, Role::Viewer);
     // A viewer token of a deployer cannot deploy: the token's role decides.
     let refused = w.engine.deploy(&via_token, "staging", "v1").await;
-    assert!(matches!(refused, Err(Error::Forbidden { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::Forbidden { .. })),
+        "{refused:?}"
+    );
 
     let page = w
         .engine
@@ -106,14 +118,17 @@ async fn a_token_acts_for_its_owner_under_its_own_role_and_is_audited_as_a_token
     assert_eq!(denied.actor_kind, "token");
     assert_eq!(
         denied.actor_name,
-        format!("alice (token ci {})", issued.token.prefix)
+        format!("alice (token ci sy_{})", issued.token.prefix)
     );
     let created = page
         .entries
         .iter()
         .find(|e| e.action == "token.create")
         .unwrap();
-    assert!(!created.details.contains(&issued.secret[12..]), "no secret in the audit log");
+    assert!(
+        !created.details.contains(&issued.secret[12..]),
+        "no secret in the audit log"
+    );
 
     // Its last use is recorded, with the address.
     let listed = w.engine.tokens(&alice).await.unwrap();
@@ -129,7 +144,11 @@ async fn a_token_never_exceeds_its_owner_and_follows_the_owner_s_changes() {
     let approver = w.user("ana", Role::Approver).await;
     let refused = w
         .engine
-        .create_token(&approver, None, &token("x", TokenKind::Personal, Role::Deployer, None))
+        .create_token(
+            &approver,
+            None,
+            &token("x", TokenKind::Personal, Role::Deployer, None),
+        )
         .await;
     assert!(
         matches!(&refused, Err(Error::InvalidInput { field: "role", .. })),
@@ -138,20 +157,39 @@ async fn a_token_never_exceeds_its_owner_and_follows_the_owner_s_changes() {
     // Service tokens are for admins only.
     let refused = w
         .engine
-        .create_token(&approver, None, &token("x", TokenKind::Service, Role::Viewer, None))
+        .create_token(
+            &approver,
+            None,
+            &token("x", TokenKind::Service, Role::Viewer, None),
+        )
         .await;
-    assert!(matches!(refused, Err(Error::Forbidden { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::Forbidden { .. })),
+        "{refused:?}"
+    );
 
     let secret = w.issue(&approver, Role::Approver, None).await;
     assert!(w.actor(&secret).await.is_ok());
     // Demoted to viewer: the approver token is above its owner now.
     let ana_id = approver.as_user().unwrap().id;
-    w.engine.change_role(&admin, ana_id, Role::Viewer).await.unwrap();
-    assert_eq!(bad_token(w.actor(&secret).await), "its role is above its owner's current role");
-    w.engine.change_role(&admin, ana_id, Role::Approver).await.unwrap();
+    w.engine
+        .change_role(&admin, ana_id, Role::Viewer)
+        .await
+        .unwrap();
+    assert_eq!(
+        bad_token(w.actor(&secret).await),
+        "its role is above its owner's current role"
+    );
+    w.engine
+        .change_role(&admin, ana_id, Role::Approver)
+        .await
+        .unwrap();
     assert!(w.actor(&secret).await.is_ok());
     // Disabled: dead.
-    w.engine.set_user_disabled(&admin, ana_id, true).await.unwrap();
+    w.engine
+        .set_user_disabled(&admin, ana_id, true)
+        .await
+        .unwrap();
     assert_eq!(bad_token(w.actor(&secret).await), "its owner is disabled");
 }
 
@@ -164,7 +202,10 @@ async fn revoked_expired_forged_and_malformed_tokens_let_nobody_in() {
     let forged = format!("{}{}", &secret[..12], "0".repeat(64));
     assert_eq!(bad_token(w.actor(&forged).await), "unknown token");
     assert_eq!(bad_token(w.actor("sy_nope").await), "malformed token");
-    assert_eq!(bad_token(w.actor(&format!("Bearer {secret}")).await), "malformed token");
+    assert_eq!(
+        bad_token(w.actor(&format!("Bearer {secret}")).await),
+        "malformed token"
+    );
 
     sqlx::query("UPDATE api_tokens SET expires_at = '2000-01-01T00:00:00Z'")
         .execute(w.engine.pool())
@@ -174,14 +215,21 @@ async fn revoked_expired_forged_and_malformed_tokens_let_nobody_in() {
 
     let other = w
         .engine
-        .create_token(&alice, None, &token("ci2", TokenKind::Personal, Role::Viewer, None))
+        .create_token(
+            &alice,
+            None,
+            &token("ci2", TokenKind::Personal, Role::Viewer, None),
+        )
         .await
         .unwrap();
     assert!(w.actor(&other.secret).await.is_ok());
     // Someone else cannot revoke it (and does not learn it exists).
     let bob = w.user("bob", Role::Deployer).await;
     let not_theirs = w.engine.revoke_token(&bob, other.token.id).await;
-    assert!(matches!(not_theirs, Err(Error::NotFound(_))), "{not_theirs:?}");
+    assert!(
+        matches!(not_theirs, Err(Error::NotFound(_))),
+        "{not_theirs:?}"
+    );
     assert!(w.actor(&other.secret).await.is_ok());
     let revoked = w.engine.revoke_token(&alice, other.token.id).await.unwrap();
     assert!(revoked.revoked_at.is_some());
@@ -191,14 +239,22 @@ async fn revoked_expired_forged_and_malformed_tokens_let_nobody_in() {
     // A token cannot make tokens.
     let live = w
         .engine
-        .create_token(&alice, None, &token("ci3", TokenKind::Personal, Role::Viewer, None))
+        .create_token(
+            &alice,
+            None,
+            &token("ci3", TokenKind::Personal, Role::Viewer, None),
+        )
         .await
         .unwrap()
         .secret;
     let via = w.actor(&live).await.unwrap();
     let refused = w
         .engine
-        .create_token(&via, None, &token("y", TokenKind::Personal, Role::Viewer, None))
+        .create_token(
+            &via,
+            None,
+            &token("y", TokenKind::Personal, Role::Viewer, None),
+        )
         .await;
     assert!(matches!(refused, Err(Error::RuleForbids(_))), "{refused:?}");
 }
@@ -212,7 +268,12 @@ async fn a_limited_token_acts_only_on_its_environments() {
         .create_token(
             &admin,
             None,
-            &token("deploy-staging", TokenKind::Service, Role::Admin, Some(&["staging"])),
+            &token(
+                "deploy-staging",
+                TokenKind::Service,
+                Role::Admin,
+                Some(&["staging"]),
+            ),
         )
         .await
         .unwrap();
@@ -223,7 +284,10 @@ async fn a_limited_token_acts_only_on_its_environments() {
         w.engine.environment(&ci, "production").await.map(|_| ()),
         w.engine.history(&ci, "production", 10).await.map(|_| ()),
         w.engine.deploy(&ci, "production", "v1").await.map(|_| ()),
-        w.engine.rollback(&ci, "production", "undo").await.map(|_| ()),
+        w.engine
+            .rollback(&ci, "production", "undo")
+            .await
+            .map(|_| ()),
         // Whole-console actions are never a limited token's.
         w.engine.list_users(&ci).await.map(|_| ()),
         w.engine.environment_configs(&ci).await.map(|_| ()),
@@ -231,13 +295,26 @@ async fn a_limited_token_acts_only_on_its_environments() {
         assert!(matches!(refused, Err(Error::RuleForbids(_))), "{refused:?}");
     }
     // The audit log: only its environments', named.
-    let all = w.engine.audit_search(&ci, &AuditFilter::default(), 10).await;
-    assert!(matches!(all, Err(Error::InvalidInput { field: "environment", .. })));
-    let mut other = AuditFilter::default();
-    other.environment = Some("production".into());
+    let all = w
+        .engine
+        .audit_search(&ci, &AuditFilter::default(), 10)
+        .await;
+    assert!(matches!(
+        all,
+        Err(Error::InvalidInput {
+            field: "environment",
+            ..
+        })
+    ));
+    let other = AuditFilter {
+        environment: Some("production".into()),
+        ..AuditFilter::default()
+    };
     assert!(w.engine.audit_search(&ci, &other, 10).await.is_err());
-    let mut own = AuditFilter::default();
-    own.environment = Some("staging".into());
+    let own = AuditFilter {
+        environment: Some("staging".into()),
+        ..AuditFilter::default()
+    };
     assert!(w.engine.audit_search(&ci, &own, 10).await.is_ok());
 
     // Unknown environments are refused when the token is made.
@@ -250,7 +327,13 @@ async fn a_limited_token_acts_only_on_its_environments() {
         )
         .await;
     assert!(
-        matches!(&refused, Err(Error::InvalidInput { field: "environments", .. })),
+        matches!(
+            &refused,
+            Err(Error::InvalidInput {
+                field: "environments",
+                ..
+            })
+        ),
         "{refused:?}"
     );
 }
@@ -282,7 +365,11 @@ async fn a_token_cannot_sign_a_release_its_owner_requested() {
         .unwrap();
     let secret = w.issue(&admin, Role::Admin, None).await;
     let via = w.actor(&secret).await.unwrap();
-    let item = release.items.iter().find(|i| i.auto_check.is_none()).unwrap();
+    let item = release
+        .items
+        .iter()
+        .find(|i| i.auto_check.is_none())
+        .unwrap();
     let refused = w
         .engine
         .sign_item(&via, release.id, item.id, release.revision, "looks fine")

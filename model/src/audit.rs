@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One audit log entry as the console shows and exports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntryView {
     pub id: i64,
@@ -21,6 +22,7 @@ pub struct AuditEntryView {
 }
 
 /// Which audit entries to show. Empty fields do not filter.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditFilter {
     pub actor: Option<String>,
@@ -36,6 +38,7 @@ pub struct AuditFilter {
 }
 
 /// One page of the audit log, newest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntryView>,
@@ -45,6 +48,7 @@ pub struct AuditPage {
 
 /// The audit log's seal, for the audit page: the newest signed checkpoint
 /// and what the console's last verification found.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditSealView {
     /// `None` until the first checkpoint is signed.
@@ -58,6 +62,7 @@ pub struct AuditSealView {
 }
 
 /// One signed checkpoint: after `entries` entries, at `at`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointView {
     pub seq: u64,

@@ -22,6 +22,7 @@ string_enum! {
 }
 
 /// One row of the deployment history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentView {
     pub id: i64,
@@ -42,6 +43,7 @@ pub struct DeploymentView {
 
 /// An environment's deployment lock: which deployment holds it, which
 /// console runs its worker, and when that console last said it was alive.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LockView {
     pub deployment_id: i64,
@@ -90,6 +92,7 @@ string_enum! {
 
 /// One step of a deployment's timeline (lock, preflight, start, health,
 /// switch, standby for a deploy; lock, switch for a rollback).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepView {
     /// Order within the deployment, from 1.
@@ -119,6 +122,7 @@ string_enum! {
 
 /// The watch window after a deploy's switch: the new slot's error rate, p95
 /// and health against the environment's thresholds.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchView {
     pub status: WatchStatus,
@@ -132,6 +136,7 @@ pub struct WatchView {
 }
 
 /// A deployment with its steps, for its own page.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentDetail {
     pub deployment: DeploymentView,
@@ -148,6 +153,7 @@ pub struct DeploymentDetail {
 }
 
 /// A dry run: what a deploy would do and what stands in its way.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeployPlan {
     pub environment: String,
@@ -158,6 +164,7 @@ pub struct DeployPlan {
     pub steps: Vec<PlanStep>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanStep {
     pub name: String,

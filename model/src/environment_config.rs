@@ -10,6 +10,7 @@ use crate::{PipelineSettings, RouterKind, RuntimeKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentConfig {
@@ -55,6 +56,7 @@ pub struct EnvironmentConfig {
     pub docker: DockerConfig,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DockerConfig {
@@ -102,6 +104,7 @@ impl Default for DockerConfig {
 }
 
 /// Which router switches users, with its settings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouterConfig {
@@ -118,6 +121,7 @@ pub struct RouterConfig {
 }
 
 /// The nginx router's files: see docs/ARCHITECTURE.md, "nginx router".
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NginxConfig {
@@ -132,6 +136,7 @@ pub struct NginxConfig {
 }
 
 /// Where a new environment's checklist comes from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChecklistSource {
     /// The pre-deployment items common to the runbooks (the default).
@@ -144,6 +149,7 @@ pub enum ChecklistSource {
 }
 
 /// What `apply` would do to one environment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentPlan {
     pub name: String,
@@ -153,6 +159,7 @@ pub struct EnvironmentPlan {
     pub changes: Vec<FieldChange>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlanAction {
     Create,
@@ -163,6 +170,7 @@ pub enum PlanAction {
     NotInFile,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub field: String,
@@ -171,6 +179,7 @@ pub struct FieldChange {
 }
 
 /// An archived environment: its history and audit entries stay.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchivedEnvironment {
     pub name: String,

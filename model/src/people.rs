@@ -23,6 +23,7 @@ impl Role {
 }
 
 /// The signed-in user as the browser may see it: never a password hash.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionUser {
     pub id: i64,
@@ -31,6 +32,7 @@ pub struct SessionUser {
 }
 
 /// A console account as the users page shows it (never a hash).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
     pub id: i64,
@@ -52,6 +54,7 @@ string_enum! {
 
 /// A throttled sign-in key as the admin page shows it: how many consecutive
 /// failures it has, and until when it is locked.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginLockView {
     pub kind: LoginLockKind,

@@ -30,6 +30,7 @@ impl AutoCheck {
 }
 
 /// One item of an environment's checklist template.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateItem {
     /// 0 for an item not stored yet.
@@ -50,6 +51,7 @@ pub struct TemplateItem {
 }
 
 /// Where a checklist item stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemState {
@@ -83,6 +85,7 @@ impl ItemState {
 }
 
 /// A sign-off as shown next to its item.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignoffView {
     pub id: i64,
@@ -93,6 +96,7 @@ pub struct SignoffView {
 }
 
 /// One item of a release's checklist with its current state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChecklistItemView {
     pub id: i64,
@@ -122,6 +126,7 @@ string_enum! {
 }
 
 /// A release with its checklist, for the release page.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseView {
     pub id: i64,
@@ -149,6 +154,7 @@ pub struct ReleaseView {
 }
 
 /// A release in a list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseSummary {
     pub id: i64,
@@ -166,6 +172,7 @@ pub struct ReleaseSummary {
 }
 
 /// What a person fills in to request (or edit) a release.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRequest {
     pub environment: String,

@@ -53,6 +53,7 @@ string_enum! {
 }
 
 /// One slot as shown on the dashboard.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SlotView {
     pub color: SlotColor,
@@ -74,6 +75,7 @@ pub struct SlotView {
 }
 
 /// An environment with both of its slots.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentView {
     pub name: String,
@@ -94,6 +96,7 @@ pub struct EnvironmentView {
 /// How an environment's deploys wait and judge, as the settings page shows
 /// and edits them. Durations in milliseconds; the error-rate threshold in
 /// percent; smoke routes one per line.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineSettings {
@@ -111,12 +114,14 @@ pub struct PipelineSettings {
 
 /// An environment's variables (values shown) and secrets (never shown: only
 /// that they are set, when and by whom), for admins.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotEnvView {
     pub variables: Vec<VariableView>,
     pub secrets: Vec<SecretView>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VariableView {
     pub name: String,
@@ -125,6 +130,7 @@ pub struct VariableView {
     pub updated_by: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretView {
     pub name: String,
@@ -134,6 +140,7 @@ pub struct SecretView {
 
 /// What a slot printed most recently (standard output and error), for
 /// deployers and admins; the environment's secret values are masked.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotOutputView {
     pub color: SlotColor,

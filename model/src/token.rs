@@ -16,6 +16,7 @@ string_enum! {
 }
 
 /// What a person asks for when making a token.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewToken {
     pub name: String,
@@ -28,6 +29,7 @@ pub struct NewToken {
 }
 
 /// A token as lists show it: its prefix tells it apart, its secret is gone.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenView {
     pub id: i64,
@@ -47,6 +49,7 @@ pub struct TokenView {
 
 /// A token just made: the only time its secret is seen. `Debug` leaves the
 /// secret out, so a stray log line cannot carry it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedToken {
     pub token: TokenView,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Where switchyard-proxy sends user traffic. `generation` fences writers:
 /// the proxy refuses a table whose generation is not newer than its own, so a
 /// stale deploy worker cannot switch traffic back behind a newer one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct RoutingTable {
     pub generation: u64,
@@ -18,6 +19,7 @@ pub struct RoutingTable {
     pub preview: Option<Upstream>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Upstream {
     pub slot: SlotColor,
@@ -27,6 +29,7 @@ pub struct Upstream {
 
 /// One point of a slot's traffic chart: what users got from it through the
 /// router during one step.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricPoint {
     /// The step ended this many seconds ago.
@@ -37,6 +40,7 @@ pub struct MetricPoint {
     pub p95_ms: Option<f64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SlotSeries {
     pub slot: SlotColor,
@@ -45,6 +49,7 @@ pub struct SlotSeries {
 }
 
 /// Both slots' traffic over the last minutes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrafficSeries {
     pub window_secs: u64,
@@ -54,6 +59,7 @@ pub struct TrafficSeries {
 
 /// The dashboard's metrics panel: the series, or why there is none (a router
 /// that does not count per slot, a proxy that does not answer).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrafficView {
     pub series: Option<TrafficSeries>,

@@ -2,6 +2,7 @@
 //! ([`console::Console::build`]) and the HTTP router, kept out of `main` so
 //! the tests build the same console on port 0.
 
+pub mod api;
 pub mod audit_export;
 pub mod bootstrap;
 pub mod commands;

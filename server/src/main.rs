@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use engine::Actor;
-use server::commands::{self, audit::AuditCommand, env::EnvCommand};
+use server::commands::{self, audit::AuditCommand, env::EnvCommand, token::TokenCommand};
 use server::config::{Config, ServeArgs};
 use server::console::{offline_engine, offline_engine_with_docker, Console, FirstAdmin};
 use server::{bootstrap, private_files};
@@ -62,6 +62,9 @@ enum Command {
     /// The key that encrypts environments' secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// API tokens for pipelines and the remote CLI.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 #[derive(Subcommand)]
@@ -164,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Secrets(SecretsCommand::RotateKey) => {
             commands::env::rotate_secrets_key(&cli.data_dir).await
         }
+        Command::Token(command) => commands::token::run(&cli.data_dir, command).await,
     }
 }
 

@@ -55,12 +55,25 @@ impl Engine {
         env_name: &str,
         version: &str,
     ) -> Result<DeploymentView> {
+        let prepared = self.prepare_deploy(actor, env_name, version).await?;
+        self.execute(prepared).await
+    }
+
+    /// The checks and bookkeeping of [`Engine::deploy`], up to the running
+    /// deployment: the API answers with it and runs [`Engine::execute`]
+    /// in the background, so a pipeline follows the deploy instead of
+    /// holding a request open for minutes.
+    pub async fn prepare_deploy(
+        &self,
+        actor: &Actor,
+        env_name: &str,
+        version: &str,
+    ) -> Result<PreparedDeploy> {
         self.authorize(actor, Action::Deploy, Some(env_name))
             .await?;
         let env = environments::find(self.pool(), env_name).await?;
         let release = self.release_of(&env, version.trim()).await?;
-        let prepared = self.prepare(actor, env, version, release).await?;
-        self.execute(prepared).await
+        self.prepare(actor, env, version, release).await
     }
 
     /// The release a deploy of `version` to `env` carries out: in an

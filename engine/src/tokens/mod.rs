@@ -52,7 +52,8 @@ impl Engine {
             self.authorize(actor, Action::ManageUsers, None).await?;
         } else {
             // Anyone signed in may have personal tokens.
-            self.authorize(actor, Action::ViewEnvironments, None).await?;
+            self.authorize(actor, Action::ViewEnvironments, None)
+                .await?;
         }
         if actor.token.is_some() {
             return Err(Error::RuleForbids(
@@ -74,7 +75,10 @@ impl Engine {
             ));
         }
         if owner.disabled {
-            return Err(Error::invalid("owner", format!("{} is disabled", owner.username)));
+            return Err(Error::invalid(
+                "owner",
+                format!("{} is disabled", owner.username),
+            ));
         }
         if !rbac::role_within(new.role, owner.role) {
             return Err(Error::invalid(
@@ -148,7 +152,8 @@ impl Engine {
 
     /// The tokens a person may see: their own; an admin sees every token.
     pub async fn tokens(&self, actor: &Actor) -> Result<Vec<TokenView>> {
-        self.authorize(actor, Action::ViewEnvironments, None).await?;
+        self.authorize(actor, Action::ViewEnvironments, None)
+            .await?;
         let owner = if actor.may(Action::ManageUsers).is_ok() {
             None
         } else {
@@ -163,7 +168,8 @@ impl Engine {
 
     /// Revokes a token: its owner or an admin. It stops working at once.
     pub async fn revoke_token(&self, actor: &Actor, id: i64) -> Result<TokenView> {
-        self.authorize(actor, Action::ViewEnvironments, None).await?;
+        self.authorize(actor, Action::ViewEnvironments, None)
+            .await?;
         let admin = actor.may(Action::ManageUsers).is_ok();
         let row = store::by_id(self.pool(), id).await?;
         // Someone else's token is "not found" to a non-admin, as if it did
@@ -211,7 +217,9 @@ impl Engine {
         }
         let role: Role = parse_stored(&row.role)?;
         if !rbac::role_within(role, owner.role) {
-            return Err(Error::BadToken("its role is above its owner's current role"));
+            return Err(Error::BadToken(
+                "its role is above its owner's current role",
+            ));
         }
         if row.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
             store::touch(self.pool(), row.id, source_ip.as_deref()).await?;

@@ -43,9 +43,12 @@ pub(crate) fn parse(token: &str) -> Result<Presented> {
     let malformed = || Error::BadToken("malformed token");
     let rest = token.strip_prefix("sy_").ok_or_else(malformed)?;
     let (prefix, secret) = rest.split_once('_').ok_or_else(malformed)?;
-    let prefix_ok = prefix.len() == PREFIX_LEN && prefix.bytes().all(|b| PREFIX_ALPHABET.contains(&b));
+    let prefix_ok =
+        prefix.len() == PREFIX_LEN && prefix.bytes().all(|b| PREFIX_ALPHABET.contains(&b));
     let secret_ok = secret.len() == SECRET_BYTES * 2
-        && secret.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !prefix_ok || !secret_ok {
         return Err(malformed());
     }
@@ -59,8 +62,7 @@ pub(crate) fn parse(token: &str) -> Result<Presented> {
 /// time taken says nothing about how much of a guess was right.
 pub(crate) fn same_hash(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -78,7 +80,10 @@ mod tests {
         let back = parse(&full).unwrap();
         assert_eq!(back.prefix, stored.prefix);
         assert!(same_hash(&back.secret_sha256, &stored.secret_sha256));
-        assert!(!full.contains(&stored.secret_sha256), "only the hash is kept");
+        assert!(
+            !full.contains(&stored.secret_sha256),
+            "only the hash is kept"
+        );
     }
 
     #[test]

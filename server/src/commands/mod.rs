@@ -4,3 +4,4 @@
 pub mod audit;
 pub mod declare;
 pub mod env;
+pub mod token;
