@@ -15,3 +15,4 @@ pub mod http;
 pub mod private_files;
 pub mod proxy_process;
 pub mod refusal_audit;
+pub mod remote;

@@ -6,6 +6,7 @@ use engine::Actor;
 use server::commands::{self, audit::AuditCommand, env::EnvCommand, token::TokenCommand};
 use server::config::{Config, ServeArgs};
 use server::console::{offline_engine, offline_engine_with_docker, Console, FirstAdmin};
+use server::remote::{self, Output, Remote};
 use server::{bootstrap, private_files};
 use std::path::PathBuf;
 
@@ -20,6 +21,14 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// A console to drive over its REST API (with SWITCHYARD_TOKEN or the
+    /// token `switchyard login` saved) instead of this machine's data
+    /// directory.
+    #[arg(long, env = "SWITCHYARD_SERVER", global = true)]
+    server: Option<String>,
+    /// How remote commands print their answers.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    output: Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,13 +42,42 @@ enum Command {
     User(UserCommand),
     /// Show what a deploy would do (`--dry-run`); deploys themselves run in
     /// the console, where their worker, watch and standby live.
+    /// With `--server`, starts it there (`--wait` follows it to the end;
+    /// the exit code tells the outcome, see the README).
     Deploy {
         environment: String,
         version: String,
         /// Print the plan and its blockers; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Follow the deploy (and its watch window) until it ends.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds (the deploy goes on).
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
     },
+    /// (remote) Environments with their live version and slots.
+    Status { environment: Option<String> },
+    /// (remote) Switch users back to the warm standby.
+    Rollback {
+        environment: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// (remote) Releases: request, read, sign, deploy.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+    /// (remote) Request a succeeded deployment's version in the
+    /// environment downstream of it.
+    Promote {
+        deployment: i64,
+        #[arg(long)]
+        to: String,
+    },
+    /// (remote) Read a token from standard input, check it with `--server`
+    /// and save it (0600) for later commands.
+    Login,
     /// Inspect the audit log, its checkpoints and exports.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -65,6 +103,86 @@ enum Command {
     /// API tokens for pipelines and the remote CLI.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum ReleaseCommand {
+    Create {
+        environment: String,
+        version: String,
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    Show {
+        id: i64,
+    },
+    /// Sign one checklist item (its id from `release show`).
+    Sign {
+        id: i64,
+        item: i64,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Deploy an approved release.
+    Deploy {
+        id: i64,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+    },
+}
+
+/// The command as the remote CLI runs it, or why it only runs locally.
+fn remote_command(command: Command) -> Result<Remote, &'static str> {
+    let secs = std::time::Duration::from_secs;
+    Ok(match command {
+        Command::Login => Remote::Login,
+        Command::Status { environment } => Remote::Status { environment },
+        Command::Env(EnvCommand::List) => Remote::EnvList,
+        Command::Deploy { dry_run: true, .. } => {
+            return Err("deploy --dry-run runs on the console's machine")
+        }
+        Command::Deploy {
+            environment,
+            version,
+            wait,
+            timeout,
+            ..
+        } => Remote::Deploy {
+            environment,
+            version,
+            wait,
+            timeout: secs(timeout),
+        },
+        Command::Rollback {
+            environment,
+            reason,
+        } => Remote::Rollback {
+            environment,
+            reason,
+        },
+        Command::Release(ReleaseCommand::Create {
+            environment,
+            version,
+            notes,
+        }) => Remote::ReleaseCreate {
+            environment,
+            version,
+            notes,
+        },
+        Command::Release(ReleaseCommand::Show { id }) => Remote::ReleaseShow { id },
+        Command::Release(ReleaseCommand::Sign { id, item, note }) => {
+            Remote::ReleaseSign { id, item, note }
+        }
+        Command::Release(ReleaseCommand::Deploy { id, wait, timeout }) => Remote::ReleaseDeploy {
+            id,
+            wait,
+            timeout: secs(timeout),
+        },
+        Command::Promote { deployment, to } => Remote::Promote { deployment, to },
+        _ => return Err("this command runs on the console's machine (without --server)"),
+    })
 }
 
 #[derive(Subcommand)]
@@ -104,6 +222,12 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Audit(AuditCommand::VerifyExport { file, public_key }) = &cli.command {
         return commands::audit::verify_export(file, public_key);
     }
+    if let Some(server) = cli.server.as_deref() {
+        match remote_command(cli.command) {
+            Ok(command) => std::process::exit(remote::run(server, cli.output, command).await),
+            Err(why) => anyhow::bail!("{why}"),
+        }
+    }
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("creating {}", cli.data_dir.display()))?;
     match cli.command {
@@ -127,10 +251,12 @@ async fn main() -> anyhow::Result<()> {
             environment,
             version,
             dry_run,
+            ..
         } => {
             anyhow::ensure!(
                 dry_run,
-                "deploys run in the console (its dashboard or a release's page); \
+                "deploys run in the console (its dashboard, a release's page, or \
+                 `switchyard --server URL deploy ENV VERSION --wait`); \
                  `switchyard deploy --dry-run ENV VERSION` shows the plan"
             );
             let engine = offline_engine_with_docker(&cli.data_dir).await?;
@@ -168,6 +294,13 @@ async fn main() -> anyhow::Result<()> {
             commands::env::rotate_secrets_key(&cli.data_dir).await
         }
         Command::Token(command) => commands::token::run(&cli.data_dir, command).await,
+        Command::Status { .. }
+        | Command::Rollback { .. }
+        | Command::Release(_)
+        | Command::Promote { .. }
+        | Command::Login => anyhow::bail!(
+            "this command drives a console over its API: give --server URL (or SWITCHYARD_SERVER)"
+        ),
     }
 }
 

@@ -10,7 +10,7 @@
 //! Needs the sibling binaries (`cargo build --workspace`): the console spawns
 //! switchyard-proxy and the demo's slots from `target/debug`.
 
-mod ports;
+mod child;
 
 use engine::environments;
 use model::StepStatus;
@@ -41,36 +41,13 @@ struct Site {
 impl Drop for Site {
     fn drop(&mut self) {
         self.kill_console();
-        // switchyard-proxy and the slots outlive the console by design; every
-        // one of them has this directory in its command line.
-        for pid in pids_mentioning(self.dir.path()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        child::kill_everything_under(self.dir.path());
     }
-}
-
-/// Processes whose command line mentions `dir` (read from /proc).
-fn pids_mentioning(dir: &Path) -> Vec<i32> {
-    let needle = dir.display().to_string();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 impl Site {
     fn new() -> Site {
-        let [console, app, admin, preview] = ports::free_ports();
+        let [console, app, admin, preview] = child::free_ports();
         let site = Site {
             dir: tempfile::tempdir().unwrap(),
             console: format!("127.0.0.1:{console}"),

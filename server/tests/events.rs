@@ -6,7 +6,7 @@
 //! Needs the sibling binaries (`cargo build --workspace --exclude frontend`):
 //! the console spawns switchyard-proxy and the demo's slots from `target/debug`.
 
-mod ports;
+mod child;
 
 use model::{DeploymentDetail, DeploymentStatus, Role, StepStatus, WatchStatus};
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ impl Site {
     async fn start() -> Site {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("site")).unwrap();
-        let [console, app, admin] = ports::free_ports();
+        let [console, app, admin] = child::free_ports();
         let console = format!("127.0.0.1:{console}");
         let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
         let bin_dir: PathBuf = Path::new(env!("CARGO_BIN_EXE_switchyard"))
