@@ -194,10 +194,11 @@ pub enum ProxyBody {
 /// Forwards one request to the slot the table in force names.
 pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Response<ProxyBody> {
     let f = &*conn.forwarder;
-    // HTTP/2 (and absolute-form) requests name the host in the URI.
-    let host = match req.uri().authority() {
-        Some(authority) => Some(authority.as_str().as_bytes()),
-        None => req.headers().get(header::HOST).map(HeaderValue::as_bytes),
+    // The host the slot will see (`upstream_request` keeps it): the Host
+    // header, else the URI's authority (HTTP/2 clients may send only that).
+    let host = match req.headers().get(header::HOST) {
+        Some(host) => Some(host.as_bytes()),
+        None => req.uri().authority().map(|a| a.as_str().as_bytes()),
     };
     // One snapshot per request: a switch affects only requests that start
     // after it, and a route's requests are counted in its own metrics.

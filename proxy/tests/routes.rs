@@ -797,3 +797,51 @@ async fn switching_one_environment_never_disturbs_another() {
     let b_table = get_json(&c, &proxy, "/admin/routes/b/routing").await;
     assert_eq!(b_table, table(1, "blue", b_blue), "b was never touched");
 }
+
+/// HTTP/2 clients name the host in `:authority`, usually without a Host
+/// header: that picks the route too.
+#[tokio::test]
+async fn http2_requests_are_routed_by_their_authority() {
+    use http_body_util::BodyExt;
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let proxy = start_proxy(dir.path()).await;
+    let shop = start_named("shop").await;
+    let (status, _) = put_route(
+        &c,
+        &proxy,
+        "shop",
+        json!({"hosts": ["shop.test"], "table": table(1, "blue", shop)}),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    let stream = tokio::net::TcpStream::connect(proxy.listen_addr)
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    for (uri, status, body) in [
+        ("http://Shop.Test:9999/", 200, "shop"),
+        (
+            "http://other.test/",
+            404,
+            "switchyard-proxy: no environment serves this host\n",
+        ),
+    ] {
+        let req = hyper::Request::get(uri)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        assert!(req.headers().get("host").is_none());
+        let res = sender.send_request(req).await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{uri}");
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, body.as_bytes(), "{uri}");
+    }
+    proxy.shutdown().await;
+}
