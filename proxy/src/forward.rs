@@ -194,15 +194,9 @@ pub enum ProxyBody {
 /// Forwards one request to the slot the table in force names.
 pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Response<ProxyBody> {
     let f = &*conn.forwarder;
-    // The host the slot will see (`upstream_request` keeps it): the Host
-    // header, else the URI's authority (HTTP/2 clients may send only that).
-    let host = match req.headers().get(header::HOST) {
-        Some(host) => Some(host.as_bytes()),
-        None => req.uri().authority().map(|a| a.as_str().as_bytes()),
-    };
     // One snapshot per request: a switch affects only requests that start
     // after it, and a route's requests are counted in its own metrics.
-    let lookup = f.routing.lookup(host, req.uri().path());
+    let lookup = f.routing.lookup(|| request_host(&req), req.uri().path());
     let (table, metrics, new_clients): (&RouteTable, &Arc<SlotMetrics>, &AtomicU64) = match &lookup
     {
         Lookup::Route(route) => (route.table(), route.metrics(), route.new_clients()),
@@ -313,6 +307,15 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
                 ),
             )
         }
+    }
+}
+
+/// The host the slot will see (`upstream_request` keeps it): the Host
+/// header, else the URI's authority (HTTP/2 clients may send only that).
+fn request_host<B>(req: &Request<B>) -> Option<&[u8]> {
+    match req.headers().get(header::HOST) {
+        Some(host) => Some(host.as_bytes()),
+        None => req.uri().authority().map(|a| a.as_str().as_bytes()),
     }
 }
 

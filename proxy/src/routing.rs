@@ -108,10 +108,11 @@ impl Routing {
         self.routes.load_full()
     }
 
-    /// Where a request with this host (raw `Host` or authority) and path
-    /// goes. No lock and no allocation: one atomic load of the route set,
-    /// and one more of the default table when no route claims the request.
-    pub(crate) fn lookup(&self, host: Option<&[u8]>, path: &str) -> Lookup {
+    /// Where a request with this host (raw `Host` or authority, asked for
+    /// only when there are routes) and path goes. No lock and no
+    /// allocation: one atomic load of the route set, and one more of the
+    /// default table when no route claims the request.
+    pub(crate) fn lookup<'r>(&self, host: impl FnOnce() -> Option<&'r [u8]>, path: &str) -> Lookup {
         {
             let routes = self.routes.load();
             if routes.is_empty() {
@@ -119,7 +120,7 @@ impl Routing {
                 // host is the default table's (503 while it has no slot).
                 return Lookup::Default(self.current());
             }
-            if let Some(route) = host.and_then(|h| routes.find(h, path)) {
+            if let Some(route) = host().and_then(|h| routes.find(h, path)) {
                 return Lookup::Route(Arc::clone(route));
             }
         }
