@@ -17,6 +17,7 @@
 //! | `GET`/`PUT /admin/routes/{name}/routing` | bearer | as `/admin/routing`, for that route's table; 404 unknown route |
 //! | `GET /admin/routes/{name}/drain?slot=`  | bearer | as `/admin/drain`, that route's traffic only |
 //! | `GET /admin/routes/{name}/metrics[?window_secs=N]` | bearer | as `/admin/metrics`, that route's traffic only |
+//! | `GET /admin/routes/{name}/metrics/series[?window_secs=N&step_secs=S]` | bearer | as `/admin/metrics/series`, that route's traffic only |
 //!
 //! A route is `{"name","hosts":[…],"path_prefix"?,"table"}` (see
 //! [`crate::routes`]); a PUT body is the same without `name` (the path's),
@@ -255,20 +256,27 @@ async fn get_series(
     State(state): State<AdminState>,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<SeriesReport>, AdminError> {
+    series_report(&state.metrics, &query).map(Json)
+}
+
+/// `metrics` as chart points over the query's `window_secs` and `step_secs`
+/// (300 and 10 by default).
+pub(crate) fn series_report(
+    metrics: &SlotMetrics,
+    query: &std::collections::HashMap<String, String>,
+) -> Result<SeriesReport, AdminError> {
     let number = |name: &str, default: u64| match query.get(name) {
         None => Ok(default),
         Some(text) => text
             .parse::<u64>()
             .map_err(|_| AdminError::BadQuery(format!("{name} must be a whole number of seconds"))),
     };
-    state
-        .metrics
+    metrics
         .series_at(
             std::time::Instant::now(),
             number("window_secs", 300)?,
             number("step_secs", 10)?,
         )
-        .map(Json)
         .map_err(|e| AdminError::BadQuery(e.to_string()))
 }
 

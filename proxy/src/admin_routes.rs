@@ -4,7 +4,7 @@
 //! and on the unix socket.
 
 use crate::admin::{self, AdminError, AdminState, DrainStatus};
-use crate::metrics::MetricsReport;
+use crate::metrics::{MetricsReport, SeriesReport};
 use crate::route_table::RouteTable;
 use crate::routes::RouteSpec;
 use crate::routing::{RouteChange, SwitchError};
@@ -30,6 +30,7 @@ pub(crate) fn add(router: Router<AdminState>) -> Router<AdminState> {
         )
         .route("/admin/routes/{name}/drain", get(drain))
         .route("/admin/routes/{name}/metrics", get(metrics))
+        .route("/admin/routes/{name}/metrics/series", get(series))
 }
 
 /// Body of `GET /admin/routes`: every route, by name.
@@ -169,4 +170,16 @@ async fn metrics(
         .get(&name)
         .ok_or_else(|| SwitchError::NoSuchRoute(name.clone()))?;
     admin::metrics_report(route.metrics(), &query).map(Json)
+}
+
+async fn series(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<SeriesReport>, AdminError> {
+    let routes = state.routing.routes();
+    let route = routes
+        .get(&name)
+        .ok_or_else(|| SwitchError::NoSuchRoute(name.clone()))?;
+    admin::series_report(route.metrics(), &query).map(Json)
 }

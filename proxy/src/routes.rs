@@ -45,6 +45,8 @@ pub struct RouteSpec {
 pub enum RouteError {
     #[error("name {0:?}: use 1 to 63 of a-z, 0-9 and `-`")]
     Name(String),
+    #[error("route {0:?} is listed twice")]
+    Repeated(String),
     #[error("hosts: a route needs at least one host")]
     NoHosts,
     #[error("hosts[{index}] {host:?}: {reason}")]
@@ -300,10 +302,7 @@ impl RouteSet {
             let claim = CheckedClaim::check(&spec.name, &spec.hosts, spec.path_prefix.as_deref())
                 .map_err(fail)?;
             if set.by_name.contains_key(&*claim.name) {
-                return Err(fail(RouteError::Name(format!(
-                    "{} (listed twice)",
-                    spec.name
-                ))));
+                return Err(fail(RouteError::Repeated(spec.name.clone())));
             }
             spec.table
                 .validate(policy)

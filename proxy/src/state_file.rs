@@ -326,6 +326,15 @@ mod tests {
                 path.display()
             )
         );
+        let mut twice = state.clone();
+        twice.routes.push(twice.routes[0].clone());
+        twice.routes[1].hosts = vec!["other.example.com".into()];
+        file.store_state(&twice).unwrap();
+        assert!(file
+            .load_state(&policy)
+            .unwrap_err()
+            .to_string()
+            .contains(r#"route "shop" is listed twice"#),);
         let mut refused = state.clone();
         refused.routes[0].table.active.as_mut().unwrap().address = "10.1.1.1:80".into();
         file.store_state(&refused).unwrap();

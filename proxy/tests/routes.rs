@@ -845,3 +845,97 @@ async fn http2_requests_are_routed_by_their_authority() {
     }
     proxy.shutdown().await;
 }
+
+/// The preview listener finds the route by host too and serves that
+/// route's preview slot; each route has its own chart points.
+#[tokio::test]
+async fn the_preview_listener_and_charts_are_per_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let proxy = support::in_process::start_proxy_with(dir.path(), |config| {
+        config.preview = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let a_blue = start_named("a-blue").await;
+    let a_green = start_named("a-green").await;
+    let b_blue = start_named("b-blue").await;
+    let mut a_table = table(1, "blue", a_blue);
+    a_table["preview"] = json!({"slot": "green", "address": a_green.to_string()});
+    let (status, _) = put_route(
+        &c,
+        &proxy,
+        "a",
+        json!({"hosts": ["a.test"], "table": a_table}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = put_route(
+        &c,
+        &proxy,
+        "b",
+        json!({"hosts": ["b.test"], "table": table(1, "blue", b_blue)}),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    let preview = proxy.preview_addr.unwrap();
+    let via_preview = |host: &'static str| {
+        let c = c.clone();
+        async move {
+            let res = c
+                .get(format!("http://{preview}/"))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    assert_eq!(via_preview("a.test").await, (200, "a-green".into()));
+    assert_eq!(
+        via_preview("b.test").await,
+        (503, "switchyard-proxy: no preview slot\n".into())
+    );
+    assert_eq!(
+        send(&c, &proxy, "a.test", "/").await,
+        (200, "a-blue".into())
+    );
+
+    let m = get_json(&c, &proxy, "/admin/routes/a/metrics").await;
+    assert_eq!(
+        m["slots"]["green"]["listeners"]["preview"]["requests"], 1,
+        "{m}"
+    );
+    assert_eq!(
+        m["slots"]["blue"]["listeners"]["public"]["requests"], 1,
+        "{m}"
+    );
+    let s = get_json(
+        &c,
+        &proxy,
+        "/admin/routes/a/metrics/series?window_secs=10&step_secs=1",
+    )
+    .await;
+    assert_eq!(s["points"].as_array().unwrap().len(), 10, "{s}");
+    let s = get_json(&c, &proxy, "/admin/routes/b/metrics/series").await;
+    assert_eq!(s["points"].as_array().unwrap().len(), 30, "{s}");
+    let (status, _) = admin(
+        &c,
+        &proxy,
+        reqwest::Method::GET,
+        "/admin/routes/nope/metrics/series",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = admin(
+        &c,
+        &proxy,
+        reqwest::Method::GET,
+        "/admin/routes/a/metrics/series?step_secs=0",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    proxy.shutdown().await;
+}
