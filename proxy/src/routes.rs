@@ -539,4 +539,117 @@ mod tests {
             assert!(err.starts_with(&format!("path_prefix {bad:?}: ")), "{err}");
         }
     }
+
+    mod by_the_rules {
+        //! [`RouteSet::find`] against a brute-force reading of the rules:
+        //! of every (pattern, prefix) that matches, the most specific
+        //! pattern (exact, then the longest wildcard suffix), then the
+        //! longest prefix.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn label() -> impl Strategy<Value = String> {
+            prop::sample::select(vec!["a", "b", "c"]).prop_map(str::to_string)
+        }
+
+        fn name_of(labels: &[String]) -> String {
+            labels.join(".")
+        }
+
+        fn pattern() -> impl Strategy<Value = String> {
+            (any::<bool>(), prop::collection::vec(label(), 1..=3)).prop_map(|(wild, labels)| {
+                if wild {
+                    format!("*.{}", name_of(&labels))
+                } else {
+                    name_of(&labels)
+                }
+            })
+        }
+
+        fn prefix() -> impl Strategy<Value = Option<String>> {
+            prop::sample::select(vec![None, Some("/"), Some("/x"), Some("/x/y"), Some("/y")])
+                .prop_map(|p| p.map(str::to_string))
+        }
+
+        fn request() -> impl Strategy<Value = (String, String)> {
+            let host = (
+                prop::collection::vec(label(), 1..=4),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            )
+                .prop_map(|(labels, upper, port, dot)| {
+                    let mut h = name_of(&labels);
+                    if upper {
+                        h = h.to_uppercase();
+                    }
+                    if dot {
+                        h.push('.');
+                    }
+                    if port {
+                        h.push_str(":8080");
+                    }
+                    h
+                });
+            let path = prop::sample::select(vec!["/", "/x", "/x/", "/x/y", "/x/yz", "/xy", "/y/z"])
+                .prop_map(str::to_string);
+            (host, path)
+        }
+
+        /// How specifically `pattern` claims `host` (bigger wins), if at all.
+        fn specificity(pattern: &str, host: &str) -> Option<(u8, usize)> {
+            match pattern.strip_prefix("*.") {
+                Some(suffix) => {
+                    let under = host.strip_suffix(suffix)?.strip_suffix('.')?;
+                    (!under.is_empty()).then_some((1, suffix.len()))
+                }
+                None => (pattern == host).then_some((2, 0)),
+            }
+        }
+
+        fn prefix_len(prefix: Option<&str>, path: &str) -> Option<usize> {
+            let p = match prefix {
+                None | Some("/") => return Some(0),
+                Some(p) => p,
+            };
+            (path == p || path.starts_with(&format!("{p}/"))).then_some(p.len())
+        }
+
+        proptest! {
+            #[test]
+            fn find_agrees_with_the_rules(
+                routes in prop::collection::vec((prop::collection::vec(pattern(), 1..=3), prefix()), 1..=6),
+                requests in prop::collection::vec(request(), 1..=20),
+            ) {
+                let mut set = RouteSet::default();
+                let mut accepted = Vec::new();
+                for (i, (hosts, prefix)) in routes.into_iter().enumerate() {
+                    let name = format!("r{i}");
+                    let Ok(claim) = CheckedClaim::check(&name, &hosts, prefix.as_deref()) else {
+                        continue; // a pattern listed twice
+                    };
+                    let route = claim.into_route(Arc::new(RouteTable::default()), RouteLive::default());
+                    if let Ok(next) = set.with(route) {
+                        set = next;
+                        accepted.push((name, hosts, prefix));
+                    }
+                }
+                for (raw_host, path) in requests {
+                    let host = raw_host.split(':').next().unwrap().trim_end_matches('.').to_lowercase();
+                    let (host, path) = (host.as_str(), path.as_str());
+                    let expected = accepted
+                        .iter()
+                        .flat_map(|(name, hosts, prefix)| {
+                            hosts.iter().filter_map(move |p| {
+                                Some(((specificity(p, host)?, prefix_len(prefix.as_deref(), path)?), name))
+                            })
+                        })
+                        .max_by_key(|(rank, _)| *rank)
+                        .map(|(_, name)| name.as_str());
+                    let got = set.find(raw_host.as_bytes(), path).map(|r| r.name());
+                    prop_assert_eq!(got, expected, "{} {}", raw_host, path);
+                }
+            }
+        }
+    }
 }
