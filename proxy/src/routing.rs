@@ -17,7 +17,8 @@ pub enum SwitchError {
     Stale { offered: u64, current: u64 },
     #[error(transparent)]
     Invalid(#[from] TableError),
-    // Boxed: it is the largest reason, and every admin answer carries one.
+    // Boxed: by far the largest reason; keeps every `Result<_, SwitchError>`
+    // (and so every admin answer) small.
     #[error(transparent)]
     Route(Box<RouteError>),
     #[error("no route named {0:?}")]
