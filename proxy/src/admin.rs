@@ -10,6 +10,24 @@
 //! | `GET /admin/metrics/prometheus`         | bearer | 200 text/plain; version=0.0.4 |
 //! | `GET /admin/metrics/series[?window_secs=N&step_secs=S]` | bearer | 200 [`SeriesReport`] (defaults 300 / 10); 400 bad window or step |
 //! | `GET /admin/drain?slot=blue`            | bearer | 200 [`DrainStatus`]; 400 missing or unknown slot |
+//! | `GET /admin/routes`                     | bearer | 200 `{"routes": [RouteSpec…]}` by name |
+//! | `GET /admin/routes/{name}`              | bearer | 200 [`RouteSpec`]; 404 unknown route |
+//! | `PUT /admin/routes/{name}`              | bearer | 201 created / 200 replaced [`RouteSpec`]; 400 malformed or invalid (names the field); 409 stale `table.generation` or a host+prefix another route holds (names it); 500 not persisted |
+//! | `DELETE /admin/routes/{name}`           | bearer | 200 the removed [`RouteSpec`]; 404 unknown route |
+//! | `GET`/`PUT /admin/routes/{name}/routing` | bearer | as `/admin/routing`, for that route's table; 404 unknown route |
+//! | `GET /admin/routes/{name}/drain?slot=`  | bearer | as `/admin/drain`, that route's traffic only |
+//! | `GET /admin/routes/{name}/metrics[?window_secs=N]` | bearer | as `/admin/metrics`, that route's traffic only |
+//! | `GET /admin/routes/{name}/metrics/series[?window_secs=N&step_secs=S]` | bearer | as `/admin/metrics/series`, that route's traffic only |
+//!
+//! A route is `{"name","hosts":[…],"path_prefix"?,"table"}` (see
+//! [`crate::routes`]); a PUT body is the same without `name` (the path's),
+//! with `table` optional: left out, the route keeps its table (a new route
+//! starts with none, answering 503 until one is set); given, it must have a
+//! newer generation than the route's, exactly as `PUT /admin/routing`. The
+//! default table and its metrics (`/admin/routing`, `/admin/status`,
+//! `/admin/metrics`, `/admin/drain`) count only the requests no named route
+//! claims; Prometheus shows every route's series with an
+//! `environment="name"` label beside the default's unlabelled ones.
 //!
 //! The routing table is `{"generation", "active", "preview"?, "canary"?}`:
 //! `preview` (an `Upstream`, the idle slot) and `canary` (`{"slot","percent"}`,
@@ -29,8 +47,11 @@
 //!
 //! Errors are JSON `{"error": "..."}`; 401 carries `WWW-Authenticate: Bearer`.
 
-use crate::metrics::{BadWindow, MetricsReport, MetricsSnapshot, SeriesReport, SlotMetrics};
+use crate::metrics::{self, BadWindow, MetricsReport, MetricsSnapshot, SeriesReport, SlotMetrics};
 use crate::route_table::RouteTable;
+use crate::routes::RouteError;
+#[cfg(doc)]
+use crate::routes::RouteSpec;
 use crate::routing::{Routing, SwitchError};
 use crate::token::AdminToken;
 use crate::upstream_policy::UpstreamPolicy;
@@ -61,13 +82,14 @@ pub struct Status {
 }
 
 pub fn app(state: AdminState) -> Router {
-    Router::new()
+    let guarded = Router::new()
         .route("/admin/routing", get(get_routing).put(put_routing))
         .route("/admin/status", get(get_status))
         .route("/admin/metrics", get(get_metrics))
         .route("/admin/metrics/prometheus", get(get_prometheus))
         .route("/admin/metrics/series", get(get_series))
-        .route("/admin/drain", get(get_drain))
+        .route("/admin/drain", get(get_drain));
+    crate::admin_routes::add(guarded)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         // Liveness for supervisors and the console's preflight; reveals nothing.
         .route(
@@ -83,6 +105,8 @@ pub enum AdminError {
     Unauthorized,
     #[error("invalid routing table: {0}")]
     Malformed(String),
+    #[error("invalid route: {0}")]
+    MalformedRoute(String),
     #[error(transparent)]
     Switch(#[from] SwitchError),
     #[error("{0}")]
@@ -93,9 +117,19 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = match &self {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AdminError::Malformed(_) | AdminError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            AdminError::Malformed(_) | AdminError::MalformedRoute(_) | AdminError::BadQuery(_) => {
+                StatusCode::BAD_REQUEST
+            }
             AdminError::Switch(SwitchError::Stale { .. }) => StatusCode::CONFLICT,
-            AdminError::Switch(SwitchError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            AdminError::Switch(SwitchError::Route(e))
+                if matches!(**e, RouteError::Conflict { .. }) =>
+            {
+                StatusCode::CONFLICT
+            }
+            AdminError::Switch(SwitchError::Invalid(_) | SwitchError::Route(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            AdminError::Switch(SwitchError::NoSuchRoute(_)) => StatusCode::NOT_FOUND,
             AdminError::Switch(SwitchError::Persist(_) | SwitchError::PersistInterrupted) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -198,6 +232,14 @@ async fn get_metrics(
     State(state): State<AdminState>,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<MetricsReport>, AdminError> {
+    metrics_report(&state.metrics, &query).map(Json)
+}
+
+/// `metrics` over the `window_secs` the query asks for (all time without).
+pub(crate) fn metrics_report(
+    metrics: &SlotMetrics,
+    query: &std::collections::HashMap<String, String>,
+) -> Result<MetricsReport, AdminError> {
     let window = match query.get("window_secs") {
         None => None,
         Some(text) => Some(
@@ -205,10 +247,8 @@ async fn get_metrics(
                 .map_err(|_| AdminError::BadQuery(BadWindow.to_string()))?,
         ),
     };
-    state
-        .metrics
+    metrics
         .report(window)
-        .map(Json)
         .map_err(|e| AdminError::BadQuery(e.to_string()))
 }
 
@@ -216,20 +256,27 @@ async fn get_series(
     State(state): State<AdminState>,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<SeriesReport>, AdminError> {
+    series_report(&state.metrics, &query).map(Json)
+}
+
+/// `metrics` as chart points over the query's `window_secs` and `step_secs`
+/// (300 and 10 by default).
+pub(crate) fn series_report(
+    metrics: &SlotMetrics,
+    query: &std::collections::HashMap<String, String>,
+) -> Result<SeriesReport, AdminError> {
     let number = |name: &str, default: u64| match query.get(name) {
         None => Ok(default),
         Some(text) => text
             .parse::<u64>()
             .map_err(|_| AdminError::BadQuery(format!("{name} must be a whole number of seconds"))),
     };
-    state
-        .metrics
+    metrics
         .series_at(
             std::time::Instant::now(),
             number("window_secs", 300)?,
             number("step_secs", 10)?,
         )
-        .map(Json)
         .map_err(|e| AdminError::BadQuery(e.to_string()))
 }
 
@@ -239,7 +286,12 @@ async fn get_prometheus(State(state): State<AdminState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.prometheus(),
+        {
+            let routes = state.routing.routes();
+            let labelled: Vec<(&str, &SlotMetrics)> =
+                routes.iter().map(|r| (r.name(), &**r.metrics())).collect();
+            metrics::prometheus_text(&state.metrics, &labelled)
+        },
     )
         .into_response()
 }
@@ -264,6 +316,16 @@ async fn get_drain(
     State(state): State<AdminState>,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<DrainStatus>, AdminError> {
+    drain_status(&state.routing.current(), &state.metrics, &query).map(Json)
+}
+
+/// The drain status of the `slot` the query names, for the traffic `table`
+/// routes and `metrics` counts (the default table's, or one route's).
+pub(crate) fn drain_status(
+    table: &RouteTable,
+    metrics: &SlotMetrics,
+    query: &std::collections::HashMap<String, String>,
+) -> Result<DrainStatus, AdminError> {
     let slot: SlotColor = query
         .get("slot")
         .ok_or_else(|| {
@@ -271,7 +333,6 @@ async fn get_drain(
         })?
         .parse()
         .map_err(|_| AdminError::BadQuery("`slot` must be blue or green".into()))?;
-    let table = state.routing.current();
     let mut routed = Vec::new();
     if table.active.as_ref().is_some_and(|u| u.slot == slot) {
         routed.push("active".to_string());
@@ -282,10 +343,10 @@ async fn get_drain(
     if table.canary_upstream().is_some_and(|(_, u)| u.slot == slot) {
         routed.push("canary".to_string());
     }
-    Ok(Json(DrainStatus {
+    Ok(DrainStatus {
         slot,
-        in_flight: state.metrics.in_flight(slot),
-        upgraded: state.metrics.upgraded(slot),
+        in_flight: metrics.in_flight(slot),
+        upgraded: metrics.upgraded(slot),
         routed,
-    }))
+    })
 }

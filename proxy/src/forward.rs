@@ -18,13 +18,18 @@
 //! * **Console cookies**: the console's session cookie is removed from every
 //!   forwarded request ([`ConsoleCookies`], `--strip-cookie`).
 //!
-//! One routing-table load per request and no lock anywhere: a switch affects
+//! * **Named routes** ([`crate::routes`]): the request's host (and path)
+//!   picks the environment whose table it is routed by and whose metrics
+//!   count it; one no route claims goes to the default table, or, when that
+//!   was never set, is answered 404 without touching any upstream.
+//!
+//! One snapshot load per request and no lock anywhere: a switch affects
 //! only requests that start after it.
 
 use crate::console_cookies::ConsoleCookies;
 use crate::metrics::{Listener, RequestGuard, SlotMetrics};
 use crate::route_table::RouteTable;
-use crate::routing::Routing;
+use crate::routing::{Lookup, Routing};
 use crate::upstream_conn::{ConnectError, Release, UpstreamConns};
 use bytes::Bytes;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
@@ -189,10 +194,22 @@ pub enum ProxyBody {
 /// Forwards one request to the slot the table in force names.
 pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Response<ProxyBody> {
     let f = &*conn.forwarder;
-    // One load per request: a switch affects only requests that start after it.
-    let table = f.routing.current();
+    // One snapshot per request: a switch affects only requests that start
+    // after it, and a route's requests are counted in its own metrics.
+    let lookup = f.routing.lookup(|| request_host(&req), req.uri().path());
+    let (table, metrics, new_clients): (&RouteTable, &Arc<SlotMetrics>, &AtomicU64) = match &lookup
+    {
+        Lookup::Route(route) => (route.table(), route.metrics(), route.new_clients()),
+        Lookup::Default(table) => (table, &f.metrics, &f.new_clients),
+        Lookup::Unrouted => {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "switchyard-proxy: no environment serves this host\n".to_string(),
+            )
+        }
+    };
     let (upstream, pin_cookie) = match f.listener {
-        Listener::Public => match choose_public(&table, req.headers(), &f.new_clients) {
+        Listener::Public => match choose_public(table, req.headers(), new_clients) {
             Some(choice) => choice,
             None => {
                 return plain(
@@ -212,7 +229,7 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
         },
     };
     let slot = upstream.slot;
-    let mut guard = f.metrics.begin(slot, f.listener);
+    let mut guard = metrics.begin(slot, f.listener);
 
     let upgrade = requested_upgrade(req.headers()).map(|protocol| {
         let client_side = hyper::upgrade::on(&mut req);
@@ -290,6 +307,15 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
                 ),
             )
         }
+    }
+}
+
+/// The host the slot will see (`upstream_request` keeps it): the Host
+/// header, else the URI's authority (HTTP/2 clients may send only that).
+fn request_host<B>(req: &Request<B>) -> Option<&[u8]> {
+    match req.headers().get(header::HOST) {
+        Some(host) => Some(host.as_bytes()),
+        None => req.uri().authority().map(|a| a.as_str().as_bytes()),
     }
 }
 

@@ -11,8 +11,12 @@
 //!   own upstream connections (`upstream_conn`).
 //! * [`route_table`]: the table ([`route_table::RouteTable`]: active,
 //!   preview, canary) and the rules every table must obey.
-//! * [`routing`]: the table in effect, swapped atomically, fenced by
-//!   generation and persisted ([`state_file`]) before a switch is answered.
+//! * [`routes`] and [`host_match`]: named routes, one per environment,
+//!   chosen by the request's host (exact before wildcard, longest suffix
+//!   first) and path prefix, each with its own fenced table and metrics.
+//! * [`routing`]: the default table and the route set in effect, swapped
+//!   atomically, fenced by generation and persisted ([`state_file`]) before
+//!   a change is answered.
 //! * [`metrics`]: per slot and listener: requests, responses by status class,
 //!   upstream errors, in flight, latency histogram with p50/p95/p99, windowed
 //!   views over the last N seconds, Prometheus text.
@@ -21,12 +25,15 @@
 //! * [`console_cookies`]: the console's session cookie, never forwarded.
 
 pub mod admin;
+mod admin_routes;
 pub mod admin_socket;
 pub mod console_cookies;
 pub mod forward;
+pub mod host_match;
 pub mod metrics;
 pub mod ready_file;
 pub mod route_table;
+pub mod routes;
 pub mod routing;
 pub mod serve;
 pub mod state_file;
@@ -38,6 +45,7 @@ use crate::admin::AdminState;
 use crate::forward::{ForwardConfig, Forwarder};
 use crate::metrics::{Listener, SlotMetrics};
 use crate::route_table::RouteTable;
+use crate::routes::RouteSet;
 use crate::routing::Routing;
 use crate::state_file::{StateFile, StateFileError};
 use crate::token::AdminToken;
@@ -180,14 +188,17 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     }
 
     let state_file = StateFile::new(&config.state_file);
-    let initial = match state_file.load(&policy)? {
-        Some(table) => {
-            log_restored(&table, &config.state_file);
-            table
+    let (initial, routes) = match state_file.load_state(&policy)? {
+        Some((table, routes)) => {
+            log_restored(None, &table, &config.state_file);
+            for route in routes.iter() {
+                log_restored(Some(route.name()), route.table(), &config.state_file);
+            }
+            (table, routes)
         }
         None => {
             tracing::info!(state_file = %config.state_file.display(), "no state file yet: no active slot until the console sets one");
-            RouteTable::default()
+            (RouteTable::default(), RouteSet::default())
         }
     };
     if !policy.allowed().is_empty() {
@@ -195,7 +206,7 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         tracing::info!(allowed = %allowed.join(", "), "upstreams allowed on loopback and in these networks");
     }
 
-    let routing = Arc::new(Routing::new(initial, state_file, policy));
+    let routing = Arc::new(Routing::with_routes(initial, routes, state_file, policy));
     let metrics = Arc::new(SlotMetrics::default());
 
     if !admin_addr.ip().is_loopback() {
@@ -273,7 +284,7 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     let admin_server = axum::serve(admin, admin_app)
         .with_graceful_shutdown(wait_for_stop(stopped.clone()))
         .into_future();
-    let ticker = tick_metrics(Arc::clone(&metrics), stopped);
+    let ticker = tick_metrics(Arc::clone(&metrics), Arc::clone(&routing), stopped);
     let servers = tokio::spawn(async move {
         let preview = async move {
             if let Some(server) = preview_server {
@@ -335,14 +346,24 @@ fn local_addr(
         .map_err(|source| StartError::Bind { what, addr, source })
 }
 
-/// Snapshots the metrics once a second for windowed views, until stopped.
-async fn tick_metrics(metrics: Arc<SlotMetrics>, mut stopped: watch::Receiver<bool>) {
+/// Snapshots the metrics (the default table's and every route's) once a
+/// second for windowed views, until stopped.
+async fn tick_metrics(
+    metrics: Arc<SlotMetrics>,
+    routing: Arc<Routing>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
         tokio::select! {
-            _ = interval.tick() => metrics.tick(),
+            _ = interval.tick() => {
+                metrics.tick();
+                for route in routing.routes().iter() {
+                    route.metrics().tick();
+                }
+            }
             _ = stopped.wait_for(|stop| *stop) => return,
         }
     }
@@ -356,12 +377,14 @@ async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
 /// Logs where restored traffic goes and whether that slot answers. It does
 /// not mark the slot healthy or unhealthy: routing stays as persisted and the
 /// console's reconciliation decides what to do about a dead slot.
-fn log_restored(table: &RouteTable, path: &std::path::Path) {
+fn log_restored(route: Option<&str>, table: &RouteTable, path: &std::path::Path) {
+    let route = route.unwrap_or("(default)").to_string();
     let Some(upstream) = table.active.clone() else {
-        tracing::info!(generation = table.generation, state_file = %path.display(), "restored routing: no active slot");
+        tracing::info!(%route, generation = table.generation, state_file = %path.display(), "restored routing: no active slot");
         return;
     };
     tracing::info!(
+        %route,
         generation = table.generation,
         slot = %upstream.slot,
         address = %upstream.address,
@@ -372,13 +395,13 @@ fn log_restored(table: &RouteTable, path: &std::path::Path) {
         let connect = tokio::net::TcpStream::connect(upstream.address.as_str());
         match tokio::time::timeout(Duration::from_secs(2), connect).await {
             Ok(Ok(_)) => {
-                tracing::info!(slot = %upstream.slot, address = %upstream.address, "restored upstream accepts connections")
+                tracing::info!(%route, slot = %upstream.slot, address = %upstream.address, "restored upstream accepts connections")
             }
             Ok(Err(err)) => {
-                tracing::warn!(slot = %upstream.slot, address = %upstream.address, %err, "restored upstream is unreachable; still routing to it until the console decides")
+                tracing::warn!(%route, slot = %upstream.slot, address = %upstream.address, %err, "restored upstream is unreachable; still routing to it until the console decides")
             }
             Err(_) => {
-                tracing::warn!(slot = %upstream.slot, address = %upstream.address, "restored upstream did not accept a connection within 2 s; still routing to it until the console decides")
+                tracing::warn!(%route, slot = %upstream.slot, address = %upstream.address, "restored upstream did not accept a connection within 2 s; still routing to it until the console decides")
             }
         }
     });

@@ -597,90 +597,111 @@ impl SlotMetrics {
 
     /// Cumulative metrics in the Prometheus text exposition format 0.0.4.
     pub fn prometheus(&self) -> String {
-        let counts = self.counts();
-        let mut out = String::new();
-        let each = |out: &mut String, f: &dyn Fn(&mut String, &str, &Series, &Counts)| {
+        prometheus_text(self, &[])
+    }
+}
+
+/// Cumulative metrics in the Prometheus text exposition format 0.0.4: the
+/// default table's series unlabelled (as a proxy without named routes has
+/// always shown them), then each named route's with `environment="name"`
+/// first among the labels. Each metric family appears once, all its series
+/// together, as the format requires.
+pub fn prometheus_text(default: &SlotMetrics, routes: &[(&str, &SlotMetrics)]) -> String {
+    let sources: Vec<(String, &SlotMetrics, Grid<Counts>)> =
+        std::iter::once((String::new(), default))
+            .chain(
+                routes
+                    .iter()
+                    .map(|(name, m)| (format!("environment=\"{name}\","), *m)),
+            )
+            .map(|(env, m)| (env, m, m.counts()))
+            .collect();
+    let mut out = String::new();
+    let each = |out: &mut String, f: &dyn Fn(&mut String, &str, &Series, &Counts)| {
+        for (env, metrics, counts) in &sources {
             for slot in SlotColor::ALL {
                 for listener in Listener::ALL {
-                    let labels = format!("slot=\"{slot}\",listener=\"{}\"", listener.as_str());
+                    let labels = format!("{env}slot=\"{slot}\",listener=\"{}\"", listener.as_str());
                     let c = &counts[slot_index(slot)][listener.index()];
-                    f(out, &labels, self.series(slot, listener), c);
+                    f(out, &labels, metrics.series(slot, listener), c);
                 }
             }
-        };
-        out.push_str("# HELP switchyard_proxy_requests_total Responses sent for a slot, by listener and status class.\n");
-        out.push_str("# TYPE switchyard_proxy_requests_total counter\n");
-        each(&mut out, &|out, labels, _, c| {
-            for (class, n) in CLASSES.iter().zip(c.classes) {
-                let _ = writeln!(
-                    out,
-                    "switchyard_proxy_requests_total{{{labels},class=\"{class}\"}} {n}"
-                );
-            }
-        });
-        out.push_str("# HELP switchyard_proxy_requests_received_total Requests received for a slot (answered or not yet).\n");
-        out.push_str("# TYPE switchyard_proxy_requests_received_total counter\n");
-        each(&mut out, &|out, labels, _, c| {
+        }
+    };
+    out.push_str("# HELP switchyard_proxy_requests_total Responses sent for a slot, by listener and status class.\n");
+    out.push_str("# TYPE switchyard_proxy_requests_total counter\n");
+    each(&mut out, &|out, labels, _, c| {
+        for (class, n) in CLASSES.iter().zip(c.classes) {
             let _ = writeln!(
                 out,
-                "switchyard_proxy_requests_received_total{{{labels}}} {}",
-                c.requests
+                "switchyard_proxy_requests_total{{{labels},class=\"{class}\"}} {n}"
             );
-        });
-        out.push_str("# HELP switchyard_proxy_upstream_errors_total Requests the slot did not answer (unreachable, failed, timed out).\n");
-        out.push_str("# TYPE switchyard_proxy_upstream_errors_total counter\n");
-        each(&mut out, &|out, labels, _, c| {
+        }
+    });
+    out.push_str("# HELP switchyard_proxy_requests_received_total Requests received for a slot (answered or not yet).\n");
+    out.push_str("# TYPE switchyard_proxy_requests_received_total counter\n");
+    each(&mut out, &|out, labels, _, c| {
+        let _ = writeln!(
+            out,
+            "switchyard_proxy_requests_received_total{{{labels}}} {}",
+            c.requests
+        );
+    });
+    out.push_str("# HELP switchyard_proxy_upstream_errors_total Requests the slot did not answer (unreachable, failed, timed out).\n");
+    out.push_str("# TYPE switchyard_proxy_upstream_errors_total counter\n");
+    each(&mut out, &|out, labels, _, c| {
+        let _ = writeln!(
+            out,
+            "switchyard_proxy_upstream_errors_total{{{labels}}} {}",
+            c.upstream_errors
+        );
+    });
+    out.push_str(
+        "# HELP switchyard_proxy_in_flight Requests to the slot whose response has not finished.\n",
+    );
+    out.push_str("# TYPE switchyard_proxy_in_flight gauge\n");
+    each(&mut out, &|out, labels, s, _| {
+        let _ = writeln!(
+            out,
+            "switchyard_proxy_in_flight{{{labels}}} {}",
+            s.in_flight.load(Ordering::Acquire)
+        );
+    });
+    out.push_str("# HELP switchyard_proxy_upgraded_connections Upgraded connections (WebSockets) open to the slot.\n");
+    out.push_str("# TYPE switchyard_proxy_upgraded_connections gauge\n");
+    each(&mut out, &|out, labels, s, _| {
+        let _ = writeln!(
+            out,
+            "switchyard_proxy_upgraded_connections{{{labels}}} {}",
+            s.upgraded.load(Ordering::Acquire)
+        );
+    });
+    out.push_str("# HELP switchyard_proxy_request_duration_seconds Time from request to the slot's response headers.\n");
+    out.push_str("# TYPE switchyard_proxy_request_duration_seconds histogram\n");
+    each(&mut out, &|out, labels, _, c| {
+        let mut cumulative = 0u64;
+        for (i, n) in c.buckets.iter().enumerate() {
+            cumulative += n;
+            let le = match BOUNDS_US.get(i) {
+                Some(&us) => format_seconds(us),
+                None => "+Inf".to_string(),
+            };
             let _ = writeln!(
-                out,
-                "switchyard_proxy_upstream_errors_total{{{labels}}} {}",
-                c.upstream_errors
-            );
-        });
-        out.push_str("# HELP switchyard_proxy_in_flight Requests to the slot whose response has not finished.\n");
-        out.push_str("# TYPE switchyard_proxy_in_flight gauge\n");
-        each(&mut out, &|out, labels, s, _| {
-            let _ = writeln!(
-                out,
-                "switchyard_proxy_in_flight{{{labels}}} {}",
-                s.in_flight.load(Ordering::Acquire)
-            );
-        });
-        out.push_str("# HELP switchyard_proxy_upgraded_connections Upgraded connections (WebSockets) open to the slot.\n");
-        out.push_str("# TYPE switchyard_proxy_upgraded_connections gauge\n");
-        each(&mut out, &|out, labels, s, _| {
-            let _ = writeln!(
-                out,
-                "switchyard_proxy_upgraded_connections{{{labels}}} {}",
-                s.upgraded.load(Ordering::Acquire)
-            );
-        });
-        out.push_str("# HELP switchyard_proxy_request_duration_seconds Time from request to the slot's response headers.\n");
-        out.push_str("# TYPE switchyard_proxy_request_duration_seconds histogram\n");
-        each(&mut out, &|out, labels, _, c| {
-            let mut cumulative = 0u64;
-            for (i, n) in c.buckets.iter().enumerate() {
-                cumulative += n;
-                let le = match BOUNDS_US.get(i) {
-                    Some(&us) => format_seconds(us),
-                    None => "+Inf".to_string(),
-                };
-                let _ = writeln!(
                     out,
                     "switchyard_proxy_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
                 );
-            }
-            let _ = writeln!(
-                out,
-                "switchyard_proxy_request_duration_seconds_sum{{{labels}}} {}",
-                c.sum_us as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "switchyard_proxy_request_duration_seconds_count{{{labels}}} {cumulative}"
-            );
-        });
-        out
-    }
+        }
+        let _ = writeln!(
+            out,
+            "switchyard_proxy_request_duration_seconds_sum{{{labels}}} {}",
+            c.sum_us as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "switchyard_proxy_request_duration_seconds_count{{{labels}}} {cumulative}"
+        );
+    });
+    out
 }
 
 fn format_seconds(micros: u64) -> String {

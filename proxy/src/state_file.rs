@@ -1,7 +1,14 @@
-//! Where the routing table survives restarts of the proxy.
+//! Where the routing survives restarts of the proxy: the default table and
+//! every named route, in one file, replaced atomically on every change.
+//!
+//! The file is the default table's JSON (`{"generation","active",…}`) with a
+//! `"routes"` list beside its fields when there are named routes, so a
+//! proxy with none writes exactly what it always wrote.
 
 use crate::route_table::{RouteTable, TableError};
+use crate::routes::{RouteError, RouteSet, RouteSpec};
 use crate::upstream_policy::UpstreamPolicy;
+use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,11 +32,36 @@ pub enum StateFileError {
     // let the file bypass the checks the admin API makes.
     #[error("state file {path} holds a routing table this proxy refuses: {source}; fix or remove it, refusing to start")]
     Refused { path: PathBuf, source: TableError },
+    #[error("state file {path} holds a route {name:?} this proxy refuses: {source}; fix or remove it, refusing to start")]
+    RefusedRoute {
+        path: PathBuf,
+        name: String,
+        // Boxed: this error travels inside every admin error.
+        source: Box<RouteError>,
+    },
     #[error("cannot write state file {path}: {source}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// Everything the file holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProxyState {
+    #[serde(flatten)]
+    pub default: RouteTable,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteSpec>,
+}
+
+/// The `"routes"` beside the default table's fields. Read apart from the
+/// table so the table keeps its own strict decoding (a key given twice is
+/// refused), which `#[serde(flatten)]` would lose.
+#[derive(Deserialize)]
+struct StoredRoutes {
+    #[serde(default)]
+    routes: Vec<RouteSpec>,
 }
 
 #[derive(Clone, Debug)]
@@ -62,7 +94,49 @@ impl StateFile {
         self.decode(&bytes, policy).map(Some)
     }
 
-    /// The table in `bytes` (this file's content), checked against `policy`.
+    /// Like [`StateFile::load`], with the named routes: each is checked as
+    /// a PUT of it would be, and a refused one stops the start.
+    pub fn load_state(
+        &self,
+        policy: &UpstreamPolicy,
+    ) -> Result<Option<(RouteTable, RouteSet)>, StateFileError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateFileError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        self.decode_state(&bytes, policy).map(Some)
+    }
+
+    /// The default table and the routes in `bytes`, checked against `policy`.
+    pub fn decode_state(
+        &self,
+        bytes: &[u8],
+        policy: &UpstreamPolicy,
+    ) -> Result<(RouteTable, RouteSet), StateFileError> {
+        let table = self.decode(bytes, policy)?;
+        let stored: StoredRoutes =
+            serde_json::from_slice(bytes).map_err(|source| StateFileError::Corrupt {
+                path: self.path.clone(),
+                source,
+            })?;
+        let routes = RouteSet::from_specs(stored.routes, policy).map_err(|(name, source)| {
+            StateFileError::RefusedRoute {
+                path: self.path.clone(),
+                name,
+                source: Box::new(source),
+            }
+        })?;
+        Ok((table, routes))
+    }
+
+    /// The default table in `bytes` (this file's content), checked against
+    /// `policy`; named routes are not read.
     pub fn decode(
         &self,
         bytes: &[u8],
@@ -82,13 +156,22 @@ impl StateFile {
         Ok(table)
     }
 
+    /// The default table alone (no named routes).
     /// Blocking (fsync): call it from `spawn_blocking` on async paths.
     pub fn store(&self, table: &RouteTable) -> Result<(), StateFileError> {
+        self.store_state(&ProxyState {
+            default: table.clone(),
+            routes: Vec::new(),
+        })
+    }
+
+    /// Blocking (fsync): call it from `spawn_blocking` on async paths.
+    pub fn store_state(&self, state: &ProxyState) -> Result<(), StateFileError> {
         let write_err = |source| StateFileError::Write {
             path: self.path.clone(),
             source,
         };
-        let mut bytes = serde_json::to_vec_pretty(table).map_err(|e| write_err(e.into()))?;
+        let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| write_err(e.into()))?;
         bytes.push(b'\n');
         write_atomically(&self.path, &bytes).map_err(write_err)
     }
@@ -188,5 +271,76 @@ mod tests {
             .load(&UpstreamPolicy::loopback_only())
             .unwrap_err();
         assert!(matches!(err, StateFileError::Refused { .. }), "{err}");
+    }
+
+    #[test]
+    fn routes_round_trip_beside_the_default_table_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routing.json");
+        let file = StateFile::new(&path);
+        let policy = UpstreamPolicy::loopback_only();
+        let table = |generation, port: u16| RouteTable {
+            generation,
+            active: Some(Upstream {
+                slot: SlotColor::Blue,
+                address: format!("127.0.0.1:{port}"),
+            }),
+            ..RouteTable::default()
+        };
+        // Without routes, the file is the table alone, as it always was.
+        file.store(&table(2, 9000)).unwrap();
+        let alone = std::fs::read_to_string(&path).unwrap();
+        assert!(!alone.contains("routes"), "{alone}");
+        assert_eq!(
+            serde_json::from_str::<RoutingTable>(&alone)
+                .unwrap()
+                .generation,
+            2
+        );
+
+        let state = ProxyState {
+            default: table(2, 9000),
+            routes: vec![RouteSpec {
+                name: "shop".into(),
+                hosts: vec!["shop.example.com".into(), "*.shop.example.com".into()],
+                path_prefix: Some("/api".into()),
+                table: table(7, 9001),
+            }],
+        };
+        file.store_state(&state).unwrap();
+        let (default, routes) = file.load_state(&policy).unwrap().unwrap();
+        assert_eq!(default, state.default);
+        let back: Vec<RouteSpec> = routes.iter().map(|r| r.spec()).collect();
+        assert_eq!(back, state.routes);
+        // The default table alone still reads from a file with routes.
+        assert_eq!(file.load(&policy).unwrap(), Some(table(2, 9000)));
+
+        let mut refused = state.clone();
+        refused.routes[0].hosts[1] = "*.Shop.example.com".into();
+        file.store_state(&refused).unwrap();
+        let err = file.load_state(&policy).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                r#"state file {} holds a route "shop" this proxy refuses: hosts[1] "*.Shop.example.com": must be lowercase; fix or remove it, refusing to start"#,
+                path.display()
+            )
+        );
+        let mut twice = state.clone();
+        twice.routes.push(twice.routes[0].clone());
+        twice.routes[1].hosts = vec!["other.example.com".into()];
+        file.store_state(&twice).unwrap();
+        assert!(file
+            .load_state(&policy)
+            .unwrap_err()
+            .to_string()
+            .contains(r#"route "shop" is listed twice"#),);
+        let mut refused = state.clone();
+        refused.routes[0].table.active.as_mut().unwrap().address = "10.1.1.1:80".into();
+        file.store_state(&refused).unwrap();
+        assert!(matches!(
+            file.load_state(&policy).unwrap_err(),
+            StateFileError::RefusedRoute { .. }
+        ));
     }
 }

@@ -13,12 +13,13 @@ use proxy::token::AdminToken;
 use proxy::upstream_policy::UpstreamPolicy;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use support::in_process::{self, start_proxy, start_proxy_with};
 use support::{
-    admin_get, put_routing, put_routing_status, route, serve_upstream, start_cookie_echo, TOKEN,
+    admin_get, put_routing, put_routing_status, route, serve_upstream, start_cookie_echo,
+    start_counting, TOKEN,
 };
 use tower::ServiceExt;
 
@@ -708,48 +709,6 @@ async fn cookie_names_to_strip_are_configurable() {
     proxy.shutdown().await;
 }
 
-/// An upstream that names itself and counts the connections it accepted and
-/// still has open (`/empty` answers 204 with no body).
-async fn start_counting(name: &'static str) -> (SocketAddr, Arc<ConnCounts>) {
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let counts = Arc::new(ConnCounts::default());
-    let c = Arc::clone(&counts);
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            c.accepted.fetch_add(1, Ordering::SeqCst);
-            c.open.fetch_add(1, Ordering::SeqCst);
-            let c = Arc::clone(&c);
-            tokio::spawn(async move {
-                let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let mut res = hyper::Response::new(http_body_util::Full::new(
-                        bytes::Bytes::from_static(name.as_bytes()),
-                    ));
-                    if req.uri().path() == "/empty" {
-                        *res.body_mut() = http_body_util::Full::new(bytes::Bytes::new());
-                        *res.status_mut() = hyper::StatusCode::NO_CONTENT;
-                    }
-                    Ok::<_, std::convert::Infallible>(res)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-                c.open.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
-    });
-    (addr, counts)
-}
-
-#[derive(Default)]
-struct ConnCounts {
-    accepted: AtomicUsize,
-    open: AtomicUsize,
-}
-
 /// A kept-alive client's requests ride one upstream connection of its own
 /// (no handshake per request, bodiless answers included); after a switch
 /// its very next request goes to the new slot and its connection to the old
@@ -901,6 +860,36 @@ async fn the_admin_api_answers_on_a_private_unix_socket() {
         tcp.json::<serde_json::Value>().await.unwrap()["generation"],
         1
     );
+    // Named routes too, with the same token.
+    let named = serde_json::json!({"hosts": ["shop.test"], "table": route(1, SlotColor::Green, &upstream.to_string())});
+    let (status, _) = over_socket(
+        &socket,
+        "PUT",
+        "/admin/routes/shop",
+        None,
+        &named.to_string(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = over_socket(
+        &socket,
+        "PUT",
+        "/admin/routes/shop",
+        Some(TOKEN),
+        &named.to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = over_socket(&socket, "GET", "/admin/routes", Some(TOKEN), "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("shop.test"), "{body}");
+    let res = reqwest::Client::new()
+        .get(format!("http://{}/", proxy.listen_addr))
+        .header("host", "shop.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-switchyard-slot"], "green");
 
     let mut second = in_process::config(dir.path().join("other.json"));
     second.admin_socket = Some(socket.clone());

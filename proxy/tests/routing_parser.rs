@@ -91,6 +91,71 @@ fn assert_obeys_the_rules(table: &RouteTable) {
     }
 }
 
+/// A route's name, hosts and prefix, restated from the rules.
+fn assert_route_claims_obey_the_rules(route: &proxy::routes::RouteSpec) {
+    let name = &route.name;
+    assert!((1..=63).contains(&name.len()), "name {name:?}");
+    assert!(
+        name.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+        "name {name:?}"
+    );
+    assert!(!route.hosts.is_empty(), "{name}: no hosts");
+    for host in &route.hosts {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        assert!(bare.len() <= 253, "{host:?}");
+        for label in bare.split('.') {
+            assert!((1..=63).contains(&label.len()), "{host:?}");
+            assert!(!label.starts_with('-') && !label.ends_with('-'), "{host:?}");
+            assert!(
+                label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{host:?}"
+            );
+        }
+    }
+    if let Some(prefix) = &route.path_prefix {
+        assert!(prefix.starts_with('/'), "{prefix:?}");
+        assert!(prefix == "/" || !prefix.ends_with('/'), "{prefix:?}");
+        assert!(
+            !prefix.contains("//") && !prefix.contains('?') && !prefix.contains('%'),
+            "{prefix:?}"
+        );
+    }
+}
+
+/// A state file with named routes beside `valid_table`, their claims drawn
+/// from good and bad hosts and prefixes, and any table.
+fn state_with_routes() -> impl Strategy<Value = serde_json::Value> {
+    let host = prop_oneof![
+        4 => prop::sample::select(vec!["shop.test", "*.test", "a-b.c1", "*.eu.shop.test", "docs.test"]),
+        1 => prop::sample::select(vec!["Shop.test", "shop.test:80", "*.*.test", "-a.test", "a..b", "", "*", "x.test."]),
+    ];
+    let prefix = prop_oneof![
+        4 => prop::sample::select(vec![None, Some("/"), Some("/api"), Some("/api/v2")]),
+        1 => prop::sample::select(vec![Some("api"), Some("/api/"), Some("/a//b"), Some("/%41")]),
+    ];
+    let name = prop_oneof![
+        4 => prop::sample::select(vec!["shop", "docs", "api-2"]),
+        1 => prop::sample::select(vec!["Shop", "", "a_b"]),
+    ];
+    let table = prop_oneof![4 => valid_table(), 1 => table()];
+    let route = (name, prop::collection::vec(host, 1..3), prefix, table).prop_map(
+        |(name, hosts, prefix, table)| {
+            let mut r = serde_json::json!({"name": name, "hosts": hosts, "table": table});
+            if let Some(prefix) = prefix {
+                r["path_prefix"] = prefix.into();
+            }
+            r
+        },
+    );
+    (valid_table(), prop::collection::vec(route, 0..3)).prop_map(|(mut t, routes)| {
+        t["routes"] = routes.into();
+        t
+    })
+}
+
 /// Both entry points on the same bytes: no panic, accepted tables obey the
 /// rules, and the state file takes whatever the admin API takes (it differs
 /// only in letting `active` be left out).
@@ -106,6 +171,15 @@ fn check_both(bytes: &[u8]) -> Option<RouteTable> {
     }
     if let Some(table) = &from_file {
         assert_obeys_the_rules(table);
+    }
+    // Read with its named routes, the file never panics either, and the
+    // default table it accepts is the one read alone.
+    if let Ok((table, routes)) = StateFile::new("fuzz-routing.json").decode_state(bytes, &policy) {
+        assert_eq!(from_file.as_ref(), Some(&table));
+        for route in routes.iter() {
+            assert_obeys_the_rules(route.table());
+            assert_route_claims_obey_the_rules(&route.spec());
+        }
     }
     from_admin
 }
@@ -400,6 +474,18 @@ proptest! {
     fn damaged_tables_never_panic_and_accepted_ones_obey_the_rules(
         t in table(),
         mutations in prop::collection::vec(mutation(), 1..4),
+    ) {
+        let mut bytes = serde_json::to_vec_pretty(&t).unwrap();
+        for m in &mutations {
+            mutate(&mut bytes, m);
+        }
+        check_both(&bytes);
+    }
+
+    #[test]
+    fn state_files_with_routes_never_panic_and_accepted_routes_obey_the_rules(
+        t in state_with_routes(),
+        mutations in prop::collection::vec(mutation(), 0..3),
     ) {
         let mut bytes = serde_json::to_vec_pretty(&t).unwrap();
         for m in &mutations {

@@ -15,6 +15,8 @@ pub mod spawned;
 use model::{RoutingTable, SlotColor, Upstream};
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// The admin API's bearer token, in-process and in the spawned binary's
 /// token file.
@@ -91,4 +93,48 @@ pub async fn start_cookie_echo() -> SocketAddr {
         }
     });
     serve_upstream(app).await
+}
+
+/// An upstream that names itself and counts the connections it accepted and
+/// still has open (`/empty` answers 204 with no body).
+#[allow(dead_code)] // in_process.rs and routes.rs
+pub async fn start_counting(name: &'static str) -> (SocketAddr, Arc<ConnCounts>) {
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Arc::new(ConnCounts::default());
+    let c = Arc::clone(&counts);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            c.accepted.fetch_add(1, Ordering::SeqCst);
+            c.open.fetch_add(1, Ordering::SeqCst);
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let mut res = hyper::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(name.as_bytes()),
+                    ));
+                    if req.uri().path() == "/empty" {
+                        *res.body_mut() = http_body_util::Full::new(bytes::Bytes::new());
+                        *res.status_mut() = hyper::StatusCode::NO_CONTENT;
+                    }
+                    Ok::<_, std::convert::Infallible>(res)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+                c.open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, counts)
+}
+
+#[allow(dead_code)] // in_process.rs and routes.rs
+#[derive(Default)]
+pub struct ConnCounts {
+    pub accepted: AtomicUsize,
+    pub open: AtomicUsize,
 }
