@@ -94,8 +94,10 @@ enum Command {
     },
     /// Write every environment as the file `apply` reads (secrets by name).
     Export {
+        /// The file to write (standard output when absent). `--output` is
+        /// the remote commands' format, so this is `-o`/`--file`.
         #[arg(short = 'o', long)]
-        output: Option<PathBuf>,
+        file: Option<PathBuf>,
     },
     /// The key that encrypts environments' secrets.
     #[command(subcommand)]
@@ -287,9 +289,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Audit(command) => commands::audit::run(&cli.data_dir, command).await,
         Command::Env(command) => commands::env::run(&cli.data_dir, command).await,
         Command::Apply { file, yes } => commands::declare::apply(&cli.data_dir, &file, yes).await,
-        Command::Export { output } => {
-            commands::declare::export(&cli.data_dir, output.as_deref()).await
-        }
+        Command::Export { file } => commands::declare::export(&cli.data_dir, file.as_deref()).await,
         Command::Secrets(SecretsCommand::RotateKey) => {
             commands::env::rotate_secrets_key(&cli.data_dir).await
         }
@@ -364,4 +364,34 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("shutting down the console; slots and switchyard-proxy keep serving");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    /// Clap checks its own definition here, and every command parses:
+    /// two arguments with one id (a global `--output` and export's once)
+    /// only panic when a command line is read.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+        for line in [
+            "switchyard export",
+            "switchyard export -o f.toml",
+            "switchyard apply -f f.toml --yes",
+            "switchyard --output json --server http://h status",
+            "switchyard deploy production v2 --wait --timeout 5 --output json",
+            "switchyard release sign 1 2 --note ok",
+            "switchyard token create ci --owner a --role deployer --env x --env y",
+            "switchyard audit verify",
+            "switchyard env list",
+        ] {
+            let args = line.split(' ');
+            if let Err(e) = super::Cli::try_parse_from(args) {
+                panic!("{line}: {e}");
+            }
+        }
+    }
 }

@@ -111,6 +111,25 @@ impl Site {
         out
     }
 
+    /// Changes production's pipeline settings the way an admin's file
+    /// does: `export`, edit, `apply --yes` (the console reads them at the
+    /// next deploy).
+    fn set_pipeline(&self, edits: &[(&str, &str)]) {
+        let file = self.dir.path().join("environments.toml");
+        self.local(&["export", "-o", file.to_str().unwrap()]);
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        for (from, to) in edits {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{from} = ")))
+                .unwrap_or_else(|| panic!("no {from} in {text}"))
+                .to_string();
+            text = text.replace(&line, &format!("{from} = {to}"));
+        }
+        std::fs::write(&file, text).unwrap();
+        self.local(&["apply", "-f", file.to_str().unwrap(), "--yes"]);
+    }
+
     /// A token made with `switchyard token create`, read from its output.
     fn token(&self, name: &str, owner: &str, role: &str) -> String {
         let out = self.local(&["token", "create", name, "--owner", owner, "--role", role]);
@@ -145,9 +164,11 @@ impl Site {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_deploys_with_the_cli_and_each_outcome_has_its_exit_code() {
     let site = Site::start().await;
+    // `--wait` follows the watch window too: a short one keeps this quick.
+    site.set_pipeline(&[("watch_window_ms", "1500")]);
     assert_eq!(
         site.users_get().await.as_deref(),
         Some("switchyard-demo v1\n")
@@ -265,6 +286,32 @@ async fn a_pipeline_deploys_with_the_cli_and_each_outcome_has_its_exit_code() {
     assert_eq!(code, 3);
     let problem: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(problem["code"], "forbidden");
+
+    // Gates that let a bad build through, and users on it: the watch
+    // window rolls back by itself, and the pipeline hears 5.
+    site.set_pipeline(&[
+        ("smoke_paths", "\"\""),
+        ("sample_requests", "0"),
+        ("watch_window_ms", "30000"),
+    ]);
+    let users = {
+        let app = site.app.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                let _ = http.get(format!("http://{app}/")).send().await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let (code, out, err) = site.remote(&deployer, &["deploy", "production", "v2+errors", "--wait"]);
+    users.abort();
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(err.contains("watch      breached"), "{err}");
+    assert_eq!(
+        site.users_get().await.as_deref(),
+        Some("switchyard-demo v2\n")
+    );
 }
 
 #[tokio::test]
