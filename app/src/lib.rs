@@ -23,6 +23,7 @@ pub mod slot_output;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod textarea;
+pub mod tokens;
 pub mod traffic;
 pub mod users;
 pub mod variables;
@@ -92,6 +93,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/deployments/:id") view=deployment::DeploymentPage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=audit::AuditLogPage ssr=SsrMode::Async/>
                 <Route path=path!("/users") view=users::UsersPage ssr=SsrMode::Async/>
+                <Route path=path!("/tokens") view=tokens::TokensPage ssr=SsrMode::Async/>
                 <Route path=path!("/releases") view=releases::ReleasesListPage ssr=SsrMode::Async/>
                 <Route path=path!("/releases/:id") view=releases::ReleaseDetailPage ssr=SsrMode::Async/>
                 <Route path=path!("/environments") view=environments::EnvironmentsListPage ssr=SsrMode::Async/>

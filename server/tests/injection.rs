@@ -66,6 +66,10 @@ const WRITABLE: &[(&str, &str)] = &[
     ("environment_variables", "updated_by"),
     ("environment_secrets", "name"),
     ("environment_secrets", "updated_by"),
+    ("api_tokens", "name"),
+    // A JSON array of names: filled as an array holding the payload.
+    ("api_tokens", "environments"),
+    ("api_tokens", "last_used_ip"),
     // Append-only: filled through the engine's own append (see `fill_audit`).
     ("audit_log", "actor_name"),
     ("audit_log", "source_ip"),
@@ -174,6 +178,18 @@ const NOT_PEOPLES_TEXT: &[(&str, &str, &str)] = &[
     ("audit_log", "prev_hash", "hex digest"),
     ("audit_log", "hash", "hex digest"),
     ("tower_sessions", "id", "session id, never rendered"),
+    (
+        "api_tokens",
+        "prefix",
+        "random letters and digits the console generates",
+    ),
+    ("api_tokens", "secret_sha256", "hex digest, never rendered"),
+    ("api_tokens", "kind", "CHECK-ed enumeration"),
+    ("api_tokens", "role", "CHECK-ed enumeration"),
+    ("api_tokens", "created_at", "time written by the console"),
+    ("api_tokens", "expires_at", "time written by the console"),
+    ("api_tokens", "last_used_at", "time written by the console"),
+    ("api_tokens", "revoked_at", "time written by the console"),
     ("_sqlx_migrations", "description", "migration file names"),
 ];
 
@@ -322,6 +338,35 @@ async fn build_scene(c: &Console) -> Scene {
     engine::environments::archive(&c.pool, retired.id, "root")
         .await
         .unwrap();
+    // API tokens, one used (its address is shown), one limited and revoked.
+    for (owner, envs) in [("dev", None), ("root", Some(vec![ENV.to_string()]))] {
+        let user = engine::users::find_by_name(&c.pool, owner)
+            .await
+            .unwrap()
+            .unwrap();
+        let actor = engine::Actor::user(user);
+        let issued = engine
+            .create_token(
+                &actor,
+                None,
+                &model::NewToken {
+                    name: format!("{owner}-ci"),
+                    kind: model::TokenKind::Personal,
+                    role: Role::Viewer,
+                    environments: envs,
+                    expires_in_days: 30,
+                },
+            )
+            .await
+            .unwrap();
+        engine
+            .token_actor(&issued.secret, Some("192.0.2.1".into()))
+            .await
+            .unwrap();
+        if owner == "root" {
+            engine.revoke_token(&actor, issued.token.id).await.unwrap();
+        }
+    }
     let admin = c.session_for("root").await;
     let requester = c.session_for("dev").await;
     Scene {
@@ -343,13 +388,17 @@ async fn fill(c: &Console, payload: fn(&str) -> String) {
         } else {
             ""
         };
-        sqlx::query(&format!(
-            "UPDATE {table} SET {column} = ? || '#' || COALESCE({column}, '') {rows}"
-        ))
-        .bind(payload(&format!("{table}.{column}")))
-        .execute(&c.pool)
-        .await
-        .unwrap_or_else(|e| panic!("filling {table}.{column}: {e}"));
+        let value = if (*table, *column) == ("api_tokens", "environments") {
+            "json_array(? || '#')"
+        } else {
+            "? || '#' || COALESCE({column}, '')"
+        };
+        let value = value.replace("{column}", column);
+        sqlx::query(&format!("UPDATE {table} SET {column} = {value} {rows}"))
+            .bind(payload(&format!("{table}.{column}")))
+            .execute(&c.pool)
+            .await
+            .unwrap_or_else(|e| panic!("filling {table}.{column}: {e}"));
     }
     fill_audit(c, payload).await;
 }
@@ -406,6 +455,7 @@ async fn pages(c: &Console, s: &Scene) -> Vec<(String, (StatusCode, StatusCode))
         ),
         // Only admins manage people.
         ("/users".into(), (OK, StatusCode::FORBIDDEN)),
+        ("/tokens".into(), BOTH),
         (format!("/environments/{env}/checklist"), BOTH),
         (format!("/environments/{env}/lock"), BOTH),
         (format!("/environments/{env}/settings"), BOTH),

@@ -19,6 +19,7 @@ pub fn TopBar(user: SessionUser) -> impl IntoView {
                 <a href="/audit">"Audit log"</a>
                 {is_admin.then(|| view! { <a href="/environments" data-testid="nav-environments">"Environments"</a> })}
                 {is_admin.then(|| view! { <a href="/users">"Users"</a> })}
+                <a href="/tokens">"Tokens"</a>
             </nav>
             <UserBar user/>
         </header>
