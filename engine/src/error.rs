@@ -42,6 +42,14 @@ pub enum Error {
     /// The release's checklist is not complete; the message lists what is missing.
     #[error("{0}")]
     NotApproved(String),
+    /// A freeze window holds: no deploys (rollbacks go through; an admin
+    /// may override with a reason).
+    #[error("deploys to {environment} are frozen until {until}: {reason}")]
+    Frozen {
+        environment: String,
+        until: String,
+        reason: String,
+    },
     #[error("deploy in progress by {by} since {since}")]
     DeployInProgress { by: String, since: DateTime<Utc> },
     /// This worker's lock was broken or taken over: it stopped where it was
@@ -116,6 +124,7 @@ impl Error {
             | Error::Conflict(_)
             | Error::NotApproved(_)
             | Error::DeployInProgress { .. }
+            | Error::Frozen { .. }
             | Error::LockLost(_)
             | Error::NoStandby(_)
             | Error::DeploymentFailed(_) => ErrorKind::Conflict,

@@ -37,6 +37,7 @@ mod approvals;
 mod engine;
 mod environment_config;
 pub mod error;
+mod freezes;
 mod key_file;
 mod known_versions;
 mod monitor;

@@ -446,7 +446,7 @@ async fn a_signature_revoked_after_the_request_stops_the_worker() {
         // The deploy is accepted (approved, lock taken) ...
         let prepared = w
             .engine
-            .prepare_release_deploy(&dana, r.id, 1)
+            .prepare_release_deploy(&dana, r.id, 1, &Default::default())
             .await
             .unwrap();
         // ... then, before its worker starts, alice withdraws her review.

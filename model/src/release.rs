@@ -182,3 +182,52 @@ pub struct ReleaseRequest {
     #[serde(default)]
     pub migration_sql: String,
 }
+
+string_enum! {
+    /// A freeze window's shape: one stretch of time, or a weekly one.
+    pub enum FreezeKind("freeze kind") {
+        Once = "once",
+        Weekly = "weekly",
+    }
+}
+
+/// A freeze window as an admin writes it. Local times are read in
+/// `time_zone` (an IANA name such as `Europe/Berlin`; `UTC` by default).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFreeze {
+    pub reason: String,
+    pub kind: FreezeKind,
+    /// `once`: `YYYY-MM-DD HH:MM`, local.
+    #[serde(default)]
+    pub starts: Option<String>,
+    #[serde(default)]
+    pub ends: Option<String>,
+    /// `weekly`: the days (`mon,tue,…,sun`), the local start `HH:MM` and
+    /// how long it lasts (1 minute to 7 days).
+    #[serde(default)]
+    pub days: Option<String>,
+    #[serde(default)]
+    pub start_time: Option<String>,
+    #[serde(default)]
+    pub duration_minutes: Option<u32>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+/// A freeze window as pages and the API show it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeView {
+    pub id: i64,
+    pub environment: String,
+    pub reason: String,
+    pub kind: FreezeKind,
+    /// "every fri 18:00 for 62 h (Europe/Berlin)", "2026-12-24 00:00 → 2026-12-27 00:00 (UTC)".
+    pub schedule: String,
+    /// While it holds: when it ends (RFC 3339, UTC).
+    pub active_until: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+}

@@ -56,6 +56,9 @@ enum Command {
         /// Give up waiting after this many seconds (the deploy goes on).
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
+        /// Admins: deploy although a freeze window holds, saying why.
+        #[arg(long, value_name = "REASON")]
+        override_freeze: Option<String>,
     },
     /// (remote) Environments with their live version and slots.
     Status { environment: Option<String> },
@@ -132,6 +135,8 @@ enum ReleaseCommand {
         wait: bool,
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
+        #[arg(long, value_name = "REASON")]
+        override_freeze: Option<String>,
     },
 }
 
@@ -150,12 +155,14 @@ fn remote_command(command: Command) -> Result<Remote, &'static str> {
             version,
             wait,
             timeout,
+            override_freeze,
             ..
         } => Remote::Deploy {
             environment,
             version,
             wait,
             timeout: secs(timeout),
+            override_freeze,
         },
         Command::Rollback {
             environment,
@@ -177,10 +184,16 @@ fn remote_command(command: Command) -> Result<Remote, &'static str> {
         Command::Release(ReleaseCommand::Sign { id, item, note }) => {
             Remote::ReleaseSign { id, item, note }
         }
-        Command::Release(ReleaseCommand::Deploy { id, wait, timeout }) => Remote::ReleaseDeploy {
+        Command::Release(ReleaseCommand::Deploy {
+            id,
+            wait,
+            timeout,
+            override_freeze,
+        }) => Remote::ReleaseDeploy {
             id,
             wait,
             timeout: secs(timeout),
+            override_freeze,
         },
         Command::Promote { deployment, to } => Remote::Promote { deployment, to },
         _ => return Err("this command runs on the console's machine (without --server)"),
@@ -383,6 +396,8 @@ mod tests {
             "switchyard apply -f f.toml --yes",
             "switchyard --output json --server http://h status",
             "switchyard deploy production v2 --wait --timeout 5 --output json",
+            "switchyard deploy production v2 --override-freeze hotfix",
+            "switchyard release deploy 3 --wait --override-freeze hotfix",
             "switchyard release sign 1 2 --note ok",
             "switchyard token create ci --owner a --role deployer --env x --env y",
             "switchyard audit verify",

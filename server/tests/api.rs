@@ -28,6 +28,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/environments/{name}/deployments"),
     ("post", "/api/v1/environments/{name}/deployments"),
     ("post", "/api/v1/environments/{name}/rollback"),
+    ("get", "/api/v1/environments/{name}/freezes"),
+    ("post", "/api/v1/environments/{name}/freezes"),
+    ("delete", "/api/v1/environments/{name}/freezes/{id}"),
     ("get", "/api/v1/deployments/{id}"),
     ("post", "/api/v1/deployments/{id}/promote"),
     ("get", "/api/v1/releases"),
@@ -645,4 +648,92 @@ async fn an_address_presenting_bad_tokens_is_slowed_down() {
     let a = api.get("/api/v1/me", &bad).await;
     assert_eq!((a.status, a.code()), (429, "rate_limited"), "{}", a.body);
     assert!(a.headers.get("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn a_freeze_refuses_deploys_with_its_own_code_until_an_admin_overrides_it() {
+    let c = start().await;
+    let api = Api { c: &c };
+    c.user("dora", Role::Deployer).await;
+    c.user("ada", Role::Admin).await;
+    let deployer = token_for(&c, "dora", Role::Deployer, None).await;
+    let admin = token_for(&c, "ada", Role::Admin, None).await;
+    let freeze = json!({
+        "reason": "holiday freeze",
+        "kind": "once",
+        "starts": "2000-01-01 00:00",
+        "ends": "2999-01-01 00:00",
+        "time_zone": "UTC",
+    });
+    let refused = api
+        .post(
+            "/api/v1/environments/production/freezes",
+            &deployer,
+            freeze.clone(),
+        )
+        .await;
+    assert_eq!((refused.status, refused.code()), (403, "forbidden"));
+    let bad = api
+        .post(
+            "/api/v1/environments/production/freezes",
+            &admin,
+            json!({ "reason": "x", "kind": "weekly", "days": "someday", "start_time": "10:00", "duration_minutes": 5 }),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["field"].as_str()),
+        (400, Some("days")),
+        "{}",
+        bad.body
+    );
+    let added = api
+        .post("/api/v1/environments/production/freezes", &admin, freeze)
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert!(added.body["active_until"].is_string());
+
+    let path = "/api/v1/environments/production/deployments";
+    let frozen = api.post(path, &deployer, json!({ "version": "v2" })).await;
+    assert_eq!(
+        (frozen.status, frozen.code()),
+        (409, "frozen"),
+        "{}",
+        frozen.body
+    );
+    assert!(frozen.body["detail"]
+        .as_str()
+        .unwrap()
+        .ends_with("holiday freeze"));
+    let not_theirs = api
+        .post(
+            path,
+            &deployer,
+            json!({ "version": "v2", "override_freeze": "urgent" }),
+        )
+        .await;
+    assert_eq!(not_theirs.status, 403, "{}", not_theirs.body);
+    assert_eq!(c.count("deployments").await, 0, "nothing was started");
+    let overridden = api
+        .post(
+            path,
+            &admin,
+            json!({ "version": "v2", "override_freeze": "security fix" }),
+        )
+        .await;
+    assert_eq!(overridden.status, 202, "{}", overridden.body);
+
+    let id = added.body["id"].as_i64().unwrap();
+    let listed = api
+        .get("/api/v1/environments/production/freezes", &deployer)
+        .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    let gone = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/environments/production/freezes/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, 204);
 }

@@ -70,6 +70,8 @@ const WRITABLE: &[(&str, &str)] = &[
     // A JSON array of names: filled as an array holding the payload.
     ("api_tokens", "environments"),
     ("api_tokens", "last_used_ip"),
+    ("freeze_windows", "reason"),
+    ("freeze_windows", "created_by"),
     // Append-only: filled through the engine's own append (see `fill_audit`).
     ("audit_log", "actor_name"),
     ("audit_log", "source_ip"),
@@ -190,6 +192,37 @@ const NOT_PEOPLES_TEXT: &[(&str, &str, &str)] = &[
     ("api_tokens", "expires_at", "time written by the console"),
     ("api_tokens", "last_used_at", "time written by the console"),
     ("api_tokens", "revoked_at", "time written by the console"),
+    ("freeze_windows", "kind", "CHECK-ed enumeration"),
+    (
+        "freeze_windows",
+        "starts_local",
+        "parsed as a date and time when written; shown rebuilt from the parsed value",
+    ),
+    (
+        "freeze_windows",
+        "ends_local",
+        "parsed as a date and time when written; shown rebuilt from the parsed value",
+    ),
+    (
+        "freeze_windows",
+        "days",
+        "parsed as weekdays when written; shown rebuilt from the parsed value",
+    ),
+    (
+        "freeze_windows",
+        "start_time",
+        "parsed as HH:MM when written; shown rebuilt from the parsed value",
+    ),
+    (
+        "freeze_windows",
+        "time_zone",
+        "an IANA zone name checked when written",
+    ),
+    (
+        "freeze_windows",
+        "created_at",
+        "time written by the console",
+    ),
     ("_sqlx_migrations", "description", "migration file names"),
 ];
 

@@ -16,13 +16,21 @@ use crate::checklists;
 use crate::deployments::{self, NewDeployment};
 use crate::engine::Engine;
 use crate::environments::{self, Environment};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rbac::Action;
 use crate::releases;
 use crate::runtime::Runtime;
 use crate::version::validate_version;
 use model::{DeploymentKind, DeploymentStatus, DeploymentView, SlotColor, StepName};
 use std::sync::Arc;
+
+/// How a deploy may differ from the ordinary one.
+#[derive(Clone, Debug, Default)]
+pub struct DeployOptions {
+    /// An admin's reason to deploy while a freeze window holds (audited as
+    /// `freeze.override`); refused for everyone else.
+    pub override_freeze: Option<String>,
+}
 
 /// A deploy that passed its checks and holds the environment's lock; see
 /// [`Engine::prepare_release_deploy`] and [`Engine::execute`].
@@ -55,7 +63,9 @@ impl Engine {
         env_name: &str,
         version: &str,
     ) -> Result<DeploymentView> {
-        let prepared = self.prepare_deploy(actor, env_name, version).await?;
+        let prepared = self
+            .prepare_deploy(actor, env_name, version, &DeployOptions::default())
+            .await?;
         self.execute(prepared).await
     }
 
@@ -68,12 +78,13 @@ impl Engine {
         actor: &Actor,
         env_name: &str,
         version: &str,
+        options: &DeployOptions,
     ) -> Result<PreparedDeploy> {
         self.authorize(actor, Action::Deploy, Some(env_name))
             .await?;
         let env = environments::find(self.pool(), env_name).await?;
         let release = self.release_of(&env, version.trim()).await?;
-        self.prepare(actor, env, version, release).await
+        self.prepare(actor, env, version, release, options).await
     }
 
     /// The release a deploy of `version` to `env` carries out: in an
@@ -103,7 +114,7 @@ impl Engine {
         seen_revision: i64,
     ) -> Result<DeploymentView> {
         let prepared = self
-            .prepare_release_deploy(actor, release_id, seen_revision)
+            .prepare_release_deploy(actor, release_id, seen_revision, &DeployOptions::default())
             .await?;
         self.execute(prepared).await
     }
@@ -116,6 +127,7 @@ impl Engine {
         actor: &Actor,
         release_id: i64,
         seen_revision: i64,
+        options: &DeployOptions,
     ) -> Result<PreparedDeploy> {
         // The role first: who may not act learns nothing of which ids exist.
         self.authorize(actor, Action::Deploy, None).await?;
@@ -127,7 +139,8 @@ impl Engine {
             release_id,
             revision: seen_revision,
         };
-        self.prepare(actor, env, &release.version, Some(at)).await
+        self.prepare(actor, env, &release.version, Some(at), options)
+            .await
     }
 
     async fn prepare(
@@ -136,15 +149,27 @@ impl Engine {
         env: Environment,
         version: &str,
         release: Option<ReleaseAtRevision>,
+        options: &DeployOptions,
     ) -> Result<PreparedDeploy> {
         let version = version.trim();
         validate_version(version)?;
-        if let Some(blocker) = self
-            .request_checks(&env, version, release)
-            .await
-            .into_iter()
-            .next()
+        let mut blockers = self.request_checks(&env, version, release).await;
+        let override_reason = options
+            .override_freeze
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        let mut overridden = None;
+        if let (Some(Blocker::Freeze(frozen @ Error::Frozen { .. })), Some(reason)) =
+            (blockers.first(), override_reason)
         {
+            // Only those who set freezes may step over one.
+            self.authorize(actor, Action::ManageEnvironments, Some(&env.name))
+                .await?;
+            overridden = Some((frozen.to_string(), reason.to_string()));
+            blockers.remove(0);
+        }
+        if let Some(blocker) = blockers.into_iter().next() {
             if let (Blocker::Approvals(e), Some(r)) = (&blocker, release) {
                 let mut ev = actor.event("deploy.request", Outcome::Denied);
                 ev.environment = Some(env.name.clone());
@@ -153,6 +178,14 @@ impl Engine {
                 self.audit(ev).await?;
             }
             return Err(blocker.into_error());
+        }
+        if let Some((frozen, reason)) = overridden {
+            let mut ev = actor.event("freeze.override", Outcome::Ok);
+            ev.environment = Some(env.name.clone());
+            ev.target = Some(version.to_string());
+            ev.reason = Some(reason);
+            ev.details = serde_json::json!({ "freeze": frozen });
+            self.audit(ev).await?;
         }
         let runtime = self.runtime_for(&env)?;
         let active = env.active;

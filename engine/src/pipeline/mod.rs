@@ -35,6 +35,6 @@ mod step;
 mod switch;
 mod worker;
 
-pub use deploy::PreparedDeploy;
+pub use deploy::{DeployOptions, PreparedDeploy};
 pub use step::{DEPLOY, ROLLBACK, ROLLBACK_COLD};
 pub(crate) use worker::Workers;

@@ -16,6 +16,8 @@ use model::{RoutingTable, SlotColor};
 /// One request-time check that failed, named so the caller can treat it
 /// (the approvals' refusal is audited as a denied request).
 pub(crate) enum Blocker {
+    /// A freeze window holds (an admin may override it).
+    Freeze(Error),
     Approvals(Error),
     Artifact(Error),
 }
@@ -23,15 +25,16 @@ pub(crate) enum Blocker {
 impl Blocker {
     pub(crate) fn into_error(self) -> Error {
         match self {
-            Blocker::Approvals(e) | Blocker::Artifact(e) => e,
+            Blocker::Freeze(e) | Blocker::Approvals(e) | Blocker::Artifact(e) => e,
         }
     }
 }
 
 impl Engine {
     /// What would stop a deploy of `version` to `env` before it takes the
-    /// lock, in the order a deploy checks them: the release's approvals (if
-    /// it carries one), then whether the runtime can start the version.
+    /// lock, in the order a deploy checks them: a freeze window, the
+    /// release's approvals (if it carries one), then whether the runtime can
+    /// start the version.
     pub(crate) async fn request_checks(
         &self,
         env: &Environment,
@@ -39,6 +42,10 @@ impl Engine {
         release: Option<ReleaseAtRevision>,
     ) -> Vec<Blocker> {
         let mut blockers = Vec::new();
+        match self.freeze_refusal(env).await {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => blockers.push(Blocker::Freeze(e)),
+        }
         if let Some(r) = release {
             if let Err(e) = self
                 .ensure_deployable(r.release_id, r.revision, Moment::Review)

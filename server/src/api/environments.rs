@@ -8,7 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use model::{DeploymentDetail, DeploymentView, EnvironmentView};
+use engine::pipeline::DeployOptions;
+use model::{DeploymentDetail, DeploymentView, EnvironmentView, FreezeView, NewFreeze};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -67,6 +68,9 @@ pub struct DeployRequest {
     /// The version to deploy (in an environment with a checklist: the
     /// version of an approved release).
     pub version: String,
+    /// Admins: why to deploy although a freeze window holds (audited).
+    #[serde(default)]
+    pub override_freeze: Option<String>,
 }
 
 /// Starts a deploy and answers at once with the running deployment
@@ -83,9 +87,12 @@ pub async fn deploy(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<DeployRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    let options = DeployOptions {
+        override_freeze: req.override_freeze,
+    };
     let prepared = st
         .engine
-        .prepare_deploy(&actor, &name, &req.version)
+        .prepare_deploy(&actor, &name, &req.version, &options)
         .await?;
     started(&st, &actor, prepared).await
 }
@@ -133,4 +140,48 @@ pub async fn rollback(
     ApiJson(req): ApiJson<RollbackRequest>,
 ) -> ApiResult<Json<DeploymentView>> {
     Ok(Json(st.engine.rollback(&actor, &name, &req.reason).await?))
+}
+
+/// The environment's freeze windows, and which holds now.
+#[utoipa::path(get, path = "/api/v1/environments/{name}/freezes", tag = "environments",
+    params(("name" = String, Path)),
+    responses((status = 200, body = Vec<FreezeView>), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn freezes(
+    State(st): State<AppState>,
+    ApiActor(actor): ApiActor,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<FreezeView>>> {
+    Ok(Json(st.engine.freezes(&actor, &name).await?))
+}
+
+/// Adds a freeze window (admins): no deploys while it holds; rollbacks go
+/// through.
+#[utoipa::path(post, path = "/api/v1/environments/{name}/freezes", tag = "environments",
+    params(("name" = String, Path)), request_body = NewFreeze,
+    responses((status = 201, body = FreezeView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn add_freeze(
+    State(st): State<AppState>,
+    ApiActor(actor): ApiActor,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<NewFreeze>,
+) -> ApiResult<impl IntoResponse> {
+    let view = st.engine.add_freeze(&actor, &name, &req).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Removes a freeze window (admins).
+#[utoipa::path(delete, path = "/api/v1/environments/{name}/freezes/{id}", tag = "environments",
+    params(("name" = String, Path), ("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn remove_freeze(
+    State(st): State<AppState>,
+    ApiActor(actor): ApiActor,
+    Path((name, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    st.engine.remove_freeze(&actor, &name, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

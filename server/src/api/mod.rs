@@ -45,6 +45,8 @@ fn parts() -> (Router<AppState>, OpenApi) {
         .routes(routes!(environments::show))
         .routes(routes!(environments::history, environments::deploy))
         .routes(routes!(environments::rollback))
+        .routes(routes!(environments::freezes, environments::add_freeze))
+        .routes(routes!(environments::remove_freeze))
         .routes(routes!(deployments::show))
         .routes(routes!(releases::promote))
         .routes(routes!(releases::list, releases::create))

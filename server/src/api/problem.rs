@@ -17,7 +17,7 @@ pub struct Problem {
     /// What went wrong and what to do, for people.
     pub detail: String,
     /// Stable across releases: `unauthenticated`, `invalid_token`,
-    /// `forbidden`, `not_found`, `conflict`, `deploy_in_progress`,
+    /// `forbidden`, `not_found`, `conflict`, `deploy_in_progress`, `frozen`,
     /// `not_approved`, `no_standby`, `invalid_input`, `unsupported_media_type`,
     /// `payload_too_large`, `rate_limited`, `unavailable`, `internal`.
     pub code: &'static str,
@@ -61,6 +61,7 @@ impl From<engine::Error> for Problem {
         let code = match &e {
             E::BadToken(_) => "invalid_token",
             E::DeployInProgress { .. } => "deploy_in_progress",
+            E::Frozen { .. } => "frozen",
             E::NotApproved(_) => "not_approved",
             E::NoStandby(_) => "no_standby",
             _ => match e.kind() {

@@ -96,6 +96,9 @@ pub async fn sign(
 pub struct ReleaseDeployRequest {
     /// The release revision the deployer reviewed.
     pub revision: i64,
+    /// Admins: why to deploy although a freeze window holds (audited).
+    #[serde(default)]
+    pub override_freeze: Option<String>,
 }
 
 /// Deploys an approved release; answers at once with the running
@@ -113,7 +116,14 @@ pub async fn deploy(
 ) -> ApiResult<impl IntoResponse> {
     let prepared = st
         .engine
-        .prepare_release_deploy(&actor, id, req.revision)
+        .prepare_release_deploy(
+            &actor,
+            id,
+            req.revision,
+            &engine::pipeline::DeployOptions {
+                override_freeze: req.override_freeze,
+            },
+        )
         .await?;
     started(&st, &actor, prepared).await
 }

@@ -33,11 +33,13 @@ pub enum Remote {
         version: String,
         wait: bool,
         timeout: Duration,
+        override_freeze: Option<String>,
     },
     ReleaseDeploy {
         id: i64,
         wait: bool,
         timeout: Duration,
+        override_freeze: Option<String>,
     },
     Rollback {
         environment: String,
@@ -193,21 +195,27 @@ async fn execute(client: &Client, output: Output, command: Remote) -> Result<i32
             version,
             wait,
             timeout,
+            override_freeze,
         } => {
             let started: DeploymentDetail = client
                 .post(
                     &format!("/environments/{environment}/deployments"),
-                    json!({ "version": version }),
+                    json!({ "version": version, "override_freeze": override_freeze }),
                 )
                 .await?;
             return follow::deployment(client, output, started, wait, timeout).await;
         }
-        Remote::ReleaseDeploy { id, wait, timeout } => {
+        Remote::ReleaseDeploy {
+            id,
+            wait,
+            timeout,
+            override_freeze,
+        } => {
             let release: ReleaseView = client.get(&format!("/releases/{id}")).await?;
             let started: DeploymentDetail = client
                 .post(
                     &format!("/releases/{id}/deploy"),
-                    json!({ "revision": release.revision }),
+                    json!({ "revision": release.revision, "override_freeze": override_freeze }),
                 )
                 .await?;
             return follow::deployment(client, output, started, wait, timeout).await;
