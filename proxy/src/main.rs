@@ -137,6 +137,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // whoever reads it may send SIGTERM at once, and an uninstalled handler
     // would let that kill the proxy without finishing in-flight requests.
     let stop = StopSignals::install();
+    // SIGHUP too (certificate reload): its default action ends the process.
+    let hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => Some(hangups),
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGHUP; certificates reload on the timer only");
+            None
+        }
+    };
 
     if let Some(path) = &cli.ready_file {
         let info = ReadyInfo {
@@ -153,8 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     let reload_on_hangup = async {
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; certificates reload on the timer only");
+        let Some(mut hangups) = hangups else {
             return std::future::pending().await;
         };
         while hangups.recv().await.is_some() {

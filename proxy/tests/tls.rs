@@ -668,3 +668,82 @@ async fn no_request_fails_during_switches_under_tls_load() {
     assert!(seen_blue.load(Ordering::Relaxed) > 0);
     assert!(seen_green.load(Ordering::Relaxed) > 0);
 }
+
+#[tokio::test]
+async fn the_binary_serves_a_certbot_style_dir_and_reloads_on_sighup() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    // certbot's layout: live/<host>/fullchain.pem + privkey.pem.
+    let live = dir.path().join("live");
+    let host_dir = live.join("a.test");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let write = |issued: &Issued| {
+        std::fs::write(host_dir.join("fullchain.pem"), &issued.cert_pem).unwrap();
+        std::fs::write(host_dir.join("privkey.pem"), &issued.key_pem).unwrap();
+    };
+    let old = ca.issue(&["a.test"]);
+    write(&old);
+    let live_arg = live.to_str().unwrap();
+    // A timer that never fires during the test: only SIGHUP reloads.
+    let proxy = support::spawned::start_proxy_with(
+        dir.path(),
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-dir",
+            live_arg,
+            "--tls-reload-secs",
+            "3600",
+        ],
+    );
+    let tls_addr = proxy
+        .info
+        .tls
+        .expect("the ready file names the TLS listener");
+    let client = ca.client(H1);
+    let stream = connect(&client, tls_addr, "a.test").await.unwrap();
+    assert_eq!(served_leaf(&stream), old.der);
+
+    let new = ca.issue(&["a.test"]);
+    write(&new);
+    kill(Pid::from_raw(proxy.info.pid as i32), Signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stream = connect(&client, tls_addr, "a.test").await.unwrap();
+        if served_leaf(&stream) == new.der {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(dir.path().join("proxy.log")).unwrap();
+    assert!(log.contains("TLS certificate reloaded"), "{log}");
+}
+
+#[test]
+fn the_binary_refuses_tls_flags_without_a_listener_or_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+    let run = |extra: &[&str]| {
+        let out = support::spawned::proxy_command(dir.path(), &dir.path().join("token"))
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--tls-dir", "/nonexistent"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--tls-listen"), "{err}");
+    let (code, err) = run(&["--tls-listen", "127.0.0.1:0", "--tls-cert", "a.test"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("HOST=CERT.pem:KEY.pem"), "{err}");
+    let (code, err) = run(&["--tls-listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no certificate"), "{err}");
+}
