@@ -47,6 +47,8 @@ struct RouteBody {
     #[serde(default)]
     path_prefix: Option<String>,
     #[serde(default)]
+    redirect_https: bool,
+    #[serde(default)]
     table: Option<RouteTable>,
 }
 
@@ -107,6 +109,7 @@ fn parse_route(body: &[u8]) -> Result<RouteChange, AdminError> {
     Ok(RouteChange {
         hosts: body.hosts,
         path_prefix: body.path_prefix,
+        redirect_https: body.redirect_https,
         table: body.table,
     })
 }

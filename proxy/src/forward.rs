@@ -78,6 +78,10 @@ pub struct Forwarder {
     response_header_timeout: Duration,
     console_cookies: ConsoleCookies,
     listener: Listener,
+    /// Connections came over TLS (`X-Forwarded-Proto: https`, no redirect).
+    tls: bool,
+    /// Where a route's HTTP → HTTPS redirect points ([`crate::redirect`]).
+    https_port: u16,
     /// New clients seen while a canary split is on; spreads them exactly.
     new_clients: Arc<AtomicU64>,
 }
@@ -92,8 +96,24 @@ impl Forwarder {
             response_header_timeout: config.response_header_timeout,
             console_cookies: config.console_cookies,
             listener: Listener::Public,
+            tls: false,
+            https_port: 443,
             new_clients: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The same forwarder for the TLS listener: same tables, metrics and
+    /// canary counter, routed exactly like plain requests.
+    pub fn over_tls(&self) -> Self {
+        Forwarder {
+            tls: true,
+            ..self.clone()
+        }
+    }
+
+    /// Redirects to HTTPS name this port (the TLS listener's).
+    pub fn with_https_port(self, https_port: u16) -> Self {
+        Forwarder { https_port, ..self }
     }
 
     /// The same forwarder for another listener.
@@ -199,6 +219,11 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
     let lookup = f.routing.lookup(|| request_host(&req), req.uri().path());
     let (table, metrics, new_clients): (&RouteTable, &Arc<SlotMetrics>, &AtomicU64) = match &lookup
     {
+        Lookup::Route(route)
+            if route.redirects_to_https() && !f.tls && f.listener == Listener::Public =>
+        {
+            return to_https(&req, f.https_port);
+        }
         Lookup::Route(route) => (route.table(), route.metrics(), route.new_clients()),
         Lookup::Default(table) => (table, &f.metrics, &f.new_clients),
         Lookup::Unrouted => {
@@ -236,7 +261,7 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
         (protocol, client_side)
     });
 
-    let mut outbound = upstream_request(req, Some(&conn.client_ip), &f.console_cookies);
+    let mut outbound = upstream_request(req, Some(&conn.client_ip), &f.console_cookies, f.tls);
     if let Some((protocol, _)) = &upgrade {
         let headers = outbound.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -386,6 +411,7 @@ fn upstream_request<B>(
     req: Request<B>,
     client_ip: Option<&HeaderValue>,
     console_cookies: &ConsoleCookies,
+    tls: bool,
 ) -> Request<B> {
     let (mut parts, body) = req.into_parts();
 
@@ -430,9 +456,10 @@ fn upstream_request<B>(
         };
         parts.headers.insert(X_FORWARDED_FOR, forwarded_for);
     }
+    let proto = if tls { "https" } else { "http" };
     parts
         .headers
-        .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        .insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
 
     Request::from_parts(parts, body)
 }
@@ -492,6 +519,24 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
+}
+
+/// 308 to the same URL over HTTPS; not counted in any slot's metrics (no
+/// slot is involved), like a 404 for an unknown host.
+fn to_https<B>(req: &Request<B>, https_port: u16) -> Response<ProxyBody> {
+    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = request_host(req)
+        .and_then(|host| crate::redirect::location(host, path_and_query, https_port));
+    let Some(location) = location else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "switchyard-proxy: cannot redirect to HTTPS: bad Host\n".to_string(),
+        );
+    };
+    let mut response = Response::new(ProxyBody::Text(None));
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    response.headers_mut().insert(header::LOCATION, location);
+    response
 }
 
 fn plain(status: StatusCode, body: String) -> Response<ProxyBody> {
@@ -687,6 +732,7 @@ mod tests {
             req,
             Some(&HeaderValue::from_static("192.0.2.7")),
             &ConsoleCookies::default(),
+            false,
         );
         assert_eq!(out.uri(), "/a/b?c=d");
         assert_eq!(out.version(), Version::HTTP_11);

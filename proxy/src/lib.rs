@@ -23,31 +23,39 @@
 //! * [`admin`]: the admin API (routing, status, metrics, drain status).
 //! * [`upstream_policy`]: which addresses a routing table may send users to.
 //! * [`console_cookies`]: the console's session cookie, never forwarded.
+//! * [`tls`] and [`certs`]: the optional TLS listener (`--tls-listen`),
+//!   certificates by SNI reloaded from their files; [`redirect`]: a route's
+//!   HTTP → HTTPS redirect.
 
 pub mod admin;
 mod admin_routes;
 pub mod admin_socket;
+pub mod certs;
 pub mod console_cookies;
 pub mod forward;
 pub mod host_match;
 pub mod metrics;
 pub mod ready_file;
+mod redirect;
 pub mod route_table;
 pub mod routes;
 pub mod routing;
 pub mod serve;
 pub mod state_file;
+pub mod tls;
 pub mod token;
 mod upstream_conn;
 pub mod upstream_policy;
 
 use crate::admin::AdminState;
+use crate::certs::{CertStore, ReloadReport};
 use crate::forward::{ForwardConfig, Forwarder};
 use crate::metrics::{Listener, SlotMetrics};
 use crate::route_table::RouteTable;
 use crate::routes::RouteSet;
 use crate::routing::Routing;
 use crate::state_file::{StateFile, StateFileError};
+use crate::tls::{TlsConfig, TlsError};
 use crate::token::AdminToken;
 use crate::upstream_policy::{Network, UpstreamPolicy};
 use std::future::IntoFuture;
@@ -80,6 +88,8 @@ pub struct ProxyConfig {
     /// client connection, its upstream connection and their wake-ups stay
     /// on one thread (`switchyard-proxy --threads`; see docs/ARCHITECTURE.md).
     pub extra_workers: usize,
+    /// A TLS listener besides the plain one (`--tls-listen`).
+    pub tls: Option<TlsConfig>,
 }
 
 impl ProxyConfig {
@@ -100,6 +110,7 @@ impl ProxyConfig {
             forward: ForwardConfig::default(),
             drain_timeout: Duration::from_secs(30),
             extra_workers: 0,
+            tls: None,
         }
     }
 }
@@ -110,6 +121,8 @@ pub enum StartError {
     StateFile(#[from] StateFileError),
     #[error("cannot serve the admin API on a unix socket: {0}")]
     AdminSocket(#[from] admin_socket::SocketError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot start data-plane thread: {0}")]
     Worker(std::io::Error),
     #[error("cannot listen on {addr} ({what}): {source}")]
@@ -126,8 +139,11 @@ pub struct RunningProxy {
     pub listen_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub preview_addr: Option<SocketAddr>,
+    /// The TLS listener, when started with one.
+    pub tls_addr: Option<SocketAddr>,
     pub routing: Arc<Routing>,
     pub metrics: Arc<SlotMetrics>,
+    certs: Option<Arc<CertStore>>,
     stop: watch::Sender<bool>,
     servers: JoinHandle<()>,
     workers: Vec<std::thread::JoinHandle<()>>,
@@ -135,6 +151,15 @@ pub struct RunningProxy {
 }
 
 impl RunningProxy {
+    /// Re-reads the TLS certificate files now (SIGHUP) rather than at the
+    /// next tick of the reload timer. Nothing to do without a TLS listener.
+    pub async fn reload_certs(&self) -> ReloadReport {
+        match &self.certs {
+            Some(store) => tls::reload(store).await,
+            None => ReloadReport::default(),
+        }
+    }
+
     /// Stops accepting connections, lets in-flight requests finish (up to the
     /// drain timeout) and returns.
     pub async fn shutdown(self) {
@@ -174,7 +199,15 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         Some(addr) => Some((addr, bind("preview listener", addr).await?)),
         None => None,
     };
+    let tls_listener = match &config.tls {
+        Some(tls) => Some((tls.listen, bind("TLS listener", tls.listen).await?)),
+        None => None,
+    };
     let listen_addr = local_addr("public listener", config.listen, &public)?;
+    let tls_addr = match &tls_listener {
+        Some((addr, listener)) => Some(local_addr("TLS listener", *addr, listener)?),
+        None => None,
+    };
     let admin_addr = local_addr("admin listener", config.admin, &admin)?;
     let preview_addr = match &preview {
         Some((addr, listener)) => Some(local_addr("preview listener", *addr, listener)?),
@@ -186,6 +219,17 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     if let Some(addr) = preview_addr {
         policy = policy.with_own_listener("preview", addr);
     }
+    if let Some(addr) = tls_addr {
+        policy = policy.with_own_listener("tls", addr);
+    }
+    // Certificates before anything serves: a bad file refuses the start.
+    let (certs, acceptor) = match config.tls.clone() {
+        Some(tls) => {
+            let (store, acceptor) = tls::acceptor(tls.certs)?;
+            (Some((store, tls.reload_interval)), Some(acceptor))
+        }
+        None => (None, None),
+    };
 
     let state_file = StateFile::new(&config.state_file);
     let (initial, routes) = match state_file.load_state(&policy)? {
@@ -213,7 +257,8 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         tracing::warn!(%admin_addr, "admin API listens on a non-loopback address; the bearer token is all that protects routing");
     }
 
-    let forwarder = Forwarder::new(Arc::clone(&routing), Arc::clone(&metrics), config.forward);
+    let forwarder = Forwarder::new(Arc::clone(&routing), Arc::clone(&metrics), config.forward)
+        .with_https_port(tls_addr.map_or(443, |a| a.port()));
     let admin_app = admin::app(AdminState {
         routing: Arc::clone(&routing),
         metrics: Arc::clone(&metrics),
@@ -226,13 +271,16 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         let listeners = (
             share(&public),
             preview.as_ref().map(|(_, l)| share(l)).transpose(),
+            tls_listener.as_ref().map(|(_, l)| share(l)).transpose(),
         );
-        let (public_fd, preview_fd) = match listeners {
-            (Ok(public), Ok(preview)) => (public, preview),
-            (Err(e), _) | (_, Err(e)) => return Err(StartError::Worker(e)),
+        let (public_fd, preview_fd, tls_fd) = match listeners {
+            (Ok(public), Ok(preview), Ok(tls)) => (public, preview, tls),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(StartError::Worker(e)),
         };
         let public_forwarder = forwarder.for_listener(Listener::Public);
         let preview_forwarder = forwarder.for_listener(Listener::Preview);
+        let tls_forwarder = forwarder.over_tls();
+        let acceptor = acceptor.clone();
         let stopped = stopped.clone();
         let worker = std::thread::Builder::new()
             .name(format!("data-plane-{}", i + 1))
@@ -251,18 +299,26 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
                     let preview = async {
                         if let Some(fd) = preview_fd {
                             match TcpListener::from_std(fd) {
-                                Ok(l) => serve::data_plane(l, preview_forwarder, stopped.clone()).await,
+                                Ok(l) => serve::data_plane(l, preview_forwarder, None, stopped.clone()).await,
                                 Err(err) => tracing::error!(%err, "preview listener lost on a data-plane thread"),
                             }
                         }
                     };
                     let public = async {
                         match TcpListener::from_std(public_fd) {
-                            Ok(l) => serve::data_plane(l, public_forwarder, stopped.clone()).await,
+                            Ok(l) => serve::data_plane(l, public_forwarder, None, stopped.clone()).await,
                             Err(err) => tracing::error!(%err, "public listener lost on a data-plane thread"),
                         }
                     };
-                    tokio::join!(public, preview);
+                    let tls = async {
+                        if let (Some(fd), Some(acceptor)) = (tls_fd, acceptor) {
+                            match TcpListener::from_std(fd) {
+                                Ok(l) => serve::data_plane(l, tls_forwarder, Some(acceptor), stopped.clone()).await,
+                                Err(err) => tracing::error!(%err, "TLS listener lost on a data-plane thread"),
+                            }
+                        }
+                    };
+                    tokio::join!(public, preview, tls);
                 });
             })
             .map_err(StartError::Worker)?;
@@ -272,10 +328,23 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         serve::data_plane(
             listener,
             forwarder.for_listener(Listener::Preview),
+            None,
             stopped.clone(),
         )
     });
-    let data_server = serve::data_plane(public, forwarder, stopped.clone());
+    let tls_server = match (tls_listener, acceptor) {
+        (Some((_, listener)), Some(acceptor)) => Some(serve::data_plane(
+            listener,
+            forwarder.over_tls(),
+            Some(acceptor),
+            stopped.clone(),
+        )),
+        _ => None,
+    };
+    let cert_reloader = certs
+        .as_ref()
+        .map(|(store, every)| tls::reload_every(Arc::clone(store), *every, stopped.clone()));
+    let data_server = serve::data_plane(public, forwarder, None, stopped.clone());
     let admin_unix_server = admin_unix.map(|listener| {
         axum::serve(listener, admin_app.clone())
             .with_graceful_shutdown(wait_for_stop(stopped.clone()))
@@ -297,8 +366,25 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
                 None => Ok(()),
             }
         };
-        let ((), admin, admin_unix, (), ()) =
-            tokio::join!(data_server, admin_server, admin_unix, preview, ticker);
+        let tls = async move {
+            if let Some(server) = tls_server {
+                server.await
+            }
+        };
+        let cert_reloader = async move {
+            if let Some(reloader) = cert_reloader {
+                reloader.await
+            }
+        };
+        let ((), admin, admin_unix, (), (), (), ()) = tokio::join!(
+            data_server,
+            admin_server,
+            admin_unix,
+            preview,
+            tls,
+            cert_reloader,
+            ticker
+        );
         if let Err(err) = admin {
             tracing::error!(%err, "admin listener failed");
         }
@@ -307,11 +393,13 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         }
     });
 
-    tracing::info!(%listen_addr, %admin_addr, preview_addr = ?preview_addr, "switchyard-proxy serving");
+    tracing::info!(%listen_addr, %admin_addr, preview_addr = ?preview_addr, tls_addr = ?tls_addr, "switchyard-proxy serving");
     Ok(RunningProxy {
         listen_addr,
         admin_addr,
         preview_addr,
+        tls_addr,
+        certs: certs.map(|(store, _)| store),
         routing,
         metrics,
         stop,

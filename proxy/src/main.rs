@@ -2,14 +2,18 @@
 //! SIGTERM/SIGINT. Exit code 1 when it cannot start.
 
 use clap::Parser;
+use proxy::certs::{CertPair, CertSources};
 use proxy::console_cookies::{self, ConsoleCookies};
 use proxy::ready_file::{self, ReadyInfo};
+use proxy::tls::TlsConfig;
 use proxy::token::AdminToken;
 use proxy::upstream_policy::Network;
 use proxy::ProxyConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +62,32 @@ struct Cli {
     /// (default: one per CPU). The admin API shares the first.
     #[arg(long)]
     threads: Option<usize>,
+    /// A TLS listener besides --listen, e.g. 0.0.0.0:443: same routes,
+    /// certificates chosen by SNI, HTTP/2 or HTTP/1.1 by ALPN.
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Option<SocketAddr>,
+    /// A certificate for a host (or `*.example.com`): PEM chain (leaf first)
+    /// and PEM key, e.g. shop.example.com=/etc/letsencrypt/live/shop.example.com/fullchain.pem:/etc/letsencrypt/live/shop.example.com/privkey.pem;
+    /// repeat for more.
+    #[arg(
+        long = "tls-cert",
+        value_name = "HOST=CERT:KEY",
+        requires = "tls_listen"
+    )]
+    tls_cert: Vec<CertPair>,
+    /// A directory of certificates: DIR/<host>.crt + DIR/<host>.key, or
+    /// DIR/<host>/fullchain.pem + privkey.pem (certbot's live/ directory);
+    /// `_wildcard.example.com` stands for `*.example.com`. Repeatable.
+    #[arg(long = "tls-dir", value_name = "DIR", requires = "tls_listen")]
+    tls_dir: Vec<PathBuf>,
+    /// The host whose certificate clients without SNI (or with a name no
+    /// certificate covers) get; without it their handshake fails.
+    #[arg(long, value_name = "HOST", requires = "tls_listen")]
+    tls_default: Option<String>,
+    /// How often the certificate files are re-read, in seconds (SIGHUP
+    /// re-reads them at once).
+    #[arg(long, value_name = "SECS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    tls_reload_secs: u64,
 }
 
 // The main thread's runtime is one data-plane thread (plus the admin API);
@@ -92,17 +122,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     config.extra_workers = threads.max(1) - 1;
+    if let Some(listen) = cli.tls_listen {
+        let certs = CertSources {
+            pairs: cli.tls_cert,
+            dirs: cli.tls_dir,
+            default_host: cli.tls_default.map(|h| h.to_ascii_lowercase()),
+        };
+        let mut tls = TlsConfig::new(listen, certs);
+        tls.reload_interval = Duration::from_secs(cli.tls_reload_secs);
+        config.tls = Some(tls);
+    }
     let proxy = proxy::start(config).await?;
     // Signal handlers go in before the ready file says the proxy is up:
     // whoever reads it may send SIGTERM at once, and an uninstalled handler
     // would let that kill the proxy without finishing in-flight requests.
     let stop = StopSignals::install();
+    // SIGHUP too (certificate reload): its default action ends the process.
+    let hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => Some(hangups),
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGHUP; certificates reload on the timer only");
+            None
+        }
+    };
 
     if let Some(path) = &cli.ready_file {
         let info = ReadyInfo {
             listen: proxy.listen_addr,
             admin: proxy.admin_addr,
             preview: proxy.preview_addr,
+            tls: proxy.tls_addr,
             pid: std::process::id(),
         };
         if let Err(err) = ready_file::write(path, &info) {
@@ -111,7 +160,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 
-    stop.wait().await;
+    let reload_on_hangup = async {
+        let Some(mut hangups) = hangups else {
+            return std::future::pending().await;
+        };
+        while hangups.recv().await.is_some() {
+            let report = proxy.reload_certs().await;
+            tracing::info!(loaded = ?report.loaded, refused = ?report.refused, "SIGHUP: certificates re-read");
+        }
+    };
+    tokio::select! {
+        () = stop.wait() => {}
+        () = reload_on_hangup => {}
+    }
     tracing::info!("shutting down: finishing in-flight requests");
     proxy.shutdown().await;
     Ok(())
@@ -125,7 +186,6 @@ struct StopSignals {
 
 impl StopSignals {
     fn install() -> Self {
-        use tokio::signal::unix::{signal, SignalKind};
         let install = |kind: SignalKind, name: &str| match signal(kind) {
             Ok(s) => Some(s),
             Err(err) => {

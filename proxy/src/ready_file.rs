@@ -12,6 +12,9 @@ pub struct ReadyInfo {
     /// The preview listener, when started with `--preview`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<SocketAddr>,
+    /// The TLS listener, when started with `--tls-listen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SocketAddr>,
     pub pid: u32,
 }
 

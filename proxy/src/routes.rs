@@ -37,7 +37,16 @@ pub struct RouteSpec {
     pub hosts: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
+    /// The plain listener answers 308 to the same URL over HTTPS instead
+    /// of forwarding ([`crate::redirect`]). Left out when off, so state
+    /// files written before it existed read the same.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub redirect_https: bool,
     pub table: RouteTable,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Why a route is refused. Every message names the field at fault.
@@ -157,6 +166,7 @@ pub struct NamedRoute {
     prefix: PathPrefix,
     /// As given (`/` stays `/`), so an answer shows what was PUT.
     prefix_text: Option<String>,
+    redirect_https: bool,
     table: Arc<RouteTable>,
     metrics: Arc<SlotMetrics>,
     /// New clients seen while a canary split is on; spreads them exactly.
@@ -178,6 +188,7 @@ pub(crate) struct CheckedClaim {
     hosts: Vec<HostPattern>,
     prefix: PathPrefix,
     prefix_text: Option<String>,
+    redirect_https: bool,
 }
 
 impl CheckedClaim {
@@ -210,7 +221,14 @@ impl CheckedClaim {
             hosts: patterns,
             prefix: PathPrefix::parse(path_prefix)?,
             prefix_text: path_prefix.map(str::to_string),
+            redirect_https: false,
         })
+    }
+
+    /// Plain-listener requests of this route are redirected to HTTPS.
+    pub(crate) fn redirect_https(mut self, on: bool) -> CheckedClaim {
+        self.redirect_https = on;
+        self
     }
 
     pub(crate) fn into_route(self, table: Arc<RouteTable>, live: RouteLive) -> NamedRoute {
@@ -219,6 +237,7 @@ impl CheckedClaim {
             hosts: self.hosts,
             prefix: self.prefix,
             prefix_text: self.prefix_text,
+            redirect_https: self.redirect_https,
             table,
             metrics: live.metrics,
             new_clients: live.new_clients,
@@ -241,6 +260,11 @@ impl NamedRoute {
         &self.metrics
     }
 
+    /// Whether the plain listener answers 308 to HTTPS instead of forwarding.
+    pub fn redirects_to_https(&self) -> bool {
+        self.redirect_https
+    }
+
     pub(crate) fn new_clients(&self) -> &AtomicU64 {
         &self.new_clients
     }
@@ -259,6 +283,7 @@ impl NamedRoute {
             hosts: self.hosts.clone(),
             prefix: self.prefix.clone(),
             prefix_text: self.prefix_text.clone(),
+            redirect_https: self.redirect_https,
             table,
             metrics: Arc::clone(&self.metrics),
             new_clients: Arc::clone(&self.new_clients),
@@ -270,6 +295,7 @@ impl NamedRoute {
             name: self.name.to_string(),
             hosts: self.hosts.iter().map(ToString::to_string).collect(),
             path_prefix: self.prefix_text.clone(),
+            redirect_https: self.redirect_https,
             table: RouteTable::clone(&self.table),
         }
     }
@@ -300,7 +326,8 @@ impl RouteSet {
         for spec in specs {
             let fail = |e: RouteError| (spec.name.clone(), e);
             let claim = CheckedClaim::check(&spec.name, &spec.hosts, spec.path_prefix.as_deref())
-                .map_err(fail)?;
+                .map_err(fail)?
+                .redirect_https(spec.redirect_https);
             if set.by_name.contains_key(&*claim.name) {
                 return Err(fail(RouteError::Repeated(spec.name.clone())));
             }

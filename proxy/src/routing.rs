@@ -40,6 +40,8 @@ impl From<RouteError> for SwitchError {
 pub struct RouteChange {
     pub hosts: Vec<String>,
     pub path_prefix: Option<String>,
+    /// Plain-listener requests are answered 308 to HTTPS (default off).
+    pub redirect_https: bool,
     /// `None` keeps the route's table (an empty one for a new route);
     /// `Some` is fenced by generation like `PUT /admin/routing`.
     pub table: Option<RouteTable>,
@@ -181,7 +183,8 @@ impl Routing {
         name: &str,
         change: RouteChange,
     ) -> Result<(Arc<NamedRoute>, bool), SwitchError> {
-        let claim = CheckedClaim::check(name, &change.hosts, change.path_prefix.as_deref())?;
+        let claim = CheckedClaim::check(name, &change.hosts, change.path_prefix.as_deref())?
+            .redirect_https(change.redirect_https);
         if let Some(table) = &change.table {
             table.validate(&self.policy).map_err(RouteError::Table)?;
         }

@@ -6,21 +6,26 @@
 //! clone and the forward itself — no router, no state clone, no extra task.
 
 use crate::forward::{self, ClientConn, Forwarder};
+use crate::tls::HANDSHAKE_TIMEOUT;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// Serves `listener` until `stopped` says so, then waits for the open
-/// connections' requests to finish (the caller bounds the wait).
+/// connections' requests to finish (the caller bounds the wait). With an
+/// acceptor, each connection shakes hands first ([`crate::tls`]), in its own
+/// task so a slow client never holds up the accept loop.
 pub async fn data_plane(
     listener: TcpListener,
     forwarder: Forwarder,
+    tls: Option<TlsAcceptor>,
     stopped: watch::Receiver<bool>,
 ) {
     let forwarder = Arc::new(forwarder);
@@ -49,6 +54,16 @@ pub async fn data_plane(
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
         let client = Arc::new(ClientConn::new(Arc::clone(&forwarder), peer.ip()));
+        if let Some(acceptor) = &tls {
+            tokio::spawn(serve_tls(
+                acceptor.clone(),
+                stream,
+                client,
+                builder.clone(),
+                graceful.watcher(),
+            ));
+            continue;
+        }
         let service = service_fn(move |req| {
             let client = Arc::clone(&client);
             async move { Ok::<_, Infallible>(forward::forward(client, req).await) }
@@ -65,4 +80,37 @@ pub async fn data_plane(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// One TLS client connection: the handshake (bounded), then hyper as on
+/// the plain listener. A failed handshake (no certificate for the name, a
+/// client that does not trust it, garbage) ends this connection only.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    client: Arc<ClientConn>,
+    builder: auto::Builder<TokioExecutor>,
+    graceful: Watcher,
+) {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out");
+            return;
+        }
+    };
+    let service = service_fn(move |req| {
+        let client = Arc::clone(&client);
+        async move { Ok::<_, Infallible>(forward::forward(client, req).await) }
+    });
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .into_owned();
+    if let Err(err) = graceful.watch(connection).await {
+        tracing::debug!(%err, "TLS client connection ended with an error");
+    }
 }

@@ -304,6 +304,8 @@ mod tests {
                 name: "shop".into(),
                 hosts: vec!["shop.example.com".into(), "*.shop.example.com".into()],
                 path_prefix: Some("/api".into()),
+                // Persisted with the route: the redirect survives a restart.
+                redirect_https: true,
                 table: table(7, 9001),
             }],
         };
