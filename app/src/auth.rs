@@ -194,7 +194,7 @@ pub fn LoginPage() -> impl IntoView {
         _ => None,
     };
     view! {
-        <main class="login">
+        <main id=crate::MAIN_ID class="login">
             <h1>"Switchyard"</h1>
             <p class="subtitle">"Blue-green deployments you can trust with production."</p>
             <ActionForm action=login>

@@ -103,7 +103,10 @@ pub fn DashboardPage() -> impl IntoView {
             .into_iter()
             .map(|name| view! { <EnvironmentPanel name role/> })
             .collect_view();
-        (o.user, panels)
+        // One <h1> per page; each environment's name is an <h2> under it.
+        // Hidden on screen, where the top bar already says where this is.
+        let contents = view! { <h1 class="visually-hidden">"Dashboard"</h1> {panels} };
+        (o.user, contents)
     })
 }
 
@@ -157,7 +160,7 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
                     }
                 })}
             </Transition>
-            <h3>"Traffic through the router"</h3>
+            <h3 class="traffic-heading">"Traffic through the router"</h3>
             <crate::traffic::TrafficPanel name=name.clone() tick/>
             {can_operate.then(|| view! { <crate::slot_output::SlotOutputPanel name=name.clone() tick/> })}
             {if can_operate {
@@ -165,7 +168,7 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
             } else {
                 view! { <p class="notice">"Your role can view this environment but not change it."</p> }.into_any()
             }}
-            <h3>"History"</h3>
+            <h3 class="history-heading">"History"</h3>
             <Transition fallback=|| view! { <p class="notice">"Loading history…"</p> }>
                 {move || Suspend::new(async move {
                     match history.await {
@@ -257,7 +260,22 @@ fn OperateForms(
 
 #[component]
 fn EnvironmentStatus(env: EnvironmentView) -> impl IntoView {
+    // What users get, in one line: on a phone the slot cards stack and the
+    // active one may be the second (style/main.css shows this line there).
+    let live = env
+        .active
+        .and_then(|color| env.slots.iter().find(|s| s.color == color))
+        .map(|s| {
+            let version = s.version.clone().unwrap_or_else(|| "no version".into());
+            format!("{version} ({})", s.color)
+        });
     view! {
+        <p class="live" data-testid="live-version">
+            {match live {
+                Some(l) => view! { "Users get " <strong>{l}</strong> }.into_any(),
+                None => "Nothing is live yet".into_any(),
+            }}
+        </p>
         <p class="app-url">
             "Users reach " <a href=crate::links::web_link(&env.app_url) data-testid="app-url">{env.app_url.clone()}</a>
         </p>

@@ -81,6 +81,9 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/switchyard.css"/>
         <Title text="Switchyard"/>
+        // The first thing a keyboard reaches: past the top bar's links to the
+        // page itself. Every page's `<main>` carries the id (`MAIN_ID`).
+        <a class="skip-link" href=format!("#{MAIN_ID}")>"Skip to main content"</a>
         // Every page renders whole before its first byte is sent (`Async`):
         // a page's status (403 for a page this person may not see, 404 for a
         // missing deployment) is set by the data it loads, and with streaming
@@ -106,6 +109,9 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// The id of every page's `<main>`: the skip link's target.
+pub const MAIN_ID: &str = "main";
+
 /// An address that names no page: 404, so that links checkers and monitors
 /// see a missing page as one.
 #[component]
@@ -114,5 +120,10 @@ fn NotFound() -> impl IntoView {
     if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
         opts.set_status(axum::http::StatusCode::NOT_FOUND);
     }
-    view! { <p class="notice">"Page not found."</p> }
+    view! {
+        <main id=MAIN_ID class="not-found">
+            <h1>"Page not found"</h1>
+            <p class="notice">"No page has this address. " <a href="/">"Go to the dashboard"</a></p>
+        </main>
+    }
 }

@@ -64,7 +64,10 @@ pub fn SlotOutputPanel(name: String, tick: ReadSignal<u64>) -> impl IntoView {
                     match output.await {
                         None => ().into_any(),
                         Some(Ok(o)) => view! {
-                            <pre class="output" data-testid="slot-output" data-slot=o.color.to_string()>
+                            // It scrolls (style/main.css): a box that scrolls
+                            // must take focus, or a keyboard cannot read it.
+                            <pre class="output" tabindex="0" aria-label=format!("Output of the {} slot", o.color)
+                                data-testid="slot-output" data-slot=o.color.to_string()>
                                 {if o.text.is_empty() { "(nothing printed yet)".to_string() } else { o.text }}
                             </pre>
                             <p class="notice">{format!("The newest {} KiB; secrets are masked.", o.limit_bytes / 1024)}</p>

@@ -169,7 +169,7 @@ pub fn UsersPage() -> impl IntoView {
                 <h1>"Users"</h1>
                 <ActionForm action=create attr:class="create-user">
                     <label>"Username" <input type="text" name="username" required data-testid="new-username"/></label>
-                    <label>"Role" <RoleSelect selected=Role::Viewer/></label>
+                    <label>"Role" <RoleSelect selected=Role::Viewer label=None/></label>
                     <button type="submit">"Create user"</button>
                 </ActionForm>
                 <UserTable users=p.users role disable reset/>
@@ -232,10 +232,12 @@ fn LoginLocks(locks: Vec<LoginLockView>, unlock: ServerAction<ClearLoginLock>) -
     .into_any()
 }
 
+/// `label`: the select's name where no `<label>` wraps it (a table row
+/// names whose role it is, for screen readers).
 #[component]
-fn RoleSelect(selected: Role) -> impl IntoView {
+fn RoleSelect(selected: Role, label: Option<String>) -> impl IntoView {
     view! {
-        <select name="role">
+        <select name="role" aria-label=label>
             {Role::ALL
                 .into_iter()
                 .map(|r| view! { <option value=r.as_str() selected=r == selected>{r.as_str()}</option> })
@@ -262,13 +264,14 @@ fn UserTable(
                     .map(|u| {
                         let id = u.id.to_string();
                         let (id2, id3) = (id.clone(), id.clone());
+                        let role_label = format!("Role of {}", u.username);
                         view! {
                             <tr data-user=u.username.clone()>
                                 <td>{u.username.clone()}</td>
                                 <td>
                                     <ActionForm action=role attr:class="inline">
                                         <input type="hidden" name="user_id" value=id/>
-                                        <RoleSelect selected=u.role/>
+                                        <RoleSelect selected=u.role label=Some(role_label)/>
                                         <button type="submit">"Change role"</button>
                                     </ActionForm>
                                 </td>

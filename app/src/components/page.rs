@@ -12,7 +12,7 @@ pub fn TopBar(user: SessionUser) -> impl IntoView {
     let is_admin = user.role == model::Role::Admin;
     view! {
         <header class="top">
-            <nav>
+            <nav aria-label="Console">
                 <a class="brand" href="/">"Switchyard"</a>
                 <a href="/">"Dashboard"</a>
                 <a href="/releases">"Releases"</a>
@@ -71,11 +71,11 @@ where
                     let (user, contents) = render(data);
                     view! {
                         <TopBar user/>
-                        <main class=main_class>{contents}</main>
+                        <main id=crate::MAIN_ID class=main_class>{contents}</main>
                     }
                     .into_any()
                 }
-                Err(e) => page_error(e),
+                Err(e) => view! { <main id=crate::MAIN_ID>{page_error(e)}</main> }.into_any(),
             }
         })
     };
