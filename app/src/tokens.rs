@@ -197,7 +197,11 @@ fn TokenTable(tokens: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl
         return view! { <p class="notice" data-testid="no-tokens">"No tokens yet."</p> }.into_any();
     }
     let dash = || "—".to_string();
+    // The table scrolls inside its own box on a phone; the box takes focus
+    // so a keyboard can scroll it even when no row has a button (all
+    // revoked).
     view! {
+        <div class="tokens-scroll" tabindex="0" role="region" aria-label="API tokens">
         <table class="tokens" data-testid="tokens-table">
             <thead>
                 <tr><th>"Token"</th><th>"Owner"</th><th>"Role"</th><th>"Environments"</th>
@@ -241,6 +245,7 @@ fn TokenTable(tokens: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl
                 }).collect_view()}
             </tbody>
         </table>
+        </div>
     }
     .into_any()
 }

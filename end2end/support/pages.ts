@@ -54,6 +54,7 @@ export async function consolePages(page: Page): Promise<ConsolePage[]> {
     signedIn('lock', `/environments/${env}/lock`),
     signedIn('settings', `/environments/${env}/settings`),
     signedIn('users', '/users'),
+    signedIn('tokens', '/tokens'),
     { name: 'login', path: '/login', signedIn: false },
     { name: '404', path: '/no-such-page', signedIn: false },
   ];

@@ -14,8 +14,7 @@ mod child;
 
 use engine::environments;
 use model::StepStatus;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,39 +65,25 @@ impl Site {
         site
     }
 
-    fn bin_dir() -> PathBuf {
-        Path::new(env!("CARGO_BIN_EXE_switchyard"))
-            .parent()
-            .unwrap()
-            .to_path_buf()
-    }
-
     /// Starts the console and waits until it answers and users get an answer.
     async fn start_console(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("console.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args(["serve", "--listen", &self.console])
-            .args(["--app-listen", &self.app, "--proxy-admin", &self.admin])
-            .args(["--proxy-preview", &self.preview])
-            .args(["--demo-checklist", "none", "--health-deadline-secs", "20"])
-            .args(["--demo-staging", "off"])
-            .arg("--site-root")
-            .arg(self.dir.path().join("site"))
-            .env("SWITCHYARD_BIN_DIR", Self::bin_dir())
-            .env("SWITCHYARD_ADMIN_PASSWORD", PASSWORD)
-            .env("RUST_LOG", "info")
-            .env("SWITCHYARD_FAILPOINTS", &self.failpoints)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = child::serve(
+            self.dir.path(),
+            &self.console,
+            &self.app,
+            &self.admin,
+            PASSWORD,
+        )
+        .args([
+            "--proxy-preview",
+            &self.preview,
+            "--health-deadline-secs",
+            "20",
+        ])
+        .env("RUST_LOG", "info")
+        .env("SWITCHYARD_FAILPOINTS", &self.failpoints)
+        .spawn()
+        .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

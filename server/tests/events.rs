@@ -9,8 +9,7 @@
 mod child;
 
 use model::{DeploymentDetail, DeploymentStatus, Role, StepStatus, WatchStatus};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "events-test admin password";
@@ -58,29 +57,17 @@ impl Site {
         std::fs::create_dir_all(dir.path().join("site")).unwrap();
         let [console, app, admin] = child::free_ports();
         let console = format!("127.0.0.1:{console}");
-        let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
-        let bin_dir: PathBuf = Path::new(env!("CARGO_BIN_EXE_switchyard"))
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["serve", "--listen", &console])
-            .args(["--app-listen", &format!("127.0.0.1:{app}")])
-            .args(["--proxy-admin", &format!("127.0.0.1:{admin}")])
-            .args(["--demo-checklist", "none", "--health-deadline-secs", "20"])
-            .args(["--demo-staging", "off"])
-            .arg("--site-root")
-            .arg(dir.path().join("site"))
-            .env("SWITCHYARD_BIN_DIR", bin_dir)
-            .env("SWITCHYARD_ADMIN_PASSWORD", PASSWORD)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = child::serve(
+            dir.path(),
+            &console,
+            &format!("127.0.0.1:{app}"),
+            &format!("127.0.0.1:{admin}"),
+            PASSWORD,
+        )
+        .args(["--health-deadline-secs", "20"])
+        .env("RUST_LOG", "info")
+        .spawn()
+        .unwrap();
         let site = Site {
             dir,
             console,

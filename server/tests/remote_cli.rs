@@ -6,7 +6,6 @@
 
 mod child;
 
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,25 +38,17 @@ impl Site {
         std::fs::create_dir_all(dir.path().join("site")).unwrap();
         let [console, app, admin, preview] = child::free_ports();
         let (console, app) = (format!("127.0.0.1:{console}"), format!("127.0.0.1:{app}"));
-        let log = std::fs::File::create(dir.path().join("console.log")).unwrap();
-        let bin_dir = Path::new(bin()).parent().unwrap();
-        let child = Command::new(bin())
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["serve", "--listen", &console, "--app-listen", &app])
-            .args(["--proxy-admin", &format!("127.0.0.1:{admin}")])
-            .args(["--proxy-preview", &format!("127.0.0.1:{preview}")])
-            .args(["--demo-checklist", "none", "--health-deadline-secs", "4"])
-            .args(["--demo-staging", "off"])
-            .arg("--site-root")
-            .arg(dir.path().join("site"))
-            .env("SWITCHYARD_BIN_DIR", bin_dir)
-            .env("SWITCHYARD_ADMIN_PASSWORD", PASSWORD)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = child::serve(
+            dir.path(),
+            &console,
+            &app,
+            &format!("127.0.0.1:{admin}"),
+            PASSWORD,
+        )
+        .args(["--proxy-preview", &format!("127.0.0.1:{preview}")])
+        .args(["--health-deadline-secs", "4"])
+        .spawn()
+        .unwrap();
         let site = Site {
             dir,
             console,

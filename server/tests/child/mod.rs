@@ -42,3 +42,43 @@ pub fn kill_everything_under(dir: &Path) {
         );
     }
 }
+
+/// `switchyard serve` on `dir` as these tests run it: the demo environment
+/// without a checklist or staging, the first admin's password given, the
+/// sibling binaries (proxy, demo) from this build, its output appended to
+/// `dir/console.log`. Callers add their own flags and start it.
+pub fn serve(
+    dir: &Path,
+    console: &str,
+    app: &str,
+    admin: &str,
+    password: &str,
+) -> std::process::Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_switchyard"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("console.log"))
+        .unwrap();
+    let mut c = std::process::Command::new(bin);
+    c.arg("--data-dir")
+        .arg(dir)
+        .args([
+            "serve",
+            "--listen",
+            console,
+            "--app-listen",
+            app,
+            "--proxy-admin",
+            admin,
+        ])
+        .args(["--demo-checklist", "none", "--demo-staging", "off"])
+        .arg("--site-root")
+        .arg(dir.join("site"))
+        .env("SWITCHYARD_BIN_DIR", bin.parent().unwrap())
+        .env("SWITCHYARD_ADMIN_PASSWORD", password)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    c
+}
