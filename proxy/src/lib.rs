@@ -28,6 +28,7 @@
 //!   HTTP → HTTPS redirect.
 
 pub mod admin;
+pub mod admin_api;
 mod admin_routes;
 pub mod admin_socket;
 pub mod certs;
@@ -259,7 +260,7 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
 
     let forwarder = Forwarder::new(Arc::clone(&routing), Arc::clone(&metrics), config.forward)
         .with_https_port(tls_addr.map_or(443, |a| a.port()));
-    let admin_app = admin::app(AdminState {
+    let admin_app = admin_api::app(AdminState {
         routing: Arc::clone(&routing),
         metrics: Arc::clone(&metrics),
         token: Arc::new(config.token),

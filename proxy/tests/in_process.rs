@@ -5,7 +5,8 @@ mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use model::{RoutingTable, SlotColor};
-use proxy::admin::{self, AdminState};
+use proxy::admin::AdminState;
+use proxy::admin_api;
 use proxy::metrics::SlotMetrics;
 use proxy::routing::Routing;
 use proxy::state_file::StateFile;
@@ -29,7 +30,7 @@ fn admin_app(dir: &Path) -> (axum::Router, Arc<Routing>) {
         StateFile::new(dir.join("routing.json")),
         UpstreamPolicy::loopback_only(),
     ));
-    let app = admin::app(AdminState {
+    let app = admin_api::app(AdminState {
         routing: Arc::clone(&routing),
         metrics: Arc::new(SlotMetrics::default()),
         token: Arc::new(AdminToken::new(TOKEN).unwrap()),
