@@ -648,6 +648,12 @@ async fn an_address_presenting_bad_tokens_is_slowed_down() {
     let a = api.get("/api/v1/me", &bad).await;
     assert_eq!((a.status, a.code()), (429, "rate_limited"), "{}", a.body);
     assert!(a.headers.get("retry-after").is_some());
+    // Someone else behind the same address (a load balancer) with a good
+    // token is not held back.
+    c.user("dora", Role::Deployer).await;
+    let good = token_for(&c, "dora", Role::Viewer, None).await;
+    assert_eq!(api.get("/api/v1/me", &good).await.status, 200);
+    assert_eq!(api.get("/api/v1/me", &bad).await.status, 429);
 }
 
 #[tokio::test]

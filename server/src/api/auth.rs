@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 /// Requests one token may make per [`WINDOW`].
 pub const TOKEN_LIMIT: u32 = 600;
-/// Refused tokens one address may present per [`WINDOW`] before it is
-/// refused without asking the database.
+/// Refused tokens one address may present per [`WINDOW`]; past it, its
+/// refused requests are answered 429 instead of 401. A valid token is never
+/// held back by others' mistakes from the same address (a load balancer in
+/// front of the console makes every client one address).
 pub const BAD_TOKEN_LIMIT: u32 = 30;
 pub const WINDOW: Duration = Duration::from_secs(60);
 
@@ -87,9 +89,6 @@ impl FromRequestParts<AppState> for ApiActor {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_string());
         let bad_key = format!("bad:{}", ip.as_deref().unwrap_or("?"));
-        if let Some(secs) = limits.over(&bad_key, BAD_TOKEN_LIMIT) {
-            return Err(limited(secs));
-        }
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Err(Problem::unauthenticated(
                 "send the token as `Authorization: Bearer sy_…` (make one on the Tokens page \
@@ -115,6 +114,9 @@ impl FromRequestParts<AppState> for ApiActor {
             Err(e) => {
                 if let engine::Error::BadToken(why) = &e {
                     tracing::warn!(reason = why, "API request with a refused token");
+                    if let Some(secs) = limits.over(&bad_key, BAD_TOKEN_LIMIT) {
+                        return Err(limited(secs));
+                    }
                     let _ = limits.charge(&bad_key, BAD_TOKEN_LIMIT);
                 }
                 Err(e.into())
