@@ -81,7 +81,7 @@ ensure_playwright() {
 }
 
 ensure_build_tools() {
-  ensure_apt pkg-config build-essential
+  ensure_apt pkg-config build-essential brotli
   ensure_node
   ensure_rust_targets
   ensure_cargo_leptos
@@ -90,9 +90,35 @@ ensure_build_tools() {
 }
 
 # Release build of the console (server + WASM front end) and its sibling binaries.
+# Brotli and gzip copies of the front end's files, made once at build time
+# at the highest levels (too slow per request) and served by the console to
+# browsers that accept them. Old builds' files (other hashes) are removed.
+precompress_site() {
+  local pkg="$ROOT/target/site/pkg" hashes="$ROOT/target/release/hash.txt" keep=() f
+  [ -d "$pkg" ] || return 0
+  if [ -f "$hashes" ]; then
+    while IFS=': ' read -r kind hash; do
+      [ -n "$hash" ] && keep+=("switchyard.$hash.$kind")
+    done < "$hashes"
+    for f in "$pkg"/switchyard.*.*; do
+      local base="${f##*/}" current=""
+      base="${base%.br}"; base="${base%.gz}"
+      for k in "${keep[@]}"; do [ "$base" = "$k" ] && current=1; done
+      [ -n "$current" ] || rm -f "$f"
+    done
+  fi
+  log "precompressing $pkg (brotli -q 11, gzip -9)"
+  for f in "$pkg"/*.wasm "$pkg"/*.js "$pkg"/*.css; do
+    [ -f "$f" ] || continue
+    brotli -f -q 11 -k -o "$f.br" "$f"
+    gzip -f -9 -k -n "$f"
+  done
+}
+
 build_release() {
   log "cargo leptos build --release"
   (cd "$ROOT" && cargo leptos build --release)
+  precompress_site
   log "cargo build --release -p demo; cargo build --profile proxy-release -p proxy"
   (cd "$ROOT" && cargo build --release -p demo && cargo build --profile proxy-release -p proxy)
   # The console starts the switchyard-proxy next to its own binary.

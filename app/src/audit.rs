@@ -165,9 +165,9 @@ fn AuditTable(page: AuditPage, filter: AuditFilter) -> impl IntoView {
     view! {
         <p class="export">
             "Export this view: "
-            <a href=format!("/audit/export.jsonl?{export}") data-testid="export-jsonl">"JSON Lines"</a>
+            <a href=format!("/audit/export.jsonl?{export}") download="" data-testid="export-jsonl">"JSON Lines"</a>
             " · "
-            <a href=format!("/audit/export.csv?{export}") data-testid="export-csv">"CSV"</a>
+            <a href=format!("/audit/export.csv?{export}") download="" data-testid="export-csv">"CSV"</a>
         </p>
         {empty.then(|| view! { <p class="notice">"No entries match."</p> })}
         <table class="audit" data-testid="audit-table">

@@ -188,7 +188,7 @@ pub async fn logout() -> Result<(), AppError> {
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let login = ServerAction::<Login>::new();
+    let login = crate::flash::action::<Login>();
     let error = move || match login.value().get() {
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
@@ -217,7 +217,7 @@ pub fn LoginPage() -> impl IntoView {
 /// The header's user badge and sign-out button.
 #[component]
 pub fn UserBar(user: SessionUser) -> impl IntoView {
-    let logout = ServerAction::<Logout>::new();
+    let logout = crate::flash::action::<Logout>();
     view! {
         <div class="userbar">
             <span data-testid="current-user">{user.username}</span>

@@ -106,9 +106,9 @@ pub async fn reset_checklist(environment: String) -> Result<(), AppError> {
 pub fn ChecklistTemplatePage() -> impl IntoView {
     let params = use_params_map();
     let env = move || params.read().get("name").unwrap_or_default();
-    let add = ServerAction::<AddChecklistItem>::new();
-    let remove = ServerAction::<RemoveChecklistItem>::new();
-    let reset = ServerAction::<ResetChecklist>::new();
+    let add = crate::flash::action::<AddChecklistItem>();
+    let remove = crate::flash::action::<RemoveChecklistItem>();
+    let reset = crate::flash::action::<ResetChecklist>();
     let page = Resource::new(
         move || {
             (
@@ -165,6 +165,7 @@ fn TemplateTable(
                     .into_iter()
                     .map(|i| {
                         let env = environment.clone();
+                        let remove_label = format!("Remove {}", i.title);
                         view! {
                             <tr data-item=i.title.clone()>
                                 <td><strong>{i.title.clone()}</strong><br/><small>{i.description.clone()}</small></td>
@@ -173,11 +174,17 @@ fn TemplateTable(
                                 <td>{if i.required { "required" } else { "optional" }}</td>
                                 {admin.then(|| view! {
                                     <td>
-                                        <ActionForm action=remove attr:class="inline">
-                                            <input type="hidden" name="environment" value=env/>
-                                            <input type="hidden" name="item" value=i.id/>
-                                            <button type="submit" class="danger">"Remove"</button>
-                                        </ActionForm>
+                                        // A step every new release loses: asked first.
+                                        <details class="confirm">
+                                            <summary data-testid="remove-item-open">"Remove…"</summary>
+                                            <p>"New releases will not ask for it (releases already requested keep their checklist)."</p>
+                                            <ActionForm action=remove attr:class="inline">
+                                                <input type="hidden" name="environment" value=env/>
+                                                <input type="hidden" name="item" value=i.id/>
+                                                <button type="submit" class="danger" aria-label=remove_label.clone()
+                                                    data-testid="remove-item-confirm">"Remove"</button>
+                                            </ActionForm>
+                                        </details>
                                     </td>
                                 })}
                             </tr>

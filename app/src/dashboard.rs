@@ -57,14 +57,20 @@ pub async fn deployment_history(name: String) -> Result<Vec<DeploymentView>, App
     )
 }
 
+/// Deploys and answers when the deploy ends — or when it is held at
+/// preview (its environment's setting), so the browser is not kept waiting
+/// for a deployer's decision: the answer is then the running deployment,
+/// and its page has Promote and Abort.
 #[server(endpoint = "deploy")]
 pub async fn deploy(environment: String, version: String) -> Result<DeploymentView, AppError> {
     crate::error::respond(
         async move {
-            Ok(state()?
+            let actor = actor().await?;
+            let prepared = state()?
                 .engine
-                .deploy(&actor().await?, &environment, &version)
-                .await?)
+                .prepare_deploy(&actor, &environment, &version, &Default::default())
+                .await?;
+            crate::hold::run_until_held(&actor, prepared).await
         }
         .await,
     )
@@ -89,7 +95,10 @@ fn outcome_text(d: &DeploymentView) -> String {
     match d.status {
         DeploymentStatus::Succeeded => format!("{} #{} succeeded: {msg}", d.kind, d.id),
         DeploymentStatus::Failed => format!("{} #{} failed: {msg}", d.kind, d.id),
-        DeploymentStatus::Running => format!("{} #{} is running", d.kind, d.id),
+        DeploymentStatus::Running => format!(
+            "{} #{} is held at preview: promote or abort it on its page",
+            d.kind, d.id
+        ),
     }
 }
 
@@ -112,8 +121,8 @@ pub fn DashboardPage() -> impl IntoView {
 
 #[component]
 fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
-    let deploy = ServerAction::<Deploy>::new();
-    let rollback = ServerAction::<crate::rollback::Rollback>::new();
+    let deploy = crate::flash::action_in::<Deploy>(&name);
+    let rollback = crate::flash::action_in::<crate::rollback::Rollback>(&name);
     let (tick, set_tick) = signal(0u64);
     // Effects run only in the browser: the server renders one snapshot.
     Effect::new(move |_| {
@@ -134,13 +143,25 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
         move |_| deployment_history(env_name.clone()),
     );
     let can_operate = matches!(role, Role::Deployer | Role::Admin);
-    // What a rollback would do, from the refreshed status. Set by an effect
-    // (the browser only), so the server's page and the hydrating one agree.
-    let target = RwSignal::new(None);
+    // What a rollback would do: as the page was rendered (the server and the
+    // hydrating browser agree, and a page without JavaScript has it), then
+    // refreshed with the status by the browser. The forms are rendered once,
+    // so a reason being typed survives the refreshes.
+    let env_name = name.clone();
+    let first_plan = Resource::new(
+        || (),
+        move |_| crate::rollback::plan_rollback(env_name.clone()),
+    );
+    let live_plan = RwSignal::new(None);
+    let env_name = name.clone();
     Effect::new(move |_| {
-        if let Some(Ok(env)) = status.get() {
-            target.set(Some(crate::rollback::rollback_target(&env)));
-        }
+        let _ = (deploy.version().get(), rollback.version().get(), tick.get());
+        let name = env_name.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(plan) = crate::rollback::plan_rollback(name).await {
+                live_plan.set(Some(plan));
+            }
+        });
     });
     view! {
         <section class="environment" data-environment=name.clone()>
@@ -164,7 +185,19 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
             <crate::traffic::TrafficPanel name=name.clone() tick/>
             {can_operate.then(|| view! { <crate::slot_output::SlotOutputPanel name=name.clone() tick/> })}
             {if can_operate {
-                view! { <OperateForms name=name.clone() deploy rollback target=target.into()/> }.into_any()
+                let name = name.clone();
+                view! {
+                    <Suspense fallback=|| view! { <p class="notice">"Loading the rollback plan…"</p> }>
+                        {move || {
+                            let name = name.clone();
+                            Suspend::new(async move {
+                                let first = first_plan.await.ok();
+                                let plan = Signal::derive(move || live_plan.get().or_else(|| first.clone()));
+                                view! { <OperateForms name deploy rollback rollback_plan=plan/> }
+                            })
+                        }}
+                    </Suspense>
+                }.into_any()
             } else {
                 view! { <p class="notice">"Your role can view this environment but not change it."</p> }.into_any()
             }}
@@ -185,10 +218,47 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
 fn run_result(r: Option<Result<DeploymentView, AppError>>) -> Option<AnyView> {
     let outcome = match r? {
         Ok(d) if d.status == DeploymentStatus::Succeeded => Outcome::Done(outcome_text(&d)),
+        Ok(d) if d.status == DeploymentStatus::Running => Outcome::Said(outcome_text(&d)),
         Ok(d) => Outcome::Failed(outcome_text(&d)),
         Err(e) => e.into(),
     };
     Some(action_result(outcome, ResultIds::RUN))
+}
+
+/// A deploy held at preview: where to promote or abort it.
+fn held_link(r: Option<Result<DeploymentView, AppError>>) -> Option<AnyView> {
+    match r? {
+        Ok(d) if d.status == DeploymentStatus::Running => Some(
+            view! {
+                <p><a href=format!("/deployments/{}", d.id) data-testid="held-link">{format!("Open deployment #{} to promote or abort it", d.id)}</a></p>
+            }
+            .into_any(),
+        ),
+        _ => None,
+    }
+}
+
+/// Where to go when a direct deploy is refused for want of approvals: the
+/// environment deploys signed releases, listed (and requested) on Releases.
+fn release_next_step(r: Option<Result<DeploymentView, AppError>>) -> Option<AnyView> {
+    match r? {
+        // The engine's two refusals for approvals (`Error::NotApproved`),
+        // which reach the browser as a conflict with their message.
+        Err(AppError::Conflict(why))
+            if why.contains("requires an approved release") || why.contains("is not approved") =>
+        {
+            Some(
+            view! {
+                <p class="next-step" data-testid="deploy-next-step">
+                    "This environment deploys approved releases: "
+                    <a href="/releases">"deploy an approved release or request one on Releases"</a>
+                </p>
+            }
+            .into_any(),
+            )
+        }
+        _ => None,
+    }
 }
 
 /// A dry run's answer: the steps a deploy would take and what blocks it.
@@ -231,11 +301,11 @@ fn OperateForms(
     name: String,
     deploy: ServerAction<Deploy>,
     rollback: ServerAction<crate::rollback::Rollback>,
-    target: Signal<Option<crate::rollback::RollbackTarget>>,
+    rollback_plan: Signal<Option<crate::rollback::RollbackPlan>>,
 ) -> impl IntoView {
     let deploy_env = name.clone();
     let plan_env = name.clone();
-    let plan = ServerAction::<PlanDeploy>::new();
+    let plan = crate::flash::action_in::<PlanDeploy>(&name);
     view! {
         <div class="actions">
             <ActionForm action=deploy attr:class="deploy">
@@ -245,7 +315,7 @@ fn OperateForms(
                     {move || if deploy.pending().get() { "Deploying…" } else { "Deploy" }}
                 </button>
             </ActionForm>
-            <crate::rollback::RollbackForm name rollback target/>
+            <crate::rollback::RollbackForm name rollback plan=rollback_plan/>
         </div>
         <ActionForm action=plan attr:class="plan">
             <input type="hidden" name="environment" value=plan_env/>
@@ -253,6 +323,8 @@ fn OperateForms(
             <button type="submit" disabled=move || plan.pending().get()>"Plan (dry run)"</button>
         </ActionForm>
         {move || run_result(deploy.value().get())}
+        {move || held_link(deploy.value().get())}
+        {move || release_next_step(deploy.value().get())}
         {move || run_result(rollback.value().get())}
         {move || plan.value().get().map(plan_view)}
     }
@@ -286,8 +358,15 @@ fn EnvironmentStatus(env: EnvironmentView) -> impl IntoView {
                 " (the preview address; no users there)"
             </p>
         })}
+        {env.frozen.map(|f| view! {
+            <p class="banner frozen" data-testid="frozen">{f} " · rollbacks still go through."</p>
+        })}
         {env.in_progress.map(|m| {
             let lock = format!("/environments/{}/lock", env.name);
+            let follow = env.lock.as_ref().map(|l| {
+                let id = l.deployment_id;
+                view! { " · " <a href=format!("/deployments/{id}") data-testid="in-progress-link">{format!("deployment #{id}")}</a> }
+            });
             let beat = env
                 .lock
                 .as_ref()
@@ -295,7 +374,7 @@ fn EnvironmentStatus(env: EnvironmentView) -> impl IntoView {
                 .unwrap_or_default();
             view! {
                 <p class="banner" data-testid="in-progress">
-                    {m} {beat} " · " <a href=lock data-testid="lock-link">"lock details"</a>
+                    {m} {beat} {follow} " · " <a href=lock data-testid="lock-link">"lock details"</a>
                 </p>
             }
         })}

@@ -165,7 +165,8 @@ pub fn DeploymentPage() -> impl IntoView {
     // The newest detail the event stream brought (browser only).
     let pushed = RwSignal::new(None::<DeploymentDetail>);
     let page = Resource::new(move || (id(), tick.get()), |(id, _)| load_deployment(id));
-    let promote = ServerAction::<Promote>::new();
+    let promote = crate::flash::action::<Promote>();
+    let hold_actions = crate::hold::HoldActions::new();
     let navigate = use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(release)) = promote.value().get() {
@@ -246,8 +247,16 @@ pub fn DeploymentPage() -> impl IntoView {
                 let d = detail();
                 let offers = (may_request && !d.promote_to.is_empty())
                     .then(|| view! { <Promotions deployment=d.deployment.id targets=d.promote_to.clone() action=promote/> });
+                let running = d.deployment.status == DeploymentStatus::Running;
+                let hold = d.hold.clone().map(|h| {
+                    view! {
+                        <crate::hold::HoldPanel deployment=d.deployment.id hold=h running
+                            may_decide=may_request actions=hold_actions/>
+                    }
+                });
                 view! {
                     <DeploymentHeader deployment=d.deployment elapsed_ms=d.elapsed_ms/>
+                    {hold}
                     {offers}
                     <h2>"Steps"</h2>
                     <Timeline steps=d.steps/>
@@ -384,6 +393,7 @@ fn step_label(name: &str) -> &str {
         "start" => "Start the release in the idle slot",
         "health" => "Wait until healthy",
         "gates" => "Smoke routes and performance sample",
+        "hold" => "Hold at preview",
         "switch" => "Switch traffic",
         "drain" => "Drain the old slot",
         "standby" => "Keep the old slot warm",

@@ -8,7 +8,9 @@
 //! are set with `switchyard env` or an applied file instead: an admin
 //! session in a browser must not be a shell on the host, nor a way to read
 //! its files. For the same reason a builtin router's admin address must be
-//! on loopback (the console sends the proxy's token there).
+//! on loopback (the console sends the proxy's token there), and a Docker
+//! mount from the browser is a named volume: a host directory (a source
+//! starting with `/`) set with the CLI or a file is kept, a new one refused.
 // The browser's side of the forms' server functions takes one argument per
 // field, as the server's does, but the macro does not carry its allow over.
 #![cfg_attr(not(feature = "ssr"), allow(clippy::too_many_arguments))]
@@ -16,6 +18,7 @@
 use crate::components::{action_result, page_shell, Loading, ResultIds};
 use crate::error::AppError;
 use crate::format::short_time;
+use crate::textarea::TextArea;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -102,6 +105,64 @@ mod ssr {
         Some(raw.trim().to_string()).filter(|s| !s.is_empty())
     }
 
+    /// The form's host names: one line, separated by commas or spaces
+    /// (each is checked by the engine, named `hosts`).
+    pub fn hosts(raw: &str) -> Vec<String> {
+        raw.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|h| !h.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    /// Mounts from the form, one per line, checked by the engine as a
+    /// file's are; then a host directory (a source starting with `/`) not
+    /// among `current` is refused: it would hand the browser the host's
+    /// files (see the module's documentation).
+    pub fn mounts(raw: &str, current: &[String]) -> Result<Vec<String>, AppError> {
+        let mounts = engine::Engine::mounts_from_lines(raw)?;
+        for (i, line) in raw.lines().enumerate() {
+            let line = line.trim();
+            if line.starts_with('/') && !current.iter().any(|m| m == line) {
+                return Err(AppError::invalid(
+                    "volumes",
+                    format!(
+                        "volumes, line {}: {line:?} mounts a directory of the console's host: \
+                         set host directories with `switchyard env edit` or an applied file; \
+                         here, use a named volume such as shop-data:/data",
+                        i + 1
+                    ),
+                ));
+            }
+        }
+        Ok(mounts)
+    }
+
+    /// The secret a login given with a new environment is kept in.
+    pub const REGISTRY_SECRET: &str = "REGISTRY_PASSWORD";
+
+    /// A registry login given with a new environment: the user, and the
+    /// password as the value of [`REGISTRY_SECRET`] (never echoed back).
+    /// Both or neither.
+    pub fn registry_login(
+        user: Option<String>,
+        password: Option<String>,
+    ) -> Result<Option<(String, String)>, AppError> {
+        let user = user.as_deref().and_then(optional);
+        let password = password.filter(|p| !p.is_empty());
+        match (user, password) {
+            (None, None) => Ok(None),
+            (Some(u), Some(p)) => Ok(Some((u, p))),
+            (Some(_), None) => Err(AppError::invalid(
+                "registry_password",
+                "a registry login needs its password",
+            )),
+            (None, Some(_)) => Err(AppError::invalid(
+                "registry_user",
+                "a registry password needs the user it logs in",
+            )),
+        }
+    }
+
     /// The container settings a browser may set (mounts are the host's:
     /// `switchyard env edit` or a file), over `current`.
     pub fn docker(
@@ -128,6 +189,19 @@ mod ssr {
 
     /// Hours from the form, seconds in the config; an unchanged field keeps
     /// a value that is not whole hours.
+    /// The expected health status: blank for any 2xx.
+    pub fn health_status(raw: Option<&str>) -> Result<Option<u16>, AppError> {
+        match raw.map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => s.parse().map(Some).map_err(|_| {
+                AppError::invalid(
+                    "health_status",
+                    format!("{s:?} is not an HTTP status such as 200; leave it empty for any 2xx"),
+                )
+            }),
+        }
+    }
+
     pub fn ttl_secs(raw: &str, current: u64) -> Result<u64, AppError> {
         let hours: u64 = whole_number("signoff_ttl_hours", raw)?;
         Ok(if hours == current / 3600 {
@@ -170,6 +244,14 @@ pub async fn create_environment(
     cpus: String,
     restart: String,
     network: String,
+    volumes: Option<String>,
+    registry_user: Option<String>,
+    registry_password: Option<String>,
+    health_status: Option<String>,
+    health_body: Option<String>,
+    hosts: Option<String>,
+    path_prefix: Option<String>,
+    redirect_https: Option<String>,
 ) -> Result<String, AppError> {
     crate::error::respond(
         async move {
@@ -188,13 +270,19 @@ pub async fn create_environment(
                     }
                 },
             };
-            let config = EnvironmentConfig {
+            let login = ssr::registry_login(registry_user, registry_password)?;
+            let mut config = EnvironmentConfig {
                 name: name.trim().to_string(),
                 runtime: browser_runtime(&runtime)?,
                 artifact: artifact.trim().to_string(),
                 app_url: app_url.trim().to_string(),
                 preview_listen: ssr::optional(&preview_listen),
+                hosts: ssr::hosts(hosts.as_deref().unwrap_or_default()),
+                path_prefix: path_prefix.as_deref().and_then(ssr::optional),
+                redirect_https: redirect_https.is_some(),
                 health_path: health_path.trim().to_string(),
+                health_status: ssr::health_status(health_status.as_deref())?,
+                health_body: health_body.as_deref().and_then(ssr::optional),
                 stop_grace_ms: 10_000,
                 upstream: ssr::optional(&upstream),
                 backup_command: None,
@@ -217,10 +305,28 @@ pub async fn create_environment(
                     &network,
                 )?,
             };
+            config.docker.volumes = ssr::mounts(volumes.as_deref().unwrap_or_default(), &[])?;
+            // The password is stored as a secret with the environment, in
+            // the same transaction; the login names it.
+            let mut secret_values = Vec::new();
+            if let Some((user, password)) = login {
+                config.docker.registry_user = Some(user);
+                config.docker.registry_password_secret = Some(ssr::REGISTRY_SECRET.to_string());
+                config.secrets = vec![ssr::REGISTRY_SECRET.to_string()];
+                secret_values.push((ssr::REGISTRY_SECRET.to_string(), password));
+            }
             let created = st
                 .engine
-                .create_environment(&actor, &config, &checklist)
-                .await?;
+                .create_environment_with_secrets(&actor, &config, &checklist, &secret_values)
+                .await
+                .map_err(|e| match e {
+                    // The password's own checks (length, NUL), by the form's name.
+                    engine::Error::InvalidInput {
+                        field: "secret",
+                        message,
+                    } => AppError::invalid("registry_password", message),
+                    e => e.into(),
+                })?;
             Ok(format!(
                 "Environment {} created. Deploy its first version from the dashboard.",
                 created.name
@@ -249,6 +355,12 @@ pub async fn edit_environment(
     network: String,
     registry_user: Option<String>,
     registry_password_secret: Option<String>,
+    volumes: Option<String>,
+    health_status: Option<String>,
+    health_body: Option<String>,
+    hosts: Option<String>,
+    path_prefix: Option<String>,
+    redirect_https: Option<String>,
 ) -> Result<String, AppError> {
     crate::error::respond(
         async move {
@@ -267,9 +379,26 @@ pub async fn edit_environment(
             config.app_url = app_url.trim().to_string();
             config.preview_listen = ssr::optional(&preview_listen);
             config.health_path = health_path.trim().to_string();
+            // Absent from an older form: left as it is.
+            if health_status.is_some() {
+                config.health_status = ssr::health_status(health_status.as_deref())?;
+            }
+            if let Some(body) = health_body {
+                config.health_body = ssr::optional(&body);
+            }
+            // The route's fields come together; a form without them (older,
+            // or an nginx environment's) leaves them as they are.
+            if let Some(hosts) = hosts {
+                config.hosts = ssr::hosts(&hosts);
+                config.path_prefix = path_prefix.as_deref().and_then(ssr::optional);
+                config.redirect_https = redirect_https.is_some();
+            }
             config.stop_grace_ms = crate::fields::whole_number("stop_grace_ms", &stop_grace_ms)?;
             config.upstream = ssr::optional(&upstream);
             config.signoff_ttl_secs = ssr::ttl_secs(&signoff_ttl_hours, config.signoff_ttl_secs)?;
+            if let Some(raw) = volumes {
+                config.docker.volumes = ssr::mounts(&raw, &config.docker.volumes)?;
+            }
             config.docker =
                 ssr::docker(config.docker, &port, &memory_mb, &cpus, &restart, &network)?;
             // The pull's login: a user and the name of one of the
@@ -329,9 +458,9 @@ fn answer(r: Result<String, AppError>) -> AnyView {
 
 #[component]
 pub fn EnvironmentsListPage() -> impl IntoView {
-    let create = ServerAction::<CreateEnvironment>::new();
-    let edit = ServerAction::<EditEnvironment>::new();
-    let archive = ServerAction::<ArchiveEnvironment>::new();
+    let create = crate::flash::action::<CreateEnvironment>();
+    let edit = crate::flash::action::<EditEnvironment>();
+    let archive = crate::flash::action::<ArchiveEnvironment>();
     let params = use_params_map();
     let selected = move || params.read().get("name");
     let page = Resource::new(
@@ -394,6 +523,8 @@ fn environment_row(c: &EnvironmentConfig, serving: bool) -> AnyView {
                 <a href=format!("/environments/{name}/settings")>"Pipeline, variables"</a>
                 " · "
                 <a href=format!("/environments/{name}/checklist")>"Checklist"</a>
+                " · "
+                <a href=format!("/environments/{name}/webhooks")>"Webhooks"</a>
             </td>
         </tr>
     }
@@ -464,10 +595,22 @@ fn CreateForm(
                 {text("Users reach", "app_url", String::new(), "e.g. http://127.0.0.1:8300/")}
                 {text("Preview address", "preview_listen", String::new(), "host:port where gates reach the idle slot; empty: the slot directly")}
                 {text("Health path", "health_path", "/health".into(), "")}
+                {text("Health status", "health_status", String::new(), "the status it must answer; empty: any 2xx")}
+                {text("Health text", "health_body", String::new(), "text its answer must contain; empty: none")}
                 {text("switchyard-proxy admin", "admin_url", proxy_admin_url, "on this host")}
+                <RouteFields hosts=String::new() path_prefix=String::new() redirect_https=false/>
                 {text("Upstream environment", "upstream", String::new(), "a release must succeed there first; empty: none")}
                 {text("Sign-offs valid (hours)", "signoff_ttl_hours", "24".into(), "")}
                 <DockerFields d=model::DockerConfig::default()/>
+                <fieldset data-testid="new-registry-login">
+                    <legend>"Registry login (pulls)"</legend>
+                    {text("User", "registry_user", String::new(), "empty: pull without a login")}
+                    <label class="setting">
+                        <span>"Password"</span>
+                        <input type="password" name="registry_password" autocomplete="new-password" data-field="registry_password"/>
+                        <small>"kept encrypted as the secret REGISTRY_PASSWORD, never shown again"</small>
+                    </label>
+                </fieldset>
                 <label class="setting">
                     <span>"Checklist"</span>
                     <select name="checklist" data-field="checklist">
@@ -507,12 +650,21 @@ fn EditForm(
                 {text("Users reach", "app_url", c.app_url.clone(), "")}
                 {text("Preview address", "preview_listen", c.preview_listen.clone().unwrap_or_default(), "empty: gates call the slot directly")}
                 {text("Health path", "health_path", c.health_path.clone(), "")}
+                {text("Health status", "health_status", c.health_status.map(|s| s.to_string()).unwrap_or_default(), "the status it must answer; empty: any 2xx")}
+                {text("Health text", "health_body", c.health_body.clone().unwrap_or_default(), "text its answer must contain; empty: none")}
                 {text("Stop grace (ms)", "stop_grace_ms", c.stop_grace_ms.to_string(), "between SIGTERM and SIGKILL")}
                 <label class="setting">
                     <span>"switchyard-proxy admin"</span>
                     <input type="text" name="admin_url" value=c.router.admin_url.clone() readonly=!builtin data-field="admin_url"/>
                     <small>{if builtin { "on this host" } else { "nginx router: `switchyard env edit`" }}</small>
                 </label>
+                {builtin.then(|| view! {
+                    <RouteFields
+                        hosts=c.hosts.join(", ")
+                        path_prefix=c.path_prefix.clone().unwrap_or_default()
+                        redirect_https=c.redirect_https
+                    />
+                })}
                 {text("Upstream environment", "upstream", c.upstream.clone().unwrap_or_default(), "empty: none")}
                 {text("Sign-offs valid (hours)", "signoff_ttl_hours", (c.signoff_ttl_secs / 3600).to_string(), "")}
                 <DockerFields d=c.docker.clone()/>
@@ -544,8 +696,26 @@ fn EditForm(
     .into_any()
 }
 
-/// A Docker environment's container settings (mounts listed, set on the
-/// host's side).
+/// The host names an environment is served under on a shared
+/// switchyard-proxy (its named route), with the route's prefix and redirect.
+#[component]
+fn RouteFields(hosts: String, path_prefix: String, redirect_https: bool) -> impl IntoView {
+    view! {
+        <fieldset data-testid="route-settings">
+            <legend>"Host names (shared proxy)"</legend>
+            {text("Host names", "hosts", hosts, "e.g. shop.example.com, *.shop.example.com; empty: this environment has the proxy to itself")}
+            {text("Path prefix", "path_prefix", path_prefix, "e.g. /api: only those paths; empty: every path")}
+            <label class="setting">
+                <span>"Redirect to HTTPS"</span>
+                <input type="checkbox" name="redirect_https" checked=redirect_https data-field="redirect_https"/>
+                <small>"plain HTTP answers 308 to https:// (the proxy needs --tls-listen and --tls-dir)"</small>
+            </label>
+        </fieldset>
+    }
+    .into_any()
+}
+
+/// A Docker environment's container settings.
 #[component]
 fn DockerFields(d: model::DockerConfig) -> impl IntoView {
     let restart = d.restart.clone();
@@ -561,11 +731,7 @@ fn DockerFields(d: model::DockerConfig) -> impl IntoView {
             view! { <option value=o.clone() selected=selected>{o.clone()}</option> }
         })
         .collect_view();
-    let mounts = if d.volumes.is_empty() {
-        "none".to_string()
-    } else {
-        d.volumes.join(", ")
-    };
+    let mounts = d.volumes.join("\n");
     view! {
         <fieldset data-testid="docker-settings">
             <legend>"Docker containers"</legend>
@@ -578,7 +744,11 @@ fn DockerFields(d: model::DockerConfig) -> impl IntoView {
                 <small>"no: Switchyard decides what a dead slot means"</small>
             </label>
             {text("Network", "network", d.network.clone().unwrap_or_default(), "empty: Docker's default bridge")}
-            <p class="notice">{format!("Mounts: {mounts}. Set with `switchyard env edit` or an applied file.")}</p>
+            <label class="setting">
+                <span>"Mounts"</span>
+                <TextArea name="volumes" rows=3 value=mounts attr:data-field="volumes"/>
+                <small>"one per line, volume:/path[:ro], e.g. shop-data:/var/lib/shop; host directories: `switchyard env edit`"</small>
+            </label>
         </fieldset>
     }
     .into_any()

@@ -101,8 +101,12 @@ checks![
     crate::dashboard::Deploy,
     crate::dashboard::PlanDeploy,
     crate::rollback::Rollback,
+    crate::rollback::PlanRollback,
     crate::deployment::LoadDeployment,
     crate::deployment::Promote,
+    crate::hold::PromoteHold,
+    crate::hold::AbortHold,
+    crate::hold::SetCanary,
     crate::environments::LoadEnvironments,
     crate::environments::CreateEnvironment,
     crate::environments::EditEnvironment,
@@ -133,6 +137,13 @@ checks![
     crate::variables::SetVariable,
     crate::variables::SetSecret,
     crate::variables::UnsetVariable,
+    crate::webhooks::LoadWebhooks,
+    crate::webhooks::AddWebhook,
+    crate::webhooks::RemoveWebhook,
+    crate::webhooks::RedeliverWebhook,
+    crate::freezes::LoadFreezes,
+    crate::freezes::AddFreeze,
+    crate::freezes::RemoveFreeze,
 ];
 
 #[cfg(test)]

@@ -12,8 +12,11 @@ pub mod environments;
 pub mod error;
 #[cfg(feature = "ssr")]
 pub mod fields;
+pub mod flash;
 pub mod form;
 pub mod format;
+pub mod freezes;
+pub mod hold;
 pub mod links;
 pub mod lock;
 pub mod releases;
@@ -27,9 +30,10 @@ pub mod tokens;
 pub mod traffic;
 pub mod users;
 pub mod variables;
+pub mod webhooks;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
@@ -45,9 +49,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.png"/>
+                // The stylesheet's name carries its content hash in a release
+                // build (cargo-leptos `hash-files`), so it is cached for good.
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
+                <flash::FlashData/>
             </head>
             <body>
                 <App/>
@@ -79,7 +87,6 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Stylesheet id="leptos" href="/pkg/switchyard.css"/>
         <Title text="Switchyard"/>
         // The first thing a keyboard reaches: past the top bar's links to the
         // page itself. Every page's `<main>` carries the id (`MAIN_ID`).
@@ -90,6 +97,7 @@ pub fn App() -> impl IntoView {
         // it would be 200 or not depending on which finished first. The same
         // full HTML is what a browser without JavaScript gets.
         <Router>
+            <flash::FlashExpiry/>
             <Routes fallback=NotFound>
                 <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
                 <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
@@ -104,6 +112,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/environments/:name/checklist") view=checklists::ChecklistTemplatePage ssr=SsrMode::Async/>
                 <Route path=path!("/environments/:name/lock") view=lock::LockDetailPage ssr=SsrMode::Async/>
                 <Route path=path!("/environments/:name/settings") view=settings::SettingsDetailPage ssr=SsrMode::Async/>
+                <Route path=path!("/environments/:name/webhooks") view=webhooks::WebhooksDetailPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -69,7 +69,7 @@ pub async fn break_lock(
 pub fn LockDetailPage() -> impl IntoView {
     let params = use_params_map();
     let env = move || params.read().get("name").unwrap_or_default();
-    let breaker = ServerAction::<BreakLock>::new();
+    let breaker = crate::flash::action::<BreakLock>();
     let page = Resource::new(
         move || (env(), breaker.version().get()),
         |(env, _)| environment_lock(env),

@@ -171,10 +171,13 @@ pub async fn cancel_release(
 pub async fn deploy_release(release: i64, revision: i64) -> Result<DeploymentView, AppError> {
     crate::error::respond(
         async move {
-            Ok(state()?
+            let actor = actor().await?;
+            let prepared = state()?
                 .engine
-                .deploy_release(&actor().await?, release, revision)
-                .await?)
+                .prepare_release_deploy(&actor, release, revision, &Default::default())
+                .await?;
+            // A held deploy answers at once; its page has Promote and Abort.
+            crate::hold::run_until_held(&actor, prepared).await
         }
         .await,
     )
@@ -187,7 +190,7 @@ fn error_line<T>(r: Option<Result<T, AppError>>) -> Option<AnyView> {
 
 #[component]
 pub fn ReleasesListPage() -> impl IntoView {
-    let request = ServerAction::<RequestRelease>::new();
+    let request = crate::flash::action::<RequestRelease>();
     let page = Resource::new(move || request.version().get(), |_| list_releases());
     let navigate = use_navigate();
     // A new release opens on its own page, where its checklist is.
@@ -314,11 +317,11 @@ pub fn ReleaseDetailPage() -> impl IntoView {
             .and_then(|s| s.parse::<i64>().ok())
             .unwrap_or(0)
     };
-    let sign = ServerAction::<SignItem>::new();
-    let revoke = ServerAction::<RevokeSignoff>::new();
-    let edit = ServerAction::<EditRelease>::new();
-    let cancel = ServerAction::<CancelRelease>::new();
-    let deploy = ServerAction::<DeployRelease>::new();
+    let sign = crate::flash::action::<SignItem>();
+    let revoke = crate::flash::action::<RevokeSignoff>();
+    let edit = crate::flash::action::<EditRelease>();
+    let cancel = crate::flash::action::<CancelRelease>();
+    let deploy = crate::flash::action::<DeployRelease>();
     let page = Resource::new(
         move || {
             (
@@ -475,6 +478,13 @@ fn DeployBox(release: ReleaseView, deploy: ServerAction<DeployRelease>) -> impl 
                     d.message.unwrap_or_default()
                 ),
             ),
+            Ok(d) if d.status == DeploymentStatus::Running => (
+                "result",
+                format!(
+                    "deployment #{} is held at preview: promote or abort it on /deployments/{}",
+                    d.id, d.id
+                ),
+            ),
             Ok(d) => (
                 "result error",
                 format!(
@@ -495,8 +505,13 @@ fn DeployBox(release: ReleaseView, deploy: ServerAction<DeployRelease>) -> impl 
                     {blockers.iter().map(|b| view! { <li>{b.clone()}</li> }).collect_view()}
                 </ul>
             })}
+            // Each deployment of this release, linked: where its steps,
+            // its live progress or its hold are.
             {release.deployments.iter().map(|(id, status)| view! {
-                <p class="notice">{format!("Deployment #{id}: {status}")}</p>
+                <p class="notice">
+                    <a href=format!("/deployments/{id}") data-testid="release-deployment">{format!("Deployment #{id}")}</a>
+                    {format!(": {status}")}
+                </p>
             }).collect_view()}
             {if release.can_deploy {
                 view! {

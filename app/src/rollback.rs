@@ -1,14 +1,17 @@
 //! The dashboard's rollback form, which says what it will do before anyone
 //! presses it: the version and slot users go back to, from which, whether
-//! that slot starts again first, and why it cannot when there is no standby.
-//! The confirmation is a `<details>` element, so it works before the WASM
-//! arrives; the server decides anyway (`Engine::rollback`).
+//! that slot starts again first, why it cannot when there is no standby, and
+//! that it would undo a rollback made minutes ago. The plan is computed on
+//! the server ([`plan_rollback`]), so the page has it before the WASM
+//! arrives; the confirmation is a `<details>` element, so it works without
+//! JavaScript; the server decides anyway (`Engine::rollback`).
 
 use crate::error::AppError;
 use leptos::form::ActionForm;
 use leptos::html;
 use leptos::prelude::*;
 use model::{DeploymentStatus, DeploymentView, EnvironmentView, SlotColor};
+use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{actor, state};
@@ -28,8 +31,72 @@ pub async fn rollback(environment: String, reason: String) -> Result<DeploymentV
     )
 }
 
+/// What pressing Roll back would do now, and what to know first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RollbackPlan {
+    pub target: RollbackTarget,
+    /// Set when the last change of what users get was a rollback made
+    /// within [`RECENT_MINUTES`]: rolling back again would undo it.
+    pub undoes: Option<String>,
+}
+
+/// How long after a rollback a second one is called out as undoing it.
+pub const RECENT_MINUTES: i64 = 15;
+
+/// The plan of a rollback of `environment` now (the engine checks the role
+/// to read it, as for the dashboard).
+#[server(endpoint = "plan_rollback")]
+pub async fn plan_rollback(environment: String) -> Result<RollbackPlan, AppError> {
+    crate::error::respond(
+        async move {
+            let actor = actor().await?;
+            let engine = &state()?.engine;
+            let env = engine.environment(&actor, &environment).await?;
+            let history = engine.history(&actor, &environment, 10).await?;
+            Ok(RollbackPlan {
+                target: rollback_target(&env),
+                undoes: recent_rollback(&history, chrono::Utc::now()),
+            })
+        }
+        .await,
+    )
+}
+
+/// The warning for a rollback that would undo the one made at most
+/// [`RECENT_MINUTES`] before `now`: the newest change of what users get
+/// (`history` is newest first) was that rollback.
+#[cfg(feature = "ssr")]
+pub fn recent_rollback(
+    history: &[DeploymentView],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let last = history
+        .iter()
+        .find(|d| d.status == DeploymentStatus::Succeeded)?;
+    if last.kind != model::DeploymentKind::Rollback {
+        return None;
+    }
+    let at = chrono::DateTime::parse_from_rfc3339(last.finished_at.as_deref()?).ok()?;
+    let minutes = (now - at.with_timezone(&chrono::Utc)).num_minutes();
+    if !(0..RECENT_MINUTES).contains(&minutes) {
+        return None;
+    }
+    let ago = match minutes {
+        0 => "less than a minute ago".to_string(),
+        1 => "1 minute ago".to_string(),
+        m => format!("{m} minutes ago"),
+    };
+    let undone = last.from_version.as_deref().unwrap_or("the version before");
+    Some(format!(
+        "{} rolled users back from {undone} to {} {ago} (#{}): rolling back now returns them to {undone}, the version that was rolled back.",
+        last.requested_by,
+        last.to_version.as_deref().unwrap_or("the standby"),
+        last.id,
+    ))
+}
+
 /// What a rollback would do now, read from the environment's slots.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RollbackTarget {
     /// Users would move from `from` to `to` ("v2 (blue)"); `cold`: the
     /// standby's window stopped it, so it starts again first.
@@ -96,15 +163,21 @@ const PRESET_REASONS: [&str; 5] = [
     "Asked by the on-call engineer",
 ];
 
-/// The rollback form of one environment. `target` follows the status the
+/// The rollback form of one environment. `plan` follows the status the
 /// dashboard refreshes; the reason typed stays while it refreshes, and is
 /// cleared (and the confirmation closed) after a rollback succeeded.
 #[component]
 pub fn RollbackForm(
     name: String,
     rollback: ServerAction<Rollback>,
-    target: Signal<Option<RollbackTarget>>,
+    plan: Signal<Option<RollbackPlan>>,
 ) -> impl IntoView {
+    let target = Signal::derive(move || plan.get().map(|p| p.target));
+    let undoes = move || {
+        plan.get().and_then(|p| p.undoes).map(|w| {
+            view! { <p class="warning" role="note" data-testid="rollback-undoes">{w}</p> }
+        })
+    };
     let reason: NodeRef<html::Input> = NodeRef::new();
     let confirm: NodeRef<html::Details> = NodeRef::new();
     Effect::new(move |_| {
@@ -128,7 +201,7 @@ pub fn RollbackForm(
         Some(RollbackTarget::Blocked(_)) => "Roll back (no standby)".to_string(),
         None => "Roll back…".to_string(),
     };
-    let plan = move || match target.get() {
+    let plan_text = move || match target.get() {
         Some(RollbackTarget::Ready { from, to, cold }) => {
             let restart = if cold {
                 " The standby's window stopped it: it starts again first (seconds, not milliseconds)."
@@ -149,7 +222,8 @@ pub fn RollbackForm(
             <input type="hidden" name="environment" value=name/>
             <details class="rollback-confirm" node_ref=confirm data-testid="rollback">
                 <summary data-testid="rollback-open">{summary}</summary>
-                <p data-testid="rollback-plan" class:error=blocked>{plan}</p>
+                <p data-testid="rollback-plan" class:error=blocked>{plan_text}</p>
+                {undoes}
                 <label>
                     "Reason "
                     <input type="text" name="reason" list=presets_id.clone() node_ref=reason
@@ -200,6 +274,7 @@ mod tests {
             slots: vec![slot(SlotColor::Blue, Some("v2"), true, false), green],
             in_progress: None,
             lock: None,
+            frozen: None,
         }
     }
 
@@ -248,5 +323,72 @@ mod tests {
         assert!(
             matches!(rollback_target(&nothing_live), RollbackTarget::Blocked(w) if w.contains("Nothing is live"))
         );
+    }
+
+    #[cfg(feature = "ssr")]
+    fn run(
+        id: i64,
+        kind: model::DeploymentKind,
+        status: DeploymentStatus,
+        from: &str,
+        to: &str,
+        at: &str,
+    ) -> DeploymentView {
+        DeploymentView {
+            id,
+            environment: "production".into(),
+            kind,
+            status,
+            from_version: Some(from.into()),
+            to_version: Some(to.into()),
+            from_slot: None,
+            to_slot: None,
+            requested_by: "dana".into(),
+            reason: None,
+            message: None,
+            started_at: at.into(),
+            finished_at: Some(at.into()),
+            duration_ms: Some(10),
+        }
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn warns_only_when_rolling_back_would_undo_a_recent_rollback() {
+        use model::DeploymentKind::{Deploy, Rollback};
+        use DeploymentStatus::{Failed, Succeeded};
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-05T07:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let rolled_back = run(
+            7,
+            Rollback,
+            Succeeded,
+            "v2+slow",
+            "v2",
+            "2026-12-05T06:57:00Z",
+        );
+        let deployed = run(
+            6,
+            Deploy,
+            Succeeded,
+            "v2",
+            "v2+slow",
+            "2026-12-05T06:50:00Z",
+        );
+        let w = recent_rollback(&[rolled_back.clone(), deployed.clone()], now).unwrap();
+        assert!(
+            w.contains("dana rolled users back from v2+slow to v2 3 minutes ago (#7)"),
+            "{w}"
+        );
+        assert!(w.contains("returns them to v2+slow"), "{w}");
+        // A failed attempt since does not change what users get.
+        let failed = run(8, Deploy, Failed, "v2", "v3", "2026-12-05T06:59:00Z");
+        assert!(recent_rollback(&[failed, rolled_back.clone()], now).is_some());
+        // Older than the window, or the last change was a deploy: no warning.
+        let later = now + chrono::Duration::minutes(RECENT_MINUTES);
+        assert_eq!(recent_rollback(&[rolled_back], later), None);
+        assert_eq!(recent_rollback(&[deployed], now), None);
+        assert_eq!(recent_rollback(&[], now), None);
     }
 }

@@ -1,6 +1,6 @@
 //! An environment's pipeline settings: everyone reads them, admins change
 //! them. The values are what the next deploy waits for and judges by (health
-//! wait, gates, drain, watch and standby windows).
+//! wait, gates, drain, watch and standby windows, the hold at preview).
 // The browser's side of `save_pipeline_settings` takes one argument per form
 // field, as the server's does, but the macro does not carry its allow over.
 #![cfg_attr(not(feature = "ssr"), allow(clippy::too_many_arguments))]
@@ -70,6 +70,10 @@ pub async fn save_pipeline_settings(
     drain_timeout_ms: String,
     watch_window_ms: String,
     standby_window_ms: String,
+    // A checkbox: sent ("on") only when ticked. Both are optional so a
+    // form from before the hold existed still saves (hold off, 30 min).
+    hold_at_preview: Option<String>,
+    hold_timeout_ms: Option<String>,
 ) -> Result<PipelineSettings, AppError> {
     crate::error::respond(
         async move {
@@ -87,6 +91,20 @@ pub async fn save_pipeline_settings(
                 drain_timeout_ms: whole_number("drain_timeout_ms", &drain_timeout_ms)?,
                 watch_window_ms: whole_number("watch_window_ms", &watch_window_ms)?,
                 standby_window_ms: whole_number("standby_window_ms", &standby_window_ms)?,
+                hold_at_preview: match hold_at_preview.as_deref() {
+                    None => false,
+                    Some("on" | "true") => true,
+                    Some(_) => {
+                        return Err(AppError::invalid(
+                            "hold_at_preview",
+                            "tick the box or leave it out",
+                        ))
+                    }
+                },
+                hold_timeout_ms: match hold_timeout_ms.as_deref() {
+                    None => PipelineSettings::default().hold_timeout_ms,
+                    Some(raw) => whole_number("hold_timeout_ms", raw)?,
+                },
             };
             Ok(state()?
                 .engine
@@ -101,7 +119,7 @@ pub async fn save_pipeline_settings(
 pub fn SettingsDetailPage() -> impl IntoView {
     let params = use_params_map();
     let env = move || params.read().get("name").unwrap_or_default();
-    let save = ServerAction::<SavePipelineSettings>::new();
+    let save = crate::flash::action::<SavePipelineSettings>();
     let vars = VariableActions::new();
     let page = Resource::new(
         move || (env(), save.version().get(), vars.version()),
@@ -116,6 +134,7 @@ pub fn SettingsDetailPage() -> impl IntoView {
             </p>
             <SettingsForm environment=p.environment.clone() s=p.settings.clone() admin save/>
             {move || save.value().get().map(save_result)}
+            <crate::freezes::FreezesSection environment=p.environment.clone() admin/>
             {p.variables.clone().map(|v| view! {
                 <VariablesSection environment=p.environment.clone() vars=v actions=vars/>
             }.into_any())}
@@ -173,6 +192,15 @@ fn SettingsForm(
                 {field("Drain timeout (ms)", "drain_timeout_ms", s.drain_timeout_ms.to_string(), "how long in-flight requests on the old slot may take", admin)}
                 {field("Watch window (ms)", "watch_window_ms", s.watch_window_ms.to_string(), "a breach rolls back by itself; 0 turns it off", admin)}
                 {field("Standby window (ms)", "standby_window_ms", s.standby_window_ms.to_string(), "the old slot stays warm this long; 0 = until the next deploy", admin)}
+            </fieldset>
+            <fieldset>
+                <legend>"Hold at preview"</legend>
+                <label class="setting">
+                    <span>"Hold each deploy after its gates"</span>
+                    <input type="checkbox" name="hold_at_preview" checked=s.hold_at_preview disabled=!admin data-testid="hold-at-preview"/>
+                    <small>"the new release waits on the preview address until a deployer promotes or aborts it"</small>
+                </label>
+                {field("Hold timeout (ms)", "hold_timeout_ms", s.hold_timeout_ms.to_string(), "not decided by then: the deploy is aborted, users stay (10 s to 24 h)", admin)}
             </fieldset>
             {admin.then(|| view! {
                 <button type="submit" data-testid="save-settings" disabled=move || save.pending().get()>"Save settings"</button>

@@ -3,7 +3,7 @@
 //! prefix, scope, expiry and last use, and revokes them. A new token's
 //! secret is shown once, with a Copy button; the engine keeps only its hash.
 
-use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
+use crate::components::{action_result, page_shell, CopyButton, Loading, Outcome, ResultIds};
 use crate::error::AppError;
 use crate::format::short_time;
 use leptos::form::ActionForm;
@@ -89,7 +89,6 @@ fn issued(r: Option<Result<IssuedToken, AppError>>) -> Option<AnyView> {
     Some(match r? {
         Ok(t) => {
             let secret = t.secret.clone();
-            let copied = RwSignal::new(false);
             view! {
                 <section class="issued-token" role="status" data-testid="issued-token">
                     <h2>{format!("Token {} made", t.token.name)}</h2>
@@ -98,10 +97,7 @@ fn issued(r: Option<Result<IssuedToken, AppError>>) -> Option<AnyView> {
                         <input type="text" readonly value=t.secret data-testid="token-secret"
                             autocomplete="off" spellcheck="false"/>
                     </label>
-                    <button type="button" data-testid="copy-token" on:click=move |_| {
-                        copy_to_clipboard(&secret);
-                        copied.set(true);
-                    }>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
+                    <CopyButton text=secret testid="copy-token"/>
                 </section>
             }
             .into_any()
@@ -109,14 +105,6 @@ fn issued(r: Option<Result<IssuedToken, AppError>>) -> Option<AnyView> {
         Err(e) => action_result(e, ResultIds::PAGE),
     })
 }
-
-#[cfg(feature = "hydrate")]
-fn copy_to_clipboard(text: &str) {
-    let _ = window().navigator().clipboard().write_text(text);
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn copy_to_clipboard(_text: &str) {}
 
 fn revoked(r: Option<Result<TokenView, AppError>>) -> Option<AnyView> {
     let outcome = match r? {
@@ -131,8 +119,8 @@ fn revoked(r: Option<Result<TokenView, AppError>>) -> Option<AnyView> {
 
 #[component]
 pub fn TokensPage() -> impl IntoView {
-    let create = ServerAction::<CreateToken>::new();
-    let revoke = ServerAction::<RevokeToken>::new();
+    let create = crate::flash::action::<CreateToken>();
+    let revoke = crate::flash::action::<RevokeToken>();
     let page = Resource::new(
         move || (create.version().get(), revoke.version().get()),
         |_| load_tokens(),

@@ -146,11 +146,11 @@ fn changed(r: Option<Result<UserView, AppError>>) -> Option<AnyView> {
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
-    let create = ServerAction::<CreateUser>::new();
-    let role = ServerAction::<ChangeRole>::new();
-    let disable = ServerAction::<SetUserDisabled>::new();
-    let reset = ServerAction::<ResetPassword>::new();
-    let unlock = ServerAction::<ClearLoginLock>::new();
+    let create = crate::flash::action::<CreateUser>();
+    let role = crate::flash::action::<ChangeRole>();
+    let disable = crate::flash::action::<SetUserDisabled>();
+    let reset = crate::flash::action::<ResetPassword>();
+    let unlock = crate::flash::action::<ClearLoginLock>();
     let page = Resource::new(
         move || {
             (
@@ -265,6 +265,11 @@ fn UserTable(
                         let id = u.id.to_string();
                         let (id2, id3) = (id.clone(), id.clone());
                         let role_label = format!("Role of {}", u.username);
+                        let disable_label = format!("Disable {}", u.username);
+                        let disable_note = format!(
+                            "{} is signed out at once and their API tokens stop working.",
+                            u.username
+                        );
                         view! {
                             <tr data-user=u.username.clone()>
                                 <td>{u.username.clone()}</td>
@@ -277,13 +282,29 @@ fn UserTable(
                                 </td>
                                 <td>{if u.disabled { "disabled" } else { "enabled" }}</td>
                                 <td class="row-actions">
-                                    <ActionForm action=disable attr:class="inline">
-                                        <input type="hidden" name="user_id" value=id2/>
-                                        <input type="hidden" name="disabled" value=(!u.disabled).to_string()/>
-                                        <button type="submit" class="danger">
-                                            {if u.disabled { "Enable" } else { "Disable" }}
-                                        </button>
-                                    </ActionForm>
+                                    {if u.disabled {
+                                        view! {
+                                            <ActionForm action=disable attr:class="inline">
+                                                <input type="hidden" name="user_id" value=id2/>
+                                                <input type="hidden" name="disabled" value="false"/>
+                                                <button type="submit">"Enable"</button>
+                                            </ActionForm>
+                                        }.into_any()
+                                    } else {
+                                        // Disabling signs the person out at once: asked first.
+                                        view! {
+                                            <details class="confirm">
+                                                <summary data-testid="disable-open">"Disable…"</summary>
+                                                <p>{disable_note}</p>
+                                                <ActionForm action=disable attr:class="inline">
+                                                    <input type="hidden" name="user_id" value=id2/>
+                                                    <input type="hidden" name="disabled" value="true"/>
+                                                    <button type="submit" class="danger" aria-label=disable_label
+                                                        data-testid="disable-confirm">"Disable"</button>
+                                                </ActionForm>
+                                            </details>
+                                        }.into_any()
+                                    }}
                                     <ActionForm action=reset attr:class="inline">
                                         <input type="hidden" name="user_id" value=id3/>
                                         <button type="submit">"Reset password"</button>

@@ -85,9 +85,9 @@ pub struct VariableActions {
 impl VariableActions {
     pub fn new() -> Self {
         VariableActions {
-            set: ServerAction::new(),
-            secret: ServerAction::new(),
-            unset: ServerAction::new(),
+            set: crate::flash::action(),
+            secret: crate::flash::action(),
+            unset: crate::flash::action(),
         }
     }
 

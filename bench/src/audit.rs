@@ -241,7 +241,9 @@ async fn seal(dir: &Path, pool: engine::store::Pool, runs: usize) -> anyhow::Res
     );
     let actor = engine::Actor::system();
     let t = Instant::now();
-    let (head, mut cursor) = engine.audit_export_start(&actor).await?;
+    let (head, mut cursor) = engine
+        .audit_export_start(&actor, &AuditFilter::default())
+        .await?;
     let export = seal_dir.join("export.jsonl");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&export)?);
     std::io::Write::write_all(&mut out, head.as_bytes())?;

@@ -42,7 +42,11 @@ async fn bare_start(
     let slot = runtime.start(&spec).await?;
     let deadline = t + Duration::from_secs(30);
     let took = loop {
-        if prober.probe(&slot.address, &env.health_path).await.ok {
+        if prober
+            .probe(&slot.address, &env.health_path, &env.health_expect)
+            .await
+            .ok
+        {
             break t.elapsed();
         }
         if Instant::now() > deadline {

@@ -13,6 +13,10 @@ use model::{RoutingTable, SlotColor, Upstream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+
+const BINARY: &str = "/usr/sbin/haproxy";
+/// The runtime API's socket, in the HAProxy's directory.
+const SOCKET: &str = "haproxy.sock";
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A running HAProxy whose users are on blue.
@@ -29,31 +33,14 @@ impl HaproxySite {
     /// Starts HAProxy in the foreground in `dir` on `port`; `None` when it
     /// is not installed.
     pub fn start(dir: &Path, blue: &str, green: &str, port: u16) -> anyhow::Result<Option<Self>> {
-        let bin = Path::new("/usr/sbin/haproxy");
-        if !bin.exists() {
-            return Ok(None);
-        }
-        std::fs::create_dir_all(dir)?;
-        let socket = dir.join("haproxy.sock");
-        let conf = format!(
-            "global\n  maxconn 8192\n  stats socket {} mode 600 level admin\n\
-             defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  \
-             timeout server 30s\n  http-reuse always\n\
-             frontend users\n  bind 127.0.0.1:{port}\n  default_backend app\n\
-             backend app\n  server blue {blue}\n  server green {green} disabled\n",
-            socket.display()
+        let proxies = format!(
+            "frontend users\n  bind 127.0.0.1:{port}\n  default_backend app\n\
+             backend app\n  server blue {blue}\n  server green {green} disabled\n"
         );
-        std::fs::write(dir.join("haproxy.cfg"), conf)?;
-        let group = NginxGroup::spawn(
-            Command::new(bin)
-                .arg("-db")
-                .arg("-f")
-                .arg(dir.join("haproxy.cfg"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .context("starting haproxy")?;
+        let Some(group) = start_private(dir, &proxies)? else {
+            return Ok(None);
+        };
+        let socket = dir.join(SOCKET);
         Ok(Some(HaproxySite {
             group,
             public: format!("127.0.0.1:{port}"),
@@ -73,6 +60,7 @@ impl HaproxySite {
                     address: self.blue.clone(),
                 }),
                 preview: None,
+                ..RoutingTable::default()
             }),
             green: self.green.clone(),
             blue: self.blue.clone(),
@@ -148,4 +136,34 @@ impl TrafficRouter for HaproxyRouter {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = table.clone();
         Ok(table.clone())
     }
+}
+
+/// A private HAProxy in the foreground with `proxies` (its frontends and
+/// backends) after the settings every contender of the benchmark shares:
+/// the runtime API on `dir/haproxy.sock`, HTTP mode, kept-alive server
+/// connections reused across clients. `None` when it is not installed.
+pub fn start_private(dir: &Path, proxies: &str) -> anyhow::Result<Option<NginxGroup>> {
+    let bin = Path::new(BINARY);
+    if !bin.exists() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir)?;
+    let conf = format!(
+        "global\n  maxconn 8192\n  stats socket {} mode 600 level admin\n\
+         defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  \
+         timeout server 30s\n  http-reuse always\n{proxies}",
+        dir.join(SOCKET).display()
+    );
+    std::fs::write(dir.join("haproxy.cfg"), conf)?;
+    let group = NginxGroup::spawn(
+        Command::new(bin)
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.join("haproxy.cfg"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .context("starting haproxy")?;
+    Ok(Some(group))
 }

@@ -12,6 +12,7 @@ mod nginx;
 mod proxy;
 mod pull;
 mod rig;
+mod sites;
 mod throughput;
 
 use clap::{Parser, Subcommand};

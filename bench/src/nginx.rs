@@ -130,3 +130,51 @@ impl NginxSite {
         NginxRouter::new(self.settings.clone())
     }
 }
+
+/// The `upstream` block of a private nginx: kept-alive connections to
+/// `address`, as a production config would have.
+pub fn upstream(name: &str, address: &str) -> String {
+    format!("upstream {name} {{ server {address}; keepalive 64; }}")
+}
+
+/// `location /` passing everything to the upstream `name` over kept-alive
+/// HTTP/1.1 connections.
+pub fn proxy_pass(name: &str) -> String {
+    format!(
+        "location / {{ proxy_pass http://{name}; proxy_http_version 1.1; \
+         proxy_set_header Connection \"\"; }}"
+    )
+}
+
+/// A private nginx in the foreground: its own prefix `dir` (every path it
+/// writes is inside it), one worker per CPU, no access log, `http` inside
+/// its `http {}` block. `None` when nginx is not installed.
+pub fn start_private(dir: &Path, http: &str) -> anyhow::Result<Option<NginxGroup>> {
+    let bin = Path::new(BINARY);
+    if !bin.exists() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp-body;\n  proxy_temp_path {d}/tmp-proxy;\n\
+         fastcgi_temp_path {d}/tmp-fcgi;\n  uwsgi_temp_path {d}/tmp-uwsgi;\n  scgi_temp_path {d}/tmp-scgi;\n\
+         {http}}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf)?;
+    let nginx = NginxGroup::spawn(
+        Command::new(bin)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .context("starting nginx")?;
+    Ok(Some(nginx))
+}

@@ -9,18 +9,22 @@
 //!    switchyard-proxy, and through nginx `proxy_pass` (when nginx is
 //!    installed), same machine, same load.
 //! 4. Proxy memory (RSS) at rest and at its peak under that load.
+//! 5. The same throughput table for switchyard-proxy, nginx and HAProxy with
+//!    10 environments on one proxy, then with TLS on (see [`crate::sites`]).
 //!
 //! Figures to read, not assertions: these machines are shared 2-core boxes.
 
 use crate::haproxy::HaproxySite;
-use crate::nginx::NginxGroup;
-use crate::rig::{spawn_proxy, Samples, TOKEN};
+use crate::nginx::{self, NginxGroup};
+use crate::rig::{
+    free_port, http_client, spawn_proxy, start_demo, wait_until_answers, which, Samples, TOKEN,
+};
+use crate::sites;
 use crate::throughput::{compare, rss_kib_with_children, Contender, Settings};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use engine::router::{BuiltinRouter, TrafficRouter};
 use model::{RoutingTable, SlotColor, Upstream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,91 +43,15 @@ pub struct Options {
     pub baseline: Option<PathBuf>,
 }
 
-/// A process of the benchmark's own, killed when dropped.
-struct Owned(Child);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn http_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()?)
-}
-
-async fn wait_until_answers(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(r) = http.get(url).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("{url} did not answer within 15 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn start_demo(bin_dir: &Path, version: &str) -> anyhow::Result<(Owned, String)> {
-    let port = free_port()?;
-    let child = Command::new(bin_dir.join("switchyard-demo"))
-        .env("PORT", port.to_string())
-        .env("APP_VERSION", version)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting switchyard-demo")?;
-    let addr = format!("127.0.0.1:{port}");
-    wait_until_answers(&http_client()?, &format!("http://{addr}/health")).await?;
-    Ok((Owned(child), addr))
-}
-
 /// nginx with its own prefix on a loopback port, `proxy_pass` to `upstream`.
 fn start_nginx(dir: &Path, upstream: &str) -> anyhow::Result<Option<(NginxGroup, String)>> {
-    let bin = Path::new("/usr/sbin/nginx");
-    if !bin.exists() {
-        return Ok(None);
-    }
-    std::fs::create_dir_all(dir.join("logs"))?;
     let port = free_port()?;
-    let d = dir.display();
-    let conf = format!(
-        "worker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\n\
-         events {{ worker_connections 4096; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp-body;\n  proxy_temp_path {d}/tmp-proxy;\n\
-         fastcgi_temp_path {d}/tmp-fcgi;\n  uwsgi_temp_path {d}/tmp-uwsgi;\n  scgi_temp_path {d}/tmp-scgi;\n\
-         upstream app {{ server {upstream}; keepalive 64; }}\n\
-         server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://app;\n\
-         proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
+    let http = format!(
+        "{}\n  server {{\n    listen 127.0.0.1:{port};\n    {}\n  }}\n",
+        nginx::upstream("app", upstream),
+        nginx::proxy_pass("app")
     );
-    std::fs::write(dir.join("nginx.conf"), conf)?;
-    let nginx = NginxGroup::spawn(
-        Command::new(bin)
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .context("starting nginx")?;
-    Ok(Some((nginx, format!("127.0.0.1:{port}"))))
+    Ok(nginx::start_private(dir, &http)?.map(|group| (group, format!("127.0.0.1:{port}"))))
 }
 
 #[derive(Default)]
@@ -256,6 +184,7 @@ impl Slots {
                 address,
             }),
             preview: None,
+            ..RoutingTable::default()
         }
     }
 }
@@ -482,11 +411,13 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
             name: "direct to the demo service".into(),
             url: format!("http://{}/", slots.blue),
             pid: None,
+            wrk_args: Vec::new(),
         },
         Contender {
             name: "through switchyard-proxy".into(),
             url: format!("http://{}/", proxy.public),
             pid: Some(proxy_pid),
+            wrk_args: Vec::new(),
         },
     ];
     // An earlier build, for before/after figures from the same run.
@@ -504,6 +435,7 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
                 name: "through the --baseline-proxy build".into(),
                 url: format!("http://{}/", p.public),
                 pid: Some(p.child.id()),
+                wrk_args: Vec::new(),
             });
             Some(p)
         }
@@ -518,6 +450,7 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
                 name: "through nginx proxy_pass".into(),
                 url,
                 pid: Some(group.0.id()),
+                wrk_args: Vec::new(),
             });
         }
         None => println!("nginx: not installed (apt-get install nginx), its row is skipped"),
@@ -527,6 +460,7 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
             name: "through HAProxy".into(),
             url: format!("http://{}/", site.public),
             pid: Some(site.group.0.id()),
+            wrk_args: Vec::new(),
         });
     }
     let settings = Settings {
@@ -534,8 +468,11 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
         secs: opts.wrk_secs,
         connections: opts.wrk_connections,
     };
-    compare(&contenders, &settings).await?;
+    compare("throughput", &contenders, &settings).await?;
     drop((baseline, nginx, haproxy));
+    // The same three proxies with 10 environments each, then with TLS on.
+    sites::ten_environments(&root, &opts.bin_dir, &settings).await?;
+    sites::tls_on(&root, &opts.bin_dir, &slots.blue, &settings).await?;
     Ok(())
 }
 
@@ -558,10 +495,4 @@ async fn switch_rows(
         served.row(&format!("{name}: switch command → first new-slot answer"))
     );
     Ok(())
-}
-
-fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
-        .unwrap_or(false)
 }

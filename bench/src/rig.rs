@@ -15,6 +15,8 @@ pub struct Proxy {
     pub admin: String,
     /// Its admin API's unix socket (`--admin-socket`), when it has one.
     pub socket: Option<std::path::PathBuf>,
+    /// Its TLS listener, when started with `--tls-listen`.
+    pub tls: Option<String>,
 }
 
 impl Drop for Proxy {
@@ -31,6 +33,16 @@ pub fn spawn_proxy(bin_dir: &Path, dir: &Path) -> anyhow::Result<Proxy> {
 /// [`spawn_proxy`] of the binary at `bin` (an earlier build, to compare,
 /// which may not know `--admin-socket`: `socket` false leaves it out).
 pub fn spawn_proxy_bin(bin: &Path, dir: &Path, socket: bool) -> anyhow::Result<Proxy> {
+    spawn_proxy_args(bin, dir, socket, &[])
+}
+
+/// [`spawn_proxy_bin`] with more command-line arguments (`--tls-listen`…).
+pub fn spawn_proxy_args(
+    bin: &Path,
+    dir: &Path,
+    socket: bool,
+    extra: &[&std::ffi::OsStr],
+) -> anyhow::Result<Proxy> {
     let socket = socket.then(|| dir.join("admin.sock"));
     std::fs::write(dir.join("proxy-token"), TOKEN)?;
     let ready = dir.join("proxy-ready.json");
@@ -46,6 +58,7 @@ pub fn spawn_proxy_bin(bin: &Path, dir: &Path, socket: bool) -> anyhow::Result<P
         .arg(dir.join("proxy-token"))
         .arg("--ready-file")
         .arg(&ready)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -62,6 +75,7 @@ pub fn spawn_proxy_bin(bin: &Path, dir: &Path, socket: bool) -> anyhow::Result<P
                     public,
                     admin,
                     socket,
+                    tls: field("tls"),
                 }),
                 _ => bail!("unexpected ready file {v}"),
             };
@@ -101,4 +115,63 @@ impl Samples {
             self.0.len()
         )
     }
+}
+
+/// A process of the benchmark's own, killed when dropped.
+pub(crate) struct Owned(pub(crate) Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?)
+}
+
+pub(crate) async fn wait_until_answers(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not answer within 15 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub(crate) async fn start_demo(bin_dir: &Path, version: &str) -> anyhow::Result<(Owned, String)> {
+    let port = free_port()?;
+    let child = Command::new(bin_dir.join("switchyard-demo"))
+        .env("PORT", port.to_string())
+        .env("APP_VERSION", version)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting switchyard-demo")?;
+    let addr = format!("127.0.0.1:{port}");
+    wait_until_answers(&http_client()?, &format!("http://{addr}/health")).await?;
+    Ok((Owned(child), addr))
+}
+
+pub(crate) fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+        .unwrap_or(false)
 }

@@ -17,6 +17,8 @@ pub struct Contender {
     pub url: String,
     /// The process doing the proxying (with its children), when there is one.
     pub pid: Option<u32>,
+    /// More wrk arguments before the URL (a `-s` script, `-H` headers).
+    pub wrk_args: Vec<String>,
 }
 
 pub struct Settings {
@@ -37,8 +39,12 @@ struct Run {
 }
 
 /// Runs every contender `rounds` times, rotating the order each round, and
-/// prints one table of medians.
-pub async fn compare(contenders: &[Contender], settings: &Settings) -> anyhow::Result<()> {
+/// prints one table of medians under `title`.
+pub async fn compare(
+    title: &str,
+    contenders: &[Contender],
+    settings: &Settings,
+) -> anyhow::Result<()> {
     let rest: Vec<u64> = contenders
         .iter()
         .map(|c| c.pid.map_or(0, rss_kib_with_children))
@@ -51,7 +57,7 @@ pub async fn compare(contenders: &[Contender], settings: &Settings) -> anyhow::R
         }
     }
     println!(
-        "throughput: wrk -t2 -c{} -d{}s, {} alternating rounds, medians",
+        "{title}: wrk -t2 -c{} -d{}s, {} alternating rounds, medians",
         settings.connections, settings.secs, settings.rounds
     );
     println!(
@@ -110,8 +116,9 @@ async fn wrk(c: &Contender, settings: &Settings) -> anyhow::Result<Run> {
             &format!("-c{}", settings.connections),
             &format!("-d{}s", settings.secs),
             "--latency",
-            &c.url,
         ])
+        .args(&c.wrk_args)
+        .arg(&c.url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

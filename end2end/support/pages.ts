@@ -53,6 +53,7 @@ export async function consolePages(page: Page): Promise<ConsolePage[]> {
     signedIn('checklist', `/environments/${env}/checklist`),
     signedIn('lock', `/environments/${env}/lock`),
     signedIn('settings', `/environments/${env}/settings`),
+    signedIn('webhooks', `/environments/${env}/webhooks`),
     signedIn('users', '/users'),
     signedIn('tokens', '/tokens'),
     { name: 'login', path: '/login', signedIn: false },

@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import { expect, test } from '../support/test';
 import { USERS } from '../support/constants';
 import { environment, expectHydrated, historyRows, signIn } from '../support/console';
@@ -66,6 +67,29 @@ test('the export follows the filter', async ({ page }) => {
   expect(lines[0]).toMatch(/^id,at,actor_kind,actor_name/);
   expect(lines.length).toBeGreaterThan(1);
   for (const line of lines.slice(1)) expect(line).toContain(',deploy.start,');
+});
+
+test('clicking an export link downloads the file', async ({ page }) => {
+  await signIn(page, USERS.victor);
+  await page.goto('/audit?action=deploy.start');
+  await expectHydrated(page);
+  // Both links are downloads: the client-side router must not take them for
+  // pages (it used to answer "Page not found.").
+  for (const [testid, name, first] of [
+    ['export-csv', 'switchyard-audit.csv', /^id,at,actor_kind,actor_name/],
+    ['export-jsonl', 'switchyard-audit.jsonl', /^\{/],
+  ] as const) {
+    const downloading = page.waitForEvent('download');
+    await page.getByTestId(testid).click();
+    const download = await downloading;
+    expect(download.suggestedFilename()).toBe(name);
+    const path = await download.path();
+    const text = fs.readFileSync(path, 'utf8');
+    expect(text).toMatch(first);
+    expect(text).toContain('deploy.start');
+    await expect(page).toHaveURL(/\/audit\?action=deploy\.start$/);
+    await expect(page.getByText('Page not found.')).toHaveCount(0);
+  }
 });
 
 test('a deployment in the history links to its audit entries', async ({ page }) => {

@@ -35,8 +35,9 @@ test('an admin creates an account, changes its role and disables it; it takes ef
   await erin.reload();
   await expect(environment(erin).getByText('Your role can view this environment but not change it.')).toBeVisible();
 
-  // Disabled: her session ends.
-  await row.getByRole('button', { name: 'Disable' }).click();
+  // Disabled, after a confirmation: her session ends.
+  await row.getByTestId('disable-open').click();
+  await row.getByTestId('disable-confirm').click();
   await expect(page.locator(`tr[data-user="${username}"]`)).toContainText('disabled');
   await erin.reload();
   await expect(erin).toHaveURL(/\/login$/);

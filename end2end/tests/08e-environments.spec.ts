@@ -99,26 +99,24 @@ test('an admin onboards a Docker service; a deployer ships, reads logs and rolls
   await create.locator('[data-field="app_url"]').fill(SHOP_URL);
   await create.locator('[data-field="admin_url"]').fill('http://127.0.0.1:3191');
   await create.locator('[data-field="checklist"]').selectOption('empty');
+  // The registry login its pulls use, given with the create: the password
+  // is stored as the secret REGISTRY_PASSWORD and never shown again.
+  const newLogin = create.getByTestId('new-registry-login');
+  await newLogin.locator('[data-field="registry_user"]').fill(registryUser());
+  await newLogin.locator('[data-field="registry_password"]').fill(registryPassword());
   await page.getByTestId('create-environment-submit').click();
   await expect(page.getByTestId('action-result').filter({ hasText: 'Environment shop created' })).toBeVisible();
-  // The registry login its pulls use: the password as a secret, then the
-  // login naming it.
-  await page.goto('/environments/shop/settings');
-  await expectHydrated(page);
-  const secretForm = page.getByTestId('variables').getByTestId('set-secret');
-  await secretForm.locator('input[name=name]').fill('REGISTRY_PASSWORD');
-  await secretForm.locator('input[name=secret]').fill(registryPassword());
-  await secretForm.getByRole('button', { name: 'Set secret' }).click();
-  await expect(page.locator('tr[data-secret="REGISTRY_PASSWORD"]')).toContainText('set (hidden)');
   await page.goto('/environments/shop');
   await expectHydrated(page);
   const login = page.getByTestId('registry-login');
-  await login.locator('[data-field="registry_user"]').fill(registryUser());
-  await login.locator('[data-field="registry_password_secret"]').fill('REGISTRY_PASSWORD');
-  await page.getByTestId('edit-environment-submit').click();
-  await expect(page.getByTestId('action-result').filter({ hasText: 'Saved' })).toContainText('docker.registry_user');
+  await expect(login.locator('[data-field="registry_user"]')).toHaveValue(registryUser());
+  await expect(login.locator('[data-field="registry_password_secret"]')).toHaveValue('REGISTRY_PASSWORD');
+  expect(await page.content()).not.toContain(registryPassword());
+  await page.goto('/environments/shop/settings');
+  await expectHydrated(page);
+  await expect(page.locator('tr[data-secret="REGISTRY_PASSWORD"]')).toContainText('set (hidden)');
   // Its production: releases must have succeeded in shop first.
-  await page.reload();
+  await page.goto('/environments');
   await expectHydrated(page);
   await create.locator('[data-field="name"]').fill('shop-live');
   await create.locator('[data-field="artifact"]').fill('switchyard-demo:{version}');
@@ -136,6 +134,12 @@ test('an admin onboards a Docker service; a deployer ships, reads logs and rolls
   await expect.poll(() => shopServes(request)).toBe('switchyard-demo v1');
   await page.reload();
   await expectHydrated(page);
+  // The idle slot's output is open before v2 lands there: it follows live,
+  // without a reload, as the new container starts printing.
+  await environment(page, 'shop').getByTestId('show-output-green').click();
+  const output = environment(page, 'shop').getByTestId('slot-output');
+  await expect(output).toHaveAttribute('data-slot', 'green');
+  await expect(output).not.toContainText('switchyard-demo v2');
   await deploy(environment(page, 'shop'), 'v2');
   await expect(actionResult(environment(page, 'shop'), /^deploy #\d+/)).toHaveText(/succeeded: v2 is live on green/, {
     timeout: 45_000,
@@ -144,8 +148,7 @@ test('an admin onboards a Docker service; a deployer ships, reads logs and rolls
   const shipped = /^deploy #(\d+)/.exec((await actionResult(environment(page, 'shop'), /^deploy #\d+/).textContent()) ?? '')![1];
 
   // The new slot's container output: the image listens on every interface.
-  await environment(page, 'shop').getByTestId('show-output-green').click();
-  const output = environment(page, 'shop').getByTestId('slot-output');
+  await expect(output).toHaveAttribute('data-slot', 'green');
   await expect(output).toContainText(/switchyard-demo v2 listening on 0\.0\.0\.0:8080/);
 
   await page.reload();

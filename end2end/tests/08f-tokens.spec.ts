@@ -22,8 +22,13 @@ test('a deployer makes a token, a pipeline uses it, and revoking it stops it', a
   const secretField = page.getByTestId('token-secret');
   await expect(secretField).toHaveValue(/^sy_[a-z2-9]{8}_[0-9a-f]{64}$/);
   const secret = await secretField.inputValue();
+  // Copy says so only when the clipboard really holds the secret.
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], {
+    origin: new URL(page.url()).origin,
+  });
   await page.getByTestId('copy-token').click();
   await expect(page.getByTestId('copy-token')).toHaveText('Copied');
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
   const row = page.locator('tr[data-token="e2e-pipeline"]');
   await expect(row).toContainText(`sy_${secret.slice(3, 11)}`);
 

@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) holder: Holder,
     /// The deploy and rollback workers running in this console.
     pub(crate) workers: Workers,
+    /// The release form's versions, kept briefly (`known_versions.rs`).
+    pub(crate) known_versions: crate::version_cache::VersionCache,
 }
 
 impl Engine {
@@ -62,6 +64,7 @@ impl Engine {
                 lifecycle: tokio::sync::Mutex::new(()),
                 holder: Holder::this_process(),
                 workers: Workers::default(),
+                known_versions: Default::default(),
             }),
             runtimes: Arc::new(HashMap::from([(RuntimeKind::Process, runtime)])),
             lock_timing: LockTiming::default(),
@@ -150,10 +153,15 @@ impl Engine {
                         env.proxy_token_file
                     ))
                 })?;
-                Ok(Arc::new(
-                    BuiltinRouter::new(&env.proxy_admin_url, token.trim().to_string())
-                        .with_preview(env.preview_listen.clone()),
-                ))
+                let mut router = BuiltinRouter::new(&env.proxy_admin_url, token.trim().to_string())
+                    .with_preview(env.preview_listen.clone());
+                // An environment with host names shares its proxy: it is the
+                // named route called after it there.
+                if env.route.is_routed() {
+                    let host = env.route.first_exact_host().map(String::from);
+                    router = router.for_route(&env.name, host);
+                }
+                Ok(Arc::new(router))
             }
         }
     }

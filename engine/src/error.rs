@@ -50,6 +50,10 @@ pub enum Error {
         until: String,
         reason: String,
     },
+    /// A promote or abort of a deploy that is not (or no longer) held at
+    /// preview: timed out, already decided, ended, or never held.
+    #[error("{0}")]
+    NotHeld(String),
     #[error("deploy in progress by {by} since {since}")]
     DeployInProgress { by: String, since: DateTime<Utc> },
     /// This worker's lock was broken or taken over: it stopped where it was
@@ -124,6 +128,7 @@ impl Error {
             | Error::Conflict(_)
             | Error::NotApproved(_)
             | Error::DeployInProgress { .. }
+            | Error::NotHeld(_)
             | Error::Frozen { .. }
             | Error::LockLost(_)
             | Error::NoStandby(_)

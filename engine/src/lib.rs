@@ -34,6 +34,7 @@ macro_rules! internal {
 mod accounts;
 mod actor;
 mod approvals;
+mod canary;
 mod engine;
 mod environment_config;
 pub mod error;
@@ -50,6 +51,8 @@ mod slot_output;
 mod tokens;
 mod variables;
 mod version;
+mod version_cache;
+mod webhooks;
 
 internal! {
     // The store.
@@ -58,6 +61,7 @@ internal! {
     mod deployments;
     mod steps;
     mod lock;
+    mod holds;
     mod releases;
     mod checklists;
     mod users;
@@ -111,6 +115,7 @@ pub use store::{open as open_database, Pool};
 pub use tokens::MAX_DAYS as TOKEN_MAX_DAYS;
 pub use users::User;
 pub use version::validate_version;
+pub use webhooks::{sign_webhook, WebhookTiming};
 
 /// Current time as stored in the database (RFC 3339, UTC).
 pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {

@@ -12,7 +12,10 @@ impl Engine {
         for env in environments::list(self.pool()).await? {
             for slot in environments::slots(self.pool(), env.id).await? {
                 if let Some(addr) = &slot.address {
-                    let p = self.prober().probe(addr, &env.health_path).await;
+                    let p = self
+                        .prober()
+                        .probe(addr, &env.health_path, &env.health_expect)
+                        .await;
                     environments::record_health(self.pool(), env.id, slot.color, p.ok, &p.message)
                         .await?;
                 }

@@ -37,7 +37,10 @@ impl Engine {
     pub async fn environment(&self, actor: &Actor, name: &str) -> Result<model::EnvironmentView> {
         actor.may_on(Action::ViewEnvironments, Some(name))?;
         let env = environments::find(self.pool(), name).await?;
-        environments::view(self.pool(), &env).await
+        let mut view = environments::view(self.pool(), &env).await?;
+        // The dashboard says why a deploy would be refused before anyone tries.
+        view.frozen = self.freeze_refusal(&env).await?.map(|e| e.to_string());
+        Ok(view)
     }
 
     pub async fn environment_names(&self, actor: &Actor) -> Result<Vec<String>> {
@@ -92,6 +95,7 @@ impl Engine {
             elapsed_ms,
             watch: crate::watch::view(self.pool(), id).await?,
             promote_to,
+            hold: self.hold_view(id).await?,
         })
     }
 

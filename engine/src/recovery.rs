@@ -226,6 +226,9 @@ impl Engine {
             _ => (DeploymentStatus::Failed, t.why.clone()),
         };
         steps::close(pool, held.deployment_id, Some(t.step)).await?;
+        // A hold nobody decided ends with its deployment: no page offers to
+        // promote a deploy whose worker is gone.
+        crate::holds::close_open(pool, held.deployment_id, &message).await?;
         deployments::finish(pool, held.deployment_id, Some(&me), status, &message).await?;
         tracing::warn!(dep_id = held.deployment_id, action = t.action, %message, "deployment lock taken over");
         let outcome = if status == DeploymentStatus::Succeeded {

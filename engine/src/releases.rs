@@ -427,6 +427,26 @@ pub async fn deployments(pool: &Pool, release_id: i64) -> Result<Vec<(i64, Strin
     )
 }
 
+/// The deployment that put `release_id` live, if one did (the newest
+/// succeeded one). A release that went live is read-only: its notes and
+/// SQL are what was deployed, and deploying the version again needs a new
+/// release and new signatures.
+pub async fn deployed_as(pool: &Pool, release_id: i64) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM deployments WHERE release_id = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(release_id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The refusal of a change to a release that went live with `deployment`.
+pub fn went_live(release_id: i64, deployment: i64) -> crate::error::Error {
+    crate::error::Error::Conflict(format!(
+        "release #{release_id} went live with deployment #{deployment} and is read-only: request a new release to change or deploy it again"
+    ))
+}
+
 pub async fn link_deployment(pool: &Pool, deployment_id: i64, release_id: i64) -> Result<()> {
     sqlx::query("UPDATE deployments SET release_id = ? WHERE id = ?")
         .bind(release_id)

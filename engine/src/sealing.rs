@@ -164,8 +164,15 @@ impl Engine {
     /// Starts a verifiable export: signs a checkpoint of the log as it is,
     /// and returns the lines that vouch for what follows (the rotations and
     /// that checkpoint) and the cursor for [`Engine::audit_export_block`].
-    pub async fn audit_export_start(&self, actor: &Actor) -> Result<(String, ExportCursor)> {
-        actor.may(Action::ViewAudit)?;
+    /// Everything an export under `filter` may be refused for is decided
+    /// here, before its first byte, so a refusal is an answer and not a
+    /// download cut short.
+    pub async fn audit_export_start(
+        &self,
+        actor: &Actor,
+        filter: &AuditFilter,
+    ) -> Result<(String, ExportCursor)> {
+        crate::queries::may_read_audit(actor, filter)?;
         let sealing = self.sealing()?;
         sealing.files.checkpoint(self.pool(), false).await?;
         let lines = sealing.files.read_lines(None)?;

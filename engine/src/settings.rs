@@ -17,6 +17,10 @@ use std::time::Duration;
 /// Bounds that keep a typo from stalling deploys for days.
 const MAX_HEALTH_DEADLINE: Duration = Duration::from_secs(30 * 60);
 const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A hold waits for a person: shorter than 10 s nobody can act, longer than
+/// a day the environment stays locked for nothing.
+const MIN_HOLD: Duration = Duration::from_secs(10);
+const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
@@ -34,6 +38,8 @@ pub fn of(env: &Environment) -> PipelineSettings {
         drain_timeout_ms: ms(env.drain_timeout),
         watch_window_ms: ms(env.watch_window),
         standby_window_ms: ms(env.standby_window),
+        hold_at_preview: env.hold_at_preview,
+        hold_timeout_ms: ms(env.hold_timeout),
     }
 }
 
@@ -79,7 +85,15 @@ pub(crate) fn timings(s: &PipelineSettings) -> Result<Timings> {
         drain_timeout: Duration::from_millis(s.drain_timeout_ms),
         watch_window: Duration::from_millis(s.watch_window_ms),
         standby_window: Duration::from_millis(s.standby_window_ms),
+        hold_at_preview: s.hold_at_preview,
+        hold_timeout: Duration::from_millis(s.hold_timeout_ms),
     };
+    if t.hold_timeout < MIN_HOLD || t.hold_timeout > MAX_HOLD {
+        return Err(Error::invalid(
+            "hold_timeout_ms",
+            "the hold timeout must be between 10 seconds and 24 hours",
+        ));
+    }
     if t.drain_timeout.is_zero() {
         return Err(Error::invalid(
             "drain_timeout_ms",

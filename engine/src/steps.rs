@@ -243,6 +243,7 @@ mod tests {
                 ("start", StepStatus::Skipped, None),
                 ("health", StepStatus::Skipped, None),
                 ("gates", StepStatus::Skipped, None),
+                ("hold", StepStatus::Skipped, None),
                 ("switch", StepStatus::Skipped, None),
                 ("drain", StepStatus::Skipped, None),
                 ("standby", StepStatus::Skipped, None),

@@ -270,7 +270,7 @@ impl Engine {
             }
             let slot = environments::slot(pool, env.id, w.slot).await?;
             let probe = match &slot.address {
-                Some(a) => self.prober().probe(a, &env.health_path).await,
+                Some(a) => self.prober().probe(a, &env.health_path, &env.health_expect).await,
                 None => crate::health::Probe {
                     ok: false,
                     message: "the slot has no address".into(),

@@ -320,6 +320,41 @@ async fn deploy_waits_for_the_checklist_and_then_goes_live() {
     assert_eq!(w.users_see(&public).await, "switchyard-demo v2\n");
     let view = w.engine.release(&dana, release.id).await.unwrap();
     assert_eq!(view.deployments, vec![(dep.id, "succeeded".to_string())]);
+    // Live, the release is read-only: what was deployed stays what it says,
+    // and the version goes out again only through a new release.
+    assert!(
+        !view.can_edit && !view.can_deploy && !view.deployable,
+        "{view:?}"
+    );
+    let went_live = format!("went live with deployment #{}", dep.id);
+    assert!(view.blockers[0].contains(&went_live), "{:?}", view.blockers);
+    let err = w
+        .engine
+        .edit_release(&dana, release.id, view.revision, "other notes", "")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict(_)) && err.to_string().contains("read-only"),
+        "{err}"
+    );
+    let err = w
+        .engine
+        .cancel_release(&dana, release.id, view.revision, "too late")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    let err = w
+        .engine
+        .deploy_release(&dana, release.id, view.revision)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NotApproved(_)) && err.to_string().contains(&went_live),
+        "{err}"
+    );
+    let same = w.engine.release(&dana, release.id).await.unwrap();
+    assert_eq!((same.revision, same.notes), (view.revision, view.notes));
+    assert_eq!(same.deployments.len(), 1, "no second deployment");
 
     // Rollback needs no approvals (it is the emergency exit), only a reason.
     let release3 = w.request(&dana, "production", "v3", "").await;

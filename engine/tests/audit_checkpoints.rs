@@ -81,7 +81,11 @@ impl Log {
 
     async fn export(&self, filter: &AuditFilter) -> String {
         let actor = engine::Actor::system();
-        let (mut text, mut cursor) = self.engine.audit_export_start(&actor).await.unwrap();
+        let (mut text, mut cursor) = self
+            .engine
+            .audit_export_start(&actor, filter)
+            .await
+            .unwrap();
         while let Some(block) = self
             .engine
             .audit_export_block(&actor, filter, &mut cursor)

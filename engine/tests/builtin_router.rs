@@ -21,6 +21,7 @@ fn table(generation: u64, slot: SlotColor, port: u16) -> RoutingTable {
             address: format!("127.0.0.1:{port}"),
         }),
         preview: None,
+        ..RoutingTable::default()
     }
 }
 

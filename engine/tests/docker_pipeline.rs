@@ -469,11 +469,38 @@ async fn a_missing_image_is_pulled_with_the_environments_registry_login() {
         "nothing started"
     );
 
+    // The pull's progress is the start step's message while it runs (the
+    // dashboard and the deployment page show it): watched from the store.
+    let shown = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let watcher = {
+        let pool = engine.pool().clone();
+        let shown = shown.clone();
+        tokio::spawn(async move {
+            loop {
+                let messages: Vec<Option<String>> = sqlx::query_scalar(
+                    "SELECT message FROM deployment_steps WHERE name = 'start' AND status = 'running'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+                shown.lock().unwrap().extend(messages.into_iter().flatten());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
     let t = Instant::now();
     let d = engine.deploy(&system, &h.env, "v1").await.unwrap();
     let took = t.elapsed();
+    watcher.abort();
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
     assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+    let shown = shown.lock().unwrap().clone();
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.starts_with("pulling ") && m.contains("/shop:v1")),
+        "the pull was not shown on the start step: {shown:?}"
+    );
     eprintln!(
         "[docker] deploy with a pull from the registry: {} ms",
         took.as_millis()

@@ -110,6 +110,41 @@ async fn export_then_apply_changes_nothing() {
             .all(|p| p.action == PlanAction::Unchanged && p.changes.is_empty()),
         "export → apply must be a no-op: {again:?}"
     );
+    // A secret declared without a value yet is still declared: applying the
+    // same file again changes nothing, and the export names it.
+    let staging = engine
+        .environment_config(&system, "shop-staging")
+        .await
+        .unwrap();
+    assert_eq!(staging.secrets, ["API_KEY"]);
+    let same_file = engine.plan_apply(&system, &configs(&file())).await.unwrap();
+    assert!(
+        same_file.iter().all(|p| p.changes.is_empty()),
+        "the file applied twice: {same_file:?}"
+    );
+    // A file without an environment never drops it: the plan says so, and
+    // the apply leaves it as it is.
+    let only_shop: Vec<EnvironmentConfig> = configs(&exported)
+        .into_iter()
+        .filter(|c| c.name == "shop")
+        .collect();
+    let plan = engine.plan_apply(&system, &only_shop).await.unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.name == "shop-staging" && p.action == PlanAction::NotInFile),
+        "{plan:?}"
+    );
+    engine
+        .apply_environments(&system, &only_shop)
+        .await
+        .unwrap();
+    assert_eq!(
+        engine
+            .environment_config(&system, "shop-staging")
+            .await
+            .unwrap(),
+        staging
+    );
     // Exported twice, the same bytes.
     let twice =
         engine::render_environment_file(&engine.environment_configs(&system).await.unwrap())

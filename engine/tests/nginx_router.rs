@@ -253,6 +253,7 @@ impl Harness {
             generation,
             active: Some(Upstream { slot, address }),
             preview: None,
+            ..RoutingTable::default()
         }
     }
 
@@ -316,6 +317,7 @@ async fn apply_switches_users_and_current_reads_it_back() {
             generation: 0,
             active: None,
             preview: None,
+            ..RoutingTable::default()
         }
     );
 
@@ -403,6 +405,7 @@ async fn a_configuration_nginx_refuses_restores_the_include_and_keeps_serving() 
             address: "no-such-slot.invalid:8080".into(),
         }),
         preview: None,
+        ..RoutingTable::default()
     };
     let err = h.router.apply(&bad).await.unwrap_err();
     assert!(

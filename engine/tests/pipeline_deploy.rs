@@ -557,3 +557,70 @@ async fn every_action_leaves_exactly_its_audit_entry() {
         Verdict::Intact { .. }
     ));
 }
+
+/// An environment's health expectations: a 200 whose body lacks the
+/// expected text, or a status other than the expected one, is not healthy,
+/// so the deploy fails and users stay; met, the same build goes live.
+#[tokio::test]
+async fn a_health_answer_must_meet_the_environments_expectations() {
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    let system = Actor::system();
+    let expect = |status: Option<u16>, body: Option<&str>| {
+        let (h, system) = (&h, &system);
+        let body = body.map(String::from);
+        async move {
+            let mut config = h.engine.environment_config(system, ENV).await.unwrap();
+            config.health_status = status;
+            config.health_body = body;
+            h.engine.edit_environment(system, &config).await.unwrap();
+        }
+    };
+    let v1 = "switchyard-demo v1\n";
+
+    // The demo answers {"status":"ok",…}: it never says "ready".
+    expect(None, Some("\"status\":\"ready\"")).await;
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    let msg = d.message.unwrap_or_default();
+    assert!(msg.contains("lacks"), "{msg}");
+    assert_eq!(h.users_see().await, v1);
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+
+    expect(Some(204), None).await;
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed, "{d:?}");
+    assert!(d.message.unwrap_or_default().contains("expected 204"));
+    assert_eq!(h.users_see().await, v1);
+
+    expect(Some(200), Some("\"status\":\"ok\"")).await;
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    assert_eq!(h.users_see().await, "switchyard-demo v2\n");
+    // Written down and read back the same way.
+    let config = h.engine.environment_config(&system, ENV).await.unwrap();
+    assert_eq!(config.health_status, Some(200));
+    assert_eq!(config.health_body.as_deref(), Some("\"status\":\"ok\""));
+
+    // Bad expectations are refused naming the field, and change nothing.
+    for (status, body, field) in [
+        (Some(99), None, "health_status"),
+        (Some(600), None, "health_status"),
+        (None, Some("a\nb"), "health_body"),
+    ] {
+        let mut config = h.engine.environment_config(&system, ENV).await.unwrap();
+        config.health_status = status;
+        config.health_body = body.map(String::from);
+        let e = h
+            .engine
+            .edit_environment(&system, &config)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidInput { field: f, .. } if f == field),
+            "{e:?}"
+        );
+    }
+    let config = h.engine.environment_config(&system, ENV).await.unwrap();
+    assert_eq!(config.health_status, Some(200));
+}

@@ -176,6 +176,7 @@ async fn reconcile_never_stops_a_slot_the_router_may_be_serving() {
                 address: green.address.clone(),
             }),
             preview: None,
+            ..model::RoutingTable::default()
         })
         .await
         .unwrap();

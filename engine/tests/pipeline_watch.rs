@@ -357,6 +357,8 @@ async fn an_interrupted_cold_rollback_stops_the_slot_it_started_again_and_keeps_
             drain_timeout: Duration::from_secs(5),
             watch_window: Duration::ZERO,
             standby_window: Duration::from_millis(1),
+            hold_at_preview: false,
+            hold_timeout: Duration::from_secs(1800),
         },
     )
     .await

@@ -84,6 +84,8 @@ string_enum! {
         Start = "start",
         Health = "health",
         Gates = "gates",
+        /// Hold at preview: waits for a deployer's promote or abort.
+        Hold = "hold",
         Switch = "switch",
         Drain = "drain",
         Standby = "standby",
@@ -150,6 +152,39 @@ pub struct DeploymentDetail {
     /// one (their upstream), where its version may be promoted.
     #[serde(default)]
     pub promote_to: Vec<String>,
+    /// A deploy held at preview (its environment's hold setting): where the
+    /// preview is, until when, and how the hold ended.
+    #[serde(default)]
+    pub hold: Option<HoldView>,
+}
+
+/// A deploy's hold at preview: the new slot is live on the preview address
+/// and waits for a deployer's decision (or the timeout).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldView {
+    /// The preview address (or the slot's own address without one).
+    pub preview_url: String,
+    pub held_at: String,
+    /// The hold's timeout: past it the deploy is aborted.
+    pub until: String,
+    /// `None` while waiting; `promote`, `abort` or `timeout` afterwards.
+    pub decision: Option<String>,
+    pub decided_by: Option<String>,
+    pub reason: Option<String>,
+    pub decided_at: Option<String>,
+    /// The canary share and tester rule a deployer set while it was held
+    /// (absent: never set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::CanarySetting>,
+}
+
+impl HoldView {
+    /// Still waiting for a decision (the deployment may have ended anyway,
+    /// e.g. its console restarted: see `DeploymentView::status`).
+    pub fn waiting(&self) -> bool {
+        self.decision.is_none()
+    }
 }
 
 /// A dry run: what a deploy would do and what stands in its way.

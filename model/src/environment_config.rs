@@ -27,8 +27,29 @@ pub struct EnvironmentConfig {
     /// idle slot; empty: gates go to the slot directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_listen: Option<String>,
+    /// Builtin router: the host names the environment is served under,
+    /// exact (`shop.example.com`) or wildcard (`*.example.com`), as a named
+    /// route on a switchyard-proxy several environments share; empty: the
+    /// proxy's default table (one environment per proxy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Only paths under this prefix (`/api`), with `hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// Plain-HTTP requests to the route are redirected to HTTPS (the proxy
+    /// terminates TLS with `--tls-listen`/`--tls-dir`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub redirect_https: bool,
     #[serde(default = "health_path")]
     pub health_path: String,
+    /// The status the health path must answer (100-599); any 2xx when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_status: Option<u16>,
+    /// A text the health answer's body must contain (up to 200
+    /// characters), for services that answer 200 while not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_body: Option<String>,
     /// How long a stopping slot gets between SIGTERM and SIGKILL.
     #[serde(default = "stop_grace_ms")]
     pub stop_grace_ms: u64,
@@ -190,7 +211,8 @@ pub struct ArchivedEnvironment {
 impl Default for PipelineSettings {
     /// The values teams use by hand: poll health every 250 ms for up to a
     /// minute, smoke `/`, 50 samples under p95 200 ms / p99 500 ms / 1 %
-    /// errors, a 30 s drain, a 5-minute watch, a 15-minute warm standby.
+    /// errors, a 30 s drain, a 5-minute watch, a 15-minute warm standby, no hold at
+    /// preview (30 minutes when turned on).
     fn default() -> Self {
         PipelineSettings {
             health_interval_ms: 250,
@@ -203,6 +225,8 @@ impl Default for PipelineSettings {
             drain_timeout_ms: 30_000,
             watch_window_ms: 300_000,
             standby_window_ms: 900_000,
+            hold_at_preview: false,
+            hold_timeout_ms: 30 * 60_000,
         }
     }
 }
@@ -227,4 +251,8 @@ fn stop_grace_ms() -> u64 {
 }
 fn signoff_ttl_secs() -> u64 {
     24 * 3600
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }

@@ -15,6 +15,7 @@ mod slot;
 mod string_enum;
 mod token;
 mod traffic;
+mod webhook;
 
 pub use audit::*;
 pub use deployment::*;
@@ -25,6 +26,7 @@ pub use slot::*;
 pub use string_enum::UnknownVariant;
 pub use token::*;
 pub use traffic::*;
+pub use webhook::*;
 
 #[cfg(test)]
 mod tests {

@@ -228,6 +228,10 @@ pub struct FreezeView {
     pub schedule: String,
     /// While it holds: when it ends (RFC 3339, UTC).
     pub active_until: Option<String>,
+    /// When it next begins (RFC 3339, UTC); none for a once window that
+    /// has begun.
+    #[serde(default)]
+    pub next_start: Option<String>,
     pub created_by: String,
     pub created_at: String,
 }

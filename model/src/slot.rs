@@ -91,6 +91,9 @@ pub struct EnvironmentView {
     pub in_progress: Option<String>,
     /// The environment's lock while a deployment runs.
     pub lock: Option<LockView>,
+    /// While a freeze window holds: "deploys to X are frozen until T: reason".
+    #[serde(default)]
+    pub frozen: Option<String>,
 }
 
 /// How an environment's deploys wait and judge, as the settings page shows
@@ -110,6 +113,10 @@ pub struct PipelineSettings {
     pub drain_timeout_ms: u64,
     pub watch_window_ms: u64,
     pub standby_window_ms: u64,
+    /// Hold each deploy after its gates, the preview live, until a deployer
+    /// promotes or aborts it (or `hold_timeout_ms` passes: aborted).
+    pub hold_at_preview: bool,
+    pub hold_timeout_ms: u64,
 }
 
 /// An environment's variables (values shown) and secrets (never shown: only

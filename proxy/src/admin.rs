@@ -48,7 +48,7 @@
 //! Errors are JSON `{"error": "..."}`; 401 carries `WWW-Authenticate: Bearer`.
 
 use crate::metrics::{self, BadWindow, MetricsReport, MetricsSnapshot, SeriesReport, SlotMetrics};
-use crate::route_table::RouteTable;
+use crate::route_table::{RouteTable, TableRules};
 use crate::routes::RouteError;
 #[cfg(doc)]
 use crate::routes::RouteSpec;
@@ -336,6 +336,9 @@ pub(crate) fn drain_status(
     }
     if table.canary_upstream().is_some_and(|(_, u)| u.slot == slot) {
         routed.push("canary".to_string());
+    }
+    if table.tester_upstream().is_some_and(|(_, u)| u.slot == slot) {
+        routed.push("testers".to_string());
     }
     Ok(DrainStatus {
         slot,

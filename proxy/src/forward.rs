@@ -8,8 +8,17 @@
 //!   names a slot that is still routable here (the active slot, or the canary
 //!   slot while the split is on) stays on it; any other cookie is ignored and
 //!   the client is assigned again. Without a canary no cookie is read or set.
+//!   With a tester rule in the table, a request carrying its header (name
+//!   case-insensitive, exact value) or its cookie (exact name and value)
+//!   goes to the preview slot whatever its slot cookie says, and nothing
+//!   is pinned: testers are whoever sends the header or cookie. It is
+//!   counted in the preview slot's public metrics.
 //! * **Preview listener** (`--preview`): always the table's `preview` slot;
-//!   503 `switchyard-proxy: no preview slot` when the table has none.
+//!   503 `switchyard-proxy: no preview slot` when the table has none. The
+//!   table is picked by host as on the public listener (a named route's,
+//!   else the default one), so environments sharing the proxy share its
+//!   preview address too; a route's HTTPS redirect does not apply there
+//!   (the console's gates reach it over plain HTTP with the route's host).
 //! * **Upgrades** (`Connection: upgrade`, e.g. WebSockets): the upgrade
 //!   headers are forwarded; on a 101 both connections are upgraded and bytes
 //!   are copied both ways until either side closes. The connection counts as
@@ -28,7 +37,7 @@
 
 use crate::console_cookies::ConsoleCookies;
 use crate::metrics::{Listener, RequestGuard, SlotMetrics};
-use crate::route_table::RouteTable;
+use crate::route_table::{RouteTable, TableRules, TesterRule};
 use crate::routing::{Lookup, Routing};
 use crate::upstream_conn::{ConnectError, Release, UpstreamConns};
 use bytes::Bytes;
@@ -165,6 +174,30 @@ fn cookie_slot(headers: &HeaderMap) -> Option<SlotColor> {
         .find_map(|value| value.trim().parse().ok())
 }
 
+/// Whether a request is a tester's: it carries the rule's header with the
+/// exact value, or its cookie with the exact value. Allocates nothing: the
+/// header name is looked up as a borrowed `&str` (names are at most
+/// [`model::MAX_TESTER_NAME`] bytes, within `http`'s stack buffer) and
+/// cookies are split in place.
+fn is_tester(rule: &TesterRule, headers: &HeaderMap) -> bool {
+    let by_header = rule.header.as_ref().is_some_and(|h| {
+        headers
+            .get_all(h.name.as_str())
+            .iter()
+            .any(|v| v.as_bytes() == h.value.as_bytes())
+    });
+    by_header
+        || rule.cookie.as_ref().is_some_and(|c| {
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .any(|(name, value)| name == c.name && value == c.value)
+        })
+}
+
 /// Where a public-listener request goes, and the slot to pin the client to
 /// (`Some` only for a new client under a canary split).
 fn choose_public<'t>(
@@ -173,6 +206,11 @@ fn choose_public<'t>(
     new_clients: &AtomicU64,
 ) -> Option<(&'t Upstream, Option<SlotColor>)> {
     let active = table.active.as_ref()?;
+    if let Some((rule, preview)) = table.tester_upstream() {
+        if is_tester(rule, headers) {
+            return Some((preview, None));
+        }
+    }
     let Some((percent, canary)) = table.canary_upstream() else {
         return Some((active, None));
     };
@@ -268,7 +306,7 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
         headers.insert(header::UPGRADE, protocol.clone());
     }
 
-    let mut sender = match conn.upstream.take(&upstream.address).await {
+    let mut sender = match conn.upstream.take(&upstream.address, &f.routing).await {
         Ok(sender) => sender,
         Err(err) => {
             guard.upstream_error(StatusCode::BAD_GATEWAY);
@@ -634,7 +672,7 @@ impl hyper::body::Body for ProxyBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route_table::Canary;
+    use crate::route_table::{Canary, NameValue};
 
     #[test]
     fn canary_split_is_exact_and_even() {
@@ -662,6 +700,7 @@ mod tests {
                 slot: SlotColor::Green,
                 percent: 100,
             }),
+            testers: None,
         };
         let counter = AtomicU64::new(0);
         let with_cookie = |value: &str| {
@@ -683,6 +722,83 @@ mod tests {
         let (u, pin) =
             choose_public(&table, &with_cookie("switchyard_slot=green"), &counter).unwrap();
         assert_eq!((u.slot, pin), (SlotColor::Blue, None));
+    }
+
+    #[test]
+    fn testers_reach_the_preview_by_header_or_cookie() {
+        let up = |slot, port: u16| Upstream {
+            slot,
+            address: format!("127.0.0.1:{port}"),
+        };
+        let mut table = RouteTable {
+            generation: 1,
+            active: Some(up(SlotColor::Blue, 1)),
+            preview: Some(up(SlotColor::Green, 2)),
+            canary: None,
+            testers: Some(TesterRule {
+                header: Some(NameValue {
+                    name: "X-Tester".into(),
+                    value: "me".into(),
+                }),
+                cookie: Some(NameValue {
+                    name: "tester".into(),
+                    value: "yes".into(),
+                }),
+            }),
+        };
+        let counter = AtomicU64::new(0);
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.append(
+                    HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            h
+        };
+        let slot_of = |table: &RouteTable, h: &HeaderMap| {
+            let (u, pin) = choose_public(table, h, &counter).unwrap();
+            (u.slot, pin)
+        };
+        let green = (SlotColor::Green, None);
+        let blue = (SlotColor::Blue, None);
+        // Header name in any case, value exact; several values: any matches.
+        assert_eq!(slot_of(&table, &headers(&[("x-tester", "me")])), green);
+        assert_eq!(
+            slot_of(&table, &headers(&[("x-tester", "you"), ("x-tester", "me")])),
+            green
+        );
+        assert_eq!(slot_of(&table, &headers(&[("x-tester", "Me")])), blue);
+        assert_eq!(slot_of(&table, &headers(&[("x-tester", "me2")])), blue);
+        assert_eq!(slot_of(&table, &headers(&[("x-other", "me")])), blue);
+        // Cookie among others, name and value exact.
+        assert_eq!(
+            slot_of(&table, &headers(&[("cookie", "a=1; tester=yes; b=2")])),
+            green
+        );
+        assert_eq!(slot_of(&table, &headers(&[("cookie", "tester=no")])), blue);
+        assert_eq!(slot_of(&table, &headers(&[("cookie", "Tester=yes")])), blue);
+        assert_eq!(
+            slot_of(&table, &headers(&[("cookie", "xtester=yes")])),
+            blue
+        );
+        // A tester wins over a slot cookie pinning it to the active slot.
+        table.canary = Some(Canary {
+            slot: SlotColor::Green,
+            percent: 0,
+        });
+        assert_eq!(
+            slot_of(
+                &table,
+                &headers(&[("x-tester", "me"), ("cookie", "switchyard_slot=blue")])
+            ),
+            green
+        );
+        // No preview slot: the rule routes nobody.
+        table.canary = None;
+        table.preview = None;
+        assert_eq!(slot_of(&table, &headers(&[("x-tester", "me")])), blue);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 
 use crate::host_match::{self, BadHost, HostPattern, MAX_HOST_LEN};
 use crate::metrics::SlotMetrics;
-use crate::route_table::{RouteTable, TableError};
+use crate::route_table::{RouteTable, TableError, TableRules};
 use crate::upstream_policy::UpstreamPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

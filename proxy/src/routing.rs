@@ -4,11 +4,12 @@
 //! ([`RouteSet`], `/admin/routes`), one per environment, each with its own
 //! fenced table.
 
-use crate::route_table::{RouteTable, TableError};
+use crate::route_table::{RouteTable, TableError, TableRules};
 use crate::routes::{CheckedClaim, NamedRoute, RouteError, RouteLive, RouteSet};
 use crate::state_file::{ProxyState, StateFile, StateFileError};
 use crate::upstream_policy::UpstreamPolicy;
 use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,10 @@ pub(crate) enum Lookup {
 pub struct Routing {
     table: ArcSwap<RouteTable>,
     routes: ArcSwap<RouteSet>,
+    /// Counts every change of the default table or the route set, so a
+    /// client connection's idle upstream connections are checked against
+    /// the tables only when they changed (`upstream_conn`).
+    epoch: AtomicU64,
     writer: tokio::sync::Mutex<()>,
     state_file: StateFile,
     policy: UpstreamPolicy,
@@ -89,10 +94,38 @@ impl Routing {
         Routing {
             table: ArcSwap::from_pointee(initial.into()),
             routes: ArcSwap::from_pointee(routes),
+            epoch: AtomicU64::new(0),
             writer: tokio::sync::Mutex::new(()),
             state_file,
             policy,
         }
+    }
+
+    fn set_table(&self, table: Arc<RouteTable>) {
+        self.table.store(table);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn set_routes(&self, routes: Arc<RouteSet>) {
+        self.routes.store(routes);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Changes so far (of the default table or the route set).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether any table (the default one or a route's) sends requests to
+    /// `address` now, on its active or preview slot.
+    pub(crate) fn serves(&self, address: &str) -> bool {
+        let uses = |t: &RouteTable| {
+            [t.active.as_ref(), t.preview.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|u| u.address == address)
+        };
+        uses(&self.table.load()) || self.routes.load().iter().any(|r| uses(r.table()))
     }
 
     /// What every table installed here is validated against.
@@ -164,9 +197,9 @@ impl Routing {
             });
         }
         let next = Arc::new(next);
-        self.table.store(Arc::clone(&next));
+        self.set_table(Arc::clone(&next));
         if let Err(e) = self.persist(Arc::clone(&next), self.routes()).await {
-            self.table.store(current);
+            self.set_table(current);
             return Err(e);
         }
         Ok(next)
@@ -208,9 +241,9 @@ impl Routing {
         let live = existing.map_or_else(RouteLive::default, |r| r.live());
         let created = existing.is_none();
         let next = Arc::new(current.with(claim.into_route(table, live))?);
-        self.routes.store(Arc::clone(&next));
+        self.set_routes(Arc::clone(&next));
         if let Err(e) = self.persist(self.current(), Arc::clone(&next)).await {
-            self.routes.store(current);
+            self.set_routes(current);
             return Err(e);
         }
         match next.get(name) {
@@ -244,9 +277,9 @@ impl Routing {
         let table = Arc::new(next);
         // Same claims as before: no conflict can appear.
         let next = Arc::new(current.with(existing.with_table(Arc::clone(&table)))?);
-        self.routes.store(Arc::clone(&next));
+        self.set_routes(Arc::clone(&next));
         if let Err(e) = self.persist(self.current(), next).await {
-            self.routes.store(current);
+            self.set_routes(current);
             return Err(e);
         }
         Ok(table)
@@ -262,9 +295,9 @@ impl Routing {
         };
         let removed = Arc::clone(removed);
         let next = Arc::new(next);
-        self.routes.store(Arc::clone(&next));
+        self.set_routes(Arc::clone(&next));
         if let Err(e) = self.persist(self.current(), next).await {
-            self.routes.store(current);
+            self.set_routes(current);
             return Err(e);
         }
         Ok(removed)
@@ -308,6 +341,7 @@ mod tests {
                 address: format!("127.0.0.1:{port}"),
             }),
             preview: None,
+            ..RoutingTable::default()
         }
     }
 
@@ -319,7 +353,7 @@ mod tests {
 
         routing.switch(table(1, 9001)).await.unwrap();
         assert_eq!(*routing.current(), table(1, 9001));
-        assert_eq!(file.load(&loopback()).unwrap(), Some(table(1, 9001).into()));
+        assert_eq!(file.load(&loopback()).unwrap(), Some(table(1, 9001)));
 
         let err = routing.switch(table(1, 9002)).await.unwrap_err();
         assert_eq!(
@@ -327,7 +361,7 @@ mod tests {
             "stale generation 1: current generation is 1"
         );
         assert_eq!(*routing.current(), table(1, 9001));
-        assert_eq!(file.load(&loopback()).unwrap(), Some(table(1, 9001).into()));
+        assert_eq!(file.load(&loopback()).unwrap(), Some(table(1, 9001)));
     }
 
     #[tokio::test]
@@ -363,6 +397,6 @@ mod tests {
             r#"active upstream "127.0.0.1:0": port 0 is never allowed"#
         );
         assert_eq!(*routing.current(), table(1, 9001));
-        assert_eq!(file.load(&loopback()).unwrap(), Some(table(1, 9001).into()));
+        assert_eq!(file.load(&loopback()).unwrap(), Some(table(1, 9001)));
     }
 }

@@ -5,7 +5,7 @@
 //! `"routes"` list beside its fields when there are named routes, so a
 //! proxy with none writes exactly what it always wrote.
 
-use crate::route_table::{RouteTable, TableError};
+use crate::route_table::{RouteTable, TableError, TableRules};
 use crate::routes::{RouteError, RouteSet, RouteSpec};
 use crate::upstream_policy::UpstreamPolicy;
 use serde::{Deserialize, Serialize};
@@ -219,6 +219,7 @@ mod tests {
                 address: "127.0.0.1:9001".into(),
             }),
             preview: None,
+            ..RoutingTable::default()
         };
         let table = RouteTable::from(table);
         file.store(&table).unwrap();

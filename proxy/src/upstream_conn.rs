@@ -7,10 +7,18 @@
 //! only one per upstream connection, which drives it. A connection goes back
 //! to the idle list only once its response body has been read to the end
 //! (see [`Release`]), so a request never waits behind another's long
-//! response. After a switch the idle connections to the old slot are closed
-//! at the client's next request: nothing here decides where requests go,
-//! the routing table does.
+//! response.
+//!
+//! Idle connections to several addresses are kept side by side: a client
+//! connection whose requests go to several environments (a CDN or load
+//! balancer in front pools its connections across host names) reuses one
+//! per environment instead of reconnecting at every change of host
+//! (`switchyard-bench proxy`, the 10-environment table). After any change
+//! of the tables, the idle connections to addresses no table routes to any
+//! more (the old slot after a switch) are closed at the client's next
+//! request: nothing here decides where requests go, the routing tables do.
 
+use crate::routing::Routing;
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper::{Request, Response};
@@ -20,16 +28,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// At most this many idle upstream connections per client connection (an
-/// HTTP/2 client may have several requests in flight at once).
-const MAX_IDLE: usize = 8;
+/// At most this many idle upstream connections per client connection: an
+/// HTTP/2 client may have several requests in flight at once, and a client
+/// connection may carry requests for many environments. Past it, the one
+/// idle longest is closed.
+const MAX_IDLE: usize = 16;
 
 /// One client connection's upstream connections.
 pub struct UpstreamConns {
     connect_timeout: Duration,
     /// Only this client connection's requests touch it: never contended
     /// across clients.
-    idle: Mutex<Vec<Sender>>,
+    idle: Mutex<Idle>,
+}
+
+/// The idle connections, longest idle first, and the routing epoch they
+/// were last checked against.
+#[derive(Default)]
+struct Idle {
+    epoch: u64,
+    senders: Vec<Sender>,
 }
 
 /// A ready HTTP/1.1 connection to one slot address.
@@ -54,17 +72,27 @@ impl UpstreamConns {
     pub fn new(connect_timeout: Duration) -> Self {
         UpstreamConns {
             connect_timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(Idle::default()),
         }
     }
 
     /// A connection to `address` ready for a request: an idle one, or a new
-    /// one. Idle connections to other addresses are closed (the table moved on).
-    pub async fn take(&self, address: &str) -> Result<Sender, ConnectError> {
+    /// one. When `routing` changed since the last request, idle connections
+    /// to addresses it no longer routes to are closed first.
+    pub async fn take(&self, address: &str, routing: &Routing) -> Result<Sender, ConnectError> {
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            idle.retain(|s| s.address == address && !s.inner.is_closed());
-            idle.pop()
+            let epoch = routing.epoch();
+            if idle.epoch != epoch {
+                idle.senders.retain(|s| routing.serves(&s.address));
+                idle.epoch = epoch;
+            }
+            idle.senders.retain(|s| !s.inner.is_closed());
+            // The most recently used one: the likeliest to be still open.
+            idle.senders
+                .iter()
+                .rposition(|s| s.address == address)
+                .map(|i| idle.senders.remove(i))
         };
         if let Some(mut sender) = reused {
             // An idle connection the slot closed meanwhile answers Err here.
@@ -100,9 +128,10 @@ impl UpstreamConns {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(sender);
+        if idle.senders.len() >= MAX_IDLE {
+            idle.senders.remove(0);
         }
+        idle.senders.push(sender);
     }
 }
 

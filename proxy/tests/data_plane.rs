@@ -422,6 +422,7 @@ async fn canary_sends_a_share_of_new_clients_and_keeps_them_by_cookie() {
             slot: SlotColor::Green,
             percent,
         }),
+        testers: None,
     };
     let t = serde_json::to_value(canary(1, 20)).unwrap();
     assert_eq!(put_routing_status(&admin, proxy.admin_addr, &t).await, 200);

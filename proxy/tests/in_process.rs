@@ -179,7 +179,7 @@ async fn put_installs_newer_generation_and_refuses_stale_ones() {
             StateFile::new(dir.path().join("routing.json"))
                 .load(&UpstreamPolicy::loopback_only())
                 .unwrap(),
-            Some(t1.clone().into())
+            Some(t1.clone())
         );
     }
 
@@ -188,6 +188,7 @@ async fn put_installs_newer_generation_and_refuses_stale_ones() {
         generation: 2,
         active: None,
         preview: None,
+        ..RoutingTable::default()
     };
     let res = app
         .oneshot(put(serde_json::to_vec(&cleared).unwrap(), Some(TOKEN)))
@@ -791,6 +792,96 @@ async fn a_client_keeps_its_upstream_connection_until_a_switch() {
     let drain = admin_get(&admin, proxy.admin_addr, "/admin/drain?slot=blue").await;
     let drain: serde_json::Value = drain.json().await.unwrap();
     assert_eq!(drain["in_flight"], 0, "{drain}");
+    proxy.shutdown().await;
+}
+
+/// A client connection carrying requests for several environments (a CDN
+/// pooling its connections across host names) keeps one upstream
+/// connection per environment instead of reconnecting at every change of
+/// host; switching one environment closes only the connection to its old
+/// slot.
+#[tokio::test]
+async fn a_client_keeps_one_upstream_connection_per_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy(dir.path()).await;
+    let (shop, shop_conns) = start_counting("shop").await;
+    let (blog, blog_conns) = start_counting("blog").await;
+    let (shop_v2, shop_v2_conns) = start_counting("shop-v2").await;
+    let admin = reqwest::Client::new();
+    for (name, address) in [("shop", shop), ("blog", blog)] {
+        let res = admin
+            .put(format!("http://{}/admin/routes/{name}", proxy.admin_addr))
+            .bearer_auth(support::TOKEN)
+            .json(&serde_json::json!({
+                "hosts": [format!("{name}.test")],
+                "table": route(1, SlotColor::Blue, &address.to_string()),
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    }
+    let user = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let ask = |host: &'static str| {
+        let user = user.clone();
+        let url = format!("http://{}/", proxy.listen_addr);
+        async move {
+            let res = user.get(url).header("host", host).send().await.unwrap();
+            res.text().await.unwrap()
+        }
+    };
+    for i in 0..20 {
+        let (host, want) = if i % 2 == 0 {
+            ("shop.test", "shop")
+        } else {
+            ("blog.test", "blog")
+        };
+        assert_eq!(ask(host).await, want);
+    }
+    assert_eq!(
+        shop_conns.accepted.load(Ordering::SeqCst),
+        1,
+        "one connection to shop"
+    );
+    assert_eq!(
+        blog_conns.accepted.load(Ordering::SeqCst),
+        1,
+        "one connection to blog"
+    );
+
+    // Shop switches: its next request goes to the new slot, blog keeps its
+    // connection, and the idle one to shop's old slot is closed.
+    let res = admin
+        .put(format!(
+            "http://{}/admin/routes/shop/routing",
+            proxy.admin_addr
+        ))
+        .bearer_auth(support::TOKEN)
+        .json(&route(2, SlotColor::Green, &shop_v2.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    assert_eq!(ask("shop.test").await, "shop-v2");
+    assert_eq!(ask("blog.test").await, "blog");
+    assert_eq!(shop_v2_conns.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        blog_conns.accepted.load(Ordering::SeqCst),
+        1,
+        "blog's connection kept"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while shop_conns.open.load(Ordering::SeqCst) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle connection to shop's old slot stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(blog_conns.open.load(Ordering::SeqCst), 1);
     proxy.shutdown().await;
 }
 

@@ -939,3 +939,196 @@ async fn the_preview_listener_and_charts_are_per_environment() {
     assert_eq!(status, 400);
     proxy.shutdown().await;
 }
+
+/// On a shared proxy the preview listener answers like the public one
+/// does for hosts: a host no route claims is the default table's preview
+/// (404 while that table was never set), and a route that redirects plain
+/// HTTP to HTTPS is not redirected there (the console's gates reach it
+/// over plain HTTP with the route's host).
+#[tokio::test]
+async fn the_preview_listener_falls_back_to_the_default_table_and_never_redirects() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let proxy = support::in_process::start_proxy_with(dir.path(), |config| {
+        config.preview = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let a_blue = start_named("a-blue").await;
+    let a_green = start_named("a-green").await;
+    let d_green = start_named("default-green").await;
+    let mut a_table = table(1, "blue", a_blue);
+    a_table["preview"] = json!({"slot": "green", "address": a_green.to_string()});
+    let (status, body) = put_route(
+        &c,
+        &proxy,
+        "a",
+        json!({"hosts": ["a.test"], "redirect_https": true, "table": a_table}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let preview = proxy.preview_addr.unwrap();
+    let via_preview = |host: &'static str| {
+        let c = c.clone();
+        async move {
+            let res = c
+                .get(format!("http://{preview}/"))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    assert_eq!(via_preview("a.test").await, (200, "a-green".into()));
+    assert_eq!(via_preview("other.test").await.0, 404);
+    // The public listener redirects the same host.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert_eq!(send(&no_redirects, &proxy, "a.test", "/").await.0, 308);
+
+    let mut default_table = table(1, "blue", a_blue);
+    default_table["preview"] = json!({"slot": "green", "address": d_green.to_string()});
+    let (status, body) = admin(
+        &c,
+        &proxy,
+        reqwest::Method::PUT,
+        "/admin/routing",
+        Some(&default_table),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        via_preview("other.test").await,
+        (200, "default-green".into())
+    );
+    assert_eq!(via_preview("a.test").await, (200, "a-green".into()));
+}
+
+/// A table with a tester rule: `blue` active, `green` on preview.
+fn with_testers(generation: u64, blue: SocketAddr, green: SocketAddr) -> Value {
+    json!({
+        "generation": generation,
+        "active": {"slot": "blue", "address": blue.to_string()},
+        "preview": {"slot": "green", "address": green.to_string()},
+        "testers": {
+            "header": {"name": "X-Tester", "value": "me"},
+            "cookie": {"name": "tester", "value": "yes"}
+        }
+    })
+}
+
+/// (status, body) of `GET /` with this Host and extra headers.
+async fn send_as(
+    c: &reqwest::Client,
+    proxy: &RunningProxy,
+    host: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut req = c
+        .get(format!("http://{}/", proxy.listen_addr))
+        .header("host", host);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.send().await.expect("proxy answers");
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn testers_reach_the_preview_slot_on_a_route_and_the_default_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let proxy = start_proxy(dir.path()).await;
+    let shop_blue = start_named("shop-blue").await;
+    let shop_green = start_named("shop-green").await;
+    let blue = start_named("blue").await;
+    let green = start_named("green").await;
+
+    let (status, answer) = put_route(
+        &c,
+        &proxy,
+        "shop",
+        json!({"hosts": ["shop.test"], "table": with_testers(1, shop_blue, shop_green)}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["table"]["testers"]["header"]["name"], "X-Tester");
+    assert_eq!(
+        put_routing_status(&c, proxy.admin_addr, &with_testers(1, blue, green)).await,
+        200
+    );
+
+    let ok = |body: &str| (200, body.to_string());
+    for (host, prefix) in [("shop.test", "shop-"), ("other.test", "")] {
+        let blue = format!("{prefix}blue");
+        let green = format!("{prefix}green");
+        assert_eq!(send_as(&c, &proxy, host, &[]).await, ok(&blue), "{host}");
+        assert_eq!(
+            send_as(&c, &proxy, host, &[("x-tester", "me")]).await,
+            ok(&green)
+        );
+        assert_eq!(
+            send_as(&c, &proxy, host, &[("X-TESTER", "me")]).await,
+            ok(&green)
+        );
+        assert_eq!(
+            send_as(&c, &proxy, host, &[("x-tester", "not-me")]).await,
+            ok(&blue)
+        );
+        assert_eq!(
+            send_as(&c, &proxy, host, &[("cookie", "a=1; tester=yes")]).await,
+            ok(&green)
+        );
+        assert_eq!(
+            send_as(&c, &proxy, host, &[("cookie", "tester=no")]).await,
+            ok(&blue)
+        );
+    }
+
+    // Testers are counted in the preview slot's public metrics, per route.
+    for path in ["/admin/metrics", "/admin/routes/shop/metrics"] {
+        let m = get_json(&c, &proxy, path).await;
+        let public = |slot: &str| m["slots"][slot]["listeners"]["public"]["requests"].clone();
+        assert_eq!(
+            (public("green"), public("blue")),
+            (json!(3), json!(3)),
+            "{path}: {m}"
+        );
+    }
+
+    // A bad rule is refused naming the field, and the rule in force stays.
+    let mut bad = with_testers(2, blue, green);
+    bad["testers"]["header"]["name"] = json!("X Tester");
+    let res = support::put_routing(&c, proxy.admin_addr, &bad).await;
+    assert_eq!(res.status(), 400);
+    let why: Value = res.json().await.unwrap();
+    let why = why["error"].as_str().unwrap();
+    assert!(
+        why.contains("testers.header: header name \"X Tester\""),
+        "{why}"
+    );
+    let mut no_preview = with_testers(2, blue, green);
+    no_preview.as_object_mut().unwrap().remove("preview");
+    let (status, why) = put_route(
+        &c,
+        &proxy,
+        "shop",
+        json!({"hosts": ["shop.test"], "table": no_preview}),
+    )
+    .await;
+    assert!(status == 400 || status == 409, "{status} {why}");
+    assert!(
+        why["error"]
+            .as_str()
+            .unwrap()
+            .contains("testers need an active and a preview slot"),
+        "{why}"
+    );
+    assert_eq!(
+        send_as(&c, &proxy, "shop.test", &[("x-tester", "me")]).await,
+        ok("shop-green")
+    );
+    proxy.shutdown().await;
+}

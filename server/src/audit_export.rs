@@ -103,6 +103,11 @@ pub async fn export(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
+    download(format, body)
+}
+
+/// The streamed file as a download.
+pub(crate) fn download(format: Format, body: Body) -> Response {
     let (content_type, name) = match format {
         Format::JsonLines => ("application/x-ndjson", "switchyard-audit.jsonl"),
         Format::Csv => ("text/csv; charset=utf-8", "switchyard-audit.csv"),
@@ -130,12 +135,12 @@ fn stopped(e: engine::Error) -> std::io::Error {
 /// JSON Lines an auditor can verify offline: a freshly signed checkpoint,
 /// then the entries under the filter, newest first, with links standing for
 /// the ones left out (the format is `engine::audit::export`'s).
-async fn verifiable(
+pub(crate) async fn verifiable(
     engine: engine::Engine,
     actor: Actor,
     filter: AuditFilter,
 ) -> Result<Body, engine::Error> {
-    let (head, cursor) = engine.audit_export_start(&actor).await?;
+    let (head, cursor) = engine.audit_export_start(&actor, &filter).await?;
     let stream =
         futures_util::stream::unfold((Some(head), Some(cursor)), move |(pending, cursor)| {
             let (engine, actor, filter) = (engine.clone(), actor.clone(), filter.clone());
@@ -158,7 +163,7 @@ async fn verifiable(
 }
 
 /// CSV for spreadsheets, page by page under the filter, newest first.
-async fn csv(
+pub(crate) async fn csv(
     engine: engine::Engine,
     actor: Actor,
     filter: AuditFilter,

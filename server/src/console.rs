@@ -101,6 +101,10 @@ impl Console {
         }
         // What a console that died mid-deploy left behind is settled before
         // anyone can act: users stay on (or return to) a slot that answers.
+        // Every environment's named route is on its proxy again (a proxy
+        // started afresh, or its state file lost), before the records are
+        // compared with the routers.
+        engine.reconcile_routes().await?;
         engine.reconcile().await?;
         let first_admin = if cfg.first_admin {
             bootstrap::ensure_admin(&engine, cfg.admin_password.clone())
@@ -138,13 +142,23 @@ impl Console {
             }),
             tokio::spawn(monitor(engine.clone())),
             tokio::spawn(seal(engine.clone(), cfg.audit_checkpoint_interval)),
+            tokio::spawn(webhooks(engine.clone())),
         ]);
 
+        // A release build (`cargo leptos build --release`) names the front
+        // end's files after their content and writes the names to hash.txt
+        // beside the binary; Leptos links those names when told to. A build
+        // without it (the tests' `cargo build`) links the plain names.
+        let hash_files = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt")))
+            .is_some_and(|hashes| hashes.exists());
         let leptos_options = LeptosOptions::builder()
             .output_name("switchyard")
             .site_root(cfg.site_root.display().to_string())
             .site_pkg_dir("pkg")
             .site_addr(cfg.listen)
+            .hash_files(hash_files)
             .build();
         let state = app::state::AppState {
             leptos_options,
@@ -276,6 +290,22 @@ async fn monitor(engine: Engine) {
             tracing::warn!(error = %e, "standby expiry round failed");
         }
         tokio::time::sleep(MONITOR_ROUND).await;
+    }
+}
+
+/// How often the webhook round queues new events and sends due deliveries.
+const WEBHOOK_ROUND: Duration = Duration::from_secs(1);
+
+/// Every second: turn new audit entries into webhook deliveries and send
+/// those due (the outbox is in the database, so a restart picks up where
+/// this one stopped).
+async fn webhooks(engine: Engine) {
+    let timing = engine::WebhookTiming::from_env();
+    loop {
+        if let Err(e) = engine.webhook_round(&timing).await {
+            tracing::warn!(error = %e, "webhook round failed");
+        }
+        tokio::time::sleep(WEBHOOK_ROUND).await;
     }
 }
 

@@ -1,6 +1,8 @@
-//! `GET /api/deployments/{id}/events`: one deployment's detail (the same
-//! `DeploymentDetail` its page shows) as server-sent events, so the page
-//! follows a running deploy and its watch window without asking again.
+//! `GET /api/deployments/{id}/events` (the page, by session) and
+//! `GET /api/v1/deployments/{id}/events` (pipelines and the remote CLI, by
+//! token): one deployment's detail (the same `DeploymentDetail` its page
+//! shows) as server-sent events, so a follower sees a running deploy and its
+//! watch window without asking again.
 //!
 //! The stream reads the database every [`POLL`] and sends an unnamed
 //! (`message`) event only when what the page shows changed: a step's status or
@@ -10,7 +12,9 @@
 //! deployment has ended and no watch window runs, the final detail goes out as
 //! a `done` event and the stream ends. A stream also ends after [`LIFETIME`]
 //! (an idle tab must not hold a connection forever) and as soon as its user
-//! is disabled, has their password reset, or loses the right to view.
+//! is disabled, has their password reset, or loses the right to view — or,
+//! for a token, as soon as the token is revoked or expires or its owner is
+//! disabled: who is watching is checked again before every read.
 //!
 //! Everything is decided before the first byte: no session → 401, unknown
 //! deployment → 404. GET only; nothing is written.
@@ -73,10 +77,19 @@ fn event(name: Option<&str>, d: &DeploymentDetail) -> Event {
         .unwrap_or_else(|_| Event::default().comment("unencodable"))
 }
 
+/// Who follows the stream, as read again before every poll.
+pub(crate) enum Viewer {
+    /// A signed-in person: the session's user and the password epoch it
+    /// was made under.
+    Session { user_id: i64, auth_epoch: i64 },
+    /// An API token, presented again to the engine on every read (the
+    /// secret stays in this process's memory only for the stream's life).
+    Token { secret: String },
+}
+
 struct Follow {
     engine: Engine,
-    user_id: i64,
-    auth_epoch: i64,
+    viewer: Viewer,
     source_ip: Option<String>,
     id: i64,
     /// The detail not sent yet (the first one, read before the stream began).
@@ -87,21 +100,29 @@ struct Follow {
 }
 
 impl Follow {
-    /// The account, read fresh: a disabled user or a reset password ends
-    /// the stream, a role change applies to the next read.
+    /// The account, read fresh: a disabled user, a reset password or a
+    /// revoked token ends the stream, a role change applies to the next read.
     async fn actor(&self) -> Option<Actor> {
-        match self
-            .engine
-            .session_user(self.user_id, Some(self.auth_epoch))
-            .await
-        {
-            Ok(Some(u)) => Some(Actor::user(u).from_ip(self.source_ip.clone())),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, "deployment events: reading the user");
-                None
-            }
-        }
+        let ip = self.source_ip.clone();
+        let found = match &self.viewer {
+            Viewer::Session {
+                user_id,
+                auth_epoch,
+            } => self
+                .engine
+                .session_user(*user_id, Some(*auth_epoch))
+                .await
+                .map(|u| u.map(|u| Actor::user(u).from_ip(ip))),
+            Viewer::Token { secret } => match self.engine.token_actor(secret, ip).await {
+                Ok(actor) => Ok(Some(actor)),
+                Err(engine::Error::BadToken(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        found.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "deployment events: reading who follows");
+            None
+        })
     }
 
     /// The next event, or `None` when the stream is over.
@@ -156,7 +177,10 @@ pub async fn deployment_events(
     let source_ip = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let (user_id, auth_epoch) = (user.id, user.auth_epoch);
+    let viewer = Viewer::Session {
+        user_id: user.id,
+        auth_epoch: user.auth_epoch,
+    };
     let actor = Actor::user(user).from_ip(source_ip.clone());
     let first = match state.engine.deployment(&actor, id).await {
         Ok(d) => d,
@@ -171,12 +195,22 @@ pub async fn deployment_events(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
+    stream(state.engine.clone(), viewer, source_ip, first)
+}
+
+/// The event stream of a deployment whose first detail `viewer` may read
+/// (checked by the caller, so refusals are a status before the first byte).
+pub(crate) fn stream(
+    engine: Engine,
+    viewer: Viewer,
+    source_ip: Option<String>,
+    first: DeploymentDetail,
+) -> Response {
     let follow = Follow {
-        engine: state.engine.clone(),
-        user_id,
-        auth_epoch,
+        engine,
+        viewer,
         source_ip,
-        id,
+        id: first.deployment.id,
         pending: Some(first),
         last_key: String::new(),
         until: Instant::now() + LIFETIME,
@@ -226,6 +260,7 @@ mod tests {
             elapsed_ms,
             watch: None,
             promote_to: Vec::new(),
+            hold: None,
         }
     }
 

@@ -27,11 +27,6 @@ pub fn content_security_policy(nonce: &str) -> String {
     )
 }
 
-/// Compiled front-end files: revalidated on every use (the names carry no
-/// content hash, so a long cache would serve an old build after an upgrade),
-/// cheaply, since the answer is a 304 when the file did not change.
-const ASSET_CACHE: &str = "no-cache";
-
 pub async fn security_headers(mut req: Request, next: Next) -> Response {
     // A fresh nonce per response; the page shell reads it from here.
     let nonce = Nonce::new();
@@ -50,8 +45,17 @@ pub async fn security_headers(mut req: Request, next: Next) -> Response {
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
     );
-    let cache = if is_asset { ASSET_CACHE } else { "no-store" };
-    h.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    // Front-end files say for themselves how long they keep
+    // (`assets.rs`); everything else is a page or an answer about people's
+    // data: never stored.
+    if !(is_asset && h.contains_key(CACHE_CONTROL)) {
+        let cache = if is_asset {
+            crate::assets::REVALIDATE
+        } else {
+            "no-store"
+        };
+        h.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    }
     res
 }
 

@@ -1,11 +1,12 @@
 //! The console's HTTP surface: Leptos pages and server functions behind the
-//! session layer; the request guard (host allow-list, same-origin check for
-//! every mutation, form bodies only, refusals audited); security headers; the
-//! login redirect for pages.
+//! session layer; the request guards (host allow-list and same-origin check
+//! for every mutation outside; form bodies only inside; refusals audited);
+//! plain form posts answered post/redirect/get (`plain_forms`); security
+//! headers; the login redirect for pages.
 
 pub use crate::hosts::AllowedHosts;
 use crate::refusal_audit::RefusalAudit;
-use crate::{audit_export, events, headers};
+use crate::{assets, audit_export, events, headers, plain_forms};
 use app::error::AppError;
 use app::state::AppState;
 use axum::body::Body;
@@ -20,9 +21,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::services::ServeDir;
 use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
 
 /// Largest request body the console reads (release notes and migration SQL
@@ -38,30 +37,51 @@ pub struct Guard {
     form_checks: Arc<HashMap<&'static str, app::form::Check>>,
 }
 
-/// Checks every request in order, each refusal audited (rate-limited):
-/// - the `Host` is one the console serves (421 otherwise: DNS rebinding);
-/// - a state-changing request comes from this origin (403 otherwise);
-/// - a server function gets a form body (415 otherwise) that fits its
-///   arguments (400 naming the field otherwise), so no other encoding and no
-///   malformed field reaches a function;
-/// - and, after the fact, a mutation answered 401 is recorded.
-async fn request_guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let source_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let refuse = |kind: RefusedRequest, status: StatusCode, body: Response| {
-        let refusals = guard.refusals.clone();
-        let (method, path, source_ip) = (method.to_string(), path.clone(), source_ip.clone());
-        async move {
-            refusals.record(kind, &method, &path, source_ip).await;
-            tracing::warn!(%method, %path, %status, "refused a request ({})", kind.audit_name());
-            body
-        }
-    };
+/// A refusal: audited (rate-limited) and logged, then answered with `body`.
+async fn refuse(
+    guard: &Guard,
+    req: &RequestFacts,
+    kind: RefusedRequest,
+    status: StatusCode,
+    body: Response,
+) -> Response {
+    guard
+        .refusals
+        .record(kind, req.method.as_str(), &req.path, req.source_ip.clone())
+        .await;
+    tracing::warn!(method = %req.method, path = %req.path, %status, "refused a request ({})", kind.audit_name());
+    body
+}
 
+/// What a refusal records of its request.
+struct RequestFacts {
+    method: Method,
+    path: String,
+    source_ip: Option<String>,
+}
+
+impl RequestFacts {
+    fn of(req: &Request) -> Self {
+        RequestFacts {
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            source_ip: req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        }
+    }
+
+    fn mutation(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
+    }
+}
+
+/// The outer check, before the session is read:
+/// - the `Host` is one the console serves (421 otherwise: DNS rebinding);
+/// - a state-changing request comes from this origin (403 otherwise).
+async fn origin_guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    let facts = RequestFacts::of(&req);
     let host = req
         .headers()
         .get(header::HOST)
@@ -74,18 +94,29 @@ async fn request_guard(State(guard): State<Guard>, req: Request, next: Next) -> 
             "unknown host: this console answers only to its configured origins (--public-origin)",
         )
             .into_response();
-        return refuse(RefusedRequest::UnknownHost, status, body).await;
+        return refuse(&guard, &facts, RefusedRequest::UnknownHost, status, body).await;
     }
-    let mutation = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if mutation && !same_origin(req.headers()) {
+    if facts.mutation() && !same_origin(req.headers()) {
         let status = StatusCode::FORBIDDEN;
         let body = (status, "cross-origin request refused").into_response();
-        return refuse(RefusedRequest::CrossOrigin, status, body).await;
+        return refuse(&guard, &facts, RefusedRequest::CrossOrigin, status, body).await;
     }
+    next.run(req).await
+}
+
+/// The inner check, inside the plain-form layer (`plain_forms`), so that a
+/// browser without JavaScript gets its refusal back on the page:
+/// - a server function gets a form body (415 otherwise) that fits its
+///   arguments (400 naming the field otherwise), so no other encoding and no
+///   malformed field reaches a function;
+/// - and, after the fact, a mutation answered 401 is recorded.
+async fn body_guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    let facts = RequestFacts::of(&req);
     // The REST API takes JSON and checks its own bodies (server/src/api).
-    let server_function = path.starts_with("/api/") && !path.starts_with(crate::api::PREFIX);
-    let req = if mutation && server_function {
-        match checked_form(&guard, &path, req).await {
+    let server_function =
+        facts.path.starts_with("/api/") && !facts.path.starts_with(crate::api::PREFIX);
+    let req = if facts.mutation() && server_function {
+        match checked_form(&guard, &facts.path, req).await {
             Ok(req) => req,
             Err(refused) => return refused,
         }
@@ -94,10 +125,10 @@ async fn request_guard(State(guard): State<Guard>, req: Request, next: Next) -> 
     };
     let res = next.run(req).await;
     // A failed sign-in is audited by the engine as such.
-    if mutation && res.status() == StatusCode::UNAUTHORIZED && path != "/api/login" {
+    if facts.mutation() && res.status() == StatusCode::UNAUTHORIZED && facts.path != "/api/login" {
         // Includes API calls with a refused token.
         let status = res.status();
-        return refuse(RefusedRequest::Unauthenticated, status, res).await;
+        return refuse(&guard, &facts, RefusedRequest::Unauthenticated, status, res).await;
     }
     res
 }
@@ -171,11 +202,7 @@ async fn login_redirect(
     next: Next,
 ) -> Response {
     let path = req.uri().path();
-    let is_page = req.method() == Method::GET
-        && !path.starts_with("/api/")
-        && !path.starts_with("/pkg/")
-        && path != "/login"
-        && !path.contains('.');
+    let is_page = plain_forms::is_page(req.method(), path) && path != "/login";
     if is_page && !matches!(app::auth::ssr::user_of(&state, &session).await, Ok(Some(_))) {
         return Redirect::to("/login").into_response();
     }
@@ -194,16 +221,15 @@ pub fn router<Store: SessionStore + Clone>(
         refusals: RefusalAudit::new(state.engine.clone()),
         form_checks: Arc::new(app::form::server_function_checks().into_iter().collect()),
     };
-    // The compiled front end, compressed (gzip or brotli, as the browser
-    // asks): the WASM shrinks to about a third.
-    let pkg = ServeDir::new(std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir));
+    // The compiled front end, compressed (brotli or gzip, as the browser
+    // asks; the WASM shrinks to about a third) and cached by name.
+    let pkg = assets::router(
+        std::path::Path::new(&*options.site_root),
+        &options.site_pkg_dir,
+        &options.output_name,
+    );
     Router::new()
-        .nest_service(
-            "/pkg",
-            tower::ServiceBuilder::new()
-                .layer(CompressionLayer::new())
-                .service(pkg),
-        )
+        .merge(pkg)
         .route(
             "/audit/export.jsonl",
             get(|s, session, q| {
@@ -230,8 +256,10 @@ pub fn router<Store: SessionStore + Clone>(
             state.clone(),
             login_redirect,
         ))
+        .layer(middleware::from_fn_with_state(guard.clone(), body_guard))
+        .layer(middleware::from_fn(plain_forms::middleware))
         .layer(sessions)
-        .layer(middleware::from_fn_with_state(guard, request_guard))
+        .layer(middleware::from_fn_with_state(guard, origin_guard))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(headers::security_headers))
         .with_state(state)

@@ -3,6 +3,7 @@
 //! the tests build the same console on port 0.
 
 pub mod api;
+pub mod assets;
 pub mod audit_export;
 pub mod bootstrap;
 pub mod commands;
@@ -12,6 +13,7 @@ pub mod events;
 pub mod headers;
 pub mod hosts;
 pub mod http;
+pub mod plain_forms;
 pub mod private_files;
 pub mod proxy_process;
 pub mod refusal_audit;

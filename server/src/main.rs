@@ -68,7 +68,7 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
-    /// (remote) Releases: request, read, sign, deploy.
+    /// (remote) Releases: request, read, edit, cancel, sign, deploy.
     #[command(subcommand)]
     Release(ReleaseCommand),
     /// (remote) Request a succeeded deployment's version in the
@@ -78,6 +78,10 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// (remote) Decide a deploy held at preview (its environment holds
+    /// deploys after the gates): promote it to users, or abort it.
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// (remote) Read a token from standard input, check it with `--server`
     /// and save it (0600) for later commands.
     Login,
@@ -121,6 +125,21 @@ enum ReleaseCommand {
     Show {
         id: i64,
     },
+    /// Change a release's notes or migration SQL (voids its signatures).
+    Edit {
+        id: i64,
+        #[arg(long)]
+        notes: Option<String>,
+        /// A file holding the new migration SQL.
+        #[arg(long)]
+        sql_file: Option<PathBuf>,
+    },
+    /// Cancel a release that has not been deployed.
+    Cancel {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
     /// Sign one checklist item (its id from `release show`).
     Sign {
         id: i64,
@@ -138,6 +157,54 @@ enum ReleaseCommand {
         #[arg(long, value_name = "REASON")]
         override_freeze: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum HoldCommand {
+    /// Switch users to the held release.
+    Promote { deployment: i64 },
+    /// Stop the held release; users stay where they are.
+    Abort {
+        deployment: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Send a share of new users, and testers, to the held release
+    /// (replaces the earlier setting; `--percent 0` alone ends it).
+    Canary {
+        deployment: i64,
+        /// Share of new users, 0-100; each keeps its slot by a cookie.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        percent: u8,
+        /// Testers' request header, `'Name: value'`.
+        #[arg(long, value_parser = header_rule)]
+        header: Option<model::NameValue>,
+        /// Testers' cookie, `name=value`.
+        #[arg(long, value_parser = cookie_rule)]
+        cookie: Option<model::NameValue>,
+    },
+}
+
+/// `--header 'X-Tester: me'`; the console checks the characters.
+fn header_rule(s: &str) -> Result<model::NameValue, String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not 'Name: value'"))?;
+    Ok(model::NameValue {
+        name: name.trim().to_string(),
+        value: value.trim().to_string(),
+    })
+}
+
+/// `--cookie tester=yes`; the console checks the characters.
+fn cookie_rule(s: &str) -> Result<model::NameValue, String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not name=value"))?;
+    Ok(model::NameValue {
+        name: name.trim().to_string(),
+        value: value.trim().to_string(),
+    })
 }
 
 /// The command as the remote CLI runs it, or why it only runs locally.
@@ -181,6 +248,18 @@ fn remote_command(command: Command) -> Result<Remote, &'static str> {
             notes,
         },
         Command::Release(ReleaseCommand::Show { id }) => Remote::ReleaseShow { id },
+        Command::Release(ReleaseCommand::Edit {
+            id,
+            notes,
+            sql_file,
+        }) => Remote::ReleaseEdit {
+            id,
+            notes,
+            sql_file,
+        },
+        Command::Release(ReleaseCommand::Cancel { id, reason }) => {
+            Remote::ReleaseCancel { id, reason }
+        }
         Command::Release(ReleaseCommand::Sign { id, item, note }) => {
             Remote::ReleaseSign { id, item, note }
         }
@@ -196,6 +275,49 @@ fn remote_command(command: Command) -> Result<Remote, &'static str> {
             override_freeze,
         },
         Command::Promote { deployment, to } => Remote::Promote { deployment, to },
+        Command::Audit(AuditCommand::Export {
+            file,
+            format,
+            environment,
+            actor,
+            action,
+            since,
+            until,
+            text,
+        }) => {
+            let filter = [
+                ("environment", environment),
+                ("actor", actor),
+                ("action", action),
+                ("since", since),
+                ("until", until),
+                ("text", text),
+            ];
+            let mut query = vec![("format".to_string(), format)];
+            query.extend(
+                filter
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), v?))),
+            );
+            Remote::AuditExport { query, file }
+        }
+        Command::Hold(HoldCommand::Promote { deployment }) => Remote::HoldPromote { deployment },
+        Command::Hold(HoldCommand::Abort { deployment, reason }) => {
+            Remote::HoldAbort { deployment, reason }
+        }
+        Command::Hold(HoldCommand::Canary {
+            deployment,
+            percent,
+            header,
+            cookie,
+        }) => Remote::HoldCanary {
+            deployment,
+            setting: model::CanarySetting {
+                percent,
+                header,
+                cookie,
+            },
+        },
         _ => return Err("this command runs on the console's machine (without --server)"),
     })
 }
@@ -311,6 +433,7 @@ async fn main() -> anyhow::Result<()> {
         | Command::Rollback { .. }
         | Command::Release(_)
         | Command::Promote { .. }
+        | Command::Hold(_)
         | Command::Login => anyhow::bail!(
             "this command drives a console over its API: give --server URL (or SWITCHYARD_SERVER)"
         ),
@@ -399,8 +522,12 @@ mod tests {
             "switchyard deploy production v2 --override-freeze hotfix",
             "switchyard release deploy 3 --wait --override-freeze hotfix",
             "switchyard release sign 1 2 --note ok",
+            "switchyard release edit 1 --notes n --sql-file m.sql",
+            "switchyard release cancel 1 --reason superseded",
             "switchyard token create ci --owner a --role deployer --env x --env y",
             "switchyard audit verify",
+            "switchyard --server http://h audit export -o a.jsonl --environment production",
+            "switchyard audit export --format csv --since 2026-12-01 --output json",
             "switchyard env list",
         ] {
             let args = line.split(' ');

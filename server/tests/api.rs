@@ -33,12 +33,24 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/environments/{name}/freezes/{id}"),
     ("get", "/api/v1/deployments/{id}"),
     ("post", "/api/v1/deployments/{id}/promote"),
+    ("post", "/api/v1/deployments/{id}/hold/promote"),
+    ("post", "/api/v1/deployments/{id}/hold/abort"),
+    ("put", "/api/v1/deployments/{id}/canary"),
     ("get", "/api/v1/releases"),
     ("post", "/api/v1/releases"),
     ("get", "/api/v1/releases/{id}"),
+    ("patch", "/api/v1/releases/{id}"),
+    ("post", "/api/v1/releases/{id}/cancel"),
     ("post", "/api/v1/releases/{id}/items/{item}/sign"),
     ("post", "/api/v1/releases/{id}/deploy"),
+    ("get", "/api/v1/deployments/{id}/events"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/audit/export"),
+    ("get", "/api/v1/environments/{name}/webhooks"),
+    ("post", "/api/v1/environments/{name}/webhooks"),
+    ("delete", "/api/v1/webhooks/{id}"),
+    ("get", "/api/v1/webhooks/{id}/deliveries"),
+    ("post", "/api/v1/deliveries/{id}/redeliver"),
 ];
 
 struct Api<'a> {
@@ -98,28 +110,6 @@ impl Api<'_> {
     async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
-}
-
-async fn token_for(c: &Console, user: &str, role: Role, envs: Option<&[&str]>) -> String {
-    let owner = engine::users::find_by_name(&c.pool, user)
-        .await
-        .unwrap()
-        .unwrap();
-    c.engine
-        .create_token(
-            &engine::Actor::user(owner),
-            None,
-            &NewToken {
-                name: format!("{user}-{role}"),
-                kind: TokenKind::Personal,
-                role,
-                environments: envs.map(|e| e.iter().map(|s| s.to_string()).collect()),
-                expires_in_days: 7,
-            },
-        )
-        .await
-        .unwrap()
-        .secret
 }
 
 async fn add_staging(c: &Console) {
@@ -229,11 +219,11 @@ async fn each_role_and_scope_gets_what_the_console_would_give_it() {
     ] {
         c.user(name, role).await;
     }
-    let viewer = token_for(&c, "vera", Role::Viewer, None).await;
-    let deployer = token_for(&c, "dora", Role::Deployer, None).await;
-    let approver = token_for(&c, "abe", Role::Approver, None).await;
-    let admin = token_for(&c, "ada", Role::Admin, None).await;
-    let staging_only = token_for(&c, "ada", Role::Deployer, Some(&[STAGING])).await;
+    let viewer = c.token_for("vera", Role::Viewer, None).await;
+    let deployer = c.token_for("dora", Role::Deployer, None).await;
+    let approver = c.token_for("abe", Role::Approver, None).await;
+    let admin = c.token_for("ada", Role::Admin, None).await;
+    let staging_only = c.token_for("ada", Role::Deployer, Some(&[STAGING])).await;
     // A deployer's token with a viewer's role is a viewer.
     let weak = {
         let owner = engine::users::find_by_name(&c.pool, "dora")
@@ -353,6 +343,21 @@ async fn each_role_and_scope_gets_what_the_console_would_give_it() {
         .get(&format!("/api/v1/deployments/{id}"), &staging_only)
         .await;
     assert_eq!(hidden.status, 404);
+    // Its event stream: the ended deployment's detail as one `done` event;
+    // outside the token's scope, not found before the first byte.
+    let events = format!("/api/v1/deployments/{id}/events");
+    let stream = api.get(&events, &viewer).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(stream.headers["content-type"], "text/event-stream");
+    let text = stream.body.as_str().unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("event: done"), "{text}");
+    let data: Value =
+        serde_json::from_str(lines.next().unwrap().strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(data["deployment"]["id"], id);
+    assert_eq!(data["deployment"]["status"], "failed");
+    let hidden = api.get(&events, &staging_only).await;
+    assert_eq!((hidden.status, hidden.code()), (404, "not_found"));
     // No standby to roll back to: a conflict with its own code.
     let a = api
         .post(
@@ -376,7 +381,7 @@ async fn each_role_and_scope_gets_what_the_console_would_give_it() {
     assert!(entries[0]["actor_name"]
         .as_str()
         .unwrap()
-        .starts_with("dora (token dora-deployer sy_"));
+        .starts_with("dora (token dora-deployer-all sy_"));
     let everything = api
         .get("/api/v1/audit?limit=500", &admin)
         .await
@@ -388,6 +393,47 @@ async fn each_role_and_scope_gets_what_the_console_would_give_it() {
             "a token's secret is in the audit log"
         );
     }
+
+    // The export: the search's scope rules, decided before the first byte.
+    let export = api
+        .get("/api/v1/audit/export?environment=production", &viewer)
+        .await;
+    assert_eq!(export.status, 200);
+    assert_eq!(export.headers["content-type"], "application/x-ndjson");
+    let text = export.body.as_str().unwrap_or_default().to_string();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() > 1, "{text}");
+    assert!(text.contains("\"deploy.start\""), "{text}");
+    for secret in [&viewer, &deployer, &approver, &admin, &staging_only] {
+        assert!(
+            !text.contains(&secret[12..]),
+            "a token's secret is exported"
+        );
+    }
+    let csv = api.get("/api/v1/audit/export?format=csv", &admin).await;
+    assert_eq!(csv.status, 200);
+    assert!(csv
+        .body
+        .as_str()
+        .unwrap()
+        .starts_with("id,at,actor_kind,actor_name,"));
+    let unscoped = api.get("/api/v1/audit/export", &staging_only).await;
+    assert_eq!(
+        (unscoped.status, unscoped.body["field"].as_str()),
+        (400, Some("environment"))
+    );
+    let outside = api
+        .get("/api/v1/audit/export?environment=production", &staging_only)
+        .await;
+    assert_eq!(outside.status, 403);
+    let bad = api.get("/api/v1/audit/export?format=xml", &admin).await;
+    assert_eq!(
+        (bad.status, bad.body["field"].as_str()),
+        (400, Some("format"))
+    );
 }
 
 #[tokio::test]
@@ -397,8 +443,8 @@ async fn tokens_hold_four_eyes_and_releases_follow_the_checklist() {
     let revision = 1;
     let api = Api { c: &c };
     c.user("abe", Role::Approver).await;
-    let requester = token_for(&c, "rita", Role::Deployer, None).await;
-    let approver = token_for(&c, "abe", Role::Approver, None).await;
+    let requester = c.token_for("rita", Role::Deployer, None).await;
+    let approver = c.token_for("abe", Role::Approver, None).await;
 
     let r = api
         .get(&format!("/api/v1/releases/{release}"), &approver)
@@ -440,6 +486,74 @@ async fn tokens_hold_four_eyes_and_releases_follow_the_checklist() {
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["requested_by"], "abe");
+
+    // Editing: the requester (or an admin) only, at the revision read;
+    // what is left out stays, and the edit is a new revision.
+    let path = format!("/api/v1/releases/{release}");
+    let patch = |token: &str, body: Value| {
+        let (api, path, token) = (&api, path.clone(), token.to_string());
+        async move {
+            api.call(Method::PATCH, &path, Some(&token), Some(body))
+                .await
+        }
+    };
+    let before = api.get(&path, &requester).await.body;
+    let a = patch(
+        &approver,
+        json!({ "revision": revision, "notes": "mine now" }),
+    )
+    .await;
+    assert_eq!((a.status, a.code()), (403, "forbidden"), "{}", a.body);
+    let a = patch(&requester, json!({ "revision": revision, "notes": 5 })).await;
+    assert_eq!((a.status, a.body["field"].as_str()), (400, Some("notes")));
+    let edited = patch(
+        &requester,
+        json!({ "revision": revision, "notes": "fixed typo" }),
+    )
+    .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert_eq!(edited.body["notes"], "fixed typo");
+    assert_eq!(edited.body["migration_sql"], before["migration_sql"]);
+    assert_eq!(edited.body["revision"], revision + 1);
+    let stale = patch(
+        &requester,
+        json!({ "revision": revision, "notes": "again" }),
+    )
+    .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+
+    // Cancelling: a reason is required; the approver may not cancel rita's.
+    let cancel = format!("/api/v1/releases/{release}/cancel");
+    let now = revision + 1;
+    let a = api
+        .post(
+            &cancel,
+            &approver,
+            json!({ "revision": now, "reason": "no" }),
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (403, "forbidden"), "{}", a.body);
+    let a = api
+        .post(
+            &cancel,
+            &requester,
+            json!({ "revision": now, "reason": " " }),
+        )
+        .await;
+    assert_eq!((a.status, a.body["field"].as_str()), (400, Some("reason")));
+    let cancelled = api
+        .post(
+            &cancel,
+            &requester,
+            json!({ "revision": now, "reason": "superseded by v9" }),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled", "{}", cancelled.body);
+    let audit = api
+        .get("/api/v1/audit?action=release.cancel", &approver)
+        .await;
+    assert_eq!(audit.body["entries"][0]["reason"], "superseded by v9");
 }
 
 #[tokio::test]
@@ -448,13 +562,13 @@ async fn refused_tokens_get_401_and_change_nothing() {
     let api = Api { c: &c };
     c.user("ada", Role::Admin).await;
     c.user("dora", Role::Deployer).await;
-    let live = token_for(&c, "dora", Role::Deployer, None).await;
+    let live = c.token_for("dora", Role::Deployer, None).await;
     let forged = format!("{}{}", &live[..12], "0".repeat(64));
-    let revoked = token_for(&c, "ada", Role::Deployer, None).await;
+    let revoked = c.token_for("ada", Role::Deployer, None).await;
     let expired = {
-        let t = token_for(&c, "ada", Role::Viewer, None).await;
+        let t = c.token_for("ada", Role::Viewer, None).await;
         sqlx::query(
-            "UPDATE api_tokens SET expires_at = '2001-01-01T00:00:00Z' WHERE name = 'ada-viewer'",
+            "UPDATE api_tokens SET expires_at = '2001-01-01T00:00:00Z' WHERE name = 'ada-viewer-all'",
         )
         .execute(&c.pool)
         .await
@@ -464,7 +578,7 @@ async fn refused_tokens_get_401_and_change_nothing() {
     let list = api
         .get(
             "/api/v1/tokens",
-            &token_for(&c, "ada", Role::Admin, None).await,
+            &c.token_for("ada", Role::Admin, None).await,
         )
         .await;
     let revoked_id = list
@@ -472,11 +586,11 @@ async fn refused_tokens_get_401_and_change_nothing() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["name"] == "ada-deployer")
+        .find(|t| t["name"] == "ada-deployer-all")
         .unwrap()["id"]
         .as_i64()
         .unwrap();
-    let admin_token = token_for(&c, "ada", Role::Approver, None).await;
+    let admin_token = c.token_for("ada", Role::Approver, None).await;
     let r = api
         .call(
             Method::DELETE,
@@ -554,7 +668,7 @@ async fn malformed_requests_are_refused_naming_the_field() {
     let c = start().await;
     let api = Api { c: &c };
     c.user("dora", Role::Deployer).await;
-    let t = token_for(&c, "dora", Role::Deployer, None).await;
+    let t = c.token_for("dora", Role::Deployer, None).await;
     let path = "/api/v1/environments/production/deployments";
 
     let form = c
@@ -651,7 +765,7 @@ async fn an_address_presenting_bad_tokens_is_slowed_down() {
     // Someone else behind the same address (a load balancer) with a good
     // token is not held back.
     c.user("dora", Role::Deployer).await;
-    let good = token_for(&c, "dora", Role::Viewer, None).await;
+    let good = c.token_for("dora", Role::Viewer, None).await;
     assert_eq!(api.get("/api/v1/me", &good).await.status, 200);
     assert_eq!(api.get("/api/v1/me", &bad).await.status, 429);
 }
@@ -662,8 +776,8 @@ async fn a_freeze_refuses_deploys_with_its_own_code_until_an_admin_overrides_it(
     let api = Api { c: &c };
     c.user("dora", Role::Deployer).await;
     c.user("ada", Role::Admin).await;
-    let deployer = token_for(&c, "dora", Role::Deployer, None).await;
-    let admin = token_for(&c, "ada", Role::Admin, None).await;
+    let deployer = c.token_for("dora", Role::Deployer, None).await;
+    let admin = c.token_for("ada", Role::Admin, None).await;
     let freeze = json!({
         "reason": "holiday freeze",
         "kind": "once",
@@ -742,4 +856,88 @@ async fn a_freeze_refuses_deploys_with_its_own_code_until_an_admin_overrides_it(
         )
         .await;
     assert_eq!(gone.status, 204);
+}
+
+#[tokio::test]
+async fn webhooks_are_an_admins_and_bad_ones_name_the_field() {
+    let c = start().await;
+    add_staging(&c).await;
+    let api = Api { c: &c };
+    c.user("vera", Role::Viewer).await;
+    c.user("ada", Role::Admin).await;
+    c.user("al", Role::Admin).await;
+    let viewer = c.token_for("vera", Role::Viewer, None).await;
+    let admin = c.token_for("ada", Role::Admin, None).await;
+    let limited = c.token_for("al", Role::Admin, Some(&[ENV])).await;
+    let path = format!("/api/v1/environments/{ENV}/webhooks");
+    let hook = json!({ "url": "http://127.0.0.1:9/hook", "allow_private": true });
+
+    // Refused before the environment is looked up.
+    for t in [&viewer, &limited] {
+        let a = api.post(&path, t, hook.clone()).await;
+        assert_eq!((a.status, a.code()), (403, "forbidden"), "{}", a.body);
+        let a = api.get("/api/v1/environments/nowhere/webhooks", t).await;
+        assert_eq!(a.status, 403, "{}", a.body);
+    }
+    // Bad input: 400 naming the field, nothing stored.
+    for (body, field) in [
+        (json!({ "url": "http://127.0.0.1:9/hook" }), "url"),
+        (json!({ "url": "gopher://example.com/" }), "url"),
+        (
+            json!({ "url": "http://127.0.0.1:9/", "events": ["deploy.exploded"] }),
+            "events[0]",
+        ),
+        (
+            json!({ "url": "http://127.0.0.1:9/", "format": "xml" }),
+            "format",
+        ),
+        (
+            json!({ "url": "http://127.0.0.1:9/", "secret": "mine" }),
+            "secret",
+        ),
+    ] {
+        let a = api.post(&path, &admin, body.clone()).await;
+        assert_eq!(a.status, 400, "{body}: {}", a.body);
+        assert!(
+            a.body["field"].as_str().unwrap_or("").contains(field),
+            "{body}: {}",
+            a.body
+        );
+    }
+    assert_eq!(api.get(&path, &admin).await.body, json!([]));
+
+    let made = api.post(&path, &admin, hook).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert!(made.body["secret"].as_str().unwrap().starts_with("whsec_"));
+    let id = made.body["webhook"]["id"].as_i64().unwrap();
+    let listed = api.get(&path, &admin).await;
+    assert_eq!(listed.body[0]["url"], "http://127.0.0.1:9/hook");
+    assert!(listed.body[0].get("secret").is_none(), "{}", listed.body);
+    let log = api
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"), &admin)
+        .await;
+    assert_eq!((log.status, log.body.clone()), (200, json!([])));
+    let none = api
+        .post("/api/v1/deliveries/999/redeliver", &admin, json!({}))
+        .await;
+    assert_eq!((none.status, none.code()), (404, "not_found"));
+    let gone = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, 403);
+    let gone = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert_eq!(api.get(&path, &admin).await.body, json!([]));
 }

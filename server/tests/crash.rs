@@ -267,6 +267,17 @@ enum Outcome {
 /// `failpoints` holding it there when the step is too short to hit), starts
 /// it again, and checks what users and the records see.
 async fn kill_during(step: &str, version: &str, failpoints: &str, outcome: Outcome) {
+    kill_during_with(step, version, failpoints, outcome, false).await
+}
+
+/// [`kill_during`], with production holding deploys at preview when `hold`.
+async fn kill_during_with(
+    step: &str,
+    version: &str,
+    failpoints: &str,
+    outcome: Outcome,
+    hold: bool,
+) {
     let mut site = Site::new();
     site.failpoints = failpoints.to_string();
     site.start_console().await;
@@ -275,6 +286,12 @@ async fn kill_during(step: &str, version: &str, failpoints: &str, outcome: Outco
         Some("switchyard-demo v1\n")
     );
     let pool = site.pool().await;
+    if hold {
+        let env = environments::find(&pool, ENV).await.unwrap();
+        let mut t = env.timings();
+        t.hold_at_preview = true;
+        environments::set_timings(&pool, env.id, t).await.unwrap();
+    }
     let cookie = site.sign_in().await;
     let users = Users::start(&site, 3);
     // Slow requests too, so some are in flight at the switch: the drain
@@ -326,6 +343,16 @@ async fn kill_during(step: &str, version: &str, failpoints: &str, outcome: Outco
         "every step is closed: {steps:?}"
     );
     let d = engine::deployments::get(&pool, dep).await.unwrap();
+    if hold {
+        // The hold nobody decided is closed with the deployment: no page
+        // offers to promote it.
+        let h = engine::holds::get(&pool, dep).await.unwrap().unwrap();
+        assert_eq!(h.decision, Some(engine::holds::Decision::Abort), "{h:?}");
+        assert!(
+            h.reason.as_deref().unwrap_or("").starts_with("interrupted"),
+            "{h:?}"
+        );
+    }
     if outcome == Outcome::UsersOnNew {
         users_on_new_after_the_crash(&site, &pool, &d, &blue, &cookie).await;
         return;
@@ -446,6 +473,12 @@ async fn a_console_killed_in_the_health_wait_comes_back_with_users_on_the_old_sl
 async fn a_console_killed_in_the_gates_comes_back_with_users_on_the_old_slot() {
     // v2+laggy answers in 300 ms: the 50-request sample takes seconds.
     kill_during("gates", "v2+laggy", "", Outcome::UsersStayOnOld).await;
+}
+
+#[tokio::test]
+async fn a_console_killed_while_a_deploy_is_held_comes_back_with_users_on_the_old_slot() {
+    // The hold waits for a person: the console dies while it waits.
+    kill_during_with("hold", "v2", "", Outcome::UsersStayOnOld, true).await;
 }
 
 #[tokio::test]

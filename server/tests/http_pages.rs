@@ -211,3 +211,65 @@ async fn a_deployment_reads_with_its_steps_and_says_why_it_failed() {
     assert!(page.body.contains("Preflight checks"), "{}", page.body);
     assert!(page.body.contains("traffic router"), "{}", page.body);
 }
+
+/// The front end's files: the build's brotli or gzip copy when the browser
+/// takes it, cached for a year when the name carries the content's hash,
+/// revalidated when it does not — and never behind the sign-in redirect.
+#[tokio::test]
+async fn front_end_files_are_precompressed_and_cached_by_name() {
+    let c = start().await;
+    let pkg = c._dir.path().join("site/pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let hashed = "switchyard.AbCdEfGhIjKlMnOpQr-_12.wasm";
+    std::fs::write(pkg.join(hashed), b"\0asm plain").unwrap();
+    std::fs::write(pkg.join(format!("{hashed}.br")), b"brotli copy").unwrap();
+    std::fs::write(pkg.join(format!("{hashed}.gz")), b"gzip copy").unwrap();
+    // Big enough for on-the-fly compression to bother.
+    let css = "body { color: black; }\n".repeat(200);
+    std::fs::write(pkg.join("switchyard.css"), &css).unwrap();
+
+    let fetch = |path: String, encoding: Option<&'static str>| {
+        let c = &c;
+        async move {
+            let mut req = c.http.get(format!("{}{path}", c.origin));
+            if let Some(e) = encoding {
+                req = req.header("accept-encoding", e);
+            }
+            let r = req.send().await.unwrap();
+            let header = |name: &str| {
+                r.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_default()
+            };
+            let (status, enc, cache) = (
+                r.status(),
+                header("content-encoding"),
+                header("cache-control"),
+            );
+            (status, enc, cache, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let wasm = format!("/pkg/{hashed}");
+    let (status, enc, cache, body) = fetch(wasm.clone(), Some("br, gzip")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((enc.as_str(), body.as_slice()), ("br", &b"brotli copy"[..]));
+    assert_eq!(cache, "public, max-age=31536000, immutable");
+    let (_, enc, _, body) = fetch(wasm.clone(), Some("gzip")).await;
+    assert_eq!((enc.as_str(), body.as_slice()), ("gzip", &b"gzip copy"[..]));
+    let (_, enc, cache, body) = fetch(wasm, None).await;
+    assert_eq!((enc.as_str(), body.as_slice()), ("", &b"\0asm plain"[..]));
+    assert_eq!(cache, "public, max-age=31536000, immutable");
+
+    // A name without a hash: compressed on the fly, revalidated each use.
+    let (status, enc, cache, body) = fetch("/pkg/switchyard.css".into(), Some("gzip")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(enc, "gzip");
+    assert!(body.len() < css.len() / 4, "{} bytes", body.len());
+    assert_eq!(cache, "no-cache");
+    // A missing file is a 404 that is asked for again, never kept.
+    let (status, _, cache, _) =
+        fetch("/pkg/switchyard.AbCdEfGhIjKlMnOpQr-_99.js".into(), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(cache, "no-cache");
+}

@@ -22,6 +22,7 @@ const WRITABLE: &[(&str, &str)] = &[
     ("environments", "app_url"),
     ("environments", "artifact_template"),
     ("environments", "health_path"),
+    ("environments", "health_body"),
     ("environments", "upstream_environment"),
     ("environments", "backup_command"),
     ("environments", "gate_smoke_paths"),
@@ -39,6 +40,9 @@ const WRITABLE: &[(&str, &str)] = &[
     ("environments", "docker_network"),
     ("environments", "docker_registry_user"),
     ("environments", "docker_registry_secret"),
+    // Host names, one per line, and the route's path prefix.
+    ("environments", "route_hosts"),
+    ("environments", "route_path_prefix"),
     ("slots", "version"),
     ("slots", "address"),
     ("slots", "handle"),
@@ -66,12 +70,24 @@ const WRITABLE: &[(&str, &str)] = &[
     ("environment_variables", "updated_by"),
     ("environment_secrets", "name"),
     ("environment_secrets", "updated_by"),
+    ("environment_declared_secrets", "name"),
     ("api_tokens", "name"),
     // A JSON array of names: filled as an array holding the payload.
     ("api_tokens", "environments"),
     ("api_tokens", "last_used_ip"),
     ("freeze_windows", "reason"),
     ("freeze_windows", "created_by"),
+    ("webhooks", "url"),
+    ("webhooks", "created_by"),
+    // The receiver's answer (a redirect's Location) is in the error text.
+    ("webhook_deliveries", "last_error"),
+    ("deployment_holds", "preview_url"),
+    ("deployment_holds", "decided_by"),
+    ("deployment_holds", "reason"),
+    // JSON: filled as a setting whose header and cookie names and values
+    // are the payload.
+    ("deployment_holds", "canary"),
+    ("deployment_holds", "canary_by"),
     // Append-only: filled through the engine's own append (see `fill_audit`).
     ("audit_log", "actor_name"),
     ("audit_log", "source_ip"),
@@ -223,7 +239,55 @@ const NOT_PEOPLES_TEXT: &[(&str, &str, &str)] = &[
         "created_at",
         "time written by the console",
     ),
+    ("deployment_holds", "held_at", "time written by the console"),
+    ("deployment_holds", "until", "time written by the console"),
+    ("deployment_holds", "decision", "CHECK-ed enumeration"),
+    (
+        "deployment_holds",
+        "canary_at",
+        "time written by the console",
+    ),
+    (
+        "deployment_holds",
+        "canary_writing_since",
+        "time written by the console",
+    ),
+    (
+        "deployment_holds",
+        "decided_at",
+        "time written by the console",
+    ),
     ("_sqlx_migrations", "description", "migration file names"),
+    (
+        "webhooks",
+        "events",
+        "parsed as event names when written; shown rebuilt from the parsed value",
+    ),
+    ("webhooks", "format", "CHECK-ed enumeration"),
+    ("webhooks", "secret_key_id", "hex key id, never rendered"),
+    ("webhooks", "created_at", "time written by the console"),
+    ("webhooks", "removed_at", "time written by the console"),
+    (
+        "webhook_deliveries",
+        "message_id",
+        "random id the console generates",
+    ),
+    (
+        "webhook_deliveries",
+        "event",
+        "event name the console writes; shown rebuilt from the parsed value",
+    ),
+    (
+        "webhook_deliveries",
+        "payload",
+        "JSON the console builds for receivers; never rendered",
+    ),
+    ("webhook_deliveries", "status", "CHECK-ed enumeration"),
+    (
+        "webhook_deliveries",
+        "created_at",
+        "time written by the console",
+    ),
 ];
 
 /// Tables that are bookkeeping, not content (full-text index shadows).
@@ -343,6 +407,43 @@ async fn build_scene(c: &Console) -> Scene {
     .execute(&c.pool)
     .await
     .unwrap();
+    // The failed deploy was held at preview and aborted with a reason:
+    // its page shows the preview address, who aborted and why.
+    engine::holds::begin(
+        &c.pool,
+        deployment,
+        "http://127.0.0.1:9/",
+        chrono::Utc::now() + chrono::Duration::minutes(30),
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE deployment_holds SET decision = 'abort', decided_by = 'dev', reason = 'wrong', \
+         decided_at = held_at WHERE deployment_id = ?",
+    )
+    .bind(deployment)
+    .execute(&c.pool)
+    .await
+    .unwrap();
+    // A freeze window (in the future: deploys go on), listed on the
+    // settings page with its reason and who added it.
+    engine
+        .add_freeze(
+            &engine::Actor::system(),
+            ENV,
+            &model::NewFreeze {
+                reason: "holiday".into(),
+                kind: model::FreezeKind::Once,
+                starts: Some("2999-01-01 00:00".into()),
+                ends: Some("2999-01-02 00:00".into()),
+                days: None,
+                start_time: None,
+                duration_minutes: None,
+                time_zone: None,
+            },
+        )
+        .await
+        .unwrap();
     // A sign-in throttled for a while (the key is what the person typed).
     for _ in 0..8 {
         c.login("nobody-in-particular", "wrong password!!", None)
@@ -358,6 +459,10 @@ async fn build_scene(c: &Console) -> Scene {
         .set_secret(&system, ENV, "API_SECRET", "not shown")
         .await
         .unwrap();
+    // A secret the configuration declares before its value is set.
+    let mut config = engine.environment_config(&system, ENV).await.unwrap();
+    config.secrets.push("DECLARED_SECRET".into());
+    engine.edit_environment(&system, &config).await.unwrap();
     // An archived environment, listed by name, time and who archived it.
     let mut retired = NewEnvironment::new(
         "retired",
@@ -400,6 +505,36 @@ async fn build_scene(c: &Console) -> Scene {
             engine.revoke_token(&actor, issued.token.id).await.unwrap();
         }
     }
+    // A webhook with a delivery that was given up (so the console's round
+    // leaves it), its error text from the receiver.
+    let root = engine::Actor::user(
+        engine::users::find_by_name(&c.pool, "root")
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let hook = engine
+        .add_webhook(
+            &root,
+            ENV,
+            &model::NewWebhook {
+                url: "http://127.0.0.1:9/hook".into(),
+                events: vec![],
+                format: model::WebhookFormat::Standard,
+                allow_private: true,
+            },
+        )
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (webhook_id, message_id, event, payload, status, \
+         attempts, created_at, last_error) VALUES (?, 'msg_1', 'deploy.failed', '{}', \
+         'gave_up', 3, '2026-12-05T00:00:00Z', 'redirect (302) to /x not followed')",
+    )
+    .bind(hook.webhook.id)
+    .execute(&c.pool)
+    .await
+    .unwrap();
     let admin = c.session_for("root").await;
     let requester = c.session_for("dev").await;
     Scene {
@@ -423,6 +558,9 @@ async fn fill(c: &Console, payload: fn(&str) -> String) {
         };
         let value = if (*table, *column) == ("api_tokens", "environments") {
             "json_array(? || '#')"
+        } else if (*table, *column) == ("deployment_holds", "canary") {
+            "json_object('percent', 10, 'header', json_object('name', ?1, 'value', ?1), \
+             'cookie', json_object('name', ?1, 'value', ?1))"
         } else {
             "? || '#' || COALESCE({column}, '')"
         };
@@ -492,6 +630,11 @@ async fn pages(c: &Console, s: &Scene) -> Vec<(String, (StatusCode, StatusCode))
         (format!("/environments/{env}/checklist"), BOTH),
         (format!("/environments/{env}/lock"), BOTH),
         (format!("/environments/{env}/settings"), BOTH),
+        // Only admins manage webhooks.
+        (
+            format!("/environments/{env}/webhooks"),
+            (OK, StatusCode::FORBIDDEN),
+        ),
         // Only admins manage environments (variables' values are there).
         ("/environments".into(), (OK, StatusCode::FORBIDDEN)),
         (format!("/environments/{env}"), (OK, StatusCode::FORBIDDEN)),

@@ -55,7 +55,8 @@ impl Site {
             app,
             child: Some(child),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // Generous: on a loaded 2-core machine the first slot can take long.
+        let deadline = Instant::now() + Duration::from_secs(120);
         while site.users_get().await.is_none() {
             assert!(
                 Instant::now() < deadline,
@@ -83,6 +84,25 @@ impl Site {
             .ok()?;
         r.status().is_success().then_some(())?;
         r.text().await.ok()
+    }
+
+    /// The body users get through the proxy with `extra` request header
+    /// lines, over a plain blocking socket (for threads without a runtime).
+    fn users_get_blocking(&self, extra: &str) -> String {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(&self.app).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            conn,
+            "GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n{extra}\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or(answer)
     }
 
     /// Runs `switchyard` on this console's data directory (local commands).
@@ -303,6 +323,93 @@ async fn a_pipeline_deploys_with_the_cli_and_each_outcome_has_its_exit_code() {
         site.users_get().await.as_deref(),
         Some("switchyard-demo v2\n")
     );
+
+    // A release asked for, edited and cancelled from a pipeline.
+    let json = |out: &str| -> serde_json::Value { serde_json::from_str(out).unwrap() };
+    let (code, out, err) = site.remote(
+        &deployer,
+        &[
+            "--output",
+            "json",
+            "release",
+            "create",
+            "production",
+            "v3",
+            "--notes",
+            "first",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let id = json(&out)["id"].as_i64().unwrap().to_string();
+    let (code, out, err) = site.remote(
+        &deployer,
+        &[
+            "--output", "json", "release", "edit", &id, "--notes", "second",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["notes"], "second");
+    assert_eq!(json(&out)["revision"], 2);
+    let (code, _, err) = site.remote(&viewer, &["release", "cancel", &id, "--reason", "x"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, out, err) = site.remote(
+        &deployer,
+        &[
+            "--output",
+            "json",
+            "release",
+            "cancel",
+            &id,
+            "--reason",
+            "not needed",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["status"], "cancelled");
+
+    // The audit log, downloaded by a pipeline and verified offline with
+    // only the file and the public key.
+    let (code, out, err) = site.remote(
+        &viewer,
+        &[
+            "--output",
+            "json",
+            "audit",
+            "export",
+            "-o",
+            "audit.jsonl",
+            "--environment",
+            "production",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(summary["bytes"].as_u64().unwrap() > 0, "{out}");
+    let file = site.dir.path().join("ci-home/audit.jsonl");
+    let exported = std::fs::read_to_string(&file).unwrap();
+    assert!(exported.contains("deploy.start"), "{exported}");
+    assert!(!exported.contains(&deployer[12..]), "a token is exported");
+    let key = String::from_utf8_lossy(&site.local(&["audit", "public-key"]).stdout)
+        .trim()
+        .to_string();
+    let verified = Command::new(bin())
+        .args(["audit", "verify-export"])
+        .arg(&file)
+        .args(["--public-key", &key])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{said}");
+    assert!(said.starts_with("export verified"), "{said}");
+    // Refused (a forged token): 3, and no file, whole or partial.
+    let (code, _, err) = site.remote(&forged, &["audit", "export", "-o", "refused.jsonl"]);
+    assert_eq!(code, 3, "{err}");
+    let home = site.dir.path().join("ci-home");
+    assert!(!home.join("refused.jsonl").exists());
+    assert!(!home.join("refused.partial").exists());
+    // A format the console has not: a usage error before any request.
+    let (code, _, _) = site.remote(&viewer, &["audit", "export", "--format", "xml"]);
+    assert_eq!(code, 2);
 }
 
 #[tokio::test]
@@ -354,4 +461,128 @@ async fn login_saves_the_token_for_its_owner_only() {
     let (code, out) = run(&["status"], "");
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("readable by other users"), "{out}");
+}
+
+/// The id of the deployment holding production's lock, once `status` says
+/// it is held; then a little longer, so `deploy --wait` (polling every
+/// 500 ms) sees the hold before anyone decides it.
+fn held_deployment(site: &Site, token: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, out, _) = site.remote(token, &["status", "production", "--output", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let held = v["in_progress"]
+            .as_str()
+            .is_some_and(|m| m.contains("held at preview"));
+        if let (true, Some(id)) = (held, v["lock"]["deployment_id"].as_i64()) {
+            std::thread::sleep(Duration::from_millis(1500));
+            return id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no deploy was held: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_deploy_is_promoted_or_aborted_from_the_cli_while_deploy_waits() {
+    let site = Site::start().await;
+    // The environment file turns the hold on (and the watch off, to be quick).
+    site.set_pipeline(&[("hold_at_preview", "true"), ("watch_window_ms", "0")]);
+    site.local(&["user", "add", "ci", "--role", "deployer"]);
+    let deployer = site.token("pipeline", "ci", "deployer");
+
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| site.remote(&deployer, &["deploy", "production", "v2", "--wait"]));
+        let id = held_deployment(&site, &deployer);
+        let (code, out, err) =
+            site.remote(&deployer, &["hold", "promote", &id, "--output", "json"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["decision"], "promote", "{out}");
+        let (code, out, err) = waiting.join().unwrap();
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(err.contains("held at preview"), "{err}");
+        assert!(
+            err.contains("✓ hold") && err.contains("promoted by ci"),
+            "{err}"
+        );
+        // Decided once: a second decision is refused with its code.
+        let (code, out, _) = site.remote(
+            &deployer,
+            &["hold", "abort", &id, "--reason", "late", "--output", "json"],
+        );
+        assert_eq!(code, 3, "{out}");
+        assert!(out.contains("\"not_held\""), "{out}");
+    });
+    assert_eq!(
+        site.users_get().await.as_deref(),
+        Some("switchyard-demo v2\n")
+    );
+
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| site.remote(&deployer, &["deploy", "production", "v3", "--wait"]));
+        let id = held_deployment(&site, &deployer);
+        // Testers first, by header; everyone else stays on v2.
+        let (code, out, err) = site.remote(
+            &deployer,
+            &[
+                "hold",
+                "canary",
+                &id,
+                "--percent",
+                "0",
+                "--header",
+                "X-Tester: me",
+            ],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("0 % of new users") && out.contains("header X-Tester: me"),
+            "{out}"
+        );
+        assert_eq!(
+            site.users_get_blocking("x-tester: me\r\n"),
+            "switchyard-demo v3\n"
+        );
+        assert_eq!(site.users_get_blocking(""), "switchyard-demo v2\n");
+        // Bad input: refused naming the field, exit 3, nothing changes.
+        let (code, out, _) = site.remote(
+            &deployer,
+            &[
+                "hold",
+                "canary",
+                &id,
+                "--percent",
+                "5",
+                "--cookie",
+                "t=a;b",
+                "--output",
+                "json",
+            ],
+        );
+        assert_eq!(code, 3, "{out}");
+        assert!(out.contains("\"tester_cookie\""), "{out}");
+        let (code, _, err) = site.remote(&deployer, &["hold", "canary", &id, "--percent", "101"]);
+        assert_ne!(code, 0, "{err}");
+        assert_eq!(
+            site.users_get_blocking("x-tester: me\r\n"),
+            "switchyard-demo v3\n"
+        );
+        let (code, out, err) =
+            site.remote(&deployer, &["hold", "abort", &id, "--reason", "not today"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let (code, out, err) = waiting.join().unwrap();
+        assert_eq!(code, 1, "an aborted hold exits 1: {out}{err}");
+        assert!(out.contains("aborted at its hold"), "{out}");
+        // The abort ended the testers' rule with the hold.
+        assert_eq!(
+            site.users_get_blocking("x-tester: me\r\n"),
+            "switchyard-demo v2\n"
+        );
+    });
+    assert_eq!(
+        site.users_get().await.as_deref(),
+        Some("switchyard-demo v2\n"),
+        "users keep v2"
+    );
 }

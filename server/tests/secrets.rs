@@ -190,6 +190,20 @@ async fn a_secret_is_write_only_and_found_nowhere_afterwards() {
             path.display()
         );
     }
+    // `secrets rotate-key` re-encrypts it under a new key file, printing
+    // no value.
+    let key_file = c._dir.path().join("secrets.key");
+    let old_key = std::fs::read(&key_file).unwrap();
+    let rotated = switchyard(&c, &["secrets", "rotate-key"], None);
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    assert!(!text(&rotated).contains(SECRET), "{}", text(&rotated));
+    assert_ne!(std::fs::read(&key_file).unwrap(), old_key, "a new key");
+    let sealed_under: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT key_id FROM environment_secrets")
+            .fetch_all(&c.pool)
+            .await
+            .unwrap();
+    assert_eq!(sealed_under.len(), 1, "every row under one key");
     // And yet it is there for a slot to start with.
     let env = engine::environments::find(&c.pool, ENV).await.unwrap();
     let secrets = engine::SecretBox::open(c._dir.path()).unwrap();
@@ -379,4 +393,154 @@ async fn slot_output_masks_secrets_and_is_for_deployers() {
         )
         .await;
     assert_eq!(r.status.as_u16(), 403, "{}", r.body);
+}
+
+/// The Environments page's create form takes a registry login: the password
+/// becomes the new environment's secret REGISTRY_PASSWORD in the same
+/// transaction (audited by name only), the login names it, and its value is
+/// found nowhere afterwards. A create refused for any field stores no
+/// secret; half a login is refused naming the missing half.
+#[tokio::test]
+async fn a_registry_password_given_at_create_is_a_secret_found_nowhere() {
+    let c = start().await;
+    c.user("ada", Role::Admin).await;
+    let ada = c.session_for("ada").await;
+    let nul_password = format!("{SECRET}\0");
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for (overrides, field) in [
+        (vec![("health_path", "health")], "health_path"),
+        (vec![("registry_user", "")], "registry_user"),
+        (vec![("registry_password", "")], "registry_password"),
+        (vec![("registry_user", "c:i")], "registry_user"),
+        (
+            vec![("registry_password", nul_password.as_str())],
+            "registry_password",
+        ),
+    ] {
+        let audit_before = c.count("audit_log").await;
+        let r = c
+            .post(
+                "/api/create_environment",
+                &registry_form(&overrides),
+                Some(&ada),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 400, "{overrides:?}: {}", r.body);
+        assert!(
+            matches!(r.error(), AppError::InvalidInput { field: f, .. } if f == field),
+            "{overrides:?}: {}",
+            r.body
+        );
+        seen.push((format!("refused create {overrides:?}"), r.body));
+        assert_eq!(c.count("environments").await, 1, "{overrides:?}");
+        assert_eq!(c.count("environment_secrets").await, 0, "{overrides:?}");
+        assert_eq!(c.count("audit_log").await, audit_before, "{overrides:?}");
+    }
+
+    let r = c
+        .post(
+            "/api/create_environment",
+            &registry_form(&[]),
+            Some(&ada),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    seen.push(("create".into(), r.body));
+    let system = engine::Actor::system();
+    let shop = c.engine.environment_config(&system, "shop").await.unwrap();
+    assert_eq!(shop.docker.registry_user.as_deref(), Some("ci"));
+    assert_eq!(
+        shop.docker.registry_password_secret.as_deref(),
+        Some("REGISTRY_PASSWORD")
+    );
+    assert_eq!(shop.secrets, ["REGISTRY_PASSWORD"]);
+    let env = engine::environments::find(&c.pool, "shop").await.unwrap();
+    let key = engine::SecretBox::open(c._dir.path()).unwrap();
+    assert_eq!(
+        engine::slot_env::secret_value(&c.pool, Some(&key), env.id, "shop", "REGISTRY_PASSWORD")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(SECRET),
+        "stored, sealed, for the pull"
+    );
+    let audit: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT action, target, details FROM audit_log WHERE environment = 'shop' ORDER BY id",
+    )
+    .fetch_all(&c.pool)
+    .await
+    .unwrap();
+    assert_eq!(audit[0].0, "environment.create", "{audit:?}");
+    assert!(
+        audit
+            .iter()
+            .any(|(a, t, _)| a == "environment.secret" && t.as_deref() == Some("REGISTRY_PASSWORD")),
+        "{audit:?}"
+    );
+
+    // Everything an admin can get back, and every audit row.
+    for path in [
+        "/environments",
+        "/environments/shop",
+        "/environments/shop/settings",
+        "/audit",
+        "/audit/export.jsonl",
+        "/audit/export.csv",
+    ] {
+        seen.push((format!("GET {path}"), c.get(path, Some(&ada)).await.body));
+    }
+    for (path, form) in [
+        ("/api/load_environments", vec![]),
+        ("/api/load_pipeline_settings", vec![("environment", "shop")]),
+        ("/api/audit_page", vec![]),
+    ] {
+        let r = c.post(path, &form, Some(&ada), &[]).await;
+        assert!(r.status.is_success(), "{path}: {}", r.body);
+        seen.push((format!("POST {path}"), r.body));
+    }
+    let all_audit: Vec<(String, String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT action, details, target, reason FROM audit_log")
+            .fetch_all(&c.pool)
+            .await
+            .unwrap();
+    seen.push(("audit_log rows".into(), format!("{all_audit:?}")));
+    let show = switchyard(&c, &["env", "show", "shop"], None);
+    assert!(show.status.success(), "{}", text(&show));
+    seen.push(("switchyard env show".into(), text(&show)));
+    let export = switchyard(&c, &["export"], None);
+    assert!(export.status.success(), "{}", text(&export));
+    seen.push(("switchyard export".into(), text(&export)));
+    for (what, body) in &seen {
+        assert!(!body.contains(SECRET), "the password is in {what}");
+    }
+}
+
+/// The create form of the Environments page with a registry login, with
+/// `overrides`.
+fn registry_form<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![
+        ("name", "shop"),
+        ("runtime", "docker"),
+        ("artifact", "127.0.0.1:5000/shop:{version}"),
+        ("app_url", "http://127.0.0.1:8300/"),
+        ("preview_listen", ""),
+        ("health_path", "/health"),
+        ("admin_url", "http://127.0.0.1:8391"),
+        ("upstream", ""),
+        ("signoff_ttl_hours", "24"),
+        ("checklist", "default"),
+        ("port", "8080"),
+        ("memory_mb", ""),
+        ("cpus", ""),
+        ("restart", "no"),
+        ("network", ""),
+        ("registry_user", "ci"),
+        ("registry_password", SECRET),
+    ];
+    for (k, v) in overrides {
+        form.iter_mut().find(|(f, _)| f == k).unwrap().1 = v;
+    }
+    form
 }

@@ -2,7 +2,9 @@
 //! that answers an action. A page module holds only what is its own.
 
 mod action_result;
+mod copy_button;
 mod page;
 
 pub use action_result::{action_result, Outcome, ResultIds};
+pub use copy_button::CopyButton;
 pub use page::{page_error, page_shell, Loading, TopBar};

@@ -117,6 +117,12 @@ impl Engine {
         if release.status != ReleaseStatus::Open {
             blockers.insert(0, format!("the release is {}", release.status.as_str()));
         }
+        if let Some(deployment) = releases::deployed_as(pool, release.id).await? {
+            blockers.insert(
+                0,
+                format!("the release went live with deployment #{deployment}: request a new release to deploy it again"),
+            );
+        }
         if env.archived {
             blockers.insert(0, format!("environment {} is archived", env.name));
         }

@@ -146,6 +146,9 @@ impl Engine {
                 release.requested_by_name
             )));
         }
+        if let Some(deployment) = releases::deployed_as(self.pool(), release_id).await? {
+            return Err(releases::went_live(release_id, deployment));
+        }
         check_len("notes", "notes", notes, MAX_NOTES)?;
         check_len("migration_sql", "migration SQL", migration_sql, MAX_SQL)?;
         let (revision, voided) = releases::edit(
@@ -183,6 +186,9 @@ impl Engine {
                 "only {} (who requested it) or an admin may cancel release #{release_id}",
                 release.requested_by_name
             )));
+        }
+        if let Some(deployment) = releases::deployed_as(self.pool(), release_id).await? {
+            return Err(releases::went_live(release_id, deployment));
         }
         let reason = reason.trim();
         if reason.is_empty() {

@@ -63,7 +63,11 @@ impl Engine {
                 }
             })
             .collect();
-        let open = release.status == ReleaseStatus::Open;
+        // A release that went live is read-only (`releases::deployed_as`).
+        let open = release.status == ReleaseStatus::Open
+            && releases::deployed_as(self.pool(), release.id)
+                .await?
+                .is_none();
         Ok(ReleaseView {
             id: release.id,
             environment: release.environment.clone(),

@@ -4,8 +4,9 @@
 
 use super::{artifact, docker};
 use crate::checklists::ApprovalSettings;
-use crate::environments::{self, Environment, NewEnvironment};
+use crate::environments::{self, Environment, NewEnvironment, RouteClaim};
 use crate::error::{Error, Result};
+use crate::health::HealthExpect;
 use crate::router::NginxSettings;
 use crate::settings;
 use crate::slot_env;
@@ -39,7 +40,12 @@ pub(super) fn to_config(
         artifact: env.artifact_template.clone(),
         app_url: env.app_url.clone(),
         preview_listen: env.preview_listen.clone(),
+        hosts: env.route.hosts.clone(),
+        path_prefix: env.route.path_prefix.clone(),
+        redirect_https: env.route.redirect_https,
         health_path: env.health_path.clone(),
+        health_status: env.health_expect.status,
+        health_body: env.health_expect.body.clone(),
         stop_grace_ms: ms(env.stop_grace),
         upstream: approval.upstream.clone(),
         backup_command: approval.backup_command.clone(),
@@ -91,7 +97,9 @@ pub(super) fn check(c: &EnvironmentConfig) -> Result<Checked> {
     if let Some(l) = preview_listen {
         environments::validate_preview_listen(l)?;
     }
+    let route = RouteClaim::check(&c.hosts, c.path_prefix.as_deref(), c.redirect_https)?;
     check_health_path(&c.health_path)?;
+    let health_expect = check_health_expect(c.health_status, c.health_body.as_deref())?;
     if !(1..=10 * 60 * 1000).contains(&c.stop_grace_ms) {
         return Err(Error::invalid(
             "stop_grace_ms",
@@ -165,7 +173,9 @@ pub(super) fn check(c: &EnvironmentConfig) -> Result<Checked> {
         proxy_token_file: token_file,
         nginx,
         preview_listen: preview_listen.map(String::from),
+        route,
         health_path: c.health_path.clone(),
+        health_expect,
         health_interval,
         health_deadline,
         stop_grace: Duration::from_millis(c.stop_grace_ms),
@@ -173,6 +183,8 @@ pub(super) fn check(c: &EnvironmentConfig) -> Result<Checked> {
         drain_timeout: timings.drain_timeout,
         watch_window: timings.watch_window,
         standby_window: timings.standby_window,
+        hold_at_preview: timings.hold_at_preview,
+        hold_timeout: timings.hold_timeout,
         docker: docker::check(&c.docker, &secrets)?,
     };
     new.validate()?;
@@ -229,6 +241,32 @@ fn check_health_path(path: &str) -> Result<()> {
             format!("health path {path:?} must start with '/' and hold no spaces or any of # \\ < > \" ' `"),
         ))
     }
+}
+
+/// The expected status and body text: a status HTTP has, a short text (it
+/// is shown in every failed probe's message). A blank text is no text.
+fn check_health_expect(status: Option<u16>, body: Option<&str>) -> Result<HealthExpect> {
+    if let Some(s) = status {
+        if !(100..=599).contains(&s) {
+            return Err(Error::invalid(
+                "health_status",
+                format!("{s} is not an HTTP status (100 to 599)"),
+            ));
+        }
+    }
+    let body = body.filter(|b| !b.trim().is_empty());
+    if let Some(b) = body {
+        if b.chars().count() > 200 || b.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "health_body",
+                "the expected health text is one line of at most 200 characters",
+            ));
+        }
+    }
+    Ok(HealthExpect {
+        status,
+        body: body.map(String::from),
+    })
 }
 
 /// Absolute, printable paths: they are handed to nginx and written into

@@ -14,8 +14,10 @@ pub(super) fn check(c: &DockerConfig, secrets: &[String]) -> Result<DockerOption
     if c.port == 0 {
         return Err(Error::invalid("port", "the container port is 1 to 65535"));
     }
-    for v in &c.volumes {
-        check_volume(v)?;
+    for (i, v) in c.volumes.iter().enumerate() {
+        check_volume(v).map_err(|why| {
+            Error::invalid("volumes", format!("volumes, mount {}: {v:?} {why}", i + 1))
+        })?;
     }
     if let Some(m) = c.memory_mb {
         if !MEMORY_MB.contains(&m) {
@@ -108,8 +110,30 @@ fn name_like(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-/// `source:target[:ro|:rw]`, the source a host path or a named volume.
-fn check_volume(v: &str) -> Result<()> {
+/// Mounts written one per line (the Environments page's field): each
+/// checked as the file's are, a bad one named by its line. Blank lines are
+/// not mounts.
+pub(super) fn mounts_from_lines(text: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        check_volume(line).map_err(|why| {
+            Error::invalid(
+                "volumes",
+                format!("volumes, line {}: {line:?} {why}", i + 1),
+            )
+        })?;
+        out.push(line.to_string());
+    }
+    Ok(out)
+}
+
+/// `source:target[:ro|:rw]`, the source a host path or a named volume;
+/// what is wrong otherwise.
+fn check_volume(v: &str) -> std::result::Result<(), &'static str> {
     let parts: Vec<&str> = v.trim().split(':').collect();
     let ok = match parts.as_slice() {
         [source, target] | [source, target, "ro" | "rw"] => {
@@ -130,13 +154,10 @@ fn check_volume(v: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(
-            "volumes",
-            format!(
-                "{v:?} is not a mount: write source:target[:ro], the source an absolute host \
-                 path or a volume name, the target an absolute path"
-            ),
-        ))
+        Err(
+            "is not a mount: write source:target[:ro], the source an absolute host path or a \
+             volume name, the target an absolute path",
+        )
     }
 }
 
@@ -268,5 +289,30 @@ mod tests {
             let err = check(&bad, &[]).unwrap_err();
             assert_eq!(err.field(), Some(field), "{bad:?}: {err}");
         }
+        let err = check(
+            &DockerConfig {
+                volumes: vec!["shop-data:/data".into(), "/srv".into()],
+                ..ok.clone()
+            },
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("mount 2"), "{err}");
+    }
+
+    #[test]
+    fn mounts_one_per_line_are_checked_naming_the_line() {
+        assert_eq!(
+            mounts_from_lines("shop-data:/data\r\n\n  /srv/shop:/srv:ro  \n").unwrap(),
+            vec![
+                "shop-data:/data".to_string(),
+                "/srv/shop:/srv:ro".to_string()
+            ]
+        );
+        assert!(mounts_from_lines("\n \n").unwrap().is_empty());
+        let err = mounts_from_lines("shop-data:/data\n\n../etc:/etc\n").unwrap_err();
+        assert_eq!(err.field(), Some("volumes"));
+        assert!(err.to_string().contains("line 3"), "{err}");
+        assert!(err.to_string().contains("../etc:/etc"), "{err}");
     }
 }

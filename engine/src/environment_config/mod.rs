@@ -11,16 +11,18 @@ mod convert;
 mod diff;
 mod docker;
 pub mod file;
+mod route_sync;
 
 use crate::actor::Actor;
 use crate::audit::Outcome;
 use crate::checklists;
 use crate::engine::Engine;
-use crate::environments::{self, Environment};
+use crate::environments::{self, Environment, RouteClaim};
 use crate::error::{Error, Result};
 use crate::rbac::Action;
 use crate::router::ProxyProcess;
 use crate::slot_env;
+use crate::slot_env::cipher::Sealed;
 use convert::Checked;
 use model::{
     ArchivedEnvironment, ChecklistSource, EnvironmentConfig, EnvironmentPlan, FieldChange,
@@ -69,7 +71,10 @@ impl Engine {
     async fn config_of(&self, env: &Environment) -> Result<EnvironmentConfig> {
         let approval = checklists::settings(self.pool(), env.id).await?;
         let vars = slot_env::view(self.pool(), env.id).await?;
-        Ok(convert::to_config(env, &approval, &vars))
+        let mut config = convert::to_config(env, &approval, &vars);
+        // Declared ones too, whose value is not set yet.
+        config.secrets = slot_env::declared(self.pool(), env.id).await?;
+        Ok(config)
     }
 
     /// Creates an environment from its config, with a checklist from
@@ -80,6 +85,22 @@ impl Engine {
         config: &EnvironmentConfig,
         checklist: &ChecklistSource,
     ) -> Result<EnvironmentConfig> {
+        self.create_environment_with_secrets(actor, config, checklist, &[])
+            .await
+    }
+
+    /// [`Self::create_environment`] with the values of some of the secrets
+    /// it declares, as `(name, value)`: the page's registry password, since
+    /// a new environment has no secret to name otherwise. Each is sealed
+    /// before anything is written, stored in the create's transaction, and
+    /// audited as `environment.secret` by name only.
+    pub async fn create_environment_with_secrets(
+        &self,
+        actor: &Actor,
+        config: &EnvironmentConfig,
+        checklist: &ChecklistSource,
+        secret_values: &[(String, String)],
+    ) -> Result<EnvironmentConfig> {
         self.authorize(actor, Action::ManageEnvironments, Some(&config.name))
             .await?;
         if environments::find(self.pool(), &config.name).await.is_ok() {
@@ -88,8 +109,9 @@ impl Engine {
                 config.name
             )));
         }
+        let sealed = self.seal_declared(config, secret_values)?;
         let plans = self
-            .apply_with(actor, std::slice::from_ref(config), checklist, true)
+            .apply_with(actor, std::slice::from_ref(config), checklist, true, sealed)
             .await?;
         debug_assert_eq!(plans.first().map(|p| p.action), Some(PlanAction::Create));
         self.environment_config(actor, &config.name).await
@@ -112,6 +134,7 @@ impl Engine {
                 std::slice::from_ref(config),
                 &ChecklistSource::Empty,
                 true,
+                Vec::new(),
             )
             .await?;
         Ok(plans
@@ -130,7 +153,7 @@ impl Engine {
     ) -> Result<Vec<EnvironmentPlan>> {
         self.authorize(actor, Action::ManageEnvironments, None)
             .await?;
-        self.apply_with(actor, configs, &ChecklistSource::Default, false)
+        self.apply_with(actor, configs, &ChecklistSource::Default, false, Vec::new())
             .await
     }
 
@@ -144,7 +167,7 @@ impl Engine {
     ) -> Result<Vec<EnvironmentPlan>> {
         self.authorize(actor, Action::ManageEnvironments, None)
             .await?;
-        self.apply_with(actor, configs, &ChecklistSource::Default, true)
+        self.apply_with(actor, configs, &ChecklistSource::Default, true, Vec::new())
             .await
     }
 
@@ -154,6 +177,7 @@ impl Engine {
         configs: &[EnvironmentConfig],
         checklist: &ChecklistSource,
         write: bool,
+        sealed: Vec<(String, Sealed)>,
     ) -> Result<Vec<EnvironmentPlan>> {
         let live = environments::list(self.pool()).await?;
         let mut writes = Vec::new();
@@ -192,8 +216,15 @@ impl Engine {
                 ChecklistSource::Default => None,
                 other => Some(other),
             };
-            self.write_configs(actor, &writes, source).await?;
+            // Proxies first: a new environment's route is put on its proxy
+            // before the environment is written (see `route_sync`).
             self.start_written_proxies(&proxies).await;
+            let routes = route_sync::PutRoutes::put(&writes).await?;
+            if let Err(e) = self.write_configs(actor, &writes, source, sealed).await {
+                routes.undo().await;
+                return Err(e);
+            }
+            route_sync::remove_left(&writes).await;
         } else {
             for env in live
                 .iter()
@@ -222,19 +253,23 @@ impl Engine {
                         format!("environment {:?} is declared twice", new.name),
                     ));
                 }
+                let other = OnProxy::from(&o.checked.new);
+                let shared = self.check_sharing(OnProxy::from(new), other)?;
                 if o.checked.new.router == RouterKind::Builtin
                     && new.router == RouterKind::Builtin
                     && same_url(&o.checked.new.proxy_admin_url, &new.proxy_admin_url)
+                    && !shared
                 {
                     return Err(Error::invalid(
                         "admin_url",
                         format!(
-                            "{} and {} both use switchyard-proxy at {}: each environment needs its own proxy",
+                            "{} and {} both use switchyard-proxy at {}: environments share a proxy \
+                             only as named routes (give both host names), else each needs its own",
                             o.checked.new.name, new.name, new.proxy_admin_url
                         ),
                     ));
                 }
-                if o.checked.new.app_url == new.app_url {
+                if o.checked.new.app_url == new.app_url && !shared {
                     return Err(Error::invalid(
                         "app_url",
                         format!(
@@ -246,7 +281,10 @@ impl Engine {
             }
             for env in live.iter().filter(|e| e.name != new.name) {
                 let declared_here = writes.iter().any(|o| o.checked.new.name == env.name);
-                if env.app_url == new.app_url && !declared_here {
+                // One declared here is checked as declared, above.
+                let shared =
+                    !declared_here && self.check_sharing(OnProxy::from(new), env.into())?;
+                if env.app_url == new.app_url && !declared_here && !shared {
                     return Err(Error::invalid(
                         "app_url",
                         format!(
@@ -256,26 +294,31 @@ impl Engine {
                         ),
                     ));
                 }
-                // One switchyard-proxy routes one environment: a second
-                // one on it would overwrite the first's routes at its
-                // first deploy.
+                // One switchyard-proxy's default table routes one
+                // environment: a second one on it would overwrite the
+                // first's at its first deploy. Named routes share it.
                 let same_proxy = new.router == RouterKind::Builtin
                     && env.router == RouterKind::Builtin
                     && same_url(&env.proxy_admin_url, &new.proxy_admin_url);
-                if same_proxy && !declared_here {
+                if same_proxy && !declared_here && !shared {
                     return Err(in_environment(
                         Error::invalid(
                             "admin_url",
                             format!(
                                 "switchyard-proxy at {} already switches environment {}: \
-                                 each environment needs its own proxy",
+                                 environments share a proxy only as named routes (give both \
+                                 host names), else each needs its own proxy",
                                 new.proxy_admin_url, env.name
                             ),
                         ),
                         &new.name,
                     ));
                 }
-                if new.preview_listen.is_some() && env.preview_listen == new.preview_listen {
+                if new.preview_listen.is_some()
+                    && env.preview_listen == new.preview_listen
+                    && !declared_here
+                    && !shared
+                {
                     return Err(Error::invalid(
                         "preview_listen",
                         format!(
@@ -297,6 +340,7 @@ impl Engine {
                 }
             }
             if let Some((env, _)) = &w.existing {
+                check_route_move(env, new).map_err(|e| in_environment(e, &new.name))?;
                 let router_changed = w.changes.iter().any(|c| c.field.starts_with("router."));
                 if router_changed && env.active.is_some() {
                     return Err(in_environment(
@@ -363,10 +407,11 @@ impl Engine {
         Ok(out)
     }
 
-    /// Starts what [`Self::proxies_to_start`] found, once the environments
-    /// are written. One that does not come up is reported, not undone: the
-    /// environment exists and its first deploy's preflight says the router
-    /// does not answer.
+    /// Starts what [`Self::proxies_to_start`] found, just before the
+    /// environments are written. One that does not come up is reported, not
+    /// a refusal: the environment is written and its first deploy's
+    /// preflight says the router does not answer — unless it has host
+    /// names, whose route then cannot be put: that refuses the write.
     async fn start_written_proxies(&self, proxies: &[(String, ProxyProcess)]) {
         let Some(launcher) = &self.launcher else {
             return;
@@ -386,6 +431,7 @@ impl Engine {
         actor: &Actor,
         writes: &[Write],
         checklist: Option<&ChecklistSource>,
+        sealed: Vec<(String, Sealed)>,
     ) -> Result<()> {
         let by = actor.name();
         let copied = match checklist {
@@ -412,6 +458,18 @@ impl Engine {
             ev.details = serde_json::json!({ "changes": audited(&w.changes) });
             self.audit(ev).await?;
         }
+        // Secrets given with a create (there is one environment then).
+        let created = writes.iter().find(|w| w.existing.is_none());
+        if let (Some(w), false) = (created, sealed.is_empty()) {
+            for (name, _) in &sealed {
+                let mut ev = actor.event("environment.secret", Outcome::Ok);
+                ev.environment = Some(w.checked.new.name.clone());
+                ev.target = Some(name.clone());
+                ev.details = serde_json::json!({ "replaced": false, "with_create": true });
+                self.audit(ev).await?;
+            }
+        }
+        let mut sealed = Some(sealed);
         let mut tx = crate::store::begin_write(self.pool()).await?;
         for w in writes.iter().filter(|w| !w.changes.is_empty()) {
             let c = &w.checked;
@@ -436,9 +494,56 @@ impl Engine {
             };
             checklists::write_settings(&mut tx, id, &c.approval).await?;
             slot_env::write_declared(&mut tx, id, &c.variables, &c.secrets, &by).await?;
+            if w.existing.is_none() {
+                for (name, value) in sealed.take().unwrap_or_default() {
+                    slot_env::set_in(&mut tx, id, &name, slot_env::Setting::Secret(value), &by)
+                        .await?;
+                }
+            }
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Seals `values` for `config` before anything is written: each must be
+    /// one of the secrets it declares, and a valid secret.
+    fn seal_declared(
+        &self,
+        config: &EnvironmentConfig,
+        values: &[(String, String)],
+    ) -> Result<Vec<(String, Sealed)>> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let secrets = self
+            .secrets
+            .as_deref()
+            .ok_or_else(|| Error::Internal("this console holds no secrets key".to_string()))?;
+        values
+            .iter()
+            .map(|(name, value)| {
+                if !config.secrets.contains(name) {
+                    return Err(Error::invalid(
+                        "secrets",
+                        format!(
+                            "{name} is given a value but is not one of the environment's secrets"
+                        ),
+                    ));
+                }
+                slot_env::validate_name(name)?;
+                slot_env::validate_value("secret", value)?;
+                if value.is_empty() {
+                    return Err(Error::invalid("secret", "a secret cannot be empty"));
+                }
+                Ok((name.clone(), secrets.seal(&config.name, name, value)?))
+            })
+            .collect()
+    }
+
+    /// Mounts as the Environments page takes them, one per line, checked
+    /// as a file's are (a bad one named by its line).
+    pub fn mounts_from_lines(text: &str) -> Result<Vec<String>> {
+        docker::mounts_from_lines(text)
     }
 
     /// Archives an environment: it leaves every list, its slots are stopped
@@ -483,6 +588,14 @@ impl Engine {
             // begin between the check and the archive.
             let _lifecycle = self.inner.lifecycle.lock().await;
             environments::archive(self.pool(), env.id, &by).await?;
+            // Its host names stop being served (404) with it. A proxy that
+            // does not take the route off undoes the archive: archived, the
+            // console would never remove it, and its hosts would keep
+            // reaching slots about to be stopped.
+            if let Err(e) = self.remove_route(&env).await {
+                environments::unarchive(self.pool(), env.id).await?;
+                return Err(e);
+            }
         }
         let mut ev = actor.event("environment.archive", Outcome::Ok);
         ev.environment = Some(env.name.clone());
@@ -499,6 +612,131 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+impl Engine {
+    /// Takes `env`'s named route off its proxy, if it has one.
+    async fn remove_route(&self, env: &Environment) -> Result<()> {
+        if env.router != RouterKind::Builtin || !env.route.is_routed() {
+            return Ok(());
+        }
+        let admin = route_sync::proxy_admin(&env.proxy_admin_url, &env.proxy_token_file)?;
+        admin.delete_route(&env.name).await.map_err(|e| {
+            Error::invalid(
+                "admin_url",
+                format!(
+                    "{}'s route could not be removed from switchyard-proxy at {} ({e}): \
+                     it was not archived",
+                    env.name, env.proxy_admin_url
+                ),
+            )
+        })
+    }
+
+    /// Whether `a` and `b` share one switchyard-proxy as named routes, and
+    /// if so that they may: no host of one is the other's under the same
+    /// prefix, and when this console runs that proxy both name the same
+    /// users' and preview addresses (the proxy has one of each).
+    fn check_sharing(&self, a: OnProxy<'_>, b: OnProxy<'_>) -> Result<bool> {
+        let same_proxy = a.router == RouterKind::Builtin
+            && b.router == RouterKind::Builtin
+            && same_url(a.admin_url, b.admin_url);
+        if !(same_proxy && a.route.is_routed() && b.route.is_routed()) {
+            return Ok(false);
+        }
+        if let Some(host) = a.route.clash_with(b.route) {
+            return Err(Error::invalid(
+                "hosts",
+                format!(
+                    "environment {}: {host} is already a host name of environment {} on \
+                     switchyard-proxy at {} (with the same path prefix)",
+                    a.name, b.name, a.admin_url
+                ),
+            ));
+        }
+        if let Some(launcher) = &self.launcher {
+            if let (Some(pa), Some(pb)) =
+                (launcher.process_for(a.proxy), launcher.process_for(b.proxy))
+            {
+                let apart = [
+                    ("app_url", "users' address", pa.listen != pb.listen),
+                    (
+                        "preview_listen",
+                        "preview address",
+                        pa.preview != pb.preview,
+                    ),
+                ];
+                if let Some((field, what, _)) = apart.into_iter().find(|f| f.2) {
+                    return Err(Error::invalid(
+                        field,
+                        format!(
+                            "environment {}: it shares switchyard-proxy at {} with environment {}, \
+                             so it has the same {what} ({field})",
+                            a.name, a.admin_url, b.name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// What of an environment (new or stored) says which proxy it is on and how.
+#[derive(Clone, Copy)]
+struct OnProxy<'a> {
+    name: &'a str,
+    router: RouterKind,
+    admin_url: &'a str,
+    route: &'a RouteClaim,
+    proxy: crate::router::launcher::ProxyOf<'a>,
+}
+
+impl<'a> From<&'a environments::NewEnvironment> for OnProxy<'a> {
+    fn from(e: &'a environments::NewEnvironment) -> Self {
+        OnProxy {
+            name: &e.name,
+            router: e.router,
+            admin_url: &e.proxy_admin_url,
+            route: &e.route,
+            proxy: e.into(),
+        }
+    }
+}
+
+impl<'a> From<&'a Environment> for OnProxy<'a> {
+    fn from(e: &'a Environment) -> Self {
+        OnProxy {
+            name: &e.name,
+            router: e.router,
+            admin_url: &e.proxy_admin_url,
+            route: &e.route,
+            proxy: e.into(),
+        }
+    }
+}
+
+/// An environment that serves users keeps its table where it is: it does
+/// not become or stop being a named route (the default table and the route
+/// are two tables), nor move its route to another proxy, in place.
+fn check_route_move(old: &Environment, new: &environments::NewEnvironment) -> Result<()> {
+    if old.active.is_none() || old.router != RouterKind::Builtin {
+        return Ok(());
+    }
+    if old.route.is_routed() != new.route.is_routed() {
+        return Err(Error::invalid(
+            "hosts",
+            "an environment that serves users cannot gain or lose its host names in place: \
+             its slot is in the proxy's default table or in its route, not both",
+        ));
+    }
+    if old.route.is_routed() && !same_url(&old.proxy_admin_url, &new.proxy_admin_url) {
+        return Err(Error::invalid(
+            "admin_url",
+            "an environment that serves users keeps its route on its proxy: its table is there",
+        ));
+    }
+    Ok(())
 }
 
 fn same_url(a: &str, b: &str) -> bool {

@@ -1,10 +1,12 @@
 //! Environments and their two slots, as stored: the environment here, its
 //! slots in `slots.rs`.
 
+mod route;
 mod slots;
 #[cfg(test)]
 mod tests;
 
+pub use route::RouteClaim;
 pub use slots::{
     clear_standby, mark_standby, record_health, record_stopped, set_slot, set_slot_state, slot,
     slots, Slot,
@@ -12,6 +14,7 @@ pub use slots::{
 
 use crate::error::{parse_stored as parse, Error, Result};
 use crate::gates::GateSettings;
+use crate::health::HealthExpect;
 use crate::router::NginxSettings;
 use crate::runtime::DockerOptions;
 use crate::store::Pool;
@@ -38,7 +41,14 @@ pub struct Environment {
     /// `--preview`; the nginx router's preview server block): a deploy's
     /// gates reach the idle slot there. `None`: gates go to the slot directly.
     pub preview_listen: Option<String>,
+    /// Builtin router: the host names (and path prefix) it is served under
+    /// as a named route on a shared switchyard-proxy; empty: the proxy's
+    /// default table, one environment per proxy.
+    pub route: RouteClaim,
     pub health_path: String,
+    /// What the health answer must be besides 2xx-reachable (see
+    /// [`HealthExpect`]).
+    pub health_expect: HealthExpect,
     pub health_interval: Duration,
     pub health_deadline: Duration,
     pub stop_grace: Duration,
@@ -54,6 +64,10 @@ pub struct Environment {
     /// next deploy). Past it the slot is stopped; a rollback then starts it
     /// again before switching.
     pub standby_window: Duration,
+    /// Hold each deploy after its gates, the preview live, until a deployer
+    /// promotes or aborts it, or `hold_timeout` passes (see `pipeline/hold.rs`).
+    pub hold_at_preview: bool,
+    pub hold_timeout: Duration,
     /// What a Docker slot's container gets besides its image.
     pub docker: DockerOptions,
     pub active: Option<SlotColor>,
@@ -80,7 +94,12 @@ pub struct NewEnvironment {
     pub nginx: Option<NginxSettings>,
     /// See [`Environment::preview_listen`]; checked by [`validate_preview_listen`].
     pub preview_listen: Option<String>,
+    /// See [`Environment::route`]; checked by [`RouteClaim::check`].
+    pub route: RouteClaim,
     pub health_path: String,
+    /// What the health answer must be besides 2xx-reachable (see
+    /// [`HealthExpect`]).
+    pub health_expect: HealthExpect,
     pub health_interval: Duration,
     pub health_deadline: Duration,
     pub stop_grace: Duration,
@@ -88,6 +107,8 @@ pub struct NewEnvironment {
     pub drain_timeout: Duration,
     pub watch_window: Duration,
     pub standby_window: Duration,
+    pub hold_at_preview: bool,
+    pub hold_timeout: Duration,
     pub docker: DockerOptions,
 }
 
@@ -109,7 +130,9 @@ impl NewEnvironment {
             proxy_token_file: proxy_token_file.into(),
             nginx: None,
             preview_listen: None,
+            route: RouteClaim::default(),
             health_path: "/health".into(),
+            health_expect: HealthExpect::default(),
             health_interval: Duration::from_millis(250),
             health_deadline: Duration::from_secs(60),
             stop_grace: Duration::from_secs(10),
@@ -117,6 +140,8 @@ impl NewEnvironment {
             drain_timeout: Duration::from_secs(30),
             watch_window: Duration::from_secs(300),
             standby_window: Duration::from_secs(15 * 60),
+            hold_at_preview: false,
+            hold_timeout: Duration::from_secs(30 * 60),
             docker: DockerOptions::default(),
         }
     }
@@ -132,6 +157,8 @@ struct EnvRow {
     proxy_admin_url: String,
     proxy_token_file: String,
     health_path: String,
+    health_status: Option<i64>,
+    health_body: Option<String>,
     health_interval_ms: i64,
     health_deadline_ms: i64,
     stop_grace_ms: i64,
@@ -153,6 +180,8 @@ struct EnvRow {
     drain_timeout_ms: i64,
     watch_window_ms: i64,
     standby_window_ms: i64,
+    hold_at_preview: bool,
+    hold_timeout_ms: i64,
     preview_listen: Option<String>,
     container_port: i64,
     docker_volumes: String,
@@ -163,6 +192,9 @@ struct EnvRow {
     docker_registry_user: Option<String>,
     docker_registry_secret: Option<String>,
     archived_at: Option<String>,
+    route_hosts: String,
+    route_path_prefix: Option<String>,
+    redirect_https: bool,
 }
 
 fn ms(v: i64) -> Duration {
@@ -204,7 +236,16 @@ impl TryFrom<EnvRow> for Environment {
             proxy_token_file: r.proxy_token_file,
             nginx,
             preview_listen: r.preview_listen,
+            route: RouteClaim {
+                hosts: r.route_hosts.lines().map(String::from).collect(),
+                path_prefix: r.route_path_prefix,
+                redirect_https: r.redirect_https,
+            },
             health_path: r.health_path,
+            health_expect: HealthExpect {
+                status: r.health_status.and_then(|s| u16::try_from(s).ok()),
+                body: r.health_body,
+            },
             health_interval: ms(r.health_interval_ms),
             health_deadline: ms(r.health_deadline_ms),
             stop_grace: ms(r.stop_grace_ms),
@@ -218,6 +259,8 @@ impl TryFrom<EnvRow> for Environment {
             drain_timeout: ms(r.drain_timeout_ms),
             watch_window: ms(r.watch_window_ms),
             standby_window: ms(r.standby_window_ms),
+            hold_at_preview: r.hold_at_preview,
+            hold_timeout: ms(r.hold_timeout_ms),
             docker: DockerOptions {
                 port: u16::try_from(r.container_port).unwrap_or(8080),
                 volumes: r.docker_volumes.lines().map(String::from).collect(),
@@ -236,12 +279,13 @@ impl TryFrom<EnvRow> for Environment {
 }
 
 const ENV_COLUMNS: &str = "id, name, app_url, runtime, artifact_template, proxy_admin_url, proxy_token_file, \
-     health_path, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation, \
+     health_path, health_status, health_body, health_interval_ms, health_deadline_ms, stop_grace_ms, active_color, routing_generation, \
      router, nginx_binary, nginx_conf, nginx_prefix, nginx_include, nginx_pid_file, nginx_upstream, \
      nginx_reload_timeout_ms, gate_smoke_paths, gate_sample_requests, gate_p95_ms, gate_p99_ms, \
      gate_max_error_pct, drain_timeout_ms, watch_window_ms, standby_window_ms, preview_listen, \
      container_port, docker_volumes, docker_memory_mb, docker_cpus, docker_restart, docker_network, \
-     docker_registry_user, docker_registry_secret, archived_at";
+     docker_registry_user, docker_registry_secret, archived_at, hold_at_preview, hold_timeout_ms, \
+     route_hosts, route_path_prefix, redirect_https";
 
 impl NewEnvironment {
     /// Checks what the store cannot: the name's shape, the nginx settings'
@@ -257,6 +301,14 @@ impl NewEnvironment {
         self.gates.validate()?;
         if let Some(listen) = &self.preview_listen {
             validate_preview_listen(listen)?;
+        }
+        let r = &self.route;
+        RouteClaim::check(&r.hosts, r.path_prefix.as_deref(), r.redirect_https)?;
+        if r.is_routed() && self.router != RouterKind::Builtin {
+            return Err(Error::invalid(
+                "hosts",
+                "host names are routes on switchyard-proxy: only the builtin router has them",
+            ));
         }
         Ok(())
     }
@@ -299,13 +351,15 @@ fn path(p: &std::path::Path) -> String {
 /// The columns an environment's settings are written to, in the order
 /// [`bind_settings`] binds them: everything but its identity (id, name,
 /// creation time) and its state (active slot, routing generation, archive).
-const SETTINGS_COLUMNS: [&str; 34] = [
+const SETTINGS_COLUMNS: [&str; 41] = [
     "app_url",
     "runtime",
     "artifact_template",
     "proxy_admin_url",
     "proxy_token_file",
     "health_path",
+    "health_status",
+    "health_body",
     "health_interval_ms",
     "health_deadline_ms",
     "stop_grace_ms",
@@ -334,6 +388,11 @@ const SETTINGS_COLUMNS: [&str; 34] = [
     "docker_network",
     "docker_registry_user",
     "docker_registry_secret",
+    "hold_at_preview",
+    "hold_timeout_ms",
+    "route_hosts",
+    "route_path_prefix",
+    "redirect_https",
 ];
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
@@ -347,6 +406,8 @@ fn bind_settings<'q>(q: Query<'q>, new: &'q NewEnvironment) -> Query<'q> {
         .bind(&new.proxy_admin_url)
         .bind(&new.proxy_token_file)
         .bind(&new.health_path)
+        .bind(new.health_expect.status.map(i64::from))
+        .bind(new.health_expect.body.as_deref())
         .bind(new.health_interval.as_millis() as i64)
         .bind(new.health_deadline.as_millis() as i64)
         .bind(new.stop_grace.as_millis() as i64)
@@ -375,6 +436,11 @@ fn bind_settings<'q>(q: Query<'q>, new: &'q NewEnvironment) -> Query<'q> {
         .bind(new.docker.network.as_deref())
         .bind(new.docker.registry_user.as_deref())
         .bind(new.docker.registry_secret.as_deref())
+        .bind(new.hold_at_preview)
+        .bind(new.hold_timeout.as_millis() as i64)
+        .bind(new.route.hosts.join("\n"))
+        .bind(new.route.path_prefix.as_deref())
+        .bind(new.route.redirect_https)
 }
 
 /// Inserts a checked environment and its two stopped slots, inside the
@@ -450,6 +516,16 @@ pub async fn archive(pool: &Pool, env_id: i64, by: &str) -> Result<()> {
         return Err(Error::DeployInProgress { by, since });
     }
     Err(Error::NotFound(format!("environment {env_id}")))
+}
+
+/// Undoes [`archive`] when what has to follow it failed (removing the
+/// environment's route from its proxy): the environment stays live.
+pub(crate) async fn unarchive(pool: &Pool, env_id: i64) -> Result<()> {
+    sqlx::query("UPDATE environments SET archived_at = NULL, archived_by = NULL WHERE id = ?")
+        .bind(env_id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// The live environments that take releases from `upstream` (promotion).
@@ -572,6 +648,9 @@ pub struct Timings {
     pub watch_window: Duration,
     /// 0 keeps the standby warm until the next deploy.
     pub standby_window: Duration,
+    /// Hold deploys at preview, and for how long at most.
+    pub hold_at_preview: bool,
+    pub hold_timeout: Duration,
 }
 
 impl Environment {
@@ -580,6 +659,8 @@ impl Environment {
             drain_timeout: self.drain_timeout,
             watch_window: self.watch_window,
             standby_window: self.standby_window,
+            hold_at_preview: self.hold_at_preview,
+            hold_timeout: self.hold_timeout,
         }
     }
 }
@@ -593,12 +674,14 @@ pub async fn set_timings(pool: &Pool, env_id: i64, t: Timings) -> Result<()> {
         ));
     }
     let updated = sqlx::query(
-        "UPDATE environments SET drain_timeout_ms = ?, watch_window_ms = ?, standby_window_ms = ? \
-         WHERE id = ?",
+        "UPDATE environments SET drain_timeout_ms = ?, watch_window_ms = ?, standby_window_ms = ?, \
+         hold_at_preview = ?, hold_timeout_ms = ? WHERE id = ?",
     )
     .bind(t.drain_timeout.as_millis() as i64)
     .bind(t.watch_window.as_millis() as i64)
     .bind(t.standby_window.as_millis() as i64)
+    .bind(t.hold_at_preview)
+    .bind(t.hold_timeout.as_millis() as i64)
     .bind(env_id)
     .execute(pool)
     .await?;
@@ -675,12 +758,25 @@ pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
     // One read of the running deployment serves the banner and the lock view.
     let now = crate::now();
     let held = crate::lock::of_environment(pool, env.id).await?;
-    let in_progress = held.as_ref().map(|l| {
-        format!(
+    let hold = match &held {
+        Some(l) => crate::holds::get(pool, l.deployment_id)
+            .await?
+            .filter(|h| h.decision.is_none()),
+        None => None,
+    };
+    let in_progress = held.as_ref().map(|l| match &hold {
+        Some(h) => format!(
+            "deploy #{} by {} held at preview {} until {}: a deployer promotes or aborts it",
+            l.deployment_id,
+            l.requested_by,
+            h.preview_url,
+            h.until.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => format!(
             "deploy in progress by {} since {}",
             l.requested_by,
             l.since.format("%Y-%m-%d %H:%M:%S UTC")
-        )
+        ),
     });
     let lock = held.map(|l| model::LockView {
         deployment_id: l.deployment_id,
@@ -693,10 +789,12 @@ pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
     Ok(EnvironmentView {
         name: env.name.clone(),
         app_url: env.app_url.clone(),
-        preview_url: env.preview_listen.as_ref().map(|l| format!("http://{l}/")),
+        preview_url: env.preview_listen.as_deref().map(|l| preview_url(env, l)),
         active: env.active,
         in_progress,
         lock,
+        // Filled by `Engine::environment`, which knows the freeze windows.
+        frozen: None,
         slots: slots
             .into_iter()
             .map(|s| SlotView {
@@ -713,4 +811,17 @@ pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
             })
             .collect(),
     })
+}
+
+/// Where a person reaches `env`'s preview: the listener's address, or, for
+/// an environment sharing its proxy by host name, its first exact host at
+/// the listener's port (the shared preview listener picks the route by
+/// host, so the bare address would answer 404).
+fn preview_url(env: &Environment, listen: &str) -> String {
+    match (env.route.first_exact_host(), listen.rsplit_once(':')) {
+        (Some(host), Some((_, port))) if env.router == RouterKind::Builtin => {
+            format!("http://{host}:{port}/")
+        }
+        _ => format!("http://{listen}/"),
+    }
 }

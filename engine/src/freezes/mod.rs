@@ -57,6 +57,7 @@ impl FreezeRow {
             kind: written.kind,
             schedule: schedule.describe(),
             active_until: schedule.holds_until(now).map(crate::audit::timestamp),
+            next_start: schedule.next_start(now).map(crate::audit::timestamp),
             created_by: self.created_by.clone(),
             created_at: self.created_at.clone(),
         })

@@ -148,6 +148,22 @@ impl Schedule {
         }
     }
 
+    /// When the window next begins after `now`, if it does again (a once
+    /// window that began already does not).
+    pub(crate) fn next_start(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.rule {
+            Rule::Once { starts, .. } => Some(self.instant(*starts)).filter(|s| *s > now),
+            Rule::Weekly { days, start, .. } => {
+                let today: NaiveDate = now.with_timezone(&self.zone).date_naive();
+                (0..=7)
+                    .filter_map(|ahead| today.checked_add_days(chrono::Days::new(ahead)))
+                    .filter(|d| days.contains(&d.weekday()))
+                    .map(|d| self.instant(d.and_time(*start)))
+                    .find(|s| *s > now)
+            }
+        }
+    }
+
     /// How people read it.
     pub(crate) fn describe(&self) -> String {
         match &self.rule {
@@ -217,6 +233,20 @@ mod tests {
             Some(at("2026-07-06T06:00:00Z"))
         );
         assert_eq!(s.describe(), "every fri 18:00 for 62 h (Europe/Berlin)");
+    }
+
+    #[test]
+    fn the_next_start_is_the_next_local_start_after_now() {
+        let s = weekly("fri", "18:00", 62 * 60, "Europe/Berlin");
+        // Friday 2026-12-04 is a Friday; 17:00 UTC is 18:00 in Berlin.
+        assert_eq!(
+            s.next_start(at("2026-12-04T12:00:00Z")),
+            Some(at("2026-12-04T17:00:00Z"))
+        );
+        assert_eq!(
+            s.next_start(at("2026-12-04T17:00:00Z")),
+            Some(at("2026-12-11T17:00:00Z"))
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::preflight::Blocker;
 use super::run::{DeployRun, Done, ReleaseAtRevision};
-use super::step::DEPLOY;
+use super::step::{DEPLOY, DEPLOY_HELD};
 use super::worker::FinishAudit;
 use crate::actor::Actor;
 use crate::audit::Outcome;
@@ -42,6 +42,8 @@ pub struct PreparedDeploy {
     version: String,
     release: Option<ReleaseAtRevision>,
     runtime: Arc<dyn Runtime>,
+    /// [`DEPLOY`], or [`DEPLOY_HELD`] where the environment holds at preview.
+    steps: &'static [StepName],
 }
 
 impl PreparedDeploy {
@@ -211,7 +213,13 @@ impl Engine {
         )
         .await?;
         drop(lifecycle);
-        self.plan_steps(dep_id, DEPLOY, &env.name).await;
+        // Decided once, with the settings the deploy started with.
+        let steps = if env.hold_at_preview {
+            DEPLOY_HELD
+        } else {
+            DEPLOY
+        };
+        self.plan_steps(dep_id, steps, &env.name).await;
         if let Some(r) = release {
             releases::link_deployment(self.pool(), dep_id, r.release_id).await?;
         }
@@ -237,6 +245,7 @@ impl Engine {
             version: version.to_string(),
             release,
             runtime,
+            steps,
         })
     }
 
@@ -252,6 +261,7 @@ impl Engine {
             version,
             release,
             runtime,
+            steps,
         } = prepared;
         let this = self.clone();
         let env_name = env.name.clone();
@@ -259,7 +269,7 @@ impl Engine {
         let done = self
             .run_detached(dep_id, finish, async move {
                 let ran = this
-                    .run_steps(&mut run, DEPLOY)
+                    .run_steps(&mut run, steps)
                     .await
                     .map_err(|e| e.to_string())?;
                 let kept_warm = ran.iter().any(|(step, done)| {

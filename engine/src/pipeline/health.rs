@@ -72,7 +72,10 @@ impl Engine {
                     "the process exited ({status}) before it became healthy"
                 ));
             }
-            let probe = self.prober().probe(address, &env.health_path).await;
+            let probe = self
+                .prober()
+                .probe(address, &env.health_path, &env.health_expect)
+                .await;
             let _ =
                 environments::record_health(self.pool(), env.id, color, probe.ok, &probe.message)
                     .await;

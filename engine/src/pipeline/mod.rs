@@ -11,6 +11,7 @@
 //! | start     | `start.rs`     | the new version in the idle slot                      |
 //! | health    | `health.rs`    | 2xx from the health path before the deadline          |
 //! | gates     | `gates.rs`     | smoke and performance gates (via `preview.rs`)        |
+//! | hold      | `hold.rs`      | held environments: waits for promote or abort         |
 //! | switch    | `switch.rs`    | one atomic router write, behind the lock fence        |
 //! | drain     | `drain.rs`     | the old slot's in-flight requests finish              |
 //! | standby   | `standby.rs`   | the old slot stays warm for an instant rollback       |
@@ -24,6 +25,7 @@ mod deploy;
 mod drain;
 mod gates;
 mod health;
+mod hold;
 mod plan;
 mod preflight;
 mod preview;
@@ -36,5 +38,5 @@ mod switch;
 mod worker;
 
 pub use deploy::{DeployOptions, PreparedDeploy};
-pub use step::{DEPLOY, ROLLBACK, ROLLBACK_COLD};
+pub use step::{DEPLOY, DEPLOY_HELD, ROLLBACK, ROLLBACK_COLD};
 pub(crate) use worker::Workers;

@@ -7,7 +7,7 @@
 //! the router as the preflight asks it — and turns each failure into a
 //! blocker instead of an error, so one answer lists everything in the way.
 
-use super::step::DEPLOY;
+use super::step::{DEPLOY, DEPLOY_HELD};
 use crate::actor::Actor;
 use crate::deployments;
 use crate::engine::Engine;
@@ -144,7 +144,12 @@ impl Engine {
             )
         };
         let mut out: Vec<PlanStep> = Vec::new();
-        for &name in DEPLOY {
+        let steps = if env.hold_at_preview {
+            DEPLOY_HELD
+        } else {
+            DEPLOY
+        };
+        for &name in steps {
             let detail = match name {
                 StepName::Lock => lock.clone(),
                 StepName::Preflight => format!("{preflight}; {idle} is the idle slot"),
@@ -164,6 +169,10 @@ impl Engine {
                     ),
                     None => format!("directly at {idle}'s address (no preview address configured): {smoke}; {sample}"),
                 },
+                StepName::Hold => format!(
+                    "held with {idle} on the preview address until a deployer promotes or aborts, for up to {}",
+                    secs(env.hold_timeout)
+                ),
                 StepName::Switch => match active {
                     Some(c) => format!(
                         "users move from {} to {idle} ({version}) in one atomic switch",

@@ -54,6 +54,10 @@ impl Engine {
             generation: recorded.max(routed.generation) + 1,
             active: routed.active,
             preview,
+            // Publishing or withdrawing a preview is never a canary: a held
+            // deploy's canary ends with its hold (the abort withdraws it).
+            canary: None,
+            testers: None,
         };
         if let Err(e) = router.apply(&table).await {
             // As at the switch: the write may have landed with its answer lost.
@@ -104,10 +108,21 @@ impl Engine {
                 )
             }
         };
-        // New connections only: see Prober::unpooled.
-        let http = self.prober().unpooled();
-        let checked = match self.preview_serves(&url, idle, &env.health_path).await {
-            Ok(()) => gates::check(http, &url, &env.gates).await,
+        // New connections only: see Prober::unpooled. On a proxy several
+        // environments share, with this route's host, so the preview
+        // listener serves this environment's preview slot.
+        let http = match router.preview_host() {
+            Some(host) => match preview_client(&host) {
+                Ok(c) => std::borrow::Cow::Owned(c),
+                Err(why) => return (published, Err(why)),
+            },
+            None => std::borrow::Cow::Borrowed(self.prober().unpooled()),
+        };
+        let checked = match self
+            .preview_serves(&http, &url, idle, &env.health_path)
+            .await
+        {
+            Ok(()) => gates::check(&http, &url, &env.gates).await,
             Err(why) => Err(why),
         };
         match checked {
@@ -156,13 +171,12 @@ impl Engine {
     /// not running, or serves something else, must not pass the gates.
     async fn preview_serves(
         &self,
+        http: &reqwest::Client,
         url: &str,
         idle: SlotColor,
         health_path: &str,
     ) -> std::result::Result<(), String> {
-        let resp = self
-            .prober()
-            .unpooled()
+        let resp = http
             .get(format!("{url}{health_path}"))
             .send()
             .await
@@ -187,4 +201,22 @@ impl Engine {
             )),
         }
     }
+}
+
+/// The prober's unpooled client (see `Prober::unpooled`) sending `host` as
+/// every request's `Host`: a shared switchyard-proxy's preview listener
+/// picks the route by it, as its public listener does.
+fn preview_client(host: &str) -> std::result::Result<reqwest::Client, String> {
+    let value = reqwest::header::HeaderValue::from_str(host)
+        .map_err(|_| format!("the route's host {host:?} is not a header value"))?;
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::HOST,
+            value,
+        )]))
+        .build()
+        .map_err(|e| format!("building the preview client: {e}"))
 }

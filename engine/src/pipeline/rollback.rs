@@ -204,13 +204,19 @@ impl Engine {
         }
         // A rollback is the emergency exit: one slow answer from a busy host
         // must not refuse it. Up to three probes, 200 ms apart.
-        let mut probe = self.prober().probe(address, &env.health_path).await;
+        let mut probe = self
+            .prober()
+            .probe(address, &env.health_path, &env.health_expect)
+            .await;
         for _ in 1..3 {
             if probe.ok {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            probe = self.prober().probe(address, &env.health_path).await;
+            probe = self
+                .prober()
+                .probe(address, &env.health_path, &env.health_expect)
+                .await;
         }
         environments::record_health(self.pool(), env.id, color, probe.ok, &probe.message).await?;
         if !probe.ok {
@@ -235,6 +241,7 @@ impl Engine {
                     address: address.to_string(),
                 }),
                 preview: None,
+                ..RoutingTable::default()
             })
             .await?;
         environments::set_active(self.pool(), env.id, color, generation).await?;

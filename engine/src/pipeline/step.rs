@@ -8,7 +8,7 @@
 //! `worker.rs`), and every later step becomes `skipped`.
 
 use super::run::{out_of_order, DeployRun, Done};
-use super::{drain, gates, health, preflight, standby, start, switch};
+use super::{drain, gates, health, hold, preflight, standby, start, switch};
 use crate::engine::Engine;
 use crate::error::Result;
 use model::{StepName, StepStatus};
@@ -21,6 +21,19 @@ pub const DEPLOY: &[StepName] = &[
     StepName::Start,
     StepName::Health,
     StepName::Gates,
+    StepName::Switch,
+    StepName::Drain,
+    StepName::Standby,
+];
+/// The steps of a deploy to an environment that holds at preview: the
+/// hold waits between the gates and the switch (see `hold.rs`).
+pub const DEPLOY_HELD: &[StepName] = &[
+    StepName::Lock,
+    StepName::Preflight,
+    StepName::Start,
+    StepName::Health,
+    StepName::Gates,
+    StepName::Hold,
     StepName::Switch,
     StepName::Drain,
     StepName::Standby,
@@ -71,6 +84,7 @@ impl Engine {
             StepName::Start => start::run(self, run).await,
             StepName::Health => health::run(self, run).await,
             StepName::Gates => gates::run(self, run).await,
+            StepName::Hold => hold::run(self, run).await,
             StepName::Switch => switch::run(self, run).await,
             StepName::Drain => drain::run(self, run).await,
             StepName::Standby => standby::run(self, run).await,

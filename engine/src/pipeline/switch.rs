@@ -24,8 +24,11 @@ pub(super) async fn run(engine: &Engine, run: &mut DeployRun) -> Result<Done> {
             slot: idle,
             address: running.address.clone(),
         }),
-        // The switch ends the preview (see preview.rs for why).
+        // The switch ends the preview (see preview.rs for why), and with
+        // it a held deploy's canary and tester rule: everyone is on `idle`.
         preview: None,
+        canary: None,
+        testers: None,
     };
     let mut lost_answer = "";
     if let Err(e) = router.apply(&table).await {

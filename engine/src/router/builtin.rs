@@ -5,11 +5,30 @@ use async_trait::async_trait;
 use model::{MetricPoint, RoutingTable, SlotColor, SlotSeries, TrafficSeries};
 use std::time::Duration;
 
+/// A named route as switchyard-proxy's `/admin/routes/{name}` takes and
+/// shows it (`proxy/src/routes.rs`, `RouteSpec`); the table is left out of
+/// a PUT so the proxy keeps the one in force.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RouteSpec {
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub redirect_https: bool,
+}
+
 pub struct BuiltinRouter {
     admin_url: String,
     token: String,
     /// host:port of the proxy's preview listener (`--preview`), if it has one.
     preview: Option<String>,
+    /// The named route this router drives (`/admin/routes/{name}/…`), for
+    /// an environment sharing its proxy by host name; `None`: the proxy's
+    /// default table (`/admin/routing`, …).
+    route: Option<String>,
+    /// `Host` the preview address is asked with, so a shared proxy's
+    /// preview listener picks this route (its first exact host).
+    preview_host: Option<String>,
     transport: Transport,
 }
 
@@ -41,6 +60,8 @@ impl BuiltinRouter {
             admin_url,
             token,
             preview: None,
+            route: None,
+            preview_host: None,
             transport,
         }
     }
@@ -50,6 +71,99 @@ impl BuiltinRouter {
     pub fn with_preview(mut self, address: Option<String>) -> Self {
         self.preview = address;
         self
+    }
+
+    /// Drives the named route `name` instead of the default table: every
+    /// read and write goes to `/admin/routes/{name}/…`, with the same
+    /// bodies, the same generation fencing and the same error mapping.
+    /// `preview_host`: the route's exact host the preview is reached with.
+    pub fn for_route(mut self, name: &str, preview_host: Option<String>) -> Self {
+        self.route = Some(name.to_string());
+        self.preview_host = preview_host;
+        self
+    }
+
+    /// The admin path of `what` (`routing`, `drain`, `metrics`,
+    /// `metrics/series`) for this router's table.
+    fn admin_path(&self, what: &str) -> String {
+        match &self.route {
+            Some(name) => format!("/admin/routes/{name}/{what}"),
+            None => format!("/admin/{what}"),
+        }
+    }
+
+    /// `PUT /admin/routes/{name}`: creates the route, or changes its hosts,
+    /// prefix and redirect keeping its table (and so the slot users are on).
+    pub async fn put_route(&self, name: &str, route: &RouteSpec) -> Result<(), RouterError> {
+        let body = serde_json::to_vec(route)
+            .map_err(|e| RouterError::Rejected(format!("unencodable route: {e}")))?;
+        let (status, body) = self
+            .send(
+                reqwest::Method::PUT,
+                &format!("/admin/routes/{name}"),
+                &[],
+                Some(body),
+            )
+            .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(RouterError::Rejected(error_body(status, &body)))
+        }
+    }
+
+    /// `PUT /admin/routes/{name}` with a table: a route the proxy lost,
+    /// put back serving the slot the console records as live. Fenced like
+    /// any table write (refused unless newer than the route's).
+    pub async fn put_route_with_table(
+        &self,
+        name: &str,
+        route: &RouteSpec,
+        table: &RoutingTable,
+    ) -> Result<(), RouterError> {
+        let unencodable = |e: serde_json::Error| RouterError::Rejected(format!("unencodable route: {e}"));
+        let mut body = serde_json::to_value(route).map_err(unencodable)?;
+        body["table"] = serde_json::to_value(table).map_err(unencodable)?;
+        let body = serde_json::to_vec(&body).map_err(unencodable)?;
+        let (status, body) = self
+            .send(
+                reqwest::Method::PUT,
+                &format!("/admin/routes/{name}"),
+                &[],
+                Some(body),
+            )
+            .await?;
+        match status {
+            s if s.is_success() => Ok(()),
+            reqwest::StatusCode::CONFLICT => {
+                Err(RouterError::StaleGeneration(error_body(status, &body)))
+            }
+            _ => Err(RouterError::Rejected(error_body(status, &body))),
+        }
+    }
+
+    /// The route `name` as the proxy has it; `None` when it has none.
+    pub async fn get_route(&self, name: &str) -> Result<Option<RouteSpec>, RouterError> {
+        let path = format!("/admin/routes/{name}");
+        let (status, body) = self.send(reqwest::Method::GET, &path, &[], None).await?;
+        match status {
+            reqwest::StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| RouterError::Rejected(format!("unreadable route: {e}"))),
+            _ => Err(RouterError::Rejected(error_body(status, &body))),
+        }
+    }
+
+    /// `DELETE /admin/routes/{name}`; a route already gone is no error.
+    pub async fn delete_route(&self, name: &str) -> Result<(), RouterError> {
+        let path = format!("/admin/routes/{name}");
+        let (status, body) = self.send(reqwest::Method::DELETE, &path, &[], None).await?;
+        if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(RouterError::Rejected(error_body(status, &body)))
+        }
     }
 
     /// One admin request with the secret: its status and body. A transport
@@ -164,6 +278,7 @@ impl std::fmt::Debug for BuiltinRouter {
         f.debug_struct("BuiltinRouter")
             .field("admin_url", &self.admin_url)
             .field("preview", &self.preview)
+            .field("route", &self.route)
             .finish_non_exhaustive()
     }
 }
@@ -171,14 +286,20 @@ impl std::fmt::Debug for BuiltinRouter {
 #[async_trait]
 impl TrafficRouter for BuiltinRouter {
     async fn current(&self) -> Result<RoutingTable, RouterError> {
-        self.get_json("/admin/routing", &[], "routing table").await
+        self.get_json(&self.admin_path("routing"), &[], "routing table")
+            .await
     }
 
     async fn apply(&self, table: &RoutingTable) -> Result<RoutingTable, RouterError> {
         let body = serde_json::to_vec(table)
             .map_err(|e| RouterError::Rejected(format!("unencodable routing table: {e}")))?;
         let (status, body) = self
-            .send(reqwest::Method::PUT, "/admin/routing", &[], Some(body))
+            .send(
+                reqwest::Method::PUT,
+                &self.admin_path("routing"),
+                &[],
+                Some(body),
+            )
             .await?;
         match status {
             s if s.is_success() => serde_json::from_slice(&body)
@@ -194,6 +315,10 @@ impl TrafficRouter for BuiltinRouter {
         self.preview.as_ref().map(|a| format!("http://{a}"))
     }
 
+    fn preview_host(&self) -> Option<String> {
+        self.preview_host.clone()
+    }
+
     async fn in_flight(&self, slot: SlotColor) -> Result<Option<u64>, RouterError> {
         /// The part of the proxy's `GET /admin/drain` answer the drain reads.
         #[derive(serde::Deserialize)]
@@ -202,7 +327,7 @@ impl TrafficRouter for BuiltinRouter {
         }
         let drain: Drain = self
             .get_json(
-                "/admin/drain",
+                &self.admin_path("drain"),
                 &[("slot", slot.as_str().to_string())],
                 "drain status",
             )
@@ -240,7 +365,7 @@ impl TrafficRouter for BuiltinRouter {
         }
         let report: Report = self
             .get_json(
-                "/admin/metrics",
+                &self.admin_path("metrics"),
                 &[("window_secs", window_secs.to_string())],
                 "metrics",
             )
@@ -283,7 +408,7 @@ impl TrafficRouter for BuiltinRouter {
         }
         let report: Report = self
             .get_json(
-                "/admin/metrics/series",
+                &self.admin_path("metrics/series"),
                 &[
                     ("window_secs", window_secs.to_string()),
                     ("step_secs", step_secs.to_string()),

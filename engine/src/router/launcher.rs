@@ -1,5 +1,12 @@
 //! The switchyard-proxy processes a console runs for its environments.
 //!
+//! Environments with host names are named routes and may share one proxy
+//! (same admin, users' and preview addresses): it is one process, started
+//! by whichever of them comes first, with files named after its admin
+//! address; a second one finds it answering and takes it as this
+//! console's. A port some other program (or another environment's proxy-
+//! less use) holds is still refused.
+//!
 //! An environment on the builtin router whose proxy answers on a loopback
 //! admin address with the console's own token, at an app address that is an
 //! IP literal, is the console's to run: creating it (page, CLI, applied
@@ -79,6 +86,17 @@ impl ProxyLauncher {
         };
         let (state_file, log_file) = match &self.main {
             Some((main, state, log)) if *main == admin => (state.clone(), log.clone()),
+            // Shared by the environments that name hosts on it: its files
+            // are the proxy's, whichever of them starts it.
+            _ if env.routed => (
+                self.state_dir.join(format!(
+                    "proxy-{}-{}-routing.json",
+                    admin.ip(),
+                    admin.port()
+                )),
+                self.log_dir
+                    .join(format!("proxy-{}-{}.log", admin.ip(), admin.port())),
+            ),
             _ => (
                 self.state_dir
                     .join(format!("proxy-{}-routing.json", env.name)),
@@ -95,26 +113,43 @@ impl ProxyLauncher {
     }
 
     /// Refuses addresses another program holds, naming the field each came
-    /// from. A proxy that already answers on `p.admin` is taken as this
-    /// console's (it kept running while the console was away).
+    /// from, and a proxy asked to listen twice on one address. A proxy that
+    /// already answers on `p.admin` is taken as this console's (it kept
+    /// running while the console was away).
+    ///
+    /// The probe binds as the proxy will (std and tokio both set
+    /// SO_REUSEADDR on Unix): on Linux that never binds over a live
+    /// listener, on any of its addresses, and does not refuse a port that
+    /// only has connections in TIME_WAIT, which the proxy could take.
     pub(crate) async fn check_free(&self, p: &ProxyProcess) -> Result<()> {
+        let fields = [
+            ("app_url", "users' address", Some(p.listen)),
+            ("admin_url", "switchyard-proxy's admin address", Some(p.admin)),
+            ("preview_listen", "preview address", p.preview),
+        ];
+        for (i, (field, what, addr)) in fields.iter().enumerate() {
+            let Some(addr) = addr else { continue };
+            if let Some((other, other_what, _)) = fields[..i].iter().find(|f| f.2 == Some(*addr)) {
+                return Err(Error::invalid(
+                    field,
+                    format!("{field}: the {what} {addr} is also the {other_what} ({other}): each needs its own port"),
+                ));
+            }
+        }
         if answers(p.admin).await {
             return Ok(());
         }
-        let fields = [
-            ("app_url", Some(p.listen)),
-            ("admin_url", Some(p.admin)),
-            ("preview_listen", p.preview),
-        ];
-        for (field, addr) in fields {
+        for (field, what, addr) in fields {
             let Some(addr) = addr else { continue };
             // Bound and dropped at once: the proxy binds it moments later.
             if let Err(e) = std::net::TcpListener::bind(addr) {
                 let why = match e.kind() {
-                    std::io::ErrorKind::AddrInUse => "is already in use by another program".into(),
+                    std::io::ErrorKind::AddrInUse => {
+                        "is already in use by another program: choose a free port".into()
+                    }
                     _ => format!("cannot be listened on here ({e})"),
                 };
-                return Err(Error::invalid(field, format!("{field} {addr} {why}")));
+                return Err(Error::invalid(field, format!("{field}: the {what} {addr} {why}")));
             }
         }
         Ok(())
@@ -187,6 +222,9 @@ pub(crate) struct ProxyOf<'a> {
     pub proxy_admin_url: &'a str,
     pub proxy_token_file: &'a str,
     pub preview_listen: Option<&'a str>,
+    /// A named route on it (the environment has host names): the proxy may
+    /// be shared, so its files are named after its admin address.
+    pub routed: bool,
 }
 
 impl<'a> From<&'a NewEnvironment> for ProxyOf<'a> {
@@ -198,6 +236,7 @@ impl<'a> From<&'a NewEnvironment> for ProxyOf<'a> {
             proxy_admin_url: &e.proxy_admin_url,
             proxy_token_file: &e.proxy_token_file,
             preview_listen: e.preview_listen.as_deref(),
+            routed: e.route.is_routed(),
         }
     }
 }
@@ -211,6 +250,7 @@ impl<'a> From<&'a Environment> for ProxyOf<'a> {
             proxy_admin_url: &e.proxy_admin_url,
             proxy_token_file: &e.proxy_token_file,
             preview_listen: e.preview_listen.as_deref(),
+            routed: e.route.is_routed(),
         }
     }
 }
@@ -316,6 +356,32 @@ mod tests {
         assert_eq!(p.state_file, Path::new("/data/proxy-shop-routing.json"));
     }
 
+    /// Environments with host names may share a proxy: whichever of them
+    /// names it, its files are the same, named after its admin address.
+    #[test]
+    fn a_shared_proxy_has_one_set_of_files() {
+        let l = launcher();
+        let routed = |name: &str, host: &str| {
+            let mut e = NewEnvironment::new(
+                name,
+                "http://127.0.0.1:3190/",
+                "img:{version}",
+                "http://127.0.0.1:3191",
+                "/data/proxy.token",
+            );
+            e.route.hosts = vec![host.into()];
+            e
+        };
+        let (shop, blog) = (routed("shop", "shop.example.com"), routed("blog", "blog.example.com"));
+        let (a, b) = (
+            l.process_for((&shop).into()).unwrap(),
+            l.process_for((&blog).into()).unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.state_file, Path::new("/data/proxy-127.0.0.1-3191-routing.json"));
+        assert_eq!(a.log_file, Path::new("/data/logs/proxy-127.0.0.1-3191.log"));
+    }
+
     #[test]
     fn leaves_other_proxies_to_whoever_runs_them() {
         let l = launcher();
@@ -348,11 +414,14 @@ mod tests {
     #[tokio::test]
     async fn refuses_an_address_another_program_holds() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let free_addr = free.local_addr().unwrap();
-        drop(free);
+        let [free, free_b]: [SocketAddr; 2] = {
+            let held: Vec<_> = (0..2)
+                .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+                .collect();
+            std::array::from_fn(|i| held[i].local_addr().unwrap())
+        };
         let p = ProxyProcess {
-            listen: free_addr,
+            listen: free,
             admin: taken.local_addr().unwrap(),
             preview: None,
             state_file: "/nonexistent".into(),
@@ -363,5 +432,36 @@ mod tests {
             matches!(&err, Error::InvalidInput { field: "admin_url", message } if message.contains("already in use")),
             "{err:?}"
         );
+        // A program on every address holds the port on loopback too.
+        let wildcard = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let on_loopback = SocketAddr::from(([127, 0, 0, 1], wildcard.local_addr().unwrap().port()));
+        let err = launcher()
+            .check_free(&ProxyProcess {
+                admin: free_b,
+                preview: Some(on_loopback),
+                ..p.clone()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.field(), Some("preview_listen"), "{err:?}");
+        // One proxy cannot listen twice on one address.
+        let err = launcher()
+            .check_free(&ProxyProcess {
+                admin: free_b,
+                preview: Some(free_b),
+                ..p.clone()
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput { field: "preview_listen", message } if message.contains("admin address")),
+            "{err:?}"
+        );
+        // Free addresses pass.
+        let ok = ProxyProcess {
+            admin: free_b,
+            ..p.clone()
+        };
+        launcher().check_free(&ok).await.unwrap();
     }
 }

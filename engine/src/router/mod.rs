@@ -16,7 +16,7 @@ pub mod nginx;
 use async_trait::async_trait;
 use model::{RoutingTable, SlotColor, TrafficSeries};
 
-pub use builtin::BuiltinRouter;
+pub use builtin::{BuiltinRouter, RouteSpec};
 pub use launcher::{ProxyLauncher, ProxyProcess};
 pub use nginx::{NginxRouter, NginxSettings};
 
@@ -42,6 +42,12 @@ pub trait TrafficRouter: Send + Sync {
     /// router serves the table's `preview` slot, if it has a preview
     /// listener. Deploys run their gates there (see `crate::preview`).
     fn preview_url(&self) -> Option<String> {
+        None
+    }
+    /// The `Host` requests to `preview_url` carry, when the preview
+    /// listener is shared by several environments told apart by host
+    /// (switchyard-proxy's named routes); `None`: the URL's own.
+    fn preview_host(&self) -> Option<String> {
         None
     }
     /// Requests to `slot` still running through this router, when it can

@@ -171,8 +171,22 @@ pub async fn set(
     value: Setting<'_>,
     by: &str,
 ) -> Result<()> {
-    let at = crate::audit::timestamp(crate::now());
     let mut tx = crate::store::begin_write(pool).await?;
+    set_in(&mut tx, env_id, name, value, by).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`set`] inside the caller's transaction (a secret given with a new
+/// environment is written with it).
+pub async fn set_in(
+    conn: &mut sqlx::SqliteConnection,
+    env_id: i64,
+    name: &str,
+    value: Setting<'_>,
+    by: &str,
+) -> Result<()> {
+    let at = crate::audit::timestamp(crate::now());
     let other = match value {
         Setting::Plain(_) => "environment_secrets",
         Setting::Secret(_) => "environment_variables",
@@ -182,7 +196,7 @@ pub async fn set(
     ))
     .bind(env_id)
     .bind(name)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     match value {
         Setting::Plain(v) => {
@@ -196,7 +210,7 @@ pub async fn set(
             .bind(v)
             .bind(&at)
             .bind(by)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
         Setting::Secret(s) => {
@@ -213,11 +227,10 @@ pub async fn set(
             .bind(&s.ciphertext)
             .bind(&at)
             .bind(by)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -231,7 +244,11 @@ pub enum Setting<'a> {
 pub async fn unset(pool: &Pool, env_id: i64, name: &str) -> Result<bool> {
     let mut tx = crate::store::begin_write(pool).await?;
     let mut removed = 0;
-    for table in ["environment_variables", "environment_secrets"] {
+    for table in [
+        "environment_variables",
+        "environment_secrets",
+        "environment_declared_secrets",
+    ] {
         removed += sqlx::query(&format!(
             "DELETE FROM {table} WHERE environment_id = ? AND name = ?"
         ))
@@ -419,5 +436,32 @@ pub async fn write_declared(
             .execute(&mut *conn)
             .await?;
     }
+    // Declared names stay declared before their value is set (see
+    // [`declared`]).
+    sqlx::query("DELETE FROM environment_declared_secrets WHERE environment_id = ?")
+        .bind(env_id)
+        .execute(&mut *conn)
+        .await?;
+    for name in keep_secrets {
+        sqlx::query("INSERT INTO environment_declared_secrets (environment_id, name) VALUES (?, ?)")
+            .bind(env_id)
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
+}
+
+/// The secrets `env_id`'s configuration declares, set or not: a file may
+/// name one whose value an admin sets later (`switchyard env secret`), and
+/// its export must still name it.
+pub async fn declared(pool: &Pool, env_id: i64) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT name FROM environment_declared_secrets WHERE environment_id = ? \
+         UNION SELECT name FROM environment_secrets WHERE environment_id = ? ORDER BY name",
+    )
+    .bind(env_id)
+    .bind(env_id)
+    .fetch_all(pool)
+    .await?)
 }

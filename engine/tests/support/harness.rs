@@ -6,7 +6,7 @@
 //! Every test starts its own proxy and slots and kills all of them when it
 //! ends, even when an assertion fails (see `Harness`'s `Drop`).
 
-use super::{sibling_bin, spawn_proxy};
+use super::{sibling_bin, spawn_proxy, spawn_proxy_with};
 use async_trait::async_trait;
 use engine::environments::{self, NewEnvironment};
 use engine::runtime::{Liveness, ProcessRuntime, RunningSlot, Runtime, RuntimeError, SlotSpec};
@@ -83,7 +83,7 @@ impl Runtime for RecordingRuntime {
 }
 
 /// Pids the slots table says are running: what the engine thinks it owns.
-fn slot_pids_in_db(db: &Path) -> Vec<u32> {
+pub fn slot_pids_in_db(db: &Path) -> Vec<u32> {
     let url = format!("sqlite:{}", db.display());
     std::thread::spawn(move || -> Option<Vec<u32>> {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -137,6 +137,17 @@ impl Drop for Harness {
 
 impl Harness {
     pub async fn new(health_deadline: Duration) -> Harness {
+        Harness::build(health_deadline, false).await
+    }
+
+    /// [`Harness::new`] with the proxy's preview listener (`--preview`) as
+    /// the environment's preview address.
+    #[allow(dead_code)] // canary.rs
+    pub async fn with_preview(health_deadline: Duration) -> Harness {
+        Harness::build(health_deadline, true).await
+    }
+
+    async fn build(health_deadline: Duration, preview: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let demo = sibling_bin("switchyard-demo");
         for v in RELEASES {
@@ -145,7 +156,7 @@ impl Harness {
             std::os::unix::fs::symlink(&demo, release.join("switchyard-demo")).unwrap();
         }
         std::fs::write(dir.path().join("proxy-token"), format!("{TOKEN}\n")).unwrap();
-        let (child, info) = spawn_proxy(dir.path());
+        let (child, info) = spawn_proxy_with(dir.path(), preview);
         let proxy = Arc::new(Mutex::new(Some(child)));
 
         let db = dir.path().join("switchyard.db");
@@ -174,6 +185,7 @@ impl Harness {
         // The watch window runs in the background after a deploy and may roll
         // back by itself; only the tests of the watch turn it on.
         new.watch_window = Duration::ZERO;
+        new.preview_listen = info.preview.clone();
         environments::create(&pool, &new).await.unwrap();
         let engine = Engine::new(pool, runtime.clone());
         Harness {

@@ -64,6 +64,7 @@ pub fn route(generation: u64, slot: SlotColor, address: &str) -> RoutingTable {
             address: address.to_string(),
         }),
         preview: None,
+        ..RoutingTable::default()
     }
 }
 

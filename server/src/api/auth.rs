@@ -8,7 +8,7 @@ use super::problem::Problem;
 use app::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use engine::Actor;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -75,6 +75,23 @@ fn limited(retry_after_secs: u64) -> Problem {
 /// The engine actor of an API request.
 pub struct ApiActor(pub Actor);
 
+/// The token a request presents in `Authorization: Bearer …`, or why
+/// there is none.
+pub(super) fn bearer(headers: &HeaderMap) -> Result<&str, &'static str> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(
+            "send the token as `Authorization: Bearer sy_…` (make one on the Tokens page \
+             or with `switchyard token create`)",
+        );
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or("the Authorization header must be `Bearer <token>`")
+}
+
 impl FromRequestParts<AppState> for ApiActor {
     type Rejection = Problem;
 
@@ -89,20 +106,7 @@ impl FromRequestParts<AppState> for ApiActor {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_string());
         let bad_key = format!("bad:{}", ip.as_deref().unwrap_or("?"));
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(Problem::unauthenticated(
-                "send the token as `Authorization: Bearer sy_…` (make one on the Tokens page \
-                 or with `switchyard token create`)",
-            ));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                Problem::unauthenticated("the Authorization header must be `Bearer <token>`")
-            })?;
+        let token = bearer(&parts.headers).map_err(Problem::unauthenticated)?;
         match st.engine.token_actor(token, ip).await {
             Ok(actor) => {
                 let (_, prefix) = actor.token().unwrap_or_default();

@@ -16,6 +16,7 @@ mod environments;
 pub mod problem;
 mod releases;
 mod tokens;
+mod webhooks;
 
 pub use auth::{RateLimit, BAD_TOKEN_LIMIT, TOKEN_LIMIT};
 
@@ -48,12 +49,22 @@ fn parts() -> (Router<AppState>, OpenApi) {
         .routes(routes!(environments::freezes, environments::add_freeze))
         .routes(routes!(environments::remove_freeze))
         .routes(routes!(deployments::show))
+        .routes(routes!(deployments::events))
+        .routes(routes!(deployments::promote_hold))
+        .routes(routes!(deployments::abort_hold))
+        .routes(routes!(deployments::set_canary))
         .routes(routes!(releases::promote))
         .routes(routes!(releases::list, releases::create))
-        .routes(routes!(releases::show))
+        .routes(routes!(releases::show, releases::edit))
+        .routes(routes!(releases::cancel))
         .routes(routes!(releases::sign))
         .routes(routes!(releases::deploy))
         .routes(routes!(audit::search))
+        .routes(routes!(audit::export))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::remove))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
         .split_for_parts();
     doc.info = InfoBuilder::new()
         .title("Switchyard API")

@@ -18,7 +18,7 @@ pub struct Problem {
     pub detail: String,
     /// Stable across releases: `unauthenticated`, `invalid_token`,
     /// `forbidden`, `not_found`, `conflict`, `deploy_in_progress`, `frozen`,
-    /// `not_approved`, `no_standby`, `invalid_input`, `unsupported_media_type`,
+    /// `not_approved`, `no_standby`, `not_held`, `invalid_input`, `unsupported_media_type`,
     /// `payload_too_large`, `rate_limited`, `unavailable`, `internal`.
     pub code: &'static str,
     /// The request field at fault, for `invalid_input`.
@@ -62,6 +62,7 @@ impl From<engine::Error> for Problem {
             E::BadToken(_) => "invalid_token",
             E::DeployInProgress { .. } => "deploy_in_progress",
             E::Frozen { .. } => "frozen",
+            E::NotHeld(_) => "not_held",
             E::NotApproved(_) => "not_approved",
             E::NoStandby(_) => "no_standby",
             _ => match e.kind() {

@@ -1,5 +1,5 @@
-//! `/api/v1/releases`: request a release, read it, sign its items, deploy
-//! it once approved, promote a succeeded deploy downstream.
+//! `/api/v1/releases`: request a release, read, edit or cancel it, sign its
+//! items, deploy it once approved, promote a succeeded deploy downstream.
 
 use super::auth::ApiActor;
 use super::body::ApiJson;
@@ -59,6 +59,77 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ReleaseView>> {
     Ok(Json(st.engine.release(&actor, id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditRequest {
+    /// The revision the editor read (a release changed since is refused).
+    pub revision: i64,
+    /// New notes; unchanged when absent.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// New migration SQL; unchanged when absent.
+    #[serde(default)]
+    pub migration_sql: Option<String>,
+}
+
+/// Changes a release's notes or migration SQL (its requester or an admin).
+/// Every signature is voided: signers approved what they saw.
+#[utoipa::path(patch, path = "/api/v1/releases/{id}", tag = "releases",
+    params(("id" = i64, Path)), request_body = EditRequest,
+    responses((status = 200, body = ReleaseView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn edit(
+    State(st): State<AppState>,
+    ApiActor(actor): ApiActor,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<EditRequest>,
+) -> ApiResult<Json<ReleaseView>> {
+    // What is left out stays as it is; reading it is authorized like
+    // showing the release, and the edit itself is checked by the engine.
+    let (notes, sql) = match (req.notes, req.migration_sql) {
+        (Some(n), Some(s)) => (n, s),
+        (n, s) => {
+            let now = st.engine.release(&actor, id).await?;
+            (n.unwrap_or(now.notes), s.unwrap_or(now.migration_sql))
+        }
+    };
+    Ok(Json(
+        st.engine
+            .edit_release(&actor, id, req.revision, &notes, &sql)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// The revision the canceller read.
+    pub revision: i64,
+    /// Why (required; shown on the release and in the audit log).
+    pub reason: String,
+}
+
+/// Cancels a release that has not been deployed (its requester or an
+/// admin).
+#[utoipa::path(post, path = "/api/v1/releases/{id}/cancel", tag = "releases",
+    params(("id" = i64, Path)), request_body = CancelRequest,
+    responses((status = 200, body = ReleaseView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn cancel(
+    State(st): State<AppState>,
+    ApiActor(actor): ApiActor,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<CancelRequest>,
+) -> ApiResult<Json<ReleaseView>> {
+    Ok(Json(
+        st.engine
+            .cancel_release(&actor, id, req.revision, &req.reason)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -33,6 +33,33 @@ pub enum AuditCommand {
         #[arg(long)]
         public_key: String,
     },
+    /// Download the audit log under a filter from a console (`--server URL`
+    /// with a token): JSON Lines that `audit verify-export` checks offline,
+    /// or CSV.
+    Export {
+        /// The file to write (standard output when absent); written whole
+        /// or not at all.
+        #[arg(short = 'o', long)]
+        file: Option<PathBuf>,
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+        format: String,
+        /// Only this environment's entries (required for a token limited to
+        /// some environments).
+        #[arg(long)]
+        environment: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        /// From this time (RFC 3339 or a prefix of it: `2026-11-22`).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// Words to find anywhere in an entry.
+        #[arg(long)]
+        text: Option<String>,
+    },
 }
 
 /// `switchyard audit …`: exit code 1 when something does not check out.
@@ -77,6 +104,10 @@ pub async fn run(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()> {
             );
         }
         AuditCommand::VerifyExport { .. } => unreachable!("handled before the data directory"),
+        AuditCommand::Export { .. } => anyhow::bail!(
+            "audit export downloads from a console: add --server URL (with a token), or use \
+             the Audit page's download links"
+        ),
     }
     Ok(())
 }

@@ -15,7 +15,15 @@ pub async fn apply(data_dir: &Path, file: &Path, yes: bool) -> anyhow::Result<()
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let configs = engine::parse_environment_file(&text)
         .with_context(|| format!("{} is not a valid environment file", file.display()))?;
-    let engine = offline_engine(data_dir).await?;
+    // As `env create`: a new environment's proxy addresses are checked free
+    // (the plan already refuses one in use) and its proxy started.
+    let engine =
+        offline_engine(data_dir)
+            .await?
+            .with_proxy_launcher(crate::proxy_process::launcher(
+                data_dir,
+                &crate::config::default_bin_dir(),
+            ));
     let system = Actor::system();
     let plan = engine.plan_apply(&system, &configs).await?;
     print_plan(&plan);

@@ -53,6 +53,17 @@ pub enum EnvCommand {
         /// `default`, `empty`, or the name of an environment to copy.
         #[arg(long, default_value = "default")]
         checklist: String,
+        /// A host name it is served under (repeatable; exact or `*.`
+        /// wildcard): a named route on a switchyard-proxy it may share
+        /// with other environments that name theirs.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Only paths under this prefix (with `--host`), e.g. `/api`.
+        #[arg(long)]
+        path_prefix: Option<String>,
+        /// Plain-HTTP requests to its host names are redirected to HTTPS.
+        #[arg(long)]
+        redirect_https: bool,
         settings: Vec<String>,
     },
     /// Change an environment's fields: `key=value` (see `create`); the name
@@ -91,6 +102,9 @@ pub async fn run(data_dir: &Path, command: EnvCommand) -> anyhow::Result<()> {
             admin_url,
             token_file,
             checklist,
+            hosts,
+            path_prefix,
+            redirect_https,
             settings,
         } => {
             let token_file = token_file.unwrap_or_else(|| {
@@ -106,6 +120,15 @@ pub async fn run(data_dir: &Path, command: EnvCommand) -> anyhow::Result<()> {
             table.insert("artifact".into(), artifact.into());
             table.insert("app_url".into(), app_url.into());
             table.insert("router".into(), router.into());
+            if !hosts.is_empty() {
+                table.insert("hosts".into(), hosts.into());
+            }
+            if let Some(prefix) = path_prefix {
+                table.insert("path_prefix".into(), prefix.into());
+            }
+            if redirect_https {
+                table.insert("redirect_https".into(), true.into());
+            }
             let value = toml::Value::Table(table);
             let config = edited(value, &settings)?;
             let source = match checklist.as_str() {
@@ -229,7 +252,8 @@ pub async fn rotate_secrets_key(data_dir: &Path) -> anyhow::Result<()> {
 /// `config` with `key=value` settings applied: a dotted key reaches into a
 /// section (`pipeline.watch_window_ms=0`, `variables.GREETING=hi`); a value
 /// is read as TOML (a number, `true`, `["A", "B"]`) unless the field holds
-/// text, where it is taken as written.
+/// text, where it is taken as written; `hosts` also as a comma-separated
+/// list.
 fn edited(
     mut config: toml::Value,
     settings: &[String],
@@ -256,6 +280,15 @@ fn edited(
         };
         let value = if holds_text {
             toml::Value::String(raw.to_string())
+        } else if parents.is_empty() && *last == "hosts" && !raw.trim_start().starts_with('[') {
+            // `hosts=a.example.com,b.example.com` (empty: none).
+            toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(|h| toml::Value::String(h.to_string()))
+                    .collect(),
+            )
         } else {
             format!("v = {raw}")
                 .parse::<toml::Table>()

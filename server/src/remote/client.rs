@@ -27,6 +27,15 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// The console could not be asked, or answered something unreadable.
+pub(super) fn unreachable(message: String) -> Failure {
+    Failure {
+        code: exit::UNREACHABLE,
+        message,
+        problem: None,
+    }
+}
+
 impl Client {
     pub fn new(server: &str, token: String) -> anyhow::Result<Client> {
         let base = server.trim_end_matches('/').to_string();
@@ -44,12 +53,16 @@ impl Client {
         })
     }
 
-    pub async fn call<T: DeserializeOwned>(
+    /// Sends one request; a success is the response, anything else a
+    /// [`Failure`] with the exit code it means. `timeout` replaces the
+    /// client's 30 s for long answers (an event stream).
+    async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<T, Failure> {
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, Failure> {
         let mut req = self
             .http
             .request(method, format!("{}/api/v1{path}", self.base))
@@ -57,21 +70,18 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let unreachable = |e: String| Failure {
-            code: exit::UNREACHABLE,
-            message: e,
-            problem: None,
-        };
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
         let res = req
             .send()
             .await
             .map_err(|e| unreachable(format!("cannot reach {}: {e}", self.base)))?;
         let status = res.status();
-        let text = res.text().await.map_err(|e| unreachable(e.to_string()))?;
         if status.is_success() {
-            return serde_json::from_str(&text)
-                .map_err(|e| unreachable(format!("unexpected answer from the console: {e}")));
+            return Ok(res);
         }
+        let text = res.text().await.map_err(|e| unreachable(e.to_string()))?;
         let problem: Option<Value> = serde_json::from_str(&text).ok();
         let detail = problem
             .as_ref()
@@ -88,6 +98,24 @@ impl Client {
             message: format!("refused ({}): {detail}", status.as_u16()),
             problem,
         })
+    }
+
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, Failure> {
+        let res = self.send(method, path, body, None).await?;
+        let text = res.text().await.map_err(|e| unreachable(e.to_string()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| unreachable(format!("unexpected answer from the console: {e}")))
+    }
+
+    /// A GET whose answer is read piece by piece (an event stream, an
+    /// export), for up to `timeout`.
+    pub async fn open(&self, path: &str, timeout: Duration) -> Result<reqwest::Response, Failure> {
+        self.send(Method::GET, path, None, Some(timeout)).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {

@@ -3,7 +3,8 @@
 
 /// The deploy succeeded (and its watch window, if any, passed).
 pub const OK: i32 = 0;
-/// The deploy failed before users were moved (start, health, preflight…):
+/// The deploy failed before users were moved (start, health, preflight…, or
+/// aborted at its hold at preview, by a deployer or its timeout):
 /// users stay on the old slot.
 pub const FAILED: i32 = 1;
 // 2 is clap's: the command line itself was wrong.

@@ -1,13 +1,16 @@
-//! `deploy --wait`: follows a deployment step by step until it ends, then
-//! its watch window, and turns the outcome into an exit code.
+//! `deploy --wait`: follows a deployment step by step, from the console's
+//! event stream, until it ends, then its watch window, and turns the outcome
+//! into an exit code.
 
-use super::client::{Client, Failure};
+use super::client::{unreachable, Client, Failure};
+use super::sse::SseReader;
 use super::{exit, print, Output};
 use model::{DeploymentDetail, DeploymentStatus, StepStatus, WatchStatus};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// How often the deployment is read while it runs.
+/// How often the deployment is read while it runs, when the console does
+/// not stream its events.
 const POLL: Duration = Duration::from_millis(500);
 
 fn is_live(d: &DeploymentDetail) -> bool {
@@ -45,6 +48,8 @@ pub fn outcome(d: &DeploymentDetail) -> i32 {
 /// Prints each step the first time it is seen in a new state.
 struct Progress {
     seen: HashMap<String, StepStatus>,
+    /// The hold at preview was announced.
+    held: bool,
     watch: Option<WatchStatus>,
     started: Instant,
 }
@@ -70,6 +75,17 @@ impl Progress {
                 s.message.as_deref().unwrap_or("")
             );
         }
+        if let Some(h) = d.hold.as_ref().filter(|h| h.waiting() && !self.held) {
+            self.held = true;
+            let id = d.deployment.id;
+            eprintln!(
+                "[{:>6.1}s]   held at preview {} until {}: `switchyard hold promote {id}` or \
+                 `switchyard hold abort {id} --reason …`; still waiting",
+                self.started.elapsed().as_secs_f64(),
+                h.preview_url,
+                h.until
+            );
+        }
         if let Some(w) = &d.watch {
             if self.watch != Some(w.status) {
                 self.watch = Some(w.status);
@@ -83,6 +99,40 @@ impl Progress {
             }
         }
     }
+}
+
+/// Follows the deployment's event stream until its `done` event (returned)
+/// or until the stream or the time runs out (`None`); `seen` gets every
+/// detail on the way.
+async fn follow_stream(
+    client: &Client,
+    id: i64,
+    deadline: Instant,
+    seen: &mut impl FnMut(&DeploymentDetail),
+) -> Result<Option<DeploymentDetail>, Failure> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut res = match client
+        .open(&format!("/deployments/{id}/events"), left)
+        .await
+    {
+        Ok(res) => res,
+        Err(f) if f.code == exit::UNREACHABLE => return Ok(None),
+        Err(f) => return Err(f),
+    };
+    let mut reader = SseReader::default();
+    // A read error (the time limit, a cut connection) ends this stream;
+    // the caller reads the deployment and decides.
+    while let Ok(Some(chunk)) = res.chunk().await {
+        for event in reader.push(&chunk) {
+            let detail: DeploymentDetail = serde_json::from_str(&event.data)
+                .map_err(|e| unreachable(format!("unexpected event from the console: {e}")))?;
+            seen(&detail);
+            if event.name.as_deref() == Some("done") {
+                return Ok(Some(detail));
+            }
+        }
+    }
+    Ok(None)
 }
 
 pub async fn deployment(
@@ -105,11 +155,13 @@ pub async fn deployment(
     }
     let mut progress = Progress {
         seen: HashMap::new(),
+        held: false,
         watch: None,
         started: Instant::now(),
     };
     let deadline = Instant::now() + timeout;
     let mut d = started;
+    let mut streams = true;
     loop {
         if output == Output::Text {
             progress.show(&d);
@@ -117,7 +169,31 @@ pub async fn deployment(
         if !is_live(&d) || Instant::now() >= deadline {
             break;
         }
-        tokio::time::sleep(POLL).await;
+        if streams {
+            match follow_stream(client, id, deadline, &mut |next| {
+                if output == Output::Text {
+                    progress.show(next);
+                }
+            })
+            .await
+            {
+                // The final detail: the deployment and its watch are over.
+                Ok(Some(last)) => {
+                    d = last;
+                    continue;
+                }
+                // The stream ended early (its lifetime, a dropped
+                // connection): read the state and open a new one, not at
+                // once, so a console that keeps cutting it is not hammered.
+                Ok(None) => tokio::time::sleep(POLL).await,
+                // A console without the stream, or one refusing it: ask
+                // the deployment every POLL instead.
+                Err(f) if f.code == exit::REFUSED => streams = false,
+                Err(f) => return Err(f),
+            }
+        } else {
+            tokio::time::sleep(POLL).await;
+        }
         d = client.get(&format!("/deployments/{id}")).await?;
     }
     let code = if is_live(&d) {
@@ -131,6 +207,13 @@ pub async fn deployment(
             exit::GATES_FAILED => "failed at its gates; users stay on the old version",
             exit::ROLLED_BACK => "was rolled back by its watch window",
             exit::TIMED_OUT => "is still running (timed out waiting; it goes on in the console)",
+            _ if d
+                .hold
+                .as_ref()
+                .is_some_and(|h| !h.waiting() && h.decision.as_deref() != Some("promote")) =>
+            {
+                "was aborted at its hold at preview; users stay on the old version"
+            }
             _ => "failed; users stay on the old version",
         };
         format!(

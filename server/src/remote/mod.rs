@@ -4,12 +4,14 @@
 
 mod client;
 pub mod credentials;
+mod download;
 pub mod exit;
 mod follow;
+mod sse;
 
 pub use client::{Client, Failure};
 
-use model::{DeploymentDetail, DeploymentView, EnvironmentView, ReleaseView};
+use model::{DeploymentDetail, DeploymentView, EnvironmentView, HoldView, ReleaseView};
 use serde::Serialize;
 use serde_json::json;
 use std::time::Duration;
@@ -53,6 +55,15 @@ pub enum Remote {
     ReleaseShow {
         id: i64,
     },
+    ReleaseEdit {
+        id: i64,
+        notes: Option<String>,
+        sql_file: Option<std::path::PathBuf>,
+    },
+    ReleaseCancel {
+        id: i64,
+        reason: String,
+    },
     ReleaseSign {
         id: i64,
         item: i64,
@@ -62,6 +73,38 @@ pub enum Remote {
         deployment: i64,
         to: String,
     },
+    AuditExport {
+        /// `format` and the filter, as query parameters.
+        query: Vec<(String, String)>,
+        /// Standard output when absent.
+        file: Option<std::path::PathBuf>,
+    },
+    HoldPromote {
+        deployment: i64,
+    },
+    HoldAbort {
+        deployment: i64,
+        reason: String,
+    },
+    HoldCanary {
+        deployment: i64,
+        setting: model::CanarySetting,
+    },
+}
+
+/// What `hold canary` says it set.
+fn canary_text(deployment: i64, s: &model::CanarySetting) -> String {
+    let mut text = format!(
+        "deployment #{deployment}: {} % of new users to the held release",
+        s.percent
+    );
+    if let Some(h) = &s.header {
+        text.push_str(&format!("; testers by header {}: {}", h.name, h.value));
+    }
+    if let Some(c) = &s.cookie {
+        text.push_str(&format!("; testers by cookie {}={}", c.name, c.value));
+    }
+    text
 }
 
 fn print<T: Serialize>(output: Output, value: &T, text: impl FnOnce() -> String) {
@@ -260,6 +303,41 @@ async fn execute(client: &Client, output: Output, command: Remote) -> Result<i32
             let r: ReleaseView = client.get(&format!("/releases/{id}")).await?;
             print(output, &r, || release_text(&r));
         }
+        Remote::ReleaseEdit {
+            id,
+            notes,
+            sql_file,
+        } => {
+            let sql = match sql_file {
+                Some(f) => Some(std::fs::read_to_string(&f).map_err(|e| Failure {
+                    code: exit::FAILED,
+                    message: format!("reading {}: {e}", f.display()),
+                    problem: None,
+                })?),
+                None => None,
+            };
+            let seen: ReleaseView = client.get(&format!("/releases/{id}")).await?;
+            let r: ReleaseView = client
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("/releases/{id}"),
+                    Some(
+                        json!({ "revision": seen.revision, "notes": notes, "migration_sql": sql }),
+                    ),
+                )
+                .await?;
+            print(output, &r, || release_text(&r));
+        }
+        Remote::ReleaseCancel { id, reason } => {
+            let seen: ReleaseView = client.get(&format!("/releases/{id}")).await?;
+            let r: ReleaseView = client
+                .post(
+                    &format!("/releases/{id}/cancel"),
+                    json!({ "revision": seen.revision, "reason": reason }),
+                )
+                .await?;
+            print(output, &r, || release_text(&r));
+        }
         Remote::ReleaseSign { id, item, note } => {
             let seen: ReleaseView = client.get(&format!("/releases/{id}")).await?;
             let r: ReleaseView = client
@@ -278,6 +356,51 @@ async fn execute(client: &Client, output: Output, command: Remote) -> Result<i32
                 )
                 .await?;
             print(output, &r, || release_text(&r));
+        }
+        Remote::AuditExport { query, file } => {
+            let (bytes, to) = download::audit_export(client, &query, file.as_deref()).await?;
+            let summary = json!({ "file": to, "bytes": bytes });
+            // The export itself may be on standard output: the summary goes
+            // to standard error then, so a pipe gets the file alone.
+            match (output, file.is_some()) {
+                (Output::Json, true) => print(output, &summary, String::new),
+                _ => eprintln!("audit export: {bytes} bytes written to {to}"),
+            }
+        }
+        Remote::HoldPromote { deployment } => {
+            let h: HoldView = client
+                .post(
+                    &format!("/deployments/{deployment}/hold/promote"),
+                    json!({}),
+                )
+                .await?;
+            print(output, &h, || {
+                format!("deployment #{deployment} promoted: it goes on to the switch")
+            });
+        }
+        Remote::HoldAbort { deployment, reason } => {
+            let h: HoldView = client
+                .post(
+                    &format!("/deployments/{deployment}/hold/abort"),
+                    json!({ "reason": reason }),
+                )
+                .await?;
+            print(output, &h, || {
+                format!("deployment #{deployment} aborted: its new slot stops, users stay")
+            });
+        }
+        Remote::HoldCanary {
+            deployment,
+            setting,
+        } => {
+            let h: HoldView = client
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/deployments/{deployment}/canary"),
+                    Some(json!(setting)),
+                )
+                .await?;
+            print(output, &h, || canary_text(deployment, &setting));
         }
     }
     Ok(exit::OK)

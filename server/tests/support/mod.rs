@@ -80,20 +80,44 @@ impl Resp {
 /// a loopback port, with no proxy of its own, no demo and no first admin
 /// (each test creates the people it needs).
 pub async fn start() -> Console {
+    start_with(None).await
+}
+
+/// [`start`], but the console runs proxies as `switchyard serve` does: its
+/// own (users at `app`, admin at `admin`) and one per environment created
+/// with its token, from this build's switchyard-proxy. They outlive the
+/// console by design: the caller stops them (their command lines name the
+/// data directory).
+pub async fn start_running_proxies(app: u16, admin: u16) -> Console {
+    start_with(Some((app, admin))).await
+}
+
+async fn start_with(proxies: Option<(u16, u16)>) -> Console {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let (app, admin) = proxies.unwrap_or((1, 1));
     let cfg = server::config::Config {
         data_dir: dir.path().to_path_buf(),
         listen: addr,
-        app_listen: "127.0.0.1:1".parse().unwrap(),
-        proxy_admin: "127.0.0.1:1".parse().unwrap(),
+        app_listen: ([127, 0, 0, 1], app).into(),
+        proxy_admin: ([127, 0, 0, 1], admin).into(),
         proxy_preview: None,
-        proxy: server::config::ProxyAtStart::Unmanaged,
+        proxy: match proxies {
+            Some(_) => server::config::ProxyAtStart::Spawn,
+            None => server::config::ProxyAtStart::Unmanaged,
+        },
         demo: false,
         demo_checklist: false,
         demo_staging: None,
-        bin_dir: server::config::default_bin_dir(),
+        bin_dir: match proxies {
+            // The switchyard binary's directory: switchyard-proxy is built there.
+            Some(_) => std::path::Path::new(env!("CARGO_BIN_EXE_switchyard"))
+                .parent()
+                .unwrap()
+                .to_path_buf(),
+            None => server::config::default_bin_dir(),
+        },
         site_root: dir.path().join("site"),
         health_deadline: Duration::from_secs(5),
         secure_cookies: false,
@@ -210,8 +234,33 @@ impl Console {
             .unwrap();
     }
 
+    /// A personal API token of `user` (who must exist) with `role`, limited
+    /// to `envs` when given; named `<user>-<role>-<envs or all>`. Its secret.
+    pub async fn token_for(&self, user: &str, role: Role, envs: Option<&[&str]>) -> String {
+        let owner = engine::users::find_by_name(&self.pool, user)
+            .await
+            .unwrap()
+            .unwrap();
+        let scope = envs.map_or("all".into(), |e| e.join("-"));
+        self.engine
+            .create_token(
+                &engine::Actor::user(owner),
+                None,
+                &model::NewToken {
+                    name: format!("{user}-{role}-{scope}"),
+                    kind: model::TokenKind::Personal,
+                    role,
+                    environments: envs.map(|e| e.iter().map(|s| s.to_string()).collect()),
+                    expires_in_days: 7,
+                },
+            )
+            .await
+            .unwrap()
+            .secret
+    }
+
     /// POSTs a form the way the console's own page does (same origin, JSON
-    /// answer), with `headers` added or overriding.
+    /// answer), with `headers` added or overriding (`accept`, `origin`).
     pub async fn post(
         &self,
         path: &str,
@@ -219,15 +268,12 @@ impl Console {
         cookie: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.origin))
-            .header(ACCEPT, "application/json")
-            .form(form);
-        if !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("origin"))
-        {
+        let mut req = self.http.post(format!("{}{path}", self.origin)).form(form);
+        let given = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        if !given("accept") {
+            req = req.header(ACCEPT, "application/json");
+        }
+        if !given("origin") {
             req = req.header(ORIGIN, &self.origin);
         }
         for (k, v) in headers {

@@ -125,6 +125,7 @@ impl NginxRouter {
                 generation: 0,
                 active: None,
                 preview: None,
+                ..RoutingTable::default()
             },
         )?;
         write_atomically(&self.settings.include, content.as_bytes()).map_err(|e| {
@@ -298,6 +299,7 @@ impl TrafficRouter for NginxRouter {
             generation: m.generation,
             active: m.active,
             preview: m.preview,
+            ..RoutingTable::default()
         })
     }
 

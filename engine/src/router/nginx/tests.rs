@@ -8,6 +8,7 @@ fn table(generation: u64, active: Option<(SlotColor, &str)>) -> RoutingTable {
             address: a.into(),
         }),
         preview: None,
+        ..RoutingTable::default()
     }
 }
 
