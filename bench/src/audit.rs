@@ -34,7 +34,7 @@ async fn fill(pool: &engine::store::Pool, n: u64) -> anyhow::Result<()> {
     let batch = 20_000u64;
     let mut done = 0u64;
     while done < n {
-        let mut tx = pool.begin().await?;
+        let mut tx = engine::store::begin_write(pool).await?;
         for _ in 0..batch.min(n - done) {
             id += 1;
             let i = id as usize;
@@ -62,7 +62,7 @@ async fn fill(pool: &engine::store::Pool, n: u64) -> anyhow::Result<()> {
                 hash: String::new(),
             };
             e.hash = e.compute_hash();
-            sqlx::query(
+            engine::store::query(
                 "INSERT INTO audit_log (id, at, actor_kind, actor_id, actor_name, source_ip, action, environment, \
                  target, reason, result, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
@@ -80,7 +80,7 @@ async fn fill(pool: &engine::store::Pool, n: u64) -> anyhow::Result<()> {
             .bind(&e.details)
             .bind(&e.prev_hash)
             .bind(&e.hash)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             prev = e.hash;
         }

@@ -21,7 +21,7 @@ pub struct ApprovalSettings {
 pub const DEFAULT_SIGNOFF_TTL: Duration = Duration::from_secs(24 * 3600);
 
 pub async fn settings(pool: &Pool, env_id: i64) -> Result<ApprovalSettings> {
-    let (upstream, backup_command, ttl): (Option<String>, Option<String>, i64) = sqlx::query_as(
+    let (upstream, backup_command, ttl): (Option<String>, Option<String>, i64) = crate::store::query_as(
         "SELECT upstream_environment, backup_command, signoff_ttl_secs FROM environments WHERE id = ?",
     )
     .bind(env_id)
@@ -35,12 +35,14 @@ pub async fn settings(pool: &Pool, env_id: i64) -> Result<ApprovalSettings> {
 }
 
 pub async fn set_settings(pool: &Pool, env_id: i64, s: &ApprovalSettings) -> Result<()> {
-    write_settings(&mut *pool.acquire().await?, env_id, s).await
+    let mut tx = crate::store::begin_write(pool).await?;
+    write_settings(&mut tx, env_id, s).await?;
+    tx.commit().await
 }
 
 /// [`set_settings`] inside the caller's transaction.
 pub async fn write_settings(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Tx,
     env_id: i64,
     s: &ApprovalSettings,
 ) -> Result<()> {
@@ -50,7 +52,7 @@ pub async fn write_settings(
             "sign-offs must stay valid for at least a second",
         ));
     }
-    sqlx::query(
+    crate::store::query(
         "UPDATE environments SET upstream_environment = ?, backup_command = ?, signoff_ttl_secs = ? \
          WHERE id = ?",
     )
@@ -161,7 +163,7 @@ impl TryFrom<ItemRow> for TemplateItem {
 }
 
 pub async fn template(pool: &Pool, env_id: i64) -> Result<Vec<TemplateItem>> {
-    sqlx::query_as::<_, ItemRow>(
+    crate::store::query_as::<ItemRow>(
         "SELECT id, title, description, required_role, auto_check, max_age_hours, required \
          FROM checklist_items WHERE environment_id = ? ORDER BY position, id",
     )
@@ -222,7 +224,7 @@ pub async fn replace_template(pool: &Pool, env_id: i64, items: &[TemplateItem]) 
 
 /// [`replace_template`] inside the caller's transaction.
 pub async fn write_template(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Tx,
     env_id: i64,
     items: &[TemplateItem],
 ) -> Result<()> {
@@ -235,12 +237,12 @@ pub async fn write_template(
     for item in items {
         validate_item(item)?;
     }
-    sqlx::query("DELETE FROM checklist_items WHERE environment_id = ?")
+    crate::store::query("DELETE FROM checklist_items WHERE environment_id = ?")
         .bind(env_id)
         .execute(&mut *conn)
         .await?;
     for (position, item) in items.iter().enumerate() {
-        sqlx::query(
+        crate::store::query(
             "INSERT INTO checklist_items (environment_id, position, title, description, required_role, \
              auto_check, max_age_hours, required, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -263,8 +265,8 @@ pub async fn write_template(
 /// items (a scratch or test environment) deploys any version directly, as a
 /// GitHub environment without protection rules does.
 pub async fn is_protected(pool: &Pool, env_id: i64) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM checklist_items WHERE environment_id = ? AND required = 1",
+    let n: i64 = crate::store::query_scalar(
+        "SELECT COUNT(*) FROM checklist_items WHERE environment_id = ? AND required = TRUE",
     )
     .bind(env_id)
     .fetch_one(pool)

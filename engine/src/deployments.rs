@@ -25,11 +25,11 @@ pub struct NewDeployment<'a> {
 /// Records a running deployment, which takes the environment's lock. A second
 /// one is refused with who holds it and since when.
 pub async fn begin(pool: &Pool, d: &NewDeployment<'_>) -> Result<i64> {
-    let res = sqlx::query(
+    let res = crate::store::query(
         "INSERT INTO deployments (environment_id, kind, status, from_version, to_version, from_slot, to_slot, \
          requested_by, reason, started_at, holder, heartbeat_at) \
          SELECT ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ? \
-         WHERE EXISTS (SELECT 1 FROM environments WHERE id = ? AND archived_at IS NULL)",
+         WHERE EXISTS (SELECT 1 FROM environments WHERE id = ? AND archived_at IS NULL) RETURNING id",
     )
     .bind(d.environment_id)
     .bind(d.kind.as_str())
@@ -43,15 +43,15 @@ pub async fn begin(pool: &Pool, d: &NewDeployment<'_>) -> Result<i64> {
     .bind(d.holder.map(|h| h.to_string()))
     .bind(crate::now())
     .bind(d.environment_id)
-    .execute(pool)
+    .optional_id(pool)
     .await;
     match res {
         // Archived in the meantime (see `environments::archive`).
-        Ok(r) if r.rows_affected() == 0 => Err(Error::NotFound(format!(
+        Ok(None) => Err(Error::NotFound(format!(
             "environment {} (archived)",
             d.environment_id
         ))),
-        Ok(r) => Ok(r.last_insert_rowid()),
+        Ok(Some(id)) => Ok(id),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             let (by, since) = in_progress(pool, d.environment_id)
                 .await?
@@ -74,13 +74,13 @@ pub async fn finish(
 ) -> Result<bool> {
     let now = crate::now();
     let started: DateTime<Utc> =
-        sqlx::query_scalar("SELECT started_at FROM deployments WHERE id = ?")
+        crate::store::query_scalar("SELECT started_at FROM deployments WHERE id = ?")
             .bind(id)
             .fetch_one(pool)
             .await?;
-    let r = sqlx::query(
+    let r = crate::store::query(
         "UPDATE deployments SET status = ?, message = ?, finished_at = ?, duration_ms = ? \
-         WHERE id = ? AND status = 'running' AND holder IS ?",
+         WHERE id = ? AND status = 'running' AND holder IS NOT DISTINCT FROM ?",
     )
     .bind(status.as_str())
     .bind(message)
@@ -95,7 +95,7 @@ pub async fn finish(
 
 /// Who runs a deployment in `env_id` right now, and since when.
 pub async fn in_progress(pool: &Pool, env_id: i64) -> Result<Option<(String, DateTime<Utc>)>> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT COALESCE(u.username, 'system'), d.started_at FROM deployments d \
          LEFT JOIN users u ON u.id = d.requested_by \
          WHERE d.environment_id = ? AND d.status = 'running'",
@@ -153,7 +153,7 @@ const VIEW_SELECT: &str =
      LEFT JOIN users u ON u.id = d.requested_by";
 
 pub async fn get(pool: &Pool, id: i64) -> Result<DeploymentView> {
-    sqlx::query_as::<_, Row>(&format!("{VIEW_SELECT} WHERE d.id = ?"))
+    crate::store::query_as::<Row>(&format!("{VIEW_SELECT} WHERE d.id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -163,7 +163,7 @@ pub async fn get(pool: &Pool, id: i64) -> Result<DeploymentView> {
 
 /// Newest first.
 pub async fn history(pool: &Pool, env_id: i64, limit: i64) -> Result<Vec<DeploymentView>> {
-    sqlx::query_as::<_, Row>(&format!(
+    crate::store::query_as::<Row>(&format!(
         "{VIEW_SELECT} WHERE d.environment_id = ? ORDER BY d.id DESC LIMIT ?"
     ))
     .bind(env_id)
@@ -178,7 +178,7 @@ pub async fn history(pool: &Pool, env_id: i64, limit: i64) -> Result<Vec<Deploym
 /// The release a deployment shipped, if it shipped one.
 pub async fn release_of(pool: &Pool, id: i64) -> Result<Option<i64>> {
     Ok(
-        sqlx::query_scalar::<_, Option<i64>>("SELECT release_id FROM deployments WHERE id = ?")
+        crate::store::query_scalar::<Option<i64>>("SELECT release_id FROM deployments WHERE id = ?")
             .bind(id)
             .fetch_optional(pool)
             .await?

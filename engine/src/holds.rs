@@ -106,7 +106,7 @@ pub async fn begin(
     preview_url: &str,
     until: DateTime<Utc>,
 ) -> Result<Hold> {
-    sqlx::query(
+    crate::store::query(
         "INSERT INTO deployment_holds (deployment_id, preview_url, held_at, until) VALUES (?, ?, ?, ?)",
     )
     .bind(deployment_id)
@@ -121,7 +121,7 @@ pub async fn begin(
 }
 
 pub async fn get(pool: &Pool, deployment_id: i64) -> Result<Option<Hold>> {
-    let row: Option<HoldRow> = sqlx::query_as(&format!(
+    let row: Option<HoldRow> = crate::store::query_as(&format!(
         "SELECT {COLUMNS} FROM deployment_holds WHERE deployment_id = ?"
     ))
     .bind(deployment_id)
@@ -145,7 +145,7 @@ pub async fn decide(
     let mut tx = begin_write(pool).await?;
     let hold = read_open(&mut tx, deployment_id, decision != Decision::Timeout).await?;
     let now = crate::now();
-    sqlx::query(
+    crate::store::query(
         "UPDATE deployment_holds SET decision = ?, decided_by = ?, reason = ?, decided_at = ? \
          WHERE deployment_id = ? AND decision IS NULL",
     )
@@ -154,7 +154,7 @@ pub async fn decide(
     .bind(reason)
     .bind(now)
     .bind(deployment_id)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(Hold {
@@ -170,15 +170,15 @@ pub async fn decide(
 /// person (`by_person`) also not timed out and its deployment running.
 /// [`Error::NotHeld`] says how it ended otherwise.
 async fn read_open(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut crate::store::Tx,
     deployment_id: i64,
     by_person: bool,
 ) -> Result<Hold> {
-    let hold: Option<HoldRow> = sqlx::query_as(&format!(
+    let hold: Option<HoldRow> = crate::store::query_as(&format!(
         "SELECT {COLUMNS} FROM deployment_holds WHERE deployment_id = ?"
     ))
     .bind(deployment_id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?;
     let Some(hold) = hold.map(Hold::from) else {
         return Err(Error::NotHeld(format!(
@@ -203,9 +203,9 @@ async fn read_open(
                 hold.until.to_rfc3339()
             )));
         }
-        let status: String = sqlx::query_scalar("SELECT status FROM deployments WHERE id = ?")
+        let status: String = crate::store::query_scalar("SELECT status FROM deployments WHERE id = ?")
             .bind(deployment_id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
         if status != "running" {
             return Err(Error::NotHeld(format!(
@@ -233,10 +233,10 @@ pub async fn begin_canary_write(pool: &Pool, deployment_id: i64) -> Result<Hold>
             "a canary change for deployment #{deployment_id} is being applied; try again"
         )));
     }
-    sqlx::query("UPDATE deployment_holds SET canary_writing_since = ? WHERE deployment_id = ?")
+    crate::store::query("UPDATE deployment_holds SET canary_writing_since = ? WHERE deployment_id = ?")
         .bind(crate::now())
         .bind(deployment_id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     tx.commit().await?;
     Ok(hold)
@@ -253,7 +253,7 @@ pub async fn end_canary_write(
         Some((setting, by)) => {
             let json = serde_json::to_string(setting)
                 .map_err(|e| Error::Internal(format!("canary setting: {e}")))?;
-            sqlx::query(
+            crate::store::query(
                 "UPDATE deployment_holds SET canary = ?, canary_by = ?, canary_at = ?, \
                  canary_writing_since = NULL WHERE deployment_id = ?",
             )
@@ -265,7 +265,7 @@ pub async fn end_canary_write(
             .await?;
         }
         None => {
-            sqlx::query(
+            crate::store::query(
                 "UPDATE deployment_holds SET canary_writing_since = NULL WHERE deployment_id = ?",
             )
             .bind(deployment_id)
@@ -288,7 +288,7 @@ pub fn canary_write_pending(hold: &Hold) -> bool {
 /// console restarted, the lock expired or was broken): it is aborted with
 /// `why`, so no page offers to promote it.
 pub async fn close_open(pool: &Pool, deployment_id: i64, why: &str) -> Result<()> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE deployment_holds SET decision = 'abort', decided_by = 'system', reason = ?, \
          decided_at = ? WHERE deployment_id = ? AND decision IS NULL",
     )

@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(first, vec!["/opt/shop/{version}/run#1".to_string()]);
 
         // Another artifact is another question: asked at once.
-        sqlx::query("UPDATE environments SET artifact_template = ? WHERE name = 'shop'")
+        crate::store::query("UPDATE environments SET artifact_template = ? WHERE name = 'shop'")
             .bind("/srv/shop/{version}/run")
             .execute(engine.pool())
             .await

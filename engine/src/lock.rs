@@ -212,7 +212,7 @@ fn to_lock(r: Row) -> Result<Lock> {
 
 /// The lock of `env_id`, if a deployment runs there.
 pub async fn of_environment(pool: &Pool, env_id: i64) -> Result<Option<Lock>> {
-    sqlx::query_as::<_, Row>(&format!("{SELECT} AND d.environment_id = ?"))
+    crate::store::query_as::<Row>(&format!("{SELECT} AND d.environment_id = ?"))
         .bind(env_id)
         .fetch_optional(pool)
         .await?
@@ -222,7 +222,7 @@ pub async fn of_environment(pool: &Pool, env_id: i64) -> Result<Option<Lock>> {
 
 /// Every lock held right now, in every environment.
 pub async fn all(pool: &Pool) -> Result<Vec<Lock>> {
-    sqlx::query_as::<_, Row>(SELECT)
+    crate::store::query_as::<Row>(SELECT)
         .fetch_all(pool)
         .await?
         .into_iter()
@@ -233,7 +233,7 @@ pub async fn all(pool: &Pool) -> Result<Vec<Lock>> {
 /// Refreshes the heartbeat of a lock `holder` holds. `false`: it does not
 /// hold it any more (taken over, or the deployment is closed).
 pub async fn beat(pool: &Pool, dep_id: i64, holder: &Holder) -> Result<bool> {
-    let r = sqlx::query(
+    let r = crate::store::query(
         "UPDATE deployments SET heartbeat_at = ? WHERE id = ? AND status = 'running' AND holder = ?",
     )
     .bind(crate::now())
@@ -246,7 +246,7 @@ pub async fn beat(pool: &Pool, dep_id: i64, holder: &Holder) -> Result<bool> {
 
 /// Whether `holder` still holds the lock of `dep_id` (the fence before a switch).
 pub async fn holds(pool: &Pool, dep_id: i64, holder: &Holder) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar(
+    let n: i64 = crate::store::query_scalar(
         "SELECT COUNT(*) FROM deployments WHERE id = ? AND status = 'running' AND holder = ?",
     )
     .bind(dep_id)
@@ -260,9 +260,9 @@ pub async fn holds(pool: &Pool, dep_id: i64, holder: &Holder) -> Result<bool> {
 /// `lock` saw it (compare and swap on the holder). `false`: it changed hands
 /// or ended in the meantime.
 pub async fn take_over(pool: &Pool, lock: &Lock, to: &Holder) -> Result<bool> {
-    let r = sqlx::query(
+    let r = crate::store::query(
         "UPDATE deployments SET holder = ?, heartbeat_at = ? \
-         WHERE id = ? AND status = 'running' AND holder IS ?",
+         WHERE id = ? AND status = 'running' AND holder IS NOT DISTINCT FROM ?",
     )
     .bind(to.to_string())
     .bind(crate::now())

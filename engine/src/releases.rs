@@ -107,9 +107,9 @@ pub struct NewRelease<'a> {
 pub async fn create(pool: &Pool, new: &NewRelease<'_>, template: &[TemplateItem]) -> Result<i64> {
     let now = crate::now();
     let mut tx = crate::store::begin_write(pool).await?;
-    let id = sqlx::query(
+    let id = crate::store::query(
         "INSERT INTO releases (environment_id, version, artifact, notes, migration_sql, requested_by, \
-         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(new.environment_id)
     .bind(new.version)
@@ -119,11 +119,10 @@ pub async fn create(pool: &Pool, new: &NewRelease<'_>, template: &[TemplateItem]
     .bind(new.requested_by)
     .bind(now)
     .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .last_insert_rowid();
+    .returning_id(&mut tx)
+    .await?;
     for (position, item) in template.iter().enumerate() {
-        sqlx::query(
+        crate::store::query(
             "INSERT INTO release_items (release_id, position, title, description, required_role, auto_check, \
              max_age_hours, required) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -135,7 +134,7 @@ pub async fn create(pool: &Pool, new: &NewRelease<'_>, template: &[TemplateItem]
         .bind(item.auto_check.map(|c| c.as_str()))
         .bind(item.max_age_hours)
         .bind(item.required)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     }
     tx.commit().await?;
@@ -143,7 +142,7 @@ pub async fn create(pool: &Pool, new: &NewRelease<'_>, template: &[TemplateItem]
 }
 
 pub async fn get(pool: &Pool, id: i64) -> Result<Release> {
-    sqlx::query_as::<_, ReleaseRow>(&format!("{RELEASE_SELECT} WHERE r.id = ?"))
+    crate::store::query_as::<ReleaseRow>(&format!("{RELEASE_SELECT} WHERE r.id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -153,7 +152,7 @@ pub async fn get(pool: &Pool, id: i64) -> Result<Release> {
 
 /// Newest first; `env_id` None lists every environment's.
 pub async fn list(pool: &Pool, env_id: Option<i64>, limit: i64) -> Result<Vec<Release>> {
-    sqlx::query_as::<_, ReleaseRow>(&format!(
+    crate::store::query_as::<ReleaseRow>(&format!(
         "{RELEASE_SELECT} WHERE (?1 IS NULL OR r.environment_id = ?1) ORDER BY r.id DESC LIMIT ?2"
     ))
     .bind(env_id)
@@ -167,7 +166,7 @@ pub async fn list(pool: &Pool, env_id: Option<i64>, limit: i64) -> Result<Vec<Re
 
 /// The newest open release of `version` in the environment.
 pub async fn latest_open(pool: &Pool, env_id: i64, version: &str) -> Result<Option<Release>> {
-    sqlx::query_as::<_, ReleaseRow>(&format!(
+    crate::store::query_as::<ReleaseRow>(&format!(
         "{RELEASE_SELECT} WHERE r.environment_id = ? AND r.version = ? AND r.status = 'open' \
          ORDER BY r.id DESC LIMIT 1"
     ))
@@ -180,7 +179,7 @@ pub async fn latest_open(pool: &Pool, env_id: i64, version: &str) -> Result<Opti
 }
 
 pub async fn items(pool: &Pool, release_id: i64) -> Result<Vec<ReleaseItem>> {
-    sqlx::query_as::<_, ItemRow>(
+    crate::store::query_as::<ItemRow>(
         "SELECT id, title, description, required_role, auto_check, max_age_hours, required \
          FROM release_items WHERE release_id = ? ORDER BY position, id",
     )
@@ -213,7 +212,7 @@ type SignoffRow = (
 /// Sign-offs that have not been voided (they may still have expired).
 pub async fn live_signoffs(pool: &Pool, release_id: i64) -> Result<Vec<Signoff>> {
     let rows: Vec<SignoffRow> =
-        sqlx::query_as(
+        crate::store::query_as(
             "SELECT s.id, s.release_item_id, s.revision, s.signed_by, u.username, s.note, s.signed_at, \
              s.expires_at FROM signoffs s JOIN users u ON u.id = s.signed_by \
              WHERE s.release_id = ? AND s.voided_at IS NULL",
@@ -266,9 +265,9 @@ pub async fn sign(pool: &Pool, s: &NewSignoff<'_>) -> Result<i64> {
     let now = crate::now();
     let mut tx = crate::store::begin_write(pool).await?;
     let current: Option<(i64, String)> =
-        sqlx::query_as("SELECT revision, status FROM releases WHERE id = ?")
+        crate::store::query_as("SELECT revision, status FROM releases WHERE id = ?")
             .bind(s.release_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
     match current {
         Some((rev, status)) if rev == s.revision && status == "open" => {}
@@ -281,18 +280,18 @@ pub async fn sign(pool: &Pool, s: &NewSignoff<'_>) -> Result<i64> {
         Some((rev, _)) => return Err(stale(s.release_id, s.revision, rev)),
         None => return Err(Error::NotFound(format!("release #{}", s.release_id))),
     }
-    sqlx::query(
+    crate::store::query(
         "UPDATE signoffs SET voided_at = ?, void_reason = 'expired' \
          WHERE release_item_id = ? AND voided_at IS NULL AND expires_at <= ?",
     )
     .bind(now)
     .bind(s.release_item_id)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
-    let res = sqlx::query(
+    let res = crate::store::query(
         "INSERT INTO signoffs (release_item_id, release_id, revision, signed_by, note, signed_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(s.release_item_id)
     .bind(s.release_id)
@@ -301,10 +300,10 @@ pub async fn sign(pool: &Pool, s: &NewSignoff<'_>) -> Result<i64> {
     .bind(s.note)
     .bind(now)
     .bind(s.expires_at)
-    .execute(&mut *tx)
+    .returning_id(&mut tx)
     .await;
     let id = match res {
-        Ok(r) => r.last_insert_rowid(),
+        Ok(id) => id,
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             return Err(Error::AlreadyExists(
                 "a valid signature on this item".into(),
@@ -325,7 +324,7 @@ pub fn stale(release_id: i64, seen: i64, current: i64) -> Error {
 
 /// Voids one live signature. Returns false when there was none.
 pub async fn void_signoff(pool: &Pool, signoff_id: i64, by: i64, reason: &str) -> Result<bool> {
-    let n = sqlx::query(
+    let n = crate::store::query(
         "UPDATE signoffs SET voided_at = ?, voided_by = ?, void_reason = ? \
          WHERE id = ? AND voided_at IS NULL",
     )
@@ -352,7 +351,7 @@ pub async fn edit(
 ) -> Result<(i64, u64)> {
     let now = crate::now();
     let mut tx = crate::store::begin_write(pool).await?;
-    let updated = sqlx::query(
+    let updated = crate::store::query(
         "UPDATE releases SET notes = ?, migration_sql = ?, revision = revision + 1, updated_at = ? \
          WHERE id = ? AND revision = ? AND status = 'open'",
     )
@@ -361,14 +360,14 @@ pub async fn edit(
     .bind(now)
     .bind(release_id)
     .bind(seen_revision)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?
     .rows_affected();
     if updated != 1 {
         let current: Option<(i64, String)> =
-            sqlx::query_as("SELECT revision, status FROM releases WHERE id = ?")
+            crate::store::query_as("SELECT revision, status FROM releases WHERE id = ?")
                 .bind(release_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?;
         return Err(match current {
             None => Error::NotFound(format!("release #{release_id}")),
@@ -379,7 +378,7 @@ pub async fn edit(
         });
     }
     let new_revision = seen_revision + 1;
-    let voided = sqlx::query(
+    let voided = crate::store::query(
         "UPDATE signoffs SET voided_at = ?, voided_by = ?, void_reason = ? \
          WHERE release_id = ? AND voided_at IS NULL",
     )
@@ -387,7 +386,7 @@ pub async fn edit(
     .bind(by)
     .bind(format!("release edited (revision {new_revision})"))
     .bind(release_id)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?
     .rows_affected();
     tx.commit().await?;
@@ -395,7 +394,7 @@ pub async fn edit(
 }
 
 pub async fn cancel(pool: &Pool, release_id: i64, seen_revision: i64) -> Result<()> {
-    let n = sqlx::query(
+    let n = crate::store::query(
         "UPDATE releases SET status = 'cancelled', updated_at = ? WHERE id = ? AND revision = ? AND status = 'open'",
     )
     .bind(crate::now())
@@ -420,7 +419,7 @@ pub async fn cancel(pool: &Pool, release_id: i64, seen_revision: i64) -> Result<
 /// Deployments of a release, newest first.
 pub async fn deployments(pool: &Pool, release_id: i64) -> Result<Vec<(i64, String)>> {
     Ok(
-        sqlx::query_as("SELECT id, status FROM deployments WHERE release_id = ? ORDER BY id DESC")
+        crate::store::query_as("SELECT id, status FROM deployments WHERE release_id = ? ORDER BY id DESC")
             .bind(release_id)
             .fetch_all(pool)
             .await?,
@@ -432,7 +431,7 @@ pub async fn deployments(pool: &Pool, release_id: i64) -> Result<Vec<(i64, Strin
 /// SQL are what was deployed, and deploying the version again needs a new
 /// release and new signatures.
 pub async fn deployed_as(pool: &Pool, release_id: i64) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
+    Ok(crate::store::query_scalar(
         "SELECT id FROM deployments WHERE release_id = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1",
     )
     .bind(release_id)
@@ -448,7 +447,7 @@ pub fn went_live(release_id: i64, deployment: i64) -> crate::error::Error {
 }
 
 pub async fn link_deployment(pool: &Pool, deployment_id: i64, release_id: i64) -> Result<()> {
-    sqlx::query("UPDATE deployments SET release_id = ? WHERE id = ?")
+    crate::store::query("UPDATE deployments SET release_id = ? WHERE id = ?")
         .bind(release_id)
         .bind(deployment_id)
         .execute(pool)
@@ -463,7 +462,7 @@ pub async fn succeeded_in(
     env_name: &str,
     version: &str,
 ) -> Result<Option<(i64, String, DateTime<Utc>)>> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT d.id, COALESCE(u.username, 'system'), d.finished_at FROM deployments d \
          JOIN environments e ON e.id = d.environment_id LEFT JOIN users u ON u.id = d.requested_by \
          WHERE e.name = ? AND d.to_version = ? AND d.kind = 'deploy' AND d.status = 'succeeded' \

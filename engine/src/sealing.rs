@@ -232,12 +232,13 @@ impl Engine {
             }
             Some(page.entries.iter().map(|e| e.id).collect())
         };
-        let rows: Vec<Entry> =
-            sqlx::query_as("SELECT * FROM audit_log WHERE id BETWEEN ? AND ? ORDER BY id DESC")
-                .bind(lo)
-                .bind(hi)
-                .fetch_all(self.pool())
-                .await?;
+        let rows: Vec<Entry> = crate::store::query_as(
+            "SELECT * FROM audit_log WHERE id BETWEEN ? AND ? ORDER BY id DESC",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(self.pool())
+        .await?;
         let text = rows
             .into_iter()
             .map(|e| {

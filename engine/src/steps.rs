@@ -22,13 +22,13 @@ pub const INTERRUPTED: &str = "console stopped during this step";
 pub async fn plan(pool: &Pool, deployment_id: i64, names: &[StepName]) -> Result<()> {
     let mut tx = crate::store::begin_write(pool).await?;
     for (i, name) in names.iter().enumerate() {
-        sqlx::query(
+        crate::store::query(
             "INSERT INTO deployment_steps (deployment_id, seq, name, status) VALUES (?, ?, ?, 'pending')",
         )
         .bind(deployment_id)
         .bind(i as i64 + 1)
         .bind(name.as_str())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     }
     tx.commit().await?;
@@ -37,7 +37,7 @@ pub async fn plan(pool: &Pool, deployment_id: i64, names: &[StepName]) -> Result
 
 /// Marks a step running from now.
 pub async fn start(pool: &Pool, deployment_id: i64, name: StepName) -> Result<()> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE deployment_steps SET status = 'running', started_at = ?, finished_at = NULL, message = NULL \
          WHERE deployment_id = ? AND name = ?",
     )
@@ -57,7 +57,7 @@ pub async fn progress(
     name: StepName,
     message: &str,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE deployment_steps SET message = ? WHERE deployment_id = ? AND name = ? AND status = 'running'",
     )
     .bind(message)
@@ -78,7 +78,7 @@ pub async fn finish(
     message: &str,
 ) -> Result<()> {
     let now = crate::now();
-    sqlx::query(
+    crate::store::query(
         "UPDATE deployment_steps SET status = ?, message = ?, finished_at = ?, \
          started_at = COALESCE(started_at, ?) WHERE deployment_id = ? AND name = ?",
     )
@@ -102,7 +102,7 @@ pub async fn close(pool: &Pool, deployment_id: i64, failure: Option<&str>) -> Re
         Some(m) => ("failed", Some(m)),
         None => ("succeeded", None),
     };
-    sqlx::query(
+    crate::store::query(
         "UPDATE deployment_steps SET status = ?, message = COALESCE(?, message), finished_at = ? \
          WHERE deployment_id = ? AND status = 'running'",
     )
@@ -110,13 +110,13 @@ pub async fn close(pool: &Pool, deployment_id: i64, failure: Option<&str>) -> Re
     .bind(message)
     .bind(now)
     .bind(deployment_id)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
-    sqlx::query(
+    crate::store::query(
         "UPDATE deployment_steps SET status = 'skipped' WHERE deployment_id = ? AND status = 'pending'",
     )
     .bind(deployment_id)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(())
@@ -135,7 +135,7 @@ struct Row {
 /// A deployment's steps in order; running steps carry their elapsed time.
 pub async fn list(pool: &Pool, deployment_id: i64) -> Result<Vec<StepView>> {
     let now = crate::now();
-    sqlx::query_as::<_, Row>(
+    crate::store::query_as::<Row>(
         "SELECT seq, name, status, started_at, finished_at, message FROM deployment_steps \
          WHERE deployment_id = ? ORDER BY seq",
     )

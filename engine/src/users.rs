@@ -85,18 +85,18 @@ pub async fn create(pool: &Pool, username: &str, password: &str, role: Role) -> 
     validate_username(username)?;
     validate_new_password(password)?;
     let hash = hash_password(password.to_string()).await?;
-    let res = sqlx::query(
-        "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+    let res = crate::store::query(
+        "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?) RETURNING id",
     )
     .bind(username)
     .bind(hash.as_str())
     .bind(role.as_str())
     .bind(crate::now())
-    .execute(pool)
+    .returning_id(pool)
     .await;
     match res {
-        Ok(r) => Ok(User {
-            id: r.last_insert_rowid(),
+        Ok(id) => Ok(User {
+            id,
             username: username.to_string(),
             role,
             disabled: false,
@@ -111,7 +111,7 @@ pub async fn create(pool: &Pool, username: &str, password: &str, role: Role) -> 
 }
 
 pub async fn find(pool: &Pool, id: i64) -> Result<Option<User>> {
-    sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+    crate::store::query_as::<UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -120,7 +120,7 @@ pub async fn find(pool: &Pool, id: i64) -> Result<Option<User>> {
 }
 
 pub async fn find_by_name(pool: &Pool, username: &str) -> Result<Option<User>> {
-    sqlx::query_as::<_, UserRow>(&format!(
+    crate::store::query_as::<UserRow>(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
     ))
     .bind(username)
@@ -131,7 +131,7 @@ pub async fn find_by_name(pool: &Pool, username: &str) -> Result<Option<User>> {
 }
 
 pub async fn count(pool: &Pool) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+    Ok(crate::store::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(pool)
         .await?)
 }
@@ -141,7 +141,7 @@ pub(crate) async fn credentials(
     pool: &Pool,
     username: &str,
 ) -> Result<Option<(User, PasswordHash)>> {
-    let Some(user) = sqlx::query_as::<_, UserRow>(&format!(
+    let Some(user) = crate::store::query_as::<UserRow>(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
     ))
     .bind(username)
@@ -150,7 +150,7 @@ pub(crate) async fn credentials(
     else {
         return Ok(None);
     };
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+    let hash: String = crate::store::query_scalar("SELECT password_hash FROM users WHERE id = ?")
         .bind(user.id)
         .fetch_one(pool)
         .await?;
@@ -161,7 +161,7 @@ pub(crate) async fn credentials(
 }
 
 pub async fn list(pool: &Pool) -> Result<Vec<User>> {
-    sqlx::query_as::<_, UserRow>(&format!(
+    crate::store::query_as::<UserRow>(&format!(
         "SELECT {USER_COLUMNS} FROM users ORDER BY username"
     ))
     .fetch_all(pool)
@@ -173,8 +173,8 @@ pub async fn list(pool: &Pool) -> Result<Vec<User>> {
 
 /// Enabled admins other than `except`: the console must always keep one.
 pub async fn other_enabled_admins(pool: &Pool, except: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?",
+    Ok(crate::store::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = FALSE AND id != ?",
     )
     .bind(except)
     .fetch_one(pool)
@@ -182,7 +182,7 @@ pub async fn other_enabled_admins(pool: &Pool, except: i64) -> Result<i64> {
 }
 
 pub async fn set_role(pool: &Pool, id: i64, role: Role) -> Result<()> {
-    sqlx::query("UPDATE users SET role = ?, role_epoch = role_epoch + 1 WHERE id = ?")
+    crate::store::query("UPDATE users SET role = ?, role_epoch = role_epoch + 1 WHERE id = ?")
         .bind(role.as_str())
         .bind(id)
         .execute(pool)
@@ -191,7 +191,7 @@ pub async fn set_role(pool: &Pool, id: i64, role: Role) -> Result<()> {
 }
 
 pub async fn set_disabled(pool: &Pool, id: i64, disabled: bool) -> Result<()> {
-    sqlx::query("UPDATE users SET disabled = ?, auth_epoch = auth_epoch + 1 WHERE id = ?")
+    crate::store::query("UPDATE users SET disabled = ?, auth_epoch = auth_epoch + 1 WHERE id = ?")
         .bind(disabled)
         .bind(id)
         .execute(pool)
@@ -202,7 +202,7 @@ pub async fn set_disabled(pool: &Pool, id: i64, disabled: bool) -> Result<()> {
 pub async fn set_password(pool: &Pool, id: i64, password: &str) -> Result<()> {
     validate_new_password(password)?;
     let hash = hash_password(password.to_string()).await?;
-    sqlx::query("UPDATE users SET password_hash = ?, auth_epoch = auth_epoch + 1 WHERE id = ?")
+    crate::store::query("UPDATE users SET password_hash = ?, auth_epoch = auth_epoch + 1 WHERE id = ?")
         .bind(hash.as_str())
         .bind(id)
         .execute(pool)

@@ -76,7 +76,7 @@ const SELECT: &str = "SELECT deployment_id, environment_id, slot, generation, st
 
 /// A deployment's watch, for its page.
 pub async fn view(pool: &Pool, deployment_id: i64) -> Result<Option<WatchView>> {
-    let Some(r) = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE deployment_id = ?"))
+    let Some(r) = crate::store::query_as::<Row>(&format!("{SELECT} WHERE deployment_id = ?"))
         .bind(deployment_id)
         .fetch_optional(pool)
         .await?
@@ -94,7 +94,7 @@ pub async fn view(pool: &Pool, deployment_id: i64) -> Result<Option<WatchView>> 
 }
 
 async fn set(pool: &Pool, w: &Watch, status: WatchStatus, message: &str) -> Result<()> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE deployment_watches SET status = ?, message = ?, finished_at = CASE WHEN ? = 'watching' \
          THEN NULL ELSE ? END WHERE deployment_id = ? AND status = 'watching'",
     )
@@ -181,7 +181,7 @@ impl Engine {
         let until = started_at
             + chrono::Duration::from_std(env.watch_window)
                 .unwrap_or_else(|_| chrono::Duration::minutes(5));
-        sqlx::query(
+        crate::store::query(
             "INSERT INTO deployment_watches (deployment_id, environment_id, slot, generation, started_at, \
              until, status, message) VALUES (?, ?, ?, ?, ?, ?, 'watching', ?)",
         )
@@ -210,7 +210,7 @@ impl Engine {
     /// not ended goes on watching; one that ended while the console was down
     /// was not watched to its end, so it is closed as stopped, not passed.
     pub async fn resume_watches(&self) -> Result<()> {
-        let rows = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE status = 'watching'"))
+        let rows = crate::store::query_as::<Row>(&format!("{SELECT} WHERE status = 'watching'"))
             .fetch_all(self.pool())
             .await?;
         for r in &rows {
@@ -296,7 +296,7 @@ impl Engine {
                     return set(pool, w, WatchStatus::Passed, &m).await;
                 }
                 Ok(summary) => {
-                    sqlx::query(
+                    crate::store::query(
                         "UPDATE deployment_watches SET message = ? WHERE deployment_id = ? AND status = 'watching'",
                     )
                     .bind(format!("watching: {summary}"))
@@ -342,7 +342,7 @@ impl Engine {
                 None,
             ),
         };
-        sqlx::query(
+        crate::store::query(
             "UPDATE deployment_watches SET message = ?, rollback_id = ? WHERE deployment_id = ?",
         )
         .bind(message)

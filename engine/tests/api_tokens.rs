@@ -207,7 +207,7 @@ async fn revoked_expired_forged_and_malformed_tokens_let_nobody_in() {
         "malformed token"
     );
 
-    sqlx::query("UPDATE api_tokens SET expires_at = '2000-01-01T00:00:00Z'")
+    engine::store::query("UPDATE api_tokens SET expires_at = '2000-01-01T00:00:00Z'")
         .execute(w.engine.pool())
         .await
         .unwrap();

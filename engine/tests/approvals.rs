@@ -247,7 +247,7 @@ async fn requester_cannot_sign_and_each_item_needs_its_role() {
     assert!(!as_victor.can_edit && !as_victor.can_deploy);
 
     // Refusals are in the audit log with who asked.
-    let denied: i64 = sqlx::query_scalar(
+    let denied: i64 = engine::store::query_scalar(
         "SELECT COUNT(*) FROM audit_log WHERE action = 'release.sign' AND result = 'denied'",
     )
     .fetch_one(w.engine.pool())
@@ -451,7 +451,7 @@ async fn editing_voids_signatures_and_stale_forms_are_refused() {
     let view = w.engine.release(&alice, release.id).await.unwrap();
     assert_eq!(view.revision, 2);
     assert!(view.items.iter().all(|i| i.signoff.is_none()));
-    let voided: String = sqlx::query_scalar("SELECT void_reason FROM signoffs")
+    let voided: String = engine::store::query_scalar("SELECT void_reason FROM signoffs")
         .fetch_one(w.engine.pool())
         .await
         .unwrap();
@@ -568,7 +568,7 @@ async fn an_item_of_another_release_is_not_found_and_changes_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signoffs")
+    let n: i64 = engine::store::query_scalar("SELECT COUNT(*) FROM signoffs")
         .fetch_one(w.engine.pool())
         .await
         .unwrap();

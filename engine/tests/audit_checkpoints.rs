@@ -55,7 +55,7 @@ impl Log {
     /// What an attacker with the database file does first.
     async fn drop_guards(&self) {
         for t in ["audit_log_no_update", "audit_log_no_delete"] {
-            sqlx::query(&format!("DROP TRIGGER {t}"))
+            engine::store::query(&format!("DROP TRIGGER {t}"))
                 .execute(self.engine.pool())
                 .await
                 .unwrap();
@@ -63,7 +63,7 @@ impl Log {
     }
 
     async fn delete_from(&self, id: i64) {
-        sqlx::query("DELETE FROM audit_log WHERE id >= ?")
+        engine::store::query("DELETE FROM audit_log WHERE id >= ?")
             .bind(id)
             .execute(self.engine.pool())
             .await

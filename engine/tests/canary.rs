@@ -106,7 +106,7 @@ fn tester(header: Option<(&str, &str)>, cookie: Option<(&str, &str)>) -> CanaryS
 }
 
 async fn canary_audit(engine: &Engine) -> Vec<(String, String)> {
-    sqlx::query_as(
+    engine::store::query_as(
         "SELECT actor_name, details FROM audit_log WHERE action = 'deploy.canary' ORDER BY id",
     )
     .fetch_all(engine.pool())

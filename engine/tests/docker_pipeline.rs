@@ -349,7 +349,7 @@ async fn containers_get_the_environments_port_limits_and_mounts() {
     let h = Harness::new("docker", true).await;
     let data = h._dir.path().join("shared");
     std::fs::create_dir_all(&data).unwrap();
-    sqlx::query(
+    engine::store::query(
         "UPDATE environments SET container_port = 9090, docker_memory_mb = 64, docker_cpus = 0.5, \
          docker_restart = 'on-failure:2', docker_volumes = ? WHERE name = ?",
     )
@@ -431,7 +431,7 @@ async fn a_missing_image_is_pulled_with_the_environments_registry_login() {
             None,
         )
         .await;
-    sqlx::query(
+    engine::store::query(
         "UPDATE environments SET artifact_template = ?, docker_registry_user = ?, \
          docker_registry_secret = 'REGISTRY_PASSWORD' WHERE name = ?",
     )
@@ -477,7 +477,7 @@ async fn a_missing_image_is_pulled_with_the_environments_registry_login() {
         let shown = shown.clone();
         tokio::spawn(async move {
             loop {
-                let messages: Vec<Option<String>> = sqlx::query_scalar(
+                let messages: Vec<Option<String>> = engine::store::query_scalar(
                     "SELECT message FROM deployment_steps WHERE name = 'start' AND status = 'running'",
                 )
                 .fetch_all(&pool)

@@ -356,7 +356,7 @@ async fn create_copies_a_checklist_and_never_overwrites() {
 }
 
 async fn audit_count(engine: &Engine) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+    engine::store::query_scalar("SELECT COUNT(*) FROM audit_log")
         .fetch_one(engine.pool())
         .await
         .unwrap()
@@ -364,7 +364,7 @@ async fn audit_count(engine: &Engine) -> i64 {
 
 /// The details of every audit entry of `action`, oldest first.
 async fn audit_details(engine: &Engine, action: &str) -> Vec<String> {
-    sqlx::query_scalar("SELECT details FROM audit_log WHERE action = ? ORDER BY id")
+    engine::store::query_scalar("SELECT details FROM audit_log WHERE action = ? ORDER BY id")
         .bind(action)
         .fetch_all(engine.pool())
         .await
@@ -482,11 +482,12 @@ async fn archiving_a_live_environment_stops_its_slots_and_keeps_history() {
     .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     // History stays.
-    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE environment_id = ?")
-        .bind(env.id)
-        .fetch_one(h.engine.pool())
-        .await
-        .unwrap();
+    let kept: i64 =
+        engine::store::query_scalar("SELECT COUNT(*) FROM deployments WHERE environment_id = ?")
+            .bind(env.id)
+            .fetch_one(h.engine.pool())
+            .await
+            .unwrap();
     assert_eq!(kept, 3, "v1, v2 and the test's rollback row");
     // The name stays taken.
     let mut again = h.engine.environment_configs(&system).await.unwrap().pop();

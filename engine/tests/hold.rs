@@ -70,7 +70,7 @@ async fn deploy_until_held(
 }
 
 async fn audit_actions(engine: &Engine) -> Vec<(String, Option<String>)> {
-    sqlx::query_as("SELECT action, reason FROM audit_log ORDER BY id")
+    engine::store::query_as("SELECT action, reason FROM audit_log ORDER BY id")
         .fetch_all(engine.pool())
         .await
         .unwrap()

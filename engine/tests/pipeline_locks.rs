@@ -207,7 +207,7 @@ async fn reconcile_never_stops_a_slot_the_router_may_be_serving() {
                 .unwrap();
         format!("http://{}", v["admin"].as_str().unwrap())
     };
-    sqlx::query("UPDATE environments SET proxy_admin_url = ? WHERE id = ?")
+    engine::store::query("UPDATE environments SET proxy_admin_url = ? WHERE id = ?")
         .bind(&admin_url)
         .bind(env.id)
         .execute(&pool)
@@ -403,7 +403,7 @@ async fn slow_deploy_in_health(
 }
 
 async fn lock_row(h: &Harness, dep: i64) -> (String, Option<String>, Option<String>) {
-    sqlx::query_as("SELECT status, holder, heartbeat_at FROM deployments WHERE id = ?")
+    engine::store::query_as("SELECT status, holder, heartbeat_at FROM deployments WHERE id = ?")
         .bind(dep)
         .fetch_one(h.engine.pool())
         .await
@@ -594,7 +594,7 @@ async fn foreign_lock(h: &Harness, heartbeat_age: chrono::Duration) -> i64 {
     )
     .await
     .unwrap();
-    sqlx::query("UPDATE deployments SET heartbeat_at = ? WHERE id = ?")
+    engine::store::query("UPDATE deployments SET heartbeat_at = ? WHERE id = ?")
         .bind(chrono::Utc::now() - heartbeat_age)
         .bind(dep)
         .execute(h.engine.pool())
@@ -628,7 +628,7 @@ async fn a_lock_whose_console_went_silent_expires_and_a_live_one_is_not_broken()
     assert!(matches!(e, Error::DeployInProgress { .. }), "{e}");
 
     // Silent for longer than the time to live (30 s): the lock expires.
-    sqlx::query("UPDATE deployments SET heartbeat_at = ? WHERE id = ?")
+    engine::store::query("UPDATE deployments SET heartbeat_at = ? WHERE id = ?")
         .bind(chrono::Utc::now() - chrono::Duration::seconds(45))
         .bind(dep)
         .execute(h.engine.pool())

@@ -62,11 +62,12 @@ impl Drop for Harness {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let pool = sqlx::SqlitePool::connect(&url).await.ok()?;
-                let rows: Vec<(Option<String>,)> = sqlx::query_as("SELECT handle FROM slots")
-                    .fetch_all(&pool)
-                    .await
-                    .ok()?;
+                let pool = engine::store::open(&url).await.ok()?;
+                let rows: Vec<(Option<String>,)> =
+                    engine::store::query_as("SELECT handle FROM slots")
+                        .fetch_all(&pool)
+                        .await
+                        .ok()?;
                 Some(
                     rows.into_iter()
                         .filter_map(|(h,)| h?.parse::<i32>().ok())

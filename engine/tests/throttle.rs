@@ -613,11 +613,12 @@ async fn forgotten_failures_do_not_count_and_are_pruned() {
         bad_credentials(t.login(&w.engine, "lena", WRONG, None).await);
     }
     let rows = || async {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT key FROM login_throttle WHERE kind = 'account' ORDER BY key")
-                .fetch_all(w.engine.pool())
-                .await
-                .unwrap();
+        let rows: Vec<(String,)> = engine::store::query_as(
+            "SELECT key FROM login_throttle WHERE kind = 'account' ORDER BY key",
+        )
+        .fetch_all(w.engine.pool())
+        .await
+        .unwrap();
         rows.into_iter().map(|r| r.0).collect::<Vec<_>>()
     };
     assert_eq!(rows().await, ["lena", "max"]);

@@ -125,7 +125,7 @@ impl Console {
         engine.checkpoint_audit().await?;
 
         // Sessions live in the same database file.
-        let store = SqliteStore::new(pool);
+        let store = SqliteStore::new(pool.as_sqlite().clone());
         store.migrate().await?;
         let rounds = Rounds(vec![
             tokio::spawn({

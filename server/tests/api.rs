@@ -567,7 +567,7 @@ async fn refused_tokens_get_401_and_change_nothing() {
     let revoked = c.token_for("ada", Role::Deployer, None).await;
     let expired = {
         let t = c.token_for("ada", Role::Viewer, None).await;
-        sqlx::query(
+        engine::store::query(
             "UPDATE api_tokens SET expires_at = '2001-01-01T00:00:00Z' WHERE name = 'ada-viewer-all'",
         )
         .execute(&c.pool)

@@ -22,12 +22,12 @@ async fn seal_seen_by(c: &Console, cookie: &str) -> AuditSealView {
 /// What someone with write access to the database file does.
 async fn cut_the_newest_entries(c: &Console, keep: i64) {
     for t in ["audit_log_no_update", "audit_log_no_delete"] {
-        sqlx::query(&format!("DROP TRIGGER IF EXISTS {t}"))
+        engine::store::query(&format!("DROP TRIGGER IF EXISTS {t}"))
             .execute(&c.pool)
             .await
             .unwrap();
     }
-    sqlx::query("DELETE FROM audit_log WHERE id > ?")
+    engine::store::query("DELETE FROM audit_log WHERE id > ?")
         .bind(keep)
         .execute(&c.pool)
         .await

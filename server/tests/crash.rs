@@ -233,7 +233,7 @@ impl Users {
 async fn wait_for_step(pool: &engine::store::Pool, step: &str) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let found: Option<i64> = sqlx::query_scalar(
+        let found: Option<i64> = engine::store::query_scalar(
             "SELECT d.id FROM deployments d JOIN deployment_steps s ON s.deployment_id = d.id \
              WHERE d.status = 'running' AND s.name = ? AND s.status = 'running'",
         )
@@ -326,7 +326,7 @@ async fn kill_during_with(
     );
     assert!(answered > 0);
     let running: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE status = 'running'")
+        engine::store::query_scalar("SELECT COUNT(*) FROM deployments WHERE status = 'running'")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -503,7 +503,7 @@ async fn a_watch_window_goes_on_after_the_console_is_killed() {
     let cookie = site.sign_in().await;
     let users = Users::start(&site, 2);
     site.request_deploy(&cookie, "v2").await.unwrap();
-    let dep: i64 = sqlx::query_scalar("SELECT MAX(id) FROM deployments")
+    let dep: i64 = engine::store::query_scalar("SELECT MAX(id) FROM deployments")
         .fetch_one(&pool)
         .await
         .unwrap();

@@ -182,7 +182,7 @@ async fn an_admin_creates_edits_and_archives_with_every_bad_field_named() {
     assert_eq!(env.artifact, "/bin/true {version}");
 
     // Archiving an environment users are on needs the confirmation.
-    sqlx::query("UPDATE environments SET active_color = 'blue' WHERE name = 'shop'")
+    engine::store::query("UPDATE environments SET active_color = 'blue' WHERE name = 'shop'")
         .execute(&c.pool)
         .await
         .unwrap();
@@ -323,7 +323,7 @@ async fn mounts_are_set_one_per_line_and_host_directories_stay_the_hosts() {
         shop.docker.volumes,
         ["/srv/shop:/srv:ro", "shop-data:/data"]
     );
-    let changes: Vec<(String, String)> = sqlx::query_as(
+    let changes: Vec<(String, String)> = engine::store::query_as(
         "SELECT action, details FROM audit_log WHERE environment = 'shop' ORDER BY id DESC LIMIT 1",
     )
     .fetch_all(&c.pool)

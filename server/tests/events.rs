@@ -250,7 +250,7 @@ async fn a_viewer_follows_a_real_deploy_over_server_sent_events() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let id: i64 = loop {
         let running: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM deployments WHERE status = 'running'")
+            engine::store::query_scalar("SELECT id FROM deployments WHERE status = 'running'")
                 .fetch_optional(&pool)
                 .await
                 .unwrap();

@@ -24,7 +24,7 @@ fn once<'a>(reason: &'a str, starts: &'a str, ends: &'a str) -> Vec<(&'a str, &'
 }
 
 async fn audited(c: &Console, action: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = ?")
+    engine::store::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = ?")
         .bind(action)
         .fetch_one(&c.pool)
         .await

@@ -8,12 +8,13 @@ use support::*;
 
 /// Audit entries with this action, oldest first: (source address, details).
 async fn audited(c: &Console, action: &str) -> Vec<(Option<String>, serde_json::Value)> {
-    let rows: Vec<(Option<String>, String)> =
-        sqlx::query_as("SELECT source_ip, details FROM audit_log WHERE action = ? ORDER BY id")
-            .bind(action)
-            .fetch_all(&c.pool)
-            .await
-            .unwrap();
+    let rows: Vec<(Option<String>, String)> = engine::store::query_as(
+        "SELECT source_ip, details FROM audit_log WHERE action = ? ORDER BY id",
+    )
+    .bind(action)
+    .fetch_all(&c.pool)
+    .await
+    .unwrap();
     rows.into_iter()
         .map(|(ip, d)| (ip, serde_json::from_str(&d).unwrap()))
         .collect()

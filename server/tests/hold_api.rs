@@ -69,7 +69,7 @@ async fn decision(c: &Console, id: i64) -> Option<String> {
 }
 
 async fn audited(c: &Console, action: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = ?")
+    engine::store::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = ?")
         .bind(action)
         .fetch_one(&c.pool)
         .await
@@ -204,7 +204,7 @@ async fn put(c: &Console, path: &str, token: &str, body: Value) -> (u16, Value) 
 
 /// What the hold's row says of its canary: the setting and the write mark.
 async fn canary_row(c: &Console, id: i64) -> (Option<String>, Option<String>) {
-    sqlx::query_as(
+    engine::store::query_as(
         "SELECT canary, canary_writing_since FROM deployment_holds WHERE deployment_id = ?",
     )
     .bind(id)
@@ -363,7 +363,7 @@ async fn the_hold_panel_offers_the_canary_form_to_deployers_and_shows_the_settin
     assert_eq!(audited(&c, "deploy.canary").await, 0);
 
     // The setting in force is shown, escaped, and fills the form.
-    sqlx::query("UPDATE deployment_holds SET canary = ? WHERE deployment_id = ?")
+    engine::store::query("UPDATE deployment_holds SET canary = ? WHERE deployment_id = ?")
         .bind(r#"{"percent":20,"header":{"name":"X-Tester","value":"<b>me</b>"}}"#)
         .bind(id)
         .execute(&c.pool)

@@ -210,12 +210,11 @@ async fn every_action_by_every_role_is_decided_on_the_server() {
         c.user(name, role).await;
     }
     c.user("target", Role::Viewer).await;
-    let target_id: i64 = tower_sessions_sqlx_store::sqlx::query_scalar(
-        "SELECT id FROM users WHERE username = 'target'",
-    )
-    .fetch_one(&c.pool)
-    .await
-    .unwrap();
+    let target_id: i64 =
+        engine::store::query_scalar("SELECT id FROM users WHERE username = 'target'")
+            .fetch_one(&c.pool)
+            .await
+            .unwrap();
     let tid = target_id.to_string();
     // A protected environment and a release by someone outside the matrix,
     // so four-eyes never hides a role decision.
@@ -637,11 +636,10 @@ async fn forged_fields_in_a_sign_form_change_nothing() {
     let c = start().await;
     c.user("abe", Role::Approver).await;
     let (release, reviewed, _, _) = c.protected_release("rita").await;
-    let ids: Vec<(String, i64)> =
-        tower_sessions_sqlx_store::sqlx::query_as("SELECT username, id FROM users")
-            .fetch_all(&c.pool)
-            .await
-            .unwrap();
+    let ids: Vec<(String, i64)> = engine::store::query_as("SELECT username, id FROM users")
+        .fetch_all(&c.pool)
+        .await
+        .unwrap();
     let id = |n: &str| ids.iter().find(|(u, _)| u == n).unwrap().1.to_string();
     let (rid, item) = (release.to_string(), reviewed.to_string());
 
@@ -674,7 +672,7 @@ async fn forged_fields_in_a_sign_form_change_nothing() {
     ];
     let r = c.post("/api/sign_item", &forged, Some(&abe), &[]).await;
     assert!(r.status.is_success(), "{} {}", r.status, r.body);
-    let signer: String = tower_sessions_sqlx_store::sqlx::query_scalar(
+    let signer: String = engine::store::query_scalar(
         "SELECT u.username FROM signoffs s JOIN users u ON u.id = s.signed_by",
     )
     .fetch_one(&c.pool)

@@ -119,12 +119,10 @@ async fn account_changes_reach_live_sessions() {
     c.user("dora", Role::Deployer).await;
     let admin = c.session_for("ada").await;
     let dora = c.session_for("dora").await;
-    let dora_id: i64 = tower_sessions_sqlx_store::sqlx::query_scalar(
-        "SELECT id FROM users WHERE username = 'dora'",
-    )
-    .fetch_one(&c.pool)
-    .await
-    .unwrap();
+    let dora_id: i64 = engine::store::query_scalar("SELECT id FROM users WHERE username = 'dora'")
+        .fetch_one(&c.pool)
+        .await
+        .unwrap();
     let id = dora_id.to_string();
 
     // A forged role value is refused, not defaulted.
@@ -212,12 +210,10 @@ async fn account_changes_reach_live_sessions() {
         .is_success());
 
     // The last enabled admin cannot lock everyone out.
-    let ada_id: i64 = tower_sessions_sqlx_store::sqlx::query_scalar(
-        "SELECT id FROM users WHERE username = 'ada'",
-    )
-    .fetch_one(&c.pool)
-    .await
-    .unwrap();
+    let ada_id: i64 = engine::store::query_scalar("SELECT id FROM users WHERE username = 'ada'")
+        .fetch_one(&c.pool)
+        .await
+        .unwrap();
     let ada = ada_id.to_string();
     let r = c
         .post(
@@ -239,7 +235,7 @@ async fn account_changes_reach_live_sessions() {
     assert!(matches!(r.error(), AppError::Conflict(m) if m.contains("last enabled admin")));
 
     // Every change is in the audit log, and no password is.
-    let actions: Vec<String> = tower_sessions_sqlx_store::sqlx::query_scalar(
+    let actions: Vec<String> = engine::store::query_scalar(
         "SELECT action FROM audit_log WHERE action LIKE 'user.%' ORDER BY id",
     )
     .fetch_all(&c.pool)
@@ -254,7 +250,7 @@ async fn account_changes_reach_live_sessions() {
             "user.password_reset"
         ]
     );
-    let dump: Vec<String> = tower_sessions_sqlx_store::sqlx::query_scalar(
+    let dump: Vec<String> = engine::store::query_scalar(
         "SELECT actor_name || details || COALESCE(target, '') FROM audit_log",
     )
     .fetch_all(&c.pool)

@@ -310,15 +310,16 @@ fn url_payload(tag: &str) -> String {
 }
 
 async fn text_columns(pool: &Pool) -> Vec<(String, String)> {
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let tables: Vec<String> = engine::store::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
     let mut out = Vec::new();
     for t in tables.into_iter().filter(|t| !is_internal_table(t)) {
         let cols: Vec<(String, String)> =
-            sqlx::query_as("SELECT name, type FROM pragma_table_info(?)")
+            engine::store::query_as("SELECT name, type FROM pragma_table_info(?)")
                 .bind(&t)
                 .fetch_all(pool)
                 .await
@@ -397,7 +398,7 @@ async fn build_scene(c: &Console) -> Scene {
         .await
         .unwrap();
     // A second deployment, running: the environment's lock, with its holder.
-    sqlx::query(
+    engine::store::query(
         "INSERT INTO deployments (environment_id, kind, status, from_version, to_version, \
          from_slot, to_slot, reason, message, started_at, holder, heartbeat_at) \
          SELECT environment_id, kind, 'running', from_version, to_version, from_slot, to_slot, \
@@ -417,7 +418,7 @@ async fn build_scene(c: &Console) -> Scene {
     )
     .await
     .unwrap();
-    sqlx::query(
+    engine::store::query(
         "UPDATE deployment_holds SET decision = 'abort', decided_by = 'dev', reason = 'wrong', \
          decided_at = held_at WHERE deployment_id = ?",
     )
@@ -526,7 +527,7 @@ async fn build_scene(c: &Console) -> Scene {
         )
         .await
         .unwrap();
-    sqlx::query(
+    engine::store::query(
         "INSERT INTO webhook_deliveries (webhook_id, message_id, event, payload, status, \
          attempts, created_at, last_error) VALUES (?, 'msg_1', 'deploy.failed', '{}', \
          'gave_up', 3, '2026-12-05T00:00:00Z', 'redirect (302) to /x not followed')",
@@ -565,7 +566,7 @@ async fn fill(c: &Console, payload: fn(&str) -> String) {
             "? || '#' || COALESCE({column}, '')"
         };
         let value = value.replace("{column}", column);
-        sqlx::query(&format!("UPDATE {table} SET {column} = {value} {rows}"))
+        engine::store::query(&format!("UPDATE {table} SET {column} = {value} {rows}"))
             .bind(payload(&format!("{table}.{column}")))
             .execute(&c.pool)
             .await
@@ -601,7 +602,7 @@ async fn fill_audit(c: &Console, payload: fn(&str) -> String) {
 /// with the status each of them gets: a refusal or a missing page is still a
 /// whole page, and its status never depends on timing (pages render whole).
 async fn pages(c: &Console, s: &Scene) -> Vec<(String, (StatusCode, StatusCode))> {
-    let env: String = sqlx::query_scalar("SELECT name FROM environments LIMIT 1")
+    let env: String = engine::store::query_scalar("SELECT name FROM environments LIMIT 1")
         .fetch_one(&c.pool)
         .await
         .unwrap();

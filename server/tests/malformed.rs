@@ -10,7 +10,7 @@ use support::*;
 
 /// Row counts of every table that a request could change.
 async fn snapshot(pool: &Pool) -> Vec<(String, i64)> {
-    let tables: Vec<String> = sqlx::query_scalar(
+    let tables: Vec<String> = engine::store::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
          AND name NOT LIKE 'audit_fts%' AND name <> 'tower_sessions' ORDER BY name",
     )
@@ -19,7 +19,7 @@ async fn snapshot(pool: &Pool) -> Vec<(String, i64)> {
     .unwrap();
     let mut out = Vec::new();
     for t in tables {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"{t}\""))
+        let n: i64 = engine::store::query_scalar(&format!("SELECT COUNT(*) FROM \"{t}\""))
             .fetch_one(pool)
             .await
             .unwrap();

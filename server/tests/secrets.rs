@@ -166,7 +166,7 @@ async fn a_secret_is_write_only_and_found_nowhere_afterwards() {
     let verify = switchyard(&c, &["audit", "verify"], None);
     seen.push(("switchyard audit verify".into(), text(&verify)));
     let audit: Vec<(String, String, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT action, details, target, reason FROM audit_log")
+        engine::store::query_as("SELECT action, details, target, reason FROM audit_log")
             .fetch_all(&c.pool)
             .await
             .unwrap();
@@ -177,7 +177,7 @@ async fn a_secret_is_write_only_and_found_nowhere_afterwards() {
     }
     // At rest: not in the database (or its WAL), the checkpoints or any file
     // of the data directory — the key file holds a key, not the value.
-    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+    engine::store::query("PRAGMA wal_checkpoint(PASSIVE)")
         .execute(&c.pool)
         .await
         .unwrap();
@@ -199,7 +199,7 @@ async fn a_secret_is_write_only_and_found_nowhere_afterwards() {
     assert!(!text(&rotated).contains(SECRET), "{}", text(&rotated));
     assert_ne!(std::fs::read(&key_file).unwrap(), old_key, "a new key");
     let sealed_under: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT key_id FROM environment_secrets")
+        engine::store::query_scalar("SELECT DISTINCT key_id FROM environment_secrets")
             .fetch_all(&c.pool)
             .await
             .unwrap();
@@ -466,7 +466,7 @@ async fn a_registry_password_given_at_create_is_a_secret_found_nowhere() {
         Some(SECRET),
         "stored, sealed, for the pull"
     );
-    let audit: Vec<(String, Option<String>, String)> = sqlx::query_as(
+    let audit: Vec<(String, Option<String>, String)> = engine::store::query_as(
         "SELECT action, target, details FROM audit_log WHERE environment = 'shop' ORDER BY id",
     )
     .fetch_all(&c.pool)
@@ -501,7 +501,7 @@ async fn a_registry_password_given_at_create_is_a_secret_found_nowhere() {
         seen.push((format!("POST {path}"), r.body));
     }
     let all_audit: Vec<(String, String, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT action, details, target, reason FROM audit_log")
+        engine::store::query_as("SELECT action, details, target, reason FROM audit_log")
             .fetch_all(&c.pool)
             .await
             .unwrap();

@@ -163,7 +163,7 @@ impl Checkpoints {
         // Read under the lock: two checkpoints taken at once must not be
         // written in the opposite order of the heads they read.
         let last: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            crate::store::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
                 .fetch_optional(pool)
                 .await?;
         let (entries, head) = last.map_or((0, super::GENESIS.to_string()), |(id, h)| (id as u64, h));

@@ -211,8 +211,8 @@ impl AuditLog {
         // want of its audit entry.
         let mut tx = crate::store::begin_write(pool).await?;
         let last: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
+            crate::store::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut tx)
                 .await?;
         let (id, prev_hash) = match last {
             Some((id, hash)) => (id + 1, hash),
@@ -235,7 +235,7 @@ impl AuditLog {
             hash: String::new(),
         };
         entry.hash = entry.compute_hash();
-        sqlx::query(
+        crate::store::query(
             "INSERT INTO audit_log (id, at, actor_kind, actor_id, actor_name, source_ip, action, environment, \
              target, reason, result, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -253,7 +253,7 @@ impl AuditLog {
         .bind(&entry.details)
         .bind(&entry.prev_hash)
         .bind(&entry.hash)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .map_err(|e| Error::Internal(format!("audit entry could not be written: {e}")))?;
         tx.commit().await?;
@@ -313,7 +313,7 @@ fn fts_query(text: &str) -> Option<String> {
 /// One page of entries matching `filter`, newest first (keyset pagination on id).
 pub async fn search(pool: &Pool, filter: &AuditFilter, limit: i64) -> Result<AuditPage> {
     let limit = limit.clamp(1, 1000);
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM audit_log WHERE 1 = 1");
+    let mut q = crate::store::QueryBuilder::new("SELECT * FROM audit_log WHERE 1 = 1");
     if let Some(actor) = given(&filter.actor) {
         q.push(" AND actor_name = ").push_bind(actor.to_string());
     }
@@ -364,7 +364,7 @@ pub async fn search(pool: &Pool, filter: &AuditFilter, limit: i64) -> Result<Aud
 #[cfg_attr(not(feature = "internals"), allow(dead_code))] // tests and benchmarks
 pub async fn recent(pool: &Pool, limit: i64) -> Result<Vec<Entry>> {
     Ok(
-        sqlx::query_as("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")
+        crate::store::query_as("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")
             .bind(limit)
             .fetch_all(pool)
             .await?,
@@ -416,7 +416,7 @@ pub async fn verify_with(pool: &Pool, anchors: &Anchors) -> Result<Verdict> {
     let mut position = 0u64;
     loop {
         let batch: Vec<Entry> =
-            sqlx::query_as("SELECT * FROM audit_log WHERE id >= ? ORDER BY id LIMIT ?")
+            crate::store::query_as("SELECT * FROM audit_log WHERE id >= ? ORDER BY id LIMIT ?")
                 .bind(expected_id)
                 .bind(BATCH)
                 .fetch_all(pool)

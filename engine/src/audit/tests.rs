@@ -22,11 +22,11 @@ async fn log_with(n: usize) -> (Pool, AuditLog) {
 /// Tampering needs the triggers out of the way, as an attacker with raw
 /// database access would do.
 async fn drop_guards(pool: &Pool) {
-    sqlx::query("DROP TRIGGER audit_log_no_update")
+    crate::store::query("DROP TRIGGER audit_log_no_update")
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query("DROP TRIGGER audit_log_no_delete")
+    crate::store::query("DROP TRIGGER audit_log_no_delete")
         .execute(pool)
         .await
         .unwrap();
@@ -172,12 +172,12 @@ async fn an_untouched_chain_verifies() {
 #[tokio::test]
 async fn the_database_refuses_update_and_delete() {
     let (pool, _) = log_with(2).await;
-    let upd = sqlx::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 1")
+    let upd = crate::store::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 1")
         .execute(&pool)
         .await
         .unwrap_err();
     assert!(upd.to_string().contains("append-only"), "{upd}");
-    let del = sqlx::query("DELETE FROM audit_log WHERE id = 2")
+    let del = crate::store::query("DELETE FROM audit_log WHERE id = 2")
         .execute(&pool)
         .await
         .unwrap_err();
@@ -189,7 +189,7 @@ async fn the_database_refuses_update_and_delete() {
 async fn a_modified_entry_is_found() {
     let (pool, _) = log_with(4).await;
     drop_guards(&pool).await;
-    sqlx::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 3")
+    crate::store::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 3")
         .execute(&pool)
         .await
         .unwrap();
@@ -206,7 +206,7 @@ async fn a_modified_entry_is_found() {
 async fn a_deleted_entry_is_found() {
     let (pool, _) = log_with(4).await;
     drop_guards(&pool).await;
-    sqlx::query("DELETE FROM audit_log WHERE id = 2")
+    crate::store::query("DELETE FROM audit_log WHERE id = 2")
         .execute(&pool)
         .await
         .unwrap();
@@ -225,13 +225,13 @@ async fn reordered_entries_are_found() {
     let (pool, _) = log_with(4).await;
     drop_guards(&pool).await;
     // Swap the contents of entries 2 and 3, hashes and all.
-    sqlx::query(
+    crate::store::query(
         "UPDATE audit_log SET id = CASE id WHEN 2 THEN -3 WHEN 3 THEN -2 END WHERE id IN (2, 3)",
     )
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::query("UPDATE audit_log SET id = -id WHERE id < 0")
+    crate::store::query("UPDATE audit_log SET id = -id WHERE id < 0")
         .execute(&pool)
         .await
         .unwrap();
@@ -246,13 +246,13 @@ async fn a_rehashed_forgery_still_breaks_the_next_link() {
     let (pool, _) = log_with(3).await;
     drop_guards(&pool).await;
     // Edit entry 2 and fix up its own hash: entry 3 still points to the old one.
-    let mut e: Entry = sqlx::query_as("SELECT * FROM audit_log WHERE id = 2")
+    let mut e: Entry = crate::store::query_as("SELECT * FROM audit_log WHERE id = 2")
         .fetch_one(&pool)
         .await
         .unwrap();
     e.reason = Some("nothing to see".into());
     let forged = e.compute_hash();
-    sqlx::query("UPDATE audit_log SET reason = ?, hash = ? WHERE id = 2")
+    crate::store::query("UPDATE audit_log SET reason = ?, hash = ? WHERE id = 2")
         .bind(&e.reason)
         .bind(&forged)
         .execute(&pool)

@@ -395,7 +395,7 @@ const SETTINGS_COLUMNS: [&str; 41] = [
     "redirect_https",
 ];
 
-type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+use crate::store::Query;
 
 /// Binds `new`'s settings in [`SETTINGS_COLUMNS`]' order.
 fn bind_settings<'q>(q: Query<'q>, new: &'q NewEnvironment) -> Query<'q> {
@@ -445,16 +445,16 @@ fn bind_settings<'q>(q: Query<'q>, new: &'q NewEnvironment) -> Query<'q> {
 
 /// Inserts a checked environment and its two stopped slots, inside the
 /// caller's transaction (an apply writes many at once). Its id.
-pub async fn insert(conn: &mut sqlx::SqliteConnection, new: &NewEnvironment) -> Result<i64> {
+pub async fn insert(conn: &mut crate::store::Tx, new: &NewEnvironment) -> Result<i64> {
     let sql = format!(
-        "INSERT INTO environments (name, created_at, {}) VALUES (?, ?{})",
+        "INSERT INTO environments (name, created_at, {}) VALUES (?, ?{}) RETURNING id",
         SETTINGS_COLUMNS.join(", "),
         ", ?".repeat(SETTINGS_COLUMNS.len())
     );
-    let q = sqlx::query(&sql).bind(&new.name).bind(crate::now());
-    let res = bind_settings(q, new).execute(&mut *conn).await;
+    let q = crate::store::query(&sql).bind(&new.name).bind(crate::now());
+    let res = bind_settings(q, new).returning_id(&mut *conn).await;
     let id = match res {
-        Ok(r) => r.last_insert_rowid(),
+        Ok(id) => id,
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             return Err(Error::AlreadyExists(format!(
                 "environment {:?} (names stay taken after archiving: history refers to them)",
@@ -464,7 +464,7 @@ pub async fn insert(conn: &mut sqlx::SqliteConnection, new: &NewEnvironment) -> 
         Err(e) => return Err(e.into()),
     };
     for color in SlotColor::ALL {
-        sqlx::query("INSERT INTO slots (environment_id, color, updated_at) VALUES (?, ?, ?)")
+        crate::store::query("INSERT INTO slots (environment_id, color, updated_at) VALUES (?, ?, ?)")
             .bind(id)
             .bind(color.as_str())
             .bind(crate::now())
@@ -478,7 +478,7 @@ pub async fn insert(conn: &mut sqlx::SqliteConnection, new: &NewEnvironment) -> 
 /// its slots, active color and routing generation stay), inside the
 /// caller's transaction. Takes effect from the next deploy.
 pub async fn update(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Tx,
     id: i64,
     new: &NewEnvironment,
 ) -> Result<()> {
@@ -487,7 +487,7 @@ pub async fn update(
         "UPDATE environments SET {} WHERE id = ? AND archived_at IS NULL",
         sets.join(", ")
     );
-    let updated = bind_settings(sqlx::query(&sql), new)
+    let updated = bind_settings(crate::store::query(&sql), new)
         .bind(id)
         .execute(&mut *conn)
         .await?;
@@ -498,7 +498,7 @@ pub async fn update(
 /// in the same statement, so a deploy cannot slip in between; a deploy
 /// begun after it finds the environment archived).
 pub async fn archive(pool: &Pool, env_id: i64, by: &str) -> Result<()> {
-    let updated = sqlx::query(
+    let updated = crate::store::query(
         "UPDATE environments SET archived_at = ?, archived_by = ? \
          WHERE id = ? AND archived_at IS NULL AND NOT EXISTS \
          (SELECT 1 FROM deployments WHERE environment_id = ? AND status = 'running')",
@@ -521,7 +521,7 @@ pub async fn archive(pool: &Pool, env_id: i64, by: &str) -> Result<()> {
 /// Undoes [`archive`] when what has to follow it failed (removing the
 /// environment's route from its proxy): the environment stays live.
 pub(crate) async fn unarchive(pool: &Pool, env_id: i64) -> Result<()> {
-    sqlx::query("UPDATE environments SET archived_at = NULL, archived_by = NULL WHERE id = ?")
+    crate::store::query("UPDATE environments SET archived_at = NULL, archived_by = NULL WHERE id = ?")
         .bind(env_id)
         .execute(pool)
         .await?;
@@ -530,7 +530,7 @@ pub(crate) async fn unarchive(pool: &Pool, env_id: i64) -> Result<()> {
 
 /// The live environments that take releases from `upstream` (promotion).
 pub async fn downstream_of(pool: &Pool, upstream: &str) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
+    Ok(crate::store::query_scalar(
         "SELECT name FROM environments WHERE upstream_environment = ? AND archived_at IS NULL \
          ORDER BY name",
     )
@@ -541,7 +541,7 @@ pub async fn downstream_of(pool: &Pool, upstream: &str) -> Result<Vec<String>> {
 
 /// The archived environments, most recent first.
 pub async fn archived(pool: &Pool) -> Result<Vec<model::ArchivedEnvironment>> {
-    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+    let rows: Vec<(String, String, Option<String>)> = crate::store::query_as(
         "SELECT name, archived_at, archived_by FROM environments \
          WHERE archived_at IS NOT NULL ORDER BY archived_at DESC, name",
     )
@@ -559,7 +559,7 @@ pub async fn archived(pool: &Pool) -> Result<Vec<model::ArchivedEnvironment>> {
 
 /// The live (not archived) environment of that name.
 pub async fn find(pool: &Pool, name: &str) -> Result<Environment> {
-    sqlx::query_as::<_, EnvRow>(&format!(
+    crate::store::query_as::<EnvRow>(&format!(
         "SELECT {ENV_COLUMNS} FROM environments WHERE name = ? AND archived_at IS NULL"
     ))
     .bind(name)
@@ -571,7 +571,7 @@ pub async fn find(pool: &Pool, name: &str) -> Result<Environment> {
 
 /// By id, archived or not (history refers to archived ones by id).
 pub async fn get(pool: &Pool, id: i64) -> Result<Environment> {
-    sqlx::query_as::<_, EnvRow>(&format!(
+    crate::store::query_as::<EnvRow>(&format!(
         "SELECT {ENV_COLUMNS} FROM environments WHERE id = ?"
     ))
     .bind(id)
@@ -583,7 +583,7 @@ pub async fn get(pool: &Pool, id: i64) -> Result<Environment> {
 
 /// The live environments (archived ones are left out).
 pub async fn list(pool: &Pool) -> Result<Vec<Environment>> {
-    sqlx::query_as::<_, EnvRow>(&format!(
+    crate::store::query_as::<EnvRow>(&format!(
         "SELECT {ENV_COLUMNS} FROM environments WHERE archived_at IS NULL ORDER BY name"
     ))
     .fetch_all(pool)
@@ -605,7 +605,7 @@ fn found(rows: u64, env_id: i64) -> Result<()> {
 /// effect from the next deploy's gates step.
 pub async fn set_gates(pool: &Pool, env_id: i64, gates: &GateSettings) -> Result<()> {
     gates.validate()?;
-    let updated = sqlx::query(
+    let updated = crate::store::query(
         "UPDATE environments SET gate_smoke_paths = ?, gate_sample_requests = ?, gate_p95_ms = ?, \
          gate_p99_ms = ?, gate_max_error_pct = ? WHERE id = ?",
     )
@@ -628,7 +628,7 @@ pub async fn set_health(
     interval: Duration,
     deadline: Duration,
 ) -> Result<()> {
-    let updated = sqlx::query(
+    let updated = crate::store::query(
         "UPDATE environments SET health_interval_ms = ?, health_deadline_ms = ? WHERE id = ?",
     )
     .bind(interval.as_millis() as i64)
@@ -673,7 +673,7 @@ pub async fn set_timings(pool: &Pool, env_id: i64, t: Timings) -> Result<()> {
             "the drain timeout must be above 0",
         ));
     }
-    let updated = sqlx::query(
+    let updated = crate::store::query(
         "UPDATE environments SET drain_timeout_ms = ?, watch_window_ms = ?, standby_window_ms = ?, \
          hold_at_preview = ?, hold_timeout_ms = ? WHERE id = ?",
     )
@@ -720,7 +720,7 @@ pub async fn set_preview_listen(pool: &Pool, env_id: i64, listen: Option<&str>) 
     if let Some(l) = listen {
         validate_preview_listen(l)?;
     }
-    let updated = sqlx::query("UPDATE environments SET preview_listen = ? WHERE id = ?")
+    let updated = crate::store::query("UPDATE environments SET preview_listen = ? WHERE id = ?")
         .bind(listen)
         .bind(env_id)
         .execute(pool)
@@ -732,7 +732,7 @@ pub async fn set_preview_listen(pool: &Pool, env_id: i64, listen: Option<&str>) 
 /// not change the active slot (a preview published or withdrawn). Never
 /// lowers it: the router refuses anything not newer than what it has.
 pub async fn record_generation(pool: &Pool, env_id: i64, generation: u64) -> Result<()> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE environments SET routing_generation = ? WHERE id = ? AND routing_generation < ?",
     )
     .bind(generation as i64)
@@ -744,7 +744,7 @@ pub async fn record_generation(pool: &Pool, env_id: i64, generation: u64) -> Res
 }
 
 pub async fn set_active(pool: &Pool, env_id: i64, color: SlotColor, generation: u64) -> Result<()> {
-    sqlx::query("UPDATE environments SET active_color = ?, routing_generation = ? WHERE id = ?")
+    crate::store::query("UPDATE environments SET active_color = ?, routing_generation = ? WHERE id = ?")
         .bind(color.as_str())
         .bind(generation as i64)
         .bind(env_id)

@@ -53,7 +53,7 @@ impl TryFrom<SlotRow> for Slot {
 }
 
 pub async fn slots(pool: &Pool, env_id: i64) -> Result<Vec<Slot>> {
-    sqlx::query_as::<_, SlotRow>(
+    crate::store::query_as::<SlotRow>(
         "SELECT color, version, state, handle, address, last_health_ok, last_health_message, last_health_at, \
          standby_until FROM slots WHERE environment_id = ? ORDER BY color",
     )
@@ -83,7 +83,7 @@ pub async fn set_slot(
     handle: Option<&str>,
     address: Option<&str>,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE slots SET version = ?, state = ?, handle = ?, address = ?, updated_at = ? \
          WHERE environment_id = ? AND color = ?",
     )
@@ -120,7 +120,7 @@ pub async fn set_slot_state(
     color: SlotColor,
     state: SlotState,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE slots SET state = ?, updated_at = ? WHERE environment_id = ? AND color = ?",
     )
     .bind(state.as_str())
@@ -139,7 +139,7 @@ pub async fn record_health(
     ok: bool,
     message: &str,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE slots SET last_health_ok = ?, last_health_message = ?, last_health_at = ? \
          WHERE environment_id = ? AND color = ?",
     )
@@ -161,7 +161,7 @@ pub async fn mark_standby(
     active: SlotColor,
     until: Option<DateTime<Utc>>,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::query(
         "UPDATE slots SET standby_until = CASE WHEN color = ? THEN NULL ELSE ? END WHERE environment_id = ?",
     )
     .bind(active.as_str())
@@ -174,7 +174,7 @@ pub async fn mark_standby(
 
 /// A slot that takes a new release is nobody's standby any more.
 pub async fn clear_standby(pool: &Pool, env_id: i64, color: SlotColor) -> Result<()> {
-    sqlx::query("UPDATE slots SET standby_until = NULL WHERE environment_id = ? AND color = ?")
+    crate::store::query("UPDATE slots SET standby_until = NULL WHERE environment_id = ? AND color = ?")
         .bind(env_id)
         .bind(color.as_str())
         .execute(pool)

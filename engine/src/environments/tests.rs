@@ -4,7 +4,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::Row;
 use std::str::FromStr;
 
-async fn fk_pool(dir: &std::path::Path) -> Pool {
+async fn fk_pool(dir: &std::path::Path) -> sqlx::SqlitePool {
     let opts = SqliteConnectOptions::from_str(&format!("sqlite:{}", dir.join("db").display()))
         .unwrap()
         .create_if_missing(true)
@@ -58,7 +58,7 @@ async fn docker_runtime_migration_keeps_rows_and_foreign_keys() {
 
     all.run(&pool).await.unwrap();
 
-    let envs = list(&pool).await.unwrap();
+    let envs = list(&Pool::from_sqlite(pool.clone())).await.unwrap();
     assert_eq!(
         envs.iter()
             .map(|e| (
@@ -74,7 +74,7 @@ async fn docker_runtime_migration_keeps_rows_and_foreign_keys() {
         ]
     );
     assert_eq!(envs[1].active, Some(SlotColor::Blue));
-    let s = slot(&pool, 1, SlotColor::Blue).await.unwrap();
+    let s = slot(&Pool::from_sqlite(pool.clone()), 1, SlotColor::Blue).await.unwrap();
     assert_eq!(
         (s.version.as_deref(), s.state, s.handle.as_deref()),
         (Some("v1"), SlotState::Healthy, Some("123"))
@@ -115,7 +115,7 @@ async fn docker_runtime_migration_keeps_rows_and_foreign_keys() {
     let mut new = NewEnvironment::new("containers", "u", "img:{version}", "p", "t");
     new.runtime = RuntimeKind::Docker;
     assert_eq!(
-        create(&pool, &new).await.unwrap().runtime,
+        create(&Pool::from_sqlite(pool.clone()), &new).await.unwrap().runtime,
         RuntimeKind::Docker
     );
     // A runtime the console does not know cannot even be named.
@@ -186,7 +186,7 @@ async fn nginx_router_migration_keeps_rows_and_foreign_keys() {
 
     all.run(&pool).await.unwrap();
 
-    let envs = list(&pool).await.unwrap();
+    let envs = list(&Pool::from_sqlite(pool.clone())).await.unwrap();
     assert_eq!(
         envs.iter()
             .map(|e| (
@@ -256,7 +256,7 @@ async fn nginx_router_migration_keeps_rows_and_foreign_keys() {
     let mut new = NewEnvironment::new("edge", "u", "cmd {version}", "", "");
     new.router = RouterKind::Nginx;
     assert!(matches!(
-        create(&pool, &new).await,
+        create(&Pool::from_sqlite(pool.clone()), &new).await,
         Err(Error::InvalidInput { field: "nginx", .. })
     ));
     let settings = NginxSettings {
@@ -269,7 +269,7 @@ async fn nginx_router_migration_keeps_rows_and_foreign_keys() {
         reload_timeout: Duration::from_secs(4),
     };
     new.nginx = Some(settings.clone());
-    let edge = create(&pool, &new).await.unwrap();
+    let edge = create(&Pool::from_sqlite(pool.clone()), &new).await.unwrap();
     assert_eq!(edge.id, 4, "an id was handed out twice");
     assert_eq!(
         (edge.router, edge.nginx),

@@ -65,7 +65,7 @@ impl FreezeRow {
 }
 
 async fn rows(pool: &Pool, env_id: i64) -> Result<Vec<FreezeRow>> {
-    Ok(sqlx::query_as::<_, FreezeRow>(
+    Ok(crate::store::query_as::<FreezeRow>(
         "SELECT id, reason, kind, starts_local, ends_local, days, start_time, duration_minutes, \
          time_zone, created_by, created_at FROM freeze_windows WHERE environment_id = ? ORDER BY id",
     )
@@ -108,10 +108,10 @@ impl Engine {
         let schedule = Schedule::parse(new)?;
         let (once, weekly) = (new.kind == FreezeKind::Once, new.kind == FreezeKind::Weekly);
         let trimmed = |v: &Option<String>| v.as_deref().map(str::trim).map(str::to_string);
-        let id = sqlx::query(
+        let id = crate::store::query(
             "INSERT INTO freeze_windows (environment_id, reason, kind, starts_local, ends_local, \
              days, start_time, duration_minutes, time_zone, created_by, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(env.id)
         .bind(reason)
@@ -133,9 +133,8 @@ impl Engine {
         .bind(schedule.zone.name())
         .bind(actor.name())
         .bind(crate::audit::timestamp(crate::now()))
-        .execute(self.pool())
-        .await?
-        .last_insert_rowid();
+        .returning_id(self.pool())
+        .await?;
         let view = rows(self.pool(), env.id)
             .await?
             .iter()
@@ -155,12 +154,13 @@ impl Engine {
         self.authorize(actor, Action::ManageEnvironments, Some(env_name))
             .await?;
         let env = environments::find(self.pool(), env_name).await?;
-        let gone = sqlx::query("DELETE FROM freeze_windows WHERE id = ? AND environment_id = ?")
-            .bind(id)
-            .bind(env.id)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+        let gone =
+            crate::store::query("DELETE FROM freeze_windows WHERE id = ? AND environment_id = ?")
+                .bind(id)
+                .bind(env.id)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
         if gone == 0 {
             return Err(Error::NotFound(format!("freeze window {id} of {env_name}")));
         }

@@ -107,7 +107,7 @@ impl SecretRow {
 
 /// Names and values of the variables, names and times of the secrets.
 pub async fn view(pool: &Pool, env_id: i64) -> Result<SlotEnvView> {
-    let variables = sqlx::query_as::<_, (String, String, String, String)>(
+    let variables = crate::store::query_as::<(String, String, String, String)>(
         "SELECT name, value, updated_at, updated_by FROM environment_variables \
          WHERE environment_id = ? ORDER BY name",
     )
@@ -122,7 +122,7 @@ pub async fn view(pool: &Pool, env_id: i64) -> Result<SlotEnvView> {
         updated_by,
     })
     .collect();
-    let secrets = sqlx::query_as::<_, (String, String, String)>(
+    let secrets = crate::store::query_as::<(String, String, String)>(
         "SELECT name, updated_at, updated_by FROM environment_secrets \
          WHERE environment_id = ? ORDER BY name",
     )
@@ -141,7 +141,7 @@ pub async fn view(pool: &Pool, env_id: i64) -> Result<SlotEnvView> {
 
 /// The value a variable had, `None` if unset.
 pub async fn variable(pool: &Pool, env_id: i64, name: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
+    Ok(crate::store::query_scalar(
         "SELECT value FROM environment_variables WHERE environment_id = ? AND name = ?",
     )
     .bind(env_id)
@@ -152,7 +152,7 @@ pub async fn variable(pool: &Pool, env_id: i64, name: &str) -> Result<Option<Str
 
 /// Whether a secret of that name is set.
 pub async fn has_secret(pool: &Pool, env_id: i64, name: &str) -> Result<bool> {
-    Ok(sqlx::query_scalar::<_, i64>(
+    Ok(crate::store::query_scalar::<i64>(
         "SELECT COUNT(*) FROM environment_secrets WHERE environment_id = ? AND name = ?",
     )
     .bind(env_id)
@@ -180,7 +180,7 @@ pub async fn set(
 /// [`set`] inside the caller's transaction (a secret given with a new
 /// environment is written with it).
 pub async fn set_in(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Tx,
     env_id: i64,
     name: &str,
     value: Setting<'_>,
@@ -191,7 +191,7 @@ pub async fn set_in(
         Setting::Plain(_) => "environment_secrets",
         Setting::Secret(_) => "environment_variables",
     };
-    sqlx::query(&format!(
+    crate::store::query(&format!(
         "DELETE FROM {other} WHERE environment_id = ? AND name = ?"
     ))
     .bind(env_id)
@@ -200,7 +200,7 @@ pub async fn set_in(
     .await?;
     match value {
         Setting::Plain(v) => {
-            sqlx::query(
+            crate::store::query(
                 "INSERT INTO environment_variables (environment_id, name, value, updated_at, updated_by) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (environment_id, name) DO UPDATE SET \
                  value = excluded.value, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
@@ -214,7 +214,7 @@ pub async fn set_in(
             .await?;
         }
         Setting::Secret(s) => {
-            sqlx::query(
+            crate::store::query(
                 "INSERT INTO environment_secrets (environment_id, name, key_id, nonce, ciphertext, updated_at, updated_by) \
                  VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (environment_id, name) DO UPDATE SET \
                  key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
@@ -249,12 +249,12 @@ pub async fn unset(pool: &Pool, env_id: i64, name: &str) -> Result<bool> {
         "environment_secrets",
         "environment_declared_secrets",
     ] {
-        removed += sqlx::query(&format!(
+        removed += crate::store::query(&format!(
             "DELETE FROM {table} WHERE environment_id = ? AND name = ?"
         ))
         .bind(env_id)
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?
         .rows_affected();
     }
@@ -270,7 +270,7 @@ pub async fn secret_value(
     env_name: &str,
     name: &str,
 ) -> Result<Option<String>> {
-    let row: Option<SecretRow> = sqlx::query_as(
+    let row: Option<SecretRow> = crate::store::query_as(
         "SELECT name, key_id, nonce, ciphertext FROM environment_secrets \
          WHERE environment_id = ? AND name = ?",
     )
@@ -297,7 +297,7 @@ pub async fn secret_values(
     env_id: i64,
     env_name: &str,
 ) -> Result<Vec<(String, String)>> {
-    let rows: Vec<SecretRow> = sqlx::query_as(
+    let rows: Vec<SecretRow> = crate::store::query_as(
         "SELECT name, key_id, nonce, ciphertext FROM environment_secrets \
          WHERE environment_id = ? ORDER BY name",
     )
@@ -330,7 +330,7 @@ pub async fn for_slot(
     env_id: i64,
     env_name: &str,
 ) -> Result<SlotEnv> {
-    let mut vars: Vec<(String, String)> = sqlx::query_as(
+    let mut vars: Vec<(String, String)> = crate::store::query_as(
         "SELECT name, value FROM environment_variables WHERE environment_id = ? ORDER BY name",
     )
     .bind(env_id)
@@ -354,18 +354,18 @@ pub async fn reencrypt_all(pool: &Pool, from: &SecretBox, to: &SecretBox) -> Res
         #[sqlx(flatten)]
         secret: SecretRow,
     }
-    let rows: Vec<Stored> = sqlx::query_as(
+    let rows: Vec<Stored> = crate::store::query_as(
         "SELECT s.environment_id, e.name AS environment, s.name, s.key_id, s.nonce, s.ciphertext \
          FROM environment_secrets s JOIN environments e ON e.id = s.environment_id",
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut tx)
     .await?;
     let count = rows.len() as u64;
     for row in rows {
         let (name, sealed) = row.secret.sealed();
         let value = from.open_value(&row.environment, &name, &sealed)?;
         let s = to.seal(&row.environment, &name, &value)?;
-        sqlx::query(
+        crate::store::query(
             "UPDATE environment_secrets SET key_id = ?, nonce = ?, ciphertext = ? \
              WHERE environment_id = ? AND name = ?",
         )
@@ -374,7 +374,7 @@ pub async fn reencrypt_all(pool: &Pool, from: &SecretBox, to: &SecretBox) -> Res
         .bind(&s.ciphertext)
         .bind(row.environment_id)
         .bind(&name)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     }
     tx.commit().await?;
@@ -386,14 +386,14 @@ pub async fn reencrypt_all(pool: &Pool, from: &SecretBox, to: &SecretBox) -> Res
 /// an apply). A variable whose value is unchanged keeps its "updated at/by".
 /// Names are checked by the caller.
 pub async fn write_declared(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Tx,
     env_id: i64,
     wanted: &std::collections::BTreeMap<String, String>,
     keep_secrets: &[String],
     by: &str,
 ) -> Result<()> {
     let at = crate::audit::timestamp(crate::now());
-    let current: Vec<(String, String)> = sqlx::query_as(
+    let current: Vec<(String, String)> = crate::store::query_as(
         "SELECT name, value FROM environment_variables WHERE environment_id = ?",
     )
     .bind(env_id)
@@ -401,7 +401,7 @@ pub async fn write_declared(
     .await?;
     for (name, value) in &current {
         if wanted.get(name) != Some(value) {
-            sqlx::query("DELETE FROM environment_variables WHERE environment_id = ? AND name = ?")
+            crate::store::query("DELETE FROM environment_variables WHERE environment_id = ? AND name = ?")
                 .bind(env_id)
                 .bind(name)
                 .execute(&mut *conn)
@@ -412,7 +412,7 @@ pub async fn write_declared(
         if current.iter().any(|(n, v)| n == name && v == value) {
             continue;
         }
-        sqlx::query(
+        crate::store::query(
             "INSERT INTO environment_variables (environment_id, name, value, updated_at, updated_by) \
              VALUES (?, ?, ?, ?, ?)",
         )
@@ -425,12 +425,12 @@ pub async fn write_declared(
         .await?;
     }
     let secrets: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM environment_secrets WHERE environment_id = ?")
+        crate::store::query_scalar("SELECT name FROM environment_secrets WHERE environment_id = ?")
             .bind(env_id)
             .fetch_all(&mut *conn)
             .await?;
     for name in secrets.iter().filter(|n| !keep_secrets.contains(n)) {
-        sqlx::query("DELETE FROM environment_secrets WHERE environment_id = ? AND name = ?")
+        crate::store::query("DELETE FROM environment_secrets WHERE environment_id = ? AND name = ?")
             .bind(env_id)
             .bind(name)
             .execute(&mut *conn)
@@ -438,12 +438,12 @@ pub async fn write_declared(
     }
     // Declared names stay declared before their value is set (see
     // [`declared`]).
-    sqlx::query("DELETE FROM environment_declared_secrets WHERE environment_id = ?")
+    crate::store::query("DELETE FROM environment_declared_secrets WHERE environment_id = ?")
         .bind(env_id)
         .execute(&mut *conn)
         .await?;
     for name in keep_secrets {
-        sqlx::query("INSERT INTO environment_declared_secrets (environment_id, name) VALUES (?, ?)")
+        crate::store::query("INSERT INTO environment_declared_secrets (environment_id, name) VALUES (?, ?)")
             .bind(env_id)
             .bind(name)
             .execute(&mut *conn)
@@ -456,7 +456,7 @@ pub async fn write_declared(
 /// name one whose value an admin sets later (`switchyard env secret`), and
 /// its export must still name it.
 pub async fn declared(pool: &Pool, env_id: i64) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
+    Ok(crate::store::query_scalar(
         "SELECT name FROM environment_declared_secrets WHERE environment_id = ? \
          UNION SELECT name FROM environment_secrets WHERE environment_id = ? ORDER BY name",
     )

@@ -110,7 +110,7 @@ pub(super) fn secs_until(until_ms: i64, now: i64) -> u64 {
 }
 
 pub(super) async fn read(pool: &Pool, key: &Key) -> Result<Option<Row>> {
-    Ok(sqlx::query_as::<_, Row>(
+    Ok(crate::store::query_as::<Row>(
         "SELECT failures, locked_until, last_failure_at, refusal_audited_until \
          FROM login_throttle WHERE kind = ? AND key = ?",
     )
@@ -130,7 +130,7 @@ pub(super) async fn charge(
     now: i64,
 ) -> Result<Result<Charge, Locked>> {
     for _ in 0..64 {
-        sqlx::query(
+        crate::store::query(
             "INSERT INTO login_throttle (kind, key, failures) VALUES (?, ?, 0) ON CONFLICT (kind, key) DO NOTHING",
         )
         .bind(key.kind.as_str())
@@ -171,9 +171,9 @@ pub(super) async fn charge(
 /// Compare-and-swap of a key's counters: writes `to` only if the row still
 /// holds `from` (another request or console may have written in between).
 pub(super) async fn swap_row(pool: &Pool, key: &Key, from: &Row, to: &Row) -> Result<bool> {
-    let done = sqlx::query(
+    let done = crate::store::query(
         "UPDATE login_throttle SET failures = ?, locked_until = ?, last_failure_at = ? \
-         WHERE kind = ? AND key = ? AND failures = ? AND locked_until IS ? AND last_failure_at IS ?",
+         WHERE kind = ? AND key = ? AND failures = ? AND locked_until IS NOT DISTINCT FROM ? AND last_failure_at IS NOT DISTINCT FROM ?",
     )
     .bind(to.failures)
     .bind(to.locked_until)
@@ -197,8 +197,8 @@ pub(super) async fn refund(pool: &Pool, charge: &Charge) -> Result<()> {
         written,
     } = charge;
     if !swap_row(pool, key, written, before).await? {
-        sqlx::query(
-            "UPDATE login_throttle SET failures = MAX(failures - 1, 0) WHERE kind = ? AND key = ?",
+        crate::store::query(
+            "UPDATE login_throttle SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END WHERE kind = ? AND key = ?",
         )
         .bind(key.kind.as_str())
         .bind(&key.key)
@@ -225,10 +225,10 @@ pub(super) async fn restart_lock(
         .backoff(charge.key.kind)
         .lock_for(u32::try_from(charge.written.failures).unwrap_or(u32::MAX));
     let until = failed_at.saturating_add(millis(lock)).max(charged_until);
-    sqlx::query(
+    crate::store::query(
         "UPDATE login_throttle SET locked_until = ?1, \
          refusal_audited_until = CASE WHEN refusal_audited_until = ?5 THEN ?1 ELSE refusal_audited_until END \
-         WHERE kind = ?2 AND key = ?3 AND failures = ?4 AND locked_until = ?5 AND last_failure_at IS ?6",
+         WHERE kind = ?2 AND key = ?3 AND failures = ?4 AND locked_until = ?5 AND last_failure_at IS NOT DISTINCT FROM ?6",
     )
     .bind(until)
     .bind(charge.key.kind.as_str())
@@ -243,7 +243,7 @@ pub(super) async fn restart_lock(
 
 /// Forgets the account's failures after a success.
 pub(super) async fn reset(pool: &Pool, key: &Key) -> Result<()> {
-    sqlx::query("DELETE FROM login_throttle WHERE kind = ? AND key = ?")
+    crate::store::query("DELETE FROM login_throttle WHERE kind = ? AND key = ?")
         .bind(key.kind.as_str())
         .bind(&key.key)
         .execute(pool)
@@ -254,9 +254,9 @@ pub(super) async fn reset(pool: &Pool, key: &Key) -> Result<()> {
 /// Claims the audit entry of `locked`'s lock: true for the first refusal of
 /// that lock only, however many consoles and requests race for it.
 pub(super) async fn claim_refusal_audit(pool: &Pool, locked: &Locked) -> Result<bool> {
-    let claimed = sqlx::query(
+    let claimed = crate::store::query(
         "UPDATE login_throttle SET refusal_audited_until = locked_until \
-         WHERE kind = ? AND key = ? AND locked_until = ? AND refusal_audited_until IS NOT locked_until",
+         WHERE kind = ? AND key = ? AND locked_until = ? AND refusal_audited_until IS DISTINCT FROM locked_until",
     )
     .bind(locked.key.kind.as_str())
     .bind(&locked.key.key)

@@ -432,7 +432,7 @@ impl LoginThrottle {
         let now = now_ms();
         for kind in LoginLockKind::ALL {
             let forget = millis(self.inner.policy.backoff(kind).forget_after);
-            sqlx::query(
+            crate::store::query(
                 "DELETE FROM login_throttle WHERE kind = ? \
                  AND (locked_until IS NULL OR locked_until <= ?) \
                  AND (last_failure_at IS NULL OR last_failure_at <= ?)",
@@ -453,11 +453,11 @@ impl LoginThrottle {
         let now = now_ms();
         let cutoff =
             |kind| now.saturating_sub(millis(self.inner.policy.backoff(kind).forget_after));
-        let rows: Vec<ListedRow> = sqlx::query_as(
+        let rows: Vec<ListedRow> = crate::store::query_as(
             "SELECT kind, key, failures, locked_until, last_failure_at FROM login_throttle \
              WHERE locked_until > ?1 \
                 OR (failures > 0 AND last_failure_at > CASE kind WHEN 'account' THEN ?2 ELSE ?3 END) \
-             ORDER BY COALESCE(locked_until > ?1, 0) DESC, locked_until DESC, last_failure_at DESC, kind, key \
+             ORDER BY COALESCE(locked_until > ?1, FALSE) DESC, locked_until DESC, last_failure_at DESC, kind, key \
              LIMIT ?4",
         )
         .bind(now)

@@ -79,10 +79,10 @@ pub(crate) async fn insert(pool: &Pool, t: &Insert<'_>) -> Result<i64> {
     let environments = t
         .environments
         .map(|e| serde_json::to_string(e).unwrap_or_default());
-    let res = sqlx::query(
+    let res = crate::store::query(
         "INSERT INTO api_tokens (prefix, secret_sha256, name, kind, owner_id, role, \
          environments, created_at, created_by, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(t.prefix)
     .bind(t.secret_sha256)
@@ -94,10 +94,10 @@ pub(crate) async fn insert(pool: &Pool, t: &Insert<'_>) -> Result<i64> {
     .bind(crate::now())
     .bind(t.created_by)
     .bind(t.expires_at)
-    .execute(pool)
+    .returning_id(pool)
     .await;
     match res {
-        Ok(r) => Ok(r.last_insert_rowid()),
+        Ok(id) => Ok(id),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::AlreadyExists(
             format!("a live token named {:?}", t.name),
         )),
@@ -107,7 +107,7 @@ pub(crate) async fn insert(pool: &Pool, t: &Insert<'_>) -> Result<i64> {
 
 pub(crate) async fn by_prefix(pool: &Pool, prefix: &str) -> Result<Option<TokenRow>> {
     Ok(
-        sqlx::query_as::<_, TokenRow>(&format!("{SELECT} WHERE t.prefix = ?"))
+        crate::store::query_as::<TokenRow>(&format!("{SELECT} WHERE t.prefix = ?"))
             .bind(prefix)
             .fetch_optional(pool)
             .await?,
@@ -116,7 +116,7 @@ pub(crate) async fn by_prefix(pool: &Pool, prefix: &str) -> Result<Option<TokenR
 
 pub(crate) async fn by_id(pool: &Pool, id: i64) -> Result<Option<TokenRow>> {
     Ok(
-        sqlx::query_as::<_, TokenRow>(&format!("{SELECT} WHERE t.id = ?"))
+        crate::store::query_as::<TokenRow>(&format!("{SELECT} WHERE t.id = ?"))
             .bind(id)
             .fetch_optional(pool)
             .await?,
@@ -125,7 +125,7 @@ pub(crate) async fn by_id(pool: &Pool, id: i64) -> Result<Option<TokenRow>> {
 
 /// Every token, or one owner's, newest first.
 pub(crate) async fn list(pool: &Pool, owner_id: Option<i64>) -> Result<Vec<TokenRow>> {
-    Ok(sqlx::query_as::<_, TokenRow>(&format!(
+    Ok(crate::store::query_as::<TokenRow>(&format!(
         "{SELECT} WHERE (?1 IS NULL OR t.owner_id = ?1) ORDER BY t.id DESC"
     ))
     .bind(owner_id)
@@ -135,7 +135,7 @@ pub(crate) async fn list(pool: &Pool, owner_id: Option<i64>) -> Result<Vec<Token
 
 /// Marks a live token revoked; `false` if it was revoked already.
 pub(crate) async fn revoke(pool: &Pool, id: i64, by: Option<i64>) -> Result<bool> {
-    let r = sqlx::query(
+    let r = crate::store::query(
         "UPDATE api_tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
     )
     .bind(crate::now())
@@ -147,7 +147,7 @@ pub(crate) async fn revoke(pool: &Pool, id: i64, by: Option<i64>) -> Result<bool
 }
 
 pub(crate) async fn touch(pool: &Pool, id: i64, ip: Option<&str>) -> Result<()> {
-    sqlx::query("UPDATE api_tokens SET last_used_at = ?, last_used_ip = ? WHERE id = ?")
+    crate::store::query("UPDATE api_tokens SET last_used_at = ?, last_used_ip = ? WHERE id = ?")
         .bind(crate::now())
         .bind(ip)
         .bind(id)

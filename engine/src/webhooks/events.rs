@@ -160,7 +160,7 @@ pub(crate) async fn announcements(pool: &Pool, e: &Entry) -> Result<Vec<Announce
 /// The roles that may sign a release's items that people sign (automatic
 /// checks sign themselves): each item's role and every role above it.
 async fn signing_roles(pool: &Pool, release_id: i64) -> Result<Vec<Role>> {
-    let required: Vec<String> = sqlx::query_scalar(
+    let required: Vec<String> = crate::store::query_scalar(
         "SELECT DISTINCT required_role FROM release_items WHERE release_id = ? AND auto_check IS NULL",
     )
     .bind(release_id)

@@ -34,11 +34,12 @@ fn message_id() -> String {
 /// Turns the audit entries after the cursor into deliveries. Returns how
 /// many deliveries were queued.
 pub(crate) async fn fill(pool: &Pool) -> Result<usize> {
-    let cursor: i64 = sqlx::query_scalar("SELECT last_audit_id FROM webhook_cursor WHERE id = 1")
-        .fetch_one(pool)
-        .await?;
+    let cursor: i64 =
+        crate::store::query_scalar("SELECT last_audit_id FROM webhook_cursor WHERE id = 1")
+            .fetch_one(pool)
+            .await?;
     let entries: Vec<Entry> =
-        sqlx::query_as("SELECT * FROM audit_log WHERE id > ? ORDER BY id LIMIT ?")
+        crate::store::query_as("SELECT * FROM audit_log WHERE id > ? ORDER BY id LIMIT ?")
             .bind(cursor)
             .bind(BATCH)
             .fetch_all(pool)
@@ -57,15 +58,15 @@ pub(crate) async fn fill(pool: &Pool) -> Result<usize> {
             }
         }
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin_write(pool).await?;
     // Compare and swap: a second console filling the same entries loses
     // here and queues nothing.
-    let moved = sqlx::query(
+    let moved = crate::store::query(
         "UPDATE webhook_cursor SET last_audit_id = ? WHERE id = 1 AND last_audit_id = ?",
     )
     .bind(last)
     .bind(cursor)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?
     .rows_affected();
     if moved == 0 {
@@ -91,7 +92,7 @@ pub(crate) async fn fill(pool: &Pool) -> Result<usize> {
 
 #[allow(clippy::too_many_arguments)]
 async fn insert_raw(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::store::Tx,
     webhook_id: i64,
     message_id: &str,
     audit_id: Option<i64>,
@@ -100,7 +101,7 @@ async fn insert_raw(
     due_ms: i64,
     redelivery_of: Option<i64>,
 ) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    Ok(crate::store::query_scalar(
         "INSERT INTO webhook_deliveries (webhook_id, message_id, audit_id, event, payload, \
          status, created_at, next_attempt_ms, redelivery_of) \
          VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
@@ -158,7 +159,7 @@ impl Delivery {
 
 /// The deliveries of a subscription, newest first.
 pub(crate) async fn of_webhook(pool: &Pool, webhook_id: i64, limit: i64) -> Result<Vec<Delivery>> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?",
     )
     .bind(webhook_id)
@@ -169,7 +170,7 @@ pub(crate) async fn of_webhook(pool: &Pool, webhook_id: i64, limit: i64) -> Resu
 
 pub(crate) async fn get(pool: &Pool, id: i64) -> Result<Option<Delivery>> {
     Ok(
-        sqlx::query_as("SELECT * FROM webhook_deliveries WHERE id = ?")
+        crate::store::query_as("SELECT * FROM webhook_deliveries WHERE id = ?")
             .bind(id)
             .fetch_optional(pool)
             .await?,
@@ -179,9 +180,9 @@ pub(crate) async fn get(pool: &Pool, id: i64) -> Result<Option<Delivery>> {
 /// Queues `d`'s message again, now, under the same `webhook-id` (receivers
 /// that already have it can tell).
 pub(crate) async fn redeliver(pool: &Pool, d: &Delivery) -> Result<i64> {
-    let mut conn = pool.acquire().await?;
-    insert_raw(
-        &mut conn,
+    let mut tx = crate::store::begin_write(pool).await?;
+    let id = insert_raw(
+        &mut tx,
         d.webhook_id,
         &d.message_id,
         d.audit_id,
@@ -190,12 +191,14 @@ pub(crate) async fn redeliver(pool: &Pool, d: &Delivery) -> Result<i64> {
         now_ms(),
         Some(d.id),
     )
-    .await
+    .await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Deliveries due now whose subscription is live.
 pub(crate) async fn due(pool: &Pool, now: i64, limit: i64) -> Result<Vec<Delivery>> {
-    Ok(sqlx::query_as(
+    Ok(crate::store::query_as(
         "SELECT d.* FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
          WHERE d.status = 'pending' AND d.next_attempt_ms <= ? AND w.removed_at IS NULL \
          ORDER BY d.next_attempt_ms, d.id LIMIT ?",
@@ -211,9 +214,9 @@ pub(crate) async fn due(pool: &Pool, now: i64, limit: i64) -> Result<Vec<Deliver
 /// sent, and a console that dies mid-send has it sent again after the lease.
 /// `false`: someone else took it first.
 pub(crate) async fn claim(pool: &Pool, d: &Delivery, lease_until: i64) -> Result<bool> {
-    Ok(sqlx::query(
+    Ok(crate::store::query(
         "UPDATE webhook_deliveries SET next_attempt_ms = ? \
-         WHERE id = ? AND status = 'pending' AND next_attempt_ms IS ?",
+         WHERE id = ? AND status = 'pending' AND next_attempt_ms IS NOT DISTINCT FROM ?",
     )
     .bind(lease_until)
     .bind(d.id)
@@ -239,7 +242,7 @@ pub(crate) async fn record(pool: &Pool, d: &Delivery, a: &Attempt) -> Result<()>
         (Some(_), Some(_)) => "pending",
         (Some(_), None) => "gave_up",
     };
-    sqlx::query(
+    crate::store::query(
         "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, \
          first_attempt_ms = COALESCE(first_attempt_ms, ?), last_attempt_ms = ?, \
          next_attempt_ms = ?, last_status_code = ?, last_error = ? WHERE id = ?",

@@ -76,7 +76,7 @@ impl Row {
 
 /// The live subscriptions of an environment, oldest first.
 pub(crate) async fn of_environment(pool: &Pool, environment_id: i64) -> Result<Vec<Row>> {
-    Ok(sqlx::query_as::<_, Row>(&format!(
+    Ok(crate::store::query_as::<Row>(&format!(
         "SELECT {COLUMNS} FROM webhooks w JOIN environments e ON e.id = w.environment_id \
          WHERE w.environment_id = ? AND w.removed_at IS NULL ORDER BY w.id"
     ))
@@ -87,7 +87,7 @@ pub(crate) async fn of_environment(pool: &Pool, environment_id: i64) -> Result<V
 
 /// The live subscriptions of the environment named `environment`.
 pub(crate) async fn of_environment_named(pool: &Pool, environment: &str) -> Result<Vec<Row>> {
-    Ok(sqlx::query_as::<_, Row>(&format!(
+    Ok(crate::store::query_as::<Row>(&format!(
         "SELECT {COLUMNS} FROM webhooks w JOIN environments e ON e.id = w.environment_id \
          WHERE e.name = ? AND w.removed_at IS NULL ORDER BY w.id"
     ))
@@ -98,7 +98,7 @@ pub(crate) async fn of_environment_named(pool: &Pool, environment: &str) -> Resu
 
 /// A live subscription by id.
 pub(crate) async fn get(pool: &Pool, id: i64) -> Result<Row> {
-    sqlx::query_as::<_, Row>(&format!(
+    crate::store::query_as::<Row>(&format!(
         "SELECT {COLUMNS} FROM webhooks w JOIN environments e ON e.id = w.environment_id \
          WHERE w.id = ? AND w.removed_at IS NULL"
     ))
@@ -126,31 +126,34 @@ pub(crate) async fn insert(
     new: &NewRow<'_>,
     secret: &str,
 ) -> Result<i64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin_write(pool).await?;
     let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = crate::store::query_scalar(
         "INSERT INTO webhooks (environment_id, url, events, format, allow_private, \
          secret_key_id, secret_nonce, secret_sealed, created_by, created_at) \
-         VALUES (?, ?, ?, ?, ?, '', x'', x'', ?, ?) RETURNING id",
+         VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?) RETURNING id",
     )
     .bind(new.environment_id)
     .bind(new.url)
     .bind(events.join(","))
     .bind(new.format.as_str())
     .bind(new.allow_private)
+    // Sealed below, once the id (part of the secret's name) is known.
+    .bind(Vec::<u8>::new())
+    .bind(Vec::<u8>::new())
     .bind(new.created_by)
     .bind(crate::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await?;
     let sealed = secrets.seal(new.environment, &secret_name(id), secret)?;
-    sqlx::query(
+    crate::store::query(
         "UPDATE webhooks SET secret_key_id = ?, secret_nonce = ?, secret_sealed = ? WHERE id = ?",
     )
     .bind(&sealed.key_id)
     .bind(&sealed.nonce)
     .bind(&sealed.ciphertext)
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(id)
@@ -158,19 +161,19 @@ pub(crate) async fn insert(
 
 /// Marks a subscription removed; its pending deliveries are given up.
 pub(crate) async fn remove(pool: &Pool, id: i64) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE webhooks SET removed_at = ? WHERE id = ? AND removed_at IS NULL")
+    let mut tx = crate::store::begin_write(pool).await?;
+    crate::store::query("UPDATE webhooks SET removed_at = ? WHERE id = ? AND removed_at IS NULL")
         .bind(crate::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-    sqlx::query(
+    crate::store::query(
         "UPDATE webhook_deliveries SET status = 'gave_up', next_attempt_ms = NULL, \
          last_error = COALESCE(last_error, 'the webhook was removed') \
          WHERE webhook_id = ? AND status = 'pending'",
     )
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(())

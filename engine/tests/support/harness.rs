@@ -91,8 +91,8 @@ pub fn slot_pids_in_db(db: &Path) -> Vec<u32> {
             .build()
             .ok()?;
         rt.block_on(async {
-            let pool = sqlx::SqlitePool::connect(&url).await.ok()?;
-            let rows: Vec<(Option<String>,)> = sqlx::query_as("SELECT handle FROM slots")
+            let pool = engine::store::open(&url).await.ok()?;
+            let rows: Vec<(Option<String>,)> = engine::store::query_as("SELECT handle FROM slots")
                 .fetch_all(&pool)
                 .await
                 .ok()?;

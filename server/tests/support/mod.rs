@@ -327,7 +327,7 @@ impl Console {
     }
 
     pub async fn count(&self, table: &str) -> i64 {
-        tower_sessions_sqlx_store::sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        engine::store::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&self.pool)
             .await
             .unwrap()
