@@ -1,4 +1,4 @@
-//! The database: a SQLite file by default. Migrations live in `/migrations` and
+//! The database: a SQLite file by default. Migrations live in `/migrations/sqlite` and
 //! run at start, so a fresh file is a working store.
 
 use crate::error::Result;
@@ -24,7 +24,7 @@ pub async fn open(url: &str) -> Result<Pool> {
         .max_connections(max)
         .connect_with(options)
         .await?;
-    sqlx::migrate!("../migrations").run(&pool).await?;
+    sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
     Ok(pool)
 }
 
