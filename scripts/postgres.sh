@@ -4,19 +4,20 @@
 # cluster or its service), on loopback only, started with pg_ctl as the
 # `postgres` user, so it works with or without systemd.
 #
-#   bash scripts/postgres.sh        # ensure_postgres; prints the URL last
+#   bash scripts/postgres.sh        # ensure_postgres
 #   source scripts/postgres.sh      # only defines the functions
 #
-# Everything lives in $SWITCHYARD_PG_DIR (default $ROOT/.switchyard/postgres,
-# owned by `postgres`, 0700):
+# Everything lives in $SWITCHYARD_PG_DIR (default $ROOT/.postgres, git-ignored,
+# owned by `postgres`, 0700; not under the console's .switchyard, which the
+# console narrows to its own user at start):
 #   data/          the cluster (initdb: UTF8, C collation, C.UTF-8 ctype)
 #   postgres.log   the server's log
 #   run/           its Unix socket (peer authentication, for this script)
 # The server listens on 127.0.0.1:$SWITCHYARD_PG_PORT (default 55432) with
 # scram-sha-256 passwords. A role `switchyard` (LOGIN, CREATEDB: tests create
 # a database each) owns a database `switchyard`; its password is generated
-# once. The URL to use is the last line printed, and is also written to
-# $ROOT/.switchyard/postgres.url (0600):
+# once. The URL to use, password included, is written to
+# $ROOT/.postgres.url (0600, git-ignored; only its masked form is printed):
 #   postgres://switchyard:<password>@127.0.0.1:55432/switchyard
 #
 # Idempotent: a cluster that answers is left alone, an existing role and
@@ -27,9 +28,9 @@ set -euo pipefail
 # shellcheck source=scripts/setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-PG_DIR="${SWITCHYARD_PG_DIR:-$ROOT/.switchyard/postgres}"
+PG_DIR="${SWITCHYARD_PG_DIR:-$ROOT/.postgres}"
 PG_PORT="${SWITCHYARD_PG_PORT:-55432}"
-PG_URL_FILE="${SWITCHYARD_PG_URL_FILE:-$ROOT/.switchyard/postgres.url}"
+PG_URL_FILE="${SWITCHYARD_PG_URL_FILE:-$ROOT/.postgres.url}"
 PG_ROLE="switchyard"
 PG_DB="switchyard"
 PG_DATA="$PG_DIR/data"
@@ -60,8 +61,8 @@ _pg_psql() {
 }
 
 # The `postgres` user must be able to reach the data directory: a parent it
-# cannot enter (the console narrows its data directory, .switchyard, to its
-# owner) gets search permission for that user alone, through an ACL.
+# cannot enter (a checkout under /root, say) gets search permission for that
+# user alone, through an ACL.
 _pg_reachable() {
   local dir="$1" parts=() d
   while [ "$dir" != "/" ]; do
@@ -170,7 +171,8 @@ ensure_postgres() {
     mkdir -p "$(dirname "$PG_URL_FILE")"
     (umask 077; printf '%s\n' "$url" >"$PG_URL_FILE")
   fi
-  printf '%s\n' "$url"
+  # The password stays in the file: never on a terminal or in a CI log.
+  log "PostgreSQL ready: $(_pg_url '***') (the URL with its password: $PG_URL_FILE)"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
