@@ -23,8 +23,8 @@ async fn fk_pool(dir: &std::path::Path) -> sqlx::SqlitePool {
 async fn docker_runtime_migration_keeps_rows_and_foreign_keys() {
     let dir = tempfile::tempdir().unwrap();
     let pool = fk_pool(dir.path()).await;
-    let all = sqlx::migrate!("../migrations");
-    let mut before = sqlx::migrate!("../migrations");
+    let all = sqlx::migrate!("../migrations/sqlite");
+    let mut before = sqlx::migrate!("../migrations/sqlite");
     before.migrations = all
         .migrations
         .iter()
@@ -140,8 +140,8 @@ async fn docker_runtime_migration_keeps_rows_and_foreign_keys() {
 async fn nginx_router_migration_keeps_rows_and_foreign_keys() {
     let dir = tempfile::tempdir().unwrap();
     let pool = fk_pool(dir.path()).await;
-    let all = sqlx::migrate!("../migrations");
-    let mut before = sqlx::migrate!("../migrations");
+    let all = sqlx::migrate!("../migrations/sqlite");
+    let mut before = sqlx::migrate!("../migrations/sqlite");
     before.migrations = all
         .migrations
         .iter()

@@ -1,4 +1,4 @@
-//! The database: a SQLite file by default. Migrations live in `/migrations` and
+//! The database: a SQLite file by default. Migrations live in `/migrations/sqlite` and
 //! run at start, so a fresh file is a working store.
 //!
 //! Everything else in the engine reaches the database through this module:
@@ -72,7 +72,7 @@ pub async fn open(url: &str) -> Result<Pool> {
         .max_connections(max)
         .connect_with(options)
         .await?;
-    sqlx::migrate!("../migrations").run(&sqlite).await?;
+    sqlx::migrate!("../migrations/sqlite").run(&sqlite).await?;
     Ok(Pool { sqlite })
 }
 

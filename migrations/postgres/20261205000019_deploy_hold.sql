@@ -1,0 +1,23 @@
+-- PostgreSQL translation of migrations/sqlite/20261205000019_deploy_hold.sql.
+--
+-- Hold at preview (issue 17): an environment may pause each deploy after its
+-- gates, the preview live, until a deployer promotes or aborts it or the
+-- hold's timeout aborts it.
+ALTER TABLE environments ADD COLUMN hold_at_preview BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE environments ADD COLUMN hold_timeout_ms BIGINT NOT NULL DEFAULT 1800000;
+
+-- One row per held deploy. The decision is written once (`decision IS NULL`
+-- until then): by a deployer ('promote'/'abort', from any console: the
+-- worker polls this row) or by the worker itself ('timeout'). `reason` is
+-- the aborting deployer's text. deployment_id is the deployment's id (a key,
+-- never generated here).
+CREATE TABLE deployment_holds (
+    deployment_id BIGINT PRIMARY KEY REFERENCES deployments(id),
+    preview_url   TEXT   NOT NULL,
+    held_at       TIMESTAMPTZ NOT NULL,
+    until         TIMESTAMPTZ NOT NULL,
+    decision      TEXT   CHECK (decision IS NULL OR decision IN ('promote', 'abort', 'timeout')),
+    decided_by    TEXT,
+    reason        TEXT,
+    decided_at    TIMESTAMPTZ
+);
