@@ -5,6 +5,7 @@
 # `postgres` user, so it works with or without systemd.
 #
 #   bash scripts/postgres.sh        # ensure_postgres
+#   bash scripts/postgres.sh drop-test-databases
 #   source scripts/postgres.sh      # only defines the functions
 #
 # Everything lives in $SWITCHYARD_PG_DIR (default $ROOT/.postgres, git-ignored,
@@ -175,6 +176,27 @@ ensure_postgres() {
   log "PostgreSQL ready: $(_pg_url '***') (the URL with its password: $PG_URL_FILE)"
 }
 
+# Drops the databases tests made (engine/src/store/testing.rs names them
+# switchyard_test_*), as their owner.
+drop_test_databases() {
+  local url
+  url="$(cat "$PG_URL_FILE")"
+  PG_BIN="$(_pg_bin)"
+  local names
+  names="$("$PG_BIN/psql" -X -q -t -A -d "$url" -c \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'switchyard\_test\_%'")"
+  [ -n "$names" ] || return 0
+  log "dropping $(printf '%s\n' "$names" | wc -l) test databases of earlier runs"
+  local name
+  for name in $names; do
+    "$PG_BIN/psql" -X -q -d "$url" -c "DROP DATABASE IF EXISTS \"$name\"" >/dev/null
+  done
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  ensure_postgres
+  case "${1:-}" in
+    "") ensure_postgres ;;
+    drop-test-databases) drop_test_databases ;;
+    *) echo "usage: bash scripts/postgres.sh [drop-test-databases]" >&2; exit 2 ;;
+  esac
 fi

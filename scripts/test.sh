@@ -42,6 +42,17 @@ bash "$ROOT/scripts/registry.sh"
 log "cargo build (debug binaries the integration tests start)"
 cargo build --workspace --exclude frontend
 
+# The PostgreSQL store is tested against a real PostgreSQL (Debian's package,
+# a cluster of the project's own on loopback): the store's and the audit log's
+# cases run on both stores, and two consoles share one database
+# (server/tests/postgres_replicas.rs). Each test makes a database of its own;
+# those of earlier runs go first.
+log "PostgreSQL on loopback (the PostgreSQL store's tests)"
+bash "$ROOT/scripts/postgres.sh"
+SWITCHYARD_TEST_POSTGRES="$(cat "$ROOT/.postgres.url")"
+export SWITCHYARD_TEST_POSTGRES
+bash "$ROOT/scripts/postgres.sh" drop-test-databases
+
 # The nginx router is tested against a real nginx (engine/tests/nginx_router.rs).
 # Debian's postinst may fail to start a system nginx in a container; apt still
 # succeeds, and the tests run their own nginx on loopback ports.

@@ -16,6 +16,9 @@ pub const SESSION_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub struct Config {
     /// Everything Switchyard writes: database, proxy state and secret, logs, releases.
     pub data_dir: PathBuf,
+    /// The database: `sqlite:` under `data_dir` by default, or a
+    /// `postgres://` URL several consoles can share (see [`database_url`]).
+    pub database_url: String,
     /// Where the console listens.
     pub listen: SocketAddr,
     /// Where switchyard-proxy listens for users.
@@ -74,9 +77,6 @@ pub enum ProxyAtStart {
 }
 
 impl Config {
-    pub fn database_url(&self) -> String {
-        database_url(&self.data_dir)
-    }
     pub fn proxy_token_file(&self) -> PathBuf {
         self.data_dir.join(PROXY_TOKEN_FILE)
     }
@@ -167,8 +167,10 @@ impl ServeArgs {
     /// stored in the database, e.g. the demo's releases and proxy token) and
     /// the first admin's password from `SWITCHYARD_ADMIN_PASSWORD`.
     pub fn into_config(self, data_dir: &Path) -> std::io::Result<Config> {
+        let data_dir = std::path::absolute(data_dir)?;
         Ok(Config {
-            data_dir: std::path::absolute(data_dir)?,
+            database_url: database_url(&data_dir),
+            data_dir,
             listen: self.listen,
             app_listen: self.app_listen,
             proxy_admin: self.proxy_admin,
@@ -201,9 +203,23 @@ pub const PROXY_TOKEN_FILE: &str = "proxy.token";
 /// The routing table of the console's own proxy (`--app-listen`).
 pub const PROXY_STATE_FILE: &str = "proxy-routing.json";
 
-/// The database under `data_dir` (also opened by the offline commands).
+/// The database `--database-url` (or `SWITCHYARD_DATABASE_URL`) names, for
+/// the whole process: set once by `main` before any command runs.
+static DATABASE_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes `url` the database of every command of this process (`serve` and
+/// the offline commands alike). The first call wins.
+pub fn use_database_url(url: String) {
+    let _ = DATABASE_URL.set(url);
+}
+
+/// The database: the one [`use_database_url`] named, else the SQLite file
+/// under `data_dir`.
 pub fn database_url(data_dir: &Path) -> String {
-    format!("sqlite:{}", data_dir.join("switchyard.db").display())
+    DATABASE_URL
+        .get()
+        .cloned()
+        .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("switchyard.db").display()))
 }
 
 /// The slots' logs under `data_dir`.

@@ -14,7 +14,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use tower_sessions_sqlx_store::SqliteStore;
 
 /// How long a shutdown waits for open responses to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -67,7 +66,7 @@ impl Console {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
         private_files::secure_data_dir(&cfg.data_dir)?;
-        let pool = engine::open_database(&cfg.database_url()).await?;
+        let pool = engine::open_database(&cfg.database_url).await?;
         let runtime = Arc::new(engine::ProcessRuntime::new(cfg.log_dir()));
         let checkpoints = engine::AuditCheckpoints::open(&cfg.data_dir)?
             .with_sink(cfg.audit_checkpoint_command.clone());
@@ -124,9 +123,9 @@ impl Console {
         // rather than delaying the start).
         engine.checkpoint_audit().await?;
 
-        // Sessions live in the same database file.
-        let store = SqliteStore::new(pool.as_sqlite().clone());
-        store.migrate().await?;
+        // Sessions live in the same database, so consoles sharing one
+        // PostgreSQL database recognise each other's.
+        let store = crate::sessions::Sessions::open(&pool).await?;
         let rounds = Rounds(vec![
             tokio::spawn({
                 let deletion =

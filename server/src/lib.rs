@@ -18,3 +18,4 @@ pub mod private_files;
 pub mod proxy_process;
 pub mod refusal_audit;
 pub mod remote;
+pub mod sessions;

@@ -21,6 +21,16 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// The database, when not the SQLite file in the data directory: a
+    /// PostgreSQL URL (`postgres://user:password@host:port/database`, a
+    /// database with C collation) that several consoles can share.
+    #[arg(
+        long,
+        env = "SWITCHYARD_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
     /// A console to drive over its REST API (with SWITCHYARD_TOKEN or the
     /// token `switchyard login` saved) instead of this machine's data
     /// directory.
@@ -367,6 +377,9 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("creating {}", cli.data_dir.display()))?;
+    if let Some(url) = cli.database_url {
+        server::config::use_database_url(url);
+    }
     match cli.command {
         Command::Serve(args) => serve(cli.data_dir, *args).await,
         Command::User(UserCommand::Add { name, role }) => {

@@ -14,7 +14,7 @@ mod tests;
 pub use checkpoint::Checkpoint;
 
 use crate::error::{Error, Result};
-use crate::store::Pool;
+use crate::store::{Dialect, Pool};
 use chrono::{DateTime, SecondsFormat, Utc};
 use model::{AuditEntryView, AuditFilter, AuditPage};
 use sha2::{Digest, Sha256};
@@ -299,15 +299,50 @@ fn given(field: &Option<String>) -> Option<&str> {
     field.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// Words as an FTS5 query: each one quoted (so no user input is FTS syntax),
-/// all of them required.
-fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split_whitespace()
+/// The words searched for: at most 8, each with a letter or digit (the
+/// search indexes runs of letters and digits only, so a word without any
+/// could never match).
+fn search_words(text: &str) -> Vec<&str> {
+    text.split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
         .take(8)
+        .collect()
+}
+
+/// Words as an FTS5 query (SQLite): each one quoted (so no user input is
+/// FTS syntax), all of them required.
+fn fts_query(words: &[&str]) -> String {
+    words
+        .iter()
         .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" "))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Requires every word of `text` in an entry's indexed columns: FTS5's
+/// index on SQLite, the `search` tsvector column on PostgreSQL (each word a
+/// phrase of the same tokens, see migrations/postgres/…_audit_search.sql).
+fn push_text_filter(q: &mut crate::store::QueryBuilder, dialect: Dialect, text: &str) {
+    let words = search_words(text);
+    if words.is_empty() {
+        // Only punctuation: nothing indexed can match it.
+        q.push(" AND FALSE");
+        return;
+    }
+    match dialect {
+        Dialect::Sqlite => {
+            q.push(" AND id IN (SELECT rowid FROM audit_fts WHERE audit_fts MATCH ")
+                .push_bind(fts_query(&words))
+                .push(")");
+        }
+        Dialect::Postgres => {
+            for w in words {
+                q.push(" AND search @@ phraseto_tsquery('simple', audit_search_words(")
+                    .push_bind(w.to_string())
+                    .push("))");
+            }
+        }
+    }
 }
 
 /// One page of entries matching `filter`, newest first (keyset pagination on id).
@@ -338,10 +373,8 @@ pub async fn search(pool: &Pool, filter: &AuditFilter, limit: i64) -> Result<Aud
         // includes the whole day.
         q.push(" AND at <= ").push_bind(format!("{until}~"));
     }
-    if let Some(text) = given(&filter.text).and_then(fts_query) {
-        q.push(" AND id IN (SELECT rowid FROM audit_fts WHERE audit_fts MATCH ")
-            .push_bind(text)
-            .push(")");
+    if let Some(text) = given(&filter.text) {
+        push_text_filter(&mut q, pool.dialect(), text);
     }
     if let Some(before) = filter.before {
         q.push(" AND id < ").push_bind(before);

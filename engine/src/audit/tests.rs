@@ -1,7 +1,6 @@
 use super::*;
 
-async fn log_with(n: usize) -> (Pool, AuditLog) {
-    let pool = crate::store::open("sqlite::memory:").await.unwrap();
+async fn log_with(pool: Pool, n: usize) -> (Pool, AuditLog) {
     let log = AuditLog::default();
     for i in 0..n {
         let mut ev = Event::new(
@@ -22,19 +21,20 @@ async fn log_with(n: usize) -> (Pool, AuditLog) {
 /// Tampering needs the triggers out of the way, as an attacker with raw
 /// database access would do.
 async fn drop_guards(pool: &Pool) {
-    crate::store::query("DROP TRIGGER audit_log_no_update")
-        .execute(pool)
-        .await
-        .unwrap();
-    crate::store::query("DROP TRIGGER audit_log_no_delete")
-        .execute(pool)
-        .await
-        .unwrap();
+    let on = match pool.dialect() {
+        crate::store::Dialect::Sqlite => "",
+        crate::store::Dialect::Postgres => " ON audit_log",
+    };
+    for trigger in ["audit_log_no_update", "audit_log_no_delete"] {
+        crate::store::query(&format!("DROP TRIGGER {trigger}{on}"))
+            .execute(pool)
+            .await
+            .unwrap();
+    }
 }
 
-#[tokio::test]
-async fn search_filters_and_pages_newest_first() {
-    let (pool, log) = log_with(7).await;
+async fn search_filters_and_pages_newest_first(pool: Pool) {
+    let (pool, log) = log_with(pool, 7).await;
     let mut other = Event::new(AuditActor::System, "rollback.start", Outcome::Ok);
     other.environment = Some("staging".into());
     other.reason = Some("checkout is throwing 500s".into());
@@ -159,9 +159,8 @@ async fn search_filters_and_pages_newest_first() {
     .is_empty());
 }
 
-#[tokio::test]
-async fn an_untouched_chain_verifies() {
-    let (pool, _) = log_with(5).await;
+async fn an_untouched_chain_verifies(pool: Pool) {
+    let (pool, _) = log_with(pool, 5).await;
     assert_eq!(verify(&pool).await.unwrap(), Verdict::Intact { entries: 5 });
     let rows = recent(&pool, 10).await.unwrap();
     assert_eq!(rows[0].id, 5);
@@ -169,9 +168,8 @@ async fn an_untouched_chain_verifies() {
     assert_eq!(rows[0].prev_hash, rows[1].hash);
 }
 
-#[tokio::test]
-async fn the_database_refuses_update_and_delete() {
-    let (pool, _) = log_with(2).await;
+async fn the_database_refuses_update_and_delete(pool: Pool) {
+    let (pool, _) = log_with(pool, 2).await;
     let upd = crate::store::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 1")
         .execute(&pool)
         .await
@@ -185,9 +183,8 @@ async fn the_database_refuses_update_and_delete() {
     assert_eq!(verify(&pool).await.unwrap(), Verdict::Intact { entries: 2 });
 }
 
-#[tokio::test]
-async fn a_modified_entry_is_found() {
-    let (pool, _) = log_with(4).await;
+async fn a_modified_entry_is_found(pool: Pool) {
+    let (pool, _) = log_with(pool, 4).await;
     drop_guards(&pool).await;
     crate::store::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 3")
         .execute(&pool)
@@ -202,9 +199,8 @@ async fn a_modified_entry_is_found() {
     }
 }
 
-#[tokio::test]
-async fn a_deleted_entry_is_found() {
-    let (pool, _) = log_with(4).await;
+async fn a_deleted_entry_is_found(pool: Pool) {
+    let (pool, _) = log_with(pool, 4).await;
     drop_guards(&pool).await;
     crate::store::query("DELETE FROM audit_log WHERE id = 2")
         .execute(&pool)
@@ -220,9 +216,8 @@ async fn a_deleted_entry_is_found() {
     ));
 }
 
-#[tokio::test]
-async fn reordered_entries_are_found() {
-    let (pool, _) = log_with(4).await;
+async fn reordered_entries_are_found(pool: Pool) {
+    let (pool, _) = log_with(pool, 4).await;
     drop_guards(&pool).await;
     // Swap the contents of entries 2 and 3, hashes and all.
     crate::store::query(
@@ -241,9 +236,8 @@ async fn reordered_entries_are_found() {
     }
 }
 
-#[tokio::test]
-async fn a_rehashed_forgery_still_breaks_the_next_link() {
-    let (pool, _) = log_with(3).await;
+async fn a_rehashed_forgery_still_breaks_the_next_link(pool: Pool) {
+    let (pool, _) = log_with(pool, 3).await;
     drop_guards(&pool).await;
     // Edit entry 2 and fix up its own hash: entry 3 still points to the old one.
     let mut e: Entry = crate::store::query_as("SELECT * FROM audit_log WHERE id = 2")
@@ -266,3 +260,13 @@ async fn a_rehashed_forgery_still_breaks_the_next_link() {
         v => panic!("forgery not found: {v:?}"),
     }
 }
+
+crate::store::testing::on_both_stores!(
+    search_filters_and_pages_newest_first,
+    an_untouched_chain_verifies,
+    the_database_refuses_update_and_delete,
+    a_modified_entry_is_found,
+    a_deleted_entry_is_found,
+    reordered_entries_are_found,
+    a_rehashed_forgery_still_breaks_the_next_link,
+);

@@ -5,17 +5,20 @@
 //! values bound to a query are kept as [`Arg`]s (a closed set of types the
 //! stores all understand, each `NULL` with its type) and handed to the
 //! store's own driver only when the query runs, on a [`Pool`] or inside a
-//! [`Tx`]. So a query's text and its binds do not name a database, and a
-//! second store is a second arm in [`run`] rather than a second copy of
-//! every query (docs/ARCHITECTURE.md, "The store").
+//! [`Tx`]. So a query's text and its binds do not name a database: the
+//! same query runs on SQLite and on PostgreSQL (its `?` placeholders
+//! renumbered as `$N` there, see `placeholders.rs`), rather than a copy of
+//! every query per store (docs/ARCHITECTURE.md section 2).
 //!
 //! Rows decode with sqlx's `FromRow` (derived row structs and tuples), as
 //! before.
 
-use super::{Pool, Tx};
+use super::placeholders::numbered;
+use super::{Backend, Pool, Tx, TxBackend};
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteArguments, SqliteQueryResult, SqliteRow};
-use sqlx::{Arguments, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Postgres, Sqlite};
 use std::marker::PhantomData;
 
 /// A value bound to a query.
@@ -148,13 +151,6 @@ impl Done {
     }
 }
 
-impl From<SqliteQueryResult> for Done {
-    fn from(r: SqliteQueryResult) -> Self {
-        Done {
-            rows_affected: r.rows_affected(),
-        }
-    }
-}
 
 /// A statement and its binds.
 #[must_use = "a query does nothing until it runs"]
@@ -198,13 +194,62 @@ pub fn query_scalar<T>(sql: &str) -> QueryScalar<'_, T> {
     }
 }
 
-/// Rows a store can decode into `T`.
-pub trait Row: for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin {}
-impl<T> Row for T where T: for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin {}
+/// Rows every store can decode into `T` (`#[derive(sqlx::FromRow)]` and
+/// tuples of the types below are).
+pub trait Row:
+    for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
+{
+}
+impl<T> Row for T where
+    T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
+{
+}
 
-/// Values a store can decode into `T`.
-pub trait Value: sqlx::Type<Sqlite> + for<'r> sqlx::Decode<'r, Sqlite> + Send + Unpin {}
-impl<T> Value for T where T: sqlx::Type<Sqlite> + for<'r> sqlx::Decode<'r, Sqlite> + Send + Unpin {}
+/// Values every store can decode into `T`.
+pub trait Value:
+    sqlx::Type<Sqlite>
+    + for<'r> sqlx::Decode<'r, Sqlite>
+    + sqlx::Type<Postgres>
+    + for<'r> sqlx::Decode<'r, Postgres>
+    + Send
+    + Unpin
+{
+}
+impl<T> Value for T where
+    T: sqlx::Type<Sqlite>
+        + for<'r> sqlx::Decode<'r, Sqlite>
+        + sqlx::Type<Postgres>
+        + for<'r> sqlx::Decode<'r, Postgres>
+        + Send
+        + Unpin
+{
+}
+
+/// Runs `$call` (a sqlx `execute`/`fetch_*` method) on the sqlx query that
+/// `$build` makes of `$q`'s text and binds, wherever `$on` says, in that
+/// store's driver.
+macro_rules! run {
+    ($q:expr, $on:expr, $build:path, $call:ident) => {
+        run!($q, $on, $build, $call, |r| r)
+    };
+    ($q:expr, $on:expr, $build:path, $call:ident, $then:expr) => {{
+        let q: Query<'_> = $q;
+        match $on.into() {
+            On::Pool(Pool {
+                backend: Backend::Sqlite(p),
+            }) => $build(q.sql, sqlite_args(q.args)?).$call(p).await.map($then),
+            On::Pool(Pool {
+                backend: Backend::Postgres(p),
+            }) => $build(&numbered(q.sql), postgres_args(q.args)?).$call(p).await.map($then),
+            On::Tx(Tx {
+                backend: TxBackend::Sqlite(t),
+            }) => $build(q.sql, sqlite_args(q.args)?).$call(&mut **t).await.map($then),
+            On::Tx(Tx {
+                backend: TxBackend::Postgres(t),
+            }) => $build(&numbered(q.sql), postgres_args(q.args)?).$call(&mut **t).await.map($then),
+        }
+    }};
+}
 
 impl<'q> Query<'q> {
     pub fn bind(mut self, value: impl Bind) -> Self {
@@ -232,28 +277,10 @@ impl<'q> Query<'q> {
     }
 
     pub async fn execute<'c>(self, on: impl Into<On<'c>>) -> Result<Done, sqlx::Error> {
-        let args = sqlite_args(self.args)?;
-        let q = sqlx::query_with(self.sql, args);
-        Ok(match on.into() {
-            On::Pool(p) => q.execute(p.sqlite()).await?,
-            On::Tx(t) => q.execute(t.sqlite()).await?,
-        }
-        .into())
+        run!(self, on, sqlx::query_with, execute, |r| Done {
+            rows_affected: r.rows_affected()
+        })
     }
-}
-
-/// Runs `$call` (a sqlx `fetch_*` method) on a sqlx query built from `$q`
-/// with `$build`, wherever `$on` says.
-macro_rules! run {
-    ($q:expr, $on:expr, $build:path, $call:ident) => {{
-        let q = $q;
-        let args = sqlite_args(q.args)?;
-        let built = $build(q.sql, args);
-        match $on.into() {
-            On::Pool(p) => built.$call(p.sqlite()).await,
-            On::Tx(t) => built.$call(t.sqlite()).await,
-        }
-    }};
 }
 
 impl<'q, T: Row> QueryAs<'q, T> {
@@ -314,6 +341,32 @@ impl<'q, T: Value> QueryScalar<'q, T> {
     }
 }
 
+/// The binds as PostgreSQL's driver takes them: each `NULL` with its
+/// type, since the server types every parameter.
+fn postgres_args(args: Vec<Arg>) -> Result<PgArguments, sqlx::Error> {
+    let mut out = PgArguments::default();
+    for a in args {
+        let added = match a {
+            Arg::Null(kind) => match kind {
+                Kind::Int => out.add(None::<i64>),
+                Kind::Real => out.add(None::<f64>),
+                Kind::Bool => out.add(None::<bool>),
+                Kind::Text => out.add(None::<String>),
+                Kind::Bytes => out.add(None::<Vec<u8>>),
+                Kind::Time => out.add(None::<DateTime<Utc>>),
+            },
+            Arg::Int(v) => out.add(v),
+            Arg::Real(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::Text(v) => out.add(v),
+            Arg::Bytes(v) => out.add(v),
+            Arg::Time(v) => out.add(v),
+        };
+        added.map_err(sqlx::Error::Encode)?;
+    }
+    Ok(out)
+}
+
 /// The binds as SQLite's driver takes them.
 fn sqlite_args<'q>(args: Vec<Arg>) -> Result<SqliteArguments<'q>, sqlx::Error> {
     let mut out = SqliteArguments::default();
@@ -339,26 +392,13 @@ fn sqlite_args<'q>(args: Vec<Arg>) -> Result<SqliteArguments<'q>, sqlx::Error> {
     Ok(out)
 }
 
-impl Pool {
-    fn sqlite(&self) -> &SqlitePool {
-        &self.sqlite
-    }
-}
-
-impl Tx {
-    fn sqlite(&mut self) -> &mut SqliteConnection {
-        &mut self.sqlite
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn binds_round_trip_with_their_nulls_typed() {
-        let pool = crate::store::open("sqlite::memory:").await.unwrap();
-        let now = chrono::Utc::now();
+    async fn binds_round_trip_with_their_nulls_typed(pool: Pool) {
+        // Microseconds: what both stores keep of a time.
+        let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
         let row: (i64, Option<i64>, String, Option<String>, bool, DateTime<Utc>, f64) =
             query_as("SELECT ?, ?, ?, ?, ?, ?, ?")
                 .bind(7_i64)
@@ -372,12 +412,17 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(row, (7, None, "seven".into(), None, true, now, 0.5));
+        // Numbered placeholders name the same value twice.
+        let twice: (i64, i64) = query_as("SELECT ?1, ?1 + 1")
+            .bind(41_i64)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(twice, (41, 42));
     }
 
-    #[tokio::test]
-    async fn a_transaction_sees_its_own_writes_and_rolls_back_unless_committed() {
-        let pool = crate::store::open("sqlite::memory:").await.unwrap();
-        query("CREATE TABLE t (v INTEGER)")
+    async fn a_transaction_sees_its_own_writes_and_rolls_back_unless_committed(pool: Pool) {
+        query("CREATE TABLE t (v BIGINT)")
             .execute(&pool)
             .await
             .unwrap();
@@ -401,5 +446,54 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 0);
+        let mut tx = crate::store::begin_write(&pool).await.unwrap();
+        let id: Option<i64> = query("INSERT INTO t (v) SELECT ? WHERE ? RETURNING v")
+            .bind(5_i64)
+            .bind(false)
+            .optional_id(&mut tx)
+            .await
+            .unwrap();
+        assert_eq!(id, None);
+        let id = query("INSERT INTO t (v) VALUES (?) RETURNING v")
+            .bind(6_i64)
+            .returning_id(&mut tx)
+            .await
+            .unwrap();
+        assert_eq!(id, 6);
+        tx.commit().await.unwrap();
+        let all: Vec<i64> = query_scalar("SELECT v FROM t")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(all, [6]);
     }
+
+    /// Two writing transactions on PostgreSQL run one after the other, as
+    /// on SQLite: the second waits for the first's commit.
+    async fn writing_transactions_take_turns(pool: Pool) {
+        if pool.dialect() == crate::store::Dialect::Sqlite {
+            // One connection in memory: SQLite's own lock is what
+            // `begin_write` takes there (tested by the engine's tests).
+            return;
+        }
+        let first = crate::store::begin_write(&pool).await.unwrap();
+        let p2 = pool.clone();
+        let second = tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            let tx = crate::store::begin_write(&p2).await.unwrap();
+            tx.commit().await.unwrap();
+            t.elapsed()
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the second writer did not wait");
+        first.commit().await.unwrap();
+        let waited = second.await.unwrap();
+        assert!(waited >= std::time::Duration::from_millis(250), "{waited:?}");
+    }
+
+    crate::store::testing::on_both_stores!(
+        binds_round_trip_with_their_nulls_typed,
+        a_transaction_sees_its_own_writes_and_rolls_back_unless_committed,
+        writing_transactions_take_turns,
+    );
 }

@@ -98,6 +98,7 @@ async fn start_with(proxies: Option<(u16, u16)>) -> Console {
     let addr = listener.local_addr().unwrap();
     let (app, admin) = proxies.unwrap_or((1, 1));
     let cfg = server::config::Config {
+        database_url: server::config::database_url(dir.path()),
         data_dir: dir.path().to_path_buf(),
         listen: addr,
         app_listen: ([127, 0, 0, 1], app).into(),

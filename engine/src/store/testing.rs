@@ -1,0 +1,122 @@
+//! Stores for tests: an in-memory SQLite database, or a fresh PostgreSQL
+//! database on the server `SWITCHYARD_TEST_POSTGRES` names — the URL
+//! `scripts/postgres.sh` writes to `.postgres.url`, whose role may create
+//! databases. The test command sets it; without it a PostgreSQL case is
+//! skipped with a line on standard error, except under `CI=true`, where it
+//! fails, so the store matrix cannot quietly shrink to one store.
+
+use super::{open, Pool};
+use crate::error::Result;
+
+/// The variable naming the PostgreSQL server tests use.
+pub const POSTGRES_VAR: &str = "SWITCHYARD_TEST_POSTGRES";
+
+/// Prefix of the databases tests create (the test command drops those a
+/// previous run left).
+pub const DATABASE_PREFIX: &str = "switchyard_test_";
+
+pub async fn sqlite() -> Pool {
+    open("sqlite::memory:").await.expect("in-memory SQLite")
+}
+
+/// A new, empty, migrated PostgreSQL database, or `None` (see the module).
+pub async fn postgres() -> Option<Pool> {
+    let url = postgres_url().await?;
+    Some(open(&url).await.expect("open the test database"))
+}
+
+/// The URL of a new, empty PostgreSQL database (not migrated yet), or
+/// `None` (see the module).
+pub async fn postgres_url() -> Option<String> {
+    let Ok(server) = std::env::var(POSTGRES_VAR) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{POSTGRES_VAR} is not set: the PostgreSQL half of the store matrix would not run"
+        );
+        eprintln!("{POSTGRES_VAR} not set: PostgreSQL case skipped");
+        return None;
+    };
+    Some(create_database(&server).await.expect("create a test database"))
+}
+
+async fn create_database(server: &str) -> Result<String> {
+    use sqlx::Connection;
+    let name = format!(
+        "{DATABASE_PREFIX}{}",
+        hex::encode(rand::random::<[u8; 6]>())
+    );
+    let mut admin = sqlx::PgConnection::connect(server).await?;
+    // C collation: the engine's text order is SQLite's (bytes), see `open`.
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C.UTF-8'"
+    ))
+    .execute(&mut admin)
+    .await?;
+    admin.close().await?;
+    Ok(with_database(server, &name))
+}
+
+/// `url` naming database `name` instead of its own.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    // postgres://user:password@host:port/database: the path starts at the
+    // first '/' after the authority.
+    let authority_end = base
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| base[start..].find('/').map(|j| start + j))
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..authority_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Runs each `async fn case(pool: Pool)` of the calling module as two
+/// tests, `on_sqlite::case` and `on_postgres::case`.
+#[cfg(test)]
+macro_rules! on_both_stores {
+    ($($case:ident),+ $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case($crate::store::testing::sqlite().await).await
+                }
+            )+
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    if let Some(pool) = $crate::store::testing::postgres().await {
+                        super::$case(pool).await
+                    }
+                }
+            )+
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use on_both_stores;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_database_name_is_replaced_and_the_rest_kept() {
+        assert_eq!(
+            super::with_database("postgres://u:p@127.0.0.1:55432/switchyard", "t1"),
+            "postgres://u:p@127.0.0.1:55432/t1"
+        );
+        assert_eq!(
+            super::with_database("postgres://u:p@h/db?sslmode=disable", "t2"),
+            "postgres://u:p@h/t2?sslmode=disable"
+        );
+        assert_eq!(super::with_database("postgres://h", "t3"), "postgres://h/t3");
+    }
+}
