@@ -1,9 +1,13 @@
 //! HAProxy (Debian's package) as the benchmark's third contender: one
 //! frontend on a loopback port, a backend holding both slots, and a switch
 //! made the way HAProxy users make one without a reload — through its
-//! runtime API on the stats socket: the new slot's server made ready and
-//! the old one put in maintenance (it finishes what it has, takes nothing
-//! new), in one command line.
+//! runtime API on the stats socket, in one command line, either way it
+//! offers ([`HaproxySwitch`]): the new slot's server made ready and the old
+//! one put in maintenance, or the new one's weight raised and the old one's
+//! dropped to 0. Either way the new server takes requests before the old
+//! one stops taking them, so there is never a moment without a server (the
+//! other order would answer 503 in between), and the old one finishes
+//! what it has.
 
 use crate::nginx::NginxGroup;
 use anyhow::Context;
@@ -19,6 +23,45 @@ const BINARY: &str = "/usr/sbin/haproxy";
 const SOCKET: &str = "haproxy.sock";
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// How a switch moves HAProxy's users from one server to the other.
+#[derive(Clone, Copy)]
+pub enum HaproxySwitch {
+    /// `set server app/NEW state ready; set server app/OLD state maint`:
+    /// the old server is in maintenance, out of every decision.
+    State,
+    /// `set weight app/NEW 1; set weight app/OLD 0`: both stay up, the old
+    /// one gets no new request.
+    Weight,
+}
+
+impl HaproxySwitch {
+    /// For directory names.
+    pub fn name(self) -> &'static str {
+        match self {
+            HaproxySwitch::State => "state",
+            HaproxySwitch::Weight => "weight",
+        }
+    }
+
+    /// What a switch sends, for the table.
+    pub fn command(self) -> &'static str {
+        match self {
+            HaproxySwitch::State => "state ready, then maint",
+            HaproxySwitch::Weight => "weight 1, then 0",
+        }
+    }
+
+    /// The command line moving users from server `down` to `up`.
+    fn line(self, up: &str, down: &str) -> String {
+        match self {
+            HaproxySwitch::State => {
+                format!("set server app/{up} state ready; set server app/{down} state maint")
+            }
+            HaproxySwitch::Weight => format!("set weight app/{up} 1; set weight app/{down} 0"),
+        }
+    }
+}
+
 /// A running HAProxy whose users are on blue.
 pub struct HaproxySite {
     pub group: NginxGroup,
@@ -27,15 +70,27 @@ pub struct HaproxySite {
     socket: PathBuf,
     blue: String,
     green: String,
+    switch: HaproxySwitch,
 }
 
 impl HaproxySite {
-    /// Starts HAProxy in the foreground in `dir` on `port`; `None` when it
-    /// is not installed.
-    pub fn start(dir: &Path, blue: &str, green: &str, port: u16) -> anyhow::Result<Option<Self>> {
+    /// Starts HAProxy in the foreground in `dir` on `port`, switched by
+    /// `switch`; `None` when it is not installed.
+    pub fn start(
+        dir: &Path,
+        blue: &str,
+        green: &str,
+        port: u16,
+        switch: HaproxySwitch,
+    ) -> anyhow::Result<Option<Self>> {
+        // Green takes no request until the first switch.
+        let green_idle = match switch {
+            HaproxySwitch::State => "disabled",
+            HaproxySwitch::Weight => "weight 0",
+        };
         let proxies = format!(
             "frontend users\n  bind 127.0.0.1:{port}\n  default_backend app\n\
-             backend app\n  server blue {blue}\n  server green {green} disabled\n"
+             backend app\n  server blue {blue} weight 1\n  server green {green} {green_idle}\n"
         );
         let Some(group) = start_private(dir, &proxies)? else {
             return Ok(None);
@@ -47,6 +102,7 @@ impl HaproxySite {
             socket,
             blue: blue.to_string(),
             green: green.to_string(),
+            switch,
         }))
     }
 
@@ -64,6 +120,7 @@ impl HaproxySite {
             }),
             green: self.green.clone(),
             blue: self.blue.clone(),
+            switch: self.switch,
         }
     }
 }
@@ -76,6 +133,7 @@ pub struct HaproxyRouter {
     state: Mutex<RoutingTable>,
     blue: String,
     green: String,
+    switch: HaproxySwitch,
 }
 
 impl HaproxyRouter {
@@ -129,10 +187,7 @@ impl TrafficRouter for HaproxyRouter {
         };
         // The new server takes requests before the old one stops taking
         // them: no moment without a server.
-        self.command(&format!(
-            "set server app/{up} state ready; set server app/{down} state maint"
-        ))
-        .await?;
+        self.command(&self.switch.line(up, down)).await?;
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = table.clone();
         Ok(table.clone())
     }

@@ -2,19 +2,23 @@
 //!
 //! 1. Failed requests across N switches under constant paced load, through the
 //!    real switchyard-proxy, switched by the engine's `BuiltinRouter` (the code
-//!    a deploy uses).
-//! 2. Time from the switch command to the first request answered by the new
-//!    slot (no load): the admin round trip plus the swap.
+//!    a deploy uses, over TCP and over the unix socket), through nginx
+//!    switched by the engine's nginx router, and through HAProxy switched by
+//!    its runtime API (server states, and weights): one table.
+//! 2. In the same table, the time from the switch command to the first
+//!    request answered by the new slot (no load): the command's round trip
+//!    plus the swap.
 //! 3. Throughput and p99 with wrk: straight to the demo service, through
 //!    switchyard-proxy, and through nginx `proxy_pass` (when nginx is
 //!    installed), same machine, same load.
 //! 4. Proxy memory (RSS) at rest and at its peak under that load.
-//! 5. The same throughput table for switchyard-proxy, nginx and HAProxy with
-//!    10 environments on one proxy, then with TLS on (see [`crate::sites`]).
+//! 5. The same throughput table for switchyard-proxy (and the baseline
+//!    build), nginx and HAProxy with 10 environments on one proxy, then with
+//!    TLS on (see [`crate::sites`]).
 //!
 //! Figures to read, not assertions: these machines are shared 2-core boxes.
 
-use crate::haproxy::HaproxySite;
+use crate::haproxy::{HaproxySite, HaproxySwitch};
 use crate::nginx::{self, NginxGroup};
 use crate::rig::{
     free_port, http_client, spawn_proxy, start_demo, wait_until_answers, which, Samples, TOKEN,
@@ -190,8 +194,8 @@ impl Slots {
 }
 
 /// N switches by `router` while paced load goes to `public` (the address
-/// users reach through that router). Returns (answered, failed, how long the
-/// switches took, each switch command's time).
+/// users reach through that router). Returns the load's counts, how long
+/// the switches took, and each switch command's time.
 async fn switches_under_load(
     public: &str,
     router: &dyn TrafficRouter,
@@ -233,23 +237,88 @@ async fn switches_under_load(
     Ok((counts, took, applied))
 }
 
-fn report_switches(router: &str, opts: &Options, counts: &LoadCounts, took: Duration) {
+/// One way of switching users between the slots: a row of the switches
+/// table.
+struct SwitchRow {
+    /// The router, and how its command switches.
+    name: String,
+    load: LoadCounts,
+    /// How long the switches under load took, from the first command to the
+    /// last one's acknowledgement plus the pauses between them.
+    took: Duration,
+    /// Each switch command under load, until acknowledged.
+    acked: Samples,
+    /// Switch command → first answer from the new slot (no other load).
+    first_answer: Samples,
+}
+
+/// Switches under load, then switch → first new-slot answer, through
+/// `router`, whose users reach it at `public`.
+async fn switch_row(
+    name: &str,
+    public: &str,
+    router: &dyn TrafficRouter,
+    slots: &Slots,
+    opts: &Options,
+) -> anyhow::Result<SwitchRow> {
+    wait_until_answers(&http_client()?, &format!("http://{public}/")).await?;
+    let (load, took, acked) = switches_under_load(public, router, slots, opts).await?;
+    let (_, first_answer) =
+        switch_to_first_answer(public, router, slots, FIRST_ANSWER_RUNS).await?;
+    Ok(SwitchRow {
+        name: name.to_string(),
+        load,
+        took,
+        acked,
+        first_answer,
+    })
+}
+
+/// Switch → first new-slot answer measurements per router.
+const FIRST_ANSWER_RUNS: usize = 30;
+
+fn print_switch_table(rows: &[SwitchRow], opts: &Options) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let pair = |s: &Samples| format!("{:.1} / {:.1}", ms(s.quantile(0.5)), ms(s.quantile(0.9)));
     println!(
-        "switches under load ({router}): {} switches in {:.1} s, {} requests answered, {} failed; \
-         {} first lost their kept-alive connection (closed or reset by the server) and were answered on the one retry browsers make",
-        opts.switches,
-        took.as_secs_f64(),
-        counts.ok.load(Ordering::Relaxed),
-        counts.failed.load(Ordering::Relaxed),
-        counts.retried.load(Ordering::Relaxed),
+        "switches: {} switches 50 ms apart under a paced {} req/s load (32 clients, kept alive; \
+         \"resent\": first lost their kept-alive connection, closed or reset by the server, and were \
+         answered on the one retry browsers make); then switch command → first answer from the new \
+         slot, {FIRST_ANSWER_RUNS} times, a user asking back to back; median / p90 ms",
+        opts.switches, opts.rate
     );
-    for (kind, n) in counts
-        .kinds
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-    {
-        println!("    failed: {n} × {kind}");
+    println!(
+        "  {:<52} {:>9} {:>7} {:>7} {:>7} {:>18} {:>22}",
+        "router (switch command)",
+        "answered",
+        "failed",
+        "resent",
+        "took s",
+        "command acked",
+        "→ new-slot answer"
+    );
+    for row in rows {
+        println!(
+            "  {:<52} {:>9} {:>7} {:>7} {:>7.1} {:>18} {:>22}",
+            row.name,
+            row.load.ok.load(Ordering::Relaxed),
+            row.load.failed.load(Ordering::Relaxed),
+            row.load.retried.load(Ordering::Relaxed),
+            row.took.as_secs_f64(),
+            pair(&row.acked),
+            pair(&row.first_answer),
+        );
+    }
+    for row in rows {
+        for (kind, n) in row
+            .load
+            .kinds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            println!("    {} failed: {n} × {kind}", row.name);
+        }
     }
 }
 
@@ -329,17 +398,29 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
         "proxy benchmark: {} switches under {} req/s; wrk -t2 -c{} -d{}s",
         opts.switches, opts.rate, opts.wrk_connections, opts.wrk_secs
     );
-    let (counts, took, _) = switches_under_load(&proxy.public, &router, &slots, &opts).await?;
-    report_switches("switchyard-proxy", &opts, &counts, took);
-    let (applied, served) = switch_to_first_answer(&proxy.public, &router, &slots, 50).await?;
-    println!("{}", applied.row("switch command acknowledged"));
-    println!("{}", served.row("switch command → first new-slot answer"));
+    let mut rows = vec![
+        switch_row(
+            "switchyard-proxy (admin API over TCP)",
+            &proxy.public,
+            &router,
+            &slots,
+            &opts,
+        )
+        .await?,
+    ];
     if let Some(socket) = &proxy.socket {
         // The same switches through the admin API's unix socket.
         let unix = BuiltinRouter::new(&format!("unix:{}", socket.display()), TOKEN.to_string());
-        let (applied, served) = switch_to_first_answer(&proxy.public, &unix, &slots, 50).await?;
-        println!("{}", applied.row("… acknowledged, over the unix socket"));
-        println!("{}", served.row("… first new-slot answer, unix socket"));
+        rows.push(
+            switch_row(
+                "switchyard-proxy (admin API, unix socket)",
+                &proxy.public,
+                &unix,
+                &slots,
+                &opts,
+            )
+            .await?,
+        );
     }
     match crate::nginx::NginxSite::start(&root.join("nginx-router")).await? {
         Some(site) => {
@@ -349,50 +430,55 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
             router
                 .apply(&slots.table(generation, SlotColor::Blue))
                 .await?;
-            switch_rows(
-                (
-                    "nginx router",
-                    "nginx switch (include, nginx -t, reload confirmed)",
-                ),
-                &site.public,
-                &router,
-                &slots,
-                &opts,
-            )
-            .await?;
+            rows.push(
+                switch_row(
+                    "nginx (include, nginx -t, reload confirmed)",
+                    &site.public,
+                    &router,
+                    &slots,
+                    &opts,
+                )
+                .await?,
+            );
         }
         None => {
-            println!("nginx: not installed (apt-get install nginx), its switch rows are skipped")
+            println!("nginx: not installed (apt-get install nginx), its switch row is skipped")
         }
     }
-    let haproxy = HaproxySite::start(
-        &root.join("haproxy"),
-        &slots.blue,
-        &slots.green,
-        free_port()?,
-    )?;
-    match &haproxy {
-        Some(site) => {
-            let router = site.router();
-            switch_rows(
-                (
-                    "HAProxy runtime API",
-                    "HAProxy switch (ready + maint on the stats socket)",
-                ),
+    // HAProxy switched both ways its runtime API offers; the states' one
+    // stays for the throughput rounds.
+    let mut haproxy = None;
+    for switch in [HaproxySwitch::Weight, HaproxySwitch::State] {
+        let Some(site) = HaproxySite::start(
+            &root.join(format!("haproxy-{}", switch.name())),
+            &slots.blue,
+            &slots.green,
+            free_port()?,
+            switch,
+        )?
+        else {
+            println!("haproxy: not installed (apt-get install haproxy), its rows are skipped");
+            break;
+        };
+        let router = site.router();
+        rows.push(
+            switch_row(
+                &format!("HAProxy runtime API ({})", switch.command()),
                 &site.public,
                 &router,
                 &slots,
                 &opts,
             )
+            .await?,
+        );
+        // Users back on blue for the throughput rounds.
+        let generation = router.current().await?.generation + 1;
+        router
+            .apply(&slots.table(generation, SlotColor::Blue))
             .await?;
-            // Users back on blue for the throughput rounds.
-            let generation = router.current().await?.generation + 1;
-            router
-                .apply(&slots.table(generation, SlotColor::Blue))
-                .await?;
-        }
-        None => println!("haproxy: not installed (apt-get install haproxy), its rows are skipped"),
+        haproxy = Some(site);
     }
+    print_switch_table(&rows, &opts);
 
     // Throughput: everything points at blue.
     let generation = router.current().await?.generation + 1;
@@ -471,28 +557,8 @@ pub async fn proxy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
     compare("throughput", &contenders, &settings).await?;
     drop((baseline, nginx, haproxy));
     // The same three proxies with 10 environments each, then with TLS on.
-    sites::ten_environments(&root, &opts.bin_dir, &settings).await?;
-    sites::tls_on(&root, &opts.bin_dir, &slots.blue, &settings).await?;
-    Ok(())
-}
-
-/// Switches under load, then switch → first new-slot answer, through a
-/// router other than switchyard-proxy: `(name, what its command does)`.
-async fn switch_rows(
-    (name, command): (&str, &str),
-    public: &str,
-    router: &dyn TrafficRouter,
-    slots: &Slots,
-    opts: &Options,
-) -> anyhow::Result<()> {
-    wait_until_answers(&http_client()?, &format!("http://{public}/")).await?;
-    let (counts, took, applied) = switches_under_load(public, router, slots, opts).await?;
-    report_switches(name, opts, &counts, took);
-    println!("{}", applied.row(command));
-    let (_, served) = switch_to_first_answer(public, router, slots, 20).await?;
-    println!(
-        "{}",
-        served.row(&format!("{name}: switch command → first new-slot answer"))
-    );
+    let baseline = opts.baseline.as_deref();
+    sites::ten_environments(&root, &opts.bin_dir, baseline, &settings).await?;
+    sites::tls_on(&root, &opts.bin_dir, baseline, &slots.blue, &settings).await?;
     Ok(())
 }

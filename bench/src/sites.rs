@@ -2,13 +2,14 @@
 //! proxies (switchyard-proxy, nginx, HAProxy) with **10 environments on one
 //! proxy** (chosen by the Host header) and with **TLS on** (HTTPS from wrk to
 //! the proxy, plain HTTP to the demo service). Each contender is started
-//! fresh for its table, so its memory at rest is that configuration's.
+//! fresh for its table, so its memory at rest is that configuration's; an
+//! earlier switchyard-proxy build (`--baseline-proxy`) joins both tables.
 
 use crate::haproxy;
 use crate::nginx::{self, NginxGroup};
 use crate::rig::{
-    free_port, http_client, spawn_proxy, spawn_proxy_args, start_demo, wait_until_answers, which,
-    Owned, Proxy, TOKEN,
+    free_port, http_client, spawn_proxy, spawn_proxy_args, spawn_proxy_bin, start_demo,
+    wait_until_answers, which, Owned, Proxy, TOKEN,
 };
 use crate::throughput::{compare, Contender, Settings};
 use anyhow::{bail, Context};
@@ -61,6 +62,7 @@ fn spread_script() -> String {
 pub async fn ten_environments(
     root: &Path,
     bin_dir: &Path,
+    baseline: Option<&Path>,
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let root = root.join("ten-environments");
@@ -87,6 +89,23 @@ pub async fn ten_environments(
         pid: Some(proxy.child.id()),
         wrk_args: wrk_args.clone(),
     }];
+    let baseline = match baseline {
+        Some(bin) => {
+            let dir = root.join("baseline");
+            std::fs::create_dir_all(&dir)?;
+            let p = spawn_proxy_bin(bin, &dir, false)?;
+            put_routes(&p, &upstreams).await?;
+            every_host_answers(&p.public).await?;
+            contenders.push(Contender {
+                name: "--baseline-proxy, 10 named routes".into(),
+                url: format!("http://{}/", p.public),
+                pid: Some(p.child.id()),
+                wrk_args: wrk_args.clone(),
+            });
+            Some(p)
+        }
+        None => None,
+    };
 
     let nginx = start_nginx_hosts(&root.join("nginx"), &upstreams)?;
     match &nginx {
@@ -120,7 +139,7 @@ pub async fn ten_environments(
         settings,
     )
     .await?;
-    drop((proxy, nginx, haproxy, demos));
+    drop((proxy, baseline, nginx, haproxy, demos));
     Ok(())
 }
 
@@ -243,6 +262,7 @@ const TLS_HOST: &str = "bench.test";
 pub async fn tls_on(
     root: &Path,
     bin_dir: &Path,
+    baseline: Option<&Path>,
     upstream: &str,
     settings: &Settings,
 ) -> anyhow::Result<()> {
@@ -259,44 +279,32 @@ pub async fn tls_on(
     let pem = root.join(format!("{TLS_HOST}.pem"));
     std::fs::write(&pem, [std::fs::read(&crt)?, std::fs::read(&key)?].concat())?;
 
-    let proxy_dir = root.join("switchyard-proxy");
-    std::fs::create_dir_all(&proxy_dir)?;
-    // wrk sends no SNI to an IP address: the one certificate is the default.
-    let proxy = spawn_proxy_args(
+    let (proxy, tls) = start_proxy_tls(
         &bin_dir.join("switchyard-proxy"),
-        &proxy_dir,
-        false,
-        &[
-            OsStr::new("--tls-listen"),
-            OsStr::new("127.0.0.1:0"),
-            OsStr::new("--tls-dir"),
-            certs.as_os_str(),
-            OsStr::new("--tls-default"),
-            OsStr::new(TLS_HOST),
-        ],
-    )?;
-    let Some(tls) = proxy.tls.clone() else {
-        bail!("switchyard-proxy's ready file has no TLS address");
-    };
-    let router = BuiltinRouter::new(&format!("http://{}", proxy.admin), TOKEN.to_string());
-    let generation = router.current().await?.generation + 1;
-    router
-        .apply(&RoutingTable {
-            generation,
-            active: Some(Upstream {
-                slot: SlotColor::Blue,
-                address: upstream.to_string(),
-            }),
-            ..RoutingTable::default()
-        })
-        .await?;
-    wait_until_answers(&http_client()?, &format!("http://{}/", proxy.public)).await?;
+        &root.join("switchyard-proxy"),
+        &certs,
+        upstream,
+    )
+    .await?;
     let mut contenders = vec![Contender {
         name: "switchyard-proxy, rustls".into(),
         url: format!("https://{tls}/"),
         pid: Some(proxy.child.id()),
         wrk_args: Vec::new(),
     }];
+    let baseline = match baseline {
+        Some(bin) => {
+            let (p, tls) = start_proxy_tls(bin, &root.join("baseline"), &certs, upstream).await?;
+            contenders.push(Contender {
+                name: "--baseline-proxy, rustls".into(),
+                url: format!("https://{tls}/"),
+                pid: Some(p.child.id()),
+                wrk_args: Vec::new(),
+            });
+            Some(p)
+        }
+        None => None,
+    };
 
     let nginx = start_nginx_tls(&root.join("nginx"), upstream, &crt, &key)?;
     match &nginx {
@@ -329,8 +337,51 @@ pub async fn tls_on(
         settings,
     )
     .await?;
-    drop((proxy, nginx, haproxy));
+    drop((proxy, baseline, nginx, haproxy));
     Ok(())
+}
+
+/// The switchyard-proxy at `bin` in `dir` with a TLS listener serving the
+/// benchmark's certificate from `certs`, users on `upstream`; with the
+/// address of its TLS listener.
+async fn start_proxy_tls(
+    bin: &Path,
+    dir: &Path,
+    certs: &Path,
+    upstream: &str,
+) -> anyhow::Result<(Proxy, String)> {
+    std::fs::create_dir_all(dir)?;
+    // wrk sends no SNI to an IP address: the one certificate is the default.
+    let proxy = spawn_proxy_args(
+        bin,
+        dir,
+        false,
+        &[
+            OsStr::new("--tls-listen"),
+            OsStr::new("127.0.0.1:0"),
+            OsStr::new("--tls-dir"),
+            certs.as_os_str(),
+            OsStr::new("--tls-default"),
+            OsStr::new(TLS_HOST),
+        ],
+    )?;
+    let Some(tls) = proxy.tls.clone() else {
+        bail!("switchyard-proxy's ready file has no TLS address");
+    };
+    let router = BuiltinRouter::new(&format!("http://{}", proxy.admin), TOKEN.to_string());
+    let generation = router.current().await?.generation + 1;
+    router
+        .apply(&RoutingTable {
+            generation,
+            active: Some(Upstream {
+                slot: SlotColor::Blue,
+                address: upstream.to_string(),
+            }),
+            ..RoutingTable::default()
+        })
+        .await?;
+    wait_until_answers(&http_client()?, &format!("http://{}/", proxy.public)).await?;
+    Ok((proxy, tls))
 }
 
 /// `dir/bench.test.crt` + `dir/bench.test.key`: a self-signed ECDSA P-256

@@ -39,7 +39,7 @@ use crate::console_cookies::ConsoleCookies;
 use crate::metrics::{Listener, RequestGuard, SlotMetrics};
 use crate::route_table::{RouteTable, TableRules, TesterRule};
 use crate::routing::{Lookup, Routing};
-use crate::upstream_conn::{ConnectError, Release, UpstreamConns};
+use crate::upstream_conn::{ConnectError, Release, SendError, UpstreamPool};
 use bytes::Bytes;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -65,6 +65,11 @@ pub struct ForwardConfig {
     pub response_header_timeout: Duration,
     /// Cookies removed from every forwarded request.
     pub console_cookies: ConsoleCookies,
+    /// An idle upstream connection is closed after at most this long
+    /// (`upstream_conn.rs`): below the 5 s after which many app servers
+    /// (Node.js, uvicorn, Apache) close an idle kept-alive connection
+    /// themselves, possibly under a request going out on it.
+    pub upstream_idle_timeout: Duration,
 }
 
 impl Default for ForwardConfig {
@@ -73,17 +78,23 @@ impl Default for ForwardConfig {
             connect_timeout: Duration::from_secs(2),
             response_header_timeout: Duration::from_secs(30),
             console_cookies: ConsoleCookies::default(),
+            upstream_idle_timeout: Duration::from_secs(4),
         }
     }
 }
 
 /// What every request of one listener shares: the table, the metrics, the
-/// settings. Built once per listener; each client connection holds an `Arc`.
+/// settings, and its data-plane thread's idle upstream connections. Built
+/// once per listener and thread; each client connection holds an `Arc`.
 #[derive(Clone)]
 pub struct Forwarder {
     routing: Arc<Routing>,
     metrics: Arc<SlotMetrics>,
+    /// This data-plane thread's idle upstream connections, shared by its
+    /// listeners ([`Forwarder::on_another_thread`] gives a thread its own).
+    pool: Arc<UpstreamPool>,
     connect_timeout: Duration,
+    idle_timeout: Duration,
     response_header_timeout: Duration,
     console_cookies: ConsoleCookies,
     listener: Listener,
@@ -98,10 +109,17 @@ pub struct Forwarder {
 impl Forwarder {
     /// A forwarder for the public listener.
     pub fn new(routing: Arc<Routing>, metrics: Arc<SlotMetrics>, config: ForwardConfig) -> Self {
+        let pool = Arc::new(UpstreamPool::new(
+            Arc::clone(&routing),
+            config.connect_timeout,
+            config.upstream_idle_timeout,
+        ));
         Forwarder {
             routing,
             metrics,
+            pool,
             connect_timeout: config.connect_timeout,
+            idle_timeout: config.upstream_idle_timeout,
             response_header_timeout: config.response_header_timeout,
             console_cookies: config.console_cookies,
             listener: Listener::Public,
@@ -125,33 +143,50 @@ impl Forwarder {
         Forwarder { https_port, ..self }
     }
 
-    /// The same forwarder for another listener.
+    /// The same forwarder for another listener (of the same thread: the
+    /// idle upstream connections are shared).
     pub fn for_listener(&self, listener: Listener) -> Self {
         Forwarder {
             listener,
             ..self.clone()
         }
     }
+
+    /// The same forwarder for another data-plane thread: same tables,
+    /// metrics and canary counter, its own pool of idle upstream
+    /// connections (which that thread must [`UpstreamPool::maintain`]).
+    pub(crate) fn on_another_thread(&self) -> Self {
+        Forwarder {
+            pool: Arc::new(UpstreamPool::new(
+                Arc::clone(&self.routing),
+                self.connect_timeout,
+                self.idle_timeout,
+            )),
+            ..self.clone()
+        }
+    }
+
+    /// This thread's idle upstream connections, for its sweep.
+    pub(crate) fn pool(&self) -> Arc<UpstreamPool> {
+        Arc::clone(&self.pool)
+    }
 }
 
-/// One client connection: its address (for `X-Forwarded-For`, rendered
-/// once) and its own connections to the slots, reused request after request
-/// with no pool lock and no task hop (see [`UpstreamConns`]).
+/// One client connection: its listener's forwarder and its address (for
+/// `X-Forwarded-For`, rendered once). Its requests take their upstream
+/// connections from the thread's pool ([`UpstreamPool`]).
 pub struct ClientConn {
     forwarder: Arc<Forwarder>,
     client_ip: HeaderValue,
-    upstream: Arc<UpstreamConns>,
 }
 
 impl ClientConn {
     pub fn new(forwarder: Arc<Forwarder>, client_ip: IpAddr) -> Self {
         let client_ip = HeaderValue::from_str(&client_ip.to_string())
             .expect("an IP address is a valid header value");
-        let connect_timeout = forwarder.connect_timeout;
         ClientConn {
             forwarder,
             client_ip,
-            upstream: Arc::new(UpstreamConns::new(connect_timeout)),
         }
     }
 }
@@ -252,6 +287,9 @@ pub enum ProxyBody {
 /// Forwards one request to the slot the table in force names.
 pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Response<ProxyBody> {
     let f = &*conn.forwarder;
+    // Read before the lookup: a connection is kept after the request only
+    // if the tables did not change since, or still route to its address.
+    let epoch = f.routing.epoch();
     // One snapshot per request: a switch affects only requests that start
     // after it, and a route's requests are counted in its own metrics.
     let lookup = f.routing.lookup(|| request_host(&req), req.uri().path());
@@ -306,7 +344,7 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
         headers.insert(header::UPGRADE, protocol.clone());
     }
 
-    let mut sender = match conn.upstream.take(&upstream.address, &f.routing).await {
+    let mut sender = match f.pool.take(&upstream.address, epoch).await {
         Ok(sender) => sender,
         Err(err) => {
             guard.upstream_error(StatusCode::BAD_GATEWAY);
@@ -324,7 +362,11 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
             );
         }
     };
-    let answer = tokio::time::timeout(f.response_header_timeout, sender.send(outbound)).await;
+    let answer = tokio::time::timeout(
+        f.response_header_timeout,
+        f.pool.send(&mut sender, outbound),
+    )
+    .await;
     match answer {
         Ok(Ok(response)) => {
             guard.respond(response.status());
@@ -333,11 +375,7 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
                     // The upstream connection becomes the tunnel: not reused.
                     switch_protocols(response, client_side, guard)
                 }
-                _ => downstream_response(
-                    response,
-                    guard,
-                    Release::new(Arc::clone(&conn.upstream), sender),
-                ),
+                _ => downstream_response(response, guard, Release::new(f.pool(), sender)),
             };
             f.console_cookies.strip_set_cookie(response.headers_mut());
             if let Some(pinned) = pin_cookie {
@@ -347,7 +385,18 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
             }
             response
         }
-        Ok(Err(err)) => {
+        Ok(Err(SendError::Connect(err))) => {
+            guard.upstream_error(StatusCode::BAD_GATEWAY);
+            tracing::warn!(%slot, address = %upstream.address, error = %err, "upstream unreachable");
+            plain(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "switchyard-proxy: slot {slot} at {} unreachable\n",
+                    upstream.address
+                ),
+            )
+        }
+        Ok(Err(SendError::Request(err))) => {
             guard.upstream_error(StatusCode::BAD_GATEWAY);
             tracing::warn!(%slot, address = %upstream.address, error = %error_chain(&err), "upstream request failed");
             plain(

@@ -7,8 +7,9 @@
 //! * [`serve`]: the listeners, hyper serving each client connection.
 //! * [`forward`]: the public listener (active slot, optional canary split
 //!   sticky by cookie) and the optional preview listener (always the idle
-//!   slot), WebSocket/upgrade passthrough; each client connection reuses its
-//!   own upstream connections (`upstream_conn`).
+//!   slot), WebSocket/upgrade passthrough; each data-plane thread keeps one
+//!   pool of idle upstream connections its client connections share
+//!   (`upstream_conn`).
 //! * [`route_table`]: the table ([`route_table::RouteTable`]: active,
 //!   preview, canary) and the rules every table must obey.
 //! * [`routes`] and [`host_match`]: named routes, one per environment,
@@ -278,9 +279,13 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
             (Ok(public), Ok(preview), Ok(tls)) => (public, preview, tls),
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(StartError::Worker(e)),
         };
-        let public_forwarder = forwarder.for_listener(Listener::Public);
-        let preview_forwarder = forwarder.for_listener(Listener::Preview);
-        let tls_forwarder = forwarder.over_tls();
+        // The thread's listeners share its own pool of idle upstream
+        // connections, which only its runtime's tasks touch.
+        let thread_forwarder = forwarder.on_another_thread();
+        let pool = thread_forwarder.pool();
+        let public_forwarder = thread_forwarder.for_listener(Listener::Public);
+        let preview_forwarder = thread_forwarder.for_listener(Listener::Preview);
+        let tls_forwarder = thread_forwarder.over_tls();
         let acceptor = acceptor.clone();
         let stopped = stopped.clone();
         let worker = std::thread::Builder::new()
@@ -319,7 +324,7 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
                             }
                         }
                     };
-                    tokio::join!(public, preview, tls);
+                    tokio::join!(public, preview, tls, pool.maintain(stopped.clone()));
                 });
             })
             .map_err(StartError::Worker)?;
@@ -345,6 +350,8 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     let cert_reloader = certs
         .as_ref()
         .map(|(store, every)| tls::reload_every(Arc::clone(store), *every, stopped.clone()));
+    // The caller's runtime is a data-plane thread too, with its own pool.
+    let pool = forwarder.pool().maintain(stopped.clone());
     let data_server = serve::data_plane(public, forwarder, None, stopped.clone());
     let admin_unix_server = admin_unix.map(|listener| {
         axum::serve(listener, admin_app.clone())
@@ -377,14 +384,15 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
                 reloader.await
             }
         };
-        let ((), admin, admin_unix, (), (), (), ()) = tokio::join!(
+        let ((), admin, admin_unix, (), (), (), (), ()) = tokio::join!(
             data_server,
             admin_server,
             admin_unix,
             preview,
             tls,
             cert_reloader,
-            ticker
+            ticker,
+            pool
         );
         if let Err(err) = admin {
             tracing::error!(%err, "admin listener failed");

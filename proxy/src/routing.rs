@@ -64,8 +64,8 @@ pub(crate) enum Lookup {
 pub struct Routing {
     table: ArcSwap<RouteTable>,
     routes: ArcSwap<RouteSet>,
-    /// Counts every change of the default table or the route set, so a
-    /// client connection's idle upstream connections are checked against
+    /// Counts every change of the default table or the route set, so each
+    /// data-plane thread's idle upstream connections are checked against
     /// the tables only when they changed (`upstream_conn`).
     epoch: AtomicU64,
     writer: tokio::sync::Mutex<()>,

@@ -711,10 +711,10 @@ async fn cookie_names_to_strip_are_configurable() {
     proxy.shutdown().await;
 }
 
-/// A kept-alive client's requests ride one upstream connection of its own
+/// A kept-alive client's requests ride one upstream connection, reused
 /// (no handshake per request, bodiless answers included); after a switch
-/// its very next request goes to the new slot and its connection to the old
-/// one is closed.
+/// its very next request goes to the new slot and the connection to the
+/// old one is closed.
 #[tokio::test]
 async fn a_client_keeps_its_upstream_connection_until_a_switch() {
     let dir = tempfile::tempdir().unwrap();
@@ -795,65 +795,126 @@ async fn a_client_keeps_its_upstream_connection_until_a_switch() {
     proxy.shutdown().await;
 }
 
-/// A client connection carrying requests for several environments (a CDN
-/// pooling its connections across host names) keeps one upstream
-/// connection per environment instead of reconnecting at every change of
-/// host; switching one environment closes only the connection to its old
-/// slot.
+/// Waits until `counter` is 0, at most `within`; how long it took.
+async fn until_zero(
+    counter: &std::sync::atomic::AtomicUsize,
+    within: Duration,
+    what: &str,
+) -> Duration {
+    let t = std::time::Instant::now();
+    while counter.load(Ordering::SeqCst) > 0 {
+        assert!(t.elapsed() < within, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.elapsed()
+}
+
+/// A named route `name` for `host` to `address`, generation 1.
+async fn put_named_route(
+    admin: &reqwest::Client,
+    proxy: &proxy::RunningProxy,
+    name: &str,
+    address: SocketAddr,
+) {
+    let res = admin
+        .put(format!("http://{}/admin/routes/{name}", proxy.admin_addr))
+        .bearer_auth(support::TOKEN)
+        .json(&serde_json::json!({
+            "hosts": [format!("{name}.test")],
+            "table": route(1, SlotColor::Blue, &address.to_string()),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+}
+
+/// A client of its own: its own connection to the proxy.
+fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap()
+}
+
+/// `GET path` with `Host: host` through the proxy: the body.
+async fn ask(user: &reqwest::Client, proxy: SocketAddr, host: &str, path: &str) -> String {
+    let res = user
+        .get(format!("http://{proxy}{path}"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{host}{path}: {}", res.status());
+    res.text().await.unwrap()
+}
+
+/// Idle upstream connections are shared by the client connections of a
+/// data-plane thread (one here): 20 clients one after the other, each on a
+/// connection of its own and asking two environments in turn, cost one
+/// upstream connection per environment; clients at once cost at most one
+/// per request in flight, reused afterwards. Switching one environment
+/// closes the connections to its old slot only.
 #[tokio::test]
-async fn a_client_keeps_one_upstream_connection_per_environment() {
+async fn clients_share_upstream_connections_bounded_by_concurrency() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = start_proxy(dir.path()).await;
     let (shop, shop_conns) = start_counting("shop").await;
     let (blog, blog_conns) = start_counting("blog").await;
     let (shop_v2, shop_v2_conns) = start_counting("shop-v2").await;
     let admin = reqwest::Client::new();
-    for (name, address) in [("shop", shop), ("blog", blog)] {
-        let res = admin
-            .put(format!("http://{}/admin/routes/{name}", proxy.admin_addr))
-            .bearer_auth(support::TOKEN)
-            .json(&serde_json::json!({
-                "hosts": [format!("{name}.test")],
-                "table": route(1, SlotColor::Blue, &address.to_string()),
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    }
-    let user = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .build()
-        .unwrap();
-    let ask = |host: &'static str| {
-        let user = user.clone();
-        let url = format!("http://{}/", proxy.listen_addr);
-        async move {
-            let res = user.get(url).header("host", host).send().await.unwrap();
-            res.text().await.unwrap()
-        }
-    };
-    for i in 0..20 {
-        let (host, want) = if i % 2 == 0 {
-            ("shop.test", "shop")
-        } else {
-            ("blog.test", "blog")
-        };
-        assert_eq!(ask(host).await, want);
+    put_named_route(&admin, &proxy, "shop", shop).await;
+    put_named_route(&admin, &proxy, "blog", blog).await;
+    let at = proxy.listen_addr;
+
+    for _ in 0..20 {
+        let user = new_client();
+        assert_eq!(ask(&user, at, "shop.test", "/").await, "shop");
+        assert_eq!(ask(&user, at, "blog.test", "/").await, "blog");
+        assert_eq!(ask(&user, at, "shop.test", "/empty").await, "");
     }
     assert_eq!(
         shop_conns.accepted.load(Ordering::SeqCst),
         1,
-        "one connection to shop"
+        "20 clients one after the other: one connection to shop"
     );
     assert_eq!(
         blog_conns.accepted.load(Ordering::SeqCst),
         1,
-        "one connection to blog"
+        "20 clients one after the other: one connection to blog"
     );
 
+    // Eight clients at once, three slow requests each.
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            tokio::spawn(async move {
+                let user = new_client();
+                for _ in 0..3 {
+                    assert_eq!(ask(&user, at, "shop.test", "/slow").await, "shop");
+                }
+            })
+        })
+        .collect();
+    for client in burst {
+        client.await.unwrap();
+    }
+    let after_burst = shop_conns.accepted.load(Ordering::SeqCst);
+    assert!(
+        (2..=8).contains(&after_burst),
+        "8 requests in flight at once, {after_burst} connections to shop"
+    );
+    for _ in 0..10 {
+        assert_eq!(ask(&new_client(), at, "shop.test", "/").await, "shop");
+    }
+    assert_eq!(
+        shop_conns.accepted.load(Ordering::SeqCst),
+        after_burst,
+        "the burst's connections are reused"
+    );
+    assert_eq!(blog_conns.accepted.load(Ordering::SeqCst), 1);
+
     // Shop switches: its next request goes to the new slot, blog keeps its
-    // connection, and the idle one to shop's old slot is closed.
+    // connection, and the idle ones to shop's old slot are closed.
     let res = admin
         .put(format!(
             "http://{}/admin/routes/shop/routing",
@@ -865,23 +926,208 @@ async fn a_client_keeps_one_upstream_connection_per_environment() {
         .await
         .unwrap();
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    assert_eq!(ask("shop.test").await, "shop-v2");
-    assert_eq!(ask("blog.test").await, "blog");
+    let user = new_client();
+    assert_eq!(ask(&user, at, "shop.test", "/").await, "shop-v2");
+    assert_eq!(ask(&user, at, "blog.test", "/").await, "blog");
     assert_eq!(shop_v2_conns.accepted.load(Ordering::SeqCst), 1);
     assert_eq!(
         blog_conns.accepted.load(Ordering::SeqCst),
         1,
         "blog's connection kept"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while shop_conns.open.load(Ordering::SeqCst) > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the idle connection to shop's old slot stays open"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_zero(
+        &shop_conns.open,
+        Duration::from_secs(5),
+        "idle connections to shop's old slot stay open",
+    )
+    .await;
     assert_eq!(blog_conns.open.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        shop_conns.accepted.load(Ordering::SeqCst),
+        after_burst,
+        "nothing reached shop's old slot after the switch"
+    );
+    proxy.shutdown().await;
+}
+
+/// A switch closes the idle connections to the old slot within a sweep
+/// (1 s with the default 4 s idle timeout) even when no request comes
+/// after it, long before the idle timeout would.
+#[tokio::test]
+async fn a_switch_closes_idle_connections_to_the_old_slot_without_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy(dir.path()).await;
+    let (blue, blue_conns) = start_counting("blue").await;
+    let (green, green_conns) = start_counting("green").await;
+    let admin = reqwest::Client::new();
+    let table = route(1, SlotColor::Blue, &blue.to_string());
+    assert_eq!(
+        put_routing_status(&admin, proxy.admin_addr, &table).await,
+        200
+    );
+    let at = proxy.listen_addr;
+    assert_eq!(ask(&new_client(), at, "app.test", "/").await, "blue");
+    let used = std::time::Instant::now();
+    assert_eq!(blue_conns.open.load(Ordering::SeqCst), 1);
+
+    let table = route(2, SlotColor::Green, &green.to_string());
+    assert_eq!(
+        put_routing_status(&admin, proxy.admin_addr, &table).await,
+        200
+    );
+    until_zero(
+        &blue_conns.open,
+        Duration::from_secs(3),
+        "the idle connection to the old slot stays open",
+    )
+    .await;
+    assert!(
+        used.elapsed() < Duration::from_secs(3),
+        "closed by the switch, not by the idle timeout"
+    );
+    assert_eq!(green_conns.accepted.load(Ordering::SeqCst), 0);
+    proxy.shutdown().await;
+}
+
+/// An idle upstream connection is closed after the idle timeout (between
+/// ¾ of it and all of it), and the next request opens a new one.
+#[tokio::test]
+async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy_with(dir.path(), |config| {
+        config.forward.upstream_idle_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let (blue, blue_conns) = start_counting("blue").await;
+    let admin = reqwest::Client::new();
+    let table = route(1, SlotColor::Blue, &blue.to_string());
+    assert_eq!(
+        put_routing_status(&admin, proxy.admin_addr, &table).await,
+        200
+    );
+    let at = proxy.listen_addr;
+    let user = new_client();
+    assert_eq!(ask(&user, at, "app.test", "/").await, "blue");
+    let used = std::time::Instant::now();
+    until_zero(
+        &blue_conns.open,
+        Duration::from_secs(3),
+        "the idle connection outlives the idle timeout",
+    )
+    .await;
+    assert!(
+        used.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        used.elapsed()
+    );
+    assert_eq!(ask(&user, at, "app.test", "/").await, "blue");
+    assert_eq!(blue_conns.accepted.load(Ordering::SeqCst), 2);
+    proxy.shutdown().await;
+}
+
+/// A slot that answers `name` on `listener` until its task is aborted,
+/// which closes every connection it has (a stopping process).
+fn serve_until_aborted(
+    listener: tokio::net::TcpListener,
+    name: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            connections.spawn(async move {
+                let service = hyper::service::service_fn(|_req| async move {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(name.as_bytes())),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+/// A slot restarted on the same address: the idle connections to the old
+/// process are dead, and the next requests reach the new one on a new
+/// connection, none failing.
+#[tokio::test]
+async fn a_restarted_slot_is_reached_on_a_new_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy(dir.path()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let old = serve_until_aborted(listener, "v1");
+    let admin = reqwest::Client::new();
+    let table = route(1, SlotColor::Blue, &addr.to_string());
+    assert_eq!(
+        put_routing_status(&admin, proxy.admin_addr, &table).await,
+        200
+    );
+    let at = proxy.listen_addr;
+    let user = new_client();
+    assert_eq!(ask(&user, at, "app.test", "/").await, "v1");
+
+    old.abort();
+    let _ = old.await;
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let new = serve_until_aborted(listener, "v2");
+    for _ in 0..5 {
+        assert_eq!(ask(&user, at, "app.test", "/").await, "v2");
+    }
+    new.abort();
+    proxy.shutdown().await;
+}
+
+/// An HTTP/2 client's requests in flight together each ride an upstream
+/// connection of their own (HTTP/1.1 to the slot), and those connections
+/// are reused by its next requests.
+#[tokio::test]
+async fn http2_requests_in_flight_together_each_get_a_connection() {
+    use http_body_util::BodyExt;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy(dir.path()).await;
+    let (blue, blue_conns) = start_counting("blue").await;
+    let admin = reqwest::Client::new();
+    let table = route(1, SlotColor::Blue, &blue.to_string());
+    assert_eq!(
+        put_routing_status(&admin, proxy.admin_addr, &table).await,
+        200
+    );
+    let stream = tokio::net::TcpStream::connect(proxy.listen_addr)
+        .await
+        .unwrap();
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    for round in 0..2 {
+        let requests: Vec<_> = (0..4)
+            .map(|_| {
+                let mut sender = sender.clone();
+                tokio::spawn(async move {
+                    let req = hyper::Request::get("http://app.test/slow")
+                        .body(http_body_util::Empty::<bytes::Bytes>::new())
+                        .unwrap();
+                    let res = sender.send_request(req).await.unwrap();
+                    assert_eq!(res.status(), 200);
+                    res.into_body().collect().await.unwrap().to_bytes()
+                })
+            })
+            .collect();
+        for request in requests {
+            assert_eq!(request.await.unwrap(), "blue");
+        }
+        assert_eq!(
+            blue_conns.accepted.load(Ordering::SeqCst),
+            4,
+            "round {round}: four requests in flight, four connections"
+        );
+    }
     proxy.shutdown().await;
 }
 

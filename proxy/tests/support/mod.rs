@@ -97,7 +97,7 @@ pub async fn start_cookie_echo() -> SocketAddr {
 }
 
 /// An upstream that names itself and counts the connections it accepted and
-/// still has open (`/empty` answers 204 with no body).
+/// still has open (`/empty` answers 204 with no body, `/slow` after 300 ms).
 #[allow(dead_code)] // in_process.rs and routes.rs
 pub async fn start_counting(name: &'static str) -> (SocketAddr, Arc<ConnCounts>) {
     use hyper::service::service_fn;
@@ -114,6 +114,9 @@ pub async fn start_counting(name: &'static str) -> (SocketAddr, Arc<ConnCounts>)
             let c = Arc::clone(&c);
             tokio::spawn(async move {
                 let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    if req.uri().path() == "/slow" {
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    }
                     let mut res = hyper::Response::new(http_body_util::Full::new(
                         bytes::Bytes::from_static(name.as_bytes()),
                     ));
