@@ -137,28 +137,8 @@ impl Site {
     }
 
     async fn sign_in(&self) -> String {
-        let r = self
-            .http
-            .post(format!("http://{}/api/login", self.console))
-            .header("accept", "application/json")
-            .header("origin", format!("http://{}", self.console))
-            .form(&[("username", "admin"), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "login: {}", r.status());
-        let cookie = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("switchyard_session="))
-            .expect("a session cookie")
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        cookie
+        let origin = format!("http://{}", self.console);
+        child::sign_in(&self.http, &origin, "admin", PASSWORD).await
     }
 
     /// Asks the console to deploy `version`, as the dashboard's form does.

@@ -109,26 +109,7 @@ impl Site {
     }
 
     async fn sign_in(&self, user: &str, password: &str) -> String {
-        let r = self
-            .http
-            .post(self.url("/api/login"))
-            .header("accept", "application/json")
-            .header("origin", self.url(""))
-            .form(&[("username", user), ("password", password)])
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "login {user}: {}", r.status());
-        r.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("switchyard_session="))
-            .expect("a session cookie")
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string()
+        child::sign_in(&self.http, &self.url(""), user, password).await
     }
 
     async fn events(&self, id: i64, cookie: Option<&str>) -> reqwest::Response {

@@ -96,25 +96,7 @@ impl Replica {
     }
 
     async fn sign_in(&self, http: &reqwest::Client, user: &str, password: &str) -> String {
-        let r = self
-            .post(
-                http,
-                "/api/login",
-                None,
-                &[("username", user), ("password", password)],
-            )
-            .await;
-        assert!(r.status().is_success(), "login: {}", r.status());
-        r.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("switchyard_session="))
-            .expect("a session cookie")
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string()
+        child::sign_in(http, &self.origin(), user, password).await
     }
 
     /// Who the console says is signed in with `cookie`, if anyone.

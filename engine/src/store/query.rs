@@ -283,63 +283,43 @@ impl<'q> Query<'q> {
     }
 }
 
-impl<'q, T: Row> QueryAs<'q, T> {
-    pub(super) fn from_query(q: Query<'q>) -> Self {
-        QueryAs {
-            q,
-            _row: PhantomData,
+/// `bind` and the three `fetch_*` methods of a query whose rows decode
+/// through `$build` (sqlx's `query_as_with` or `query_scalar_with`).
+macro_rules! fetching {
+    ($query:ident, $bound:ident, $build:path, $marker:ident) => {
+        impl<'q, T: $bound> $query<'q, T> {
+            pub(super) fn from_query(q: Query<'q>) -> Self {
+                $query {
+                    q,
+                    $marker: PhantomData,
+                }
+            }
+
+            pub fn bind(mut self, value: impl Bind) -> Self {
+                self.q = self.q.bind(value);
+                self
+            }
+
+            pub async fn fetch_all<'c>(self, on: impl Into<On<'c>>) -> Result<Vec<T>, sqlx::Error> {
+                run!(self.q, on, $build, fetch_all)
+            }
+
+            pub async fn fetch_one<'c>(self, on: impl Into<On<'c>>) -> Result<T, sqlx::Error> {
+                run!(self.q, on, $build, fetch_one)
+            }
+
+            pub async fn fetch_optional<'c>(
+                self,
+                on: impl Into<On<'c>>,
+            ) -> Result<Option<T>, sqlx::Error> {
+                run!(self.q, on, $build, fetch_optional)
+            }
         }
-    }
-
-    pub fn bind(mut self, value: impl Bind) -> Self {
-        self.q = self.q.bind(value);
-        self
-    }
-
-    pub async fn fetch_all<'c>(self, on: impl Into<On<'c>>) -> Result<Vec<T>, sqlx::Error> {
-        run!(self.q, on, sqlx::query_as_with, fetch_all)
-    }
-
-    pub async fn fetch_one<'c>(self, on: impl Into<On<'c>>) -> Result<T, sqlx::Error> {
-        run!(self.q, on, sqlx::query_as_with, fetch_one)
-    }
-
-    pub async fn fetch_optional<'c>(
-        self,
-        on: impl Into<On<'c>>,
-    ) -> Result<Option<T>, sqlx::Error> {
-        run!(self.q, on, sqlx::query_as_with, fetch_optional)
-    }
+    };
 }
 
-impl<'q, T: Value> QueryScalar<'q, T> {
-    fn from_query(q: Query<'q>) -> Self {
-        QueryScalar {
-            q,
-            _value: PhantomData,
-        }
-    }
-
-    pub fn bind(mut self, value: impl Bind) -> Self {
-        self.q = self.q.bind(value);
-        self
-    }
-
-    pub async fn fetch_all<'c>(self, on: impl Into<On<'c>>) -> Result<Vec<T>, sqlx::Error> {
-        run!(self.q, on, sqlx::query_scalar_with, fetch_all)
-    }
-
-    pub async fn fetch_one<'c>(self, on: impl Into<On<'c>>) -> Result<T, sqlx::Error> {
-        run!(self.q, on, sqlx::query_scalar_with, fetch_one)
-    }
-
-    pub async fn fetch_optional<'c>(
-        self,
-        on: impl Into<On<'c>>,
-    ) -> Result<Option<T>, sqlx::Error> {
-        run!(self.q, on, sqlx::query_scalar_with, fetch_optional)
-    }
-}
+fetching!(QueryAs, Row, sqlx::query_as_with, _row);
+fetching!(QueryScalar, Value, sqlx::query_scalar_with, _value);
 
 /// The binds as PostgreSQL's driver takes them: each `NULL` with its
 /// type, since the server types every parameter.

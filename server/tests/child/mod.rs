@@ -82,3 +82,27 @@ pub fn serve(
         .stderr(log);
     c
 }
+
+/// Signs `user` in at the console `origin` (`http://host:port`) as the
+/// sign-in form does; the session cookie, ready for a Cookie header.
+pub async fn sign_in(http: &reqwest::Client, origin: &str, user: &str, password: &str) -> String {
+    let r = http
+        .post(format!("{origin}/api/login"))
+        .header("accept", "application/json")
+        .header("origin", origin)
+        .form(&[("username", user), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "login {user}: {}", r.status());
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("switchyard_session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
