@@ -559,3 +559,65 @@ token_file = "{token}"
     );
     assert_eq!(ask(SHOP).await.unwrap().status(), 503);
 }
+
+/// A deploy held at preview on a shared proxy names its preview by the
+/// environment's host at the preview listener's port: that listener picks
+/// the route by `Host`, so the bare address would answer 404. Asked that
+/// way, it answers with the held release while users keep the live one.
+#[tokio::test]
+async fn a_held_deploy_on_a_shared_proxy_names_its_preview_by_host() {
+    let s = Shared::new().await;
+    let system = Actor::system();
+    s.create("shop", &format!("[\"{SHOP}\"]"), "")
+        .await
+        .unwrap();
+    s.deploy("shop", "v1").await;
+    let mut settings = s.engine.pipeline_settings(&system, "shop").await.unwrap();
+    settings.hold_at_preview = true;
+    s.engine
+        .set_pipeline_settings(&system, "shop", &settings)
+        .await
+        .unwrap();
+    let engine = s.engine.clone();
+    let task = tokio::spawn(async move { engine.deploy(&Actor::system(), "shop", "v2").await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (id, hold) = loop {
+        assert!(std::time::Instant::now() < deadline, "never held");
+        let newest = s.engine.history(&system, "shop", 1).await.unwrap();
+        if let Some(d) = newest
+            .first()
+            .filter(|d| d.to_version.as_deref() == Some("v2"))
+        {
+            let detail = s.engine.deployment(&system, d.id).await.unwrap();
+            if let Some(hold) = detail.hold {
+                break (d.id, hold);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let preview = s.info.preview.clone().unwrap();
+    let port = preview.rsplit_once(':').unwrap().1;
+    assert_eq!(hold.preview_url, format!("http://{SHOP}:{port}"));
+    // The named host at the listener's address reaches the held release;
+    // the bare address reaches nothing; users are still on v1.
+    let at_preview = |host: Option<&'static str>| {
+        let mut req = s.http.get(format!("http://{preview}/"));
+        if let Some(h) = host {
+            req = req.header(reqwest::header::HOST, h);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        at_preview(Some(SHOP)).await,
+        (200, "switchyard-demo v2\n".to_string())
+    );
+    assert_eq!(at_preview(None).await.0, 404);
+    assert_eq!(s.ask(SHOP).await, (200, "switchyard-demo v1\n".to_string()));
+    s.engine.promote_hold(&system, id).await.unwrap();
+    let done = task.await.unwrap().unwrap();
+    assert_eq!(done.status, DeploymentStatus::Succeeded, "{done:?}");
+    assert_eq!(s.ask(SHOP).await, (200, "switchyard-demo v2\n".to_string()));
+}

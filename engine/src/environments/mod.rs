@@ -818,10 +818,9 @@ pub async fn view(pool: &Pool, env: &Environment) -> Result<EnvironmentView> {
 /// the listener's port (the shared preview listener picks the route by
 /// host, so the bare address would answer 404).
 fn preview_url(env: &Environment, listen: &str) -> String {
-    match (env.route.first_exact_host(), listen.rsplit_once(':')) {
-        (Some(host), Some((_, port))) if env.router == RouterKind::Builtin => {
-            format!("http://{host}:{port}/")
-        }
-        _ => format!("http://{listen}/"),
-    }
+    let host = match env.router {
+        RouterKind::Builtin => env.route.first_exact_host(),
+        _ => None,
+    };
+    format!("{}/", crate::router::person_preview_url(listen, host))
 }

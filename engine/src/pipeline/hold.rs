@@ -32,9 +32,10 @@ pub(super) async fn run(engine: &Engine, run: &mut DeployRun) -> Result<Done> {
     let router = run.router(engine)?;
     let running = run.running()?.clone();
     // Without a preview listener the gates ran against the slot's own
-    // address: that is where a person can look at it too.
+    // address: that is where a person can look at it too. A shared
+    // listener is named by the environment's host (see the router).
     let preview = router
-        .preview_url()
+        .preview_for_people()
         .unwrap_or_else(|| format!("http://{}", running.address));
     let hold = match hold_and_wait(engine, run, &preview).await {
         Ok(h) => h,

@@ -50,6 +50,14 @@ pub trait TrafficRouter: Send + Sync {
     fn preview_host(&self) -> Option<String> {
         None
     }
+    /// Where a person reaches the preview: [`preview_url`](Self::preview_url)
+    /// itself, or, when the listener is shared by host name, that host at
+    /// the listener's port (the bare address would answer 404 there).
+    fn preview_for_people(&self) -> Option<String> {
+        let url = self.preview_url()?;
+        let listen = url.trim_start_matches("http://");
+        Some(person_preview_url(listen, self.preview_host().as_deref()))
+    }
     /// Requests to `slot` still running through this router, when it can
     /// tell. `None`: it cannot count them (nginx: the old workers of a
     /// graceful reload finish their requests by themselves).
@@ -83,4 +91,30 @@ pub struct SlotTraffic {
     /// 5xx answers (the slot's own, and the router's 502/504 for it).
     pub errors: u64,
     pub p95_ms: Option<f64>,
+}
+
+/// Where a person reaches a preview listener at `listen` (`host:port`):
+/// `http://listen`, or, for an environment sharing the listener by host
+/// name, `http://host:port` with that host (the listener picks the route
+/// by `Host`, so the bare address would answer 404).
+pub(crate) fn person_preview_url(listen: &str, host: Option<&str>) -> String {
+    match (host, listen.rsplit_once(':')) {
+        (Some(host), Some((_, port))) => format!("http://{host}:{port}"),
+        _ => format!("http://{listen}"),
+    }
+}
+
+#[cfg(test)]
+mod preview_tests {
+    #[test]
+    fn a_shared_preview_is_named_by_its_host() {
+        assert_eq!(
+            super::person_preview_url("127.0.0.1:8082", None),
+            "http://127.0.0.1:8082"
+        );
+        assert_eq!(
+            super::person_preview_url("127.0.0.1:8082", Some("shop.example.com")),
+            "http://shop.example.com:8082"
+        );
+    }
 }
