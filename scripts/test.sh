@@ -61,6 +61,16 @@ ensure_apt nginx
 log "cargo test"
 cargo test --workspace --exclude frontend
 
+# The engine's integration tests that go through a test harness's database
+# run once more on PostgreSQL (engine/tests/support/harness.rs `store_url`: a
+# fresh database per test): the pipeline, locks, watch, hold, canary, shared
+# proxy, approvals, freezes, webhook events and environments.
+log "cargo test (the engine's pipeline tests again, on PostgreSQL)"
+SWITCHYARD_TEST_STORE=postgres cargo test -p engine --features internals \
+  --test pipeline_deploy --test pipeline_steps --test pipeline_locks --test pipeline_watch \
+  --test hold --test canary --test shared_proxy --test approvals --test freezes \
+  --test webhook_events --test environment_lifecycle
+
 # The benchmarks are a binary of their own (bench/): one small run keeps it
 # working (figures are read from full runs; see the README).
 log "switchyard-bench audit (smoke run)"

@@ -52,10 +52,8 @@ impl World {
             std::fs::create_dir_all(&release).unwrap();
             std::os::unix::fs::symlink(&demo, release.join("switchyard-demo")).unwrap();
         }
-        let db = dir.path().join("switchyard.db");
-        let pool = engine::store::open(&format!("sqlite:{}", db.display()))
-            .await
-            .unwrap();
+        let db = support::harness::store_url(dir.path()).await;
+        let pool = engine::store::open(&db).await.unwrap();
         let engine = Engine::new(pool, Arc::new(ProcessRuntime::new(dir.path().join("logs"))));
         World {
             dir,

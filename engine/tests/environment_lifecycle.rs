@@ -17,7 +17,8 @@ use support::harness::{pid_alive, pid_of, Harness, ENV};
 
 async fn engine() -> (Engine, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let pool = engine::store::open("sqlite::memory:").await.unwrap();
+    let url = support::harness::store_url(dir.path()).await;
+    let pool = engine::store::open(&url).await.unwrap();
     let rt = Arc::new(engine::ProcessRuntime::new(dir.path().join("logs")));
     (Engine::new(pool, rt), dir)
 }

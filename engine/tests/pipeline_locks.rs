@@ -294,7 +294,7 @@ async fn a_console_killed_during_the_health_wait_leaves_a_closed_timeline() {
 
     // The doomed console: its own tokio runtime, pool and engine over the same
     // database, deploying a build that takes 3 s to come up.
-    let url = format!("sqlite:{}", h.db.display());
+    let url = h.db.clone();
     let logs = h.dir.path().join("logs");
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let doomed = std::thread::spawn(move || {
@@ -402,7 +402,14 @@ async fn slow_deploy_in_health(
     }
 }
 
-async fn lock_row(h: &Harness, dep: i64) -> (String, Option<String>, Option<String>) {
+async fn lock_row(
+    h: &Harness,
+    dep: i64,
+) -> (
+    String,
+    Option<String>,
+    Option<chrono::DateTime<chrono::Utc>>,
+) {
     engine::store::query_as("SELECT status, holder, heartbeat_at FROM deployments WHERE id = ?")
         .bind(dep)
         .fetch_one(h.engine.pool())

@@ -22,7 +22,7 @@ const BLOG: &str = "blog.example.test";
 /// the demo's releases; every process is killed when it is dropped.
 struct Shared {
     dir: tempfile::TempDir,
-    db: std::path::PathBuf,
+    db: String,
     engine: Engine,
     proxy: std::process::Child,
     info: support::ProxyInfo,
@@ -50,10 +50,8 @@ impl Shared {
         }
         std::fs::write(dir.path().join("proxy-token"), format!("{TOKEN}\n")).unwrap();
         let (proxy, info) = support::spawn_proxy_with(dir.path(), true);
-        let db = dir.path().join("switchyard.db");
-        let pool = engine::store::open(&format!("sqlite:{}", db.display()))
-            .await
-            .unwrap();
+        let db = support::harness::store_url(dir.path()).await;
+        let pool = engine::store::open(&db).await.unwrap();
         let engine = Engine::new(pool, Arc::new(ProcessRuntime::new(dir.path().join("logs"))));
         Shared {
             dir,

@@ -16,7 +16,7 @@ use engine::Engine;
 use model::{DeploymentStatus, DeploymentView, Role, SlotColor, StepStatus, StepView};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -82,9 +82,23 @@ impl Runtime for RecordingRuntime {
     }
 }
 
-/// Pids the slots table says are running: what the engine thinks it owns.
-pub fn slot_pids_in_db(db: &Path) -> Vec<u32> {
-    let url = format!("sqlite:{}", db.display());
+/// The database a test's engine uses: a SQLite file in `dir`, or, with
+/// `SWITCHYARD_TEST_STORE=postgres`, a fresh PostgreSQL database on the
+/// server `SWITCHYARD_TEST_POSTGRES` names (the test command runs the
+/// pipeline's tests once per store).
+pub async fn store_url(dir: &Path) -> String {
+    match std::env::var("SWITCHYARD_TEST_STORE").as_deref() {
+        Ok("postgres") => engine::store::testing::postgres_url()
+            .await
+            .expect("SWITCHYARD_TEST_STORE=postgres needs SWITCHYARD_TEST_POSTGRES"),
+        _ => format!("sqlite:{}", dir.join("switchyard.db").display()),
+    }
+}
+
+/// Pids the slots table of the database at `url` says are running: what
+/// the engine thinks it owns.
+pub fn slot_pids_in_db(url: &str) -> Vec<u32> {
+    let url = url.to_string();
     std::thread::spawn(move || -> Option<Vec<u32>> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -113,7 +127,9 @@ pub fn slot_pids_in_db(db: &Path) -> Vec<u32> {
 /// One environment with its own proxy, database and slot processes.
 pub struct Harness {
     pub dir: tempfile::TempDir,
-    pub db: PathBuf,
+    /// The engine's database: a SQLite file in `dir`, or a PostgreSQL
+    /// database of its own (see [`store_url`]).
+    pub db: String,
     pub engine: Engine,
     pub runtime: Arc<RecordingRuntime>,
     pub proxy: Arc<Mutex<Option<Child>>>,
@@ -159,10 +175,8 @@ impl Harness {
         let (child, info) = spawn_proxy_with(dir.path(), preview);
         let proxy = Arc::new(Mutex::new(Some(child)));
 
-        let db = dir.path().join("switchyard.db");
-        let pool = engine::store::open(&format!("sqlite:{}", db.display()))
-            .await
-            .unwrap();
+        let db = store_url(dir.path()).await;
+        let pool = engine::store::open(&db).await.unwrap();
         let runtime = Arc::new(RecordingRuntime {
             inner: ProcessRuntime::new(dir.path().join("logs")),
             started: Arc::default(),
