@@ -41,6 +41,7 @@ pub mod error;
 mod freezes;
 mod key_file;
 mod known_versions;
+mod leases;
 mod monitor;
 pub mod pipeline;
 mod queries;
@@ -97,6 +98,7 @@ pub use environment_config::file::{
 };
 pub use environments::NewEnvironment;
 pub use error::{Error, ErrorKind};
+pub use leases::{Lease, Round as BackgroundRound};
 pub use password::generate_password;
 pub use rbac::Action;
 pub use router::{ProxyLauncher, ProxyProcess};

@@ -6,7 +6,7 @@ use crate::config::{self, Config, ProxyAtStart};
 use crate::{bootstrap, http, private_files, proxy_process};
 use anyhow::Context;
 use axum::Router;
-use engine::Engine;
+use engine::{BackgroundRound, Engine};
 use leptos::prelude::LeptosOptions;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -274,11 +274,30 @@ pub async fn offline_engine_with_docker(data_dir: &Path) -> anyhow::Result<Engin
     })
 }
 
+/// Whether this console runs `round` now, for every console on its
+/// database: its lease, taken or renewed for three rounds (see
+/// engine/src/leases.rs), so a console that dies hands the round on within
+/// that time. A store that cannot answer means not this time.
+async fn my_turn(engine: &Engine, round: BackgroundRound, every: Duration) -> bool {
+    match engine.hold_lease(round, every * 3).await {
+        Ok(mine) => mine,
+        Err(e) => {
+            tracing::warn!(error = %e, round = round.as_str(), "could not ask for the round's lease");
+            false
+        }
+    }
+}
+
 /// Every few seconds: probe the slots for the dashboard, recover locks whose
 /// console died or went silent (without waiting for that console to come
-/// back), and stop standbys past their window.
+/// back), and stop standbys past their window. One console of those sharing
+/// a database does this at a time.
 async fn monitor(engine: Engine) {
     loop {
+        if !my_turn(&engine, BackgroundRound::Monitor, MONITOR_ROUND).await {
+            tokio::time::sleep(MONITOR_ROUND).await;
+            continue;
+        }
         if let Err(e) = engine.probe_slots().await {
             tracing::warn!(error = %e, "health round failed");
         }
@@ -297,10 +316,15 @@ const WEBHOOK_ROUND: Duration = Duration::from_secs(1);
 
 /// Every second: turn new audit entries into webhook deliveries and send
 /// those due (the outbox is in the database, so a restart picks up where
-/// this one stopped).
+/// this one stopped). One console of those sharing a database does this at
+/// a time.
 async fn webhooks(engine: Engine) {
     let timing = engine::WebhookTiming::from_env();
     loop {
+        if !my_turn(&engine, BackgroundRound::Webhooks, WEBHOOK_ROUND).await {
+            tokio::time::sleep(WEBHOOK_ROUND).await;
+            continue;
+        }
         if let Err(e) = engine.webhook_round(&timing).await {
             tracing::warn!(error = %e, "webhook round failed");
         }

@@ -15,8 +15,6 @@ mod child;
 use engine::environments;
 use model::StepStatus;
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "crash-test admin password";
@@ -157,56 +155,10 @@ impl Site {
     }
 }
 
-/// Users asking one request after another until stopped; counts failures.
-struct Users {
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<(usize, Vec<String>)>>,
-}
-
-impl Users {
-    fn start(site: &Site, n: usize) -> Users {
-        Users::asking(site, n, "/")
-    }
-
-    /// Users asking for `path`, e.g. `/sleep/3000` (slow answers: requests
-    /// still in flight when traffic switches).
-    fn asking(site: &Site, n: usize, path: &str) -> Users {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = (0..n)
-            .map(|_| {
-                let (http, url, stop) = (
-                    site.http.clone(),
-                    format!("http://{}{path}", site.app),
-                    stop.clone(),
-                );
-                tokio::spawn(async move {
-                    let (mut ok, mut failed) = (0, Vec::new());
-                    while !stop.load(Ordering::Relaxed) {
-                        match http.get(&url).send().await {
-                            Ok(r) if r.status().is_success() => ok += 1,
-                            Ok(r) => failed.push(r.status().to_string()),
-                            Err(e) => failed.push(e.to_string()),
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    (ok, failed)
-                })
-            })
-            .collect();
-        Users { stop, tasks }
-    }
-
-    /// (answered, failures)
-    async fn finish(self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let (mut ok, mut failed) = (0, Vec::new());
-        for t in self.tasks {
-            let (o, f) = t.await.unwrap();
-            ok += o;
-            failed.extend(f);
-        }
-        (ok, failed)
-    }
+/// Users of `site`'s app asking for `path` (`/`, or e.g. `/sleep/3000`: slow
+/// answers, requests still in flight when traffic switches).
+fn users_of(site: &Site, n: usize, path: &str) -> child::Users {
+    child::Users::asking(&site.http, &format!("http://{}{path}", site.app), n)
 }
 
 /// Waits until the running deployment of ENV is in step `step`; its id.
@@ -227,10 +179,6 @@ async fn wait_for_step(pool: &engine::store::Pool, step: &str) -> i64 {
         assert!(Instant::now() < deadline, "no deploy reached {step}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn pid_alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
 /// How a deploy killed in a step must end after the restart.
@@ -273,10 +221,10 @@ async fn kill_during_with(
         environments::set_timings(&pool, env.id, t).await.unwrap();
     }
     let cookie = site.sign_in().await;
-    let users = Users::start(&site, 3);
+    let users = users_of(&site, 3, "/");
     // Slow requests too, so some are in flight at the switch: the drain
     // waits for them, and they must not fail when the console dies.
-    let slow_users = Users::asking(&site, 2, "/sleep/2500");
+    let slow_users = users_of(&site, 2, "/sleep/2500");
 
     let _answer = site.request_deploy(&cookie, version);
     let dep = wait_for_step(&pool, step).await;
@@ -367,10 +315,10 @@ async fn kill_during_with(
     );
     if let Some(pid) = green.handle.and_then(|h| h.parse::<i32>().ok()) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while pid_alive(pid) && Instant::now() < deadline {
+        while child::pid_alive(pid) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(!pid_alive(pid), "the slot process {pid} was stopped");
+        assert!(!child::pid_alive(pid), "the slot process {pid} was stopped");
     }
 }
 
@@ -405,7 +353,7 @@ async fn users_on_new_after_the_crash(
     assert_eq!(standby.handle, blue.handle, "v1 still runs in blue");
     assert!(standby.standby_until.is_some(), "{standby:?}");
     let pid: i32 = blue.handle.as_deref().unwrap().parse().unwrap();
-    assert!(pid_alive(pid));
+    assert!(child::pid_alive(pid));
 
     let r = site
         .http
@@ -481,7 +429,7 @@ async fn a_watch_window_goes_on_after_the_console_is_killed() {
     site.start_console().await;
     let pool = site.pool().await;
     let cookie = site.sign_in().await;
-    let users = Users::start(&site, 2);
+    let users = users_of(&site, 2, "/");
     site.request_deploy(&cookie, "v2").await.unwrap();
     let dep: i64 = engine::store::query_scalar("SELECT MAX(id) FROM deployments")
         .fetch_one(&pool)

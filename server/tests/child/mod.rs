@@ -3,6 +3,9 @@
 #![allow(dead_code)] // each test file uses its own part of it
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `N` distinct free loopback ports. Every listener is held until all are
 /// picked: asked one at a time, the kernel may hand the same just-released
@@ -105,4 +108,52 @@ pub async fn sign_in(http: &reqwest::Client, origin: &str, user: &str, password:
         .next()
         .unwrap()
         .to_string()
+}
+
+/// Whether process `pid` still runs.
+pub fn pid_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Users asking `url` one request after another until stopped (a few
+/// milliseconds apart); every answer that is not a success is kept.
+pub struct Users {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(usize, Vec<String>)>>,
+}
+
+impl Users {
+    pub fn asking(http: &reqwest::Client, url: &str, n: usize) -> Users {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..n)
+            .map(|_| {
+                let (http, url, stop) = (http.clone(), url.to_string(), stop.clone());
+                tokio::spawn(async move {
+                    let (mut ok, mut failed) = (0, Vec::new());
+                    while !stop.load(Ordering::Relaxed) {
+                        match http.get(&url).send().await {
+                            Ok(r) if r.status().is_success() => ok += 1,
+                            Ok(r) => failed.push(r.status().to_string()),
+                            Err(e) => failed.push(e.to_string()),
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        Users { stop, tasks }
+    }
+
+    /// (answered, failures)
+    pub async fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut ok, mut failed) = (0, Vec::new());
+        for t in self.tasks {
+            let (o, f) = t.await.unwrap();
+            ok += o;
+            failed.extend(f);
+        }
+        (ok, failed)
+    }
 }
