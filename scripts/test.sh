@@ -39,9 +39,6 @@ bash "$ROOT/scripts/docker.sh"
 log "A Docker registry on loopback with the test images (pulls are tested for real)"
 bash "$ROOT/scripts/registry.sh"
 
-log "cargo build (debug binaries the integration tests start)"
-cargo build --workspace --exclude frontend
-
 # The PostgreSQL store is tested against a real PostgreSQL (Debian's package,
 # a cluster of the project's own on loopback): the store's and the audit log's
 # cases run on both stores, and two consoles share one database
@@ -58,6 +55,11 @@ bash "$ROOT/scripts/postgres.sh" drop-test-databases
 # succeeds, and the tests run their own nginx on loopback ports.
 ensure_apt nginx
 
+# `cargo test` builds every binary the integration tests start (the console,
+# switchyard-proxy, the demo, the benchmarks) into target/debug before it runs
+# any test. A separate `cargo build` first would compile the whole graph twice:
+# the tests' dev-dependencies change features of shared crates (reqwest's
+# cookies, the engine's failpoints), so nothing it built would be reused.
 log "cargo test"
 cargo test --workspace --exclude frontend
 
@@ -65,18 +67,14 @@ cargo test --workspace --exclude frontend
 # run once more on PostgreSQL (engine/tests/support/harness.rs `store_url`: a
 # fresh database per test): the pipeline, locks, watch, hold, canary, shared
 # proxy, approvals, freezes, webhook events and environments.
+# Selected with `--workspace` as above, not `-p engine`: the same features,
+# so the test binaries are the ones just built, not a second compilation.
 log "cargo test (the engine's pipeline tests again, on PostgreSQL)"
-SWITCHYARD_TEST_STORE=postgres cargo test -p engine --features internals \
+SWITCHYARD_TEST_STORE=postgres cargo test --workspace --exclude frontend \
   --test pipeline_deploy --test pipeline_steps --test pipeline_locks --test pipeline_watch \
   --test hold --test canary --test shared_proxy --test approvals --test freezes \
   --test webhook_events --test environment_lifecycle
 
-# The benchmarks are a binary of their own (bench/): one small run keeps it
-# working (figures are read from full runs; see the README).
-log "switchyard-bench audit (smoke run)"
-bench_dir="$(mktemp -d)"
-"$ROOT/target/debug/switchyard-bench" --data-dir "$bench_dir" audit --entries 2000 --runs 1 >/dev/null
-rm -rf "$bench_dir"
 disk
 if [ "${CI:-}" = "true" ]; then
   log "cargo clean --profile dev (CI: free the disk before the release build)"
