@@ -124,55 +124,6 @@ impl Site {
     }
 }
 
-/// One server-sent event: its name (`message` when unnamed) and data.
-#[derive(Debug)]
-struct Sse {
-    name: String,
-    data: String,
-}
-
-/// Reads the whole stream (until the server ends it) into events; comments
-/// (keep-alives) are counted, not kept.
-async fn read_stream(mut resp: reqwest::Response, limit: Duration) -> (Vec<(Instant, Sse)>, usize) {
-    let deadline = Instant::now() + limit;
-    let (mut buf, mut events, mut comments) = (String::new(), Vec::new(), 0);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = tokio::time::timeout(left, resp.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("the stream did not end within {limit:?}: {events:#?}"))
-            .unwrap();
-        let Some(chunk) = chunk else { break };
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let (mut name, mut data, mut comment) = ("message".to_string(), Vec::new(), false);
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    name = v.trim_start().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
-                } else if line.starts_with(':') {
-                    comment = true;
-                }
-            }
-            if data.is_empty() && comment {
-                comments += 1;
-            } else if !data.is_empty() {
-                events.push((
-                    Instant::now(),
-                    Sse {
-                        name,
-                        data: data.join("\n"),
-                    },
-                ));
-            }
-        }
-    }
-    assert!(buf.trim().is_empty(), "a partial event at the end: {buf:?}");
-    (events, comments)
-}
-
 fn rank(s: StepStatus) -> u8 {
     match s {
         StepStatus::Pending => 0,
@@ -253,7 +204,7 @@ async fn a_viewer_follows_a_real_deploy_over_server_sent_events() {
         resp.headers().get("content-type").unwrap(),
         "text/event-stream"
     );
-    let (events, _keep_alives) = read_stream(resp, Duration::from_secs(90)).await;
+    let (events, _keep_alives) = child::read_stream(resp, Duration::from_secs(90)).await;
     assert_eq!(deploy.await.unwrap().unwrap().as_u16(), 200);
 
     let names: Vec<&str> = events.iter().map(|(_, e)| e.name.as_str()).collect();
@@ -349,7 +300,7 @@ async fn a_viewer_follows_a_real_deploy_over_server_sent_events() {
     // A finished deployment: its final state at once, then the end.
     let resp = site.events(id, Some(&vera)).await;
     assert_eq!(resp.status().as_u16(), 200);
-    let (again, _) = read_stream(resp, Duration::from_secs(5)).await;
+    let (again, _) = child::read_stream(resp, Duration::from_secs(5)).await;
     assert_eq!(again.len(), 1, "{again:?}");
     assert_eq!(again[0].1.name, "done");
 }

@@ -3,7 +3,8 @@
 //! other reads, the audit log both append to stays one chain that
 //! `switchyard audit verify` accepts, and when the console running a deploy
 //! is SIGKILLed the other recovers its lock and goes on deploying through
-//! the same switchyard-proxy, users served throughout. PostgreSQL comes from
+//! the same switchyard-proxy, users served throughout, while a person
+//! following the deploy on the other sees it live to its end. PostgreSQL comes from
 //! `scripts/postgres.sh` (`SWITCHYARD_TEST_POSTGRES`, see
 //! engine/src/store/testing.rs); without it the test is skipped, except
 //! under `CI=true`.
@@ -327,6 +328,21 @@ async fn a_replica_killed_mid_deploy_is_recovered_by_the_other_with_users_served
         },
     )
     .await;
+    // Someone follows that deploy live on B, which does not run it.
+    let stream = http
+        .get(format!("{}/api/deployments/{dep}/events", b.origin()))
+        .header("accept", "text/event-stream")
+        .header("cookie", &cookie)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        stream.status().is_success(),
+        "events on B: {}",
+        stream.status()
+    );
+    let followed = tokio::spawn(child::read_stream(stream, Duration::from_secs(90)));
     let env = engine::environments::find(&pool, "production")
         .await
         .unwrap();
@@ -382,6 +398,26 @@ async fn a_replica_killed_mid_deploy_is_recovered_by_the_other_with_users_served
         )
         .await;
     }
+
+    // The follower on B saw the deploy running on A, then its end as B's
+    // recovery wrote it.
+    let (events, _) = followed.await.unwrap();
+    let details: Vec<(String, model::DeploymentDetail)> = events
+        .into_iter()
+        .map(|(_, e)| (e.name, serde_json::from_str(&e.data).unwrap()))
+        .collect();
+    let (first, last) = (&details[0].1, &details[details.len() - 1]);
+    assert_eq!(first.deployment.status, model::DeploymentStatus::Running);
+    assert_eq!(last.0, "done");
+    assert_eq!(last.1.deployment.status, model::DeploymentStatus::Failed);
+    assert!(
+        last.1
+            .steps
+            .iter()
+            .any(|s| s.name == "health" && s.message.as_deref() == Some(engine::steps::INTERRUPTED)),
+        "{:?}",
+        last.1.steps
+    );
 
     // B goes on deploying through the same proxy: the session A issued
     // works on B, and users reach v2.

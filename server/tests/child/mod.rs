@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `N` distinct free loopback ports. Every listener is held until all are
 /// picked: asked one at a time, the kernel may hand the same just-released
@@ -156,4 +156,56 @@ impl Users {
         }
         (ok, failed)
     }
+}
+
+/// One server-sent event: its name (`message` when unnamed) and data.
+#[derive(Debug)]
+pub struct Sse {
+    pub name: String,
+    pub data: String,
+}
+
+/// Reads the whole stream (until the server ends it) into events; comments
+/// (keep-alives) are counted, not kept.
+pub async fn read_stream(
+    mut resp: reqwest::Response,
+    limit: Duration,
+) -> (Vec<(Instant, Sse)>, usize) {
+    let deadline = Instant::now() + limit;
+    let (mut buf, mut events, mut comments) = (String::new(), Vec::new(), 0);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the stream did not end within {limit:?}: {events:#?}"))
+            .unwrap();
+        let Some(chunk) = chunk else { break };
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut name, mut data, mut comment) = ("message".to_string(), Vec::new(), false);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim_start().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                } else if line.starts_with(':') {
+                    comment = true;
+                }
+            }
+            if data.is_empty() && comment {
+                comments += 1;
+            } else if !data.is_empty() {
+                events.push((
+                    Instant::now(),
+                    Sse {
+                        name,
+                        data: data.join("\n"),
+                    },
+                ));
+            }
+        }
+    }
+    assert!(buf.trim().is_empty(), "a partial event at the end: {buf:?}");
+    (events, comments)
 }
