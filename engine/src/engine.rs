@@ -283,6 +283,15 @@ impl Engine {
         self
     }
 
+    /// Whether the database answers (a console's health check: a load
+    /// balancer takes a console whose store is gone out of rotation).
+    pub async fn check_store(&self) -> Result<()> {
+        crate::store::query_scalar::<i64>("SELECT CAST(1 AS BIGINT)")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Appends to the audit log. Callers stop the action when this fails.
     pub async fn audit(&self, event: Event) -> Result<()> {
         let action = event.action;

@@ -6,7 +6,7 @@
 
 pub use crate::hosts::AllowedHosts;
 use crate::refusal_audit::RefusalAudit;
-use crate::{assets, audit_export, events, headers, plain_forms};
+use crate::{assets, audit_export, events, headers, health, plain_forms};
 use app::error::AppError;
 use app::state::AppState;
 use axum::body::Body;
@@ -244,6 +244,7 @@ pub fn router<Store: SessionStore + Clone>(
             "/api/deployments/{id}/events",
             get(events::deployment_events),
         )
+        .route("/api/health", get(health::health))
         .merge(crate::api::router())
         .leptos_routes(&state, routes, {
             let options = options.clone();

@@ -11,6 +11,7 @@ pub mod config;
 pub mod console;
 pub mod events;
 pub mod headers;
+pub mod health;
 pub mod hosts;
 pub mod http;
 pub mod plain_forms;

@@ -202,6 +202,17 @@ async fn two_consoles_on_one_postgres_share_sessions_users_and_one_audit_chain()
     let a = Replica::start(&url, &http).await;
     let b = Replica::start(&url, &http).await;
 
+    // Both tell a load balancer they can serve.
+    for r in [&a, &b] {
+        let health = http
+            .get(format!("{}/api/health", r.origin()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        assert_eq!(health.text().await.unwrap(), "ok\n");
+    }
+
     // Signed in on A, recognised on B; a wrong cookie on neither.
     let cookie = a.sign_in(&http, "admin", PASSWORD).await;
     assert_eq!(
@@ -451,4 +462,33 @@ async fn a_replica_killed_mid_deploy_is_recovered_by_the_other_with_users_served
         failed.len(),
         answered + failed.len()
     );
+}
+
+#[tokio::test]
+async fn a_console_whose_database_is_gone_tells_its_load_balancer() {
+    let Some(url) = engine::store::testing::postgres_url().await else {
+        return;
+    };
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let a = Replica::start(&url, &http).await;
+    let health = || http.get(format!("{}/api/health", a.origin())).send();
+    assert_eq!(health().await.unwrap().status(), 200);
+
+    // The database goes away under the console (its connections closed).
+    let name = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let server = std::env::var(engine::store::testing::POSTGRES_VAR).unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let r = health().await.unwrap();
+    assert_eq!(r.status(), 503, "{}", a.log());
+    assert_eq!(r.text().await.unwrap(), "database unreachable\n");
 }
