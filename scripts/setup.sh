@@ -89,7 +89,6 @@ ensure_build_tools() {
   ensure_wasm_opt
 }
 
-# Release build of the console (server + WASM front end) and its sibling binaries.
 # Brotli and gzip copies of the front end's files, made once at build time
 # at the highest levels (too slow per request) and served by the console to
 # browsers that accept them. Old builds' files (other hashes) are removed.
@@ -115,14 +114,26 @@ precompress_site() {
   done
 }
 
+# Release build of the console (server + WASM front end) and its sibling
+# binaries. switchyard-proxy gets the whole-program optimisation of the proxy-release
+# profile (Cargo.toml). SWITCHYARD_PROXY_PROFILE=release builds it with the
+# console instead: the same code without the second compilation of its
+# dependencies and the LTO link, for the test command, whose browser tests
+# measure nothing.
 build_release() {
+  local proxy_profile="${SWITCHYARD_PROXY_PROFILE:-proxy-release}"
   log "cargo leptos build --release"
   (cd "$ROOT" && cargo leptos build --release)
   precompress_site
-  log "cargo build --release -p demo; cargo build --profile proxy-release -p proxy"
-  (cd "$ROOT" && cargo build --release -p demo && cargo build --profile proxy-release -p proxy)
-  # The console starts the switchyard-proxy next to its own binary.
-  install -m 0755 "$ROOT/target/proxy-release/switchyard-proxy" "$ROOT/target/release/switchyard-proxy"
+  if [ "$proxy_profile" = "release" ]; then
+    log "cargo build --release -p demo -p proxy"
+    (cd "$ROOT" && cargo build --release -p demo -p proxy)
+  else
+    log "cargo build --release -p demo; cargo build --profile $proxy_profile -p proxy"
+    (cd "$ROOT" && cargo build --release -p demo && cargo build --profile "$proxy_profile" -p proxy)
+    # The console starts the switchyard-proxy next to its own binary.
+    install -m 0755 "$ROOT/target/$proxy_profile/switchyard-proxy" "$ROOT/target/release/switchyard-proxy"
+  fi
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

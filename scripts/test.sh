@@ -81,7 +81,7 @@ if [ "${CI:-}" = "true" ]; then
   cargo clean --profile dev
 fi
 
-build_release
+SWITCHYARD_PROXY_PROFILE=release build_release
 disk
 
 log "playwright test"
