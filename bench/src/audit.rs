@@ -95,8 +95,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-pub async fn audit(dir: &Path, entries: u64, runs: usize) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
+/// A store the benchmark runs on: SQLite in the data directory, or a fresh
+/// database on a PostgreSQL server (dropped at the end).
+struct Store {
+    name: &'static str,
+    pool: engine::store::Pool,
+    location: String,
+    /// (server, database URL) of a PostgreSQL database to drop.
+    made: Option<(String, String)>,
+}
+
+async fn sqlite_store(dir: &Path) -> anyhow::Result<Store> {
     let db = dir.join("bench-audit.db");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
@@ -104,16 +113,38 @@ pub async fn audit(dir: &Path, entries: u64, runs: usize) -> anyhow::Result<()> 
     let pool = engine::store::open(&format!("sqlite:{}", db.display()))
         .await
         .context("opening the benchmark database")?;
-    let t = Instant::now();
-    fill(&pool, entries).await?;
-    println!(
-        "generated {entries} chained entries in {:.1} s ({})",
-        t.elapsed().as_secs_f64(),
-        db.display()
-    );
+    Ok(Store {
+        name: "SQLite",
+        pool,
+        location: db.display().to_string(),
+        made: None,
+    })
+}
 
-    let first = audit::search(&pool, &AuditFilter::default(), 50).await?;
+async fn postgres_store(server: &str) -> anyhow::Result<Store> {
+    let url = engine::store::testing::create_database(server)
+        .await
+        .context("creating a PostgreSQL database for the benchmark")?;
+    let pool = engine::store::open(&url).await?;
+    let location = url.rsplit('/').next().unwrap_or_default().to_string();
+    Ok(Store {
+        name: "PostgreSQL",
+        pool,
+        location,
+        made: Some((server.to_string(), url)),
+    })
+}
+
+/// The audit page's queries, each timed `runs` times: (median, max, rows).
+async fn time_queries(
+    pool: &engine::store::Pool,
+    runs: usize,
+) -> anyhow::Result<Vec<(&'static str, Duration, Duration, usize)>> {
+    let first = audit::search(pool, &AuditFilter::default(), 50).await?;
     let deep_before = first.entries.last().map(|e| e.id - 50 * 200);
+    let day = (chrono::Utc::now() - chrono::Duration::days(182))
+        .format("%Y-%m-%d")
+        .to_string();
     let cases: Vec<(&str, AuditFilter)> = vec![
         ("first page, no filter", AuditFilter::default()),
         (
@@ -156,16 +187,8 @@ pub async fn audit(dir: &Path, entries: u64, runs: usize) -> anyhow::Result<()> 
         (
             "time range (one day, 6 months ago)",
             AuditFilter {
-                since: Some(
-                    (chrono::Utc::now() - chrono::Duration::days(182))
-                        .format("%Y-%m-%d")
-                        .to_string(),
-                ),
-                until: Some(
-                    (chrono::Utc::now() - chrono::Duration::days(182))
-                        .format("%Y-%m-%d")
-                        .to_string(),
-                ),
+                since: Some(day.clone()),
+                until: Some(day),
                 ..Default::default()
             },
         ),
@@ -177,43 +200,92 @@ pub async fn audit(dir: &Path, entries: u64, runs: usize) -> anyhow::Result<()> 
             },
         ),
     ];
-    println!(
-        "{:<40} {:>10} {:>10} {:>8}",
-        "query (50 rows)", "median", "max", "rows"
-    );
+    let mut figures = Vec::with_capacity(cases.len());
     for (name, filter) in cases {
         let mut times = Vec::with_capacity(runs);
         let mut rows = 0;
         for _ in 0..runs {
             let t = Instant::now();
-            let page = audit::search(&pool, &filter, 50).await?;
+            let page = audit::search(pool, &filter, 50).await?;
             times.push(t.elapsed());
             rows = page.entries.len();
         }
         let max = *times.iter().max().unwrap_or(&Duration::ZERO);
-        println!(
-            "{name:<40} {:>8.2}ms {:>8.2}ms {rows:>8}",
-            median(times).as_secs_f64() * 1000.0,
-            max.as_secs_f64() * 1000.0
-        );
+        figures.push((name, median(times), max, rows));
     }
-    let t = Instant::now();
-    let verdict = audit::verify(&pool).await?;
-    println!(
-        "verify (chain only): {verdict:?} in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
-    seal(dir, pool, runs).await
+    Ok(figures)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Fills each store (SQLite, and PostgreSQL when `postgres` names a server)
+/// with the same `entries`, times the audit page's queries on each, side by
+/// side, then the chain's verification and the seal on each.
+pub async fn audit(
+    dir: &Path,
+    entries: u64,
+    runs: usize,
+    postgres: Option<&str>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut stores = vec![sqlite_store(dir).await?];
+    if let Some(server) = postgres {
+        stores.push(postgres_store(server).await?);
+    }
+    let mut figures = Vec::new();
+    for store in &stores {
+        let t = Instant::now();
+        fill(&store.pool, entries).await?;
+        println!(
+            "generated {entries} chained entries in {:.1} s ({}: {})",
+            t.elapsed().as_secs_f64(),
+            store.name,
+            store.location
+        );
+        figures.push(time_queries(&store.pool, runs).await?);
+    }
+
+    print!("{:<38}", "query (50 rows), ms: median / max");
+    for store in &stores {
+        print!(" {:>19}", store.name);
+    }
+    println!(" {:>6}", "rows");
+    for (i, (name, ..)) in figures[0].iter().enumerate() {
+        print!("{name:<38}");
+        for f in &figures {
+            print!(" {:>9.2} / {:>7.2}", ms(f[i].1), ms(f[i].2));
+        }
+        let rows: Vec<String> = figures.iter().map(|f| f[i].3.to_string()).collect();
+        println!(" {:>6}", rows.join("/"));
+    }
+
+    for store in stores {
+        let t = Instant::now();
+        let verdict = audit::verify(&store.pool).await?;
+        println!(
+            "{}: verify (chain only): {verdict:?} in {:.1} s",
+            store.name,
+            t.elapsed().as_secs_f64()
+        );
+        let seal_dir = dir.join(format!("seal-{}", store.name.to_lowercase()));
+        seal(&seal_dir, store.pool.clone(), runs).await?;
+        if let Some((server, url)) = &store.made {
+            store.pool.close().await;
+            engine::store::testing::drop_database(server, url).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The cost of the seal at this size: signing a checkpoint, verifying the
 /// chain against the checkpoints, and a full export written and verified
 /// offline.
-async fn seal(dir: &Path, pool: engine::store::Pool, runs: usize) -> anyhow::Result<()> {
-    let seal_dir = dir.join("seal");
-    let _ = std::fs::remove_dir_all(&seal_dir);
-    std::fs::create_dir_all(&seal_dir)?;
-    let files = engine::AuditCheckpoints::open(&seal_dir)?;
+async fn seal(seal_dir: &Path, pool: engine::store::Pool, runs: usize) -> anyhow::Result<()> {
+    let _ = std::fs::remove_dir_all(seal_dir);
+    std::fs::create_dir_all(seal_dir)?;
+    let files = engine::AuditCheckpoints::open(seal_dir)?;
     let runtime = std::sync::Arc::new(engine::ProcessRuntime::new(seal_dir.join("logs")));
     let engine = engine::Engine::new(pool.clone(), runtime).with_checkpoints(files.clone());
     let mut times = Vec::with_capacity(runs);

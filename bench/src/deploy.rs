@@ -28,6 +28,9 @@ pub struct Options {
     pub health_interval: Duration,
     /// Directory holding switchyard-proxy and switchyard-demo.
     pub bin_dir: PathBuf,
+    /// A PostgreSQL server: the process runtime's figures again with the
+    /// console's records in a database of its own there.
+    pub postgres: Option<String>,
 }
 
 /// Starts `version` with the runtime alone and waits for its health check.
@@ -75,12 +78,12 @@ async fn bench_runtime(
     name: &str,
     runtime: Arc<dyn Runtime>,
     dir: &Path,
+    store: &str,
     opts: &Options,
 ) -> anyhow::Result<Figures> {
     std::fs::create_dir_all(dir)?;
     let proxy = spawn_proxy(&opts.bin_dir, dir)?;
-    let pool =
-        engine::store::open(&format!("sqlite:{}", dir.join("switchyard.db").display())).await?;
+    let pool = engine::store::open(store).await?;
     let template = match name {
         "docker" => "switchyard-demo:{version}".to_string(),
         _ => opts.bin_dir.join("switchyard-demo").display().to_string(),
@@ -174,6 +177,9 @@ async fn bench_runtime(
     Ok(f)
 }
 
+/// One row of figures: (label, runtime kind, runtime, data directory, store URL).
+type Run = (&'static str, &'static str, Arc<dyn Runtime>, PathBuf, String);
+
 pub async fn deploy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
     let root = data_dir.join("bench-deploy");
     let _ = std::fs::remove_dir_all(&root);
@@ -184,20 +190,52 @@ pub async fn deploy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
         opts.health_interval.as_millis()
     );
 
-    let mut runtimes: Vec<(&str, Arc<dyn Runtime>)> = vec![(
+    let sqlite = |dir: &Path| format!("sqlite:{}", dir.join("switchyard.db").display());
+    let process: Arc<dyn Runtime> =
+        Arc::new(ProcessRuntime::new(root.join("process").join("logs")));
+    let on_sqlite = root.join("process");
+    let mut runs: Vec<Run> = vec![(
+        "process runtime, SQLite",
         "process",
-        Arc::new(ProcessRuntime::new(root.join("process").join("logs"))),
+        process.clone(),
+        on_sqlite.clone(),
+        sqlite(&on_sqlite),
     )];
+    let mut made = None;
+    if let Some(server) = &opts.postgres {
+        let url = engine::store::testing::create_database(server)
+            .await
+            .context("creating a PostgreSQL database for the benchmark")?;
+        let dir = root.join("process-postgres");
+        runs.push((
+            "process runtime, PostgreSQL",
+            "process",
+            process,
+            dir,
+            url.clone(),
+        ));
+        made = Some((server.clone(), url));
+    }
     match DockerRuntime::connect().await {
-        Ok(docker) => runtimes.push(("docker", Arc::new(docker))),
+        Ok(docker) => {
+            let dir = root.join("docker");
+            let store = sqlite(&dir);
+            runs.push((
+                "docker runtime, SQLite",
+                "docker",
+                Arc::new(docker),
+                dir,
+                store,
+            ));
+        }
         Err(e) => println!("docker: skipped (no Docker Engine: {e}); run scripts/docker.sh"),
     }
-    for (name, runtime) in runtimes {
-        let f = bench_runtime(name, runtime, &root.join(name), &opts)
+    for (label, name, runtime, dir, store) in runs {
+        let f = bench_runtime(name, runtime, &dir, &store, &opts)
             .await
-            .with_context(|| format!("{name} runtime"))?;
+            .with_context(|| label.to_string())?;
         let overhead = f.deploy.quantile(0.5).saturating_sub(f.bare.quantile(0.5));
-        println!("{name} runtime:");
+        println!("{label}:");
         println!("{}", f.bare.row("bare start (runtime + health)"));
         println!("{}", f.deploy.row("deploy (whole pipeline)"));
         println!(
@@ -211,6 +249,9 @@ pub async fn deploy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
             f.rollback_served
                 .row("rollback: call → users on other slot")
         );
+    }
+    if let Some((server, url)) = made {
+        engine::store::testing::drop_database(&server, &url).await?;
     }
     Ok(())
 }

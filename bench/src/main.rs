@@ -4,6 +4,7 @@
 //! targets they measure. Kept out of the console binary: a console does not
 //! ship a load generator.
 
+mod appends;
 mod audit;
 mod deploy;
 mod haproxy;
@@ -29,6 +30,17 @@ struct Cli {
     /// Directory for the benchmarks' own databases, proxies and logs.
     #[arg(long, default_value = ".switchyard", global = true)]
     data_dir: PathBuf,
+    /// A PostgreSQL server (URL of a role that may create databases, e.g.
+    /// scripts/postgres.sh's `.postgres.url`) for `audit`, `appends` and
+    /// `deploy` to run on beside SQLite, each in a database of its own.
+    /// Better given in the environment: it holds a password.
+    #[arg(
+        long,
+        env = "SWITCHYARD_BENCH_POSTGRES",
+        global = true,
+        hide_env_values = true
+    )]
+    postgres: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,6 +54,16 @@ enum Command {
         entries: u64,
         #[arg(long, default_value_t = 21)]
         runs: usize,
+    },
+    /// Audit appends per second as consoles make them (one writing
+    /// transaction each): one console on SQLite, then 1 and `--replicas`
+    /// consoles sharing one PostgreSQL database (needs `--postgres`); each
+    /// chain verified after.
+    Appends {
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
     },
     /// Deploy overhead (whole deploy minus the service's own start-up) and
     /// rollback time, for the process runtime and Docker when it answers.
@@ -121,7 +143,21 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit { entries, runs } => {
-            audit::audit(&cli.data_dir.join("bench"), entries, runs.max(1)).await
+            audit::audit(
+                &cli.data_dir.join("bench"),
+                entries,
+                runs.max(1),
+                cli.postgres.as_deref(),
+            )
+            .await
+        }
+        Command::Appends { secs, replicas } => {
+            let opts = appends::Options {
+                secs: Duration::from_secs(secs.max(1)),
+                replicas: replicas.max(1),
+                postgres: cli.postgres,
+            };
+            appends::appends(&cli.data_dir.join("bench-appends"), opts).await
         }
         Command::Login { secs, attackers } => {
             login::login(&cli.data_dir, secs.max(1), attackers.max(1)).await
@@ -135,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
                 runs: runs.max(1),
                 health_interval: Duration::from_millis(health_interval_ms.max(1)),
                 bin_dir: bin_dir.unwrap_or_else(beside_this_binary),
+                postgres: cli.postgres,
             };
             deploy::deploy(&cli.data_dir, opts).await
         }

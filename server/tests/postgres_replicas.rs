@@ -479,13 +479,8 @@ async fn a_console_whose_database_is_gone_tells_its_load_balancer() {
     assert_eq!(health().await.unwrap().status(), 200);
 
     // The database goes away under the console (its connections closed).
-    let name = url.rsplit('/').next().unwrap().split('?').next().unwrap();
     let server = std::env::var(engine::store::testing::POSTGRES_VAR).unwrap();
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
-        .await
-        .unwrap();
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
+    engine::store::testing::drop_database(&server, &url)
         .await
         .unwrap();
     let r = health().await.unwrap();

@@ -39,7 +39,10 @@ pub async fn postgres_url() -> Option<String> {
     Some(create_database(&server).await.expect("create a test database"))
 }
 
-async fn create_database(server: &str) -> Result<String> {
+/// Makes a new, empty database (C collation, as the store requires) on the
+/// PostgreSQL `server` (a URL whose role may create databases); its URL. The
+/// benchmarks make theirs here too, and drop them with [`drop_database`].
+pub async fn create_database(server: &str) -> Result<String> {
     use sqlx::Connection;
     let name = format!(
         "{DATABASE_PREFIX}{}",
@@ -54,6 +57,30 @@ async fn create_database(server: &str) -> Result<String> {
     .await?;
     admin.close().await?;
     Ok(with_database(server, &name))
+}
+
+/// Drops the database `url` names (made by [`create_database`] on
+/// `server`), closing whatever connections it still has.
+pub async fn drop_database(server: &str, url: &str) -> Result<()> {
+    use sqlx::Connection;
+    let name = database_name(url);
+    if !name.starts_with(DATABASE_PREFIX) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(crate::error::Error::Internal(format!(
+            "refusing to drop {name}: not a database this module made"
+        )));
+    }
+    let mut admin = sqlx::PgConnection::connect(server).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    Ok(())
+}
+
+/// The database a URL names (the path after its authority).
+fn database_name(url: &str) -> &str {
+    let base = url.split('?').next().unwrap_or(url);
+    base.rsplit('/').next().unwrap_or("")
 }
 
 /// `url` naming database `name` instead of its own.
@@ -107,6 +134,15 @@ pub(crate) use on_both_stores;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_database_name_is_read_from_a_url() {
+        assert_eq!(
+            super::database_name("postgres://u:p@h:1/switchyard_test_ab?sslmode=disable"),
+            "switchyard_test_ab"
+        );
+        assert_eq!(super::database_name("postgres://h/db"), "db");
+    }
+
     #[test]
     fn the_database_name_is_replaced_and_the_rest_kept() {
         assert_eq!(
