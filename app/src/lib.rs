@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub(crate) mod chart;
 pub mod checklists;
 pub mod components;
 pub mod dashboard;

@@ -5,7 +5,7 @@
 
 use crate::error::AppError;
 use leptos::prelude::*;
-use model::{MetricPoint, SlotSeries, TrafficView};
+use model::{MetricPoint, SlotColor, SlotSeries, TrafficSeries, TrafficView};
 
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{actor, state};
@@ -17,86 +17,235 @@ pub async fn slot_traffic(name: String) -> Result<TrafficView, AppError> {
     )
 }
 
-const CHART_W: f64 = 120.0;
-const CHART_H: f64 = 28.0;
+/// One figure of a slot per step: what a chart draws.
+type Figure = fn(&MetricPoint) -> Option<f64>;
 
-/// An SVG polyline of `values` (oldest first), scaled to the largest one; a
-/// missing value (no answers in that step) draws at the baseline.
-fn sparkline_points(values: &[Option<f64>]) -> String {
-    let max = values.iter().flatten().fold(0.0f64, |m, v| m.max(*v));
-    let n = values.len().max(2) - 1;
-    values
+fn rps(p: &MetricPoint) -> Option<f64> {
+    Some(p.requests_per_sec)
+}
+
+/// The error rate in percent; none where nobody was answered (0 % of no
+/// requests is not 0 % errors).
+fn error_percent(p: &MetricPoint) -> Option<f64> {
+    (p.requests_per_sec > 0.0).then_some(p.error_rate * 100.0)
+}
+
+fn p95(p: &MetricPoint) -> Option<f64> {
+    p.p95_ms
+}
+
+/// A chart: what it shows, its unit, its figure, and the lowest top its
+/// scale may have.
+struct Metric {
+    title: &'static str,
+    testid: &'static str,
+    unit: &'static str,
+    figure: Figure,
+    floor: f64,
+}
+
+const METRICS: [Metric; 3] = [
+    Metric {
+        title: "Requests per second",
+        testid: "chart-rps",
+        unit: "/s",
+        figure: rps,
+        floor: 1.0,
+    },
+    Metric {
+        title: "Errors (5xx), percent of answers",
+        testid: "chart-errors",
+        unit: "%",
+        figure: error_percent,
+        floor: 5.0,
+    },
+    Metric {
+        title: "p95 latency, milliseconds",
+        testid: "chart-p95",
+        unit: "ms",
+        figure: p95,
+        floor: 10.0,
+    },
+];
+
+fn show(v: Option<f64>, unit: &str) -> String {
+    match v {
+        Some(v) if unit == "/s" => format!("{v:.1}/s"),
+        Some(v) if unit == "%" => format!("{v:.1} %"),
+        Some(v) => format!("{v:.1} {unit}"),
+        None => "—".into(),
+    }
+}
+
+/// One metric for both slots on one scale, over the window: axes with
+/// units and minute ticks, a line per slot (solid blue, dashed green, so
+/// they differ without colour), gaps where a slot had no answers, the last
+/// switch marked, and each step's figures in a title on hover.
+#[component]
+fn MetricChart(metric: &'static Metric, series: TrafficSeries) -> impl IntoView {
+    use crate::chart;
+    let window = series.window_secs;
+    let lines: Vec<(SlotColor, chart::Points)> = series
+        .slots
         .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let x = CHART_W * i as f64 / n as f64;
-            let ratio = match v {
-                Some(v) if max > 0.0 => v / max,
-                _ => 0.0,
+        .map(|s| {
+            let pts = s
+                .points
+                .iter()
+                .map(|p| (p.ago_secs, (metric.figure)(p)))
+                .collect();
+            (s.slot, pts)
+        })
+        .collect();
+    let max = lines
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().filter_map(|(_, v)| *v))
+        .fold(0.0f64, f64::max);
+    let scale = chart::Scale::covering(max, metric.floor);
+    let (left, right) = (chart::LEFT, chart::WIDTH - chart::RIGHT);
+    let bottom = chart::HEIGHT - chart::BOTTOM;
+    let y_ticks = scale
+        .ticks
+        .iter()
+        .map(|t| {
+            let y = scale.y(*t);
+            view! {
+                <line class="grid" x1=left x2=right y1=y y2=y/>
+                <text class="tick" x=left - 4.0 y=y + 3.0 text-anchor="end">{chart::label(*t, scale.top)}</text>
+            }
+        })
+        .collect_view();
+    let x_ticks = chart::time_ticks(window)
+        .into_iter()
+        .map(|(ago, text)| {
+            let x = chart::x(ago, window);
+            let anchor = if ago == 0 {
+                "end"
+            } else if ago == window {
+                "start"
+            } else {
+                "middle"
             };
-            let y = CHART_H - 1.0 - ratio * (CHART_H - 2.0);
-            format!("{x:.1},{y:.1}")
+            view! {
+                <line class="axis" x1=x x2=x y1=bottom y2=bottom + 3.0/>
+                <text class="tick" x=x y=chart::HEIGHT - 4.0 text-anchor=anchor>{text}</text>
+            }
+        })
+        .collect_view();
+    let switch = series.switched_ago_secs.map(|ago| {
+        let x = chart::x(ago, window);
+        view! {
+            <line class="switch" x1=x x2=x y1=chart::TOP y2=bottom>
+                <title>{format!("traffic switched slots {}", chart::ago_text(ago))}</title>
+            </line>
+            <text class="switch-label" x=x + 2.0 y=chart::TOP + 8.0>"switch"</text>
+        }
+    });
+    let paths = lines
+        .iter()
+        .map(|(slot, pts)| {
+            view! {
+                <path class=format!("line {slot}") d=chart::path(pts, window, &scale)
+                    data-slot=slot.to_string()/>
+            }
+        })
+        .collect_view();
+    // Hover targets: one column per step, titled with both slots' figures.
+    let steps = lines.first().map(|(_, pts)| pts.len()).unwrap_or(0);
+    let column = chart::plot_width() / steps.max(1) as f64;
+    let hovers = (0..steps)
+        .map(|i| {
+            let ago = lines[0].1[i].0;
+            let figures = lines
+                .iter()
+                .map(|(slot, pts)| format!("{slot} {}", show(pts[i].1, metric.unit)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let x = chart::x(ago, window) - column / 2.0;
+            view! {
+                <rect class="hover" x=x.max(left) y=chart::TOP width=column height=chart::plot_height()>
+                    <title>{format!("{}: {figures}", chart::ago_text(ago))}</title>
+                </rect>
+            }
+        })
+        .collect_view();
+    let latest = lines
+        .iter()
+        .map(|(slot, pts)| {
+            let last = pts.last().and_then(|(_, v)| *v);
+            format!("{slot} {}", show(last, metric.unit))
         })
         .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[component]
-fn Chart(
-    label: &'static str,
-    testid: &'static str,
-    now: String,
-    values: Vec<Option<f64>>,
-) -> impl IntoView {
-    let title = format!("{label}, last 5 minutes");
+        .join(", ");
+    let label = format!(
+        "{}, last {} minutes; now {latest}",
+        metric.title,
+        window / 60
+    );
     view! {
-        <div class="chart" data-testid=testid>
-            <span class="chart-label">{label}</span>
-            <span class="chart-now" data-testid="chart-now">{now}</span>
-            <svg viewBox=format!("0 0 {CHART_W} {CHART_H}") width=CHART_W height=CHART_H role="img" aria-label=title>
-                <polyline points=sparkline_points(&values) fill="none" stroke="currentColor" stroke-width="1.5"/>
+        <figure class="chart" data-testid=metric.testid>
+            <figcaption>{metric.title}</figcaption>
+            <svg viewBox=format!("0 0 {} {}", chart::WIDTH, chart::HEIGHT) role="img" aria-label=label
+                preserveAspectRatio="xMidYMid meet">
+                {y_ticks}
+                <line class="axis" x1=left x2=right y1=bottom y2=bottom/>
+                {x_ticks}
+                {switch}
+                {paths}
+                {hovers}
             </svg>
-        </div>
+        </figure>
     }
 }
 
-/// The latest step's figures; "—" where a step had no answers.
-fn latest(points: &[MetricPoint]) -> (String, String, String) {
-    match points.last() {
-        Some(p) if p.requests_per_sec > 0.0 => (
-            format!("{:.1}/s", p.requests_per_sec),
-            format!("{:.1} %", p.error_rate * 100.0),
-            p.p95_ms
-                .map(|ms| format!("{ms:.1} ms"))
-                .unwrap_or_else(|| "—".into()),
-        ),
-        _ => ("0/s".into(), "—".into(), "—".into()),
-    }
-}
-
+/// The latest step's figures of one slot, as the panel's first line.
 #[component]
-fn SlotTraffic(series: SlotSeries, step_secs: u64) -> impl IntoView {
-    let (rps, errors, p95) = latest(&series.points);
-    let busy = |p: &MetricPoint| p.requests_per_sec > 0.0;
-    let rps_values = series
-        .points
-        .iter()
-        .map(|p| Some(p.requests_per_sec))
-        .collect();
-    let error_values = series
-        .points
-        .iter()
-        .map(|p| busy(p).then_some(p.error_rate * 100.0))
-        .collect();
-    let p95_values = series.points.iter().map(|p| p.p95_ms).collect();
+fn SlotNow(series: SlotSeries, step_secs: u64) -> impl IntoView {
+    let last = series.points.last();
+    let busy = last.is_some_and(|p| p.requests_per_sec > 0.0);
+    let figure = |m: &Metric| match last {
+        Some(p) if busy => show((m.figure)(p), m.unit),
+        _ if m.unit == "/s" => "0/s".into(),
+        _ => "—".into(),
+    };
+    let (rps, errors, p95) = (
+        figure(&METRICS[0]),
+        figure(&METRICS[1]),
+        figure(&METRICS[2]),
+    );
     view! {
         <div class=format!("traffic-slot {}", series.slot) data-traffic-slot=series.slot.to_string()>
             <span class="color">{series.slot.to_string()}</span>
             <span class="traffic-step">{format!("last {step_secs} s")}</span>
-            <Chart label="requests" testid="traffic-rps" now=rps values=rps_values/>
-            <Chart label="errors" testid="traffic-errors" now=errors values=error_values/>
-            <Chart label="p95" testid="traffic-p95" now=p95 values=p95_values/>
+            <span class="now" data-testid="traffic-rps"><span class="chart-label">"requests"</span> <span class="chart-now" data-testid="chart-now">{rps}</span></span>
+            <span class="now" data-testid="traffic-errors"><span class="chart-label">"errors"</span> <span class="chart-now" data-testid="chart-now">{errors}</span></span>
+            <span class="now" data-testid="traffic-p95"><span class="chart-label">"p95"</span> <span class="chart-now" data-testid="chart-now">{p95}</span></span>
         </div>
+    }
+}
+
+/// Both slots' latest figures, then one chart per metric.
+#[component]
+fn Series(series: TrafficSeries) -> impl IntoView {
+    let step = series.step_secs;
+    let now = series
+        .slots
+        .iter()
+        .cloned()
+        .map(|s| view! { <SlotNow series=s step_secs=step/> })
+        .collect_view();
+    let charts = METRICS
+        .iter()
+        .map(|m| view! { <MetricChart metric=m series=series.clone()/> })
+        .collect_view();
+    view! {
+        {now}
+        <p class="chart-legend">
+            <span class="key blue">"blue ──"</span>
+            <span class="key green">"green ╌╌"</span>
+            <span class="key switch">"┆ switch"</span>
+        </p>
+        <div class="charts">{charts}</div>
     }
 }
 
@@ -109,13 +258,8 @@ pub fn TrafficPanel(name: String, tick: ReadSignal<u64>) -> impl IntoView {
             <Transition fallback=|| view! { <p class="notice">"Loading traffic…"</p> }>
                 {move || Suspend::new(async move {
                     match traffic.await {
-                        Ok(TrafficView { series: Some(s), .. }) => {
-                            let step = s.step_secs;
-                            s.slots
-                                .into_iter()
-                                .map(|series| view! { <SlotTraffic series step_secs=step/> })
-                                .collect_view()
-                                .into_any()
+                        Ok(TrafficView { series: Some(series), .. }) => {
+                            view! { <Series series/> }.into_any()
                         }
                         Ok(TrafficView { unavailable, .. }) => view! {
                             <p class="notice" data-testid="traffic-unavailable">
@@ -136,13 +280,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sparklines_scale_to_the_largest_value_and_keep_gaps_at_the_baseline() {
-        let pts = sparkline_points(&[Some(0.0), Some(10.0), None, Some(5.0)]);
-        assert_eq!(pts, "0.0,27.0 40.0,1.0 80.0,27.0 120.0,14.0");
-        // All zero: a flat line at the baseline, no division by zero.
-        assert_eq!(
-            sparkline_points(&[Some(0.0), Some(0.0)]),
-            "0.0,27.0 120.0,27.0"
-        );
+    fn no_answers_is_no_error_figure_and_errors_read_in_percent() {
+        let quiet = MetricPoint {
+            ago_secs: 0,
+            requests_per_sec: 0.0,
+            error_rate: 0.0,
+            p95_ms: None,
+        };
+        assert_eq!(error_percent(&quiet), None);
+        let busy = MetricPoint {
+            requests_per_sec: 4.0,
+            error_rate: 0.25,
+            ..quiet
+        };
+        assert_eq!(error_percent(&busy), Some(25.0));
+        assert_eq!(show(Some(25.0), "%"), "25.0 %");
+        assert_eq!(show(Some(9.66), "/s"), "9.7/s");
+        assert_eq!(show(Some(12.0), "ms"), "12.0 ms");
+        assert_eq!(show(None, "ms"), "—");
     }
 }

@@ -88,7 +88,17 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     await expect(greenTraffic.getByTestId('traffic-rps').getByTestId('chart-now')).toHaveText(/^\d+\.\d\/s$/);
     await expect(greenTraffic.getByTestId('traffic-rps').getByTestId('chart-now')).not.toHaveText('0/s');
     await expect(greenTraffic.getByTestId('traffic-errors').getByTestId('chart-now')).toHaveText('0.0 %');
-    await expect(greenTraffic.locator('svg polyline')).toHaveCount(3);
+    // One chart per metric with both slots on one scale: axes, minute ticks
+    // up to now, green's line drawn, the switch just made marked, and each
+    // step's figures in a title on hover.
+    const rps = env.getByTestId('chart-rps');
+    await expect(rps.locator('figcaption')).toHaveText('Requests per second');
+    await expect(rps.locator('path.line.green')).toHaveAttribute('d', /^M\d/);
+    await expect(rps.locator('text.tick').last()).toHaveText('now');
+    await expect(rps.locator('line.switch')).toHaveCount(1);
+    await expect(rps.locator('rect.hover title').last()).toHaveText(/: blue .+, green \d+\.\d\/s$/);
+    await expect(env.getByTestId('chart-errors').locator('figcaption')).toContainText('percent');
+    await expect(env.getByTestId('chart-p95').locator('figcaption')).toContainText('milliseconds');
   });
 
   let rollbackId = 0;

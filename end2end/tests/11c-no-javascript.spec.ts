@@ -31,6 +31,9 @@ test.describe('with JavaScript off', () => {
     await expect(production.getByTestId('live-version')).toContainText(/Users get v\d/);
     await expect(page.locator('main')).not.toContainText('Loading');
     await expect(page.locator('body')).not.toHaveAttribute('data-hydrated', 'true');
+    // The charts are SVG the server drew: axes and lines, no script needed.
+    await expect(production.getByTestId('chart-rps').locator('svg text.tick').last()).toHaveText('now');
+    await expect(production.getByTestId('chart-rps').locator('path.line')).toHaveCount(2);
 
     // A dry run answers under production's form only (staging has its own).
     await production.getByTestId('plan-version').fill('v2');

@@ -107,10 +107,16 @@ impl Engine {
         let env = environments::find(self.pool(), env_name).await?;
         let router = self.router_for(&env)?;
         Ok(match router.traffic_series(300, 10).await {
-            Ok(Some(series)) => model::TrafficView {
-                series: Some(series),
-                unavailable: None,
-            },
+            Ok(Some(mut series)) => {
+                series.switched_ago_secs = crate::steps::last_switch(self.pool(), env.id)
+                    .await?
+                    .map(|at| (crate::now() - at).num_seconds().max(0) as u64)
+                    .filter(|ago| *ago <= series.window_secs);
+                model::TrafficView {
+                    series: Some(series),
+                    unavailable: None,
+                }
+            }
             Ok(None) => model::TrafficView {
                 series: None,
                 unavailable: Some(format!(

@@ -165,6 +165,19 @@ pub async fn list(pool: &Pool, deployment_id: i64) -> Result<Vec<StepView>> {
     .collect()
 }
 
+/// When traffic last switched slots in environment `env_id`: the end of the
+/// newest succeeded switch step (deploys and rollbacks alike).
+pub async fn last_switch(pool: &Pool, env_id: i64) -> Result<Option<DateTime<Utc>>> {
+    Ok(crate::store::query_scalar::<Option<DateTime<Utc>>>(
+        "SELECT MAX(s.finished_at) FROM deployment_steps s \
+         JOIN deployments d ON d.id = s.deployment_id \
+         WHERE d.environment_id = ? AND s.name = 'switch' AND s.status = 'succeeded'",
+    )
+    .bind(env_id)
+    .fetch_one(pool)
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,4 +264,29 @@ mod tests {
         );
         assert!(steps[..2].iter().all(|s| s.finished_at.is_some()));
     }
+
+    #[tokio::test]
+    async fn the_last_switch_is_the_newest_succeeded_switch_step() {
+        let (pool, dep) = pool_with_deployment().await;
+        let env_id: i64 = crate::store::query_scalar("SELECT environment_id FROM deployments WHERE id = ?")
+            .bind(dep)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        plan(&pool, dep, &StepName::ALL).await.unwrap();
+        assert_eq!(last_switch(&pool, env_id).await.unwrap(), None);
+        // A skipped or failed switch moved nobody.
+        close(&pool, dep, Some("gates failed")).await.unwrap();
+        assert_eq!(last_switch(&pool, env_id).await.unwrap(), None);
+        crate::store::query("UPDATE deployment_steps SET status = 'succeeded', finished_at = ? WHERE deployment_id = ? AND name = 'switch'")
+            .bind(crate::now() - chrono::Duration::seconds(42))
+            .bind(dep)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let at = last_switch(&pool, env_id).await.unwrap().expect("a switch");
+        let ago = (crate::now() - at).num_seconds();
+        assert!((42..=44).contains(&ago), "{ago}");
+    }
 }
+

@@ -218,6 +218,10 @@ pub struct TrafficSeries {
     pub window_secs: u64,
     pub step_secs: u64,
     pub slots: Vec<SlotSeries>,
+    /// How long ago traffic last switched slots (a deploy's or a rollback's
+    /// switch step), when that was inside the window: the charts mark it.
+    #[serde(default)]
+    pub switched_ago_secs: Option<u64>,
 }
 
 /// The dashboard's metrics panel: the series, or why there is none (a router

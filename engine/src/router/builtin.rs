@@ -442,6 +442,7 @@ impl TrafficRouter for BuiltinRouter {
             window_secs: report.window_secs,
             step_secs: report.step_secs,
             slots,
+            switched_ago_secs: None,
         }))
     }
 }
