@@ -178,7 +178,13 @@ async fn bench_runtime(
 }
 
 /// One row of figures: (label, runtime kind, runtime, data directory, store URL).
-type Run = (&'static str, &'static str, Arc<dyn Runtime>, PathBuf, String);
+type Run = (
+    &'static str,
+    &'static str,
+    Arc<dyn Runtime>,
+    PathBuf,
+    String,
+);
 
 pub async fn deploy(data_dir: &Path, opts: Options) -> anyhow::Result<()> {
     let root = data_dir.join("bench-deploy");
