@@ -259,6 +259,17 @@ const NOT_PEOPLES_TEXT: &[(&str, &str, &str)] = &[
     ),
     ("_sqlx_migrations", "description", "migration file names"),
     (
+        "leases",
+        "name",
+        "round name the console writes; never rendered",
+    ),
+    (
+        "leases",
+        "holder",
+        "console identity (host/pid/start/engine) the console writes; never rendered",
+    ),
+    ("leases", "expires_at", "time written by the console"),
+    (
         "webhooks",
         "events",
         "parsed as event names when written; shown rebuilt from the parsed value",
