@@ -134,11 +134,17 @@ fn MetricChart(metric: &'static Metric, series: TrafficSeries) -> impl IntoView 
         .collect_view();
     let switch = series.switched_ago_secs.map(|ago| {
         let x = chart::x(ago, window);
+        // The label sits on the side of the line with room for it.
+        let (label_x, anchor) = if x > chart::WIDTH - 40.0 {
+            (x - 2.0, "end")
+        } else {
+            (x + 2.0, "start")
+        };
         view! {
             <line class="switch" x1=x x2=x y1=chart::TOP y2=bottom>
                 <title>{format!("traffic switched slots {}", chart::ago_text(ago))}</title>
             </line>
-            <text class="switch-label" x=x + 2.0 y=chart::TOP + 8.0>"switch"</text>
+            <text class="switch-label" x=label_x y=chart::TOP + 8.0 text-anchor=anchor>"switch"</text>
         }
     });
     let paths = lines
