@@ -156,20 +156,38 @@ pub enum Liveness {
     Stale,
 }
 
+/// What `me` concludes about work that `holder` (its stored form) last said
+/// it was doing at `beat`: a deploy's lock, a watch window. A holder that
+/// never said who it was counts as gone.
+pub(crate) fn liveness(
+    holder: Option<&str>,
+    beat: DateTime<Utc>,
+    me: &Holder,
+    timing: LockTiming,
+    now: DateTime<Utc>,
+) -> Liveness {
+    let Some(holder) = holder.and_then(Holder::parse) else {
+        return Liveness::HolderGone;
+    };
+    if holder.is_gone(me) == Some(true) {
+        return Liveness::HolderGone;
+    }
+    if (now - beat).to_std().unwrap_or_default() > timing.ttl {
+        Liveness::Stale
+    } else {
+        Liveness::Alive
+    }
+}
+
 impl Lock {
     pub fn liveness(&self, me: &Holder, timing: LockTiming, now: DateTime<Utc>) -> Liveness {
-        let Some(holder) = self.holder.as_deref().and_then(Holder::parse) else {
-            return Liveness::HolderGone;
-        };
-        if holder.is_gone(me) == Some(true) {
-            return Liveness::HolderGone;
-        }
-        let beat = self.heartbeat_at.unwrap_or(self.since);
-        if (now - beat).to_std().unwrap_or_default() > timing.ttl {
-            Liveness::Stale
-        } else {
-            Liveness::Alive
-        }
+        liveness(
+            self.holder.as_deref(),
+            self.heartbeat_at.unwrap_or(self.since),
+            me,
+            timing,
+            now,
+        )
     }
 
     /// How long ago the holder last said it was alive.

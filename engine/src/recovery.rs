@@ -76,7 +76,8 @@ impl Engine {
                 }
             }
         }
-        self.resume_watches().await
+        self.resume_watches().await?;
+        Ok(())
     }
 
     /// Recovers every lock whose holder has stopped (a process of this host

@@ -13,13 +13,17 @@
 //! released the environment's lock) when it starts, so a person can still roll
 //! back or deploy at once. It ends by itself when traffic moves for any other
 //! reason (the routing generation it watches is gone). Its state is a row in
-//! `deployment_watches`, so the deployment's page shows it and a restarted
-//! console picks up a window that has not ended ([`Engine::resume_watches`]).
+//! `deployment_watches`, so the deployment's page shows it. The row names the
+//! console that watches and its last beat: of consoles sharing a database
+//! one watches (and could roll back) at a time, and a window whose console
+//! stopped or went silent is picked up by another, or by the same console
+//! restarted ([`Engine::resume_watches`]).
 
 use crate::actor::Actor;
 use crate::engine::Engine;
 use crate::environments::{self, Environment};
 use crate::error::{parse_stored as parse, Result};
+use crate::lock::{self, Holder, Liveness};
 use crate::router::SlotTraffic;
 use crate::store::Pool;
 use chrono::{DateTime, Utc};
@@ -44,6 +48,10 @@ struct Row {
     status: String,
     message: Option<String>,
     rollback_id: Option<i64>,
+    /// The console that watches (`lock::Holder`'s stored form); `None` for
+    /// windows opened before watches had one.
+    holder: Option<String>,
+    heartbeat_at: Option<DateTime<Utc>>,
 }
 
 /// One watch, as stored.
@@ -72,7 +80,7 @@ impl TryFrom<&Row> for Watch {
 }
 
 const SELECT: &str = "SELECT deployment_id, environment_id, slot, generation, started_at, until, \
-     status, message, rollback_id FROM deployment_watches";
+     status, message, rollback_id, holder, heartbeat_at FROM deployment_watches";
 
 /// A deployment's watch, for its page.
 pub async fn view(pool: &Pool, deployment_id: i64) -> Result<Option<WatchView>> {
@@ -93,19 +101,31 @@ pub async fn view(pool: &Pool, deployment_id: i64) -> Result<Option<WatchView>> 
     }))
 }
 
-async fn set(pool: &Pool, w: &Watch, status: WatchStatus, message: &str) -> Result<()> {
-    crate::store::query(
-        "UPDATE deployment_watches SET status = ?, message = ?, finished_at = CASE WHEN ? = 'watching' \
-         THEN NULL ELSE ? END WHERE deployment_id = ? AND status = 'watching'",
+/// Ends (or, with `Watching`, updates) the open window `w` of console `me`:
+/// `false` when it is not open or not `me`'s any more (another console took
+/// it over), and nothing was written.
+async fn set(
+    pool: &Pool,
+    me: &Holder,
+    w: &Watch,
+    status: WatchStatus,
+    message: &str,
+) -> Result<bool> {
+    let done = crate::store::query(
+        "UPDATE deployment_watches SET status = ?, message = ?, heartbeat_at = ?, \
+         finished_at = CASE WHEN ? = 'watching' THEN NULL ELSE ? END \
+         WHERE deployment_id = ? AND status = 'watching' AND holder = ?",
     )
     .bind(status.as_str())
     .bind(message)
+    .bind(crate::now())
     .bind(status.as_str())
     .bind(crate::now())
     .bind(w.deployment_id)
+    .bind(me.to_string())
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// What the watch saw on one look: a breach (with its evidence) or a summary.
@@ -183,7 +203,7 @@ impl Engine {
                 .unwrap_or_else(|_| chrono::Duration::minutes(5));
         crate::store::query(
             "INSERT INTO deployment_watches (deployment_id, environment_id, slot, generation, started_at, \
-             until, status, message) VALUES (?, ?, ?, ?, ?, ?, 'watching', ?)",
+             until, status, message, holder, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, 'watching', ?, ?, ?)",
         )
         .bind(deployment_id)
         .bind(env.id)
@@ -192,6 +212,8 @@ impl Engine {
         .bind(started_at)
         .bind(until)
         .bind("waiting for the first answers")
+        .bind(self.holder().to_string())
+        .bind(started_at)
         .execute(self.pool())
         .await?;
         let w = Watch {
@@ -206,21 +228,52 @@ impl Engine {
         Ok(())
     }
 
-    /// Picks up the watches a stopped console left open: a window that has
-    /// not ended goes on watching; one that ended while the console was down
-    /// was not watched to its end, so it is closed as stopped, not passed.
-    pub async fn resume_watches(&self) -> Result<()> {
+    /// Picks up the windows no live console watches: those of a console of
+    /// this host that stopped, and those whose console has not beaten for
+    /// the lock's time to live (it hung, or died on another host). Runs at
+    /// start and in the monitor round. A window that has not ended goes on
+    /// being watched here; one that ended while nobody watched was not
+    /// watched to its end, so it is closed as stopped, not passed. Returns
+    /// how many it took over.
+    pub async fn resume_watches(&self) -> Result<usize> {
         let rows = crate::store::query_as::<Row>(&format!("{SELECT} WHERE status = 'watching'"))
             .fetch_all(self.pool())
             .await?;
+        let me = self.holder();
+        let mut taken = 0;
         for r in &rows {
+            let beat = r.heartbeat_at.unwrap_or(r.started_at);
+            let seen = r.holder.as_deref();
+            if seen == Some(me.to_string().as_str())
+                || lock::liveness(seen, beat, me, self.lock_timing(), crate::now())
+                    == Liveness::Alive
+            {
+                continue; // watched: here, or by a live console
+            }
+            // Compare and swap on the holder seen: of consoles that judge
+            // the same window orphaned at once, one takes it.
+            let done = crate::store::query(
+                "UPDATE deployment_watches SET holder = ?, heartbeat_at = ? \
+                 WHERE deployment_id = ? AND status = 'watching' AND COALESCE(holder, '') = ?",
+            )
+            .bind(me.to_string())
+            .bind(crate::now())
+            .bind(r.deployment_id)
+            .bind(seen.unwrap_or(""))
+            .execute(self.pool())
+            .await?;
+            if done.rows_affected() != 1 {
+                continue;
+            }
+            taken += 1;
             let w = Watch::try_from(r)?;
             if w.until > crate::now() {
-                tracing::info!(dep_id = w.deployment_id, "resuming the watch window");
+                tracing::info!(dep_id = w.deployment_id, from = ?seen, "resuming the watch window");
                 tokio::spawn(self.clone().run_watch(w));
             } else {
                 set(
                     self.pool(),
+                    me,
                     &w,
                     WatchStatus::Stopped,
                     "the console was stopped until after the window ended; nothing was watched after that",
@@ -228,7 +281,7 @@ impl Engine {
                 .await?;
             }
         }
-        Ok(())
+        Ok(taken)
     }
 
     async fn run_watch(self, w: Watch) {
@@ -236,6 +289,7 @@ impl Engine {
             tracing::error!(dep_id = w.deployment_id, error = %e, "the watch window stopped on an error");
             let _ = set(
                 self.pool(),
+                self.holder(),
                 &w,
                 WatchStatus::Stopped,
                 &format!("stopped on an error: {e}"),
@@ -266,7 +320,8 @@ impl Engine {
                     "ended early: {why} (routing generation {} → {})",
                     w.generation, env.routing_generation
                 );
-                return set(pool, w, WatchStatus::Stopped, &m).await;
+                set(pool, self.holder(), w, WatchStatus::Stopped, &m).await?;
+                return Ok(());
             }
             let slot = environments::slot(pool, env.id, w.slot).await?;
             let probe = match &slot.address {
@@ -293,16 +348,25 @@ impl Engine {
                     let m = format!("passed: no breach in {:.0} s; {summary}", {
                         (w.until - w.started_at).num_milliseconds() as f64 / 1000.0
                     });
-                    return set(pool, w, WatchStatus::Passed, &m).await;
+                    set(pool, self.holder(), w, WatchStatus::Passed, &m).await?;
+                    return Ok(());
                 }
                 Ok(summary) => {
-                    crate::store::query(
-                        "UPDATE deployment_watches SET message = ? WHERE deployment_id = ? AND status = 'watching'",
+                    // Also this console's heartbeat: a window another
+                    // console took over (this one was silent past the
+                    // lock's time to live) is watched there, not here.
+                    let mine = set(
+                        pool,
+                        self.holder(),
+                        w,
+                        WatchStatus::Watching,
+                        &format!("watching: {summary}"),
                     )
-                    .bind(format!("watching: {summary}"))
-                    .bind(w.deployment_id)
-                    .execute(pool)
                     .await?;
+                    if !mine {
+                        tracing::info!(dep_id = w.deployment_id, "another console watches this window now");
+                        return Ok(());
+                    }
                 }
                 Err(evidence) => return self.roll_back_breach(w, &env, &evidence).await,
             }
@@ -315,13 +379,18 @@ impl Engine {
     async fn roll_back_breach(&self, w: &Watch, env: &Environment, evidence: &str) -> Result<()> {
         let pool = self.pool();
         tracing::warn!(env = %env.name, dep_id = w.deployment_id, %evidence, "watch breach: rolling back");
-        set(
+        // Only the console that records the breach rolls back.
+        if !set(
             pool,
+            self.holder(),
             w,
             WatchStatus::Breached,
             &format!("{evidence}; rolling back"),
         )
-        .await?;
+        .await?
+        {
+            return Ok(());
+        }
         let reason = format!(
             "automatic rollback of deployment #{}: {evidence}",
             w.deployment_id

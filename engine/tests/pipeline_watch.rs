@@ -441,3 +441,103 @@ async fn an_interrupted_cold_rollback_stops_the_slot_it_started_again_and_keeps_
     assert_eq!(r.status, DeploymentStatus::Succeeded, "{r:?}");
     assert_eq!(h.users_see().await, "switchyard-demo v1\n");
 }
+
+/// Who watches `dep`'s window, and when it last said so.
+async fn watcher(h: &Harness, dep: i64) -> (Option<String>, Option<chrono::DateTime<chrono::Utc>>) {
+    engine::store::query_as(
+        "SELECT holder, heartbeat_at FROM deployment_watches WHERE deployment_id = ?",
+    )
+    .bind(dep)
+    .fetch_one(h.engine.pool())
+    .await
+    .unwrap()
+}
+
+async fn set_watcher(h: &Harness, dep: i64, holder: &str, beat: chrono::DateTime<chrono::Utc>) {
+    engine::store::query(
+        "UPDATE deployment_watches SET holder = ?, heartbeat_at = ? WHERE deployment_id = ?",
+    )
+    .bind(holder)
+    .bind(beat)
+    .bind(dep)
+    .execute(h.engine.pool())
+    .await
+    .unwrap();
+}
+
+/// Consoles sharing a database (issue 18) watch a window one at a time: a
+/// console that starts leaves a live console's window alone, takes over one
+/// whose console went silent past the lock's time to live, and the console
+/// that lost it stops watching. A breach then rolls back once, not once per
+/// console.
+#[tokio::test]
+async fn a_window_has_one_watcher_and_passes_on_only_when_its_console_goes_silent() {
+    use model::WatchStatus;
+    let h = Harness::with_v1_live().await;
+    let dora = h.user("dora", Role::Deployer).await;
+    watch_for(&h, Duration::from_secs(60)).await;
+    let d = h.engine.deploy(&dora, ENV, "v2").await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let (holder, beat) = watcher(&h, d.id).await;
+    assert_eq!(holder, Some(h.engine.holder().to_string()));
+    assert!(beat.is_some());
+
+    // A console of another host watches it and beats: only its beat says
+    // whether it lives. A console that starts now leaves it alone, and the
+    // first console, which lost the window, stops writing to it.
+    let elsewhere = engine::lock::Holder {
+        host: "console-2.internal".into(),
+        pid: 4242,
+        started: 1,
+        engine: "feedbeef".into(),
+    }
+    .to_string();
+    set_watcher(&h, d.id, &elsewhere, chrono::Utc::now()).await;
+    let starting = Engine::new(h.engine.pool().clone(), h.runtime.clone());
+    assert_eq!(starting.resume_watches().await.unwrap(), 0);
+    let lost_at = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (holder, beat) = watcher(&h, d.id).await;
+    assert_eq!(holder.as_deref(), Some(elsewhere.as_str()));
+    assert!(beat.unwrap() < lost_at, "nobody else beat for it: {beat:?}");
+
+    // Silent past the lock's time to live (30 s): taken over, once.
+    set_watcher(
+        &h,
+        d.id,
+        &elsewhere,
+        chrono::Utc::now() - chrono::Duration::seconds(60),
+    )
+    .await;
+    assert_eq!(starting.resume_watches().await.unwrap(), 1);
+    assert_eq!(
+        starting.resume_watches().await.unwrap(),
+        0,
+        "its own window"
+    );
+    assert_eq!(
+        watcher(&h, d.id).await.0,
+        Some(starting.holder().to_string())
+    );
+
+    // The new slot dies: the console that watches rolls back, once.
+    let green = h.slot(SlotColor::Green).await;
+    kill_group(green.handle.unwrap().parse().unwrap());
+    let w = watch_outcome(&h, &dora, d.id).await;
+    assert_eq!(w.status, WatchStatus::Breached, "{w:?}");
+    assert!(w.rollback_id.is_some(), "{w:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rollbacks: Vec<_> = h
+        .history()
+        .await
+        .into_iter()
+        .filter(|x| x.id > d.id && x.kind == DeploymentKind::Rollback)
+        .collect();
+    assert_eq!(rollbacks.len(), 1, "{rollbacks:?}");
+    assert_eq!(
+        watcher(&h, d.id).await.0,
+        Some(starting.holder().to_string())
+    );
+    assert_eq!(h.users_see().await, "switchyard-demo v1\n");
+    assert_eq!(h.active().await, Some(SlotColor::Blue));
+}

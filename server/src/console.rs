@@ -290,7 +290,8 @@ async fn my_turn(engine: &Engine, round: BackgroundRound, every: Duration) -> bo
 
 /// Every few seconds: probe the slots for the dashboard, recover locks whose
 /// console died or went silent (without waiting for that console to come
-/// back), and stop standbys past their window. One console of those sharing
+/// back), stop standbys past their window and pick up the watch windows of
+/// such consoles. One console of those sharing
 /// a database does this at a time.
 async fn monitor(engine: Engine) {
     loop {
@@ -306,6 +307,9 @@ async fn monitor(engine: Engine) {
         }
         if let Err(e) = engine.expire_standbys().await {
             tracing::warn!(error = %e, "standby expiry round failed");
+        }
+        if let Err(e) = engine.resume_watches().await {
+            tracing::warn!(error = %e, "watch window round failed");
         }
         tokio::time::sleep(MONITOR_ROUND).await;
     }
