@@ -270,6 +270,16 @@ const NOT_PEOPLES_TEXT: &[(&str, &str, &str)] = &[
     ),
     ("leases", "expires_at", "time written by the console"),
     (
+        "deployment_watches",
+        "holder",
+        "console identity (host/pid/start/engine) the console writes; never rendered",
+    ),
+    (
+        "deployment_watches",
+        "heartbeat_at",
+        "time written by the console",
+    ),
+    (
         "webhooks",
         "events",
         "parsed as event names when written; shown rebuilt from the parsed value",
