@@ -30,6 +30,9 @@ pub struct Config {
     pub proxy_preview: Option<SocketAddr>,
     /// What the console does about switchyard-proxy at start.
     pub proxy: ProxyAtStart,
+    /// The TLS flags of the console's own switchyard-proxy
+    /// (`--proxy-tls-*`, as the proxy's `--tls-*` arguments; empty: no TLS).
+    pub proxy_tls: Vec<String>,
     /// Register the demo service as environment `production` with v1 live.
     pub demo: bool,
     /// Give the demo environment the default checklist when registering it.
@@ -116,6 +119,34 @@ pub struct ServeArgs {
     /// Do not start switchyard-proxy; expect it to be running already.
     #[arg(long)]
     pub no_spawn_proxy: bool,
+    /// HTTPS for users: a TLS listener of the console's own switchyard-proxy
+    /// besides --app-listen, e.g. 0.0.0.0:443 (same routes, certificates
+    /// chosen by SNI, HTTP/2 or HTTP/1.1 by ALPN).
+    #[arg(long, env = "SWITCHYARD_PROXY_TLS_LISTEN", value_name = "ADDR")]
+    pub proxy_tls_listen: Option<SocketAddr>,
+    /// A directory of certificates the proxy reads and re-reads when they
+    /// change: DIR/<host>/fullchain.pem + privkey.pem (certbot's live/) or
+    /// DIR/<host>.crt + .key; repeatable, comma-separated in the variable.
+    #[arg(
+        long,
+        env = "SWITCHYARD_PROXY_TLS_DIR",
+        value_name = "DIR",
+        value_delimiter = ',',
+        requires = "proxy_tls_listen"
+    )]
+    pub proxy_tls_dir: Vec<PathBuf>,
+    /// One host's certificate: HOST=CERT.pem:KEY.pem (absolute paths; HOST
+    /// may be `*.example.com`); repeatable.
+    #[arg(long, value_name = "HOST=CERT:KEY", requires = "proxy_tls_listen")]
+    pub proxy_tls_cert: Vec<String>,
+    /// The host whose certificate clients without SNI get.
+    #[arg(
+        long,
+        env = "SWITCHYARD_PROXY_TLS_DEFAULT",
+        value_name = "HOST",
+        requires = "proxy_tls_listen"
+    )]
+    pub proxy_tls_default: Option<String>,
     /// Do not register the demo service.
     #[arg(long)]
     pub no_demo: bool,
@@ -162,6 +193,29 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// `--proxy-tls-*` as switchyard-proxy's `--tls-*` arguments, with
+    /// directories made absolute: the CLI may start the proxy again from
+    /// another working directory.
+    fn proxy_tls_args(&self) -> std::io::Result<Vec<String>> {
+        let Some(listen) = self.proxy_tls_listen else {
+            return Ok(Vec::new());
+        };
+        let mut args = vec!["--tls-listen".to_string(), listen.to_string()];
+        for dir in &self.proxy_tls_dir {
+            args.push("--tls-dir".into());
+            args.push(std::path::absolute(dir)?.display().to_string());
+        }
+        for pair in &self.proxy_tls_cert {
+            args.push("--tls-cert".into());
+            args.push(pair.clone());
+        }
+        if let Some(host) = &self.proxy_tls_default {
+            args.push("--tls-default".into());
+            args.push(host.clone());
+        }
+        Ok(args)
+    }
+
     /// The console `switchyard serve` runs: these flags, the data directory
     /// (made absolute: paths under it are handed to switchyard-proxy and
     /// stored in the database, e.g. the demo's releases and proxy token) and
@@ -180,6 +234,7 @@ impl ServeArgs {
             } else {
                 ProxyAtStart::Spawn
             },
+            proxy_tls: self.proxy_tls_args()?,
             demo: !self.no_demo,
             demo_checklist: self.demo_checklist == "default",
             demo_staging: self.demo_staging.0,

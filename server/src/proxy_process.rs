@@ -49,11 +49,17 @@ pub fn launcher(data_dir: &Path, bin_dir: &Path) -> ProxyLauncher {
         .ok()
         .and_then(|a| a.trim().parse().ok())
     {
-        Some(admin) => launcher.with_main(
-            admin,
-            data_dir.join(crate::config::PROXY_STATE_FILE),
-            crate::config::log_dir(data_dir).join(MAIN_LOG),
-        ),
+        Some(admin) => launcher
+            .with_main(
+                admin,
+                data_dir.join(crate::config::PROXY_STATE_FILE),
+                crate::config::log_dir(data_dir).join(MAIN_LOG),
+            )
+            .with_main_args(
+                std::fs::read_to_string(data_dir.join(MAIN_ARGS_FILE))
+                    .map(|a| a.lines().map(str::to_string).collect())
+                    .unwrap_or_default(),
+            ),
         None => launcher,
     }
 }
@@ -63,12 +69,17 @@ pub fn launcher(data_dir: &Path, bin_dir: &Path) -> ProxyLauncher {
 /// back its routing table.
 const MAIN_ADMIN_FILE: &str = "proxy-admin.addr";
 const MAIN_LOG: &str = "proxy.log";
+/// And the flags it was given (`--proxy-tls-*`), one argument per line.
+const MAIN_ARGS_FILE: &str = "proxy-args.txt";
 
-/// Records the console's own proxy (see [`MAIN_ADMIN_FILE`]).
+/// Records the console's own proxy (see [`MAIN_ADMIN_FILE`]) and its flags.
 pub fn record_main(cfg: &Config) -> anyhow::Result<()> {
     let path = cfg.data_dir.join(MAIN_ADMIN_FILE);
     std::fs::write(&path, format!("{}\n", cfg.proxy_admin))
-        .with_context(|| format!("writing {}", path.display()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    let path = cfg.data_dir.join(MAIN_ARGS_FILE);
+    let args: String = cfg.proxy_tls.iter().map(|a| format!("{a}\n")).collect();
+    std::fs::write(&path, args).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Makes sure the console's own switchyard-proxy (`--app-listen`,
@@ -83,6 +94,11 @@ pub async fn ensure_running(cfg: &Config, launcher: &ProxyLauncher) -> anyhow::R
     };
     if launcher.running(&proxy).await {
         tracing::info!(admin = %proxy.admin, "switchyard-proxy already running");
+        if !cfg.proxy_tls.is_empty() {
+            // It keeps the flags it was started with; a restart of the
+            // proxy (not the console) applies these.
+            tracing::warn!(admin = %proxy.admin, "switchyard-proxy was already running: --proxy-tls-* apply when it is started again");
+        }
         return Ok(());
     }
     if cfg.proxy != crate::config::ProxyAtStart::Spawn {

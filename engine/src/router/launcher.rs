@@ -36,6 +36,9 @@ pub struct ProxyLauncher {
     /// with the files it has always had: an environment on it must find its
     /// routing table there, whoever starts the proxy again.
     main: Option<(SocketAddr, PathBuf, PathBuf)>,
+    /// Flags the console's own proxy gets besides its addresses and files:
+    /// its TLS listener and certificates (`serve --proxy-tls-*`).
+    main_args: Vec<String>,
 }
 
 /// One proxy the console runs: its three addresses and its files.
@@ -60,6 +63,7 @@ impl ProxyLauncher {
             state_dir,
             log_dir,
             main: None,
+            main_args: Vec::new(),
         }
     }
 
@@ -67,6 +71,14 @@ impl ProxyLauncher {
     /// own, named before environments had proxies of their own).
     pub fn with_main(mut self, admin: SocketAddr, state_file: PathBuf, log_file: PathBuf) -> Self {
         self.main = Some((admin, state_file, log_file));
+        self
+    }
+
+    /// Flags for the proxy of [`ProxyLauncher::with_main`] whoever starts it
+    /// (the console, the CLI), e.g. `--tls-listen 0.0.0.0:443 --tls-dir
+    /// /etc/letsencrypt/live`.
+    pub fn with_main_args(mut self, args: Vec<String>) -> Self {
+        self.main_args = args;
         self
     }
 
@@ -171,7 +183,7 @@ impl ProxyLauncher {
                 self.bin.display()
             ));
         }
-        let spawn = || -> std::io::Result<u32> {
+        let spawn = || -> std::io::Result<std::process::Child> {
             std::fs::create_dir_all(&self.log_dir)?;
             let log = std::fs::OpenOptions::new()
                 .create(true)
@@ -192,16 +204,27 @@ impl ProxyLauncher {
             if let Some(preview) = p.preview {
                 cmd.arg("--preview").arg(preview.to_string());
             }
+            if self.main.as_ref().is_some_and(|(admin, ..)| *admin == p.admin) {
+                cmd.args(&self.main_args);
+            }
             // Its own process group: a Ctrl-C or kill of the console's group
             // does not reach the proxy users go through.
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-            Ok(cmd.spawn()?.id())
+            cmd.spawn()
         };
-        let pid = spawn().map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
-        tracing::info!(pid, listen = %p.listen, admin = %p.admin, preview = ?p.preview, "started switchyard-proxy");
+        let mut child = spawn().map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
+        tracing::info!(pid = child.id(), listen = %p.listen, admin = %p.admin, preview = ?p.preview, "started switchyard-proxy");
         for _ in 0..100 {
             if answers(p.admin).await {
                 return Ok(());
+            }
+            // A proxy that exits at once (a port in use, a certificate it
+            // cannot read) says why on its last line.
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "switchyard-proxy exited ({status}): {}",
+                    last_line(&p.log_file).unwrap_or_else(|| format!("see {}", p.log_file.display()))
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -270,6 +293,13 @@ fn socket_of(url: &str) -> Option<SocketAddr> {
         other => other.parse().ok()?,
     };
     Some(SocketAddr::new(ip, port))
+}
+
+/// The last non-empty line of a proxy's log, for an error message.
+fn last_line(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    Some(line.trim().to_string())
 }
 
 /// Whether a switchyard-proxy answers its unauthenticated health route at `admin`.

@@ -108,6 +108,7 @@ async fn start_with(proxies: Option<(u16, u16)>) -> Console {
             Some(_) => server::config::ProxyAtStart::Spawn,
             None => server::config::ProxyAtStart::Unmanaged,
         },
+        proxy_tls: Vec::new(),
         demo: false,
         demo_checklist: false,
         demo_staging: None,
