@@ -18,10 +18,8 @@ impl World {
     /// Two environments; nothing runs (the tests stop at authorization).
     async fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("switchyard.db");
-        let pool = engine::store::open(&format!("sqlite:{}", db.display()))
-            .await
-            .unwrap();
+        let url = engine::store::testing::store_url(dir.path()).await;
+        let pool = engine::store::open(&url).await.unwrap();
         let engine = Engine::new(pool, Arc::new(ProcessRuntime::new(dir.path().join("logs"))));
         for (name, port) in [("staging", 1), ("production", 2)] {
             let new = NewEnvironment::new(

@@ -4,7 +4,8 @@
 //! checkpoint line, editing an export — each caught; a filtered export and a
 //! key rotation verify.
 //!
-//! Real SQLite files and real checkpoint files in a temporary data directory.
+//! Real databases (SQLite files; PostgreSQL in the test command's second pass)
+//! and real checkpoint files in a temporary data directory.
 
 use engine::audit::checkpoints::Sealed;
 use engine::audit::{AuditActor, Event, Outcome};
@@ -20,7 +21,7 @@ struct Log {
 
 async fn log_with(n: usize) -> Log {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("switchyard.db").display());
+    let url = engine::store::testing::store_url(dir.path()).await;
     let pool = engine::open_database(&url).await.unwrap();
     let runtime = Arc::new(engine::ProcessRuntime::new(dir.path().join("logs")));
     let engine =
@@ -54,12 +55,7 @@ impl Log {
 
     /// What an attacker with the database file does first.
     async fn drop_guards(&self) {
-        for t in ["audit_log_no_update", "audit_log_no_delete"] {
-            engine::store::query(&format!("DROP TRIGGER {t}"))
-                .execute(self.engine.pool())
-                .await
-                .unwrap();
-        }
+        engine::store::testing::drop_audit_guards(self.engine.pool()).await;
     }
 
     async fn delete_from(&self, id: i64) {

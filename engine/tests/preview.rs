@@ -1,6 +1,7 @@
 //! Gates through the preview address, end to end: a real `switchyard-proxy`
 //! started with `--preview`, real `switchyard-demo` slot processes, the
-//! engine with the process runtime and a SQLite file.
+//! engine with the process runtime and a SQLite file (PostgreSQL in the
+//! test command's second pass).
 //!
 //! The proof that gates went through the preview listener is the proxy's own
 //! per-slot, per-listener metrics: requests the gates send to the slot's own
@@ -20,7 +21,6 @@ use engine::Engine;
 use model::{DeploymentStatus, SlotColor, SlotState, StepStatus};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::path::PathBuf;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,7 +39,8 @@ const GATE_REQUESTS: u64 = 1 + 1 + 50;
 
 struct Harness {
     _dir: tempfile::TempDir,
-    db: PathBuf,
+    /// The database (SQLite in the directory, or PostgreSQL: `store_url`).
+    url: String,
     engine: Engine,
     proxy: Option<Child>,
     public: String,
@@ -55,7 +56,7 @@ impl Drop for Harness {
             let _ = p.wait();
         }
         // Every slot the engine started is its own process group.
-        let url = format!("sqlite:{}", self.db.display());
+        let url = self.url.clone();
         let pids = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -98,10 +99,8 @@ impl Harness {
         std::fs::write(dir.path().join("proxy-token"), format!("{TOKEN}\n")).unwrap();
         let (child, info) = spawn_proxy_with(dir.path(), true);
         let preview = info.preview.clone().expect("started with --preview");
-        let db = dir.path().join("switchyard.db");
-        let pool = engine::store::open(&format!("sqlite:{}", db.display()))
-            .await
-            .unwrap();
+        let url = engine::store::testing::store_url(dir.path()).await;
+        let pool = engine::store::open(&url).await.unwrap();
         let mut new = NewEnvironment::new(
             ENV,
             &format!("http://{}/", info.public),
@@ -121,7 +120,7 @@ impl Harness {
         let runtime = Arc::new(ProcessRuntime::new(dir.path().join("logs")));
         Harness {
             _dir: dir,
-            db,
+            url,
             engine: Engine::new(pool, runtime),
             proxy: Some(child),
             public: info.public,

@@ -1,4 +1,5 @@
-//! Sign-in throttling (issue #12) against a real SQLite store: locks per
+//! Sign-in throttling (issue #12) against a real store (SQLite, and
+//! PostgreSQL in the test command's second pass): locks per
 //! attempted username and per address, refusals without a password check,
 //! resets, persistence across engines, bounded audit, the admin's view and
 //! the cap on concurrent password checks.
@@ -21,19 +22,22 @@ const WRONG: &str = "not the password";
 
 struct World {
     dir: tempfile::TempDir,
+    /// The database (SQLite in `dir`, or PostgreSQL: see `store_url`).
+    url: String,
     engine: Engine,
 }
 
 impl World {
     async fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let engine = open(&dir).await;
-        World { dir, engine }
+        let url = engine::store::testing::store_url(dir.path()).await;
+        let engine = open(&dir, &url).await;
+        World { dir, url, engine }
     }
 
     /// Another engine (and pool) on the same database, as after a restart.
     async fn reopen(&self) -> Engine {
-        open(&self.dir).await
+        open(&self.dir, &self.url).await
     }
 
     async fn user(&self, name: &str, role: Role) -> Actor {
@@ -55,9 +59,8 @@ impl World {
     }
 }
 
-async fn open(dir: &tempfile::TempDir) -> Engine {
-    let url = format!("sqlite:{}", dir.path().join("switchyard.db").display());
-    let pool = engine::store::open(&url).await.unwrap();
+async fn open(dir: &tempfile::TempDir, url: &str) -> Engine {
+    let pool = engine::store::open(url).await.unwrap();
     Engine::new(pool, Arc::new(ProcessRuntime::new(dir.path().join("logs"))))
 }
 

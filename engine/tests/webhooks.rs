@@ -105,10 +105,8 @@ struct World {
 impl World {
     async fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("switchyard.db");
-        let pool = engine::store::open(&format!("sqlite:{}", db.display()))
-            .await
-            .unwrap();
+        let url = engine::store::testing::store_url(dir.path()).await;
+        let pool = engine::store::open(&url).await.unwrap();
         let engine = Engine::new(pool, Arc::new(ProcessRuntime::new(dir.path().join("logs"))))
             .with_secrets(SecretBox::open(dir.path()).unwrap());
         for (name, port) in [("staging", 1), (ENV, 2)] {

@@ -9,7 +9,7 @@
 mod support;
 
 use model::{AuditPage, AuditSealView, SessionUser};
-use std::process::{Command, Output};
+use std::process::Output;
 use support::*;
 
 async fn seal_seen_by(c: &Console, cookie: &str) -> AuditSealView {
@@ -21,12 +21,7 @@ async fn seal_seen_by(c: &Console, cookie: &str) -> AuditSealView {
 
 /// What someone with write access to the database file does.
 async fn cut_the_newest_entries(c: &Console, keep: i64) {
-    for t in ["audit_log_no_update", "audit_log_no_delete"] {
-        engine::store::query(&format!("DROP TRIGGER IF EXISTS {t}"))
-            .execute(&c.pool)
-            .await
-            .unwrap();
-    }
+    engine::store::testing::drop_audit_guards(&c.pool).await;
     engine::store::query("DELETE FROM audit_log WHERE id > ?")
         .bind(keep)
         .execute(&c.pool)
@@ -35,9 +30,7 @@ async fn cut_the_newest_entries(c: &Console, keep: i64) {
 }
 
 fn switchyard(c: &Console, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("--data-dir")
-        .arg(c._dir.path())
+    store::switchyard(c._dir.path())
         .args(args)
         .env("RUST_LOG", "warn")
         .output()

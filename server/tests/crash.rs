@@ -126,12 +126,7 @@ impl Site {
     }
 
     async fn pool(&self) -> engine::store::Pool {
-        engine::store::open(&format!(
-            "sqlite:{}",
-            self.dir.path().join("switchyard.db").display()
-        ))
-        .await
-        .unwrap()
+        child::store::pool(self.dir.path()).await
     }
 
     async fn sign_in(&self) -> String {

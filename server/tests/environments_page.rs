@@ -335,12 +335,7 @@ async fn mounts_are_set_one_per_line_and_host_directories_stay_the_hosts() {
 
 /// The `switchyard` binary on `dir`: whether it succeeded, and its output.
 fn switchyard(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = store::switchyard(dir).args(args).output().unwrap();
     (
         out.status.success(),
         format!(

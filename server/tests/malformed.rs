@@ -10,13 +10,11 @@ use support::*;
 
 /// Row counts of every table that a request could change.
 async fn snapshot(pool: &Pool) -> Vec<(String, i64)> {
-    let tables: Vec<String> = engine::store::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-         AND name NOT LIKE 'audit_fts%' AND name <> 'tower_sessions' ORDER BY name",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+    let tables: Vec<String> = store::tables(pool)
+        .await
+        .into_iter()
+        .filter(|t| t != "tower_sessions")
+        .collect();
     let mut out = Vec::new();
     for t in tables {
         let n: i64 = engine::store::query_scalar(&format!("SELECT COUNT(*) FROM \"{t}\""))

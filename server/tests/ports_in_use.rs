@@ -15,7 +15,7 @@ mod support;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
+
 use support::*;
 
 /// Stops every process started under the data directory (the console's
@@ -42,12 +42,7 @@ fn proxy_of(dir: &Path, name: &str) -> bool {
 }
 
 fn switchyard(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = store::switchyard(dir).args(args).output().unwrap();
     (
         out.status.success(),
         format!(

@@ -189,16 +189,24 @@ fn switchyard(dir: &Path, database_url: &str, args: &[&str]) -> std::process::Ou
         .unwrap()
 }
 
-#[tokio::test]
-async fn two_consoles_on_one_postgres_share_sessions_users_and_one_audit_chain() {
-    let Some(url) = engine::store::testing::postgres_url().await else {
-        return;
-    };
+/// A fresh PostgreSQL database for the consoles of one test, and the HTTP
+/// client that talks to them; `None` where no PostgreSQL server is given
+/// (outside CI: see `engine::store::testing`).
+async fn cluster() -> Option<(String, reqwest::Client)> {
+    let url = engine::store::testing::postgres_url().await?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
+    Some((url, http))
+}
+
+#[tokio::test]
+async fn two_consoles_on_one_postgres_share_sessions_users_and_one_audit_chain() {
+    let Some((url, http)) = cluster().await else {
+        return;
+    };
     let a = Replica::start(&url, &http).await;
     let b = Replica::start(&url, &http).await;
 
@@ -294,14 +302,9 @@ async fn running_in_step(pool: &engine::store::Pool, step: &str) -> Option<i64> 
 
 #[tokio::test]
 async fn a_replica_killed_mid_deploy_is_recovered_by_the_other_with_users_served() {
-    let Some(url) = engine::store::testing::postgres_url().await else {
+    let Some((url, http)) = cluster().await else {
         return;
     };
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
     // A serves the demo (v1 live) through its proxy; B shares database and
     // proxy.
     let mut a = Replica::start_serving(&url, &http, Serves::Demo).await;
@@ -466,14 +469,9 @@ async fn a_replica_killed_mid_deploy_is_recovered_by_the_other_with_users_served
 
 #[tokio::test]
 async fn a_console_whose_database_is_gone_tells_its_load_balancer() {
-    let Some(url) = engine::store::testing::postgres_url().await else {
+    let Some((url, http)) = cluster().await else {
         return;
     };
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
     let a = Replica::start(&url, &http).await;
     let health = || http.get(format!("{}/api/health", a.origin())).send();
     assert_eq!(health().await.unwrap().status(), 200);

@@ -107,9 +107,7 @@ impl Site {
 
     /// Runs `switchyard` on this console's data directory (local commands).
     fn local(&self, args: &[&str]) -> Output {
-        let out = Command::new(bin())
-            .arg("--data-dir")
-            .arg(self.dir.path())
+        let out = child::store::switchyard(self.dir.path())
             .args(args)
             .stdin(Stdio::null())
             .output()

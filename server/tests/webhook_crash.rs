@@ -88,12 +88,7 @@ impl Site {
 
     /// The console's database and key, as the offline commands open them.
     async fn engine(&self) -> Engine {
-        let pool = engine::store::open(&format!(
-            "sqlite:{}",
-            self.dir.path().join("switchyard.db").display()
-        ))
-        .await
-        .unwrap();
+        let pool = child::store::pool(self.dir.path()).await;
         Engine::new(
             pool,
             Arc::new(engine::ProcessRuntime::new(self.dir.path().join("logs"))),

@@ -21,16 +21,7 @@ async fn log_with(pool: Pool, n: usize) -> (Pool, AuditLog) {
 /// Tampering needs the triggers out of the way, as an attacker with raw
 /// database access would do.
 async fn drop_guards(pool: &Pool) {
-    let on = match pool.dialect() {
-        crate::store::Dialect::Sqlite => "",
-        crate::store::Dialect::Postgres => " ON audit_log",
-    };
-    for trigger in ["audit_log_no_update", "audit_log_no_delete"] {
-        crate::store::query(&format!("DROP TRIGGER {trigger}{on}"))
-            .execute(pool)
-            .await
-            .unwrap();
-    }
+    crate::store::testing::drop_audit_guards(pool).await
 }
 
 async fn search_filters_and_pages_newest_first(pool: Pool) {
@@ -157,6 +148,38 @@ async fn search_filters_and_pages_newest_first(pool: Pool) {
     })
     .await
     .is_empty());
+    // A date-time picker's minute (UTC): the entries were written in the
+    // last seconds, so all are after two minutes ago and none after two
+    // minutes from now.
+    let minute = |d: i64| {
+        (Utc::now() + chrono::Duration::minutes(d))
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let since = |m: String| AuditFilter {
+        since: Some(m),
+        ..Default::default()
+    };
+    assert_eq!(by(since(minute(-2))).await.len(), 8);
+    assert!(by(since(minute(2))).await.is_empty());
+    // Anything else is refused, naming the field, rather than compared
+    // as text and quietly matching nothing.
+    for (since, until, field) in [
+        ("yesterday", "", "since"),
+        ("2026-13-01", "", "since"),
+        ("", "2026-11-22 18:00", "until"),
+        ("", "2026-11-22T18", "until"),
+    ] {
+        let f = AuditFilter {
+            since: Some(since.into()),
+            until: Some(until.into()),
+            ..Default::default()
+        };
+        match search(&pool, &f, 10).await {
+            Err(crate::error::Error::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{since:?} {until:?}: {other:?}"),
+        }
+    }
 }
 
 async fn an_untouched_chain_verifies(pool: Pool) {

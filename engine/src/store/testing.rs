@@ -19,10 +19,44 @@ pub async fn sqlite() -> Pool {
     open("sqlite::memory:").await.expect("in-memory SQLite")
 }
 
+/// The variable that picks the store of the integration tests that run
+/// once per store: `postgres` for PostgreSQL, anything else SQLite.
+pub const STORE_VAR: &str = "SWITCHYARD_TEST_STORE";
+
+/// The database an integration test's engine uses: a SQLite file in
+/// `dir`, or, with `SWITCHYARD_TEST_STORE=postgres`, a fresh PostgreSQL
+/// database on the server [`POSTGRES_VAR`] names (the test command runs
+/// those tests once per store). Call it once per database: each call on
+/// PostgreSQL makes a new one.
+pub async fn store_url(dir: &std::path::Path) -> String {
+    match std::env::var(STORE_VAR).as_deref() {
+        Ok("postgres") => postgres_url()
+            .await
+            .expect("SWITCHYARD_TEST_STORE=postgres needs SWITCHYARD_TEST_POSTGRES"),
+        _ => format!("sqlite:{}", dir.join("switchyard.db").display()),
+    }
+}
+
 /// A new, empty, migrated PostgreSQL database, or `None` (see the module).
 pub async fn postgres() -> Option<Pool> {
     let url = postgres_url().await?;
     Some(open(&url).await.expect("open the test database"))
+}
+
+/// Takes the audit log's append-only triggers away, as someone with raw
+/// write access to the database would before cutting or editing entries:
+/// the tests of what the chain and the checkpoints then catch.
+pub async fn drop_audit_guards(pool: &Pool) {
+    let on = match pool.dialect() {
+        super::Dialect::Sqlite => "",
+        super::Dialect::Postgres => " ON audit_log",
+    };
+    for trigger in ["audit_log_no_update", "audit_log_no_delete"] {
+        super::query(&format!("DROP TRIGGER IF EXISTS {trigger}{on}"))
+            .execute(pool)
+            .await
+            .expect("drop the audit log's guard");
+    }
 }
 
 /// The URL of a new, empty PostgreSQL database (not migrated yet), or

@@ -82,17 +82,9 @@ impl Runtime for RecordingRuntime {
     }
 }
 
-/// The database a test's engine uses: a SQLite file in `dir`, or, with
-/// `SWITCHYARD_TEST_STORE=postgres`, a fresh PostgreSQL database on the
-/// server `SWITCHYARD_TEST_POSTGRES` names (the test command runs the
-/// pipeline's tests once per store).
+/// The database a test's engine uses (see `engine::store::testing::store_url`).
 pub async fn store_url(dir: &Path) -> String {
-    match std::env::var("SWITCHYARD_TEST_STORE").as_deref() {
-        Ok("postgres") => engine::store::testing::postgres_url()
-            .await
-            .expect("SWITCHYARD_TEST_STORE=postgres needs SWITCHYARD_TEST_POSTGRES"),
-        _ => format!("sqlite:{}", dir.join("switchyard.db").display()),
-    }
+    engine::store::testing::store_url(dir).await
 }
 
 /// Pids the slots table of the database at `url` says are running: what

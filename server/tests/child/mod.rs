@@ -2,6 +2,9 @@
 //! and cleaning up what it started.
 #![allow(dead_code)] // each test file uses its own part of it
 
+#[path = "../store/mod.rs"]
+pub mod store;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -63,26 +66,24 @@ pub fn serve(
         .append(true)
         .open(dir.join("console.log"))
         .unwrap();
-    let mut c = std::process::Command::new(bin);
-    c.arg("--data-dir")
-        .arg(dir)
-        .args([
-            "serve",
-            "--listen",
-            console,
-            "--app-listen",
-            app,
-            "--proxy-admin",
-            admin,
-        ])
-        .args(["--demo-checklist", "none", "--demo-staging", "off"])
-        .arg("--site-root")
-        .arg(dir.join("site"))
-        .env("SWITCHYARD_BIN_DIR", bin.parent().unwrap())
-        .env("SWITCHYARD_ADMIN_PASSWORD", password)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
+    let mut c = store::switchyard(dir);
+    c.args([
+        "serve",
+        "--listen",
+        console,
+        "--app-listen",
+        app,
+        "--proxy-admin",
+        admin,
+    ])
+    .args(["--demo-checklist", "none", "--demo-staging", "off"])
+    .arg("--site-root")
+    .arg(dir.join("site"))
+    .env("SWITCHYARD_BIN_DIR", bin.parent().unwrap())
+    .env("SWITCHYARD_ADMIN_PASSWORD", password)
+    .stdin(std::process::Stdio::null())
+    .stdout(log.try_clone().unwrap())
+    .stderr(log);
     c
 }
 

@@ -4,6 +4,9 @@
 //! the browser does.
 #![allow(dead_code)] // each test file uses its own part of it
 
+#[path = "../store/mod.rs"]
+pub mod store;
+
 pub use app::error::AppError;
 pub use engine::environments::{self, NewEnvironment};
 pub use engine::store::Pool;
@@ -98,7 +101,7 @@ async fn start_with(proxies: Option<(u16, u16)>) -> Console {
     let addr = listener.local_addr().unwrap();
     let (app, admin) = proxies.unwrap_or((1, 1));
     let cfg = server::config::Config {
-        database_url: server::config::database_url(dir.path()),
+        database_url: store::url(dir.path()),
         data_dir: dir.path().to_path_buf(),
         listen: addr,
         app_listen: ([127, 0, 0, 1], app).into(),
@@ -328,7 +331,13 @@ impl Console {
         r.session()
     }
 
+    /// Rows in `table`; `tower_sessions` is the session store's table,
+    /// whichever its name on the store.
     pub async fn count(&self, table: &str) -> i64 {
+        let table = match (table, self.pool.dialect()) {
+            ("tower_sessions", engine::store::Dialect::Postgres) => "tower_sessions.session",
+            (t, _) => t,
+        };
         engine::store::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&self.pool)
             .await
