@@ -130,6 +130,18 @@ fn Seal(seal: AuditSealView) -> impl IntoView {
     .into_any()
 }
 
+/// A bound as a date-time picker shows it: a whole day (`2026-11-22`, as
+/// links and older bookmarks say it) becomes its first or last minute,
+/// which the picker can show and which means the same; anything else is
+/// kept as it was typed.
+fn picker(bound: &Option<String>, day_edge: &str) -> String {
+    match bound.as_deref().map(str::trim) {
+        Some(day) if day.len() == 10 && day.as_bytes()[4] == b'-' => format!("{day}T{day_edge}"),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
 #[component]
 fn FilterForm(filter: AuditFilter) -> impl IntoView {
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
@@ -139,8 +151,8 @@ fn FilterForm(filter: AuditFilter) -> impl IntoView {
             <label>"Actor" <input type="text" name="actor" value=v(&filter.actor)/></label>
             <label>"Action" <input type="text" name="action" placeholder="deploy, auth.login…" value=v(&filter.action)/></label>
             <label>"Environment" <input type="text" name="environment" value=v(&filter.environment)/></label>
-            <label>"From" <input type="text" name="since" placeholder="2026-11-22" value=v(&filter.since)/></label>
-            <label>"To" <input type="text" name="until" placeholder="2026-11-22T18:00" value=v(&filter.until)/></label>
+            <label>"From (UTC)" <input type="datetime-local" name="since" value=picker(&filter.since, "00:00") data-testid="audit-since"/></label>
+            <label>"To (UTC)" <input type="datetime-local" name="until" value=picker(&filter.until, "23:59") data-testid="audit-until"/></label>
             <label>"Text" <input type="text" name="q" placeholder="words anywhere" value=v(&filter.text)/></label>
             <button type="submit">"Filter"</button>
             <a href="/audit">"Clear"</a>
@@ -213,6 +225,16 @@ fn AuditRow(e: AuditEntryView) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_day_shows_in_the_picker_as_its_first_or_last_minute() {
+        let day = Some("2026-11-22".to_string());
+        assert_eq!(picker(&day, "00:00"), "2026-11-22T00:00");
+        assert_eq!(picker(&day, "23:59"), "2026-11-22T23:59");
+        let minute = Some("2026-11-22T18:05".to_string());
+        assert_eq!(picker(&minute, "00:00"), "2026-11-22T18:05");
+        assert_eq!(picker(&None, "00:00"), "");
+    }
 
     #[test]
     fn filters_round_trip_through_the_query_string() {

@@ -311,11 +311,6 @@ const NOT_PEOPLES_TEXT: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Tables that are bookkeeping, not content (full-text index shadows).
-fn is_internal_table(name: &str) -> bool {
-    name.starts_with("sqlite_") || name.starts_with("audit_fts")
-}
-
 /// Markup that, if rendered raw anywhere, leaves an element carrying
 /// `data-xss` or a script of its own; the tag says which column it came from.
 fn markup_payload(tag: &str) -> String {
@@ -331,24 +326,10 @@ fn url_payload(tag: &str) -> String {
 }
 
 async fn text_columns(pool: &Pool) -> Vec<(String, String)> {
-    let tables: Vec<String> = engine::store::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
     let mut out = Vec::new();
-    for t in tables.into_iter().filter(|t| !is_internal_table(t)) {
-        let cols: Vec<(String, String)> =
-            engine::store::query_as("SELECT name, type FROM pragma_table_info(?)")
-                .bind(&t)
-                .fetch_all(pool)
-                .await
-                .unwrap();
-        for (c, ty) in cols {
-            if ty.eq_ignore_ascii_case("TEXT") {
-                out.push((t.clone(), c));
-            }
+    for t in store::tables(pool).await {
+        for c in store::text_columns(pool, &t).await {
+            out.push((t.clone(), c));
         }
     }
     out
@@ -578,11 +559,22 @@ async fn fill(c: &Console, payload: fn(&str) -> String) {
         } else {
             ""
         };
+        let postgres = c.pool.dialect() == engine::store::Dialect::Postgres;
         let value = if (*table, *column) == ("api_tokens", "environments") {
-            "json_array(? || '#')"
+            if postgres {
+                "CAST(json_build_array(CAST(? AS TEXT) || '#') AS TEXT)"
+            } else {
+                "json_array(? || '#')"
+            }
         } else if (*table, *column) == ("deployment_holds", "canary") {
-            "json_object('percent', 10, 'header', json_object('name', ?1, 'value', ?1), \
-             'cookie', json_object('name', ?1, 'value', ?1))"
+            if postgres {
+                "CAST(json_build_object('percent', 10, \
+                 'header', json_build_object('name', CAST(?1 AS TEXT), 'value', CAST(?1 AS TEXT)), \
+                 'cookie', json_build_object('name', CAST(?1 AS TEXT), 'value', CAST(?1 AS TEXT))) AS TEXT)"
+            } else {
+                "json_object('percent', 10, 'header', json_object('name', ?1, 'value', ?1), \
+                 'cookie', json_object('name', ?1, 'value', ?1))"
+            }
         } else {
             "? || '#' || COALESCE({column}, '')"
         };
@@ -642,9 +634,14 @@ async fn pages(c: &Console, s: &Scene) -> Vec<(String, (StatusCode, StatusCode))
         ("/audit".into(), BOTH),
         (
             format!(
-                "/audit?actor={reflected}&action={reflected}&environment={reflected}&since={reflected}&until={reflected}&q={reflected}"
+                "/audit?actor={reflected}&action={reflected}&environment={reflected}&since=2026-11-22&until=2026-11-22T18:00&q={reflected}"
             ),
             BOTH,
+        ),
+        // A bound that is no time is refused, and the form shows it back.
+        (
+            format!("/audit?since={reflected}&until={reflected}"),
+            (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST),
         ),
         // Only admins manage people.
         ("/users".into(), (OK, StatusCode::FORBIDDEN)),

@@ -345,6 +345,28 @@ fn push_text_filter(q: &mut crate::store::QueryBuilder, dialect: Dialect, text: 
     }
 }
 
+/// Checks a `since`/`until` bound: a day (`2026-11-22`) or a UTC time to
+/// the minute or second (`2026-11-22T18:00`, as a date-time picker sends
+/// it). The bound is compared with the stored times as text, so anything
+/// else would quietly match nothing (or everything).
+fn time_bound(field: &'static str, raw: &str) -> Result<()> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    let ok = match raw.len() {
+        10 => NaiveDate::parse_from_str(raw, "%Y-%m-%d").is_ok(),
+        16 => NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M").is_ok(),
+        19 => NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S").is_ok(),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{field}: write a day (2026-11-22) or a UTC time (2026-11-22T18:00)"),
+        ))
+    }
+}
+
 /// One page of entries matching `filter`, newest first (keyset pagination on id).
 pub async fn search(pool: &Pool, filter: &AuditFilter, limit: i64) -> Result<AuditPage> {
     let limit = limit.clamp(1, 1000);
@@ -366,9 +388,11 @@ pub async fn search(pool: &Pool, filter: &AuditFilter, limit: i64) -> Result<Aud
         q.push(" AND environment = ").push_bind(env.to_string());
     }
     if let Some(since) = given(&filter.since) {
+        time_bound("since", since)?;
         q.push(" AND at >= ").push_bind(since.to_string());
     }
     if let Some(until) = given(&filter.until) {
+        time_bound("until", until)?;
         // '~' sorts after every character of a timestamp: "2026-11-22"
         // includes the whole day.
         q.push(" AND at <= ").push_bind(format!("{until}~"));
