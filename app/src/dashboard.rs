@@ -96,7 +96,7 @@ fn outcome_text(d: &DeploymentView) -> String {
         DeploymentStatus::Succeeded => format!("{} #{} succeeded: {msg}", d.kind, d.id),
         DeploymentStatus::Failed => format!("{} #{} failed: {msg}", d.kind, d.id),
         DeploymentStatus::Running => format!(
-            "{} #{} is held at preview: promote or abort it on its page",
+            "{} #{} is held at preview: promote or abort it below or on its page",
             d.kind, d.id
         ),
     }
@@ -181,6 +181,7 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
                     }
                 })}
             </Transition>
+            <crate::hold::HeldOnDashboard name=name.clone() may_decide=can_operate tick/>
             <h3 class="traffic-heading">"Traffic through the router"</h3>
             <crate::traffic::TrafficPanel name=name.clone() tick/>
             {can_operate.then(|| view! { <crate::slot_output::SlotOutputPanel name=name.clone() tick/> })}

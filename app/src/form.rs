@@ -107,6 +107,7 @@ checks![
     crate::hold::PromoteHold,
     crate::hold::AbortHold,
     crate::hold::SetCanary,
+    crate::hold::HeldDeploy,
     crate::environments::LoadEnvironments,
     crate::environments::CreateEnvironment,
     crate::environments::EditEnvironment,

@@ -1,4 +1,5 @@
-//! A deploy held at preview, on its deployment's page: where the new
+//! A deploy held at preview, on its deployment's page and on the
+//! dashboard (`HeldOnDashboard`): where the new
 //! release can be looked at (the preview address), until when, and —
 //! for deployers — Promote and Abort, and the canary form: a share of new
 //! users and testers (by header or cookie) sent to the held release on the
@@ -59,6 +60,28 @@ pub async fn set_canary(
                 .engine
                 .set_canary(&actor().await?, deployment, &setting)
                 .await?)
+        }
+        .await,
+    )
+}
+
+/// The deploy of environment `name` held at preview, if one is: its id and
+/// its hold, for the dashboard's panel. The engine checks that the person
+/// may view the environment before it looks anything up.
+#[server(endpoint = "held_deploy")]
+pub async fn held_deploy(name: String) -> Result<Option<(i64, HoldView)>, AppError> {
+    crate::error::respond(
+        async move {
+            let actor = actor().await?;
+            let engine = &state()?.engine;
+            let Some(lock) = engine.environment(&actor, &name).await?.lock else {
+                return Ok(None);
+            };
+            let d = engine.deployment(&actor, lock.deployment_id).await?;
+            let running = d.deployment.status == model::DeploymentStatus::Running;
+            Ok(d.hold
+                .filter(|h| running && h.waiting())
+                .map(|h| (d.deployment.id, h)))
         }
         .await,
     )
@@ -322,5 +345,51 @@ mod tests {
             canary_text(&s),
             "25 % of new users, testers with header X-Tester: me, testers with cookie tester=yes"
         );
+    }
+}
+
+/// The dashboard's copy of a held deploy's panel: whoever started the deploy
+/// from the dashboard promotes, aborts or sets the canary there. As the page
+/// was rendered (server and hydrating browser agree), then refreshed by the
+/// browser with the environment's `tick`; the panel is drawn again only
+/// when the hold changes, so a canary being typed survives the refreshes.
+#[component]
+pub fn HeldOnDashboard(name: String, may_decide: bool, tick: ReadSignal<u64>) -> impl IntoView {
+    let actions = HoldActions::new();
+    let asked = name.clone();
+    let first = Resource::new(|| (), move |_| held_deploy(asked.clone()));
+    let live = RwSignal::new(None::<Option<(i64, HoldView)>>);
+    Effect::new(move |_| {
+        let _ = (
+            tick.get(),
+            actions.promote.version().get(),
+            actions.abort.version().get(),
+            actions.canary.version().get(),
+        );
+        let name = name.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(now) = held_deploy(name).await {
+                if live.get_untracked().as_ref() != Some(&now) {
+                    live.set(Some(now));
+                }
+            }
+        });
+    });
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let first = first.await.ok().flatten();
+                let held = Memo::new(move |_| live.get().unwrap_or_else(|| first.clone()));
+                move || {
+                    held.get().map(|(deployment, hold)| {
+                        view! {
+                            <div class="dashboard-hold" data-testid="dashboard-hold">
+                                <HoldPanel deployment hold running=true may_decide actions/>
+                            </div>
+                        }
+                    })
+                }
+            })}
+        </Suspense>
     }
 }

@@ -1,11 +1,12 @@
 import type { Browser, Page } from '@playwright/test';
 import { expect, test } from '../support/test';
-import { ENVIRONMENT, USERS } from '../support/constants';
+import { APP_URL, ENVIRONMENT, USERS } from '../support/constants';
 import {
   actionResult,
   deploy,
   environment,
   expectHydrated,
+  historyRows,
   expectLive,
   liveVersion,
   SAME_ORIGIN_JSON,
@@ -76,9 +77,14 @@ test('a held deploy is promoted from its page: the preview first, then users', a
   expect(await versionAt(dana, preview)).toBe(next);
   expect(await liveVersion(request)).toBe(before);
 
-  // The dashboard says it is held and links it.
+  // The dashboard says it is held and links it; a viewer sees its panel
+  // there without the buttons or the canary form.
   const dashboard = await person(browser, USERS.victor);
   await expect(environment(dashboard).getByTestId('in-progress')).toContainText('held at preview');
+  const onDashboard = environment(dashboard).getByTestId('dashboard-hold');
+  await expect(onDashboard.getByRole('heading')).toHaveText('Held at preview');
+  await expect(onDashboard.getByTestId('hold-promote')).toHaveCount(0);
+  await expect(onDashboard.getByTestId('hold-canary-form')).toHaveCount(0);
   // A viewer sees the hold but may not decide it.
   await environment(dashboard).getByTestId('in-progress-link').click();
   await expectHydrated(dashboard);
@@ -114,6 +120,41 @@ test('a held deploy is aborted with a reason: users keep their version', async (
   expect(res.status()).toBe(409);
   expect(await res.text()).toContain('no longer held');
   await expectLive(request, live);
+});
+
+test('a held deploy is decided on the dashboard: testers first, then an abort', async ({ browser, request }) => {
+  const live = await liveVersion(request);
+  const other = live === 'v3' ? 'v2' : 'v3';
+  const dana = await person(browser, USERS.dana);
+  await dana.goto('/');
+  await expectHydrated(dana);
+  const env = environment(dana);
+  await deploy(env, other);
+  await expect(actionResult(env, /held at preview: promote or abort it below/)).toBeVisible({ timeout: 60_000 });
+  const hold = env.getByTestId('dashboard-hold');
+  await expect(hold.getByRole('heading')).toHaveText('Held at preview');
+
+  // Testers (a header) reach the held release on the users' address;
+  // everyone else keeps the live one.
+  await hold.getByTestId('hold-canary-header').fill('X-Tester: e2e');
+  await hold.getByTestId('hold-canary-save').click();
+  await expect(actionResult(hold, /Canary set/)).toHaveText(
+    'Canary set: 0 % of new users, testers with header X-Tester: e2e',
+  );
+  await expect(hold.getByTestId('hold-canary')).toHaveText('Canary: 0 % of new users, testers with header X-Tester: e2e');
+  const tester = await request.get(APP_URL, { headers: { 'X-Tester': 'e2e', 'Cache-Control': 'no-cache' } });
+  expect((await tester.text()).trim()).toBe(`switchyard-demo ${other}`);
+  expect(await liveVersion(request)).toBe(live);
+
+  // Aborted from the dashboard: the panel goes, users keep their version.
+  await hold.getByTestId('hold-abort-open').click();
+  await hold.getByTestId('hold-abort-reason').fill('e2e: testers found a bug');
+  await hold.getByTestId('hold-abort-confirm').click();
+  await expect(env.getByTestId('dashboard-hold')).toHaveCount(0, { timeout: 30_000 });
+  await expect(historyRows(env).first()).toContainText('users stay on');
+  await expectLive(request, live);
+  const after = await request.get(APP_URL, { headers: { 'X-Tester': 'e2e', 'Cache-Control': 'no-cache' } });
+  expect((await after.text()).trim()).toBe(`switchyard-demo ${live}`);
 });
 
 // Back to deploys without a hold for the files after this one, even when a
