@@ -2,7 +2,7 @@
 //! passwords; see and clear sign-in locks. Generated passwords are shown
 //! once, to the admin who asked.
 
-use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
+use crate::components::{action_result, page_shell, CopyButton, Loading, Outcome, ResultIds};
 use crate::error::AppError;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -123,10 +123,21 @@ pub async fn reset_password(user_id: i64) -> Result<IssuedPassword, AppError> {
 
 fn issued(r: Option<Result<IssuedPassword, AppError>>) -> Option<AnyView> {
     Some(match r? {
+        // A dialog, not a line among the results: the password is shown
+        // once, so it stays in front until the admin says it is kept. Its
+        // Done button closes it without JavaScript too (`method="dialog"`).
         Ok(p) => view! {
-            <p class="result ok" role="status" data-testid="users-result">
-                "Password for " {p.username} " (shown once): " <code data-testid="issued-password">{p.password}</code>
-            </p>
+            <dialog open class="issued" aria-labelledby="issued-title" data-testid="issued-dialog">
+                <h2 id="issued-title">"Password for " {p.username.clone()}</h2>
+                <p role="status" data-testid="users-result">
+                    "Shown once, never again: give it to " {p.username} " now. "
+                    <code data-testid="issued-password">{p.password.clone()}</code>
+                </p>
+                <p><CopyButton text=p.password testid="copy-password"/></p>
+                <form method="dialog">
+                    <button type="submit" data-testid="issued-done">"Done: it is kept"</button>
+                </form>
+            </dialog>
         }
         .into_any(),
         Err(e) => action_result(e, ResultIds::USERS),

@@ -19,6 +19,11 @@ test('an admin creates an account, changes its role and disables it; it takes ef
   const issued = page.getByTestId('issued-password');
   await expect(issued).toHaveText(/^[A-Za-z0-9]{20}$/);
   const password = (await issued.innerText()).trim();
+  // Shown in a dialog in front of the page until the admin says it is kept.
+  const dialog = page.getByTestId('issued-dialog');
+  await expect(dialog.getByRole('heading')).toHaveText(`Password for ${username}`);
+  await dialog.getByTestId('issued-done').click();
+  await expect(dialog).toBeHidden();
   const row = page.locator(`tr[data-user="${username}"]`);
   await expect(row).toContainText('enabled');
 
