@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up command (b): installs what is missing and runs every test — the Rust
 # unit and integration tests (real proxy and demo processes), then the
-# Playwright suite against a release build in Debian's Chromium.
+# Playwright suite in Debian's Chromium (the console as `cargo test` built it,
+# the front end in its release profile).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 ensure_build_tools
@@ -66,24 +67,58 @@ cargo test --workspace --exclude frontend
 # The engine's integration tests that go through a test harness's database
 # run once more on PostgreSQL (engine/tests/support/harness.rs `store_url`: a
 # fresh database per test): the pipeline, locks, watch, hold, canary, shared
-# proxy, approvals, freezes, webhook events and environments.
+# proxy, approvals, freezes, webhook events and environments, and the API
+# tokens, webhook deliveries, sign-in throttle, preview gates and audit
+# checkpoints.
 # Selected with `--workspace` as above, not `-p engine`: the same features,
 # so the test binaries are the ones just built, not a second compilation.
 log "cargo test (the engine's pipeline tests again, on PostgreSQL)"
 SWITCHYARD_TEST_STORE=postgres cargo test --workspace --exclude frontend \
   --test pipeline_deploy --test pipeline_steps --test pipeline_locks --test pipeline_watch \
   --test hold --test canary --test shared_proxy --test approvals --test freezes \
-  --test webhook_events --test environment_lifecycle
+  --test webhook_events --test environment_lifecycle \
+  --test api_tokens --test webhooks --test throttle --test preview --test audit_checkpoints
+
+# And the console's: each test's console (in process or a real `switchyard
+# serve`), its CLI commands and the pools it opens meet one PostgreSQL
+# database per data directory (server/tests/store). postgres_replicas runs
+# on PostgreSQL in the first pass already.
+log "cargo test (the console's tests again, on PostgreSQL)"
+server_tests=()
+for t in "$ROOT"/server/tests/*.rs; do
+  t=$(basename "$t" .rs)
+  [ "$t" = postgres_replicas ] || server_tests+=(--test "$t")
+done
+SWITCHYARD_TEST_STORE=postgres cargo test --workspace --exclude frontend "${server_tests[@]}"
+
+# The Playwright suite drives the console `cargo test` just built (the same
+# code in the debug profile, with its sibling binaries) and the release front
+# end. A release build of the console's server half compiled every dependency
+# again at opt-level 3: over 25 minutes on two cores, half of a CI run, for
+# browser tests that measure nothing. The quick start still builds release.
+e2e_bin="$ROOT/target/e2e"
+log "the console for the browser tests: target/debug -> $e2e_bin"
+rm -rf "$e2e_bin" && mkdir -p "$e2e_bin"
+for b in switchyard switchyard-proxy switchyard-demo; do
+  cp "$ROOT/target/debug/$b" "$e2e_bin/"
+done
 
 disk
 if [ "${CI:-}" = "true" ]; then
-  log "cargo clean --profile dev (CI: free the disk before the release build)"
+  log "cargo clean --profile dev (CI: free the disk before the front end's build)"
   cargo clean --profile dev
 fi
 
-SWITCHYARD_PROXY_PROFILE=release build_release
+# The browser's half in its release profile (wasm-release: the size people
+# download); cargo-leptos writes the hashed file names to
+# target/release/hash.txt, which the console reads beside its binary.
+log "cargo leptos build --release --frontend-only"
+rm -f "$ROOT/target/release/hash.txt"
+cargo leptos build --release --frontend-only
+precompress_site
+cp "$ROOT/target/release/hash.txt" "$e2e_bin/"
 disk
 
 log "playwright test"
 cd "$ROOT/end2end"
-SWITCHYARD_BIN="$ROOT/target/release/switchyard" LEPTOS_SITE_ROOT="$ROOT/target/site" npx playwright test
+SWITCHYARD_BIN="$e2e_bin/switchyard" LEPTOS_SITE_ROOT="$ROOT/target/site" npx playwright test
