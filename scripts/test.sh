@@ -68,8 +68,9 @@ cargo test --workspace --exclude frontend
 # run once more on PostgreSQL (engine/tests/support/harness.rs `store_url`: a
 # fresh database per test): the pipeline, locks, watch, hold, canary, shared
 # proxy, approvals, freezes, webhook events and environments, and the API
-# tokens, webhook deliveries, sign-in throttle, preview gates and audit
-# checkpoints.
+# tokens, webhook deliveries, sign-in throttle, preview gates, audit
+# checkpoints, the nginx router and the Docker pipeline: every engine test
+# that opens a database.
 # Selected with `--workspace` as above, not `-p engine`: the same features,
 # so the test binaries are the ones just built, not a second compilation.
 log "cargo test (the engine's pipeline tests again, on PostgreSQL)"
@@ -77,7 +78,8 @@ SWITCHYARD_TEST_STORE=postgres cargo test --workspace --exclude frontend \
   --test pipeline_deploy --test pipeline_steps --test pipeline_locks --test pipeline_watch \
   --test hold --test canary --test shared_proxy --test approvals --test freezes \
   --test webhook_events --test environment_lifecycle \
-  --test api_tokens --test webhooks --test throttle --test preview --test audit_checkpoints
+  --test api_tokens --test webhooks --test throttle --test preview --test audit_checkpoints \
+  --test nginx_router --test docker_pipeline
 
 # And the console's: each test's console (in process or a real `switchyard
 # serve`), its CLI commands and the pools it opens meet one PostgreSQL

@@ -102,12 +102,8 @@ impl Harness {
                 ..
             },
         ) = spawn_proxy_with(dir.path(), true);
-        let pool = engine::store::open(&format!(
-            "sqlite:{}",
-            dir.path().join("switchyard.db").display()
-        ))
-        .await
-        .unwrap();
+        let url = engine::store::testing::store_url(dir.path()).await;
+        let pool = engine::store::open(&url).await.unwrap();
         let env = unique_env();
         let template = match runtime {
             "docker" => "switchyard-demo:{version}".to_string(),

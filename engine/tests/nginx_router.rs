@@ -634,9 +634,8 @@ async fn the_pipeline_deploys_and_rolls_back_through_nginx() {
     let _slots = KillSlots(started.clone());
     let (_nginx, public, router) = start_nginx(&binary, dir.path(), &http).await;
 
-    let pool = engine::store::open(&format!("sqlite:{}", dir.path().join("db").display()))
-        .await
-        .unwrap();
+    let url = engine::store::testing::store_url(dir.path()).await;
+    let pool = engine::store::open(&url).await.unwrap();
     let mut new = NewEnvironment::new(
         "production",
         &format!("http://{public}/"),
@@ -811,9 +810,8 @@ async fn the_pipeline_gates_through_the_nginx_preview_block() {
     let (_nginx, public, router) = start_nginx(&binary, dir.path(), &http).await;
     let listen = format!("127.0.0.1:{}", free_port());
 
-    let pool = engine::store::open(&format!("sqlite:{}", dir.path().join("db").display()))
-        .await
-        .unwrap();
+    let url = engine::store::testing::store_url(dir.path()).await;
+    let pool = engine::store::open(&url).await.unwrap();
     let mut new = NewEnvironment::new(
         "production",
         &format!("http://{public}/"),
