@@ -12,7 +12,7 @@
 //! proxy and slots (see `support::harness`) and kills them when it ends.
 
 use engine::runtime::{Liveness, Runtime};
-use engine::{Actor, Error};
+use engine::{Actor, Engine, Error};
 use model::{DeploymentKind, DeploymentStatus, DeploymentView, Role, SlotColor, SlotState};
 use std::time::{Duration, Instant};
 
@@ -411,6 +411,37 @@ async fn a_second_deploy_while_one_runs_is_refused_with_who_and_since() {
     let d = h.engine.deploy(&sam, ENV, "v3").await.unwrap();
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
     assert_eq!(h.users_see().await, "switchyard-demo v3\n");
+}
+
+/// Consoles sharing one database (replicas: two engines, each with its
+/// own pool) asked for a deploy of one environment at the same moment:
+/// exactly one runs; the other is told who holds the environment.
+#[tokio::test]
+async fn two_consoles_racing_one_environment_deploy_once() {
+    let h = Harness::with_v1_live().await;
+    let other = Engine::new(engine::store::open(&h.db).await.unwrap(), h.runtime.clone());
+    let dora = h.user("dora", Role::Deployer).await;
+    let sam = h.user("sam", Role::Deployer).await;
+    let (a, b) = tokio::join!(
+        h.engine.deploy(&dora, ENV, "v2"),
+        other.deploy(&sam, ENV, "v3")
+    );
+    let (won, lost, winner, version) = match (a, b) {
+        (Ok(d), Err(e)) => (d, e, "dora", "v2"),
+        (Err(e), Ok(d)) => (d, e, "sam", "v3"),
+        (a, b) => panic!("exactly one deploy must run: {a:?} / {b:?}"),
+    };
+    assert_eq!(won.status, DeploymentStatus::Succeeded, "{won:?}");
+    assert!(
+        matches!(&lost, Error::DeployInProgress { by, .. } if by == winner),
+        "{lost:?}"
+    );
+    assert_eq!(h.users_see().await, format!("switchyard-demo {version}\n"));
+    assert_eq!(
+        h.history().await.len(),
+        2,
+        "v1 and the winner's deploy only"
+    );
 }
 
 #[tokio::test]
