@@ -191,6 +191,24 @@ async fn an_untouched_chain_verifies(pool: Pool) {
     assert_eq!(rows[0].prev_hash, rows[1].hash);
 }
 
+/// Three consoles appending at once (each its own `AuditLog`, so nothing
+/// in this process orders them; on PostgreSQL each append on its own
+/// connection) stay one linear chain: the store's write lock orders them.
+async fn appends_from_three_consoles_at_once_stay_one_chain(pool: Pool) {
+    let consoles: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(log_with(pool.clone(), 40)))
+        .collect();
+    for c in consoles {
+        c.await.unwrap();
+    }
+    assert_eq!(verify(&pool).await.unwrap(), Verdict::Intact { entries: 120 });
+    let rows = recent(&pool, 200).await.unwrap();
+    assert_eq!(rows.len(), 120);
+    for pair in rows.windows(2) {
+        assert_eq!(pair[0].prev_hash, pair[1].hash, "entry {}", pair[0].id);
+    }
+}
+
 async fn the_database_refuses_update_and_delete(pool: Pool) {
     let (pool, _) = log_with(pool, 2).await;
     let upd = crate::store::query("UPDATE audit_log SET actor_name = 'mallory' WHERE id = 1")
@@ -287,6 +305,7 @@ async fn a_rehashed_forgery_still_breaks_the_next_link(pool: Pool) {
 crate::store::testing::on_both_stores!(
     search_filters_and_pages_newest_first,
     an_untouched_chain_verifies,
+    appends_from_three_consoles_at_once_stay_one_chain,
     the_database_refuses_update_and_delete,
     a_modified_entry_is_found,
     a_deleted_entry_is_found,
