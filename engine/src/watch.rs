@@ -240,11 +240,12 @@ impl Engine {
             .fetch_all(self.pool())
             .await?;
         let me = self.holder();
+        let mine = me.to_string();
         let mut taken = 0;
         for r in &rows {
             let beat = r.heartbeat_at.unwrap_or(r.started_at);
             let seen = r.holder.as_deref();
-            if seen == Some(me.to_string().as_str())
+            if seen == Some(mine.as_str())
                 || lock::liveness(seen, beat, me, self.lock_timing(), crate::now())
                     == Liveness::Alive
             {
@@ -256,7 +257,7 @@ impl Engine {
                 "UPDATE deployment_watches SET holder = ?, heartbeat_at = ? \
                  WHERE deployment_id = ? AND status = 'watching' AND COALESCE(holder, '') = ?",
             )
-            .bind(me.to_string())
+            .bind(&mine)
             .bind(crate::now())
             .bind(r.deployment_id)
             .bind(seen.unwrap_or(""))

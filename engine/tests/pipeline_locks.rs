@@ -578,12 +578,7 @@ async fn an_admin_breaks_a_running_deploys_lock_and_users_stay_where_they_were()
 /// A deployment row as another console (on another host) would leave it.
 async fn foreign_lock(h: &Harness, heartbeat_age: chrono::Duration) -> i64 {
     let env = environments::find(h.engine.pool(), ENV).await.unwrap();
-    let other = engine::lock::Holder {
-        host: "console-2.internal".into(),
-        pid: 4242,
-        started: 1,
-        engine: "feedbeef".into(),
-    };
+    let other = support::harness::console_elsewhere();
     let active = env.active.unwrap();
     let dep = engine::deployments::begin(
         h.engine.pool(),
@@ -705,12 +700,7 @@ async fn a_worker_whose_lock_was_taken_over_cannot_switch() {
         .await
         .unwrap()
         .unwrap();
-    let other = engine::lock::Holder {
-        host: "console-2.internal".into(),
-        pid: 4242,
-        started: 1,
-        engine: "feedbeef".into(),
-    };
+    let other = support::harness::console_elsewhere();
     assert!(engine::lock::take_over(h.engine.pool(), &held, &other)
         .await
         .unwrap());

@@ -485,13 +485,7 @@ async fn a_window_has_one_watcher_and_passes_on_only_when_its_console_goes_silen
     // A console of another host watches it and beats: only its beat says
     // whether it lives. A console that starts now leaves it alone, and the
     // first console, which lost the window, stops writing to it.
-    let elsewhere = engine::lock::Holder {
-        host: "console-2.internal".into(),
-        pid: 4242,
-        started: 1,
-        engine: "feedbeef".into(),
-    }
-    .to_string();
+    let elsewhere = support::harness::console_elsewhere().to_string();
     set_watcher(&h, d.id, &elsewhere, chrono::Utc::now()).await;
     let starting = Engine::new(h.engine.pool().clone(), h.runtime.clone());
     assert_eq!(starting.resume_watches().await.unwrap(), 0);

@@ -82,6 +82,18 @@ impl Runtime for RecordingRuntime {
     }
 }
 
+/// A console of another host: only its heartbeat tells whether it lives
+/// (`Holder::is_gone` cannot look at its process).
+#[allow(dead_code)] // pipeline_locks.rs, pipeline_watch.rs
+pub fn console_elsewhere() -> engine::lock::Holder {
+    engine::lock::Holder {
+        host: "console-2.internal".into(),
+        pid: 4242,
+        started: 1,
+        engine: "feedbeef".into(),
+    }
+}
+
 /// The database a test's engine uses (see `engine::store::testing::store_url`).
 pub async fn store_url(dir: &Path) -> String {
     engine::store::testing::store_url(dir).await
