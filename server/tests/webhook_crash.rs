@@ -165,13 +165,24 @@ async fn a_delivery_waiting_for_its_retry_survives_a_kill_9_of_the_console() {
 
     // The first attempt fails; the retry is due 4 s later.
     wait_for(&got, 1, Duration::from_secs(15), &site).await;
-    let log = engine
-        .webhook_deliveries(&admin, created.webhook.id)
-        .await
-        .unwrap();
+    // The receiver holds the request before the console has read the 500
+    // and written it down: wait for the outbox row to say so.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = engine
+            .webhook_deliveries(&admin, created.webhook.id)
+            .await
+            .unwrap();
+        if log.first().is_some_and(|d| d.last_status_code.is_some()) {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "no attempt recorded: {log:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].status, DeliveryStatus::Pending, "{log:?}");
     assert_eq!(log[0].last_status_code, Some(500));
+    assert_eq!(got.lock().unwrap().len(), 1, "the retry waits 4 s");
     site.kill_console();
 
     // Nobody sends while the console is down.
