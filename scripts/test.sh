@@ -124,3 +124,14 @@ disk
 log "playwright test"
 cd "$ROOT/end2end"
 SWITCHYARD_BIN="$e2e_bin/switchyard" LEPTOS_SITE_ROOT="$ROOT/target/site" npx playwright test
+
+# The journeys are what people do, and nothing people do should make the
+# console log an ERROR: each one seen here so far was a bug (a server-side
+# render whose calls had lost their context). The log is the console's own
+# output during the suite (scripts/e2e-server.sh), colours taken out.
+log "the console logged no ERROR during the browser tests"
+if errors=$(sed 's/\x1b\[[0-9;]*m//g' e2e-server.log | grep -E '^[^ ]+ +ERROR '); then
+  printf '%s\n' "$errors" | head -20 >&2
+  echo "test.sh: the console logged $(printf '%s\n' "$errors" | wc -l) ERROR line(s) during the browser tests (end2end/e2e-server.log)" >&2
+  exit 1
+fi

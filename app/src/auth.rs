@@ -18,9 +18,19 @@ pub mod ssr {
     const AUTH_EPOCH: &str = "auth_epoch";
     const ROLE_EPOCH: &str = "role_epoch";
 
+    /// The console's state, which every server-side render and server
+    /// function call gets through Leptos context. Its absence is a bug in
+    /// how the call was made: the log names the caller to find it by.
+    ///
+    /// Call it before the function's first wait (as `actor`, `signed_in`,
+    /// `authorized` and the pages' load functions do): a server-side render
+    /// may drop a pass while its calls are in flight, and the context goes
+    /// with the pass.
+    #[track_caller]
     pub fn state() -> Result<AppState, AppError> {
+        let caller = std::panic::Location::caller();
         use_context::<AppState>().ok_or_else(|| {
-            tracing::error!("AppState missing from Leptos context");
+            tracing::error!(%caller, "AppState missing from Leptos context");
             AppError::Internal
         })
     }
@@ -112,17 +122,25 @@ pub mod ssr {
     }
 
     /// The signed-in user as an engine actor, or `Unauthenticated`.
+    ///
+    /// Everything it needs from the request's context (the address, the
+    /// state, the session) is read before its first real wait, the
+    /// database's: a server-side render may drop a pass it rendered while
+    /// a call is in flight, and after that the call's context is gone.
     pub async fn actor() -> Result<Actor, AppError> {
+        let ip = source_ip().await;
         let user = current_user().await?.ok_or(AppError::Unauthenticated)?;
-        Ok(Actor::user(user).from_ip(source_ip().await))
+        Ok(Actor::user(user).from_ip(ip))
     }
 
     /// The signed-in user twice over: as the engine authorizes them, and as
     /// a page shows them (name and role for the top bar and its buttons).
     pub async fn signed_in() -> Result<(Actor, model::SessionUser), AppError> {
+        // The context first, as in `actor`.
+        let ip = source_ip().await;
         let user = current_user().await?.ok_or(AppError::Unauthenticated)?;
         let me = user.to_session_user();
-        Ok((Actor::user(user).from_ip(source_ip().await), me))
+        Ok((Actor::user(user).from_ip(ip), me))
     }
 
     /// The signed-in actor, once the engine has allowed them `action` (on
@@ -132,11 +150,9 @@ pub mod ssr {
         action: engine::Action,
         environment: Option<&str>,
     ) -> Result<Actor, AppError> {
+        let engine = state()?.engine;
         let actor = actor().await?;
-        state()?
-            .engine
-            .authorize(&actor, action, environment)
-            .await?;
+        engine.authorize(&actor, action, environment).await?;
         Ok(actor)
     }
 }

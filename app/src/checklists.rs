@@ -25,11 +25,9 @@ pub struct ChecklistPage {
 pub async fn load_checklist(environment: String) -> Result<ChecklistPage, AppError> {
     crate::error::respond(
         async move {
+            let engine = state()?.engine;
             let (actor, me) = signed_in().await?;
-            let items = state()?
-                .engine
-                .checklist_template(&actor, &environment)
-                .await?;
+            let items = engine.checklist_template(&actor, &environment).await?;
             Ok(ChecklistPage {
                 me,
                 environment,

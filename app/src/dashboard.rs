@@ -29,8 +29,9 @@ pub struct Overview {
 pub async fn load_overview() -> Result<Overview, AppError> {
     crate::error::respond(
         async move {
+            let engine = state()?.engine;
             let (actor, user) = signed_in().await?;
-            let environments = state()?.engine.environment_names(&actor).await?;
+            let environments = engine.environment_names(&actor).await?;
             Ok(Overview { user, environments })
         }
         .await,

@@ -48,8 +48,9 @@ pub async fn promote(deployment: i64, environment: String) -> Result<i64, AppErr
 pub async fn load_deployment(id: i64) -> Result<LoadedDeployment, AppError> {
     crate::error::respond(
         async move {
+            let engine = state()?.engine;
             let (actor, me) = signed_in().await?;
-            let detail = state()?.engine.deployment(&actor, id).await?;
+            let detail = engine.deployment(&actor, id).await?;
             Ok(LoadedDeployment { me, detail })
         }
         .await,

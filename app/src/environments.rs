@@ -48,8 +48,8 @@ pub struct LiveEnvironment {
 pub async fn load_environments() -> Result<EnvironmentsPage, AppError> {
     crate::error::respond(
         async move {
-            let (actor, me) = signed_in().await?;
             let st = state()?;
+            let (actor, me) = signed_in().await?;
             // Variables' values are on this page: admins only.
             st.engine
                 .authorize(&actor, engine::Action::ManageEnvironments, None)

@@ -72,8 +72,8 @@ pub async fn set_canary(
 pub async fn held_deploy(name: String) -> Result<Option<(i64, HoldView)>, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
             let engine = &state()?.engine;
+            let actor = actor().await?;
             let Some(lock) = engine.environment(&actor, &name).await?.lock else {
                 return Ok(None);
             };

@@ -29,8 +29,9 @@ pub struct LockPage {
 pub async fn environment_lock(environment: String) -> Result<LockPage, AppError> {
     crate::error::respond(
         async move {
+            let engine = state()?.engine;
             let (actor, me) = signed_in().await?;
-            let env = state()?.engine.environment(&actor, &environment).await?;
+            let env = engine.environment(&actor, &environment).await?;
             Ok(LockPage {
                 me,
                 environment: env.name,

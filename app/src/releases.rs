@@ -43,8 +43,8 @@ pub struct ReleasePage {
 pub async fn list_releases() -> Result<ReleasesPage, AppError> {
     crate::error::respond(
         async move {
-            let (actor, me) = signed_in().await?;
             let engine = &state()?.engine;
+            let (actor, me) = signed_in().await?;
             let mut environments = Vec::new();
             for name in engine.environment_names(&actor).await? {
                 let versions = engine.known_versions(&actor, &name).await?;
@@ -64,8 +64,9 @@ pub async fn list_releases() -> Result<ReleasesPage, AppError> {
 pub async fn load_release(id: i64) -> Result<ReleasePage, AppError> {
     crate::error::respond(
         async move {
+            let engine = state()?.engine;
             let (actor, me) = signed_in().await?;
-            let release = state()?.engine.release(&actor, id).await?;
+            let release = engine.release(&actor, id).await?;
             Ok(ReleasePage { me, release })
         }
         .await,

@@ -49,8 +49,8 @@ pub const RECENT_MINUTES: i64 = 15;
 pub async fn plan_rollback(environment: String) -> Result<RollbackPlan, AppError> {
     crate::error::respond(
         async move {
-            let actor = actor().await?;
             let engine = &state()?.engine;
+            let actor = actor().await?;
             let env = engine.environment(&actor, &environment).await?;
             let history = engine.history(&actor, &environment, 10).await?;
             Ok(RollbackPlan {

@@ -33,8 +33,8 @@ pub struct SettingsPage {
 pub async fn load_pipeline_settings(environment: String) -> Result<SettingsPage, AppError> {
     crate::error::respond(
         async move {
-            let (actor, me) = signed_in().await?;
             let engine = &state()?.engine;
+            let (actor, me) = signed_in().await?;
             let settings = engine.pipeline_settings(&actor, &environment).await?;
             // Only admins are asked: anyone else's read would be a refusal
             // (and an audit entry) for a page they may see.

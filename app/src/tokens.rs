@@ -28,8 +28,8 @@ pub struct TokensPage {
 pub async fn load_tokens() -> Result<TokensPage, AppError> {
     crate::error::respond(
         async move {
-            let (actor, me) = signed_in().await?;
             let engine = state()?.engine;
+            let (actor, me) = signed_in().await?;
             Ok(TokensPage {
                 me,
                 tokens: engine.tokens(&actor).await?,

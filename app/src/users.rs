@@ -33,8 +33,8 @@ pub struct IssuedPassword {
 pub async fn list_users() -> Result<UsersPage, AppError> {
     crate::error::respond(
         async move {
-            let (actor, me) = signed_in().await?;
             let engine = state()?.engine;
+            let (actor, me) = signed_in().await?;
             let users = engine.list_users(&actor).await?;
             let locks = engine.list_login_locks(&actor).await?;
             Ok(UsersPage { me, users, locks })

@@ -35,8 +35,8 @@ pub struct WebhooksPage {
 pub async fn load_webhooks(environment: String) -> Result<WebhooksPage, AppError> {
     crate::error::respond(
         async move {
-            let (actor, me) = signed_in().await?;
             let engine = state()?.engine;
+            let (actor, me) = signed_in().await?;
             let mut webhooks = Vec::new();
             for w in engine.webhooks(&actor, &environment).await? {
                 let log = engine.webhook_deliveries(&actor, w.id).await?;
