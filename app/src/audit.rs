@@ -7,23 +7,36 @@ use crate::error::AppError;
 use crate::format::short_time;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
-use model::{AuditEntryView, AuditFilter, AuditPage, AuditSealView, SessionUser};
+use model::{
+    audit_href, query_value, AuditEntryView, AuditFilter, AuditPage, AuditSealView, DetailField,
+    SessionUser,
+};
 
 pub const PAGE_SIZE: i64 = 50;
+
+/// The fields of each entry's details, in the order of the page's entries:
+/// read from the stored JSON on the server, so the browser's code carries no
+/// JSON reader for them.
+pub type DetailFields = Vec<Vec<DetailField>>;
 
 #[server(name = LoadAuditPage, endpoint = "audit_page")]
 pub async fn load_audit_page(
     // An empty filter encodes to nothing at all: default it rather than fail.
     #[server(default)] filter: AuditFilter,
-) -> Result<(SessionUser, AuditPage, AuditSealView), AppError> {
+) -> Result<(SessionUser, AuditPage, AuditSealView, DetailFields), AppError> {
     use crate::auth::ssr::{signed_in, state};
     crate::error::respond(
         async move {
-            let (actor, user) = signed_in().await?;
             let engine = &state()?.engine;
+            let (actor, user) = signed_in().await?;
             let page = engine.audit_search(&actor, &filter, PAGE_SIZE).await?;
             let seal = engine.audit_seal(&actor).await?;
-            Ok((user, page, seal))
+            let fields = page
+                .entries
+                .iter()
+                .map(|e| model::detail_fields(&e.details))
+                .collect();
+            Ok((user, page, seal, fields))
         }
         .await,
     )
@@ -57,24 +70,12 @@ fn query_string(f: &AuditFilter, before: Option<i64>) -> String {
     let mut parts: Vec<String> = KEYS
         .iter()
         .zip(values)
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", query_value(v))))
         .collect();
     if let Some(b) = before {
         parts.push(format!("before={b}"));
     }
     parts.join("&")
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[component]
@@ -87,13 +88,13 @@ pub fn AuditLogPage() -> impl IntoView {
         Loading::Suspense,
         "Loading the audit log…",
         None,
-        move |(user, page, seal)| {
+        move |(user, page, seal, fields)| {
             let f = filter.get_untracked();
             let contents = view! {
                 <h1>"Audit log"</h1>
                 <Seal seal/>
                 <FilterForm filter=f.clone()/>
-                <AuditTable page filter=f/>
+                <AuditTable page fields filter=f/>
             };
             (user, contents)
         },
@@ -162,7 +163,7 @@ fn FilterForm(filter: AuditFilter) -> impl IntoView {
 }
 
 #[component]
-fn AuditTable(page: AuditPage, filter: AuditFilter) -> impl IntoView {
+fn AuditTable(page: AuditPage, fields: DetailFields, filter: AuditFilter) -> impl IntoView {
     let export = query_string(
         &AuditFilter {
             before: None,
@@ -190,7 +191,12 @@ fn AuditTable(page: AuditPage, filter: AuditFilter) -> impl IntoView {
                 </tr>
             </thead>
             <tbody>
-                {page.entries.into_iter().map(|e| view! { <AuditRow e/> }).collect_view()}
+                {page
+                    .entries
+                    .into_iter()
+                    .zip(fields.into_iter().chain(std::iter::repeat_with(Vec::new)))
+                    .map(|(e, fields)| view! { <AuditRow e fields/> })
+                    .collect_view()}
             </tbody>
         </table>
         {next.map(|href| view! { <a class="older" href=href data-testid="audit-older">"Older entries →"</a> })}
@@ -199,27 +205,61 @@ fn AuditTable(page: AuditPage, filter: AuditFilter) -> impl IntoView {
 }
 
 #[component]
-fn AuditRow(e: AuditEntryView) -> impl IntoView {
+fn AuditRow(e: AuditEntryView, fields: Vec<DetailField>) -> impl IntoView {
     let when = e.at.replace('T', " ").trim_end_matches('Z').to_string();
+    let actor_href = audit_href("actor", &e.actor_name);
+    let environment = e.environment.clone().map(|name| {
+        let href = audit_href("environment", &name);
+        view! { <a href=href title="Entries of this environment">{name}</a> }
+    });
     view! {
         <tr class=format!("result-{}", e.result) data-audit-id=e.id>
             <td>{e.id}</td>
             <td>{when}</td>
-            <td>{e.actor_name.clone()} <span class="muted">{format!(" ({})", e.actor_kind)}</span></td>
+            <td>
+                <a href=actor_href title="Entries of this actor">{e.actor_name.clone()}</a>
+                <span class="muted">{format!(" ({})", e.actor_kind)}</span>
+            </td>
             <td>{e.source_ip.clone().unwrap_or_default()}</td>
             <td>{e.action.clone()}</td>
-            <td>{e.environment.clone().unwrap_or_default()}</td>
+            <td>{environment}</td>
             <td>{e.target.clone().unwrap_or_default()}</td>
             <td>{e.result.clone()}</td>
             <td>
                 <details data-testid="audit-entry">
                     <summary>{e.reason.clone().unwrap_or_else(|| "details".into())}</summary>
-                    <pre>{e.details.clone()}</pre>
+                    <DetailList fields/>
                     <p class="hash">"hash " <code>{e.hash.clone()}</code></p>
                 </details>
             </td>
         </tr>
     }
+    // Erased: the row's nested type is too deep for the browser build's
+    // layout queries otherwise.
+    .into_any()
+}
+
+/// An entry's details as a list of fields; a value that names a deployment,
+/// a release, a person or an environment links to it.
+#[component]
+fn DetailList(fields: Vec<DetailField>) -> impl IntoView {
+    let empty = fields.is_empty();
+    view! {
+        {empty.then(|| view! { <p class="muted">"No details."</p> })}
+        <dl class="audit-details" data-testid="audit-details">
+            {fields
+                .into_iter()
+                .map(|f| {
+                    let value = match f.href {
+                        Some(href) => view! { <a href=href>{f.value}</a> }.into_any(),
+                        None => view! { <span>{f.value}</span> }.into_any(),
+                    };
+                    view! { <dt>{f.key}</dt> <dd>{value}</dd> }
+                })
+                .collect_view()}
+        </dl>
+    }
+    .into_any()
 }
 
 #[cfg(test)]

@@ -37,12 +37,23 @@ test('anyone signed in filters the audit log and opens an entry', async ({ page 
   await expect(start).toContainText('e2e: checkout errors after v2');
   await expect(start.locator('td').nth(3)).toHaveText(/^127\.0\.0\.1$/);
 
-  // Open the entry: its recorded details and its hash show.
+  // Open the entry: its recorded details show as fields, and its hash.
   const entry = start.getByTestId('audit-entry');
   await entry.locator('summary').click();
-  await expect(entry.locator('pre')).toContainText('"deployment"');
-  await expect(entry.locator('pre')).toContainText('"from_slot"');
+  const details = entry.getByTestId('audit-details');
+  await expect(details.locator('dt', { hasText: /^from_slot$/ })).toBeVisible();
   await expect(entry.locator('code')).toHaveText(/^[0-9a-f]{64}$/);
+  // The deployment it names is a link to that deployment's page.
+  const deployment = details.locator('dt', { hasText: /^deployment$/ }).locator('xpath=following-sibling::dd[1]');
+  const id = (await deployment.innerText()).trim();
+  expect(id).toMatch(/^\d+$/);
+  await deployment.getByRole('link').click();
+  await expect(page).toHaveURL(new RegExp(`/deployments/${id}$`));
+  await expect(page.getByRole('heading', { level: 1 })).toContainText(id);
+  // And the actor's name leads to everything that person did.
+  await page.goBack();
+  await page.getByTestId('audit-table').locator('tbody tr').first().locator('td').nth(2).getByRole('link', { name: 'dana' }).click();
+  await expect(page).toHaveURL(/\/audit\?actor=dana$/);
 });
 
 test('failed sign-ins are on record, without the password typed', async ({ page }) => {
@@ -102,5 +113,8 @@ test('a deployment in the history links to its audit entries', async ({ page }) 
   const rows = page.getByTestId('audit-table').locator('tbody tr');
   await expect(rows.first()).toBeVisible();
   await rows.first().getByTestId('audit-entry').locator('summary').click();
-  await expect(rows.first().locator('pre')).toContainText(`"deployment":${id}`);
+  await expect(rows.first().getByTestId('audit-details').getByRole('link', { name: id, exact: true })).toHaveAttribute(
+    'href',
+    `/deployments/${id}`,
+  );
 });

@@ -15,7 +15,12 @@ use support::*;
 async fn seal_seen_by(c: &Console, cookie: &str) -> AuditSealView {
     let r = c.post("/api/audit_page", &[], Some(cookie), &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let (_, _, seal): (SessionUser, AuditPage, AuditSealView) = r.json();
+    let (_, _, seal, _): (
+        SessionUser,
+        AuditPage,
+        AuditSealView,
+        app::audit::DetailFields,
+    ) = r.json();
     seal
 }
 

@@ -128,7 +128,13 @@ async fn refused_requests_are_audited_once_a_minute_with_the_count_left_out() {
             &[],
         )
         .await;
-    let (_, page, _): (serde_json::Value, model::AuditPage, model::AuditSealView) = r.json();
+    // The answer is (user, page, seal, detail fields); only the page matters here.
+    let (_, page, _, _): (
+        serde_json::Value,
+        model::AuditPage,
+        model::AuditSealView,
+        serde_json::Value,
+    ) = r.json();
     let actions: Vec<&str> = page.entries.iter().map(|e| e.action.as_str()).collect();
     assert!(actions.contains(&"request.cross_origin"), "{actions:?}");
     assert!(actions.contains(&"request.unauthenticated"), "{actions:?}");

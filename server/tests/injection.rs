@@ -619,8 +619,8 @@ async fn pages(c: &Console, s: &Scene) -> Vec<(String, (StatusCode, StatusCode))
         .fetch_one(&c.pool)
         .await
         .unwrap();
-    let env = urlencode(&env);
-    let reflected = urlencode(&markup_payload("reflected.query"));
+    let env = model::query_value(&env);
+    let reflected = model::query_value(&markup_payload("reflected.query"));
     const OK: StatusCode = StatusCode::OK;
     const BOTH: (StatusCode, StatusCode) = (OK, OK);
     const MISSING: (StatusCode, StatusCode) = (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND);
@@ -661,17 +661,6 @@ async fn pages(c: &Console, s: &Scene) -> Vec<(String, (StatusCode, StatusCode))
         (format!("/environments/{reflected}/settings"), MISSING),
         (format!("/no-such-page/{reflected}"), MISSING),
     ]
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// What a browser would build from `html` that came out of a payload.
