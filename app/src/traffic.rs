@@ -156,10 +156,9 @@ fn MetricChart(metric: &'static Metric, series: TrafficSeries) -> impl IntoView 
             }
         })
         .collect_view();
-    // Hover targets: one column per step, titled with both slots' figures.
+    // Each step's figures, for the hover titles and the readout below.
     let steps = lines.first().map(|(_, pts)| pts.len()).unwrap_or(0);
-    let column = chart::plot_width() / steps.max(1) as f64;
-    let hovers = (0..steps)
+    let readings: Vec<(f64, String)> = (0..steps)
         .map(|i| {
             let ago = lines[0].1[i].0;
             let figures = lines
@@ -167,14 +166,67 @@ fn MetricChart(metric: &'static Metric, series: TrafficSeries) -> impl IntoView 
                 .map(|(slot, pts)| format!("{slot} {}", show(pts[i].1, metric.unit)))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let x = chart::x(ago, window) - column / 2.0;
+            (
+                chart::x(ago, window),
+                format!("{}: {figures}", chart::ago_text(ago)),
+            )
+        })
+        .collect();
+    // The step a person is reading: moved by the arrow keys while the chart
+    // has focus, or by the pointer over a step; none shows the newest.
+    let cursor = RwSignal::new(None::<usize>);
+    let newest = steps.checked_sub(1);
+    let column = chart::plot_width() / steps.max(1) as f64;
+    let hovers = readings
+        .iter()
+        .enumerate()
+        .map(|(i, (x, text))| {
             view! {
-                <rect class="hover" x=x.max(left) y=chart::TOP width=column height=chart::plot_height()>
-                    <title>{format!("{}: {figures}", chart::ago_text(ago))}</title>
+                <rect class="hover" x=(x - column / 2.0).max(left) y=chart::TOP width=column height=chart::plot_height()
+                    on:mouseenter=move |_| cursor.set(Some(i))>
+                    <title>{text.clone()}</title>
                 </rect>
             }
         })
         .collect_view();
+    let xs: Vec<f64> = readings.iter().map(|(x, _)| *x).collect();
+    let cursor_x = move || {
+        cursor
+            .get()
+            .and_then(|i| xs.get(i).copied())
+            .unwrap_or(left)
+    };
+    let texts: Vec<String> = readings.into_iter().map(|(_, t)| t).collect();
+    let readout = move || {
+        cursor
+            .get()
+            .or(newest)
+            .and_then(|i| texts.get(i).cloned())
+            .unwrap_or_else(|| "no figures yet".into())
+    };
+    let reading = use_context::<Reading>();
+    let read = move |on: bool| {
+        if let Some(r) = reading {
+            r.0.set(on);
+        }
+    };
+    let stop = move || {
+        cursor.set(None);
+        read(false);
+    };
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        let Some(last) = newest else { return };
+        let at = cursor.get_untracked().unwrap_or(last);
+        let next = match ev.key().as_str() {
+            "ArrowLeft" => at.saturating_sub(1),
+            "ArrowRight" => (at + 1).min(last),
+            "Home" => 0,
+            "End" => last,
+            _ => return,
+        };
+        ev.prevent_default();
+        cursor.set(Some(next));
+    };
     let latest = lines
         .iter()
         .map(|(slot, pts)| {
@@ -191,15 +243,22 @@ fn MetricChart(metric: &'static Metric, series: TrafficSeries) -> impl IntoView 
     view! {
         <figure class="chart" data-testid=metric.testid>
             <figcaption>{metric.title}</figcaption>
+            // Focusable, so a keyboard can read the figures the pointer
+            // gets from the titles: ← → step, Home/End jump.
             <svg viewBox=format!("0 0 {} {}", chart::WIDTH, chart::HEIGHT) role="img" aria-label=label
-                preserveAspectRatio="xMidYMid meet">
+                preserveAspectRatio="xMidYMid meet" tabindex="0" on:keydown=on_key
+                on:focus=move |_| read(true) on:mouseenter=move |_| read(true)
+                on:mouseleave=move |_| stop() on:blur=move |_| stop()>
                 {y_ticks}
                 <line class="axis" x1=left x2=right y1=bottom y2=bottom/>
                 {x_ticks}
                 {switch}
                 {paths}
+                <line class="cursor" x1=cursor_x.clone() x2=cursor_x y1=chart::TOP y2=bottom
+                    visibility=move || if cursor.get().is_some() { "visible" } else { "hidden" }/>
                 {hovers}
             </svg>
+            <p class="chart-readout" aria-live="polite" data-testid="chart-readout">{readout}</p>
         </figure>
     }
 }
@@ -255,10 +314,27 @@ fn Series(series: TrafficSeries) -> impl IntoView {
     }
 }
 
+/// Whether a chart of the panel is being read (see `TrafficPanel`).
+#[derive(Clone, Copy)]
+struct Reading(RwSignal<bool>);
+
 /// The panel; `tick` is the environment panel's refresh signal.
 #[component]
 pub fn TrafficPanel(name: String, tick: ReadSignal<u64>) -> impl IntoView {
-    let traffic = Resource::new(move || tick.get(), move |_| slot_traffic(name.clone()));
+    // The figures hold still while someone reads a chart (focus or pointer
+    // on it): a refresh redraws the charts, which would take the keyboard's
+    // focus and the step being read away every two seconds.
+    let reading = Reading(RwSignal::new(false));
+    provide_context(reading);
+    let shown = StoredValue::new(tick.get_untracked());
+    let refresh = move || {
+        let now = tick.get();
+        if !reading.0.get() {
+            shown.set_value(now);
+        }
+        shown.get_value()
+    };
+    let traffic = Resource::new(refresh, move |_| slot_traffic(name.clone()));
     view! {
         <div class="traffic" data-testid="traffic">
             <Transition fallback=|| view! { <p class="notice">"Loading traffic…"</p> }>

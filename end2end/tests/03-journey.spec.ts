@@ -97,6 +97,22 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
     await expect(rps.locator('text.tick').last()).toHaveText('now');
     await expect(rps.locator('line.switch')).toHaveCount(1);
     await expect(rps.locator('rect.hover title').last()).toHaveText(/: blue .+, green \d+\.\d\/s$/);
+    // The same figures by keyboard: the chart takes focus (the panel holds
+    // still meanwhile), the arrows step through time and the readout under
+    // it says what each step held.
+    const readout = rps.getByTestId('chart-readout');
+    await rps.locator('svg').focus();
+    await expect(readout).toHaveText(/: blue .+, green \d+\.\d\/s$/);
+    const newest = (await readout.textContent()) ?? '';
+    await page.keyboard.press('ArrowLeft');
+    await expect(readout).toHaveText(/^−\d+ (s|min)/);
+    await expect(readout).not.toHaveText(newest);
+    await expect(rps.locator('line.cursor')).toHaveAttribute('visibility', 'visible');
+    await page.keyboard.press('Home');
+    await expect(readout).toHaveText(/^−\d+ min/);
+    await page.keyboard.press('End');
+    await expect(readout).toHaveText(newest);
+    await rps.locator('svg').blur();
     await expect(env.getByTestId('chart-errors').locator('figcaption')).toContainText('percent');
     await expect(env.getByTestId('chart-p95').locator('figcaption')).toContainText('milliseconds');
   });
