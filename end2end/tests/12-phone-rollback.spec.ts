@@ -1,4 +1,4 @@
-import type { Browser } from '@playwright/test';
+import type { APIRequestContext, Browser, Page } from '@playwright/test';
 import { expect, test } from '../support/test';
 import { CONSOLE_URL, ENVIRONMENT, USERS } from '../support/constants';
 import {
@@ -42,12 +42,48 @@ async function ensureStandby(browser: Browser): Promise<void> {
   await context.close();
 }
 
+/**
+ * The browser's page process died under the journey (Chromium's "Target
+ * crashed"). Seen twice at the end of a full suite run, never with the
+ * file alone (8 of 8 passed with --repeat-each 8); the console had already
+ * shown the rollback's success when it happened.
+ */
+class RendererCrashed extends Error {}
+
 test('on a phone, the on-call person rolls production back in at most 4 taps', async ({ browser, request }) => {
+  try {
+    await phoneRollback(browser, request);
+  } catch (e) {
+    if (!(e instanceof RendererCrashed)) throw e;
+    // Only a crash of the browser itself is tried again, once and in
+    // full (a new page, the taps counted afresh), and the report says so.
+    // Any failure of the console's fails the test.
+    test.info().annotations.push({ type: 'retried', description: e.message });
+    await phoneRollback(browser, request);
+  }
+});
+
+async function phoneRollback(browser: Browser, request: APIRequestContext): Promise<void> {
   await ensureStandby(browser);
   const before = await liveVersion(request);
 
   const context = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
   const page = await context.newPage();
+  let crashed = false;
+  page.on('crash', () => {
+    crashed = true;
+  });
+  try {
+    await journey(page, request, before);
+  } catch (e) {
+    if (crashed) throw new RendererCrashed(`the page crashed: ${e instanceof Error ? e.message.split('\n')[0] : e}`);
+    throw e;
+  } finally {
+    await context.close();
+  }
+}
+
+async function journey(page: Page, request: APIRequestContext, before: string): Promise<void> {
   const taps = new Taps();
 
   await test.step('sign in', async () => {
@@ -85,5 +121,4 @@ test('on a phone, the on-call person rolls production back in at most 4 taps', a
 
   await expectLive(request, target);
   expect(taps.count, `taps: ${taps.log.join(' → ')}`).toBeLessThanOrEqual(MAX_TAPS);
-  await context.close();
-});
+}
