@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
+use support::harness::slot_pids_in_db;
 use support::{remove_containers_of, sibling_bin, spawn_proxy_with};
 
 const TOKEN: &str = "docker-pipeline-test-admin-token";
@@ -40,6 +41,8 @@ fn unique_env() -> String {
 struct Harness {
     _dir: tempfile::TempDir,
     env: String,
+    /// The engine's database.
+    url: String,
     engine: Engine,
     process: Arc<ProcessRuntime>,
     docker: Option<Arc<DockerRuntime>>,
@@ -53,32 +56,13 @@ impl Drop for Harness {
         let _ = self.proxy.kill();
         let _ = self.proxy.wait();
         remove_containers_of(&self.env);
-        // Process slots: what the records still point at.
-        let pool = self.engine.pool().clone();
-        let env = self.env.clone();
-        let pids = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let e = environments::find(&pool, &env).await.ok()?;
-                let slots = environments::slots(&pool, e.id).await.ok()?;
-                Some(
-                    slots
-                        .into_iter()
-                        .filter_map(|s| s.handle?.parse::<i32>().ok())
-                        .collect::<Vec<_>>(),
-                )
-            })
-        })
-        .join()
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+        // Process slots: what the records still point at. Read through a
+        // pool of its own: the engine's belongs to the test's runtime, which
+        // is blocked here, and a PostgreSQL connection of it never wakes.
+        let pids = slot_pids_in_db(&self.url);
         for pid in pids {
             let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(-pid),
+                nix::unistd::Pid::from_raw(-(pid as i32)),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
@@ -138,6 +122,7 @@ impl Harness {
         Harness {
             _dir: dir,
             env,
+            url,
             engine,
             process,
             docker,

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 mod support;
 
+use support::harness::slot_pids_in_db;
 use support::{sibling_bin, spawn_proxy_with};
 
 const ENV: &str = "production";
@@ -56,32 +57,9 @@ impl Drop for Harness {
             let _ = p.wait();
         }
         // Every slot the engine started is its own process group.
-        let url = self.url.clone();
-        let pids = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let pool = engine::store::open(&url).await.ok()?;
-                let rows: Vec<(Option<String>,)> =
-                    engine::store::query_as("SELECT handle FROM slots")
-                        .fetch_all(&pool)
-                        .await
-                        .ok()?;
-                Some(
-                    rows.into_iter()
-                        .filter_map(|(h,)| h?.parse::<i32>().ok())
-                        .collect::<Vec<_>>(),
-                )
-            })
-        })
-        .join()
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+        let pids = slot_pids_in_db(&self.url);
         for pid in pids {
-            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
         }
     }
 }
