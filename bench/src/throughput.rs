@@ -32,8 +32,11 @@ struct Run {
     requests_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
-    /// CPU microseconds of the proxy per completed request.
-    cpu_us_per_request: Option<f64>,
+    /// CPU microseconds of the proxy per completed request: in all, and
+    /// the part spent in the kernel (sockets, polling) apart from the
+    /// proxy's own code, which is where two proxies making the same system
+    /// calls differ.
+    cpu_us_per_request: Option<CpuPerRequest>,
     peak_rss_kib: u64,
     errors: Option<String>,
 }
@@ -61,13 +64,25 @@ pub async fn compare(
         settings.connections, settings.secs, settings.rounds
     );
     println!(
-        "  {:<34} {:>10} {:>8} {:>8} {:>12} {:>22}   errors",
-        "path", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "RSS rest → peak (MiB)"
+        "  {:<34} {:>10} {:>8} {:>8} {:>12} {:>16} {:>22}   errors",
+        "path", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "user / kernel", "RSS rest → peak (MiB)"
     );
     for (i, c) in contenders.iter().enumerate() {
         let r = &runs[i];
         let med = |f: &dyn Fn(&Run) -> f64| median(r.iter().map(f).collect());
-        let cpu = median(r.iter().filter_map(|x| x.cpu_us_per_request).collect());
+        let cpu_part = |f: &dyn Fn(&CpuPerRequest) -> f64| {
+            median(
+                r.iter()
+                    .filter_map(|x| x.cpu_us_per_request.as_ref().map(f))
+                    .collect(),
+            )
+        };
+        let cpu = cpu_part(&|c| c.total);
+        let split = format!(
+            "{:.1} / {:.1}",
+            cpu_part(&|c| c.user),
+            cpu_part(&|c| c.kernel)
+        );
         let peak = r.iter().map(|x| x.peak_rss_kib).max().unwrap_or(0);
         let mem = match c.pid {
             Some(_) => format!(
@@ -79,7 +94,7 @@ pub async fn compare(
         };
         let errors: Vec<&str> = r.iter().filter_map(|x| x.errors.as_deref()).collect();
         println!(
-            "  {:<34} {:>10.0} {:>8.2} {:>8.2} {:>12} {:>22}   {}",
+            "  {:<34} {:>10.0} {:>8.2} {:>8.2} {:>12} {:>16} {:>22}   {}",
             c.name,
             med(&|x| x.requests_per_sec),
             med(&|x| x.p50_ms),
@@ -89,6 +104,7 @@ pub async fn compare(
             } else {
                 format!("{cpu:.1}")
             },
+            if cpu.is_nan() { "-".to_string() } else { split },
             mem,
             if errors.is_empty() {
                 "none".to_string()
@@ -138,14 +154,19 @@ async fn wrk(c: &Contender, settings: &Settings) -> anyhow::Result<Run> {
         s.abort();
     }
     let cpu_ticks = match (c.pid, cpu_before) {
-        (Some(pid), Some(before)) => Some(cpu_ticks_with_children(pid).saturating_sub(before)),
+        (Some(pid), Some(before)) => Some(cpu_ticks_with_children(pid).since(before)),
         _ => None,
     };
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let parsed = parse_wrk(&text).with_context(|| format!("unexpected wrk output:\n{text}"))?;
     let cpu_us_per_request = cpu_ticks.map(|ticks| {
-        let us = ticks as f64 * 1e6 / clock_ticks_per_sec();
-        us / parsed.requests.max(1) as f64
+        let per_request =
+            |t: u64| t as f64 * 1e6 / clock_ticks_per_sec() / parsed.requests.max(1) as f64;
+        CpuPerRequest {
+            total: per_request(ticks.user + ticks.kernel),
+            user: per_request(ticks.user),
+            kernel: per_request(ticks.kernel),
+        }
     });
     Ok(Run {
         requests_per_sec: parsed.requests_per_sec,
@@ -236,17 +257,54 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     Some(rest.split_whitespace().map(str::to_string).collect())
 }
 
-/// User + system CPU ticks of `pid` and its children (threads included).
-fn cpu_ticks_with_children(pid: u32) -> u64 {
+/// CPU microseconds per request, in all and apart.
+struct CpuPerRequest {
+    total: f64,
+    user: f64,
+    kernel: f64,
+}
+
+/// CPU clock ticks in user space and in the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct CpuTicks {
+    user: u64,
+    kernel: u64,
+}
+
+impl CpuTicks {
+    fn since(self, before: CpuTicks) -> CpuTicks {
+        CpuTicks {
+            user: self.user.saturating_sub(before.user),
+            kernel: self.kernel.saturating_sub(before.kernel),
+        }
+    }
+}
+
+/// The `utime` and `stime` of one `/proc/<pid>/stat` (fields 14 and 15:
+/// indexes 11 and 12 of [`stat_fields`]).
+fn stat_ticks(fields: &[String]) -> CpuTicks {
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    CpuTicks {
+        user: field(11),
+        kernel: field(12),
+    }
+}
+
+/// CPU ticks of `pid` and its children (threads included).
+fn cpu_ticks_with_children(pid: u32) -> CpuTicks {
     with_children(pid)
         .into_iter()
         .filter_map(stat_fields)
-        .map(|f| {
-            // utime and stime are fields 14 and 15: indexes 11 and 12 here.
-            let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            field(11) + field(12)
+        .map(|f| stat_ticks(&f))
+        .fold(CpuTicks::default(), |sum, t| CpuTicks {
+            user: sum.user + t.user,
+            kernel: sum.kernel + t.kernel,
         })
-        .sum()
 }
 
 /// Resident memory of `pid` and its children, in KiB.
@@ -270,6 +328,46 @@ pub fn rss_kib_with_children(pid: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_user_and_kernel_ticks_from_proc_stat() {
+        // /proc/<pid>/stat after ") ": state, ppid, …, utime (14), stime (15).
+        let line = "S 1 2 3 0 -1 4194560 100 0 0 0 731 212 0 0 20 0 3 0";
+        let fields: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        let t = stat_ticks(&fields);
+        assert_eq!(
+            t,
+            CpuTicks {
+                user: 731,
+                kernel: 212
+            }
+        );
+        let later = CpuTicks {
+            user: 800,
+            kernel: 300,
+        };
+        assert_eq!(
+            later.since(t),
+            CpuTicks {
+                user: 69,
+                kernel: 88
+            }
+        );
+        // This process's own user time grows while it computes.
+        let pid = std::process::id();
+        let before = cpu_ticks_with_children(pid);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut x = 0u64;
+        while cpu_ticks_with_children(pid).user < before.user + 2
+            && std::time::Instant::now() < deadline
+        {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        let after = cpu_ticks_with_children(pid);
+        assert!(after.user >= before.user + 2, "{before:?} → {after:?}");
+    }
 
     #[test]
     fn reads_wrk_output() {
