@@ -10,6 +10,7 @@
 //! | `GET /admin/metrics/prometheus`         | bearer | 200 text/plain; version=0.0.4 |
 //! | `GET /admin/metrics/series[?window_secs=N&step_secs=S]` | bearer | 200 [`SeriesReport`] (defaults 300 / 10); 400 bad window or step |
 //! | `GET /admin/drain?slot=blue`            | bearer | 200 [`DrainStatus`]; 400 missing or unknown slot |
+//! | `GET /admin/threads`                    | bearer | 200 [`Threads`]: open client connections per data-plane thread |
 //! | `GET /admin/routes`                     | bearer | 200 `{"routes": [RouteSpec…]}` by name |
 //! | `GET /admin/routes/{name}`              | bearer | 200 [`RouteSpec`]; 404 unknown route |
 //! | `PUT /admin/routes/{name}`              | bearer | 201 created / 200 replaced [`RouteSpec`]; 400 malformed or invalid (names the field); 409 stale `table.generation` or a host+prefix another route holds (names it); 500 not persisted |
@@ -53,6 +54,7 @@ use crate::routes::RouteError;
 #[cfg(doc)]
 use crate::routes::RouteSpec;
 use crate::routing::{Routing, SwitchError};
+use crate::serve::ThreadLoad;
 use crate::token::AdminToken;
 use crate::upstream_policy::UpstreamPolicy;
 use axum::body::Bytes;
@@ -71,6 +73,16 @@ pub struct AdminState {
     pub routing: Arc<Routing>,
     pub metrics: Arc<SlotMetrics>,
     pub token: Arc<AdminToken>,
+    /// Each data-plane thread's open client connections, the caller's first.
+    pub threads: Arc<[ThreadLoad]>,
+}
+
+/// Body of `GET /admin/threads`: how evenly the client connections are
+/// spread (see [`crate::serve`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Threads {
+    /// Per data-plane thread, the caller's (which also accepts) first.
+    pub open_connections: Vec<usize>,
 }
 
 /// Body of `GET /admin/status`.
@@ -88,6 +100,7 @@ pub(crate) fn default_table_routes() -> Router<AdminState> {
         .route("/admin/routing", get(get_routing).put(put_routing))
         .route("/admin/status", get(get_status))
         .route("/admin/metrics", get(get_metrics))
+        .route("/admin/threads", get(get_threads))
         .route("/admin/metrics/prometheus", get(get_prometheus))
         .route("/admin/metrics/series", get(get_series))
         .route("/admin/drain", get(get_drain))
@@ -213,6 +226,12 @@ pub fn parse_routing_table(body: &[u8], policy: &UpstreamPolicy) -> Result<Route
     let table: RouteTable = serde_json::from_slice(body).map_err(malformed)?;
     table.validate(policy).map_err(SwitchError::Invalid)?;
     Ok(table)
+}
+
+async fn get_threads(State(state): State<AdminState>) -> Json<Threads> {
+    Json(Threads {
+        open_connections: state.threads.iter().map(ThreadLoad::open).collect(),
+    })
 }
 
 async fn get_status(State(state): State<AdminState>) -> Json<Status> {

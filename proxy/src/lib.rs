@@ -47,6 +47,7 @@ pub mod state_file;
 pub mod tls;
 pub mod token;
 mod upstream_conn;
+mod upstream_h1;
 pub mod upstream_policy;
 
 use crate::admin::AdminState;
@@ -56,6 +57,7 @@ use crate::metrics::{Listener, SlotMetrics};
 use crate::route_table::RouteTable;
 use crate::routes::RouteSet;
 use crate::routing::Routing;
+use crate::serve::{Spread, ThreadLoad};
 use crate::state_file::{StateFile, StateFileError};
 use crate::tls::{TlsConfig, TlsError};
 use crate::token::AdminToken;
@@ -86,9 +88,10 @@ pub struct ProxyConfig {
     /// How long a shutdown waits for in-flight requests before giving up.
     pub drain_timeout: Duration,
     /// Data-plane threads besides the caller's runtime: each runs its own
-    /// single-threaded runtime accepting from the same listeners, so a
-    /// client connection, its upstream connection and their wake-ups stay
-    /// on one thread (`switchyard-proxy --threads`; see docs/ARCHITECTURE.md).
+    /// single-threaded runtime serving the client connections the caller's
+    /// thread accepts and hands it (the fewest open first), so a client
+    /// connection, its upstream connection and their wake-ups stay on one
+    /// thread (`switchyard-proxy --threads`; see docs/ARCHITECTURE.md).
     pub extra_workers: usize,
     /// A TLS listener besides the plain one (`--tls-listen`).
     pub tls: Option<TlsConfig>,
@@ -261,24 +264,45 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
 
     let forwarder = Forwarder::new(Arc::clone(&routing), Arc::clone(&metrics), config.forward)
         .with_https_port(tls_addr.map_or(443, |a| a.port()));
+    let loads: Arc<[ThreadLoad]> = (0..=config.extra_workers)
+        .map(|_| ThreadLoad::default())
+        .collect();
     let admin_app = admin_api::app(AdminState {
         routing: Arc::clone(&routing),
         metrics: Arc::clone(&metrics),
         token: Arc::new(config.token),
+        threads: Arc::clone(&loads),
     });
 
     let (stop, stopped) = watch::channel(false);
+    // The caller's thread (index 0) and the extra ones; one task per
+    // listener on the caller's thread accepts and hands each connection to
+    // the thread with the fewest open (see `serve`).
+    let (public_spread, public_inboxes) = Spread::over(&loads);
+    let (preview_spread, mut preview_inboxes) = match &preview {
+        Some(_) => {
+            let (spread, inboxes) = Spread::over(&loads);
+            (Some(spread), inboxes.into_iter().map(Some).collect())
+        }
+        None => (None, loads.iter().map(|_| None).collect::<Vec<_>>()),
+    };
+    let (tls_spread, mut tls_inboxes) = match &tls_listener {
+        Some(_) => {
+            let (spread, inboxes) = Spread::over(&loads);
+            (Some(spread), inboxes.into_iter().map(Some).collect())
+        }
+        None => (None, loads.iter().map(|_| None).collect::<Vec<_>>()),
+    };
+    let mut public_inboxes = public_inboxes.into_iter();
+    let own_public = public_inboxes.next().expect("one inbox per thread");
+    let own_preview = preview_inboxes.remove(0);
+    let own_tls = tls_inboxes.remove(0);
     let mut workers = Vec::with_capacity(config.extra_workers);
-    for i in 0..config.extra_workers {
-        let listeners = (
-            share(&public),
-            preview.as_ref().map(|(_, l)| share(l)).transpose(),
-            tls_listener.as_ref().map(|(_, l)| share(l)).transpose(),
-        );
-        let (public_fd, preview_fd, tls_fd) = match listeners {
-            (Ok(public), Ok(preview), Ok(tls)) => (public, preview, tls),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(StartError::Worker(e)),
-        };
+    for (i, ((public_inbox, preview_inbox), tls_inbox)) in public_inboxes
+        .zip(preview_inboxes)
+        .zip(tls_inboxes)
+        .enumerate()
+    {
         // The thread's listeners share its own pool of idle upstream
         // connections, which only its runtime's tasks touch.
         let thread_forwarder = forwarder.on_another_thread();
@@ -302,45 +326,44 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
                     }
                 };
                 runtime.block_on(async move {
-                    let preview = async {
-                        if let Some(fd) = preview_fd {
-                            match TcpListener::from_std(fd) {
-                                Ok(l) => serve::data_plane(l, preview_forwarder, None, stopped.clone()).await,
-                                Err(err) => tracing::error!(%err, "preview listener lost on a data-plane thread"),
-                            }
-                        }
-                    };
-                    let public = async {
-                        match TcpListener::from_std(public_fd) {
-                            Ok(l) => serve::data_plane(l, public_forwarder, None, stopped.clone()).await,
-                            Err(err) => tracing::error!(%err, "public listener lost on a data-plane thread"),
-                        }
-                    };
-                    let tls = async {
-                        if let (Some(fd), Some(acceptor)) = (tls_fd, acceptor) {
-                            match TcpListener::from_std(fd) {
-                                Ok(l) => serve::data_plane(l, tls_forwarder, Some(acceptor), stopped.clone()).await,
-                                Err(err) => tracing::error!(%err, "TLS listener lost on a data-plane thread"),
-                            }
-                        }
-                    };
+                    let preview = if_any(preview_inbox.map(|inbox| {
+                        serve::serve(inbox, preview_forwarder, None, stopped.clone())
+                    }));
+                    let public =
+                        serve::serve(public_inbox, public_forwarder, None, stopped.clone());
+                    let tls = if_any(tls_inbox.zip(acceptor).map(|(inbox, acceptor)| {
+                        serve::serve(inbox, tls_forwarder, Some(acceptor), stopped.clone())
+                    }));
                     tokio::join!(public, preview, tls, pool.maintain(stopped.clone()));
                 });
             })
             .map_err(StartError::Worker)?;
         workers.push(worker);
     }
-    let preview_server = preview.map(|(_, listener)| {
-        serve::data_plane(
-            listener,
+    // The caller's thread accepts for every listener, and serves its share.
+    let accepting = {
+        let public = serve::accept(public, public_spread, stopped.clone());
+        let preview = preview
+            .zip(preview_spread)
+            .map(|((_, listener), spread)| serve::accept(listener, spread, stopped.clone()));
+        let tls = tls_listener
+            .zip(tls_spread)
+            .map(|((_, listener), spread)| serve::accept(listener, spread, stopped.clone()));
+        async move {
+            tokio::join!(public, if_any(preview), if_any(tls));
+        }
+    };
+    let preview_server = own_preview.map(|inbox| {
+        serve::serve(
+            inbox,
             forwarder.for_listener(Listener::Preview),
             None,
             stopped.clone(),
         )
     });
-    let tls_server = match (tls_listener, acceptor) {
-        (Some((_, listener)), Some(acceptor)) => Some(serve::data_plane(
-            listener,
+    let tls_server = match (own_tls, acceptor) {
+        (Some(inbox), Some(acceptor)) => Some(serve::serve(
+            inbox,
             forwarder.over_tls(),
             Some(acceptor),
             stopped.clone(),
@@ -352,7 +375,7 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         .map(|(store, every)| tls::reload_every(Arc::clone(store), *every, stopped.clone()));
     // The caller's runtime is a data-plane thread too, with its own pool.
     let pool = forwarder.pool().maintain(stopped.clone());
-    let data_server = serve::data_plane(public, forwarder, None, stopped.clone());
+    let data_server = serve::serve(own_public, forwarder, None, stopped.clone());
     let admin_unix_server = admin_unix.map(|listener| {
         axum::serve(listener, admin_app.clone())
             .with_graceful_shutdown(wait_for_stop(stopped.clone()))
@@ -363,34 +386,20 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         .into_future();
     let ticker = tick_metrics(Arc::clone(&metrics), Arc::clone(&routing), stopped);
     let servers = tokio::spawn(async move {
-        let preview = async move {
-            if let Some(server) = preview_server {
-                server.await
-            }
-        };
         let admin_unix = async move {
             match admin_unix_server {
                 Some(server) => server.await,
                 None => Ok(()),
             }
         };
-        let tls = async move {
-            if let Some(server) = tls_server {
-                server.await
-            }
-        };
-        let cert_reloader = async move {
-            if let Some(reloader) = cert_reloader {
-                reloader.await
-            }
-        };
-        let ((), admin, admin_unix, (), (), (), (), ()) = tokio::join!(
+        let ((), (), admin, admin_unix, (), (), (), (), ()) = tokio::join!(
             data_server,
+            accepting,
             admin_server,
             admin_unix,
-            preview,
-            tls,
-            cert_reloader,
+            if_any(preview_server),
+            if_any(tls_server),
+            if_any(cert_reloader),
             ticker,
             pool
         );
@@ -418,13 +427,12 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     })
 }
 
-/// The same listening socket for another thread's runtime (a duplicated
-/// descriptor: both accept from one queue).
-fn share(listener: &TcpListener) -> std::io::Result<std::net::TcpListener> {
-    use std::os::fd::AsFd;
-    let shared = std::net::TcpListener::from(listener.as_fd().try_clone_to_owned()?);
-    shared.set_nonblocking(true)?;
-    Ok(shared)
+/// Runs `task` when there is one (a listener or reloader the config may
+/// leave out).
+async fn if_any(task: Option<impl std::future::Future<Output = ()>>) {
+    if let Some(task) = task {
+        task.await
+    }
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {

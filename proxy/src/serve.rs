@@ -1,6 +1,17 @@
-//! The data plane's listeners: accept, serve each client connection with
-//! hyper directly (HTTP/1.1 or HTTP/2, upgrades included), and on stop let
-//! every connection finish what it is doing.
+//! The data plane's listeners: accept, hand each client connection to the
+//! data-plane thread with the fewest open ones, serve it there with hyper
+//! directly (HTTP/1.1 or HTTP/2, upgrades included), and on stop let every
+//! connection finish what it is doing.
+//!
+//! One task accepts for each listener ([`accept`], on the caller's thread)
+//! and each thread serves what it is handed ([`serve`]). When every thread
+//! accepted from the one socket itself, the first awake took a whole burst
+//! of new connections before the others ran: wrk's 50 connections were seen
+//! all on one of two threads, which then did all the work while the other
+//! idled. Handing them out by count, as HAProxy does between its threads,
+//! keeps the threads even whatever wakes first; the cost is a channel send
+//! and the socket's move between reactors, once per connection, not per
+//! request.
 //!
 //! Each connection task holds one [`ClientConn`]; a request costs an `Arc`
 //! clone and the forward itself — no router, no state clone, no extra task.
@@ -12,30 +23,98 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-/// Serves `listener` until `stopped` says so, then waits for the open
-/// connections' requests to finish (the caller bounds the wait). With an
-/// acceptor, each connection shakes hands first ([`crate::tls`]), in its own
-/// task so a slow client never holds up the accept loop.
-pub async fn data_plane(
-    listener: TcpListener,
-    forwarder: Forwarder,
-    tls: Option<TlsAcceptor>,
-    stopped: watch::Receiver<bool>,
-) {
-    let forwarder = Arc::new(forwarder);
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    let stop = async move {
-        let mut stopped = stopped;
-        // An error means the sender is gone, which also means stop.
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
+/// How many client connections a data-plane thread has open, over all its
+/// listeners: what [`accept`] balances.
+#[derive(Clone, Default)]
+pub struct ThreadLoad(Arc<AtomicUsize>);
+
+impl ThreadLoad {
+    pub fn open(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one connection open on its thread until dropped (when its task
+/// ends, finished or cancelled at shutdown).
+struct Open(ThreadLoad);
+
+impl Open {
+    fn new(load: &ThreadLoad) -> Self {
+        load.0.fetch_add(1, Ordering::Relaxed);
+        Open(load.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An accepted connection on its way to the thread that serves it; its
+/// count on that thread already taken.
+pub struct Handed {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    open: Open,
+}
+
+/// One thread's way in for one listener.
+struct Door {
+    to: mpsc::UnboundedSender<Handed>,
+    load: ThreadLoad,
+}
+
+/// The threads one listener's connections are spread over.
+pub struct Spread {
+    doors: Vec<Door>,
+}
+
+/// What a thread serves one listener's connections from.
+pub struct Inbox {
+    from: mpsc::UnboundedReceiver<Handed>,
+}
+
+impl Spread {
+    /// A spread over threads with these loads (the same for every listener,
+    /// so a thread's count covers all of them); an [`Inbox`] per thread, in
+    /// the same order.
+    pub fn over(loads: &[ThreadLoad]) -> (Spread, Vec<Inbox>) {
+        let (doors, inboxes) = loads
+            .iter()
+            .map(|load| {
+                let (to, from) = mpsc::unbounded_channel();
+                (
+                    Door {
+                        to,
+                        load: load.clone(),
+                    },
+                    Inbox { from },
+                )
+            })
+            .unzip();
+        (Spread { doors }, inboxes)
+    }
+
+    /// The door of the thread with the fewest open connections (the first
+    /// of them on a tie).
+    fn least_loaded(&self) -> Option<&Door> {
+        self.doors.iter().min_by_key(|door| door.load.open())
+    }
+}
+
+/// Accepts on `listener` until `stopped` says so, handing each connection
+/// to the least loaded thread.
+pub async fn accept(listener: TcpListener, spread: Spread, stopped: watch::Receiver<bool>) {
+    let stop = stop_signal(stopped);
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -53,6 +132,62 @@ pub async fn data_plane(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
+        // Off this thread's reactor, onto the serving thread's.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::debug!(%err, "cannot hand an accepted connection over");
+                continue;
+            }
+        };
+        let Some(door) = spread.least_loaded() else {
+            break;
+        };
+        let handed = Handed {
+            stream,
+            peer,
+            open: Open::new(&door.load),
+        };
+        if door.to.send(handed).is_err() {
+            // That thread has stopped serving: so has the proxy.
+            break;
+        }
+    }
+}
+
+/// Serves the connections handed to this thread for one listener until
+/// `stopped` says so, then waits for their requests to finish (the caller
+/// bounds the wait). With an acceptor, each connection shakes hands first
+/// ([`crate::tls`]), in its own task so a slow client never holds up the
+/// others.
+pub async fn serve(
+    mut inbox: Inbox,
+    forwarder: Forwarder,
+    tls: Option<TlsAcceptor>,
+    stopped: watch::Receiver<bool>,
+) {
+    let forwarder = Arc::new(forwarder);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let stop = stop_signal(stopped);
+    tokio::pin!(stop);
+    loop {
+        let handed = tokio::select! {
+            handed = inbox.from.recv() => match handed {
+                Some(handed) => handed,
+                // The accepting task has ended: so has the proxy.
+                None => break,
+            },
+            () = &mut stop => break,
+        };
+        let Handed { stream, peer, open } = handed;
+        let stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::debug!(%err, "cannot serve a handed connection");
+                continue;
+            }
+        };
         let client = Arc::new(ClientConn::new(Arc::clone(&forwarder), peer.ip()));
         if let Some(acceptor) = &tls {
             tokio::spawn(serve_tls(
@@ -61,6 +196,7 @@ pub async fn data_plane(
                 client,
                 builder.clone(),
                 graceful.watcher(),
+                open,
             ));
             continue;
         }
@@ -76,10 +212,17 @@ pub async fn data_plane(
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "client connection ended with an error");
             }
+            drop(open);
         });
     }
-    drop(listener);
+    drop(inbox);
     graceful.shutdown().await;
+}
+
+/// Resolves once `stopped` says stop (or its sender is gone, which also
+/// means stop).
+async fn stop_signal(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// One TLS client connection: the handshake (bounded), then hyper as on
@@ -91,6 +234,7 @@ async fn serve_tls(
     client: Arc<ClientConn>,
     builder: auto::Builder<TokioExecutor>,
     graceful: Watcher,
+    _open: Open,
 ) {
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
@@ -112,5 +256,30 @@ async fn serve_tls(
         .into_owned();
     if let Err(err) = graceful.watch(connection).await {
         tracing::debug!(%err, "TLS client connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_go_to_the_thread_with_the_fewest_open() {
+        let loads = vec![ThreadLoad::default(), ThreadLoad::default()];
+        let (spread, _inboxes) = Spread::over(&loads);
+        let mut held = Vec::new();
+        for _ in 0..10 {
+            let door = spread.least_loaded().unwrap();
+            held.push(Open::new(&door.load));
+        }
+        assert_eq!((loads[0].open(), loads[1].open()), (5, 5));
+        // Thread 0's connections close: the next ones go there.
+        held.retain(|open| !Arc::ptr_eq(&open.0 .0, &loads[0].0));
+        assert_eq!(loads[0].open(), 0);
+        for _ in 0..3 {
+            let door = spread.least_loaded().unwrap();
+            held.push(Open::new(&door.load));
+        }
+        assert_eq!((loads[0].open(), loads[1].open()), (3, 5));
     }
 }

@@ -5,16 +5,15 @@
 //! `lib.rs`), and each has one [`UpstreamPool`]: a request takes an idle
 //! HTTP/1.1 connection to its slot's address from its thread's pool, or
 //! opens one, and gives it back once its response body has been read to
-//! the end (see [`Release`]). So the proxy holds about as many upstream
+//! the end (see [`SlotBody`]). So the proxy holds about as many upstream
 //! connections as it has requests in flight, whatever the number of
 //! clients and environments — as nginx's `keepalive` pool and HAProxy's
 //! `http-reuse always` do — rather than idle ones per client connection
 //! (50 clients × 10 environments were 500 upstream connections, each with
 //! hyper's buffers and a task). The pool's lock is only ever taken by its
 //! own thread's tasks (the admin API and the other threads never touch it),
-//! so nobody waits on it; there is no channel hop to a pool task and no
-//! task spawned per request — only one per upstream connection, which
-//! drives it.
+//! so nobody waits on it. No task drives a connection: the task serving the
+//! client speaks HTTP/1.1 on it itself ([`crate::upstream_h1`]).
 //!
 //! Per address the most recently used connection is taken first (LIFO), so
 //! the fewest connections stay busy and those a burst opened age out. At
@@ -35,17 +34,20 @@
 //! A connection never goes back while its response is unread (a dropped
 //! body closes it: unread bytes would poison it), nor after an upgrade
 //! (the tunnel owns it). An idle connection the slot closed meanwhile (a
-//! restart) is retried once on a new connection when the request had not
-//! gone out on it.
+//! restart) is passed over when seen closed, and a request that may be sent
+//! twice is sent once more on a new connection when the slot closed it
+//! without an answer (see [`UpstreamPool::exchange`]).
 
 use crate::routing::Routing;
+use crate::upstream_h1::{Answer, ExchangeError, Framing, H1Conn};
+use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper::http::request;
 use std::collections::VecDeque;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -67,7 +69,7 @@ pub struct UpstreamPool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     /// Taken by this thread's tasks only, never across an await.
-    idle: Mutex<Idle<http1::SendRequest<Incoming>>>,
+    idle: Mutex<Idle<H1Conn>>,
 }
 
 /// A ready HTTP/1.1 connection to one slot address, lent to one request.
@@ -78,7 +80,7 @@ pub struct Sender {
     epoch: u64,
     /// Taken from the pool rather than opened for this request.
     reused: bool,
-    inner: http1::SendRequest<Incoming>,
+    conn: H1Conn,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +91,6 @@ pub enum ConnectError {
     Io(#[from] std::io::Error),
     #[error("no connection within {0:?}")]
     Timeout(Duration),
-    #[error("handshake: {0}")]
-    Handshake(#[from] hyper::Error),
 }
 
 /// Why a request got no response from its slot.
@@ -98,8 +98,8 @@ pub enum ConnectError {
 pub enum SendError {
     /// The retry's new connection could not be made.
     Connect(ConnectError),
-    /// The slot did not answer on the connection.
-    Request(hyper::Error),
+    /// The slot did not answer on the connection, or not in HTTP/1.x.
+    Request(ExchangeError),
 }
 
 impl UpstreamPool {
@@ -116,13 +116,13 @@ impl UpstreamPool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Idle<http1::SendRequest<Incoming>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle<H1Conn>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Closes the idle connections to addresses no table routes to any
     /// more, when the tables changed since the last look.
-    fn prune_if_changed(&self, idle: &mut Idle<http1::SendRequest<Incoming>>) {
+    fn prune_if_changed(&self, idle: &mut Idle<H1Conn>) {
         let now = self.routing.epoch();
         if idle.epoch != now {
             idle.retain_addresses(|address| self.routing.serves(address));
@@ -139,17 +139,14 @@ impl UpstreamPool {
             self.prune_if_changed(&mut idle);
             idle.pop(address)
         };
-        if let Some((address, mut inner)) = reused {
-            // An idle connection the slot closed meanwhile answers Err here.
-            if inner.ready().await.is_ok() {
-                return Ok(Sender {
-                    address,
-                    epoch,
-                    reused: true,
-                    inner,
-                });
-            }
-            return self.connect(address, epoch).await;
+        // `pop` passed over the idle connections the slot had closed.
+        if let Some((address, conn)) = reused {
+            return Ok(Sender {
+                address,
+                epoch,
+                reused: true,
+                conn,
+            });
         }
         self.connect(Arc::from(address), epoch).await
     }
@@ -160,56 +157,48 @@ impl UpstreamPool {
             .await
             .map_err(|_| ConnectError::Timeout(self.connect_timeout))??;
         stream.set_nodelay(true)?;
-        let (inner, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            // Upgrades: a 101 hands the socket over to the tunnel.
-            if let Err(err) = connection.with_upgrades().await {
-                tracing::debug!(%err, "upstream connection ended with an error");
-            }
-        });
         Ok(Sender {
             address,
             epoch,
             reused: false,
-            inner,
+            conn: H1Conn::new(stream),
         })
     }
 
-    /// Sends `req` on `sender`. When `sender` came from the pool and turned
-    /// out closed before the request went out on it (the slot restarted, or
-    /// closed it as idle), the request goes once more on a new connection,
-    /// which then replaces `sender`.
-    pub async fn send(
+    /// Sends the request on `sender` and reads its answer's head. When
+    /// `sender` came from the pool and the slot closed it before any answer
+    /// (its idle timeout, a restart), a request that may be sent twice (an
+    /// idempotent method, no body) goes once more on a new connection, which
+    /// then replaces `sender`. Others get the error: the slot may have acted
+    /// on them.
+    pub async fn exchange(
         &self,
         sender: &mut Sender,
-        req: Request<Incoming>,
-    ) -> Result<Response<Incoming>, SendError> {
-        match sender.inner.try_send_request(req).await {
-            Ok(response) => Ok(response),
-            Err(mut err) => match err.take_message() {
-                Some(req) if sender.reused => {
-                    tracing::debug!(address = %sender.address, error = %err.error(), "idle upstream connection was closed; retrying on a new one");
-                    *sender = self
-                        .connect(Arc::clone(&sender.address), sender.epoch)
-                        .await
-                        .map_err(SendError::Connect)?;
-                    sender
-                        .inner
-                        .send_request(req)
-                        .await
-                        .map_err(SendError::Request)
-                }
-                _ => Err(SendError::Request(err.into_error())),
-            },
+        head: &request::Parts,
+        body: &mut Incoming,
+        upgrade: bool,
+    ) -> Result<Answer, SendError> {
+        let repeatable = head.method.is_idempotent() && hyper::body::Body::is_end_stream(body);
+        match sender.conn.exchange(head, body, upgrade).await {
+            Err(ExchangeError::Unanswered) if sender.reused && repeatable => {
+                tracing::debug!(address = %sender.address, "idle upstream connection was closed; retrying on a new one");
+                *sender = self
+                    .connect(Arc::clone(&sender.address), sender.epoch)
+                    .await
+                    .map_err(SendError::Connect)?;
+                sender
+                    .conn
+                    .exchange(head, body, upgrade)
+                    .await
+                    .map_err(SendError::Request)
+            }
+            answer => answer.map_err(SendError::Request),
         }
     }
 
     /// Keeps `sender` for the thread's next request to its address, unless
     /// it is closed or no table routes there any more.
     fn put_back(&self, sender: Sender) {
-        if sender.inner.is_closed() {
-            return;
-        }
         let mut idle = self.lock();
         if idle.stopped {
             return;
@@ -218,7 +207,7 @@ impl UpstreamPool {
         if sender.epoch != idle.epoch && !self.routing.serves(&sender.address) {
             return;
         }
-        idle.push(sender.address, sender.inner);
+        idle.push(sender.address, sender.conn);
     }
 
     /// The thread's sweep, until `stopped`: closes connections idle past
@@ -248,26 +237,76 @@ impl UpstreamPool {
     }
 }
 
-/// Returns a connection to its thread's pool once the response body riding
-/// on it has been read to the end; dropped earlier (client gone), the
-/// connection is closed instead, since unread bytes would poison it.
-pub struct Release {
-    pool: Arc<UpstreamPool>,
-    sender: Option<Sender>,
+impl Sender {
+    /// The socket and the bytes read past the 101's head: the connection
+    /// becomes the tunnel's and never goes back to the pool.
+    pub fn into_upgraded(self) -> (TcpStream, Bytes) {
+        self.conn.into_upgraded()
+    }
 }
 
-impl Release {
-    pub fn new(pool: Arc<UpstreamPool>, sender: Sender) -> Self {
-        Release {
+/// A slot's response body, read from its connection as the client's side
+/// asks for it. Read to the end, the connection goes back to its thread's
+/// pool (when it may carry another request); dropped earlier (the client
+/// went away), it is closed, since unread bytes would poison it.
+pub struct SlotBody {
+    pool: Arc<UpstreamPool>,
+    sender: Option<Sender>,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+impl SlotBody {
+    pub fn new(
+        pool: Arc<UpstreamPool>,
+        sender: Sender,
+        framing: Framing,
+        keep_alive: bool,
+    ) -> Self {
+        let mut body = SlotBody {
             pool,
             sender: Some(sender),
-        }
+            framing,
+            keep_alive,
+        };
+        // Nothing to read (204, HEAD, empty): the connection is free now.
+        body.release_if_ended();
+        body
     }
 
-    /// The body was read to its end.
-    pub fn finished(&mut self) {
+    pub fn is_end_stream(&self) -> bool {
+        self.framing.is_end()
+    }
+
+    /// Bytes left, when known.
+    pub fn exact(&self) -> Option<u64> {
+        self.framing.exact()
+    }
+
+    /// The next piece of the body, `None` at its end.
+    pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        let Some(sender) = self.sender.as_mut() else {
+            // Read to its end already.
+            return Poll::Ready(None);
+        };
+        let data = self.framing.poll_data(&mut sender.conn, cx);
+        if let Poll::Ready(Some(Err(_))) = data {
+            // The connection is in no known state: closed, not kept.
+            self.sender = None;
+        } else {
+            self.release_if_ended();
+        }
+        data
+    }
+
+    fn release_if_ended(&mut self) {
+        if !self.framing.is_end() {
+            return;
+        }
         if let Some(sender) = self.sender.take() {
-            self.pool.put_back(sender);
+            if self.keep_alive && !sender.conn.has_unread() {
+                self.pool.put_back(sender);
+            }
         }
     }
 }
@@ -278,9 +317,9 @@ trait Connection {
     fn is_closed(&self) -> bool;
 }
 
-impl Connection for http1::SendRequest<Incoming> {
+impl Connection for H1Conn {
     fn is_closed(&self) -> bool {
-        http1::SendRequest::is_closed(self)
+        H1Conn::is_closed(self)
     }
 }
 

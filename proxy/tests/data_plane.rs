@@ -498,3 +498,46 @@ async fn canary_sends_a_share_of_new_clients_and_keeps_them_by_cookie() {
     assert_eq!(m["slots"]["green"]["listeners"]["preview"]["requests"], 0);
     proxy.shutdown().await;
 }
+
+/// A burst of new connections is spread evenly over the data-plane threads,
+/// each served where it was handed; closed ones are counted off.
+#[tokio::test]
+async fn a_burst_of_connections_is_spread_over_the_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let proxy = start_proxy_with(dir.path(), |config| config.extra_workers = 1).await;
+    let blue = start_upstream("blue").await;
+    let table = serde_json::json!({"generation": 1, "active": up(SlotColor::Blue, blue)});
+    assert_eq!(put_routing_status(&c, proxy.admin_addr, &table).await, 200);
+
+    let mut socks = Vec::new();
+    for _ in 0..10 {
+        socks.push(TcpStream::connect(proxy.listen_addr).await.unwrap());
+    }
+    for sock in &mut socks {
+        sock.write_all(b"GET /hi HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+    }
+    for sock in &mut socks {
+        let head = read_head(sock).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    let threads = admin_json(&c, &proxy, "/admin/threads").await;
+    assert_eq!(
+        threads["open_connections"],
+        serde_json::json!([5, 5]),
+        "{threads}"
+    );
+    drop(socks);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let threads = admin_json(&c, &proxy, "/admin/threads").await;
+        if threads["open_connections"] == serde_json::json!([0, 0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still counted open: {threads}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.shutdown().await;
+}

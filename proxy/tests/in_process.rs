@@ -34,6 +34,7 @@ fn admin_app(dir: &Path) -> (axum::Router, Arc<Routing>) {
         routing: Arc::clone(&routing),
         metrics: Arc::new(SlotMetrics::default()),
         token: Arc::new(AdminToken::new(TOKEN).unwrap()),
+        threads: Arc::from([proxy::serve::ThreadLoad::default()]),
     });
     (app, routing)
 }

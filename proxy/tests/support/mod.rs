@@ -46,6 +46,7 @@ pub async fn put_routing_status(
 }
 
 /// `GET path` on the admin API with the token.
+#[allow(dead_code)] // not upstream_http1.rs
 pub async fn admin_get(c: &reqwest::Client, admin: SocketAddr, path: &str) -> reqwest::Response {
     c.get(format!("http://{admin}{path}"))
         .bearer_auth(TOKEN)
