@@ -30,6 +30,8 @@ mod support;
 
 use support::sibling_bin;
 
+/// nginx's `worker_processes` in the tests' configuration.
+const WORKERS: usize = 2;
 const UPSTREAM: &str = "switchyard_test";
 
 /// The nginx to test with, or `None` when the caller opted out.
@@ -126,7 +128,7 @@ async fn start_nginx(
         format!(
             "daemon off;\n\
                  master_process on;\n\
-                 worker_processes 2;\n\
+                 worker_processes {WORKERS};\n\
                  pid {p}/nginx.pid;\n\
                  error_log {p}/error.log notice;\n\
                  events {{ worker_connections 512; }}\n\
@@ -297,6 +299,27 @@ impl Harness {
             .collect()
     }
 
+    /// The workers once a reload has settled: [`WORKERS`] of them, the
+    /// same in two looks 100 ms apart. Right after a reload an old worker
+    /// may not have retitled itself "shutting down" yet, and a snapshot
+    /// taken then holds it beside the new ones.
+    async fn settled_workers(&self) -> HashSet<i32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = HashSet::new();
+        loop {
+            let now = self.workers();
+            if now.len() == WORKERS && now == last {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx's workers did not settle: {now:?}"
+            );
+            last = now;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn conf(&self) -> &Path {
         &self.router.settings().conf
     }
@@ -326,7 +349,7 @@ async fn apply_switches_users_and_current_reads_it_back() {
     assert_eq!(h.users_see().await, BLUE);
     assert_eq!(h.router.current().await.unwrap(), t1);
 
-    let before = h.workers();
+    let before = h.settled_workers().await;
     let t2 = h.table(2, SlotColor::Green);
     let started = Instant::now();
     assert_eq!(h.router.apply(&t2).await.unwrap(), t2);
@@ -335,7 +358,7 @@ async fn apply_switches_users_and_current_reads_it_back() {
     // apply answers only once the reload took effect: the very next new
     // connection is served by green, and the workers were replaced.
     assert_eq!(h.users_see().await, GREEN);
-    assert!(h.workers().is_disjoint(&before));
+    assert!(h.settled_workers().await.is_disjoint(&before));
     assert_eq!(h.router.current().await.unwrap(), t2);
     // A second router value (as the pipeline builds per operation) reads the
     // same state back from the include.
@@ -356,7 +379,7 @@ async fn a_stale_generation_is_refused_and_changes_nothing() {
     let t5 = h.table(5, SlotColor::Green);
     h.router.apply(&t5).await.unwrap();
     let include = h.include_bytes();
-    let workers = h.workers();
+    let workers = h.settled_workers().await;
 
     for stale in [h.table(5, SlotColor::Blue), h.table(4, SlotColor::Blue)] {
         let err = h.router.apply(&stale).await.unwrap_err();
@@ -395,7 +418,7 @@ async fn a_configuration_nginx_refuses_restores_the_include_and_keeps_serving() 
     let t1 = h.table(1, SlotColor::Blue);
     h.router.apply(&t1).await.unwrap();
     let include = h.include_bytes();
-    let workers = h.workers();
+    let workers = h.settled_workers().await;
 
     // 1. The new upstream itself is invalid: nginx -t cannot resolve it.
     let bad = RoutingTable {
@@ -736,7 +759,7 @@ async fn the_preview_block_serves_the_idle_slot_and_a_refused_table_keeps_the_ol
     // nginx -t refuses the new preview upstream: the include is put back
     // byte for byte, nginx is not reloaded, both blocks serve as before.
     let include = h.include_bytes();
-    let workers = h.workers();
+    let workers = h.settled_workers().await;
     let mut bad = t1.clone();
     bad.generation = 2;
     bad.preview = Some(Upstream {
