@@ -44,6 +44,7 @@ pub mod routes;
 pub mod routing;
 pub mod serve;
 pub mod state_file;
+mod stopping;
 pub mod tls;
 pub mod token;
 mod upstream_conn;

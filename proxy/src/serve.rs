@@ -17,11 +17,11 @@
 //! clone and the forward itself — no router, no state clone, no extra task.
 
 use crate::forward::{self, ClientConn, Forwarder};
+use crate::stopping::{Stopping, Ticket};
 use crate::tls::HANDSHAKE_TIMEOUT;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -168,7 +168,7 @@ pub async fn serve(
 ) {
     let forwarder = Arc::new(forwarder);
     let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
+    let stopping = Stopping::default();
     let stop = stop_signal(stopped);
     tokio::pin!(stop);
     loop {
@@ -195,7 +195,7 @@ pub async fn serve(
                 stream,
                 client,
                 builder.clone(),
-                graceful.watcher(),
+                stopping.ticket(),
                 open,
             ));
             continue;
@@ -207,7 +207,7 @@ pub async fn serve(
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = stopping.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "client connection ended with an error");
@@ -216,7 +216,7 @@ pub async fn serve(
         });
     }
     drop(inbox);
-    graceful.shutdown().await;
+    stopping.stop().await;
 }
 
 /// Resolves once `stopped` says stop (or its sender is gone, which also
@@ -233,7 +233,7 @@ async fn serve_tls(
     stream: TcpStream,
     client: Arc<ClientConn>,
     builder: auto::Builder<TokioExecutor>,
-    graceful: Watcher,
+    ticket: Ticket,
     _open: Open,
 ) {
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -254,7 +254,7 @@ async fn serve_tls(
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), service)
         .into_owned();
-    if let Err(err) = graceful.watch(connection).await {
+    if let Err(err) = ticket.watch(connection).await {
         tracing::debug!(%err, "TLS client connection ended with an error");
     }
 }

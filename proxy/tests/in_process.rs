@@ -442,21 +442,19 @@ async fn a_switch_leaves_in_flight_requests_on_their_slot_and_counts_them() {
     proxy.shutdown().await;
 }
 
+/// Starts an echo server named blue and routes the proxy to it.
+async fn route_to_blue_echo(c: &reqwest::Client, admin: SocketAddr) {
+    let blue = start_echo("blue").await;
+    let table = route(1, SlotColor::Blue, &blue.to_string());
+    assert_eq!(put_routing_status(c, admin, &table).await, 200);
+}
+
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
     let proxy = start_proxy(dir.path()).await;
-    let blue = start_echo("blue").await;
-    assert_eq!(
-        put_routing_status(
-            &c,
-            proxy.admin_addr,
-            &route(1, SlotColor::Blue, &blue.to_string())
-        )
-        .await,
-        200
-    );
+    route_to_blue_echo(&c, proxy.admin_addr).await;
     let slow = tokio::spawn({
         let url = format!("http://{}/slow", proxy.listen_addr);
         async move { reqwest::get(url).await }
@@ -465,6 +463,74 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     proxy.shutdown().await;
     let res = slow.await.unwrap().expect("in-flight request completes");
     assert_eq!(res.status(), 200);
+}
+
+/// On stop an idle keep-alive connection is closed at once (the stop does
+/// not wait for its client to hang up), while a connection with a request
+/// in flight finishes it first, on every data-plane thread.
+#[tokio::test]
+async fn on_stop_idle_connections_close_and_busy_ones_finish_first() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let proxy = start_proxy_with(dir.path(), |config| config.extra_workers = 1).await;
+    route_to_blue_echo(&c, proxy.admin_addr).await;
+    // Four kept-alive connections, answered once each, then idle: spread
+    // over both threads.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(proxy.listen_addr)
+            .await
+            .unwrap();
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: shop\r\n\r\n")
+            .await
+            .unwrap();
+        // Read the whole answer (head, then Content-Length bytes), so
+        // nothing is left unread on the connection.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let whole = loop {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .expect("a sized answer")
+                    .trim()
+                    .parse()
+                    .unwrap();
+                if got.len() >= end + 4 + length {
+                    break got.len() == end + 4 + length;
+                }
+            }
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the answer");
+            got.extend_from_slice(&buf[..n]);
+        };
+        assert!(whole, "more than one answer");
+        assert!(String::from_utf8_lossy(&got).contains("\"name\":\"blue\""));
+        idle.push(s);
+    }
+    let slow = tokio::spawn({
+        let url = format!("http://{}/slow", proxy.listen_addr);
+        async move { reqwest::get(url).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The drain bound is 30 s: a stop that waited on the idle clients
+    // would take that long; this one takes the slow request's time.
+    tokio::time::timeout(Duration::from_secs(15), proxy.shutdown())
+        .await
+        .expect("the stop waited for idle connections");
+    let res = slow.await.unwrap().expect("in-flight request completes");
+    assert_eq!(res.status(), 200);
+    for mut s in idle {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the idle connection was left open")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "an idle connection got {:?}", &buf[..n]);
+    }
 }
 
 /// Every class of refused upstream, PUT over HTTP as `active` and as
