@@ -90,9 +90,6 @@ struct Cli {
     tls_reload_secs: u64,
 }
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 // The main thread's runtime is one data-plane thread (plus the admin API);
 // `--threads` adds the others (see ProxyConfig::extra_workers).
 #[tokio::main(flavor = "current_thread")]
