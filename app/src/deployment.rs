@@ -10,7 +10,7 @@ use crate::error::AppError;
 use crate::format::{duration_text, short_time};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::hooks::use_params_map;
 use model::{DeploymentDetail, DeploymentStatus, DeploymentView, Role, SessionUser, StepView};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -38,6 +38,9 @@ pub async fn promote(deployment: i64, environment: String) -> Result<i64, AppErr
                 .engine
                 .promote(&actor, deployment, &environment)
                 .await?;
+            // The release it made opens on its own page, with or without
+            // JavaScript (as `request_release` does).
+            leptos_axum::redirect(&format!("/releases/{}", release.id));
             Ok(release.id)
         }
         .await,
@@ -168,12 +171,6 @@ pub fn DeploymentPage() -> impl IntoView {
     let page = Resource::new(move || (id(), tick.get()), |(id, _)| load_deployment(id));
     let promote = crate::flash::action::<Promote>();
     let hold_actions = crate::hold::HoldActions::new();
-    let navigate = use_navigate();
-    Effect::new(move |_| {
-        if let Some(Ok(release)) = promote.value().get() {
-            navigate(&format!("/releases/{release}"), Default::default());
-        }
-    });
     #[cfg(feature = "hydrate")]
     let stream = StoredValue::new_local(None::<follow::Stream>);
     #[cfg(feature = "hydrate")]

@@ -8,7 +8,7 @@ use crate::format::short_time;
 use crate::textarea::TextArea;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::hooks::use_params_map;
 use model::{
     ChecklistItemView, DeploymentStatus, DeploymentView, ItemState, ReleaseStatus, ReleaseSummary,
     ReleaseView, Role, SessionUser,
@@ -88,10 +88,15 @@ pub async fn request_release(
                 notes,
                 migration_sql,
             };
-            Ok(state()?
+            let release = state()?
                 .engine
                 .request_release(&actor().await?, &req)
-                .await?)
+                .await?;
+            // A new release opens on its own page, where its checklist is:
+            // the browser's router follows this, and so does a form posted
+            // without JavaScript (server/src/plain_forms.rs).
+            leptos_axum::redirect(&format!("/releases/{}", release.id));
+            Ok(release)
         }
         .await,
     )
@@ -193,13 +198,6 @@ fn error_line<T>(r: Option<Result<T, AppError>>) -> Option<AnyView> {
 pub fn ReleasesListPage() -> impl IntoView {
     let request = crate::flash::action::<RequestRelease>();
     let page = Resource::new(move || request.version().get(), |_| list_releases());
-    let navigate = use_navigate();
-    // A new release opens on its own page, where its checklist is.
-    Effect::new(move |_| {
-        if let Some(Ok(r)) = request.value().get() {
-            navigate(&format!("/releases/{}", r.id), Default::default());
-        }
-    });
     view! {
         {page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
             let may_request = p.me.role != Role::Viewer;

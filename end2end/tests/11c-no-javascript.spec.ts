@@ -63,6 +63,27 @@ test.describe('with JavaScript off', () => {
     await expect(production.getByTestId('action-result')).toHaveCount(0);
     await expect(production.getByTestId('plan')).toHaveCount(0);
   });
+
+  test('a release requested without JavaScript opens on its own page', async ({ page }) => {
+    await page.goto('/login');
+    await page.locator('input[name=username]').fill(USERS.dana.username);
+    await page.locator('input[name=password]').fill(USERS.dana.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page).toHaveURL(`${CONSOLE_URL}/`);
+
+    await page.goto('/releases');
+    const notes = `asked for without JavaScript ${Date.now()}`;
+    await page.getByTestId('request-environment').selectOption('production');
+    await page.getByTestId('request-version').fill('v3');
+    await page.getByTestId('request-notes').fill(notes);
+    await page.getByTestId('request-submit').click();
+    // The server sends the browser to the new release (as the router does
+    // with JavaScript), not back to the list.
+    await expect(page).toHaveURL(new RegExp(`${CONSOLE_URL}/releases/\\d+$`));
+    await expect(page.locator('main')).toContainText(notes);
+    await expect(page.getByTestId('release-requester')).toHaveText(USERS.dana.username);
+    await expect(page.getByRole('heading', { level: 1 })).toContainText('v3 to production');
+  });
 });
 
 test('a form posted before the WASM takes over keeps its answer through hydration', async ({ page }) => {

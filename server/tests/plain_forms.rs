@@ -216,3 +216,48 @@ async fn a_cross_site_form_is_refused_not_redirected() {
         .unwrap();
     assert_eq!(bob_now.role, Role::Viewer);
 }
+
+#[tokio::test]
+async fn a_release_requested_without_javascript_opens_on_its_own_page() {
+    let c = start().await;
+    c.user("dana", Role::Deployer).await;
+    let dana = c.session_for("dana").await;
+    let request = |version: &'static str| {
+        [
+            ("environment", ENV),
+            ("version", version),
+            ("notes", "for the weekly train"),
+            ("migration_sql", ""),
+        ]
+    };
+
+    let r = plain_post(
+        &c,
+        "/api/request_release",
+        &request("v3"),
+        &dana,
+        "/releases",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = location(&r).to_string();
+    let id: i64 = to
+        .strip_prefix("/releases/")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("not the new release's page: {to}"));
+    assert_eq!(c.count("releases").await, 1);
+    let page = c.get(&to, Some(&dana)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("for the weekly train"),
+        "release #{id}'s own page, with its notes"
+    );
+
+    // A refused request goes back to the form, says why and makes nothing.
+    let r = plain_post(&c, "/api/request_release", &request(""), &dana, "/releases").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(location(&r), "/releases");
+    assert_eq!(c.count("releases").await, 1, "nothing made");
+    let page = c.get("/releases", Some(&dana)).await;
+    assert!(page.body.contains("version is required"), "says why");
+}
