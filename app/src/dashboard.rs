@@ -11,7 +11,6 @@ use model::{
     DeployPlan, DeploymentStatus, DeploymentView, EnvironmentView, Role, SessionUser, SlotView,
 };
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{actor, signed_in, state};
@@ -122,48 +121,23 @@ pub fn DashboardPage() -> impl IntoView {
 
 #[component]
 fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
-    let deploy = crate::flash::action_in::<Deploy>(&name);
-    let rollback = crate::flash::action_in::<crate::rollback::Rollback>(&name);
-    let (tick, set_tick) = signal(0u64);
-    // Effects run only in the browser: the server renders one snapshot.
-    Effect::new(move |_| {
-        if let Ok(handle) =
-            set_interval_with_handle(move || set_tick.update(|t| *t += 1), Duration::from_secs(2))
-        {
-            on_cleanup(move || handle.clear());
-        }
-    });
+    // Server HTML: the live parts are kept current by `LiveRefresh` (the
+    // page's HTML fetched again and the regions swapped), so the WASM carries
+    // none of their views; only the forms are an island.
     let env_name = name.clone();
-    let status = Resource::new(
-        move || (deploy.version().get(), rollback.version().get(), tick.get()),
-        move |_| environment_status(env_name.clone()),
-    );
+    let status = Resource::new(|| (), move |_| environment_status(env_name.clone()));
     let env_name = name.clone();
-    let history = Resource::new(
-        move || (deploy.version().get(), rollback.version().get(), tick.get()),
-        move |_| deployment_history(env_name.clone()),
-    );
+    let history = Resource::new(|| (), move |_| deployment_history(env_name.clone()));
     let can_operate = matches!(role, Role::Deployer | Role::Admin);
-    // What a rollback would do: as the page was rendered (the server and the
-    // hydrating browser agree, and a page without JavaScript has it), then
-    // refreshed with the status by the browser. The forms are rendered once,
-    // so a reason being typed survives the refreshes.
     let env_name = name.clone();
     let first_plan = Resource::new(
         || (),
         move |_| crate::rollback::plan_rollback(env_name.clone()),
     );
-    let live_plan = RwSignal::new(None);
-    let env_name = name.clone();
-    Effect::new(move |_| {
-        let _ = (deploy.version().get(), rollback.version().get(), tick.get());
-        let name = env_name.clone();
-        leptos::task::spawn_local(async move {
-            if let Ok(plan) = crate::rollback::plan_rollback(name).await {
-                live_plan.set(Some(plan));
-            }
-        });
-    });
+    let top = format!("live-{name}-status");
+    let rest = format!("live-{name}-rest");
+    let bottom = format!("live-{name}-history");
+    let regions = vec![top.clone(), rest.clone(), bottom.clone()];
     view! {
         <section class="environment" data-environment=name.clone()>
             <h2>{name.clone()}</h2>
@@ -174,6 +148,8 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
                 " · "
                 <a href=format!("/environments/{name}/settings") data-testid="settings-link">"Pipeline settings"</a>
             </p>
+            <crate::live::LiveRefresh regions every_ms=2000/>
+            <div id=top class="region">
             <Transition fallback=|| view! { <p class="notice">"Loading slots…"</p> }>
                 {move || Suspend::new(async move {
                     match status.await {
@@ -182,10 +158,15 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
                     }
                 })}
             </Transition>
-            <crate::hold::HeldOnDashboard name=name.clone() may_decide=can_operate tick/>
+            </div>
+            <div id=rest class="region">
+            <crate::hold::HeldOnDashboard name=name.clone() may_decide=can_operate/>
             <h3 class="traffic-heading">"Traffic through the router"</h3>
-            <crate::traffic::TrafficPanel name=name.clone() tick/>
-            {can_operate.then(|| view! { <crate::slot_output::SlotOutputPanel name=name.clone() tick/> })}
+            <crate::traffic::TrafficPanel name=name.clone()/>
+            </div>
+            // Outside the refreshed regions: an island with its own refresh,
+            // whose choice of slot a swap would otherwise reset.
+            {can_operate.then(|| view! { <crate::slot_output::SlotOutputPanel name=name.clone()/> })}
             {if can_operate {
                 let name = name.clone();
                 view! {
@@ -193,9 +174,8 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
                         {move || {
                             let name = name.clone();
                             Suspend::new(async move {
-                                let first = first_plan.await.ok();
-                                let plan = Signal::derive(move || live_plan.get().or_else(|| first.clone()));
-                                view! { <OperateForms name deploy rollback rollback_plan=plan/> }
+                                let plan = first_plan.await.ok();
+                                view! { <OperateForms name plan/> }
                             })
                         }}
                     </Suspense>
@@ -203,6 +183,7 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
             } else {
                 view! { <p class="notice">"Your role can view this environment but not change it."</p> }.into_any()
             }}
+            <div id=bottom class="region">
             <h3 class="history-heading">"History"</h3>
             <Transition fallback=|| view! { <p class="notice">"Loading history…"</p> }>
                 {move || Suspend::new(async move {
@@ -212,6 +193,7 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
                     }
                 })}
             </Transition>
+            </div>
         </section>
     }
 }
@@ -297,14 +279,25 @@ fn plan_view(r: Result<DeployPlan, AppError>) -> impl IntoView {
 }
 
 /// Deploy and rollback, shown only to roles that may use them (the server
-/// refuses everyone else anyway).
-#[component]
-fn OperateForms(
-    name: String,
-    deploy: ServerAction<Deploy>,
-    rollback: ServerAction<crate::rollback::Rollback>,
-    rollback_plan: Signal<Option<crate::rollback::RollbackPlan>>,
-) -> impl IntoView {
+/// refuses everyone else anyway): the dashboard's one island.
+#[island]
+fn OperateForms(name: String, plan: Option<crate::rollback::RollbackPlan>) -> impl IntoView {
+    let deploy = crate::flash::action_in::<Deploy>(&name);
+    let rollback = crate::flash::action_in::<crate::rollback::Rollback>(&name);
+    let live_plan = RwSignal::new(plan);
+    let env_name = name.clone();
+    Effect::new(move |first: Option<()>| {
+        let _ = (deploy.version().get(), rollback.version().get());
+        if first.is_some() {
+            let name = env_name.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(plan) = crate::rollback::plan_rollback(name).await {
+                    live_plan.set(Some(plan));
+                }
+            });
+        }
+    });
+    let rollback_plan = Signal::derive(move || live_plan.get());
     let deploy_env = name.clone();
     let plan_env = name.clone();
     let plan = crate::flash::action_in::<PlanDeploy>(&name);

@@ -1,9 +1,10 @@
 //! One deployment's page: who moved what where, and the timeline of its steps
 //! (lock, preflight, start, health, switch, standby) with when each ran and,
 //! for a failed one, why. While the deployment runs (or its watch window
-//! does) the browser follows it over server-sent events
-//! (`/api/deployments/{id}/events`, see the server's `events` module); if the
-//! stream cannot be opened or breaks, the page asks again every second.
+//! does) the browser follows it: each server-sent event
+//! (`/api/deployments/{id}/events`, see the server's `events` module) fetches
+//! the page again and swaps its live region; if the stream cannot be opened
+//! or breaks, the page is fetched every second instead (`live::LiveFollow`).
 
 use crate::components::{page_shell, Loading};
 use crate::error::AppError;
@@ -13,13 +14,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use model::{DeploymentDetail, DeploymentStatus, DeploymentView, Role, SessionUser, StepView};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 #[cfg(feature = "ssr")]
 use crate::auth::ssr::{signed_in, state};
-
-/// How often the page asks again when the event stream is unavailable.
-const REFRESH: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoadedDeployment {
@@ -60,98 +57,17 @@ pub async fn load_deployment(id: i64) -> Result<LoadedDeployment, AppError> {
     )
 }
 
-/// Whether the page has more to show: the deployment still runs, or its watch
-/// window does, or the last answer was lost on the way (a refusal or a
-/// missing one is final).
-fn keeps_polling(r: &Result<LoadedDeployment, AppError>) -> bool {
-    match r {
-        Ok(p) => {
-            p.detail.deployment.status == DeploymentStatus::Running
-                || p.detail
-                    .watch
-                    .as_ref()
-                    .is_some_and(|w| w.status == model::WatchStatus::Watching)
-        }
-        Err(AppError::Transport(_)) => true,
-        Err(_) => false,
-    }
+/// Whether the page has more to show: the deployment still runs, or its
+/// watch window does.
+fn keeps_following(d: &DeploymentDetail) -> bool {
+    d.deployment.status == DeploymentStatus::Running
+        || d.watch
+            .as_ref()
+            .is_some_and(|w| w.status == model::WatchStatus::Watching)
 }
 
-/// The browser's side of the event stream.
-#[cfg(feature = "hydrate")]
-mod follow {
-    use leptos::prelude::*;
-    use leptos::wasm_bindgen::prelude::Closure;
-    use leptos::wasm_bindgen::JsCast;
-    use leptos::web_sys::{EventSource, MessageEvent};
-    use model::DeploymentDetail;
-
-    /// An open stream and the callbacks it calls (dropped with it).
-    pub struct Stream {
-        pub id: i64,
-        source: EventSource,
-        _on_message: Closure<dyn FnMut(MessageEvent)>,
-        _on_done: Closure<dyn FnMut(MessageEvent)>,
-        _on_error: Closure<dyn FnMut(leptos::web_sys::Event)>,
-    }
-
-    impl Drop for Stream {
-        fn drop(&mut self) {
-            self.source.close();
-        }
-    }
-
-    fn detail_of(e: &MessageEvent) -> Option<DeploymentDetail> {
-        leptos::serde_json::from_str(&e.data().as_string()?).ok()
-    }
-
-    /// Opens `/api/deployments/{id}/events`: each message replaces `pushed`;
-    /// `done` carries the final state and ends it; an error closes it and
-    /// turns on `polling`, so the page goes on by asking.
-    pub fn open(
-        id: i64,
-        pushed: RwSignal<Option<DeploymentDetail>>,
-        polling: RwSignal<bool>,
-    ) -> Option<Stream> {
-        let source = EventSource::new(&format!("/api/deployments/{id}/events")).ok()?;
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            if let Some(d) = detail_of(&e) {
-                pushed.set(Some(d));
-            }
-        });
-        let on_done = {
-            let source = source.clone();
-            Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-                source.close();
-                if let Some(d) = detail_of(&e) {
-                    pushed.set(Some(d));
-                }
-            })
-        };
-        // A stream that ends without `done` (refused, the console restarted,
-        // its lifetime is up) would otherwise reconnect on its own: close it
-        // and ask every second instead, so the page never stands still.
-        let on_error = {
-            let source = source.clone();
-            Closure::<dyn FnMut(leptos::web_sys::Event)>::new(move |_| {
-                source.close();
-                polling.set(true);
-            })
-        };
-        source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        source
-            .add_event_listener_with_callback("done", on_done.as_ref().unchecked_ref())
-            .ok()?;
-        Some(Stream {
-            id,
-            source,
-            _on_message: on_message,
-            _on_done: on_done,
-            _on_error: on_error,
-        })
-    }
-}
+/// The id of the part of the page that follows the deployment.
+const LIVE_REGION: &str = "deployment-region";
 
 #[component]
 pub fn DeploymentPage() -> impl IntoView {
@@ -163,103 +79,44 @@ pub fn DeploymentPage() -> impl IntoView {
             .and_then(|s| s.parse::<i64>().ok())
             .unwrap_or(0)
     };
-    let (tick, set_tick) = signal(0u64);
-    // Asking again every second: only when the event stream failed.
-    let polling = RwSignal::new(false);
-    // The newest detail the event stream brought (browser only).
-    let pushed = RwSignal::new(None::<DeploymentDetail>);
-    let page = Resource::new(move || (id(), tick.get()), |(id, _)| load_deployment(id));
+    let page = Resource::new(id, load_deployment);
     let promote = crate::flash::action::<Promote>();
     let hold_actions = crate::hold::HoldActions::new();
-    #[cfg(feature = "hydrate")]
-    let stream = StoredValue::new_local(None::<follow::Stream>);
-    #[cfg(feature = "hydrate")]
-    on_cleanup(move || {
-        let _ = stream.try_set_value(None);
-    });
-    // Effects run only in the browser: the server renders one snapshot, the
-    // browser follows the deployment while it runs and stops once it has ended.
-    Effect::new(move |_| {
-        let Some(r) = page.get() else {
-            return;
-        };
-        let live = keeps_polling(&r);
-        if polling.get_untracked() {
-            // A fresh answer is newer than anything the stream brought.
-            pushed.set(None);
-            polling.set(live);
-            return;
-        }
-        #[cfg(feature = "hydrate")]
-        match &r {
-            Ok(p) if live => {
-                let id = p.detail.deployment.id;
-                if stream.with_value(|s| s.as_ref().map(|s| s.id)) != Some(id) {
-                    pushed.set(None);
-                    match follow::open(id, pushed, polling) {
-                        Some(s) => stream.set_value(Some(s)),
-                        None => {
-                            stream.set_value(None);
-                            polling.set(true);
-                        }
-                    }
-                }
-            }
-            _ => {
-                stream.set_value(None);
-                polling.set(live);
-            }
-        }
-        #[cfg(not(feature = "hydrate"))]
-        polling.set(live);
-    });
-    Effect::new(move |_| {
-        if let Ok(handle) = set_interval_with_handle(
-            move || {
-                if polling.get_untracked() {
-                    set_tick.update(|t| *t += 1);
-                }
-            },
-            REFRESH,
-        ) {
-            on_cleanup(move || handle.clear());
-        }
-    });
     page_shell(
         page,
         Loading::Transition,
         "Loading…",
         Some("deployment"),
         move |p| {
-            let loaded = p.detail;
-            // What the stream pushed for this deployment, else what was
-            // loaded (the server's render, hydrated as is).
-            let detail = move || {
-                pushed
-                    .get()
-                    .filter(|d| d.deployment.id == loaded.deployment.id)
-                    .unwrap_or_else(|| loaded.clone())
-            };
+            let d = p.detail;
             let may_request = p.me.role != Role::Viewer;
-            let contents = move || {
-                let d = detail();
-                let offers = (may_request && !d.promote_to.is_empty())
-                    .then(|| view! { <Promotions deployment=d.deployment.id targets=d.promote_to.clone() action=promote/> });
-                let running = d.deployment.status == DeploymentStatus::Running;
-                let hold = d.hold.clone().map(|h| {
-                    view! {
-                        <crate::hold::HoldPanel deployment=d.deployment.id hold=h running
-                            may_decide=may_request actions=hold_actions/>
-                    }
-                });
+            // While it runs, the browser follows it: each event of the
+            // deployment's stream fetches this page again and swaps the
+            // region (`live::LiveFollow`), so the WASM carries none of the
+            // views below. The region says whether it still follows.
+            let following = keeps_following(&d);
+            let events = format!("/api/deployments/{}/events", d.deployment.id);
+            let offers = (may_request && !d.promote_to.is_empty())
+                .then(|| view! { <Promotions deployment=d.deployment.id targets=d.promote_to.clone() action=promote/> });
+            let running = d.deployment.status == DeploymentStatus::Running;
+            let hold = d.hold.clone().map(|h| {
                 view! {
+                    <crate::hold::HoldPanel deployment=d.deployment.id hold=h running
+                        may_decide=may_request actions=hold_actions/>
+                }
+            });
+            let contents = view! {
+                {following.then(|| view! {
+                    <crate::live::LiveFollow regions=vec![LIVE_REGION.to_string()] events/>
+                })}
+                <div id=LIVE_REGION class="region" data-follow=following.then_some("true")>
                     <DeploymentHeader deployment=d.deployment elapsed_ms=d.elapsed_ms/>
                     {hold}
                     {offers}
                     <h2>"Steps"</h2>
                     <Timeline steps=d.steps/>
                     {d.watch.map(|w| view! { <Watch watch=w/> })}
-                }
+                </div>
             };
             (p.me, contents)
         },

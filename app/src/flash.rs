@@ -10,10 +10,11 @@
 //! of that server function on the page starts with the answer as its value:
 //! the page shows it exactly where the action would have shown it.
 //!
-//! The browser that hydrates the page must start with the same value, or the
-//! page would change under the reader: the server writes the flash into the
-//! document's head as JSON ([`FlashData`]), and the browser reads it from
-//! there until its first navigation.
+//! The islands that hydrate on the page must start with the same value, or
+//! the page would change under the reader: the server writes the flash into
+//! the document's head as JSON ([`FlashData`]), and the browser reads it
+//! from there. A refusal also carries what was typed (never a password or a
+//! secret), and the browser puts it back into the form ([`restore_fields`]).
 
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -35,6 +36,19 @@ pub struct Flash {
     pub ok: bool,
     /// The answer as the function's JSON encoding wrote it.
     pub body: String,
+    /// What was typed into a refused form (name, value), so the page can
+    /// put it back for a second try; never a password or a secret
+    /// ([`keeps_field`]). Empty when the form was accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, String)>,
+}
+
+/// Whether a refused form's field `name` is kept for the page to put back:
+/// everything but passwords and secrets, which are never written to the
+/// session store or into a page.
+pub fn keeps_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    !(name.contains("password") || name.contains("secret"))
 }
 
 /// The id of the element that carries the flash to the browser.
@@ -153,21 +167,11 @@ pub fn FlashData() -> impl IntoView {
     )
 }
 
-/// Forgets the page's flash at the first navigation in the browser: a page
-/// reached by a link must not show an answer again.
-#[component]
-pub fn FlashExpiry() -> impl IntoView {
-    #[cfg(feature = "hydrate")]
-    {
-        let location = leptos_router::hooks::use_location();
-        Effect::new(move |first: Option<(String, String)>| {
-            let now = (location.pathname.get(), location.search.get());
-            if first.as_ref().is_some_and(|f| *f != now) {
-                browser::forget();
-            }
-            first.unwrap_or(now)
-        });
-    }
+/// Puts a refused plain post's typed values back into its form, once the
+/// page is in the browser's hands (the server renders forms empty).
+pub fn restore_fields() {
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    let _ = browser::restore_fields();
 }
 
 #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
@@ -176,7 +180,9 @@ mod browser {
     use std::cell::RefCell;
 
     thread_local! {
-        /// Read once from the document; `None` after the first navigation.
+        /// Read once from the document. Every navigation loads a new
+        /// document (islands: there is no client-side router), so a page
+        /// reached by a link starts without it.
         static FLASH: RefCell<Option<Option<Flash>>> = const { RefCell::new(None) };
     }
 
@@ -193,8 +199,76 @@ mod browser {
         })
     }
 
-    pub(super) fn forget() {
-        FLASH.with(|cell| *cell.borrow_mut() = Some(None));
+    /// Puts a refused form's typed values back into the forms posting to
+    /// its function (on the dashboard, only the environment's own form).
+    pub(super) fn restore_fields() -> Option<()> {
+        use leptos::wasm_bindgen::JsCast;
+        use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
+        let flash = current().filter(|f| !f.ok && !f.fields.is_empty())?;
+        let doc = leptos::prelude::document();
+        let forms = doc
+            .query_selector_all(&format!("form[action=\"{}\"]", flash.path))
+            .ok()?;
+        let posted = |name: &str| -> Vec<String> {
+            flash
+                .fields
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        for i in 0..forms.length() {
+            let Some(form) = forms
+                .item(i)
+                .and_then(|f| f.dyn_into::<web_sys::Element>().ok())
+            else {
+                continue;
+            };
+            if let Some(env) = &flash.environment {
+                let own = form
+                    .query_selector("input[name=environment]")
+                    .ok()
+                    .flatten()
+                    .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+                    .map(|e| e.value());
+                if own.as_ref().is_some_and(|own| own != env) {
+                    continue;
+                }
+            }
+            let Ok(controls) = form.query_selector_all("input[name], select[name], textarea[name]")
+            else {
+                continue;
+            };
+            for j in 0..controls.length() {
+                let Some(node) = controls.item(j) else {
+                    continue;
+                };
+                if let Some(input) = node.dyn_ref::<HtmlInputElement>() {
+                    let name = input.name();
+                    match input.type_().as_str() {
+                        "hidden" | "password" | "submit" | "button" | "file" => {}
+                        "checkbox" | "radio" => {
+                            let value = input.value();
+                            input.set_checked(posted(&name).contains(&value));
+                        }
+                        _ => {
+                            if let Some(v) = posted(&name).first() {
+                                input.set_value(v);
+                            }
+                        }
+                    }
+                } else if let Some(select) = node.dyn_ref::<HtmlSelectElement>() {
+                    if let Some(v) = posted(&select.name()).first() {
+                        select.set_value(v);
+                    }
+                } else if let Some(area) = node.dyn_ref::<HtmlTextAreaElement>() {
+                    if let Some(v) = posted(&area.name()).first() {
+                        area.set_value(v);
+                    }
+                }
+            }
+        }
+        Some(())
     }
 }
 
@@ -209,6 +283,7 @@ mod tests {
             environment: Some("production".into()),
             ok: false,
             body: r#"{"InvalidInput":{"field":"version","message":"</script><!-- & >"}}"#.into(),
+            fields: vec![("version".into(), "</script><b>".into())],
         };
         let json = script_json(&flash);
         assert!(
@@ -225,6 +300,7 @@ mod tests {
             environment: None,
             ok: true,
             body: "\"v2 is live\"".into(),
+            fields: vec![],
         };
         assert_eq!(decode::<String>(&ok).unwrap(), "v2 is live");
         let refused = Flash {
@@ -232,6 +308,7 @@ mod tests {
             environment: None,
             ok: false,
             body: serde_json::to_string(&AppError::invalid("version", "bad version")).unwrap(),
+            fields: vec![],
         };
         let err = decode::<String>(&refused).unwrap_err();
         assert!(err.to_string().contains("bad version"), "{err}");
@@ -240,6 +317,7 @@ mod tests {
             environment: None,
             ok: true,
             body: "{".into(),
+            fields: vec![],
         };
         assert!(matches!(
             decode::<String>(&garbled),

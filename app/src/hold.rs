@@ -349,46 +349,23 @@ mod tests {
 }
 
 /// The dashboard's copy of a held deploy's panel: whoever started the deploy
-/// from the dashboard promotes, aborts or sets the canary there. As the page
-/// was rendered (server and hydrating browser agree), then refreshed by the
-/// browser with the environment's `tick`; the panel is drawn again only
-/// when the hold changes, so a canary being typed survives the refreshes.
+/// from the dashboard promotes, aborts or sets the canary there. Server HTML
+/// in a region the dashboard's `LiveRefresh` swaps; a region with the focus
+/// in it is left alone, so a canary being typed survives the refreshes.
 #[component]
-pub fn HeldOnDashboard(name: String, may_decide: bool, tick: ReadSignal<u64>) -> impl IntoView {
+pub fn HeldOnDashboard(name: String, may_decide: bool) -> impl IntoView {
     let actions = HoldActions::new();
-    let asked = name.clone();
-    let first = Resource::new(|| (), move |_| held_deploy(asked.clone()));
-    let live = RwSignal::new(None::<Option<(i64, HoldView)>>);
-    Effect::new(move |_| {
-        let _ = (
-            tick.get(),
-            actions.promote.version().get(),
-            actions.abort.version().get(),
-            actions.canary.version().get(),
-        );
-        let name = name.clone();
-        leptos::task::spawn_local(async move {
-            if let Ok(now) = held_deploy(name).await {
-                if live.get_untracked().as_ref() != Some(&now) {
-                    live.set(Some(now));
-                }
-            }
-        });
-    });
+    let held = Resource::new(|| (), move |_| held_deploy(name.clone()));
     view! {
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
-                let first = first.await.ok().flatten();
-                let held = Memo::new(move |_| live.get().unwrap_or_else(|| first.clone()));
-                move || {
-                    held.get().map(|(deployment, hold)| {
-                        view! {
-                            <div class="dashboard-hold" data-testid="dashboard-hold">
-                                <HoldPanel deployment hold running=true may_decide actions/>
-                            </div>
-                        }
-                    })
-                }
+                held.await.ok().flatten().map(|(deployment, hold)| {
+                    view! {
+                        <div class="dashboard-hold" data-testid="dashboard-hold">
+                            <HoldPanel deployment hold running=true may_decide actions/>
+                        </div>
+                    }
+                })
             })}
         </Suspense>
     }

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub(crate) mod chart;
+pub mod chart_reader;
 pub mod checklists;
 pub mod components;
 pub mod dashboard;
@@ -19,6 +20,7 @@ pub mod format;
 pub mod freezes;
 pub mod hold;
 pub mod links;
+pub mod live;
 pub mod lock;
 pub mod releases;
 pub mod rollback;
@@ -54,7 +56,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // build (cargo-leptos `hash-files`), so it is cached for good.
                 <HashedStylesheet options=options.clone() id="leptos"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
                 <flash::FlashData/>
             </head>
@@ -82,11 +84,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     // Effects run only in the browser, after hydration: the marker tells
     // people's tools (and the end-to-end tests) that the page is interactive.
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
     view! {
         <Title text="Switchyard"/>
         // The first thing a keyboard reaches: past the top bar's links to the
@@ -98,7 +95,6 @@ pub fn App() -> impl IntoView {
         // it would be 200 or not depending on which finished first. The same
         // full HTML is what a browser without JavaScript gets.
         <Router>
-            <flash::FlashExpiry/>
             <Routes fallback=NotFound>
                 <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
                 <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
@@ -116,7 +112,21 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/environments/:name/webhooks") view=webhooks::WebhooksDetailPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
+        // Last in the body: the island script hydrates islands in document
+        // order, so when this one has run every island above it has too.
+        <HydratedMark/>
     }
+}
+
+/// Marks the body once the browser has hydrated the page's islands.
+#[island]
+fn HydratedMark() -> impl IntoView {
+    Effect::new(|_| {
+        flash::restore_fields();
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
 }
 
 /// The id of every page's `<main>`: the skip link's target.

@@ -24,10 +24,23 @@ pub async fn slot_output(environment: String, color: String) -> Result<SlotOutpu
     )
 }
 
-/// Buttons to show one slot's output, refreshed with the dashboard's tick.
-#[component]
-pub fn SlotOutputPanel(name: String, tick: ReadSignal<u64>) -> impl IntoView {
+/// Buttons to show one slot's output, refreshed every two seconds while
+/// one is shown: an island (islands mode).
+#[island]
+pub fn SlotOutputPanel(name: String) -> impl IntoView {
     let (shown, set_shown) = signal(None::<SlotColor>);
+    let (tick, set_tick) = signal(0u64);
+    Effect::new(move |_| {
+        if shown.get().is_none() {
+            return;
+        }
+        if let Ok(handle) = set_interval_with_handle(
+            move || set_tick.update(|t| *t += 1),
+            std::time::Duration::from_secs(2),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
     let env = name.clone();
     let output = Resource::new(
         move || (shown.get(), tick.get()),

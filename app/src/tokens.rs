@@ -119,12 +119,8 @@ fn revoked(r: Option<Result<TokenView, AppError>>) -> Option<AnyView> {
 
 #[component]
 pub fn TokensPage() -> impl IntoView {
-    let create = crate::flash::action::<CreateToken>();
     let revoke = crate::flash::action::<RevokeToken>();
-    let page = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        |_| load_tokens(),
-    );
+    let page = Resource::new(move || revoke.version().get(), |_| load_tokens());
     view! {
         {page_shell(page, Loading::Suspense, "Loading tokens…", None, move |p| {
             let admin = p.me.role == Role::Admin;
@@ -133,13 +129,33 @@ pub fn TokensPage() -> impl IntoView {
                 <p class="notice">
                     "A token lets a pipeline or the remote CLI (switchyard --server URL …) act for you over the REST API (/api/v1). It never has more rights than you: its role stays within yours, it stops when you are disabled, and it cannot sign a release you requested."
                 </p>
-                <TokenForm me=p.me.clone() environments=p.environments admin create/>
-                <TokenTable tokens=p.tokens revoke/>
+                <TokenCreate me=p.me.clone() environments=p.environments admin/>
+                <div id=TOKENS_REGION class="region">
+                    <TokenTable tokens=p.tokens revoke/>
+                </div>
             };
             (p.me, contents)
         })}
-        {move || issued(create.value().get())}
         {move || revoked(revoke.value().get())}
+    }
+}
+
+/// The id of the token table: fetched again after a token is made.
+const TOKENS_REGION: &str = "tokens-region";
+
+/// The form that makes a token, and the secret it shows once: an island,
+/// the only part of the page that needs the browser.
+#[island]
+fn TokenCreate(me: SessionUser, environments: Vec<String>, admin: bool) -> impl IntoView {
+    let create = crate::flash::action::<CreateToken>();
+    Effect::new(move |_| {
+        if matches!(create.value().get(), Some(Ok(_))) {
+            crate::live::refresh_now(&[TOKENS_REGION]);
+        }
+    });
+    view! {
+        <TokenForm me environments admin create/>
+        {move || issued(create.value().get())}
     }
 }
 

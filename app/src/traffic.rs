@@ -172,61 +172,26 @@ fn MetricChart(metric: &'static Metric, series: TrafficSeries) -> impl IntoView 
             )
         })
         .collect();
-    // The step a person is reading: moved by the arrow keys while the chart
-    // has focus, or by the pointer over a step; none shows the newest.
-    let cursor = RwSignal::new(None::<usize>);
-    let newest = steps.checked_sub(1);
-    let column = chart::plot_width() / steps.max(1) as f64;
+    // The figures the pointer gets from the titles, read by keyboard too:
+    // the `ChartReader` island moves the cursor line and the readout in the
+    // browser; the server draws them at rest (the newest step).
+    let xs: Vec<f64> = readings.iter().map(|(x, _)| *x).collect();
+    let texts: Vec<String> = readings.iter().map(|(_, t)| t.clone()).collect();
     let hovers = readings
-        .iter()
-        .enumerate()
-        .map(|(i, (x, text))| {
+        .into_iter()
+        .map(|(x, text)| {
             view! {
-                <rect class="hover" x=(x - column / 2.0).max(left) y=chart::TOP width=column height=chart::plot_height()
-                    on:mouseenter=move |_| cursor.set(Some(i))>
-                    <title>{text.clone()}</title>
+                <rect class="hover" x=(x - column_width(steps) / 2.0).max(left) y=chart::TOP
+                    width=column_width(steps) height=chart::plot_height()>
+                    <title>{text}</title>
                 </rect>
             }
         })
         .collect_view();
-    let xs: Vec<f64> = readings.iter().map(|(x, _)| *x).collect();
-    let cursor_x = move || {
-        cursor
-            .get()
-            .and_then(|i| xs.get(i).copied())
-            .unwrap_or(left)
-    };
-    let texts: Vec<String> = readings.into_iter().map(|(_, t)| t).collect();
-    let readout = move || {
-        cursor
-            .get()
-            .or(newest)
-            .and_then(|i| texts.get(i).cloned())
-            .unwrap_or_else(|| "no figures yet".into())
-    };
-    let reading = use_context::<Reading>();
-    let read = move |on: bool| {
-        if let Some(r) = reading {
-            r.0.set(on);
-        }
-    };
-    let stop = move || {
-        cursor.set(None);
-        read(false);
-    };
-    let on_key = move |ev: leptos::ev::KeyboardEvent| {
-        let Some(last) = newest else { return };
-        let at = cursor.get_untracked().unwrap_or(last);
-        let next = match ev.key().as_str() {
-            "ArrowLeft" => at.saturating_sub(1),
-            "ArrowRight" => (at + 1).min(last),
-            "Home" => 0,
-            "End" => last,
-            _ => return,
-        };
-        ev.prevent_default();
-        cursor.set(Some(next));
-    };
+    let readout = texts
+        .last()
+        .cloned()
+        .unwrap_or_else(|| "no figures yet".into());
     let latest = lines
         .iter()
         .map(|(slot, pts)| {
@@ -246,19 +211,17 @@ fn MetricChart(metric: &'static Metric, series: TrafficSeries) -> impl IntoView 
             // Focusable, so a keyboard can read the figures the pointer
             // gets from the titles: ← → step, Home/End jump.
             <svg viewBox=format!("0 0 {} {}", chart::WIDTH, chart::HEIGHT) role="img" aria-label=label
-                preserveAspectRatio="xMidYMid meet" tabindex="0" on:keydown=on_key
-                on:focus=move |_| read(true) on:mouseenter=move |_| read(true)
-                on:mouseleave=move |_| stop() on:blur=move |_| stop()>
+                preserveAspectRatio="xMidYMid meet" tabindex="0">
                 {y_ticks}
                 <line class="axis" x1=left x2=right y1=bottom y2=bottom/>
                 {x_ticks}
                 {switch}
                 {paths}
-                <line class="cursor" x1=cursor_x.clone() x2=cursor_x y1=chart::TOP y2=bottom
-                    visibility=move || if cursor.get().is_some() { "visible" } else { "hidden" }/>
+                <line class="cursor" x1=left x2=left y1=chart::TOP y2=bottom visibility="hidden"/>
                 {hovers}
             </svg>
             <p class="chart-readout" aria-live="polite" data-testid="chart-readout">{readout}</p>
+            <crate::chart_reader::ChartReader xs texts/>
         </figure>
     }
 }
@@ -314,27 +277,16 @@ fn Series(series: TrafficSeries) -> impl IntoView {
     }
 }
 
-/// Whether a chart of the panel is being read (see `TrafficPanel`).
-#[derive(Clone, Copy)]
-struct Reading(RwSignal<bool>);
+/// The width of one step's hover column.
+fn column_width(steps: usize) -> f64 {
+    crate::chart::plot_width() / steps.max(1) as f64
+}
 
-/// The panel; `tick` is the environment panel's refresh signal.
+/// The panel: server HTML; the dashboard's `LiveRefresh` swaps it, and
+/// leaves it alone while a chart has the keyboard's focus.
 #[component]
-pub fn TrafficPanel(name: String, tick: ReadSignal<u64>) -> impl IntoView {
-    // The figures hold still while someone reads a chart (focus or pointer
-    // on it): a refresh redraws the charts, which would take the keyboard's
-    // focus and the step being read away every two seconds.
-    let reading = Reading(RwSignal::new(false));
-    provide_context(reading);
-    let shown = StoredValue::new(tick.get_untracked());
-    let refresh = move || {
-        let now = tick.get();
-        if !reading.0.get() {
-            shown.set_value(now);
-        }
-        shown.get_value()
-    };
-    let traffic = Resource::new(refresh, move |_| slot_traffic(name.clone()));
+pub fn TrafficPanel(name: String) -> impl IntoView {
+    let traffic = Resource::new(|| (), move |_| slot_traffic(name.clone()));
     view! {
         <div class="traffic" data-testid="traffic">
             <Transition fallback=|| view! { <p class="notice">"Loading traffic…"</p> }>

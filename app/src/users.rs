@@ -155,47 +155,75 @@ fn changed(r: Option<Result<UserView, AppError>>) -> Option<AnyView> {
     Some(action_result(outcome, ResultIds::USERS))
 }
 
+/// The id of the part of the page an island's action changes (the users
+/// and their sign-in locks): fetched again after a create or a reset.
+const USERS_REGION: &str = "users-region";
+
 #[component]
 pub fn UsersPage() -> impl IntoView {
-    let create = crate::flash::action::<CreateUser>();
     let role = crate::flash::action::<ChangeRole>();
     let disable = crate::flash::action::<SetUserDisabled>();
-    let reset = crate::flash::action::<ResetPassword>();
     let unlock = crate::flash::action::<ClearLoginLock>();
-    let page = Resource::new(
-        move || {
-            (
-                create.version().get(),
-                role.version().get(),
-                disable.version().get(),
-                reset.version().get(),
-                unlock.version().get(),
-            )
-        },
-        |_| list_users(),
-    );
+    // A reset's refusal (a plain post: its password could not be shown),
+    // once for the page rather than in every row's island.
+    let reset = crate::flash::action::<ResetPassword>();
+    let page = Resource::new(|| (), |_| list_users());
     view! {
         {page_shell(page, Loading::Suspense, "Loading users…", None, move |p| {
             let contents = view! {
                 <h1>"Users"</h1>
-                <ActionForm action=create attr:class="create-user">
-                    <label>"Username" <input type="text" name="username" required data-testid="new-username"/></label>
-                    <label>"Role" <RoleSelect selected=Role::Viewer label=None/></label>
-                    <button type="submit">"Create user"</button>
-                </ActionForm>
-                <UserTable users=p.users role disable reset/>
-                <LoginLocks locks=p.locks unlock/>
+                <UserCreate/>
+                <div id=USERS_REGION class="region">
+                    <UserTable users=p.users role disable/>
+                    <LoginLocks locks=p.locks unlock/>
+                </div>
             };
             (p.me, contents)
         })}
-        {move || issued(create.value().get())}
-        {move || issued(reset.value().get())}
         {move || changed(role.value().get())}
         {move || changed(disable.value().get())}
+        {move || match reset.value().get() {
+            Some(Err(e)) => Some(action_result(e, ResultIds::USERS)),
+            _ => None,
+        }}
         {move || match unlock.value().get() {
             Some(Err(e)) => Some(action_result(e, ResultIds::USERS)),
             _ => None,
         }}
+    }
+}
+
+/// The form that makes an account and the dialog with its password, shown
+/// once: an island, as the password never passes through the session (a
+/// plain post is refused, see `flash::SHOWN_ONCE`).
+#[island]
+fn UserCreate() -> impl IntoView {
+    let create = crate::flash::action::<CreateUser>();
+    Effect::new(move |_| {
+        if matches!(create.value().get(), Some(Ok(_))) {
+            crate::live::refresh_now(&[USERS_REGION]);
+        }
+    });
+    view! {
+        <ActionForm action=create attr:class="create-user">
+            <label>"Username" <input type="text" name="username" required data-testid="new-username"/></label>
+            <label>"Role" <RoleSelect selected=Role::Viewer label=None/></label>
+            <button type="submit">"Create user"</button>
+        </ActionForm>
+        {move || issued(create.value().get())}
+    }
+}
+
+/// A row's Reset password button and the dialog with the new password.
+#[island]
+fn PasswordReset(user_id: i64) -> impl IntoView {
+    let reset = ServerAction::<ResetPassword>::new();
+    view! {
+        <ActionForm action=reset attr:class="inline">
+            <input type="hidden" name="user_id" value=user_id.to_string()/>
+            <button type="submit">"Reset password"</button>
+        </ActionForm>
+        {move || issued(reset.value().get())}
     }
 }
 
@@ -262,7 +290,6 @@ fn UserTable(
     users: Vec<UserView>,
     role: ServerAction<ChangeRole>,
     disable: ServerAction<SetUserDisabled>,
-    reset: ServerAction<ResetPassword>,
 ) -> impl IntoView {
     view! {
         <table class="users" data-testid="users-table">
@@ -274,7 +301,7 @@ fn UserTable(
                     .into_iter()
                     .map(|u| {
                         let id = u.id.to_string();
-                        let (id2, id3) = (id.clone(), id.clone());
+                        let id2 = id.clone();
                         let role_label = format!("Role of {}", u.username);
                         let disable_label = format!("Disable {}", u.username);
                         let disable_note = format!(
@@ -316,10 +343,7 @@ fn UserTable(
                                             </details>
                                         }.into_any()
                                     }}
-                                    <ActionForm action=reset attr:class="inline">
-                                        <input type="hidden" name="user_id" value=id3/>
-                                        <button type="submit">"Reset password"</button>
-                                    </ActionForm>
+                                    <PasswordReset user_id=u.id/>
                                 </td>
                             </tr>
                         }

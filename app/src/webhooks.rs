@@ -137,22 +137,9 @@ pub async fn redeliver_webhook(delivery: i64) -> Result<DeliveryView, AppError> 
 pub fn WebhooksDetailPage() -> impl IntoView {
     let params = use_params_map();
     let env = move || params.read().get("name").unwrap_or_default();
-    let add = crate::flash::action::<AddWebhook>();
     let remove = crate::flash::action::<RemoveWebhook>();
     let redeliver = crate::flash::action::<RedeliverWebhook>();
-    let refresh = RwSignal::new(0u32);
-    let page = Resource::new(
-        move || {
-            (
-                env(),
-                add.version().get(),
-                remove.version().get(),
-                redeliver.version().get(),
-                refresh.get(),
-            )
-        },
-        |(env, ..)| load_webhooks(env),
-    );
+    let page = Resource::new(env, load_webhooks);
     view! {
         {page_shell(page, Loading::Suspense, "Loading webhooks…", None, move |p| {
             let environment = p.environment.clone();
@@ -161,11 +148,13 @@ pub fn WebhooksDetailPage() -> impl IntoView {
                 <p class="notice">
                     "Each subscription gets the events it asks for as a signed POST (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature). A delivery that does not get a 2xx answer is tried again, waiting 10 s, then twice as long each time (at most an hour), for 24 hours. Redirects are not followed; an attempt may take 10 s."
                 </p>
-                <WebhookForm environment=environment add/>
+                <WebhookAdd environment=environment/>
                 <h2>"Subscriptions and deliveries"</h2>
-                <button type="button" data-testid="webhooks-refresh" on:click=move |_| refresh.update(|n| *n += 1)>
-                    "Refresh the delivery log"
-                </button>
+                // Outside the region it refreshes: a region with the focus
+                // in it is left alone.
+                <crate::live::RefreshButton regions=vec![WEBHOOKS_REGION.to_string()]
+                    label="Refresh the delivery log".to_string() testid="webhooks-refresh".to_string()/>
+                <div id=WEBHOOKS_REGION class="region">
                 {if p.webhooks.is_empty() {
                     view! { <p class="notice" data-testid="no-webhooks">"No webhooks yet."</p> }.into_any()
                 } else {
@@ -175,13 +164,33 @@ pub fn WebhooksDetailPage() -> impl IntoView {
                         .collect_view()
                         .into_any()
                 }}
+                </div>
                 <p><a href=format!("/environments/{}/settings", p.environment)>"Back to the environment's settings"</a></p>
             };
             (p.me, contents)
         })}
-        {move || created(add.value().get())}
         {move || removed(remove.value().get())}
         {move || redelivered(redeliver.value().get())}
+    }
+}
+
+/// The id of the subscriptions and their delivery logs: fetched again after
+/// an add, or when asked.
+const WEBHOOKS_REGION: &str = "webhooks-region";
+
+/// The add form and the signing secret it shows once: an island, as the
+/// secret never passes through the session (`flash::SHOWN_ONCE`).
+#[island]
+fn WebhookAdd(environment: String) -> impl IntoView {
+    let add = crate::flash::action::<AddWebhook>();
+    Effect::new(move |_| {
+        if matches!(add.value().get(), Some(Ok(_))) {
+            crate::live::refresh_now(&[WEBHOOKS_REGION]);
+        }
+    });
+    view! {
+        <WebhookForm environment add/>
+        {move || created(add.value().get())}
     }
 }
 

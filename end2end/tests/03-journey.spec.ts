@@ -187,9 +187,10 @@ test('deployer ships v2 to users, then rolls back to v1 with a reason', async ({
   });
 });
 
-// The deployment's page follows a running deploy over server-sent events: its
-// steps change in place, with no reload and no repeated server-function calls;
-// when the stream cannot be opened, the page asks once a second instead.
+// The deployment's page follows a running deploy over server-sent events: each
+// event fetches the page's HTML and its steps change in place, with no reload
+// and no server-function calls; when the stream cannot be opened, the page
+// fetches itself once a second instead, and stops once the deployment ended.
 test("a running deploy's page updates live over server-sent events", async ({ page, context, browser }) => {
   await signIn(page, USERS.dana);
   const before = await deploymentIds(page);
@@ -236,7 +237,7 @@ test("a running deploy's page updates live over server-sent events", async ({ pa
     await fallback.route(`**/api/deployments/${id}/events`, (route) => route.abort());
     const asked: string[] = [];
     fallback.on('request', (r) => {
-      if (new URL(r.url()).pathname === '/api/load_deployment') asked.push(r.method());
+      if (new URL(r.url()).pathname === `/deployments/${id}` && r.resourceType() === 'fetch') asked.push(r.method());
     });
     await fallback.goto(`/deployments/${id}`);
     await expectHydrated(fallback);
@@ -271,5 +272,9 @@ test("a running deploy's page updates live over server-sent events", async ({ pa
     expect(streams[0].type).toBe('eventsource');
     const asked = seen.filter((r) => r.path === '/api/load_deployment');
     expect(asked, 'server-function calls for the deployment').toHaveLength(0);
+    // Each event brought the page's fresh HTML (a fetch, not a navigation).
+    const fetched = seen.filter((r) => r.path === `/deployments/${id}` && r.type === 'fetch');
+    expect(fetched.length, JSON.stringify(seen)).toBeGreaterThanOrEqual(1);
+    expect(fetched.every((r) => r.method === 'GET')).toBe(true);
   });
 });

@@ -48,8 +48,15 @@ test('release notes holding markup are shown as text to the people who open them
   await expect(dana.getByTestId('edit-notes')).toHaveValue(NOTES);
   await expect(dana.getByTestId('edit-sql')).toHaveValue(SQL);
   expect(await scriptRan(dana)).toBe(false);
-  // Saved without a change, it stays byte for byte what was written.
+  // Saved without a change, it stays byte for byte what was written. The
+  // form posts as a page would (islands: it is server HTML): the reload
+  // waits for the saved page, or it could cancel the post.
+  const saved = dana.waitForResponse(
+    (r) => new URL(r.url()).pathname === '/api/edit_release' && r.request().method() === 'POST',
+  );
   await dana.getByTestId('edit-submit').click();
+  await saved;
+  await dana.waitForLoadState();
   await dana.reload();
   await expect(dana.getByTestId('edit-notes')).toHaveValue(NOTES);
 });

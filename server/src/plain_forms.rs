@@ -64,10 +64,11 @@ pub(crate) async fn middleware(session: Session, mut req: Request, next: Next) -
             environment: None,
             ok: false,
             body,
+            fields: vec![],
         };
         return keep_and_redirect(&session, flash, &back).await;
     }
-    let (req, environment) = match environment_field(req).await {
+    let (req, environment, typed) = match read_fields(req).await {
         Ok(read) => read,
         Err(refused) => return refused,
     };
@@ -98,6 +99,7 @@ pub(crate) async fn middleware(session: Session, mut req: Request, next: Next) -
             environment,
             ok,
             body,
+            fields: if ok { vec![] } else { typed },
         },
         &to,
     )
@@ -132,10 +134,13 @@ fn is_plain_form_post(req: &Request) -> bool {
             .is_some_and(|a| a.contains("text/html"))
 }
 
-/// The request, put back together, and its form's `environment` field (an
+/// The request, put back together; its form's `environment` field (an
 /// environment's name: lower-case letters, digits and `-`, so never
-/// percent-encoded; anything else is not a name and is left out).
-async fn environment_field(req: Request) -> Result<(Request, Option<String>), Response> {
+/// percent-encoded; anything else is not a name and is left out); and the
+/// fields a refusal keeps for the page to put back (`flash::keeps_field`).
+async fn read_fields(
+    req: Request,
+) -> Result<(Request, Option<String>, Vec<(String, String)>), Response> {
     let (parts, body) = req.into_parts();
     // Bounded already: the console's body limit layer sits outside this one
     // (`http::MAX_BODY_BYTES`), and a longer body fails the read.
@@ -151,7 +156,15 @@ async fn environment_field(req: Request) -> Result<(Request, Option<String>), Re
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         })
         .map(|v| String::from_utf8_lossy(v).into_owned());
-    Ok((Request::from_parts(parts, Body::from(bytes)), environment))
+    let typed = form_urlencoded::parse(&bytes)
+        .filter(|(name, _)| app::flash::keeps_field(name))
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    Ok((
+        Request::from_parts(parts, Body::from(bytes)),
+        environment,
+        typed,
+    ))
 }
 
 fn host(headers: &HeaderMap) -> Option<&str> {

@@ -261,3 +261,78 @@ async fn a_release_requested_without_javascript_opens_on_its_own_page() {
     let page = c.get("/releases", Some(&dana)).await;
     assert!(page.body.contains("version is required"), "says why");
 }
+
+#[tokio::test]
+async fn a_refused_form_keeps_what_was_typed_but_never_a_secret() {
+    let c = start().await;
+    c.user("ada", Role::Admin).await;
+    let ada = c.session_for("ada").await;
+    let page = format!("/environments/{ENV}/settings");
+
+    // A bad name: refused, and the page carries what was typed back to the
+    // form (in the head's JSON copy, escaped like every answer).
+    let r = plain_post(
+        &c,
+        "/api/set_variable",
+        &[
+            ("environment", ENV),
+            ("name", "MY GREETING"),
+            ("value", "hello <b>world</b>"),
+        ],
+        &ada,
+        &page,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let shown = c.get(&page, Some(&ada)).await;
+    assert!(shown.body.contains("a letter or _"), "the refusal is shown");
+    assert!(
+        shown
+            .body
+            .contains(r#"["value","hello \u003cb\u003eworld\u003c/b\u003e"]"#),
+        "the typed value comes back escaped: {}",
+        shown.body
+    );
+    assert!(!shown.body.contains("<b>world"), "never as markup");
+
+    // A refused secret keeps its name, never the secret typed.
+    let r = plain_post(
+        &c,
+        "/api/set_secret",
+        &[
+            ("environment", ENV),
+            ("name", "BAD NAME"),
+            ("secret", "typed-s3cret-value"),
+        ],
+        &ada,
+        &page,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let shown = c.get(&page, Some(&ada)).await;
+    assert!(
+        shown.body.contains(r#"["name","BAD NAME"]"#),
+        "{}",
+        shown.body
+    );
+    assert!(
+        !shown.body.contains("typed-s3cret-value"),
+        "the secret is not kept"
+    );
+
+    // An accepted form keeps nothing.
+    plain_post(
+        &c,
+        "/api/set_variable",
+        &[
+            ("environment", ENV),
+            ("name", "GREETING"),
+            ("value", "kept-not"),
+        ],
+        &ada,
+        &page,
+    )
+    .await;
+    let shown = c.get(&page, Some(&ada)).await;
+    assert!(!shown.body.contains(r#"["value","kept-not"]"#));
+}
