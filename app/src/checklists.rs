@@ -107,17 +107,7 @@ pub fn ChecklistTemplatePage() -> impl IntoView {
     let add = crate::flash::action::<AddChecklistItem>();
     let remove = crate::flash::action::<RemoveChecklistItem>();
     let reset = crate::flash::action::<ResetChecklist>();
-    let page = Resource::new(
-        move || {
-            (
-                env(),
-                add.version().get(),
-                remove.version().get(),
-                reset.version().get(),
-            )
-        },
-        |(env, ..)| load_checklist(env),
-    );
+    let page = Resource::new(env, load_checklist);
     let errors = move || {
         [
             add.value().get().and_then(Result::err),

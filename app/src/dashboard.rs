@@ -107,6 +107,14 @@ pub fn DashboardPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| load_overview());
     page_shell(overview, Loading::Suspense, "Loading…", None, |o| {
         let role = o.user.role;
+        // One refresh for the whole page: a fetch brings every panel's
+        // regions at once (a refresh per panel would fetch the page once per
+        // environment).
+        let regions: Vec<String> = o
+            .environments
+            .iter()
+            .flat_map(|n| live_regions(n))
+            .collect();
         let panels = o
             .environments
             .into_iter()
@@ -114,16 +122,30 @@ pub fn DashboardPage() -> impl IntoView {
             .collect_view();
         // One <h1> per page; each environment's name is an <h2> under it.
         // Hidden on screen, where the top bar already says where this is.
-        let contents = view! { <h1 class="visually-hidden">"Dashboard"</h1> {panels} };
+        let contents = view! {
+            <h1 class="visually-hidden">"Dashboard"</h1>
+            <crate::live::LiveRefresh regions every_ms=2000/>
+            {panels}
+        };
         (o.user, contents)
     })
 }
 
+/// The ids of an environment panel's live regions: its slots, its hold and
+/// traffic, its history (the forms between them are an island).
+fn live_regions(name: &str) -> [String; 3] {
+    [
+        format!("live-{name}-status"),
+        format!("live-{name}-rest"),
+        format!("live-{name}-history"),
+    ]
+}
+
 #[component]
 fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
-    // Server HTML: the live parts are kept current by `LiveRefresh` (the
-    // page's HTML fetched again and the regions swapped), so the WASM carries
-    // none of their views; only the forms are an island.
+    // Server HTML: the live parts are kept current by the page's
+    // `LiveRefresh` (the page's HTML fetched again and the regions swapped),
+    // so the WASM carries none of their views; only the forms are an island.
     let env_name = name.clone();
     let status = Resource::new(|| (), move |_| environment_status(env_name.clone()));
     let env_name = name.clone();
@@ -134,10 +156,7 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
         || (),
         move |_| crate::rollback::plan_rollback(env_name.clone()),
     );
-    let top = format!("live-{name}-status");
-    let rest = format!("live-{name}-rest");
-    let bottom = format!("live-{name}-history");
-    let regions = vec![top.clone(), rest.clone(), bottom.clone()];
+    let [top, rest, bottom] = live_regions(&name);
     view! {
         <section class="environment" data-environment=name.clone()>
             <h2>{name.clone()}</h2>
@@ -148,7 +167,6 @@ fn EnvironmentPanel(name: String, role: Role) -> impl IntoView {
                 " · "
                 <a href=format!("/environments/{name}/settings") data-testid="settings-link">"Pipeline settings"</a>
             </p>
-            <crate::live::LiveRefresh regions every_ms=2000/>
             <div id=top class="region">
             <Transition fallback=|| view! { <p class="notice">"Loading slots…"</p> }>
                 {move || Suspend::new(async move {

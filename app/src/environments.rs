@@ -463,16 +463,7 @@ pub fn EnvironmentsListPage() -> impl IntoView {
     let archive = crate::flash::action::<ArchiveEnvironment>();
     let params = use_params_map();
     let selected = move || params.read().get("name");
-    let page = Resource::new(
-        move || {
-            (
-                create.version().get(),
-                edit.version().get(),
-                archive.version().get(),
-            )
-        },
-        |_| load_environments(),
-    );
+    let page = Resource::new(|| (), |_| load_environments());
     page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
         let chosen = selected();
         let names: Vec<String> = p

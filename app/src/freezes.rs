@@ -100,10 +100,7 @@ pub fn FreezesSection(environment: String, admin: bool) -> impl IntoView {
     let add = crate::flash::action::<AddFreeze>();
     let remove = crate::flash::action::<RemoveFreeze>();
     let env = environment.clone();
-    let list = Resource::new(
-        move || (add.version().get(), remove.version().get()),
-        move |_| load_freezes(env.clone()),
-    );
+    let list = Resource::new(|| (), move |_| load_freezes(env.clone()));
     let env = environment.clone();
     let rows = move || {
         let env = env.clone();

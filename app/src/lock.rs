@@ -71,10 +71,7 @@ pub fn LockDetailPage() -> impl IntoView {
     let params = use_params_map();
     let env = move || params.read().get("name").unwrap_or_default();
     let breaker = crate::flash::action::<BreakLock>();
-    let page = Resource::new(
-        move || (env(), breaker.version().get()),
-        |(env, _)| environment_lock(env),
-    );
+    let page = Resource::new(env, environment_lock);
     page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
         let admin = p.me.role == Role::Admin;
         let contents = view! {

@@ -197,7 +197,7 @@ fn error_line<T>(r: Option<Result<T, AppError>>) -> Option<AnyView> {
 #[component]
 pub fn ReleasesListPage() -> impl IntoView {
     let request = crate::flash::action::<RequestRelease>();
-    let page = Resource::new(move || request.version().get(), |_| list_releases());
+    let page = Resource::new(|| (), |_| list_releases());
     view! {
         {page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
             let may_request = p.me.role != Role::Viewer;
@@ -216,12 +216,13 @@ fn RequestForm(
     action: ServerAction<RequestRelease>,
     environments: Vec<EnvironmentVersions>,
 ) -> impl IntoView {
-    // The version field suggests the chosen environment's versions.
+    // The version field suggests the chosen environment's versions: the
+    // first environment's as rendered, then `VersionSuggestions` follows the
+    // choice in the browser.
     let first = environments
         .first()
-        .map(|e| e.name.clone())
+        .map(|e| format!("versions-{}", e.name))
         .unwrap_or_default();
-    let (chosen, set_chosen) = signal(first);
     let options = environments
         .iter()
         .map(|e| view! { <option value=e.name.clone()>{e.name.clone()}</option> })
@@ -243,16 +244,16 @@ fn RequestForm(
             <h2>"Request a release"</h2>
             <ActionForm action attr:class="stacked">
                 <label>"Environment"
-                    <select name="environment" data-testid="request-environment"
-                        on:change=move |ev| set_chosen.set(event_target_value(&ev))>
+                    <select name="environment" data-testid="request-environment">
                         {options}
                     </select>
                 </label>
                 <label>"Version"
                     <input type="text" name="version" placeholder="e.g. v2" autocomplete="off"
-                        list=move || format!("versions-{}", chosen.get()) data-testid="request-version"/>
+                        list=first data-testid="request-version"/>
                 </label>
                 {lists}
+                <VersionSuggestions/>
                 <label>"Notes" <TextArea name="notes" rows=3 attr:data-testid="request-notes"/></label>
                 <label>"Migration SQL (optional)"
                     <TextArea name="migration_sql" rows=4 attr:placeholder="ALTER TABLE … ADD COLUMN … DEFAULT …" attr:data-testid="request-sql"/>
@@ -262,6 +263,39 @@ fn RequestForm(
             {move || error_line(action.value().get())}
         </section>
     }
+}
+
+/// Points the version field's suggestions (`list`) at the datalist of the
+/// environment chosen: behaviour only, over the server-rendered form, so the
+/// WASM carries no view of it.
+#[island]
+fn VersionSuggestions() -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    Effect::new(|_| {
+        use leptos::wasm_bindgen::{closure::Closure, JsCast};
+        let doc = document();
+        let field = |id: &str| {
+            doc.query_selector(&format!("[data-testid={id}]"))
+                .ok()
+                .flatten()
+        };
+        let (Some(select), Some(input)) = (field("request-environment"), field("request-version"))
+        else {
+            return;
+        };
+        let follow = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
+            let chosen = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok())
+                .map(|s| s.value());
+            if let Some(chosen) = chosen {
+                let _ = input.set_attribute("list", &format!("versions-{chosen}"));
+            }
+        });
+        let _ = select.add_event_listener_with_callback("change", follow.as_ref().unchecked_ref());
+        // Lives as long as the page (every navigation loads a new document).
+        follow.forget();
+    });
 }
 
 #[component]
@@ -321,19 +355,7 @@ pub fn ReleaseDetailPage() -> impl IntoView {
     let edit = crate::flash::action::<EditRelease>();
     let cancel = crate::flash::action::<CancelRelease>();
     let deploy = crate::flash::action::<DeployRelease>();
-    let page = Resource::new(
-        move || {
-            (
-                id(),
-                sign.version().get(),
-                revoke.version().get(),
-                edit.version().get(),
-                cancel.version().get(),
-                deploy.version().get(),
-            )
-        },
-        |(id, ..)| load_release(id),
-    );
+    let page = Resource::new(id, load_release);
     page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
         let contents = view! {
             <ReleaseHeader release=p.release.clone()/>

@@ -121,10 +121,7 @@ pub fn SettingsDetailPage() -> impl IntoView {
     let env = move || params.read().get("name").unwrap_or_default();
     let save = crate::flash::action::<SavePipelineSettings>();
     let vars = VariableActions::new();
-    let page = Resource::new(
-        move || (env(), save.version().get(), vars.version()),
-        |(env, _, _)| load_pipeline_settings(env),
-    );
+    let page = Resource::new(env, load_pipeline_settings);
     page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
         let admin = p.me.role == Role::Admin;
         let contents = view! {

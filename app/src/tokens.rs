@@ -120,7 +120,7 @@ fn revoked(r: Option<Result<TokenView, AppError>>) -> Option<AnyView> {
 #[component]
 pub fn TokensPage() -> impl IntoView {
     let revoke = crate::flash::action::<RevokeToken>();
-    let page = Resource::new(move || revoke.version().get(), |_| load_tokens());
+    let page = Resource::new(|| (), |_| load_tokens());
     view! {
         {page_shell(page, Loading::Suspense, "Loading tokens…", None, move |p| {
             let admin = p.me.role == Role::Admin;

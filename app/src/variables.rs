@@ -74,7 +74,8 @@ pub async fn unset_variable(environment: String, name: String) -> Result<String,
     )
 }
 
-/// The actions of the section; the page reloads its data when one answers.
+/// The actions of the section: each shows its answer where it is, after the
+/// plain post that ran it brought the page back (`flash`).
 #[derive(Clone, Copy)]
 pub struct VariableActions {
     pub set: ServerAction<SetVariable>,
@@ -89,11 +90,6 @@ impl VariableActions {
             secret: crate::flash::action(),
             unset: crate::flash::action(),
         }
-    }
-
-    /// Changes whenever any of them answers.
-    pub fn version(&self) -> usize {
-        self.set.version().get() + self.secret.version().get() + self.unset.version().get()
     }
 }
 

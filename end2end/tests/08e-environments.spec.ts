@@ -47,6 +47,12 @@ test('an admin creates, edits and archives an environment in the browser', async
   await page.goto('/releases');
   await expectHydrated(page);
   await expect(page.locator('datalist[data-versions-of="production"] option[value="v3"]')).toHaveCount(1);
+  // Its suggestions follow the environment chosen.
+  const version = page.getByTestId('request-version');
+  await page.getByTestId('request-environment').selectOption('catalog');
+  await expect(version).toHaveAttribute('list', 'versions-catalog');
+  await page.getByTestId('request-environment').selectOption('production');
+  await expect(version).toHaveAttribute('list', 'versions-production');
 
   // A viewer is refused the page and its actions, even called directly.
   const viewer = await browser.newContext();
