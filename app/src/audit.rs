@@ -2,7 +2,7 @@
 //! time range and free text, paged by keyset, exportable as JSON Lines or CSV.
 //! Filters live in the query string, so a filtered view is a link to share.
 
-use crate::components::{page_shell, Loading};
+use crate::components::page_shell;
 use crate::error::AppError;
 use crate::format::short_time;
 use leptos::prelude::*;
@@ -83,22 +83,16 @@ pub fn AuditLogPage() -> impl IntoView {
     let query = use_query_map();
     let filter = Memo::new(move |_| query.with(|q| filter_from(|k| q.get(k))));
     let page = Resource::new(move || filter.get(), load_audit_page);
-    page_shell(
-        page,
-        Loading::Suspense,
-        "Loading the audit log…",
-        None,
-        move |(user, page, seal, fields)| {
-            let f = filter.get_untracked();
-            let contents = view! {
-                <h1>"Audit log"</h1>
-                <Seal seal/>
-                <FilterForm filter=f.clone()/>
-                <AuditTable page fields filter=f/>
-            };
-            (user, contents)
-        },
-    )
+    page_shell(page, None, move |(user, page, seal, fields)| {
+        let f = filter.get_untracked();
+        let contents = view! {
+            <h1>"Audit log"</h1>
+            <Seal seal/>
+            <FilterForm filter=f.clone()/>
+            <AuditTable page fields filter=f/>
+        };
+        (user, contents)
+    })
 }
 
 /// The newest signed checkpoint and the last verification; for admins, a

@@ -1,7 +1,7 @@
 //! An environment's checklist template: everyone reads it, admins change it.
 //! Releases already requested keep the checklist they were given.
 
-use crate::components::{action_result, page_shell, Loading, ResultIds};
+use crate::components::{action_result, page_shell, ResultIds};
 use crate::error::AppError;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -119,7 +119,7 @@ pub fn ChecklistTemplatePage() -> impl IntoView {
         .map(|e| action_result(e, ResultIds::PAGE))
         .collect_view()
     };
-    page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+    page_shell(page, None, move |p| {
         let admin = p.me.role == Role::Admin;
         let env = p.environment.clone();
         let contents = view! {

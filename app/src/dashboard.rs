@@ -2,7 +2,7 @@
 //! the deployment history. Status and history refresh every two seconds; the
 //! forms sit outside the refreshing parts so typing is never interrupted.
 
-use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
+use crate::components::{action_result, page_shell, Outcome, ResultIds};
 use crate::error::AppError;
 use crate::format::{countdown, duration_text, short_time};
 use leptos::form::ActionForm;
@@ -105,7 +105,7 @@ fn outcome_text(d: &DeploymentView) -> String {
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| load_overview());
-    page_shell(overview, Loading::Suspense, "Loading…", None, |o| {
+    page_shell(overview, None, |o| {
         let role = o.user.role;
         // One refresh for the whole page: a fetch brings every panel's
         // regions at once (a refresh per panel would fetch the page once per

@@ -6,7 +6,7 @@
 //! the page again and swaps its live region; if the stream cannot be opened
 //! or breaks, the page is fetched every second instead (`live::LiveFollow`).
 
-use crate::components::{page_shell, Loading};
+use crate::components::page_shell;
 use crate::error::AppError;
 use crate::format::{duration_text, short_time};
 use leptos::form::ActionForm;
@@ -82,45 +82,39 @@ pub fn DeploymentPage() -> impl IntoView {
     let page = Resource::new(id, load_deployment);
     let promote = crate::flash::action::<Promote>();
     let hold_actions = crate::hold::HoldActions::new();
-    page_shell(
-        page,
-        Loading::Transition,
-        "Loading…",
-        Some("deployment"),
-        move |p| {
-            let d = p.detail;
-            let may_request = p.me.role != Role::Viewer;
-            // While it runs, the browser follows it: each event of the
-            // deployment's stream fetches this page again and swaps the
-            // region (`live::LiveFollow`), so the WASM carries none of the
-            // views below. The region says whether it still follows.
-            let following = keeps_following(&d);
-            let events = format!("/api/deployments/{}/events", d.deployment.id);
-            let offers = (may_request && !d.promote_to.is_empty())
+    page_shell(page, Some("deployment"), move |p| {
+        let d = p.detail;
+        let may_request = p.me.role != Role::Viewer;
+        // While it runs, the browser follows it: each event of the
+        // deployment's stream fetches this page again and swaps the
+        // region (`live::LiveFollow`), so the WASM carries none of the
+        // views below. The region says whether it still follows.
+        let following = keeps_following(&d);
+        let events = format!("/api/deployments/{}/events", d.deployment.id);
+        let offers = (may_request && !d.promote_to.is_empty())
                 .then(|| view! { <Promotions deployment=d.deployment.id targets=d.promote_to.clone() action=promote/> });
-            let running = d.deployment.status == DeploymentStatus::Running;
-            let hold = d.hold.clone().map(|h| {
-                view! {
-                    <crate::hold::HoldPanel deployment=d.deployment.id hold=h running
-                        may_decide=may_request actions=hold_actions/>
-                }
-            });
-            let contents = view! {
-                {following.then(|| view! {
-                    <crate::live::LiveFollow regions=vec![LIVE_REGION.to_string()] events/>
-                })}
-                <div id=LIVE_REGION class="region" data-follow=following.then_some("true")>
-                    <DeploymentHeader deployment=d.deployment elapsed_ms=d.elapsed_ms/>
-                    {hold}
-                    {offers}
-                    <h2>"Steps"</h2>
-                    <Timeline steps=d.steps/>
-                    {d.watch.map(|w| view! { <Watch watch=w/> })}
-                </div>
-            };
-            (p.me, contents)
-        },
-    )
+        let running = d.deployment.status == DeploymentStatus::Running;
+        let hold = d.hold.clone().map(|h| {
+            view! {
+                <crate::hold::HoldPanel deployment=d.deployment.id hold=h running
+                    may_decide=may_request actions=hold_actions/>
+            }
+        });
+        let contents = view! {
+            {following.then(|| view! {
+                <crate::live::LiveFollow regions=vec![LIVE_REGION.to_string()] events/>
+            })}
+            <div id=LIVE_REGION class="region" data-follow=following.then_some("true")>
+                <DeploymentHeader deployment=d.deployment elapsed_ms=d.elapsed_ms/>
+                {hold}
+                {offers}
+                <h2>"Steps"</h2>
+                <Timeline steps=d.steps/>
+                {d.watch.map(|w| view! { <Watch watch=w/> })}
+            </div>
+        };
+        (p.me, contents)
+    })
 }
 
 fn versions(d: &DeploymentView) -> String {

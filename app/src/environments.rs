@@ -15,7 +15,7 @@
 // field, as the server's does, but the macro does not carry its allow over.
 #![cfg_attr(not(feature = "ssr"), allow(clippy::too_many_arguments))]
 
-use crate::components::{action_result, page_shell, Loading, ResultIds};
+use crate::components::{action_result, page_shell, ResultIds};
 use crate::error::AppError;
 use crate::format::short_time;
 use crate::textarea::TextArea;
@@ -464,7 +464,7 @@ pub fn EnvironmentsListPage() -> impl IntoView {
     let params = use_params_map();
     let selected = move || params.read().get("name");
     let page = Resource::new(|| (), |_| load_environments());
-    page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+    page_shell(page, None, move |p| {
         let chosen = selected();
         let names: Vec<String> = p
             .environments

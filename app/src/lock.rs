@@ -4,7 +4,7 @@
 //! decides whether it may happen (it refuses to break a live worker in
 //! another console) and audits it with the reason.
 
-use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
+use crate::components::{action_result, page_shell, Outcome, ResultIds};
 use crate::error::AppError;
 use crate::format::short_time;
 use leptos::form::ActionForm;
@@ -72,7 +72,7 @@ pub fn LockDetailPage() -> impl IntoView {
     let env = move || params.read().get("name").unwrap_or_default();
     let breaker = crate::flash::action::<BreakLock>();
     let page = Resource::new(env, environment_lock);
-    page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+    page_shell(page, None, move |p| {
         let admin = p.me.role == Role::Admin;
         let contents = view! {
             <h1>{format!("Deployment lock of {}", p.environment)}</h1>

@@ -2,7 +2,7 @@
 //! Every button here is a request the engine decides on again; the page only
 //! hides what the user's role cannot do.
 
-use crate::components::{action_result, page_shell, Loading, ResultIds};
+use crate::components::{action_result, page_shell, ResultIds};
 use crate::error::AppError;
 use crate::format::short_time;
 use crate::textarea::TextArea;
@@ -199,7 +199,7 @@ pub fn ReleasesListPage() -> impl IntoView {
     let request = crate::flash::action::<RequestRelease>();
     let page = Resource::new(|| (), |_| list_releases());
     view! {
-        {page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+        {page_shell(page, None, move |p| {
             let may_request = p.me.role != Role::Viewer;
             let contents = view! {
                 <h1>"Releases"</h1>
@@ -356,7 +356,7 @@ pub fn ReleaseDetailPage() -> impl IntoView {
     let cancel = crate::flash::action::<CancelRelease>();
     let deploy = crate::flash::action::<DeployRelease>();
     let page = Resource::new(id, load_release);
-    page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+    page_shell(page, None, move |p| {
         let contents = view! {
             <ReleaseHeader release=p.release.clone()/>
             {move || error_line(sign.value().get())}

@@ -5,7 +5,7 @@
 // field, as the server's does, but the macro does not carry its allow over.
 #![cfg_attr(not(feature = "ssr"), allow(clippy::too_many_arguments))]
 
-use crate::components::{action_result, page_shell, Loading, Outcome, ResultIds};
+use crate::components::{action_result, page_shell, Outcome, ResultIds};
 use crate::error::AppError;
 use crate::textarea::TextArea;
 use crate::variables::{VariableActions, VariablesSection};
@@ -122,7 +122,7 @@ pub fn SettingsDetailPage() -> impl IntoView {
     let save = crate::flash::action::<SavePipelineSettings>();
     let vars = VariableActions::new();
     let page = Resource::new(env, load_pipeline_settings);
-    page_shell(page, Loading::Suspense, "Loading…", None, move |p| {
+    page_shell(page, None, move |p| {
         let admin = p.me.role == Role::Admin;
         let contents = view! {
             <h1>{format!("Pipeline settings of {}", p.environment)}</h1>

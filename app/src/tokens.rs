@@ -3,7 +3,7 @@
 //! prefix, scope, expiry and last use, and revokes them. A new token's
 //! secret is shown once, with a Copy button; the engine keeps only its hash.
 
-use crate::components::{action_result, page_shell, CopyButton, Loading, Outcome, ResultIds};
+use crate::components::{action_result, page_shell, CopyButton, Outcome, ResultIds};
 use crate::error::AppError;
 use crate::format::short_time;
 use leptos::form::ActionForm;
@@ -122,7 +122,7 @@ pub fn TokensPage() -> impl IntoView {
     let revoke = crate::flash::action::<RevokeToken>();
     let page = Resource::new(|| (), |_| load_tokens());
     view! {
-        {page_shell(page, Loading::Suspense, "Loading tokens…", None, move |p| {
+        {page_shell(page, None, move |p| {
             let admin = p.me.role == Role::Admin;
             let contents = view! {
                 <h1>"API tokens"</h1>

@@ -2,7 +2,7 @@
 //! passwords; see and clear sign-in locks. Generated passwords are shown
 //! once, to the admin who asked.
 
-use crate::components::{action_result, page_shell, CopyButton, Loading, Outcome, ResultIds};
+use crate::components::{action_result, page_shell, CopyButton, Outcome, ResultIds};
 use crate::error::AppError;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -169,7 +169,7 @@ pub fn UsersPage() -> impl IntoView {
     let reset = crate::flash::action::<ResetPassword>();
     let page = Resource::new(|| (), |_| list_users());
     view! {
-        {page_shell(page, Loading::Suspense, "Loading users…", None, move |p| {
+        {page_shell(page, None, move |p| {
             let contents = view! {
                 <h1>"Users"</h1>
                 <UserCreate/>

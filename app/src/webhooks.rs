@@ -6,7 +6,7 @@
 // (one per event checkbox), and `#[server]` does not copy the allow onto it.
 #![cfg_attr(not(feature = "ssr"), allow(clippy::too_many_arguments))]
 
-use crate::components::{action_result, page_shell, CopyButton, Loading, Outcome, ResultIds};
+use crate::components::{action_result, page_shell, CopyButton, Outcome, ResultIds};
 use crate::error::AppError;
 use crate::format::short_time;
 use leptos::form::ActionForm;
@@ -141,7 +141,7 @@ pub fn WebhooksDetailPage() -> impl IntoView {
     let redeliver = crate::flash::action::<RedeliverWebhook>();
     let page = Resource::new(env, load_webhooks);
     view! {
-        {page_shell(page, Loading::Suspense, "Loading webhooks…", None, move |p| {
+        {page_shell(page, None, move |p| {
             let environment = p.environment.clone();
             let contents = view! {
                 <h1>{format!("Webhooks of {}", p.environment)}</h1>

@@ -7,4 +7,4 @@ mod page;
 
 pub use action_result::{action_result, Outcome, ResultIds};
 pub use copy_button::CopyButton;
-pub use page::{page_error, page_shell, Loading, TopBar};
+pub use page::{page_error, page_shell, TopBar};

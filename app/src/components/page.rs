@@ -38,24 +38,12 @@ pub fn page_error(e: AppError) -> AnyView {
     }
 }
 
-/// How a page waits for its data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Loading {
-    /// The loading line until the data is in, and again when it reloads.
-    Suspense,
-    /// The previous view stays while the data reloads (a page that refreshes
-    /// itself every second must not flicker).
-    Transition,
-}
-
 /// A signed-in page: waits for `page`, then shows the top bar for the user
 /// and `<main>` (with `main_class`, if any) holding what `render` makes of
 /// the data; `render` returns the signed-in user and the page's contents.
 /// A failed load shows `page_error` instead.
 pub fn page_shell<T, V>(
     page: Resource<Result<T, AppError>>,
-    loading: Loading,
-    loading_text: &'static str,
     main_class: Option<&'static str>,
     render: impl Fn(T) -> (SessionUser, V) + Clone + Send + Sync + 'static,
 ) -> AnyView
@@ -79,9 +67,8 @@ where
             }
         })
     };
-    let fallback = move || view! { <p class="notice">{loading_text}</p> };
-    match loading {
-        Loading::Suspense => view! { <Suspense fallback>{body}</Suspense> }.into_any(),
-        Loading::Transition => view! { <Transition fallback>{body}</Transition> }.into_any(),
-    }
+    // Every route renders whole before its first byte (`SsrMode::Async`),
+    // and pages are server HTML (islands), so nothing is ever shown while
+    // the data loads.
+    view! { <Suspense fallback=|| ()>{body}</Suspense> }.into_any()
 }
