@@ -4,6 +4,13 @@
 
 use leptos::prelude::*;
 
+/// The header a region refresh sends with its fetch of the page: the
+/// console then leaves a form's answer (the flash) in the session for the
+/// page load it belongs to (`server/src/plain_forms.rs`). Without it, a
+/// refresh landing between a plain post and its redirect — or one from
+/// another tab of the same person — would take the answer away.
+pub const REFRESH_HEADER: &str = "x-switchyard-refresh";
+
 /// Every `every_ms`, fetches this page again and replaces each region (by
 /// element id) whose HTML changed. A region with the keyboard's focus in it
 /// (someone reading a chart, typing) is left alone until it has none.
@@ -157,7 +164,12 @@ mod browser {
     /// when a fresh region still says it follows something.
     pub(super) async fn refresh(regions: &[String]) -> Option<bool> {
         let href = window().location().href().ok()?;
-        let resp: web_sys::Response = JsFuture::from(window().fetch_with_str(&href))
+        let headers = web_sys::Headers::new().ok()?;
+        headers.set(super::REFRESH_HEADER, "1").ok()?;
+        let init = web_sys::RequestInit::new();
+        init.set_headers_headers(&headers);
+        let request = web_sys::Request::new_with_str_and_init(&href, &init).ok()?;
+        let resp: web_sys::Response = JsFuture::from(window().fetch_with_request(&request))
             .await
             .ok()?
             .dyn_into()

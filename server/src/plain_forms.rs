@@ -7,7 +7,9 @@
 //! the browser is sent back (303) to the page it posted from; that page's
 //! next render takes the flash out of the session, and the page shows the
 //! answer where the action shows it (`app/src/flash.rs`). A reload then
-//! reloads the page; it does not post again.
+//! reloads the page; it does not post again. A live region's own fetch of
+//! the page (`app::live::REFRESH_HEADER`) never takes the flash: it could
+//! land between the post and the page load the flash is for.
 //!
 //! Functions whose answer is a secret shown once are refused before they run:
 //! their answer is never written to the session store.
@@ -41,7 +43,7 @@ pub(crate) fn is_page(method: &Method, path: &str) -> bool {
 /// malformed field's 400 comes back as a flash too.
 pub(crate) async fn middleware(session: Session, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    if is_page(req.method(), &path) {
+    if is_page(req.method(), &path) && !req.headers().contains_key(app::live::REFRESH_HEADER) {
         match session.remove::<Flash>(FLASH_KEY).await {
             Ok(Some(flash)) => {
                 req.extensions_mut().insert(flash);

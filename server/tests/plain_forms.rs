@@ -336,3 +336,47 @@ async fn a_refused_form_keeps_what_was_typed_but_never_a_secret() {
     let shown = c.get(&page, Some(&ada)).await;
     assert!(!shown.body.contains(r#"["value","kept-not"]"#));
 }
+
+#[tokio::test]
+async fn a_region_refresh_leaves_the_answer_to_the_page_it_belongs_to() {
+    let c = start().await;
+    c.user("ada", Role::Admin).await;
+    c.user("bob", Role::Viewer).await;
+    let ada = c.session_for("ada").await;
+    let bob = user_id(&c, "bob").await.to_string();
+    plain_post(
+        &c,
+        "/api/change_role",
+        &[("user_id", &bob), ("role", "deployer")],
+        &ada,
+        "/users",
+    )
+    .await;
+
+    // A live region's fetch (this page's, or another tab's) lands between
+    // the post and its redirected page load: it neither shows nor takes
+    // the answer.
+    let refresh = Console::read(
+        c.http
+            .get(format!("{}/users", c.origin))
+            .header("accept", "text/html")
+            .header(app::live::REFRESH_HEADER, "1")
+            .header("cookie", &ada)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refresh.status, StatusCode::OK);
+    assert!(
+        !refresh.body.contains("is now deployer"),
+        "{}",
+        refresh.body
+    );
+
+    let page = c.get("/users", Some(&ada)).await;
+    assert!(
+        page.body.contains("bob is now deployer (enabled)"),
+        "the page load still gets the answer"
+    );
+}
