@@ -18,13 +18,8 @@ pub const REFRESH_HEADER: &str = "x-switchyard-refresh";
 pub fn LiveRefresh(regions: Vec<String>, every_ms: u32) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        let regions = regions.clone();
-        let tick = move || {
-            let regions = regions.clone();
-            leptos::task::spawn_local(async move {
-                let _ = browser::refresh(&regions).await;
-            });
-        };
+        let regions: std::rc::Rc<[String]> = regions.clone().into();
+        let tick = move || browser::spawn_refresh(regions.clone());
         if let Ok(handle) =
             set_interval_with_handle(tick, std::time::Duration::from_millis(every_ms.into()))
         {
@@ -65,12 +60,7 @@ pub fn RefreshButton(regions: Vec<String>, label: String, testid: String) -> imp
 /// shows it without reloading the page.
 pub fn refresh_now(ids: &[&str]) {
     #[cfg(feature = "hydrate")]
-    {
-        let regions: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-        leptos::task::spawn_local(async move {
-            let _ = browser::refresh(&regions).await;
-        });
-    }
+    browser::spawn_refresh(ids.iter().map(|s| s.to_string()).collect());
     #[cfg(not(feature = "hydrate"))]
     let _ = ids;
 }
@@ -79,23 +69,25 @@ pub fn refresh_now(ids: &[&str]) {
 mod browser {
     use leptos::prelude::{document, window};
     use leptos::wasm_bindgen::JsCast;
+    use std::rc::Rc;
     use wasm_bindgen_futures::JsFuture;
 
     /// The page fetched every second, until it says it has ended.
     const POLL_MS: i32 = 1000;
 
+    /// Fetches the page and swaps `regions`, in the background.
+    pub(super) fn spawn_refresh(regions: Rc<[String]>) {
+        leptos::task::spawn_local(async move {
+            let _ = refresh(&regions).await;
+        });
+    }
+
     pub(super) fn follow(regions: Vec<String>, events: &str) {
         use leptos::wasm_bindgen::closure::Closure;
-        use std::rc::Rc;
-        let regions = Rc::new(regions);
+        let regions: Rc<[String]> = regions.into();
         let fetch = {
             let regions = regions.clone();
-            move || {
-                let regions = regions.clone();
-                leptos::task::spawn_local(async move {
-                    let _ = refresh(&regions).await;
-                });
-            }
+            move || spawn_refresh(regions.clone())
         };
         let poll = {
             let regions = regions.clone();
@@ -133,10 +125,9 @@ mod browser {
         on_error.forget();
     }
 
-    fn start_polling(regions: std::rc::Rc<Vec<String>>) {
+    fn start_polling(regions: Rc<[String]>) {
         use leptos::wasm_bindgen::closure::Closure;
         use std::cell::Cell;
-        use std::rc::Rc;
         let handle = Rc::new(Cell::new(None::<i32>));
         let tick = {
             let handle = handle.clone();
