@@ -1,5 +1,8 @@
 //! Throughput side by side: the same wrk load through each proxy in turn,
-//! in alternating rounds (so a noisy neighbour hurts every contender alike),
+//! in alternating rounds (so a noisy neighbour hurts every contender alike;
+//! [`round_order`] keeps any one contender from always running right after
+//! another), with requests per second, p50/p99 (and how p99 spread over the rounds)
+//! and **CPU time per request** — the
 //! with requests per second, p50/p99 and **CPU time per request** — the
 //! proxy process's (and its children's) user + system time from /proc over
 //! the run, divided by the requests wrk completed: the figure that survives
@@ -54,18 +57,25 @@ pub async fn compare(
         .collect();
     let mut runs: Vec<Vec<Run>> = contenders.iter().map(|_| Vec::new()).collect();
     for round in 0..settings.rounds {
-        for k in 0..contenders.len() {
-            let i = (round + k) % contenders.len();
+        for i in round_order(contenders.len(), round) {
             runs[i].push(wrk(&contenders[i], settings).await?);
         }
     }
     println!(
-        "{title}: wrk -t2 -c{} -d{}s, {} alternating rounds, medians",
+        "{title}: wrk -t2 -c{} -d{}s, {} alternating rounds, medians \
+         (p99 q1–q3: the middle half of the rounds' p99s)",
         settings.connections, settings.secs, settings.rounds
     );
     println!(
-        "  {:<34} {:>10} {:>8} {:>8} {:>12} {:>16} {:>22}   errors",
-        "path", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "user / kernel", "RSS rest → peak (MiB)"
+        "  {:<34} {:>10} {:>8} {:>8} {:>12} {:>12} {:>16} {:>22}   errors",
+        "path",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "p99 q1–q3",
+        "CPU µs/req",
+        "user / kernel",
+        "RSS rest → peak (MiB)"
     );
     for (i, c) in contenders.iter().enumerate() {
         let r = &runs[i];
@@ -93,12 +103,14 @@ pub async fn compare(
             None => "-".into(),
         };
         let errors: Vec<&str> = r.iter().filter_map(|x| x.errors.as_deref()).collect();
+        let (q1, q3) = quartiles(r.iter().map(|x| x.p99_ms).collect());
         println!(
-            "  {:<34} {:>10.0} {:>8.2} {:>8.2} {:>12} {:>16} {:>22}   {}",
+            "  {:<34} {:>10.0} {:>8.2} {:>8.2} {:>12} {:>12} {:>16} {:>22}   {}",
             c.name,
             med(&|x| x.requests_per_sec),
             med(&|x| x.p50_ms),
             med(&|x| x.p99_ms),
+            format!("{q1:.2}–{q3:.2}"),
             if cpu.is_nan() {
                 "-".to_string()
             } else {
@@ -114,6 +126,47 @@ pub async fn compare(
         );
     }
     Ok(())
+}
+
+/// The order the `n` contenders run in, in round `round`: a balanced Latin
+/// square (Williams design). Over each `n` rounds (`2n` when `n` is odd)
+/// every contender runs in every place equally often and right after
+/// every other one equally often. A plain rotation would not do: it keeps
+/// the cyclic order, so one contender would always run right after the same
+/// other one (say, after the direct run that leaves the demo hot), and
+/// whatever that leaves behind would be charged to it alone.
+fn round_order(n: usize, round: usize) -> Vec<usize> {
+    if n == 0 {
+        return Vec::new();
+    }
+    // First row: 0, 1, n-1, 2, n-2, …; row r adds r to each, mod n.
+    let first = (0..n).map(|j| {
+        if j % 2 == 1 {
+            j.div_ceil(2)
+        } else {
+            (n - j / 2) % n
+        }
+    });
+    let period = if n.is_multiple_of(2) { n } else { 2 * n };
+    let row = round % period;
+    let mut order: Vec<usize> = first.map(|f| (f + row % n) % n).collect();
+    // With n odd the rows alone are not balanced; their mirror images,
+    // run in the second n rounds, make them so.
+    if row >= n {
+        order.reverse();
+    }
+    order
+}
+
+/// The first and third quartiles (nearest rank): where the middle half of
+/// the values lie.
+fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.25), at(0.75))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -383,5 +436,51 @@ mod tests {
         assert!(w.errors.is_none());
         assert_eq!(millis("1.5s"), Some(1500.0));
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(quartiles(vec![5.0, 1.0, 4.0, 2.0, 3.0]), (2.0, 4.0));
+    }
+
+    /// Each contender runs in each place, and right after each other one,
+    /// equally often over a period: for even and odd counts alike.
+    #[test]
+    fn round_orders_are_balanced() {
+        for n in 1..=7usize {
+            let period = if n.is_multiple_of(2) { n } else { 2 * n };
+            let mut place = vec![vec![0usize; n]; n];
+            let mut after = vec![vec![0usize; n]; n];
+            for round in 0..period {
+                let order = round_order(n, round);
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "n={n} round {round}");
+                for (k, &c) in order.iter().enumerate() {
+                    place[c][k] += 1;
+                }
+                for w in order.windows(2) {
+                    after[w[0]][w[1]] += 1;
+                }
+            }
+            let per_place = period / n;
+            assert!(
+                place.iter().flatten().all(|&c| c == per_place),
+                "n={n}: {place:?}"
+            );
+            let per_pair = if n.is_multiple_of(2) { 1 } else { 2 };
+            for (a, row) in after.iter().enumerate() {
+                for (b, &count) in row.iter().enumerate() {
+                    let want = if a == b { 0 } else { per_pair };
+                    assert_eq!(count, want, "n={n}: {a} then {b}");
+                }
+            }
+        }
+        // The plain rotation this replaced fails the same check.
+        let rotation = |round: usize| (0..4).map(|k| (round + k) % 4).collect::<Vec<_>>();
+        let follows = (0..4)
+            .map(rotation)
+            .filter(|o| o.windows(2).any(|w| w == [0, 1]))
+            .count();
+        assert_eq!(
+            follows, 3,
+            "a rotation puts 1 right after 0 in three rounds of four"
+        );
     }
 }
