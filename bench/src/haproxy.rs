@@ -21,6 +21,16 @@ use std::sync::Mutex;
 const BINARY: &str = "/usr/sbin/haproxy";
 /// The runtime API's socket, in the HAProxy's directory.
 const SOCKET: &str = "haproxy.sock";
+
+/// What switchyard-proxy adds to every exchange, for HAProxy to do the same
+/// work (a frontend's lines: anonymous `defaults` take no rules): the
+/// client's address, scheme and host to the slot (`option forwardfor` in
+/// the shared defaults does the address), and the answering server's name
+/// on the response, as the proxy's `x-switchyard-slot`.
+pub const FORWARDED_RULES: &str =
+    "  http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]\n  \
+     http-request set-header X-Forwarded-Host %[req.hdr(host)]\n  \
+     http-response set-header X-Switchyard-Slot %[srv_name]\n";
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How a switch moves HAProxy's users from one server to the other.
@@ -89,7 +99,7 @@ impl HaproxySite {
             HaproxySwitch::Weight => "weight 0",
         };
         let proxies = format!(
-            "frontend users\n  bind 127.0.0.1:{port}\n  default_backend app\n\
+            "frontend users\n  bind 127.0.0.1:{port}\n{FORWARDED_RULES}  default_backend app\n\
              backend app\n  server blue {blue} weight 1\n  server green {green} {green_idle}\n"
         );
         let Some(group) = start_private(dir, &proxies)? else {
@@ -196,7 +206,8 @@ impl TrafficRouter for HaproxyRouter {
 /// A private HAProxy in the foreground with `proxies` (its frontends and
 /// backends) after the settings every contender of the benchmark shares:
 /// the runtime API on `dir/haproxy.sock`, HTTP mode, kept-alive server
-/// connections reused across clients. `None` when it is not installed.
+/// connections reused across clients, `X-Forwarded-For` to the servers.
+/// `None` when it is not installed.
 pub fn start_private(dir: &Path, proxies: &str) -> anyhow::Result<Option<NginxGroup>> {
     let bin = Path::new(BINARY);
     if !bin.exists() {
@@ -206,7 +217,7 @@ pub fn start_private(dir: &Path, proxies: &str) -> anyhow::Result<Option<NginxGr
     let conf = format!(
         "global\n  maxconn 8192\n  stats socket {} mode 600 level admin\n\
          defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  \
-         timeout server 30s\n  http-reuse always\n{proxies}",
+         timeout server 30s\n  http-reuse always\n  option forwardfor\n{proxies}",
         dir.join(SOCKET).display()
     );
     std::fs::write(dir.join("haproxy.cfg"), conf)?;

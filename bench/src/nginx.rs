@@ -138,11 +138,16 @@ pub fn upstream(name: &str, address: &str) -> String {
 }
 
 /// `location /` passing everything to the upstream `name` over kept-alive
-/// HTTP/1.1 connections.
+/// HTTP/1.1 connections, doing what switchyard-proxy does to every
+/// exchange: the client's host, address, scheme and host again as
+/// `X-Forwarded-*` to the slot, and the slot's name on the response.
 pub fn proxy_pass(name: &str) -> String {
     format!(
         "location / {{ proxy_pass http://{name}; proxy_http_version 1.1; \
-         proxy_set_header Connection \"\"; }}"
+         proxy_set_header Connection \"\"; proxy_set_header Host $host; \
+         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; \
+         proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $host; \
+         add_header X-Switchyard-Slot blue always; }}"
     )
 }
 

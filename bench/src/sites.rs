@@ -240,7 +240,10 @@ fn start_haproxy_hosts(
     upstreams: &[String],
 ) -> anyhow::Result<Option<(NginxGroup, String)>> {
     let port = free_port()?;
-    let mut frontend = format!("frontend users\n  bind 127.0.0.1:{port}\n");
+    let mut frontend = format!(
+        "frontend users\n  bind 127.0.0.1:{port}\n{}",
+        haproxy::FORWARDED_RULES
+    );
     let mut backends = String::new();
     for (i, address) in upstreams.iter().enumerate() {
         let n = i + 1;
@@ -497,9 +500,10 @@ fn start_haproxy_tls(
 ) -> anyhow::Result<Option<(NginxGroup, String)>> {
     let port = free_port()?;
     let proxies = format!(
-        "frontend users\n  bind 127.0.0.1:{port} ssl crt {} ssl-min-ver TLSv1.3\n  \
+        "frontend users\n  bind 127.0.0.1:{port} ssl crt {} ssl-min-ver TLSv1.3\n{}  \
          default_backend app\nbackend app\n  server blue {upstream}\n",
-        pem.display()
+        pem.display(),
+        haproxy::FORWARDED_RULES
     );
     let group = haproxy::start_private(dir, &proxies)?;
     Ok(group.map(|g| (g, format!("127.0.0.1:{port}"))))
