@@ -43,22 +43,34 @@ async fn user_id(c: &Console, name: &str) -> i64 {
         .id
 }
 
-#[tokio::test]
-async fn an_answer_comes_back_on_the_page_once() {
+/// A console with `ada`, an admin, signed in (her cookie) and `bob`, a
+/// viewer (his id).
+async fn ada_and_bob() -> (Console, String, String) {
     let c = start().await;
     c.user("ada", Role::Admin).await;
     c.user("bob", Role::Viewer).await;
     let ada = c.session_for("ada").await;
     let bob = user_id(&c, "bob").await.to_string();
+    (c, ada, bob)
+}
 
-    let r = plain_post(
-        &c,
+/// Ada makes Bob a deployer with the users page's form, posted as a page.
+async fn ada_makes_bob_deployer(c: &Console, ada: &str, bob: &str) -> Resp {
+    plain_post(
+        c,
         "/api/change_role",
-        &[("user_id", &bob), ("role", "deployer")],
-        &ada,
+        &[("user_id", bob), ("role", "deployer")],
+        ada,
         "/users",
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn an_answer_comes_back_on_the_page_once() {
+    let (c, ada, bob) = ada_and_bob().await;
+
+    let r = ada_makes_bob_deployer(&c, &ada, &bob).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(location(&r), "/users");
     assert!(
@@ -192,11 +204,7 @@ async fn signing_in_without_javascript_lands_on_the_dashboard_or_says_why_not() 
 
 #[tokio::test]
 async fn a_cross_site_form_is_refused_not_redirected() {
-    let c = start().await;
-    c.user("ada", Role::Admin).await;
-    c.user("bob", Role::Viewer).await;
-    let ada = c.session_for("ada").await;
-    let bob = user_id(&c, "bob").await.to_string();
+    let (c, ada, bob) = ada_and_bob().await;
     let r = c
         .post(
             "/api/change_role",
@@ -339,19 +347,8 @@ async fn a_refused_form_keeps_what_was_typed_but_never_a_secret() {
 
 #[tokio::test]
 async fn a_region_refresh_leaves_the_answer_to_the_page_it_belongs_to() {
-    let c = start().await;
-    c.user("ada", Role::Admin).await;
-    c.user("bob", Role::Viewer).await;
-    let ada = c.session_for("ada").await;
-    let bob = user_id(&c, "bob").await.to_string();
-    plain_post(
-        &c,
-        "/api/change_role",
-        &[("user_id", &bob), ("role", "deployer")],
-        &ada,
-        "/users",
-    )
-    .await;
+    let (c, ada, bob) = ada_and_bob().await;
+    ada_makes_bob_deployer(&c, &ada, &bob).await;
 
     // A live region's fetch (this page's, or another tab's) lands between
     // the post and its redirected page load: it neither shows nor takes
