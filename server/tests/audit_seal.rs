@@ -34,12 +34,10 @@ async fn cut_the_newest_entries(c: &Console, keep: i64) {
         .unwrap();
 }
 
-fn switchyard(c: &Console, args: &[&str]) -> Output {
-    store::switchyard(c._dir.path())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+async fn switchyard(c: &Console, args: &[&str]) -> Output {
+    let mut cmd = store::switchyard(c._dir.path());
+    cmd.args(args).env("RUST_LOG", "warn");
+    store::run(cmd, "").await
 }
 
 fn stdout(o: &Output) -> String {
@@ -84,7 +82,7 @@ async fn the_audit_commands_catch_a_cut_log_and_verify_exports_offline() {
         assert_eq!(wrong.status.as_u16(), 401);
     }
 
-    let key = switchyard(&c, &["audit", "public-key"]);
+    let key = switchyard(&c, &["audit", "public-key"]).await;
     assert!(key.status.success(), "{key:?}");
     let key = stdout(&key).trim().to_string();
     assert!(key.starts_with("ed25519:") && key.len() == 8 + 64, "{key}");
@@ -103,7 +101,8 @@ async fn the_audit_commands_catch_a_cut_log_and_verify_exports_offline() {
             "--public-key",
             &key,
         ],
-    );
+    )
+    .await;
     assert!(v.status.success(), "{v:?}");
     assert!(stdout(&v).contains("complete"), "{}", stdout(&v));
     // A filtered one verifies too, and says it is not complete.
@@ -123,7 +122,8 @@ async fn the_audit_commands_catch_a_cut_log_and_verify_exports_offline() {
             "--public-key",
             &key,
         ],
-    );
+    )
+    .await;
     assert!(v.status.success(), "{v:?}");
     // One entry's result changed: refused, naming the line.
     let edited = export
@@ -140,7 +140,8 @@ async fn the_audit_commands_catch_a_cut_log_and_verify_exports_offline() {
             "--public-key",
             &key,
         ],
-    );
+    )
+    .await;
     assert_eq!(v.status.code(), Some(1), "{v:?}");
     assert!(
         stdout(&v).contains("export BROKEN at line"),
@@ -149,15 +150,15 @@ async fn the_audit_commands_catch_a_cut_log_and_verify_exports_offline() {
     );
 
     // A rotation: verification crosses it with the old key as well.
-    let r = switchyard(&c, &["audit", "rotate-key"]);
+    let r = switchyard(&c, &["audit", "rotate-key"]).await;
     assert!(r.status.success(), "{r:?}");
-    let v = switchyard(&c, &["audit", "verify", "--public-key", &key]);
+    let v = switchyard(&c, &["audit", "verify", "--public-key", &key]).await;
     assert!(v.status.success(), "{v:?} {}", stdout(&v));
     assert!(stdout(&v).contains("intact"));
 
     // The newest entries cut: caught, exit code 1, the first missing position.
     cut_the_newest_entries(&c, 2).await;
-    let v = switchyard(&c, &["audit", "verify"]);
+    let v = switchyard(&c, &["audit", "verify"]).await;
     assert_eq!(v.status.code(), Some(1), "{v:?}");
     assert!(stdout(&v).contains("BROKEN at entry 3"), "{}", stdout(&v));
 }

@@ -333,19 +333,6 @@ async fn mounts_are_set_one_per_line_and_host_directories_stay_the_hosts() {
     assert!(changes[0].1.contains("docker.volumes"), "{changes:?}");
 }
 
-/// The `switchyard` binary on `dir`: whether it succeeded, and its output.
-fn switchyard(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = store::switchyard(dir).args(args).output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// What the page creates, `switchyard export` writes down completely:
 /// applied back it changes nothing, and applied to another console's data
 /// directory it creates environments that export identically.
@@ -372,7 +359,7 @@ async fn a_page_created_environment_exports_and_applies_identically() {
     let here = c._dir.path();
     let file = here.join("environments.toml");
     let path = file.display().to_string();
-    let (ok, out) = switchyard(here, &["export", "-o", &path]);
+    let (ok, out) = store::cli(here, &["export", "-o", &path]).await;
     assert!(ok, "{out}");
     let exported = std::fs::read_to_string(&file).unwrap();
     for field in [
@@ -387,7 +374,7 @@ async fn a_page_created_environment_exports_and_applies_identically() {
     assert!(!exported.contains("a registry password"), "{exported}");
 
     let audit_before = c.count("audit_log").await;
-    let (ok, out) = switchyard(here, &["apply", "--yes", "-f", &path]);
+    let (ok, out) = store::cli(here, &["apply", "--yes", "-f", &path]).await;
     assert!(ok, "{out}");
     assert!(out.contains("shop: unchanged"), "{out}");
     assert!(out.contains("nothing to apply"), "{out}");
@@ -395,21 +382,21 @@ async fn a_page_created_environment_exports_and_applies_identically() {
 
     let elsewhere = tempfile::tempdir().unwrap();
     // Without --yes: the plan, field by field, and nothing written.
-    let (ok, out) = switchyard(elsewhere.path(), &["apply", "-f", &path]);
+    let (ok, out) = store::cli(elsewhere.path(), &["apply", "-f", &path]).await;
     assert!(ok, "{out}");
     assert!(out.contains("shop: create"), "{out}");
     assert!(out.contains("+ docker.volumes"), "{out}");
     assert!(out.contains("run again with --yes"), "{out}");
-    let (ok, nothing) = switchyard(elsewhere.path(), &["env", "list"]);
+    let (ok, nothing) = store::cli(elsewhere.path(), &["env", "list"]).await;
     assert!(ok, "{nothing}");
     assert!(!nothing.contains("shop"), "{nothing}");
-    let (ok, out) = switchyard(elsewhere.path(), &["apply", "--yes", "-f", &path]);
+    let (ok, out) = store::cli(elsewhere.path(), &["apply", "--yes", "-f", &path]).await;
     assert!(ok, "{out}");
     assert!(out.contains("shop: create"), "{out}");
-    let (ok, again) = switchyard(elsewhere.path(), &["export"]);
+    let (ok, again) = store::cli(elsewhere.path(), &["export"]).await;
     assert!(ok, "{again}");
     assert_eq!(again, exported);
-    let (ok, listed) = switchyard(elsewhere.path(), &["env", "list"]);
+    let (ok, listed) = store::cli(elsewhere.path(), &["env", "list"]).await;
     assert!(ok, "{listed}");
     assert!(listed.contains("shop"), "{listed}");
 }
@@ -517,7 +504,7 @@ async fn host_names_from_the_form_and_the_cli_share_one_proxy() {
             "*.shop.example.test".into()
         ])
     );
-    let (ok, out) = switchyard(
+    let (ok, out) = store::cli(
         &dir,
         &[
             "env",
@@ -537,13 +524,14 @@ async fn host_names_from_the_form_and_the_cli_share_one_proxy() {
             "blog.example.test",
             &format!("preview_listen={preview_listen}"),
         ],
-    );
+    )
+    .await;
     assert!(ok, "{out}");
     assert_eq!(
         route_hosts(&dir, admin, "blog").await,
         Some(vec!["blog.example.test".into()])
     );
-    let (ok, out) = switchyard(
+    let (ok, out) = store::cli(
         &dir,
         &[
             "env",
@@ -551,7 +539,8 @@ async fn host_names_from_the_form_and_the_cli_share_one_proxy() {
             "blog",
             "hosts=news.example.test,www.news.example.test",
         ],
-    );
+    )
+    .await;
     assert!(ok, "{out}");
     assert_eq!(
         route_hosts(&dir, admin, "blog").await,

@@ -41,18 +41,6 @@ fn proxy_of(dir: &Path, name: &str) -> bool {
     !child::pids_mentioning(&state).is_empty()
 }
 
-fn switchyard(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = store::switchyard(dir).args(args).output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 fn page_form(name: &str, app: u16, admin: u16, preview: u16) -> Vec<(&'static str, String)> {
     vec![
         ("name", name.to_string()),
@@ -120,7 +108,7 @@ async fn a_port_in_use_is_refused_on_every_path_and_changes_nothing() {
     }
 
     // The CLI.
-    let (ok, out) = switchyard(
+    let (ok, out) = store::cli(
         &dir,
         &[
             "env",
@@ -135,7 +123,8 @@ async fn a_port_in_use_is_refused_on_every_path_and_changes_nothing() {
             "--admin-url",
             &format!("http://127.0.0.1:{in_use}"),
         ],
-    );
+    )
+    .await;
     assert!(!ok, "{out}");
     assert!(
         out.contains(&format!(
@@ -170,7 +159,7 @@ token_file = "{token}"
         let mut args = args;
         let path = file.display().to_string();
         args.push(&path);
-        let (ok, out) = switchyard(&dir, &args);
+        let (ok, out) = store::cli(&dir, &args).await;
         assert!(!ok, "{args:?}: {out}");
         assert!(
             out.contains(&format!(
@@ -221,12 +210,12 @@ token_file = "{token}"
         .post("/api/edit_environment", &form, Some(&ada), &[])
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let (ok, out) = switchyard(&dir, &["env", "edit", "shop", "health_path=/live"]);
+    let (ok, out) = store::cli(&dir, &["env", "edit", "shop", "health_path=/live"]).await;
     assert!(ok, "{out}");
     // Another environment at the same address written another way
     // (localhost) gets past the store's comparison of addresses, not the
     // probe.
-    let (ok, out) = switchyard(
+    let (ok, out) = store::cli(
         &dir,
         &[
             "env",
@@ -241,16 +230,17 @@ token_file = "{token}"
             "--admin-url",
             &format!("http://127.0.0.1:{}", child::free_ports::<1>()[0]),
         ],
-    );
+    )
+    .await;
     assert!(!ok, "{out}");
     assert!(out.contains("app_url"), "{out}");
     assert!(out.contains("in use"), "{out}");
 
     // Archived from the CLI, it leaves the list.
-    let (ok, out) = switchyard(&dir, &["env", "list"]);
+    let (ok, out) = store::cli(&dir, &["env", "list"]).await;
     assert!(ok && out.lines().any(|l| l == "shop"), "{out}");
-    let (ok, out) = switchyard(&dir, &["env", "archive", "shop"]);
+    let (ok, out) = store::cli(&dir, &["env", "archive", "shop"]).await;
     assert!(ok, "{out}");
-    let (ok, out) = switchyard(&dir, &["env", "list"]);
+    let (ok, out) = store::cli(&dir, &["env", "list"]).await;
     assert!(ok && !out.lines().any(|l| l == "shop"), "{out}");
 }

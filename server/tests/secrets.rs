@@ -10,34 +10,15 @@
 
 mod support;
 
-use std::process::Stdio;
 use support::*;
 
 /// Long and unlike anything else, so a substring search cannot miss it.
 const SECRET: &str = "s3cr3t-Vd9qX2-never-print-me";
 
-fn switchyard(c: &Console, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    use std::io::Write;
-    let mut child = store::switchyard(c._dir.path())
-        .args(args)
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+async fn switchyard(c: &Console, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut cmd = store::switchyard(c._dir.path());
+    cmd.args(args).env("RUST_LOG", "debug");
+    store::run(cmd, stdin.unwrap_or("")).await
 }
 
 /// Every file under `dir`, with its bytes.
@@ -99,8 +80,9 @@ async fn a_secret_is_write_only_and_found_nowhere_afterwards() {
         &c,
         &["env", "secret", ENV, "API_SECRET"],
         Some(&format!("{SECRET}\n")),
-    );
-    assert!(cli.status.success(), "{}", text(&cli));
+    )
+    .await;
+    assert!(cli.status.success(), "{}", store::printed(&cli));
     let r = c
         .post(
             "/api/set_variable",
@@ -152,17 +134,17 @@ async fn a_secret_is_write_only_and_found_nowhere_afterwards() {
             seen.push((format!("POST {path}"), r.body));
         }
     }
-    let show = switchyard(&c, &["env", "show", ENV], None);
-    assert!(show.status.success(), "{}", text(&show));
+    let show = switchyard(&c, &["env", "show", ENV], None).await;
+    assert!(show.status.success(), "{}", store::printed(&show));
     assert!(
-        text(&show).contains("secret   API_SECRET (set, updated at"),
+        store::printed(&show).contains("secret   API_SECRET (set, updated at"),
         "{}",
-        text(&show)
+        store::printed(&show)
     );
-    seen.push(("switchyard env show".into(), text(&show)));
-    seen.push(("switchyard env secret".into(), text(&cli)));
-    let verify = switchyard(&c, &["audit", "verify"], None);
-    seen.push(("switchyard audit verify".into(), text(&verify)));
+    seen.push(("switchyard env show".into(), store::printed(&show)));
+    seen.push(("switchyard env secret".into(), store::printed(&cli)));
+    let verify = switchyard(&c, &["audit", "verify"], None).await;
+    seen.push(("switchyard audit verify".into(), store::printed(&verify)));
     let audit: Vec<(String, String, Option<String>, Option<String>)> =
         engine::store::query_as("SELECT action, details, target, reason FROM audit_log")
             .fetch_all(&c.pool)
@@ -213,9 +195,13 @@ async fn a_secret_is_write_only_and_found_nowhere_afterwards() {
     // no value.
     let key_file = c._dir.path().join("secrets.key");
     let old_key = std::fs::read(&key_file).unwrap();
-    let rotated = switchyard(&c, &["secrets", "rotate-key"], None);
-    assert!(rotated.status.success(), "{}", text(&rotated));
-    assert!(!text(&rotated).contains(SECRET), "{}", text(&rotated));
+    let rotated = switchyard(&c, &["secrets", "rotate-key"], None).await;
+    assert!(rotated.status.success(), "{}", store::printed(&rotated));
+    assert!(
+        !store::printed(&rotated).contains(SECRET),
+        "{}",
+        store::printed(&rotated)
+    );
     assert_ne!(std::fs::read(&key_file).unwrap(), old_key, "a new key");
     let sealed_under: Vec<String> =
         engine::store::query_scalar("SELECT DISTINCT key_id FROM environment_secrets")
@@ -525,12 +511,12 @@ async fn a_registry_password_given_at_create_is_a_secret_found_nowhere() {
             .await
             .unwrap();
     seen.push(("audit_log rows".into(), format!("{all_audit:?}")));
-    let show = switchyard(&c, &["env", "show", "shop"], None);
-    assert!(show.status.success(), "{}", text(&show));
-    seen.push(("switchyard env show".into(), text(&show)));
-    let export = switchyard(&c, &["export"], None);
-    assert!(export.status.success(), "{}", text(&export));
-    seen.push(("switchyard export".into(), text(&export)));
+    let show = switchyard(&c, &["env", "show", "shop"], None).await;
+    assert!(show.status.success(), "{}", store::printed(&show));
+    seen.push(("switchyard env show".into(), store::printed(&show)));
+    let export = switchyard(&c, &["export"], None).await;
+    assert!(export.status.success(), "{}", store::printed(&export));
+    seen.push(("switchyard export".into(), store::printed(&export)));
     for (what, body) in &seen {
         assert!(!body.contains(SECRET), "the password is in {what}");
     }

@@ -8,7 +8,7 @@
 #![allow(dead_code)] // each test file uses its own part of it
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 const RECORDED: &str = "test-database.url";
 
@@ -56,6 +56,51 @@ pub fn switchyard(dir: &Path) -> Command {
         c.env("SWITCHYARD_DATABASE_URL", url);
     }
     c
+}
+
+/// Runs `cmd` to its end with `stdin` as its input, off the test's thread.
+///
+/// A `#[tokio::test]` runs the console it started on the test's own single
+/// thread. Waiting for a child process on that thread freezes the console
+/// wherever it stands, a writing transaction included; on PostgreSQL that
+/// transaction holds the write lock (`engine::store::begin_write`), so a CLI
+/// command that needs it would wait for a console that cannot go on. A CI
+/// run hung that way for its whole time limit.
+pub async fn run(mut cmd: Command, stdin: &str) -> Output {
+    let stdin = stdin.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// `switchyard --data-dir dir args…` run to its end (see [`run`]): whether it
+/// succeeded, and what it printed on stdout then stderr.
+pub async fn cli(dir: &Path, args: &[&str]) -> (bool, String) {
+    let mut cmd = switchyard(dir);
+    cmd.args(args);
+    let out = run(cmd, "").await;
+    (out.status.success(), printed(&out))
+}
+
+/// What a command printed: its stdout, then its stderr.
+pub fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The names of the tables (not SQLite's own nor the full-text index's
