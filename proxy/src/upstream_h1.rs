@@ -28,6 +28,7 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::{request, response};
 use hyper::{Method, Response, StatusCode, Version};
 use std::io::{self, Write as _};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::AsyncWriteExt;
@@ -301,9 +302,15 @@ impl H1Conn {
 
     /// Parses the head at the start of the read buffer.
     fn parse_head(&mut self, method: &Method, upgrade: bool) -> Result<Parsed, ExchangeError> {
-        let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut lines);
-        let len = match parsed.parse(&self.read) {
+        // Uninitialised slots: filling 128 empty ones (4 KiB) for every
+        // response cost more than parsing a short head (callgrind).
+        let mut lines = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut parsed,
+            &self.read,
+            &mut lines,
+        ) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
             Err(httparse::Error::TooManyHeaders) => {
@@ -320,12 +327,15 @@ impl H1Conn {
             Version::HTTP_11
         };
         // Where each value lies in the buffer: the values are then cut out
-        // of the frozen head without a copy.
+        // of the frozen head without a copy. What the framing and the
+        // connection depend on is read in the same pass.
         let base = self.read.as_ptr() as usize;
+        let mut facts = HeadFacts::default();
         self.fields.clear();
         for line in parsed.headers.iter() {
             let name = HeaderName::from_bytes(line.name.as_bytes())
                 .map_err(|_| ExchangeError::Malformed("bad header name"))?;
+            facts.see(&name, line.value);
             let start = line.value.as_ptr() as usize - base;
             self.fields.push((name, start, start + line.value.len()));
         }
@@ -336,6 +346,11 @@ impl H1Conn {
         }
         let mut headers = HeaderMap::with_capacity(self.fields.len());
         for (name, start, end) in self.fields.drain(..) {
+            if facts.transfer_encoding && name == header::CONTENT_LENGTH {
+                // The length, if any, is not the body's (RFC 9112 section
+                // 6.3): passed on, it would frame the client's copy wrongly.
+                continue;
+            }
             let value = HeaderValue::from_maybe_shared(head.slice(start..end))
                 .map_err(|_| ExchangeError::Malformed("bad header value"))?;
             headers.append(name, value);
@@ -352,13 +367,8 @@ impl H1Conn {
             }
             return Ok(Parsed::Final(Answer::Upgrade(parts)));
         }
-        let (framing, framing_keeps) = response_framing(method, status, &parts.headers)?;
-        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
-            // The length, if any, is not the body's (RFC 9112 section 6.3):
-            // passed on, it would frame the client's copy wrongly.
-            parts.headers.remove(header::CONTENT_LENGTH);
-        }
-        let keep_alive = framing_keeps && persistent(version, &parts.headers);
+        let (framing, framing_keeps) = facts.framing(method, status)?;
+        let keep_alive = framing_keeps && facts.persistent(version);
         Ok(Parsed::Final(Answer::Response {
             parts,
             framing,
@@ -380,75 +390,97 @@ impl H1Conn {
     }
 }
 
-/// How a response's body is framed (RFC 9112 section 6.3), and whether
-/// the framing leaves the connection usable after it.
-fn response_framing(
-    method: &Method,
-    status: StatusCode,
-    headers: &HeaderMap,
-) -> Result<(Framing, bool), ExchangeError> {
-    if method == Method::HEAD
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok((Framing::Empty, true));
-    }
-    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
-    if codings.peek().is_some() {
-        let last = codings
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .map(<[u8]>::trim_ascii)
-            .filter(|c| !c.is_empty())
-            .last();
-        let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
-        // With both headers the length is not to be trusted, nor the
-        // connection after (RFC 9112 section 6.3, item 3).
-        let with_length = headers.contains_key(header::CONTENT_LENGTH);
-        return Ok(if chunked {
-            (Framing::Chunked(Chunk::Size), !with_length)
-        } else {
-            (Framing::Close, false)
-        });
-    }
-    let mut length: Option<u64> = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for n in value.as_bytes().split(|b| *b == b',') {
-            let n = n.trim_ascii();
-            if n.is_empty() || !n.iter().all(u8::is_ascii_digit) {
-                return Err(ExchangeError::Malformed("bad Content-Length"));
-            }
-            let n: u64 = std::str::from_utf8(n)
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .ok_or(ExchangeError::Malformed("bad Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(ExchangeError::Malformed("conflicting Content-Length"));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
-        Some(0) => (Framing::Empty, true),
-        Some(n) => (Framing::Length(n), true),
-        None => (Framing::Close, false),
-    })
+/// What a response head says about how its body is framed and whether its
+/// connection lasts, gathered line by line as the head is parsed: no lookup
+/// by hash in the header map afterwards.
+#[derive(Default)]
+struct HeadFacts {
+    transfer_encoding: bool,
+    /// The last transfer coding named is `chunked`.
+    chunked: bool,
+    content_length: bool,
+    /// The length every Content-Length value agrees on, or why not.
+    length: Option<Result<u64, &'static str>>,
+    close: bool,
+    keep_alive: bool,
 }
 
-/// HTTP/1.1 keeps a connection unless told `close`; HTTP/1.0 closes it
-/// unless told `keep-alive`.
-fn persistent(version: Version, headers: &HeaderMap) -> bool {
-    let mut close = false;
-    let mut keep = false;
-    for token in headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-    {
-        close |= token.eq_ignore_ascii_case(b"close");
-        keep |= token.eq_ignore_ascii_case(b"keep-alive");
+impl HeadFacts {
+    fn see(&mut self, name: &HeaderName, value: &[u8]) {
+        let tokens = || {
+            value
+                .split(|b| *b == b',')
+                .map(<[u8]>::trim_ascii)
+                .filter(|t| !t.is_empty())
+        };
+        if name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            if let Some(last) = tokens().next_back() {
+                self.chunked = last.eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name == header::CONTENT_LENGTH {
+            self.content_length = true;
+            for n in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if let Some(Err(_)) = self.length {
+                    return;
+                }
+                self.length = Some(match (content_length(n), self.length) {
+                    (None, _) => Err("bad Content-Length"),
+                    (Some(n), Some(Ok(l))) if l != n => Err("conflicting Content-Length"),
+                    (Some(n), _) => Ok(n),
+                });
+            }
+        } else if name == header::CONNECTION {
+            for token in tokens() {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
     }
-    !close && (version == Version::HTTP_11 || keep)
+
+    /// How the body is framed (RFC 9112 section 6.3), and whether the
+    /// framing leaves the connection usable after it.
+    fn framing(
+        &self,
+        method: &Method,
+        status: StatusCode,
+    ) -> Result<(Framing, bool), ExchangeError> {
+        if method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok((Framing::Empty, true));
+        }
+        if self.transfer_encoding {
+            // With both headers the length is not to be trusted, nor the
+            // connection after (RFC 9112 section 6.3, item 3).
+            return Ok(if self.chunked {
+                (Framing::Chunked(Chunk::Size), !self.content_length)
+            } else {
+                (Framing::Close, false)
+            });
+        }
+        Ok(match self.length {
+            Some(Err(why)) => return Err(ExchangeError::Malformed(why)),
+            Some(Ok(0)) => (Framing::Empty, true),
+            Some(Ok(n)) => (Framing::Length(n), true),
+            None => (Framing::Close, false),
+        })
+    }
+
+    /// HTTP/1.1 keeps a connection unless told `close`; HTTP/1.0 closes it
+    /// unless told `keep-alive`.
+    fn persistent(&self, version: Version) -> bool {
+        !self.close && (version == Version::HTTP_11 || self.keep_alive)
+    }
+}
+
+/// One Content-Length value: ASCII digits only, no sign, no space.
+fn content_length(n: &[u8]) -> Option<u64> {
+    if n.is_empty() || !n.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(n).ok()?.parse().ok()
 }
 
 /// Where a response body's reading stands.
@@ -657,15 +689,16 @@ mod tests {
         }
     }
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
+    /// The facts of a head with these lines, in this order.
+    fn facts(pairs: &[(&str, &str)]) -> HeadFacts {
+        let mut facts = HeadFacts::default();
         for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
+            facts.see(
+                &HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.as_bytes(),
             );
         }
-        map
+        facts
     }
 
     #[test]
@@ -673,7 +706,7 @@ mod tests {
         let get = Method::GET;
         let ok = StatusCode::OK;
         let frame = |m: &Method, s: StatusCode, h: &[(&str, &str)]| {
-            response_framing(m, s, &headers(h)).map_err(|e| e.to_string())
+            facts(h).framing(m, s).map_err(|e| e.to_string())
         };
         assert_eq!(
             frame(&Method::HEAD, ok, &[("content-length", "10")]),
@@ -714,6 +747,23 @@ mod tests {
             ),
             Ok((Framing::Chunked(Chunk::Size), false))
         );
+        // The length is not read at all then: a bad one changes nothing.
+        assert_eq!(
+            frame(
+                &get,
+                ok,
+                &[("content-length", "x"), ("transfer-encoding", "chunked")]
+            ),
+            Ok((Framing::Chunked(Chunk::Size), false))
+        );
+        assert_eq!(
+            frame(
+                &get,
+                ok,
+                &[("transfer-encoding", "chunked"), ("transfer-encoding", "")]
+            ),
+            Ok((Framing::Chunked(Chunk::Size), true))
+        );
         assert_eq!(
             frame(&get, ok, &[("transfer-encoding", "gzip")]),
             Ok((Framing::Close, false))
@@ -723,16 +773,10 @@ mod tests {
 
     #[test]
     fn persistence_depends_on_the_version_and_connection_tokens() {
-        assert!(persistent(Version::HTTP_11, &headers(&[])));
-        assert!(!persistent(
-            Version::HTTP_11,
-            &headers(&[("connection", "Close")])
-        ));
-        assert!(!persistent(Version::HTTP_10, &headers(&[])));
-        assert!(persistent(
-            Version::HTTP_10,
-            &headers(&[("connection", "foo, keep-alive")])
-        ));
+        assert!(facts(&[]).persistent(Version::HTTP_11));
+        assert!(!facts(&[("connection", "Close")]).persistent(Version::HTTP_11));
+        assert!(!facts(&[]).persistent(Version::HTTP_10));
+        assert!(facts(&[("connection", "foo, keep-alive")]).persistent(Version::HTTP_10));
     }
 
     /// Feeds `wire` to a fresh `framing` in pieces cut at `cuts`, then the
