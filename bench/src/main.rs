@@ -8,6 +8,7 @@ mod appends;
 mod audit;
 mod deploy;
 mod haproxy;
+mod instructions;
 mod login;
 mod nginx;
 mod proxy;
@@ -128,6 +129,22 @@ enum Command {
         #[arg(long)]
         bin_dir: Option<PathBuf>,
     },
+    /// User-space instructions per request of switchyard-proxy (and an
+    /// optional earlier build) under valgrind's callgrind: the same count
+    /// for the same build whatever else the machine does, for telling two
+    /// builds apart where CPU time cannot. The kernel's share is not counted.
+    Instructions {
+        #[arg(long, default_value_t = 8)]
+        wrk_secs: u64,
+        #[arg(long, default_value_t = 10)]
+        wrk_connections: u32,
+        /// Another switchyard-proxy binary (an earlier build) counted after this one.
+        #[arg(long)]
+        baseline_proxy: Option<PathBuf>,
+        /// Directory holding switchyard-proxy and switchyard-demo.
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+    },
 }
 
 /// switchyard-proxy and switchyard-demo are built beside this binary.
@@ -208,6 +225,20 @@ async fn main() -> anyhow::Result<()> {
                 baseline: baseline_proxy,
             };
             proxy::proxy(&cli.data_dir, opts).await
+        }
+        Command::Instructions {
+            wrk_secs,
+            wrk_connections,
+            baseline_proxy,
+            bin_dir,
+        } => {
+            let opts = instructions::Options {
+                bin_dir: bin_dir.unwrap_or_else(beside_this_binary),
+                baseline: baseline_proxy,
+                secs: wrk_secs.max(1),
+                connections: wrk_connections.max(1),
+            };
+            instructions::instructions(&cli.data_dir, opts).await
         }
     }
 }

@@ -43,10 +43,28 @@ pub fn spawn_proxy_args(
     socket: bool,
     extra: &[&std::ffi::OsStr],
 ) -> anyhow::Result<Proxy> {
+    spawn_proxy_command(
+        Command::new(bin),
+        dir,
+        socket,
+        extra,
+        Duration::from_secs(10),
+    )
+}
+
+/// [`spawn_proxy_args`] for a command that runs the proxy (`valgrind …
+/// switchyard-proxy`), ready within `ready_within`.
+pub fn spawn_proxy_command(
+    mut cmd: Command,
+    dir: &Path,
+    socket: bool,
+    extra: &[&std::ffi::OsStr],
+    ready_within: Duration,
+) -> anyhow::Result<Proxy> {
     let socket = socket.then(|| dir.join("admin.sock"));
     std::fs::write(dir.join("proxy-token"), TOKEN)?;
     let ready = dir.join("proxy-ready.json");
-    let mut cmd = Command::new(bin);
+    let program = cmd.get_program().to_string_lossy().into_owned();
     if let Some(path) = &socket {
         cmd.arg("--admin-socket").arg(path);
     }
@@ -63,8 +81,8 @@ pub fn spawn_proxy_args(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
+        .with_context(|| format!("starting {program}"))?;
+    let deadline = Instant::now() + ready_within;
     loop {
         if let Ok(bytes) = std::fs::read(&ready) {
             let v: serde_json::Value = serde_json::from_slice(&bytes)?;
@@ -85,7 +103,7 @@ pub fn spawn_proxy_args(
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            bail!("switchyard-proxy not ready after 10 s");
+            bail!("switchyard-proxy not ready after {ready_within:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -231,15 +231,15 @@ async fn wrk(c: &Contender, settings: &Settings) -> anyhow::Result<Run> {
     })
 }
 
-struct WrkOutput {
-    requests: u64,
+pub(crate) struct WrkOutput {
+    pub(crate) requests: u64,
     requests_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
-    errors: Option<String>,
+    pub(crate) errors: Option<String>,
 }
 
-fn parse_wrk(text: &str) -> Option<WrkOutput> {
+pub(crate) fn parse_wrk(text: &str) -> Option<WrkOutput> {
     let line = |prefix: &str| text.lines().map(str::trim).find(|l| l.starts_with(prefix));
     let requests = text
         .lines()
