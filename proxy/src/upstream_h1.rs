@@ -705,70 +705,86 @@ mod tests {
     fn framing_follows_rfc_9112() {
         let get = Method::GET;
         let ok = StatusCode::OK;
-        let frame = |m: &Method, s: StatusCode, h: &[(&str, &str)]| {
-            facts(h).framing(m, s).map_err(|e| e.to_string())
-        };
-        assert_eq!(
-            frame(&Method::HEAD, ok, &[("content-length", "10")]),
-            Ok((Framing::Empty, true))
+        let chunked = Framing::Chunked(Chunk::Size);
+        type Case<'a> = (
+            &'a Method,
+            StatusCode,
+            &'a [(&'a str, &'a str)],
+            (Framing, bool),
         );
-        assert_eq!(
-            frame(&get, StatusCode::NO_CONTENT, &[]),
-            Ok((Framing::Empty, true))
-        );
-        assert_eq!(
-            frame(&get, StatusCode::NOT_MODIFIED, &[("content-length", "5")]),
-            Ok((Framing::Empty, true))
-        );
-        assert_eq!(
-            frame(&get, ok, &[("content-length", "5")]),
-            Ok((Framing::Length(5), true))
-        );
-        assert_eq!(
-            frame(&get, ok, &[("content-length", "5, 5")]),
-            Ok((Framing::Length(5), true))
-        );
-        assert!(frame(
-            &get,
-            ok,
-            &[("content-length", "5"), ("content-length", "6")]
-        )
-        .is_err());
-        assert!(frame(&get, ok, &[("content-length", "-5")]).is_err());
-        assert_eq!(
-            frame(&get, ok, &[("transfer-encoding", "gzip, Chunked")]),
-            Ok((Framing::Chunked(Chunk::Size), true))
-        );
-        assert_eq!(
-            frame(
+        let cases: [Case; 11] = [
+            (
+                &Method::HEAD,
+                ok,
+                &[("content-length", "10")],
+                (Framing::Empty, true),
+            ),
+            (&get, StatusCode::NO_CONTENT, &[], (Framing::Empty, true)),
+            (
+                &get,
+                StatusCode::NOT_MODIFIED,
+                &[("content-length", "5")],
+                (Framing::Empty, true),
+            ),
+            (
                 &get,
                 ok,
-                &[("transfer-encoding", "chunked"), ("content-length", "3")]
+                &[("content-length", "5")],
+                (Framing::Length(5), true),
             ),
-            Ok((Framing::Chunked(Chunk::Size), false))
-        );
-        // The length is not read at all then: a bad one changes nothing.
-        assert_eq!(
-            frame(
+            (
                 &get,
                 ok,
-                &[("content-length", "x"), ("transfer-encoding", "chunked")]
+                &[("content-length", "5, 5")],
+                (Framing::Length(5), true),
             ),
-            Ok((Framing::Chunked(Chunk::Size), false))
-        );
-        assert_eq!(
-            frame(
+            (
                 &get,
                 ok,
-                &[("transfer-encoding", "chunked"), ("transfer-encoding", "")]
+                &[("transfer-encoding", "gzip, Chunked")],
+                (chunked, true),
             ),
-            Ok((Framing::Chunked(Chunk::Size), true))
-        );
-        assert_eq!(
-            frame(&get, ok, &[("transfer-encoding", "gzip")]),
-            Ok((Framing::Close, false))
-        );
-        assert_eq!(frame(&get, ok, &[]), Ok((Framing::Close, false)));
+            // Both: the length is not to be trusted, nor the connection.
+            (
+                &get,
+                ok,
+                &[("transfer-encoding", "chunked"), ("content-length", "3")],
+                (chunked, false),
+            ),
+            // The length is not read at all then: a bad one changes nothing.
+            (
+                &get,
+                ok,
+                &[("content-length", "x"), ("transfer-encoding", "chunked")],
+                (chunked, false),
+            ),
+            // The last coding named counts, not an empty line after it.
+            (
+                &get,
+                ok,
+                &[("transfer-encoding", "chunked"), ("transfer-encoding", "")],
+                (chunked, true),
+            ),
+            (
+                &get,
+                ok,
+                &[("transfer-encoding", "gzip")],
+                (Framing::Close, false),
+            ),
+            (&get, ok, &[], (Framing::Close, false)),
+        ];
+        for (method, status, lines, want) in cases {
+            let got = facts(lines)
+                .framing(method, status)
+                .map_err(|e| e.to_string());
+            assert_eq!(got, Ok(want), "{method} {status} {lines:?}");
+        }
+        for bad in [
+            &[("content-length", "5"), ("content-length", "6")][..],
+            &[("content-length", "-5")],
+        ] {
+            assert!(facts(bad).framing(&get, ok).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
