@@ -430,9 +430,8 @@ pub async fn forward(conn: Arc<ClientConn>, mut req: Request<Incoming>) -> Respo
             plain(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
-                    "switchyard-proxy: slot {slot} at {} did not answer within {} s\n",
-                    upstream.address,
-                    f.response_header_timeout.as_secs()
+                    "switchyard-proxy: slot {slot} at {} did not answer within {:?}\n",
+                    upstream.address, f.response_header_timeout
                 ),
             )
         }

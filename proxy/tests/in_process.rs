@@ -1092,6 +1092,57 @@ async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
     proxy.shutdown().await;
 }
 
+/// A slot that takes the request and never answers: the user gets a 504
+/// naming the slot once the response-header timeout passes (not before),
+/// counted as the slot's error, and nothing stays in flight.
+#[tokio::test]
+async fn a_slot_that_never_answers_is_a_504_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy_with(dir.path(), |config| {
+        config.forward.response_header_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        loop {
+            let (mut stream, _) = silent.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+            kept.push(stream);
+        }
+    });
+    let c = reqwest::Client::new();
+    let table = route(1, SlotColor::Blue, &address.to_string());
+    assert_eq!(put_routing_status(&c, proxy.admin_addr, &table).await, 200);
+
+    let asked = std::time::Instant::now();
+    let res = c
+        .get(format!("http://{}/", proxy.listen_addr))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("the proxy answers within the client's 10 s");
+    let waited = asked.elapsed();
+    assert_eq!(res.status(), 504);
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(
+        res.text().await.unwrap(),
+        format!("switchyard-proxy: slot blue at {address} did not answer within 500ms\n")
+    );
+    let status: serde_json::Value = admin_get(&c, proxy.admin_addr, "/admin/status")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["errors"]["blue"], 1);
+    assert_eq!(status["in_flight"]["blue"], 0);
+    held.abort();
+    proxy.shutdown().await;
+}
+
 /// A slot that answers `name` on `listener` until its task is aborted,
 /// which closes every connection it has (a stopping process).
 fn serve_until_aborted(
