@@ -11,7 +11,7 @@ import { expect, test as base, type BrowserContext, type Page } from '@playwrigh
  * - Every context a test opens with `browser.newContext` is closed when the
  *   test ends, whether or not the test closed it. The suite shares one
  *   browser, and a dashboard left open keeps its WASM, its live stream and
- *   its timers running: a dozen such pages left by earlier files were open
+ *   its timers running: eleven such pages left by earlier files were open
  *   when the last file's page crashed (Chromium's "Target crashed") in CI.
  */
 export const test = base.extend<{ pageGuard: void }>({
