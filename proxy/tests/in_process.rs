@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::in_process::{self, start_proxy, start_proxy_with};
 use support::{
-    admin_get, put_routing, put_routing_status, route, serve_upstream, start_cookie_echo,
-    start_counting, TOKEN,
+    admin_get, admin_json, put_routing, put_routing_status, route, serve_upstream,
+    start_cookie_echo, start_counting, TOKEN,
 };
 use tower::ServiceExt;
 
@@ -378,11 +378,7 @@ async fn forwards_with_forwarding_headers_and_reports_failures_in_plain_text() {
         format!("switchyard-proxy: slot blue at {dead} unreachable\n")
     );
 
-    let status: serde_json::Value = admin_get(&c, proxy.admin_addr, "/admin/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status = admin_json(&c, proxy.admin_addr, "/admin/status").await;
     assert_eq!(status["routing"]["generation"], 2);
     assert_eq!(
         status["requests"],
@@ -1132,11 +1128,7 @@ async fn a_slot_that_never_answers_is_a_504_after_the_timeout() {
         res.text().await.unwrap(),
         format!("switchyard-proxy: slot blue at {address} did not answer within 500ms\n")
     );
-    let status: serde_json::Value = admin_get(&c, proxy.admin_addr, "/admin/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status = admin_json(&c, proxy.admin_addr, "/admin/status").await;
     assert_eq!(status["errors"]["blue"], 1);
     assert_eq!(status["in_flight"]["blue"], 0);
     held.abort();

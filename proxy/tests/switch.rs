@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::spawned::{proxy_command, start_demo, start_proxy, start_proxy_with, SpawnedProxy};
-use support::{admin_get, put_routing_status, route, start_cookie_echo, TOKEN};
+use support::{admin_get, admin_json, put_routing_status, route, start_cookie_echo, TOKEN};
 
 /// (status, body, slot header) of `GET /` through the proxy.
 async fn get(c: &reqwest::Client, proxy: &SpawnedProxy) -> (u16, String, String) {
@@ -169,11 +169,7 @@ async fn no_request_fails_during_twenty_switches() {
     assert!(seen_v1.load(Ordering::Relaxed) > 0);
     assert!(seen_v2.load(Ordering::Relaxed) > 0);
 
-    let status: serde_json::Value = admin_get(&c, proxy.info.admin, "/admin/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status = admin_json(&c, proxy.info.admin, "/admin/status").await;
     assert_eq!(status["routing"]["generation"], 21);
     assert_eq!(status["errors"], serde_json::json!({"blue": 0, "green": 0}));
 }

@@ -55,6 +55,16 @@ pub async fn admin_get(c: &reqwest::Client, admin: SocketAddr, path: &str) -> re
         .expect("admin API answers")
 }
 
+/// An admin API answer as JSON.
+#[allow(dead_code)] // in_process.rs and switch.rs
+pub async fn admin_json(c: &reqwest::Client, admin: SocketAddr, path: &str) -> serde_json::Value {
+    admin_get(c, admin, path)
+        .await
+        .json()
+        .await
+        .expect("the admin API answers JSON")
+}
+
 /// A routing table with only an active slot, in the console's shape.
 #[allow(dead_code)] // in_process.rs and switch.rs
 pub fn route(generation: u64, slot: SlotColor, address: &str) -> RoutingTable {
